@@ -1,0 +1,190 @@
+/* Declarations shared by the library's own files: errors, logging, devices, workers, programs,
+ * CLBlast. Nothing here is installed. */
+#ifndef CLT_INTERNAL_H
+#define CLT_INTERNAL_H
+
+#include "config.h"
+#define CL_TARGET_OPENCL_VERSION 120
+#include "cltrain.h"
+
+#include <pthread.h>
+#include <stdarg.h>
+#include <stdbool.h>
+#include <stddef.h>
+
+/* ---- errors (lib/error.c) ------------------------------------------------------------------ */
+
+/* Records a failure in the calling thread's last error ("file:line: message") and returns s. */
+clt_status clt__fail_at(const char *file, int line, clt_status s, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+#define clt__fail(s, ...) clt__fail_at(__FILE__, __LINE__, (s), __VA_ARGS__)
+
+/* The clt_status an OpenCL error code maps to: the same number where one exists. */
+clt_status clt__status_from_cl(cl_int err);
+
+/* Records an OpenCL failure: "what on DEVICE: CL_NAME (code)". Returns the mapped status. */
+clt_status clt__fail_cl_at(const char *file, int line, cl_int err, const char *device,
+                           const char *what);
+#define clt__fail_cl(err, device, what) clt__fail_cl_at(__FILE__, __LINE__, (err), (device), (what))
+
+/* Evaluates an OpenCL call; on failure records it and returns from the enclosing function. */
+#define CLT_CL_TRY(device, call)                                                                 \
+    do {                                                                                         \
+        cl_int clt__e = (call);                                                                  \
+        if (clt__e != CL_SUCCESS) return clt__fail_cl(clt__e, (device), #call);                  \
+    } while (0)
+
+/* Replace / copy the calling thread's last-error message (used to carry a worker's message
+ * back to the thread that waits for it). */
+void clt__error_set_message(const char *msg);
+void clt__error_clear(void);
+
+/* Programmer errors inside the library only, never bad user input: logs and returns. */
+#define CLT_ASSERT(cond, ret)                                                                    \
+    do {                                                                                         \
+        if (!(cond)) {                                                                           \
+            clt__log(CLT_LOG_ERROR, "internal error: %s:%d: assertion '%s' failed", __FILE__,   \
+                     __LINE__, #cond);                                                           \
+            return clt__fail(CLT_ERR_STATE, "internal error: assertion '%s' failed", #cond), ret; \
+        }                                                                                        \
+    } while (0)
+
+/* ---- logging (lib/log.c) ------------------------------------------------------------------- */
+
+void clt__log(clt_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+bool clt__log_enabled(clt_log_level level);
+
+/* ---- small helpers (lib/util.c) -------------------------------------------------------------- */
+
+/* Case-insensitive substring search. */
+bool clt__contains_nocase(const char *haystack, const char *needle);
+/* Appends printf output to a growable buffer; keeps *buf NUL-terminated. False on OOM. */
+bool clt__sbuf_printf(char **buf, size_t *len, size_t *cap, const char *fmt, ...)
+    __attribute__((format(printf, 4, 5)));
+/* Monotonic clock in seconds. */
+double clt__now(void);
+
+/* ---- devices (lib/device.c) ---------------------------------------------------------------- */
+
+typedef struct {
+    cl_platform_id platform;
+    cl_device_id device;
+    clt_device_info info;
+} clt__device;
+
+/* Discovers every device on every platform. *out is malloc'ed (free it); *count may be 0. */
+clt_status clt__devices_discover(clt__device **out, size_t *count);
+/* Resolves a spec against discovered devices into indices (malloc'ed, repeats kept). */
+clt_status clt__spec_resolve(const char *spec, const clt__device *devs, size_t ndev, int **out,
+                             size_t *count);
+/* "P:D name (type)" lines of what exists, for error messages. Malloc'ed. */
+char *clt__devices_describe(const clt__device *devs, size_t ndev);
+const char *clt__device_type_str(clt_device_type t);
+
+/* ---- workers (lib/worker.c) ---------------------------------------------------------------- */
+
+typedef struct clt__worker clt__worker;
+typedef struct clt__program_cache clt__program_cache;
+
+/* A task run on a worker's thread. */
+typedef clt_status (*clt__task_fn)(clt__worker *w, void *arg);
+
+typedef struct clt__task {
+    clt__task_fn fn;
+    void *arg;
+    clt_status status;     /* set when done */
+    char *message;         /* the worker's last error when status != CLT_OK (malloc'ed) */
+    bool done;
+    struct clt__task *next;
+} clt__task;
+
+struct clt__worker {
+    int index;                      /* runtime device index */
+    const clt__device *dev;         /* discovered device (owned by the runtime) */
+    cl_context context;             /* retained */
+    cl_command_queue queue;
+    clt__program_cache *programs;   /* this worker's programs and kernels */
+    unsigned blas_warm;             /* bit per CLBlast routine already compiled here */
+
+    pthread_t thread;
+    pthread_mutex_t lock;
+    pthread_cond_t wake;            /* tasks arrived or stop asked */
+    pthread_cond_t done;            /* a task finished */
+    clt__task *head, *tail;
+    bool stop;
+    bool started;
+};
+
+/* Starts a worker thread that creates its queue in `context` for `dev`. */
+clt_status clt__worker_start(clt__worker *w, int index, const clt__device *dev, cl_context context,
+                             bool profiling);
+/* Finishes queued tasks, releases the worker's objects and joins its thread. */
+void clt__worker_stop(clt__worker *w);
+/* Queues a task (the caller keeps *t alive until clt__worker_wait returns). */
+void clt__worker_submit(clt__worker *w, clt__task *t, clt__task_fn fn, void *arg);
+/* Waits for a submitted task; returns its status and carries its message to this thread. */
+clt_status clt__worker_wait(clt__worker *w, clt__task *t);
+/* Submit and wait; runs inline when called from w's own thread. */
+clt_status clt__worker_call(clt__worker *w, clt__task_fn fn, void *arg);
+/* The worker whose thread is calling, or NULL. */
+clt__worker *clt__worker_self(void);
+/* The device's name for error messages. */
+static inline const char *clt__worker_name(const clt__worker *w) { return w->dev->info.name; }
+
+/* ---- programs (lib/program.c) -------------------------------------------------------------- */
+
+/* The kernel sources embedded at build time (lib/kernels_gen.c, generated from cl/). */
+typedef struct {
+    const char *name;     /* file name without ".cl": "smoke" */
+    const char *source;
+} clt__embedded_source;
+extern const clt__embedded_source clt__embedded_sources[];
+extern const size_t clt__embedded_source_count;
+
+clt__program_cache *clt__program_cache_create(void);
+void clt__program_cache_destroy(clt__program_cache *c);
+
+/* On w's thread: the program for one of cl/'s sources (by name, "smoke"), built with options.
+ * CLT_KERNEL_DIR, when set, reads NAME.cl from that folder instead of the embedded copy. */
+clt_status clt__program_get(clt__worker *w, const char *source_name, const char *options,
+                            cl_program *out);
+/* On w's thread: a kernel of that program, cached; the worker owns it. */
+clt_status clt__kernel_get(clt__worker *w, const char *source_name, const char *options,
+                           const char *kernel_name, cl_kernel *out);
+/* On w's thread: builds arbitrary source text, cached by (source, options). */
+clt_status clt__program_build_source(clt__worker *w, const char *source, const char *options,
+                                     cl_program *out);
+
+/* ---- CLBlast (lib/blas.c) ------------------------------------------------------------------ */
+
+typedef enum { CLT__NOTRANS = 0, CLT__TRANS = 1 } clt__trans;
+
+/* Row-major C = alpha * op(A) * op(B) + beta * C on w's queue, from w's thread. A is (M, K)
+ * after op, B (K, N), C (M, N); offsets and leading dimensions in elements. */
+clt_status clt__sgemm(clt__worker *w, clt__trans ta, clt__trans tb, size_t m, size_t n, size_t k,
+                      float alpha, cl_mem a, size_t a_off, size_t lda, cl_mem b, size_t b_off,
+                      size_t ldb, float beta, cl_mem c, size_t c_off, size_t ldc);
+/* The same over `batch` matrices a fixed stride apart. */
+clt_status clt__sgemm_strided_batched(clt__worker *w, clt__trans ta, clt__trans tb, size_t m,
+                                      size_t n, size_t k, float alpha, cl_mem a, size_t a_off,
+                                      size_t lda, size_t a_stride, cl_mem b, size_t b_off,
+                                      size_t ldb, size_t b_stride, float beta, cl_mem c,
+                                      size_t c_off, size_t ldc, size_t c_stride, size_t batch);
+
+/* ---- runtime (lib/runtime.c) --------------------------------------------------------------- */
+
+struct clt_runtime {
+    clt__device *devs;        /* every discovered device */
+    size_t ndev;
+    int nworkers;
+    clt__worker *workers;     /* one per runtime device */
+    cl_context *contexts;     /* distinct contexts, retained once each */
+    int ncontexts;
+    clt_runtime_options opts;
+};
+
+/* Runs fn on every worker at once with args[i] = (char *)args + i * stride; waits for all.
+ * Returns CLT_OK or the lowest-numbered device's error (its message on this thread). */
+clt_status clt__runtime_parallel(clt_runtime *rt, clt__task_fn fn, void *args, size_t stride);
+
+#endif /* CLT_INTERNAL_H */

@@ -1,0 +1,257 @@
+/* The runtime: the devices a spec selects, their contexts, and one worker thread each. */
+#include "internal.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+clt_runtime_options clt_runtime_options_default(void)
+{
+    clt_runtime_options o;
+    memset(&o, 0, sizeof o);
+    o.devices = NULL;
+    o.context_mode = CLT_CONTEXT_PER_PLATFORM;
+    o.profiling = 0;
+    return o;
+}
+
+static void CL_CALLBACK context_notify(const char *errinfo, const void *info, size_t cb, void *user)
+{
+    (void)info, (void)cb, (void)user;
+    clt__log(CLT_LOG_WARN, "OpenCL context: %s", errinfo);
+}
+
+static clt_status make_context(clt_runtime *rt, cl_platform_id platform, const cl_device_id *ids,
+                               cl_uint n, const char *what, cl_context *out)
+{
+    cl_context_properties props[] = {CL_CONTEXT_PLATFORM, (cl_context_properties)platform, 0};
+    cl_int err;
+    cl_context ctx = clCreateContext(props, n, ids, context_notify, NULL, &err);
+    if (err != CL_SUCCESS) return clt__fail_cl(err, what, "clCreateContext");
+    rt->contexts[rt->ncontexts++] = ctx;
+    *out = ctx;
+    return CLT_OK;
+}
+
+/* Creates the contexts and sets ctx_of[i] for each runtime device i. */
+static clt_status make_contexts(clt_runtime *rt, const int *sel, cl_context *ctx_of)
+{
+    int n = rt->nworkers;
+    if (rt->opts.context_mode == CLT_CONTEXT_PER_DEVICE) {
+        for (int i = 0; i < n; i++) {
+            const clt__device *d = &rt->devs[sel[i]];
+            clt_status st = make_context(rt, d->platform, &d->device, 1, d->info.name, &ctx_of[i]);
+            if (st != CLT_OK) return st;
+        }
+        return CLT_OK;
+    }
+    /* One context per platform with each selected physical device once. */
+    cl_device_id *ids = calloc((size_t)n, sizeof *ids);
+    if (!ids) return clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
+    for (int i = 0; i < n; i++) ctx_of[i] = NULL;
+    clt_status st = CLT_OK;
+    for (int i = 0; i < n && st == CLT_OK; i++) {
+        if (ctx_of[i]) continue;
+        cl_platform_id plat = rt->devs[sel[i]].platform;
+        cl_uint nids = 0;
+        for (int j = i; j < n; j++) {
+            if (rt->devs[sel[j]].platform != plat) continue;
+            bool seen = false;
+            for (cl_uint k = 0; k < nids; k++) seen |= ids[k] == rt->devs[sel[j]].device;
+            if (!seen) ids[nids++] = rt->devs[sel[j]].device;
+        }
+        cl_context ctx;
+        st = make_context(rt, plat, ids, nids, rt->devs[sel[i]].info.platform_name, &ctx);
+        if (st != CLT_OK) break;
+        for (int j = i; j < n; j++)
+            if (rt->devs[sel[j]].platform == plat) ctx_of[j] = ctx;
+    }
+    free(ids);
+    return st;
+}
+
+clt_status clt_runtime_create_ex(clt_runtime **out, const clt_runtime_options *opts)
+{
+    if (!out) return clt__fail(CLT_ERR_INVALID_ARG, "clt_runtime_create: out is NULL");
+    *out = NULL;
+    clt_runtime_options o = opts ? *opts : clt_runtime_options_default();
+    if (o.context_mode != CLT_CONTEXT_PER_PLATFORM && o.context_mode != CLT_CONTEXT_PER_DEVICE)
+        return clt__fail(CLT_ERR_INVALID_ARG, "clt_runtime_create: unknown context mode %d",
+                         (int)o.context_mode);
+
+    clt_runtime *rt = calloc(1, sizeof *rt);
+    if (!rt) return clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
+    rt->opts = o;
+    rt->opts.devices = NULL;   /* the caller's string is not ours to keep */
+
+    int *sel = NULL;
+    size_t nsel = 0;
+    cl_context *ctx_of = NULL;
+    clt_status st = clt__devices_discover(&rt->devs, &rt->ndev);
+    if (st != CLT_OK) goto fail;
+    if (rt->ndev == 0) {
+        char *desc = clt__devices_describe(rt->devs, 0);
+        st = clt__fail(CLT_ERR_DEVICE_NOT_FOUND, "%s", desc ? desc : "no OpenCL device");
+        free(desc);
+        goto fail;
+    }
+    st = clt__spec_resolve(o.devices, rt->devs, rt->ndev, &sel, &nsel);
+    if (st != CLT_OK) goto fail;
+    if (nsel > 1024) {
+        st = clt__fail(CLT_ERR_INVALID_ARG, "device spec selects %zu devices; 1024 at most", nsel);
+        goto fail;
+    }
+
+    rt->nworkers = (int)nsel;
+    rt->workers = calloc(nsel, sizeof *rt->workers);
+    rt->contexts = calloc(nsel, sizeof *rt->contexts);
+    ctx_of = calloc(nsel, sizeof *ctx_of);
+    if (!rt->workers || !rt->contexts || !ctx_of) {
+        st = clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
+        goto fail;
+    }
+    st = make_contexts(rt, sel, ctx_of);
+    if (st != CLT_OK) goto fail;
+    for (int i = 0; i < rt->nworkers; i++) {
+        st = clt__worker_start(&rt->workers[i], i, &rt->devs[sel[i]], ctx_of[i], o.profiling != 0);
+        if (st != CLT_OK) goto fail;
+        clt__log(CLT_LOG_INFO, "device %d: %d:%d %s (%s, %s)", i, rt->devs[sel[i]].info.platform,
+                 rt->devs[sel[i]].info.device, rt->devs[sel[i]].info.name,
+                 clt__device_type_str(rt->devs[sel[i]].info.type),
+                 rt->devs[sel[i]].info.platform_name);
+    }
+    free(sel);
+    free(ctx_of);
+    *out = rt;
+    return CLT_OK;
+
+fail:
+    free(sel);
+    free(ctx_of);
+    clt_runtime_destroy(rt);   /* keeps the thread's last error: destroy does not fail */
+    return st;
+}
+
+clt_status clt_runtime_create(clt_runtime **out, const char *spec)
+{
+    clt_runtime_options o = clt_runtime_options_default();
+    o.devices = spec;
+    return clt_runtime_create_ex(out, &o);
+}
+
+void clt_runtime_destroy(clt_runtime *rt)
+{
+    if (!rt) return;
+    for (int i = 0; i < rt->nworkers && rt->workers; i++) clt__worker_stop(&rt->workers[i]);
+    for (int i = 0; i < rt->ncontexts; i++) clReleaseContext(rt->contexts[i]);
+    free(rt->contexts);
+    free(rt->workers);
+    free(rt->devs);
+    free(rt);
+}
+
+int clt_runtime_device_count(const clt_runtime *rt) { return rt ? rt->nworkers : 0; }
+
+static clt_status check_device(const clt_runtime *rt, int device, const char *fn)
+{
+    if (!rt) return clt__fail(CLT_ERR_INVALID_ARG, "%s: runtime is NULL", fn);
+    if (device < 0 || device >= rt->nworkers)
+        return clt__fail(CLT_ERR_INVALID_ARG, "%s: device %d out of range (the runtime has %d)",
+                         fn, device, rt->nworkers);
+    return CLT_OK;
+}
+
+clt_status clt_runtime_device_info(const clt_runtime *rt, int device, clt_device_info *out)
+{
+    clt_status st = check_device(rt, device, "clt_runtime_device_info");
+    if (st != CLT_OK) return st;
+    if (!out) return clt__fail(CLT_ERR_INVALID_ARG, "clt_runtime_device_info: out is NULL");
+    *out = rt->workers[device].dev->info;
+    return CLT_OK;
+}
+
+cl_context clt_runtime_context(const clt_runtime *rt, int device)
+{
+    if (check_device(rt, device, "clt_runtime_context") != CLT_OK) return NULL;
+    return rt->workers[device].context;
+}
+
+typedef struct {
+    clt_device_fn fn;
+    void *user;
+} exec_args;
+
+static clt_status exec_task(clt__worker *w, void *arg)
+{
+    const exec_args *a = arg;
+    clt_device_ctx d = {w->index, w->context, w->dev->device, w->queue};
+    clt_status st = a->fn(a->user, &d);
+    if (st != CLT_OK && !*clt_last_error())
+        clt__fail(st, "callback on device %d '%s' returned %s", w->index, clt__worker_name(w),
+                  clt_status_name(st));
+    return st;
+}
+
+clt_status clt_runtime_exec(clt_runtime *rt, int device, clt_device_fn fn, void *user)
+{
+    clt_status st = check_device(rt, device, "clt_runtime_exec");
+    if (st != CLT_OK) return st;
+    if (!fn) return clt__fail(CLT_ERR_INVALID_ARG, "clt_runtime_exec: fn is NULL");
+    exec_args a = {fn, user};
+    return clt__worker_call(&rt->workers[device], exec_task, &a);
+}
+
+clt_status clt__runtime_parallel(clt_runtime *rt, clt__task_fn fn, void *args, size_t stride)
+{
+    int n = rt->nworkers;
+    clt__task stack_tasks[16];
+    clt__task *tasks = n <= 16 ? stack_tasks : calloc((size_t)n, sizeof *tasks);
+    if (!tasks) return clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
+    for (int i = 0; i < n; i++)
+        clt__worker_submit(&rt->workers[i], &tasks[i], fn, (char *)args + (size_t)i * stride);
+    clt_status first = CLT_OK;
+    char *msg = NULL;
+    for (int i = 0; i < n; i++) {
+        clt_status st = clt__worker_wait(&rt->workers[i], &tasks[i]);
+        if (st != CLT_OK && first == CLT_OK) {
+            first = st;
+            msg = strdup(clt_last_error());
+        }
+    }
+    if (first != CLT_OK && msg) clt__error_set_message(msg);
+    free(msg);
+    if (tasks != stack_tasks) free(tasks);
+    return first;
+}
+
+clt_status clt_runtime_exec_all(clt_runtime *rt, clt_device_fn fn, void *user)
+{
+    if (!rt) return clt__fail(CLT_ERR_INVALID_ARG, "clt_runtime_exec_all: runtime is NULL");
+    if (!fn) return clt__fail(CLT_ERR_INVALID_ARG, "clt_runtime_exec_all: fn is NULL");
+    exec_args a = {fn, user};
+    return clt__runtime_parallel(rt, exec_task, &a, 0);
+}
+
+typedef struct {
+    const char *source;
+    const char *options;
+    cl_program program;
+} build_args;
+
+static clt_status build_task(clt__worker *w, void *arg)
+{
+    build_args *a = arg;
+    return clt__program_build_source(w, a->source, a->options, &a->program);
+}
+
+clt_status clt_runtime_build(clt_runtime *rt, int device, const char *source, const char *options,
+                             cl_program *out)
+{
+    clt_status st = check_device(rt, device, "clt_runtime_build");
+    if (st != CLT_OK) return st;
+    if (!source || !out) return clt__fail(CLT_ERR_INVALID_ARG, "clt_runtime_build: %s is NULL",
+                                          !source ? "source" : "out");
+    build_args a = {source, options, NULL};
+    st = clt__worker_call(&rt->workers[device], build_task, &a);
+    if (st == CLT_OK) *out = a.program;
+    return st;
+}

@@ -1,0 +1,161 @@
+/* The CLBlast wrapper: SGEMM in every transpose combination and strided batched SGEMM,
+ * checked against a CPU loop, on all devices at once (first use included), plus its errors. */
+#include "internal.h"
+#include "tap.h"
+
+/* Tolerance for float32 GEMM with K up to 300 against a double-precision loop. */
+#define ATOL 1e-4
+#define RTOL 1e-4
+
+typedef struct {
+    clt__trans ta, tb;
+    size_t m, n, k, batch;
+    float alpha, beta;
+} gemm_case;
+
+static const gemm_case cases[] = {
+    {CLT__NOTRANS, CLT__NOTRANS, 37, 53, 19, 1, 1.0f, 0.0f},
+    {CLT__TRANS, CLT__NOTRANS, 64, 10, 128, 1, 1.0f, 1.0f},
+    {CLT__NOTRANS, CLT__TRANS, 256, 128, 300, 1, 0.5f, 0.0f},
+    {CLT__TRANS, CLT__TRANS, 5, 7, 3, 1, 2.0f, -1.0f},
+    {CLT__NOTRANS, CLT__NOTRANS, 1, 1, 1, 1, 1.0f, 0.0f},
+    {CLT__NOTRANS, CLT__TRANS, 16, 24, 8, 5, 1.0f, 0.5f},   /* strided batched */
+};
+#define NCASES (sizeof cases / sizeof cases[0])
+
+static void fill(float *v, size_t n, unsigned seed)
+{
+    for (size_t i = 0; i < n; i++) {
+        seed = seed * 1664525u + 1013904223u;
+        v[i] = (float)((seed >> 8) & 0xffff) / 32768.0f - 1.0f;
+    }
+}
+
+/* Row-major reference; A stored (M,K) or (K,M) when transposed, likewise B. */
+static void ref_gemm(const gemm_case *c, const float *a, const float *b, float *cm)
+{
+    for (size_t s = 0; s < c->batch; s++) {
+        const float *A = a + s * c->m * c->k, *B = b + s * c->k * c->n;
+        float *C = cm + s * c->m * c->n;
+        for (size_t i = 0; i < c->m; i++)
+            for (size_t j = 0; j < c->n; j++) {
+                double acc = 0;
+                for (size_t p = 0; p < c->k; p++) {
+                    double av = c->ta ? A[p * c->m + i] : A[i * c->k + p];
+                    double bv = c->tb ? B[j * c->k + p] : B[p * c->n + j];
+                    acc += av * bv;
+                }
+                C[i * c->n + j] = (float)(c->alpha * acc + c->beta * C[i * c->n + j]);
+            }
+    }
+}
+
+typedef struct {
+    const gemm_case *c;
+    float *a, *b, *cin, *cout;
+    clt_status st;
+} gemm_job;
+
+static clt_status gemm_task(clt__worker *w, void *arg)
+{
+    gemm_job *j = arg;
+    const gemm_case *c = j->c;
+    size_t na = c->m * c->k * c->batch, nb = c->k * c->n * c->batch, nc = c->m * c->n * c->batch;
+    cl_int e1, e2, e3;
+    cl_mem a = clCreateBuffer(w->context, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, na * 4, j->a, &e1);
+    cl_mem b = clCreateBuffer(w->context, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, nb * 4, j->b, &e2);
+    cl_mem cm = clCreateBuffer(w->context, CL_MEM_READ_WRITE | CL_MEM_COPY_HOST_PTR, nc * 4, j->cin, &e3);
+    clt_status st = CLT_OK;
+    if (e1 || e2 || e3) st = clt__fail_cl(e1 ? e1 : e2 ? e2 : e3, clt__worker_name(w), "clCreateBuffer");
+    size_t lda = c->ta ? c->m : c->k, ldb = c->tb ? c->k : c->n;
+    if (st == CLT_OK && c->batch == 1)
+        st = clt__sgemm(w, c->ta, c->tb, c->m, c->n, c->k, c->alpha, a, 0, lda, b, 0, ldb, c->beta,
+                        cm, 0, c->n);
+    else if (st == CLT_OK)
+        st = clt__sgemm_strided_batched(w, c->ta, c->tb, c->m, c->n, c->k, c->alpha, a, 0, lda,
+                                        c->m * c->k, b, 0, ldb, c->k * c->n, c->beta, cm, 0, c->n,
+                                        c->m * c->n, c->batch);
+    if (st == CLT_OK) {
+        cl_int err = clEnqueueReadBuffer(w->queue, cm, CL_TRUE, 0, nc * 4, j->cout, 0, NULL, NULL);
+        if (err) st = clt__fail_cl(err, clt__worker_name(w), "clEnqueueReadBuffer");
+    }
+    if (a) clReleaseMemObject(a);
+    if (b) clReleaseMemObject(b);
+    if (cm) clReleaseMemObject(cm);
+    return st;
+}
+
+static clt_status bad_ld_task(clt__worker *w, void *arg)
+{
+    (void)arg;
+    cl_int err;
+    cl_mem m = clCreateBuffer(w->context, CL_MEM_READ_WRITE, 64 * 4, NULL, &err);
+    if (err) return clt__fail_cl(err, clt__worker_name(w), "clCreateBuffer");
+    /* lda smaller than K: CLBlast refuses, and the wrapper says so. */
+    clt_status st = clt__sgemm(w, CLT__NOTRANS, CLT__NOTRANS, 8, 8, 8, 1.0f, m, 0, 2, m, 0, 8, 0.0f, m, 0, 8);
+    clReleaseMemObject(m);
+    return st;
+}
+
+static clt_status too_small_task(clt__worker *w, void *arg)
+{
+    (void)arg;
+    cl_int err;
+    cl_mem m = clCreateBuffer(w->context, CL_MEM_READ_WRITE, 16 * 4, NULL, &err);
+    if (err) return clt__fail_cl(err, clt__worker_name(w), "clCreateBuffer");
+    clt_status st = clt__sgemm(w, CLT__NOTRANS, CLT__NOTRANS, 64, 64, 64, 1.0f, m, 0, 64, m, 0, 64, 0.0f, m, 0, 64);
+    clReleaseMemObject(m);
+    return st;
+}
+
+/* Runs every case on every device of rt at once (all devices' first uses race each other). */
+static void run_cases(clt_runtime *rt, const char *what)
+{
+    int nd = clt_runtime_device_count(rt);
+    for (size_t ci = 0; ci < NCASES; ci++) {
+        const gemm_case *c = &cases[ci];
+        size_t na = c->m * c->k * c->batch, nb = c->k * c->n * c->batch, nc = c->m * c->n * c->batch;
+        gemm_job *jobs = calloc((size_t)nd, sizeof *jobs);
+        float *ref = malloc(nc * sizeof *ref);
+        for (int d = 0; d < nd; d++) {
+            jobs[d].c = c;
+            jobs[d].a = malloc(na * 4), jobs[d].b = malloc(nb * 4);
+            jobs[d].cin = malloc(nc * 4), jobs[d].cout = calloc(nc, 4);
+            fill(jobs[d].a, na, 1 + (unsigned)d), fill(jobs[d].b, nb, 100 + (unsigned)d);
+            fill(jobs[d].cin, nc, 7);
+        }
+        ok_status(clt__runtime_parallel(rt, gemm_task, jobs, sizeof *jobs),
+                  "%s: case %zu (%s%s M=%zu N=%zu K=%zu batch=%zu) on %d devices at once", what, ci,
+                  c->ta ? "T" : "N", c->tb ? "T" : "N", c->m, c->n, c->k, c->batch, nd);
+        for (int d = 0; d < nd; d++) {
+            memcpy(ref, jobs[d].cin, nc * 4);
+            ref_gemm(c, jobs[d].a, jobs[d].b, ref);
+            char name[160];
+            snprintf(name, sizeof name, "%s: case %zu on device %d matches the CPU loop", what, ci, d);
+            ok_close(jobs[d].cout, ref, nc, ATOL, RTOL, name);
+            free(jobs[d].a), free(jobs[d].b), free(jobs[d].cin), free(jobs[d].cout);
+        }
+        free(jobs);
+        free(ref);
+    }
+}
+
+int main(void)
+{
+    tap_require_device();
+    clt_runtime *rt = NULL;
+    if (!ok_status(clt_runtime_create(&rt, "all"), "runtime on all devices")) return tap_done();
+    run_cases(rt, "all devices");
+    ok_error(clt__worker_call(&rt->workers[0], bad_ld_task, NULL), CLT_ERR_BLAS,
+             "CLBlastInvalidLeadDimA", "an invalid leading dimension is a CLBlast error, named");
+    ok_error(clt__worker_call(&rt->workers[0], too_small_task, NULL), CLT_ERR_BLAS,
+             "CLBlastInsufficientMemory", "a buffer too small for the matrices is refused, not overrun");
+    clt_runtime_destroy(rt);
+
+    /* One device opened three times in one context: three workers share CLBlast's caches. */
+    if (ok_status(clt_runtime_create(&rt, "0:0,0:0,0:0"), "runtime with 0:0 three times")) {
+        run_cases(rt, "0:0 three times");
+        clt_runtime_destroy(rt);
+    }
+    return tap_done();
+}

@@ -1,0 +1,60 @@
+/* cltrain: the command-line face of the library (info, selftest, bench). */
+#include "commands.h"
+
+#include <stdio.h>
+#include <string.h>
+
+static void usage(FILE *f)
+{
+    fprintf(f,
+            "usage: cltrain COMMAND [OPTIONS]\n"
+            "\n"
+            "commands:\n"
+            "  info [--devices SPEC] [--json]   list every OpenCL platform and device, and what SPEC selects\n"
+            "  selftest [--devices SPEC]        build and run a kernel on every selected device, check it\n"
+            "  bench dispatch [--devices SPEC] [--iters N] [--json]\n"
+            "                                   host cost of handing work to the device threads\n"
+            "  version                          print the version\n"
+            "\n"
+            "SPEC: all | gpu | cpu | accelerator | P:D | P:* | a name substring, comma-separated;\n"
+            "an entry may repeat to open a device twice. Default: $CLT_DEVICES, else all.\n");
+}
+
+int tool_fail(const char *what, clt_status st)
+{
+    fprintf(stderr, "cltrain: %s: %s\n  %s\n", what, clt_status_str(st), clt_last_error());
+    return 1;
+}
+
+const char *tool_bytes(uint64_t bytes, char *buf, size_t cap)
+{
+    static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB"};
+    double v = (double)bytes;
+    int u = 0;
+    while (v >= 1024 && u < 4) v /= 1024, u++;
+    snprintf(buf, cap, u ? "%.1f %s" : "%.0f %s", v, units[u]);
+    return buf;
+}
+
+int main(int argc, char **argv)
+{
+    if (argc < 2) {
+        usage(stderr);
+        return 2;
+    }
+    const char *cmd = argv[1];
+    if (!strcmp(cmd, "info")) return cmd_info(argc - 1, argv + 1);
+    if (!strcmp(cmd, "selftest")) return cmd_selftest(argc - 1, argv + 1);
+    if (!strcmp(cmd, "bench")) return cmd_bench(argc - 1, argv + 1);
+    if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
+        printf("cltrain %s\n", clt_version());
+        return 0;
+    }
+    if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
+        usage(stdout);
+        return 0;
+    }
+    fprintf(stderr, "cltrain: unknown command '%s'\n", cmd);
+    usage(stderr);
+    return 2;
+}

@@ -1,0 +1,16 @@
+/* The subcommands of the cltrain command, each in its own file. */
+#ifndef CLT_COMMANDS_H
+#define CLT_COMMANDS_H
+
+#include <cltrain.h>
+
+int cmd_info(int argc, char **argv);
+int cmd_selftest(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+
+/* Prints "cltrain: what: <last error>" to stderr and returns 1. */
+int tool_fail(const char *what, clt_status st);
+/* Formats a byte count as "3.6 GiB". */
+const char *tool_bytes(uint64_t bytes, char *buf, size_t cap);
+
+#endif
