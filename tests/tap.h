@@ -13,7 +13,7 @@
 
 static int tap_count, tap_failed;
 
-__attribute__((format(printf, 2, 3))) static bool ok(bool cond, const char *fmt, ...)
+__attribute__((format(printf, 2, 3))) static inline bool ok(bool cond, const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -47,7 +47,7 @@ __attribute__((format(printf, 2, 3))) static bool ok(bool cond, const char *fmt,
         ok(tap_good_, __VA_ARGS__);                                                             \
     })
 
-static void diag(const char *fmt, ...)
+__attribute__((format(printf, 1, 2))) static inline void diag(const char *fmt, ...)
 {
     va_list ap;
     va_start(ap, fmt);
@@ -58,7 +58,7 @@ static void diag(const char *fmt, ...)
 }
 
 /* Index of the first element outside atol + rtol*|ref|, or -1 when all are close. */
-static long tap_first_mismatch(const float *got, const float *ref, size_t n, double atol, double rtol)
+static inline long tap_first_mismatch(const float *got, const float *ref, size_t n, double atol, double rtol)
 {
     for (size_t i = 0; i < n; i++) {
         double d = fabs((double)got[i] - (double)ref[i]);
@@ -67,7 +67,7 @@ static long tap_first_mismatch(const float *got, const float *ref, size_t n, dou
     return -1;
 }
 
-static bool ok_close(const float *got, const float *ref, size_t n, double atol, double rtol,
+static inline bool ok_close(const float *got, const float *ref, size_t n, double atol, double rtol,
                      const char *what)
 {
     long i = tap_first_mismatch(got, ref, n, atol, rtol);
@@ -79,7 +79,7 @@ static bool ok_close(const float *got, const float *ref, size_t n, double atol, 
 
 /* True when at least one OpenCL device exists. Without one, a test prints a TAP skip plan and
  * exits 0: TAP says "skipped" in-band (automake's TAP driver counts exit 77 as an error). */
-static void tap_require_device(void)
+static inline void tap_require_device(void)
 {
     size_t n = 0;
     if (clt_devices_list(NULL, 0, &n) != CLT_OK || n == 0) {
@@ -89,7 +89,7 @@ static void tap_require_device(void)
 }
 
 /* Ends the run: prints the plan and exits nonzero when a check failed. */
-static int tap_done(void)
+static inline int tap_done(void)
 {
     printf("1..%d\n", tap_count);
     return tap_failed ? 1 : 0;

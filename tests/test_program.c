@@ -67,12 +67,12 @@ int main(void)
     clt_device_info info;
     clt_runtime_device_info(rt, 1, &info);
 
-    cache_job a = {"-DSMOKE_BIAS=1.0f"}, b = {"-DSMOKE_BIAS=2.0f"};
+    cache_job a = {.options = "-DSMOKE_BIAS=1.0f"}, b = {.options = "-DSMOKE_BIAS=2.0f"};
     ok_status(clt__worker_call(&rt->workers[0], cache_task, &a), "embedded smoke.cl builds with -D");
     ok(a.first == a.second && a.k1 == a.k2, "the program and kernel are cached per (source, options)");
     ok_status(clt__worker_call(&rt->workers[0], cache_task, &b), "the same source with other options");
     ok(a.first != b.first, "other options give another program");
-    cache_job c = {"-DSMOKE_BIAS=1.0f"};
+    cache_job c = {.options = "-DSMOKE_BIAS=1.0f"};
     ok_status(clt__worker_call(&rt->workers[1], cache_task, &c), "the second opening of the device builds too");
     ok(c.k1 != a.k1, "kernels are per worker, never shared between threads");
 
