@@ -115,6 +115,30 @@ typedef void (*clt_log_fn)(clt_log_level level, const char *message, void *user)
 CLT_API void clt_log_set_callback(clt_log_fn fn, clt_log_level max_level, void *user);
 
 /* ---------------------------------------------------------------------------------------------
+ * Shapes of one sample, without the batch dimension: {1024} for a vector, {C, H, W} for an image
+ * (row-major, W fastest, as PyTorch's NCHW without N).
+ */
+#define CLT_MAX_RANK 4
+typedef struct {
+    int rank;                     /* 1..CLT_MAX_RANK */
+    int dims[CLT_MAX_RANK];
+} clt_shape;
+
+static inline clt_shape clt_shape1(int n) { clt_shape s = {1, {n, 0, 0, 0}}; return s; }
+static inline clt_shape clt_shape3(int c, int h, int w) { clt_shape s = {3, {c, h, w, 0}}; return s; }
+/* Number of elements of one sample; 0 for an invalid shape. */
+static inline size_t clt_shape_numel(clt_shape s)
+{
+    if (s.rank < 1 || s.rank > CLT_MAX_RANK) return 0;
+    size_t n = 1;
+    for (int i = 0; i < s.rank; i++) {
+        if (s.dims[i] <= 0) return 0;
+        n *= (size_t)s.dims[i];
+    }
+    return n;
+}
+
+/* ---------------------------------------------------------------------------------------------
  * Devices. Discovery covers every platform of the ICD loader. A device spec selects devices:
  *
  *   all | gpu | cpu | accelerator    every device (of that type), platform by platform
