@@ -246,6 +246,168 @@ CLT_API clt_status clt_runtime_exec_all(clt_runtime *rt, clt_device_fn fn, void 
 CLT_API clt_status clt_runtime_build(clt_runtime *rt, int device, const char *source,
                                      const char *options, cl_program *out);
 
+/* ---------------------------------------------------------------------------------------------
+ * Models: a sequential stack of layers, described on the host. Shapes are per sample (no batch
+ * dimension); the batch size may change from call to call.
+ *
+ *     clt_model *m;
+ *     clt_model_create(&m, clt_shape1(1024));
+ *     clt_model_add(m, clt_linear(512));   clt_model_add(m, clt_relu());
+ *     clt_model_add(m, clt_linear(10));
+ */
+typedef enum {
+    CLT_LAYER_LINEAR = 1,      /* y = x W^T + b; W (out, in) as PyTorch's nn.Linear */
+    CLT_LAYER_CONV2D,          /* (C, H, W) -> (out, H', W'); W (out, C, k, k) */
+    CLT_LAYER_MAXPOOL2D,
+    CLT_LAYER_AVGPOOL2D,
+    CLT_LAYER_FLATTEN,         /* any shape -> (numel) */
+    CLT_LAYER_RELU,
+    CLT_LAYER_LEAKY_RELU,      /* alpha: negative slope */
+    CLT_LAYER_GELU,            /* exact (erf) form, PyTorch's default */
+    CLT_LAYER_TANH,
+    CLT_LAYER_SIGMOID,
+    CLT_LAYER_DROPOUT,         /* alpha: drop probability; inverted scaling; identity in eval */
+    CLT_LAYER_LAYERNORM        /* over the whole sample; alpha: eps; affine weight and bias */
+} clt_layer_kind;
+
+typedef struct {
+    clt_layer_kind kind;
+    int out;          /* linear: out features; conv2d: out channels */
+    int kernel;       /* conv2d, pools: square kernel size */
+    int stride;       /* conv2d, pools (0: pools default to kernel) */
+    int padding;      /* conv2d: zero padding on each side */
+    int bias;         /* linear, conv2d: 1 with a bias (the default), 0 without */
+    float alpha;      /* leaky relu slope, dropout probability, layernorm eps */
+} clt_layer_desc;
+
+static inline clt_layer_desc clt_linear(int out)
+{ clt_layer_desc d = {CLT_LAYER_LINEAR, out, 0, 0, 0, 1, 0.0f}; return d; }
+static inline clt_layer_desc clt_conv2d(int out_channels, int kernel, int stride, int padding)
+{ clt_layer_desc d = {CLT_LAYER_CONV2D, out_channels, kernel, stride, padding, 1, 0.0f}; return d; }
+static inline clt_layer_desc clt_maxpool2d(int kernel, int stride)
+{ clt_layer_desc d = {CLT_LAYER_MAXPOOL2D, 0, kernel, stride, 0, 0, 0.0f}; return d; }
+static inline clt_layer_desc clt_avgpool2d(int kernel, int stride)
+{ clt_layer_desc d = {CLT_LAYER_AVGPOOL2D, 0, kernel, stride, 0, 0, 0.0f}; return d; }
+static inline clt_layer_desc clt_flatten(void)
+{ clt_layer_desc d = {CLT_LAYER_FLATTEN, 0, 0, 0, 0, 0, 0.0f}; return d; }
+static inline clt_layer_desc clt_relu(void)
+{ clt_layer_desc d = {CLT_LAYER_RELU, 0, 0, 0, 0, 0, 0.0f}; return d; }
+static inline clt_layer_desc clt_leaky_relu(float negative_slope)
+{ clt_layer_desc d = {CLT_LAYER_LEAKY_RELU, 0, 0, 0, 0, 0, negative_slope}; return d; }
+static inline clt_layer_desc clt_gelu(void)
+{ clt_layer_desc d = {CLT_LAYER_GELU, 0, 0, 0, 0, 0, 0.0f}; return d; }
+static inline clt_layer_desc clt_tanh(void)
+{ clt_layer_desc d = {CLT_LAYER_TANH, 0, 0, 0, 0, 0, 0.0f}; return d; }
+static inline clt_layer_desc clt_sigmoid(void)
+{ clt_layer_desc d = {CLT_LAYER_SIGMOID, 0, 0, 0, 0, 0, 0.0f}; return d; }
+static inline clt_layer_desc clt_dropout(float p)
+{ clt_layer_desc d = {CLT_LAYER_DROPOUT, 0, 0, 0, 0, 0, p}; return d; }
+static inline clt_layer_desc clt_layernorm(float eps)
+{ clt_layer_desc d = {CLT_LAYER_LAYERNORM, 0, 0, 0, 0, 0, eps}; return d; }
+
+typedef struct clt_model clt_model;
+
+CLT_API clt_status clt_model_create(clt_model **out, clt_shape input);
+/* Appends a layer; its input shape is the previous output. A layer that does not fit (a conv on
+ * a vector, a kernel larger than the padded input, ...) is CLT_ERR_SHAPE and is not added. */
+CLT_API clt_status clt_model_add(clt_model *m, clt_layer_desc desc);
+CLT_API void clt_model_destroy(clt_model *m);
+CLT_API int clt_model_layer_count(const clt_model *m);
+CLT_API clt_shape clt_model_input_shape(const clt_model *m);
+/* Output shape of layer `layer` (-1: the last). */
+CLT_API clt_shape clt_model_output_shape(const clt_model *m, int layer);
+/* Total number of trainable parameters. */
+CLT_API size_t clt_model_param_count(const clt_model *m);
+/* Shape of a parameter tensor, by layer index and name ("weight", "bias"), in PyTorch's layout. */
+CLT_API clt_status clt_model_param_shape(const clt_model *m, int layer, const char *name, clt_shape *out);
+/* A short text description, one layer a line ("0 linear 1024 -> 512, 524800 params"). Owned by m. */
+CLT_API const char *clt_model_describe(clt_model *m);
+
+/* ---------------------------------------------------------------------------------------------
+ * Training.
+ */
+typedef enum { CLT_LOSS_CROSS_ENTROPY = 0, CLT_LOSS_MSE = 1 } clt_loss;
+typedef enum { CLT_OPTIM_SGD = 0, CLT_OPTIM_ADAM = 1, CLT_OPTIM_ADAMW = 2 } clt_optim_kind;
+
+typedef struct {          /* PyTorch's semantics and defaults (torch.optim) */
+    clt_optim_kind kind;
+    float lr;             /* SGD 0.01 here (PyTorch has no default), Adam/AdamW 0.001 */
+    float momentum;       /* SGD */
+    float dampening;      /* SGD */
+    int nesterov;         /* SGD */
+    float weight_decay;   /* SGD, Adam: L2 added to the gradient; AdamW: decoupled (default 0.01) */
+    float beta1, beta2, eps;   /* Adam, AdamW: 0.9, 0.999, 1e-8 */
+} clt_optimizer;
+
+typedef enum {
+    CLT_SCHED_CONSTANT = 0,
+    CLT_SCHED_STEP = 1,        /* lr * gamma^(floor(step / step_size)) */
+    CLT_SCHED_COSINE = 2       /* from lr down to min_lr over total_steps */
+} clt_schedule_kind;
+
+typedef struct {
+    clt_schedule_kind kind;
+    int step_size;        /* STEP */
+    float gamma;          /* STEP */
+    long total_steps;     /* COSINE */
+    float min_lr;         /* COSINE */
+    long warmup_steps;    /* any kind: linear warmup from lr/warmup_steps to lr first */
+} clt_schedule;
+
+typedef struct {
+    clt_loss loss;
+    clt_optimizer optim;
+    clt_schedule schedule;
+    float clip_norm;      /* clip gradients to this global L2 norm; 0: off */
+    size_t max_batch;     /* largest batch a call may pass (buffers are sized for it); default 256 */
+    uint64_t seed;        /* parameter initialisation and dropout */
+    int device;           /* runtime device that trains (single-device mode); default 0 */
+    int check_numerics;   /* 1 (default): a NaN or Inf loss or gradient is CLT_ERR_NUMERIC and the
+                           * parameters stay as they were */
+} clt_train_params;
+
+/* Cross-entropy, SGD lr 0.01 without momentum, constant schedule, no clipping, max_batch 256,
+ * seed 1, device 0, numerics checked. */
+CLT_API clt_train_params clt_train_params_default(void);
+CLT_API clt_optimizer clt_sgd(float lr, float momentum, float weight_decay, int nesterov);
+CLT_API clt_optimizer clt_adam(float lr);
+CLT_API clt_optimizer clt_adamw(float lr, float weight_decay);
+
+typedef struct clt_trainer clt_trainer;
+
+/* Places the model on the runtime's device, initialises its parameters (PyTorch's default
+ * initialisation, from params->seed) and allocates its buffers. The model may be destroyed
+ * afterwards: the trainer keeps its own copy. */
+CLT_API clt_status clt_trainer_create(clt_trainer **out, clt_runtime *rt, const clt_model *m,
+                                      const clt_train_params *params);
+CLT_API void clt_trainer_destroy(clt_trainer *t);
+
+/* One training step on a batch: x (batch, input numel), labels (batch) in [0, classes).
+ * Writes the mean loss over the batch to *loss (may be NULL). A label out of range is
+ * CLT_ERR_INVALID_ARG and changes nothing. */
+CLT_API clt_status clt_trainer_step(clt_trainer *t, const float *x, const int32_t *labels,
+                                    size_t batch, float *loss);
+/* The same with float targets (batch, output numel), for CLT_LOSS_MSE. */
+CLT_API clt_status clt_trainer_step_targets(clt_trainer *t, const float *x, const float *targets,
+                                            size_t batch, float *loss);
+/* Forward only (dropout off): out (batch, output numel). */
+CLT_API clt_status clt_trainer_predict(clt_trainer *t, const float *x, size_t batch, float *out);
+/* Mean loss and accuracy (argmax == label) over n samples, evaluated in batches of max_batch. */
+CLT_API clt_status clt_trainer_evaluate(clt_trainer *t, const float *x, const int32_t *labels,
+                                        size_t n, float *loss, float *accuracy);
+
+/* Parameters and their gradients by layer and name, in PyTorch's layout; count must equal the
+ * tensor's size (clt_model_param_shape). Gradients are those of the last step. */
+CLT_API clt_status clt_trainer_get_param(clt_trainer *t, int layer, const char *name, float *out,
+                                         size_t count);
+CLT_API clt_status clt_trainer_set_param(clt_trainer *t, int layer, const char *name,
+                                         const float *in, size_t count);
+CLT_API clt_status clt_trainer_get_grad(clt_trainer *t, int layer, const char *name, float *out,
+                                        size_t count);
+/* Steps taken so far, and the learning rate the next step will use. */
+CLT_API long clt_trainer_step_count(const clt_trainer *t);
+CLT_API float clt_trainer_lr(const clt_trainer *t);
+
 #ifdef __cplusplus
 }
 #endif

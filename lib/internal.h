@@ -11,6 +11,7 @@
 #include <stdarg.h>
 #include <stdbool.h>
 #include <stddef.h>
+#include <stdint.h>
 
 /* ---- errors (lib/error.c) ------------------------------------------------------------------ */
 
@@ -170,6 +171,142 @@ clt_status clt__sgemm_strided_batched(clt__worker *w, clt__trans ta, clt__trans 
                                       size_t lda, size_t a_stride, cl_mem b, size_t b_off,
                                       size_t ldb, size_t b_stride, float beta, cl_mem c,
                                       size_t c_off, size_t ldc, size_t c_stride, size_t batch);
+
+/* ---- kernel launches (lib/launch.c) -------------------------------------------------------- */
+
+/* One kernel argument: its size and a pointer to its value. */
+typedef struct {
+    size_t size;
+    const void *value;
+} clt__arg;
+#define CLT_ARG(v) ((clt__arg){sizeof(v), &(v)})
+
+/* On w's thread: enqueues kernel `kernel` of cl/`source`.cl over `global` work-items (1D,
+ * rounded up to the work-group size the device allows; kernels check their bounds). */
+clt_status clt__launch(clt__worker *w, const char *source, const char *kernel, size_t global,
+                       const clt__arg *args, int nargs);
+#define CLT_LAUNCH(w, source, kernel, global, ...)                                              \
+    clt__launch((w), (source), (kernel), (global), (clt__arg[]){__VA_ARGS__},                   \
+                (int)(sizeof((clt__arg[]){__VA_ARGS__}) / sizeof(clt__arg)))
+
+/* A float tensor inside a device buffer: the buffer and an offset in elements. */
+typedef struct {
+    cl_mem mem;
+    cl_ulong off;
+} clt__view;
+static inline clt__view clt__at(clt__view v, size_t elems) { v.off += elems; return v; }
+
+/* On w's thread: allocates a float buffer of n elements (n = 0 allocates one), naming the device
+ * and the size on failure. */
+clt_status clt__alloc(clt__worker *w, size_t n, const char *what, cl_mem *out);
+/* On w's thread: enqueues a fill of n floats with zero. */
+clt_status clt__zero(clt__worker *w, clt__view v, size_t n);
+
+/* ---- models and layers (lib/model.c, lib/layers.c) ----------------------------------------- */
+
+typedef struct {
+    clt_layer_desc desc;
+    clt_shape in, out;              /* per sample */
+    size_t in_numel, out_numel;
+    clt_shape w_shape, b_shape;     /* parameter shapes (rank 0: none) */
+    size_t w_count, b_count;
+    size_t param_off;               /* first parameter in the model's flat numbering */
+    size_t saved_per_sample;        /* floats kept from forward for backward, per sample */
+} clt__layer;
+
+struct clt_model {
+    clt_shape input;
+    int nlayers, cap;
+    clt__layer *layers;
+    size_t nparams;
+    char *description;
+};
+
+const char *clt__layer_kind_name(clt_layer_kind k);
+/* Copies a model (the trainer keeps its own). */
+clt_status clt__model_clone(const clt_model *m, clt_model **out);
+/* PyTorch's default initialisation of every parameter, from a seeded generator, into host
+ * memory (nparams floats, the flat layout). */
+void clt__model_init_params(const clt_model *m, uint64_t seed, float *params);
+/* Finds a parameter tensor: its offset in the flat numbering and its element count. */
+clt_status clt__model_find_param(const clt_model *m, int layer, const char *name, size_t *off,
+                                 size_t *count);
+
+/* A 64-bit generator (splitmix64): the same numbers on every platform for a seed. */
+static inline uint64_t clt__splitmix64(uint64_t *state)
+{
+    uint64_t z = (*state += 0x9E3779B97F4A7C15ull);
+    z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
+    z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
+    return z ^ (z >> 31);
+}
+
+/* What a layer's forward and backward see, all on one worker. Batch rows are contiguous. */
+typedef struct {
+    clt__worker *w;
+    size_t batch;
+    int training;
+    uint64_t seed;        /* dropout: differs per step */
+    clt__view in;         /* (B, in_numel) */
+    clt__view out;        /* (B, out_numel) */
+    clt__view params;     /* the layer's parameters: weight then bias */
+    clt__view grads;      /* their gradients, accumulated into */
+    clt__view saved;      /* (B, saved_per_sample) */
+    clt__view scratch;    /* workspace of clt__layer_scratch() floats */
+    clt__view dout;       /* backward: (B, out_numel) */
+    clt__view din;        /* backward: (B, in_numel); mem NULL when not wanted */
+} clt__layer_io;
+
+/* Workspace floats a layer needs for a batch. */
+size_t clt__layer_scratch(const clt__layer *l, size_t batch);
+clt_status clt__layer_forward(const clt__layer *l, const clt__layer_io *io);
+clt_status clt__layer_backward(const clt__layer *l, const clt__layer_io *io);
+
+/* ---- one device's share of a model (lib/net.c) --------------------------------------------- */
+
+/* Layers [first, last] of a model on one worker, with one flat buffer each for parameters,
+ * gradients and optimizer state (views per layer), activations sized for max_batch, and the
+ * loss buffers when the range ends the model. Every function runs on the worker's thread. */
+typedef struct {
+    clt__worker *w;
+    const clt_model *m;
+    int first, last;
+    size_t max_batch;
+    size_t param_base, nparams;   /* the range's parameters in the model's flat numbering */
+    cl_mem params, grads;
+    cl_mem opt[2];                /* optimizer state (momentum; Adam's m and v), lazily */
+    cl_mem input;                 /* (max_batch, input numel of layer first) */
+    cl_mem *acts;                 /* acts[i]: output of layer first + i */
+    cl_mem saved;                 /* per-layer state kept for backward */
+    size_t *saved_off;
+    cl_mem gbuf[2];               /* gradient ping-pong between layers */
+    size_t gbuf_cap;
+    cl_mem scratch;
+    cl_mem labels, targets, loss_rows, partial;
+    size_t npartial;
+    float *host_rows;             /* (max_batch) losses or partial sums read back */
+} clt__net;
+
+clt_status clt__net_create(clt__worker *w, const clt_model *m, int first, int last,
+                           size_t max_batch, clt__net **out);
+void clt__net_destroy(clt__net *n);
+/* The output of the range for the last forward: (B, out numel of layer last). */
+clt__view clt__net_output(const clt__net *n);
+/* Forward from n->input over B rows. */
+clt_status clt__net_forward(clt__net *n, size_t batch, int training, uint64_t seed);
+/* Backward from dout (B, out numel); din (B, in numel) is written when din.mem is set. */
+clt_status clt__net_backward(clt__net *n, size_t batch, clt__view dout, clt__view din,
+                             uint64_t seed);
+/* Loss of the last forward against labels/targets already in n->labels / n->targets. Writes
+ * the loss gradient (scaled by grad_scale per row) into n->gbuf[0] when want_grad; *sum is
+ * the plain sum of the per-row losses, added in row order in double. */
+clt_status clt__net_loss(clt__net *n, clt_loss loss, size_t batch, float grad_scale,
+                         int want_grad, double *sum);
+/* Sum of squares of the gradient buffer, in a fixed order. */
+clt_status clt__net_grad_sumsq(clt__net *n, double *out);
+/* One optimizer update of the range's parameters (step counts from 1). */
+clt_status clt__net_optimizer_step(clt__net *n, const clt_optimizer *o, float lr, long step,
+                                   float grad_scale);
 
 /* ---- runtime (lib/runtime.c) --------------------------------------------------------------- */
 

@@ -1,0 +1,289 @@
+/* Forward and backward of every layer kind, on one worker: CLBlast for the GEMMs, cl/ kernels
+ * for the rest. Gradients of parameters are accumulated (+=) so micro-batches can add up;
+ * gradients of inputs are overwritten. A layer never knows how many devices there are. */
+#include "internal.h"
+
+/* Activation kernels take the layer kind number; keep cl/activation.cl's defines in step. */
+_Static_assert(CLT_LAYER_RELU == 6 && CLT_LAYER_LEAKY_RELU == 7 && CLT_LAYER_GELU == 8 &&
+                   CLT_LAYER_TANH == 9 && CLT_LAYER_SIGMOID == 10,
+               "cl/activation.cl numbers the activations as clt_layer_kind does");
+
+size_t clt__layer_scratch(const clt__layer *l, size_t batch)
+{
+    if (l->desc.kind != CLT_LAYER_CONV2D) return 0;
+    /* col (C*K*K, B*OHW) and the channel-major output or its gradient (OC, B*OHW) */
+    size_t ohw = (size_t)l->out.dims[1] * (size_t)l->out.dims[2];
+    size_t ckk = (size_t)l->in.dims[0] * (size_t)l->desc.kernel * (size_t)l->desc.kernel;
+    return (ckk + (size_t)l->desc.out) * batch * ohw;
+}
+
+/* Image geometry of a conv or pool layer, as the kernels take it. */
+typedef struct {
+    cl_uint B, C, H, W, K, S, P, OH, OW, OC;
+} geom;
+
+static geom geometry(const clt__layer *l, size_t batch)
+{
+    geom g = {(cl_uint)batch, (cl_uint)l->in.dims[0], (cl_uint)l->in.dims[1],
+              (cl_uint)l->in.dims[2], (cl_uint)l->desc.kernel, (cl_uint)l->desc.stride,
+              (cl_uint)(l->desc.kind == CLT_LAYER_CONV2D ? l->desc.padding : 0),
+              (cl_uint)l->out.dims[1], (cl_uint)l->out.dims[2], (cl_uint)l->out.dims[0]};
+    return g;
+}
+
+static clt_status copy(clt__worker *w, clt__view src, clt__view dst, size_t n)
+{
+    if (n == 0 || (src.mem == dst.mem && src.off == dst.off)) return CLT_OK;
+    cl_int err = clEnqueueCopyBuffer(w->queue, src.mem, dst.mem, src.off * sizeof(float),
+                                     dst.off * sizeof(float), n * sizeof(float), 0, NULL, NULL);
+    return err == CL_SUCCESS ? CLT_OK : clt__fail_cl(err, clt__worker_name(w), "clEnqueueCopyBuffer");
+}
+
+/* ---- Linear: y (B, out) = x (B, in) W^T + b --------------------------------------------------- */
+
+static clt_status linear_forward(const clt__layer *l, const clt__layer_io *io)
+{
+    clt__worker *w = io->w;
+    cl_ulong B = io->batch, in = l->in_numel, out = l->out_numel;
+    clt_status st = clt__sgemm(w, CLT__NOTRANS, CLT__TRANS, B, out, in, 1.0f, io->in.mem,
+                               io->in.off, in, io->params.mem, io->params.off, in, 0.0f,
+                               io->out.mem, io->out.off, out);
+    if (st != CLT_OK || !l->b_count) return st;
+    clt__view b = clt__at(io->params, l->w_count);
+    return CLT_LAUNCH(w, "linear", "bias_add_rows", B * out, CLT_ARG(B), CLT_ARG(out),
+                      CLT_ARG(io->out.mem), CLT_ARG(io->out.off), CLT_ARG(b.mem), CLT_ARG(b.off));
+}
+
+static clt_status linear_backward(const clt__layer *l, const clt__layer_io *io)
+{
+    clt__worker *w = io->w;
+    cl_ulong B = io->batch, in = l->in_numel, out = l->out_numel;
+    /* dW (out, in) += dy^T (out, B) x (B, in) */
+    clt_status st = clt__sgemm(w, CLT__TRANS, CLT__NOTRANS, out, in, B, 1.0f, io->dout.mem,
+                               io->dout.off, out, io->in.mem, io->in.off, in, 1.0f, io->grads.mem,
+                               io->grads.off, in);
+    if (st == CLT_OK && l->b_count) {
+        clt__view db = clt__at(io->grads, l->w_count);
+        st = CLT_LAUNCH(w, "linear", "colsum_acc", out, CLT_ARG(B), CLT_ARG(out),
+                        CLT_ARG(io->dout.mem), CLT_ARG(io->dout.off), CLT_ARG(db.mem), CLT_ARG(db.off));
+    }
+    /* dx (B, in) = dy (B, out) W (out, in) */
+    if (st == CLT_OK && io->din.mem)
+        st = clt__sgemm(w, CLT__NOTRANS, CLT__NOTRANS, B, in, out, 1.0f, io->dout.mem,
+                        io->dout.off, out, io->params.mem, io->params.off, in, 0.0f, io->din.mem,
+                        io->din.off, in);
+    return st;
+}
+
+/* ---- Conv2d: im2col + one GEMM over the batch ------------------------------------------------ */
+
+static clt_status conv_forward(const clt__layer *l, const clt__layer_io *io)
+{
+    clt__worker *w = io->w;
+    geom g = geometry(l, io->batch);
+    size_t n = (size_t)g.B * g.OH * g.OW, ckk = (size_t)g.C * g.K * g.K;
+    clt__view col = io->scratch, yp = clt__at(io->scratch, ckk * n);
+    clt_status st = CLT_LAUNCH(w, "conv", "im2col", ckk * n, CLT_ARG(g.B), CLT_ARG(g.C), CLT_ARG(g.H),
+                               CLT_ARG(g.W), CLT_ARG(g.K), CLT_ARG(g.S), CLT_ARG(g.P), CLT_ARG(g.OH),
+                               CLT_ARG(g.OW), CLT_ARG(io->in.mem), CLT_ARG(io->in.off), CLT_ARG(col.mem),
+                               CLT_ARG(col.off));
+    if (st == CLT_OK)
+        st = clt__sgemm(w, CLT__NOTRANS, CLT__NOTRANS, g.OC, n, ckk, 1.0f, io->params.mem,
+                        io->params.off, ckk, col.mem, col.off, n, 0.0f, yp.mem, yp.off, n);
+    if (st != CLT_OK) return st;
+    cl_uint hw = g.OH * g.OW;
+    cl_int has_bias = l->b_count != 0;
+    clt__view b = clt__at(io->params, l->w_count);
+    return CLT_LAUNCH(w, "conv", "conv_unpermute", (size_t)g.B * g.OC * hw, CLT_ARG(g.B),
+                      CLT_ARG(g.OC), CLT_ARG(hw), CLT_ARG(yp.mem), CLT_ARG(yp.off),
+                      CLT_ARG(io->out.mem), CLT_ARG(io->out.off), CLT_ARG(b.mem), CLT_ARG(b.off),
+                      CLT_ARG(has_bias));
+}
+
+static clt_status conv_backward(const clt__layer *l, const clt__layer_io *io)
+{
+    clt__worker *w = io->w;
+    geom g = geometry(l, io->batch);
+    size_t n = (size_t)g.B * g.OH * g.OW, ckk = (size_t)g.C * g.K * g.K;
+    cl_uint hw = g.OH * g.OW;
+    clt__view col = io->scratch, dyp = clt__at(io->scratch, ckk * n);
+    /* rebuild col from the saved input (cheaper in memory than keeping it per layer) */
+    clt_status st = CLT_LAUNCH(w, "conv", "im2col", ckk * n, CLT_ARG(g.B), CLT_ARG(g.C), CLT_ARG(g.H),
+                               CLT_ARG(g.W), CLT_ARG(g.K), CLT_ARG(g.S), CLT_ARG(g.P), CLT_ARG(g.OH),
+                               CLT_ARG(g.OW), CLT_ARG(io->in.mem), CLT_ARG(io->in.off), CLT_ARG(col.mem),
+                               CLT_ARG(col.off));
+    if (st == CLT_OK)
+        st = CLT_LAUNCH(w, "conv", "conv_permute", (size_t)g.B * g.OC * hw, CLT_ARG(g.B),
+                        CLT_ARG(g.OC), CLT_ARG(hw), CLT_ARG(io->dout.mem), CLT_ARG(io->dout.off),
+                        CLT_ARG(dyp.mem), CLT_ARG(dyp.off));
+    /* dW (OC, CKK) += dyp (OC, n) col^T (n, CKK) */
+    if (st == CLT_OK)
+        st = clt__sgemm(w, CLT__NOTRANS, CLT__TRANS, g.OC, ckk, n, 1.0f, dyp.mem, dyp.off, n,
+                        col.mem, col.off, n, 1.0f, io->grads.mem, io->grads.off, ckk);
+    if (st == CLT_OK && l->b_count) {
+        clt__view db = clt__at(io->grads, l->w_count);
+        cl_ulong rows = g.OC, cols = n;
+        st = CLT_LAUNCH(w, "linear", "rowsum_acc", rows, CLT_ARG(rows), CLT_ARG(cols),
+                        CLT_ARG(dyp.mem), CLT_ARG(dyp.off), CLT_ARG(db.mem), CLT_ARG(db.off));
+    }
+    if (st != CLT_OK || !io->din.mem) return st;
+    /* dcol (CKK, n) = W^T (CKK, OC) dyp (OC, n), into col's place */
+    st = clt__sgemm(w, CLT__TRANS, CLT__NOTRANS, ckk, n, g.OC, 1.0f, io->params.mem,
+                    io->params.off, ckk, dyp.mem, dyp.off, n, 0.0f, col.mem, col.off, n);
+    if (st != CLT_OK) return st;
+    return CLT_LAUNCH(w, "conv", "col2im", (size_t)g.B * g.C * g.H * g.W, CLT_ARG(g.B), CLT_ARG(g.C),
+                      CLT_ARG(g.H), CLT_ARG(g.W), CLT_ARG(g.K), CLT_ARG(g.S), CLT_ARG(g.P),
+                      CLT_ARG(g.OH), CLT_ARG(g.OW), CLT_ARG(col.mem), CLT_ARG(col.off), CLT_ARG(io->din.mem),
+                      CLT_ARG(io->din.off));
+}
+
+/* ---- pools ------------------------------------------------------------------------------- */
+
+static clt_status pool_forward(const clt__layer *l, const clt__layer_io *io)
+{
+    geom g = geometry(l, io->batch);
+    size_t n = (size_t)g.B * g.C * g.OH * g.OW;
+    if (l->desc.kind == CLT_LAYER_MAXPOOL2D)
+        return CLT_LAUNCH(io->w, "pool", "maxpool_forward", n, CLT_ARG(g.B), CLT_ARG(g.C),
+                          CLT_ARG(g.H), CLT_ARG(g.W), CLT_ARG(g.K), CLT_ARG(g.S), CLT_ARG(g.OH),
+                          CLT_ARG(g.OW), CLT_ARG(io->in.mem), CLT_ARG(io->in.off),
+                          CLT_ARG(io->out.mem), CLT_ARG(io->out.off), CLT_ARG(io->saved.mem),
+                          CLT_ARG(io->saved.off));
+    return CLT_LAUNCH(io->w, "pool", "avgpool_forward", n, CLT_ARG(g.B), CLT_ARG(g.C), CLT_ARG(g.H),
+                      CLT_ARG(g.W), CLT_ARG(g.K), CLT_ARG(g.S), CLT_ARG(g.OH), CLT_ARG(g.OW),
+                      CLT_ARG(io->in.mem), CLT_ARG(io->in.off), CLT_ARG(io->out.mem),
+                      CLT_ARG(io->out.off));
+}
+
+static clt_status pool_backward(const clt__layer *l, const clt__layer_io *io)
+{
+    if (!io->din.mem) return CLT_OK;
+    geom g = geometry(l, io->batch);
+    size_t n = (size_t)g.B * g.C * g.H * g.W;
+    if (l->desc.kind == CLT_LAYER_MAXPOOL2D)
+        return CLT_LAUNCH(io->w, "pool", "maxpool_backward", n, CLT_ARG(g.B), CLT_ARG(g.C),
+                          CLT_ARG(g.H), CLT_ARG(g.W), CLT_ARG(g.K), CLT_ARG(g.S), CLT_ARG(g.OH),
+                          CLT_ARG(g.OW), CLT_ARG(io->dout.mem), CLT_ARG(io->dout.off),
+                          CLT_ARG(io->saved.mem), CLT_ARG(io->saved.off), CLT_ARG(io->din.mem),
+                          CLT_ARG(io->din.off));
+    return CLT_LAUNCH(io->w, "pool", "avgpool_backward", n, CLT_ARG(g.B), CLT_ARG(g.C), CLT_ARG(g.H),
+                      CLT_ARG(g.W), CLT_ARG(g.K), CLT_ARG(g.S), CLT_ARG(g.OH), CLT_ARG(g.OW),
+                      CLT_ARG(io->dout.mem), CLT_ARG(io->dout.off), CLT_ARG(io->din.mem),
+                      CLT_ARG(io->din.off));
+}
+
+/* ---- elementwise -------------------------------------------------------------------------- */
+
+static clt_status act_forward(const clt__layer *l, const clt__layer_io *io)
+{
+    cl_ulong n = io->batch * l->in_numel;
+    cl_int kind = (cl_int)l->desc.kind;
+    cl_float alpha = l->desc.alpha;
+    return CLT_LAUNCH(io->w, "activation", "act_forward", n, CLT_ARG(n), CLT_ARG(kind),
+                      CLT_ARG(alpha), CLT_ARG(io->in.mem), CLT_ARG(io->in.off),
+                      CLT_ARG(io->out.mem), CLT_ARG(io->out.off));
+}
+
+static clt_status act_backward(const clt__layer *l, const clt__layer_io *io)
+{
+    if (!io->din.mem) return CLT_OK;
+    cl_ulong n = io->batch * l->in_numel;
+    cl_int kind = (cl_int)l->desc.kind;
+    cl_float alpha = l->desc.alpha;
+    return CLT_LAUNCH(io->w, "activation", "act_backward", n, CLT_ARG(n), CLT_ARG(kind),
+                      CLT_ARG(alpha), CLT_ARG(io->in.mem), CLT_ARG(io->in.off),
+                      CLT_ARG(io->out.mem), CLT_ARG(io->out.off), CLT_ARG(io->dout.mem),
+                      CLT_ARG(io->dout.off), CLT_ARG(io->din.mem), CLT_ARG(io->din.off));
+}
+
+static clt_status dropout_forward(const clt__layer *l, const clt__layer_io *io)
+{
+    cl_ulong n = io->batch * l->in_numel;
+    if (!io->training || l->desc.alpha == 0.0f) return copy(io->w, io->in, io->out, n);
+    cl_float p = l->desc.alpha;
+    cl_ulong seed = io->seed;
+    return CLT_LAUNCH(io->w, "dropout", "dropout_forward", n, CLT_ARG(n), CLT_ARG(p), CLT_ARG(seed),
+                      CLT_ARG(io->in.mem), CLT_ARG(io->in.off), CLT_ARG(io->out.mem),
+                      CLT_ARG(io->out.off), CLT_ARG(io->saved.mem), CLT_ARG(io->saved.off));
+}
+
+static clt_status dropout_backward(const clt__layer *l, const clt__layer_io *io)
+{
+    if (!io->din.mem) return CLT_OK;
+    cl_ulong n = io->batch * l->in_numel;
+    if (l->desc.alpha == 0.0f) return copy(io->w, io->dout, io->din, n);
+    return CLT_LAUNCH(io->w, "dropout", "dropout_backward", n, CLT_ARG(n), CLT_ARG(io->dout.mem),
+                      CLT_ARG(io->dout.off), CLT_ARG(io->saved.mem), CLT_ARG(io->saved.off),
+                      CLT_ARG(io->din.mem), CLT_ARG(io->din.off));
+}
+
+static clt_status layernorm_forward(const clt__layer *l, const clt__layer_io *io)
+{
+    cl_uint B = (cl_uint)io->batch, D = (cl_uint)l->in_numel;
+    cl_float eps = l->desc.alpha;
+    clt__view b = clt__at(io->params, l->w_count);
+    return CLT_LAUNCH(io->w, "layernorm", "layernorm_forward", B, CLT_ARG(B), CLT_ARG(D), CLT_ARG(eps),
+                      CLT_ARG(io->in.mem), CLT_ARG(io->in.off), CLT_ARG(io->out.mem),
+                      CLT_ARG(io->out.off), CLT_ARG(io->params.mem), CLT_ARG(io->params.off),
+                      CLT_ARG(b.mem), CLT_ARG(b.off), CLT_ARG(io->saved.mem), CLT_ARG(io->saved.off));
+}
+
+static clt_status layernorm_backward(const clt__layer *l, const clt__layer_io *io)
+{
+    cl_uint B = (cl_uint)io->batch, D = (cl_uint)l->in_numel;
+    clt__view db = clt__at(io->grads, l->w_count);
+    clt_status st = CLT_LAUNCH(io->w, "layernorm", "layernorm_backward_params", D, CLT_ARG(B),
+                               CLT_ARG(D), CLT_ARG(io->in.mem), CLT_ARG(io->in.off),
+                               CLT_ARG(io->dout.mem), CLT_ARG(io->dout.off), CLT_ARG(io->saved.mem),
+                               CLT_ARG(io->saved.off), CLT_ARG(io->grads.mem), CLT_ARG(io->grads.off),
+                               CLT_ARG(db.mem), CLT_ARG(db.off));
+    if (st != CLT_OK || !io->din.mem) return st;
+    return CLT_LAUNCH(io->w, "layernorm", "layernorm_backward_input", B, CLT_ARG(B), CLT_ARG(D),
+                      CLT_ARG(io->in.mem), CLT_ARG(io->in.off), CLT_ARG(io->dout.mem),
+                      CLT_ARG(io->dout.off), CLT_ARG(io->params.mem), CLT_ARG(io->params.off),
+                      CLT_ARG(io->saved.mem), CLT_ARG(io->saved.off), CLT_ARG(io->din.mem),
+                      CLT_ARG(io->din.off));
+}
+
+/* ---- dispatch ----------------------------------------------------------------------------- */
+
+clt_status clt__layer_forward(const clt__layer *l, const clt__layer_io *io)
+{
+    if (io->batch == 0) return CLT_OK;
+    switch (l->desc.kind) {
+    case CLT_LAYER_LINEAR: return linear_forward(l, io);
+    case CLT_LAYER_CONV2D: return conv_forward(l, io);
+    case CLT_LAYER_MAXPOOL2D:
+    case CLT_LAYER_AVGPOOL2D: return pool_forward(l, io);
+    case CLT_LAYER_FLATTEN: return copy(io->w, io->in, io->out, io->batch * l->in_numel);
+    case CLT_LAYER_RELU:
+    case CLT_LAYER_LEAKY_RELU:
+    case CLT_LAYER_GELU:
+    case CLT_LAYER_TANH:
+    case CLT_LAYER_SIGMOID: return act_forward(l, io);
+    case CLT_LAYER_DROPOUT: return dropout_forward(l, io);
+    case CLT_LAYER_LAYERNORM: return layernorm_forward(l, io);
+    }
+    return clt__fail(CLT_ERR_INVALID_ARG, "unknown layer kind %d", (int)l->desc.kind);
+}
+
+clt_status clt__layer_backward(const clt__layer *l, const clt__layer_io *io)
+{
+    if (io->batch == 0) return CLT_OK;
+    switch (l->desc.kind) {
+    case CLT_LAYER_LINEAR: return linear_backward(l, io);
+    case CLT_LAYER_CONV2D: return conv_backward(l, io);
+    case CLT_LAYER_MAXPOOL2D:
+    case CLT_LAYER_AVGPOOL2D: return pool_backward(l, io);
+    case CLT_LAYER_FLATTEN:
+        return io->din.mem ? copy(io->w, io->dout, io->din, io->batch * l->in_numel) : CLT_OK;
+    case CLT_LAYER_RELU:
+    case CLT_LAYER_LEAKY_RELU:
+    case CLT_LAYER_GELU:
+    case CLT_LAYER_TANH:
+    case CLT_LAYER_SIGMOID: return act_backward(l, io);
+    case CLT_LAYER_DROPOUT: return dropout_backward(l, io);
+    case CLT_LAYER_LAYERNORM: return layernorm_backward(l, io);
+    }
+    return clt__fail(CLT_ERR_INVALID_ARG, "unknown layer kind %d", (int)l->desc.kind);
+}

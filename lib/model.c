@@ -1,0 +1,307 @@
+/* Models: a sequential stack of layer descriptions, their shapes, and the flat parameter layout
+ * (each layer's weight then bias, layer after layer) that every device's buffers follow. */
+#include "internal.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+const char *clt__layer_kind_name(clt_layer_kind k)
+{
+    switch (k) {
+    case CLT_LAYER_LINEAR: return "linear";
+    case CLT_LAYER_CONV2D: return "conv2d";
+    case CLT_LAYER_MAXPOOL2D: return "maxpool2d";
+    case CLT_LAYER_AVGPOOL2D: return "avgpool2d";
+    case CLT_LAYER_FLATTEN: return "flatten";
+    case CLT_LAYER_RELU: return "relu";
+    case CLT_LAYER_LEAKY_RELU: return "leaky_relu";
+    case CLT_LAYER_GELU: return "gelu";
+    case CLT_LAYER_TANH: return "tanh";
+    case CLT_LAYER_SIGMOID: return "sigmoid";
+    case CLT_LAYER_DROPOUT: return "dropout";
+    case CLT_LAYER_LAYERNORM: return "layernorm";
+    }
+    return "unknown";
+}
+
+static bool shape_valid(clt_shape s) { return clt_shape_numel(s) > 0; }
+
+/* A shape-to-text helper for messages: "(1, 32, 32)". */
+static const char *shape_str(clt_shape s, char *buf, size_t cap)
+{
+    size_t len = (size_t)snprintf(buf, cap, "(");
+    for (int i = 0; i < s.rank && len < cap; i++)
+        len += (size_t)snprintf(buf + len, cap - len, i ? ", %d" : "%d", s.dims[i]);
+    if (len < cap) snprintf(buf + len, cap - len, ")");
+    return buf;
+}
+
+clt_status clt_model_create(clt_model **out, clt_shape input)
+{
+    if (!out) return clt__fail(CLT_ERR_INVALID_ARG, "clt_model_create: out is NULL");
+    *out = NULL;
+    if (!shape_valid(input) || clt_shape_numel(input) > (1u << 30))
+        return clt__fail(CLT_ERR_SHAPE, "clt_model_create: invalid input shape (rank %d; every "
+                         "dimension must be positive, rank 1..%d, at most 2^30 elements)",
+                         input.rank, CLT_MAX_RANK);
+    clt_model *m = calloc(1, sizeof *m);
+    if (!m) return clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
+    m->input = input;
+    *out = m;
+    return CLT_OK;
+}
+
+void clt_model_destroy(clt_model *m)
+{
+    if (!m) return;
+    free(m->layers);
+    free(m->description);
+    free(m);
+}
+
+int clt_model_layer_count(const clt_model *m) { return m ? m->nlayers : 0; }
+
+clt_shape clt_model_input_shape(const clt_model *m)
+{
+    clt_shape none = {0, {0, 0, 0, 0}};
+    return m ? m->input : none;
+}
+
+clt_shape clt_model_output_shape(const clt_model *m, int layer)
+{
+    clt_shape none = {0, {0, 0, 0, 0}};
+    if (!m) return none;
+    if (layer == -1) layer = m->nlayers - 1;
+    if (layer == -1) return m->input;
+    if (layer < 0 || layer >= m->nlayers) return none;
+    return m->layers[layer].out;
+}
+
+size_t clt_model_param_count(const clt_model *m) { return m ? m->nparams : 0; }
+
+/* Fills l's output shape and parameter shapes from its input shape; CLT_ERR_SHAPE if it does
+ * not fit. */
+static clt_status infer(clt__layer *l, int index)
+{
+    const clt_layer_desc *d = &l->desc;
+    clt_shape in = l->in, o = in;
+    char sb[64];
+    const char *kind = clt__layer_kind_name(d->kind);
+    memset(&l->w_shape, 0, sizeof l->w_shape);
+    memset(&l->b_shape, 0, sizeof l->b_shape);
+    l->saved_per_sample = 0;
+    switch (d->kind) {
+    case CLT_LAYER_LINEAR:
+        if (in.rank != 1)
+            return clt__fail(CLT_ERR_SHAPE, "layer %d (linear) needs a vector input, got %s: add "
+                             "clt_flatten() before it", index, shape_str(in, sb, sizeof sb));
+        if (d->out <= 0 || d->out > (1 << 24))
+            return clt__fail(CLT_ERR_SHAPE, "layer %d (linear): %d output features", index, d->out);
+        o = clt_shape1(d->out);
+        l->w_shape = (clt_shape){2, {d->out, in.dims[0], 0, 0}};
+        if (d->bias) l->b_shape = clt_shape1(d->out);
+        break;
+    case CLT_LAYER_CONV2D:
+    case CLT_LAYER_MAXPOOL2D:
+    case CLT_LAYER_AVGPOOL2D: {
+        if (in.rank != 3)
+            return clt__fail(CLT_ERR_SHAPE, "layer %d (%s) needs a (C, H, W) input, got %s", index,
+                             kind, shape_str(in, sb, sizeof sb));
+        int k = d->kernel, pad = d->kind == CLT_LAYER_CONV2D ? d->padding : 0;
+        int s = d->stride ? d->stride : (d->kind == CLT_LAYER_CONV2D ? 1 : k);
+        if (k <= 0 || s <= 0 || pad < 0 || k > 64 || s > 64 || pad > 64)
+            return clt__fail(CLT_ERR_SHAPE, "layer %d (%s): kernel %d, stride %d, padding %d "
+                             "(kernel and stride 1..64, padding 0..64)", index, kind, k, s, pad);
+        if (in.dims[1] + 2 * pad < k || in.dims[2] + 2 * pad < k)
+            return clt__fail(CLT_ERR_SHAPE, "layer %d (%s): kernel %d is larger than the input %s "
+                             "with padding %d", index, kind, k, shape_str(in, sb, sizeof sb), pad);
+        int oh = (in.dims[1] + 2 * pad - k) / s + 1, ow = (in.dims[2] + 2 * pad - k) / s + 1;
+        if (d->kind == CLT_LAYER_CONV2D) {
+            if (d->out <= 0 || d->out > 65536)
+                return clt__fail(CLT_ERR_SHAPE, "layer %d (conv2d): %d output channels", index, d->out);
+            o = clt_shape3(d->out, oh, ow);
+            l->w_shape = (clt_shape){4, {d->out, in.dims[0], k, k}};
+            if (d->bias) l->b_shape = clt_shape1(d->out);
+        } else {
+            o = clt_shape3(in.dims[0], oh, ow);
+            if (d->kind == CLT_LAYER_MAXPOOL2D) l->saved_per_sample = clt_shape_numel(o);
+        }
+        l->desc.stride = s;
+        break;
+    }
+    case CLT_LAYER_FLATTEN:
+        o = clt_shape1((int)clt_shape_numel(in));
+        break;
+    case CLT_LAYER_RELU:
+    case CLT_LAYER_GELU:
+    case CLT_LAYER_TANH:
+    case CLT_LAYER_SIGMOID:
+        break;
+    case CLT_LAYER_LEAKY_RELU:
+        if (!isfinite(d->alpha))
+            return clt__fail(CLT_ERR_INVALID_ARG, "layer %d (leaky_relu): slope is not finite", index);
+        break;
+    case CLT_LAYER_DROPOUT:
+        if (!(d->alpha >= 0.0f && d->alpha < 1.0f))
+            return clt__fail(CLT_ERR_INVALID_ARG, "layer %d (dropout): probability %g is not in "
+                             "[0, 1)", index, (double)d->alpha);
+        l->saved_per_sample = clt_shape_numel(in);
+        break;
+    case CLT_LAYER_LAYERNORM:
+        if (!(d->alpha > 0.0f) || !isfinite(d->alpha))
+            return clt__fail(CLT_ERR_INVALID_ARG, "layer %d (layernorm): eps %g must be positive",
+                             index, (double)d->alpha);
+        l->w_shape = in;
+        l->b_shape = in;
+        l->saved_per_sample = 2;   /* mean and 1/std */
+        break;
+    default:
+        return clt__fail(CLT_ERR_INVALID_ARG, "layer %d: unknown layer kind %d", index, (int)d->kind);
+    }
+    l->out = o;
+    l->in_numel = clt_shape_numel(in);
+    l->out_numel = clt_shape_numel(o);
+    l->w_count = l->w_shape.rank ? clt_shape_numel(l->w_shape) : 0;
+    l->b_count = l->b_shape.rank ? clt_shape_numel(l->b_shape) : 0;
+    if (l->out_numel == 0 || l->out_numel > (1u << 30))
+        return clt__fail(CLT_ERR_SHAPE, "layer %d (%s): output %s is empty or too large", index,
+                         kind, shape_str(o, sb, sizeof sb));
+    return CLT_OK;
+}
+
+clt_status clt_model_add(clt_model *m, clt_layer_desc desc)
+{
+    if (!m) return clt__fail(CLT_ERR_INVALID_ARG, "clt_model_add: model is NULL");
+    if (m->nlayers >= 4096) return clt__fail(CLT_ERR_INVALID_ARG, "clt_model_add: 4096 layers at most");
+    clt__layer l;
+    memset(&l, 0, sizeof l);
+    l.desc = desc;
+    l.in = m->nlayers ? m->layers[m->nlayers - 1].out : m->input;
+    clt_status st = infer(&l, m->nlayers);
+    if (st != CLT_OK) return st;
+    size_t np = l.w_count + l.b_count;
+    if (m->nparams + np > ((size_t)1 << 34))
+        return clt__fail(CLT_ERR_SHAPE, "layer %d: the model would exceed 2^34 parameters", m->nlayers);
+    if (m->nlayers == m->cap) {
+        int nc = m->cap ? m->cap * 2 : 8;
+        clt__layer *g = realloc(m->layers, (size_t)nc * sizeof *g);
+        if (!g) return clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
+        m->layers = g;
+        m->cap = nc;
+    }
+    l.param_off = m->nparams;
+    m->nparams += np;
+    m->layers[m->nlayers++] = l;
+    return CLT_OK;
+}
+
+clt_status clt__model_find_param(const clt_model *m, int layer, const char *name, size_t *off,
+                                 size_t *count)
+{
+    if (!m || !name) return clt__fail(CLT_ERR_INVALID_ARG, "model or parameter name is NULL");
+    if (layer < 0 || layer >= m->nlayers)
+        return clt__fail(CLT_ERR_INVALID_ARG, "layer %d out of range (the model has %d)", layer,
+                         m->nlayers);
+    const clt__layer *l = &m->layers[layer];
+    if (!strcmp(name, "weight") && l->w_count) {
+        *off = l->param_off;
+        *count = l->w_count;
+        return CLT_OK;
+    }
+    if (!strcmp(name, "bias") && l->b_count) {
+        *off = l->param_off + l->w_count;
+        *count = l->b_count;
+        return CLT_OK;
+    }
+    return clt__fail(CLT_ERR_INVALID_ARG, "layer %d (%s) has no parameter '%s'%s", layer,
+                     clt__layer_kind_name(l->desc.kind), name,
+                     l->w_count ? (l->b_count ? " (it has weight and bias)" : " (it has weight)") : "");
+}
+
+clt_status clt_model_param_shape(const clt_model *m, int layer, const char *name, clt_shape *out)
+{
+    size_t off, count;
+    if (!out) return clt__fail(CLT_ERR_INVALID_ARG, "clt_model_param_shape: out is NULL");
+    clt_status st = clt__model_find_param(m, layer, name, &off, &count);
+    if (st != CLT_OK) return st;
+    *out = !strcmp(name, "weight") ? m->layers[layer].w_shape : m->layers[layer].b_shape;
+    return CLT_OK;
+}
+
+clt_status clt__model_clone(const clt_model *m, clt_model **out)
+{
+    clt_model *c = calloc(1, sizeof *c);
+    if (!c) return clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
+    *c = *m;
+    c->description = NULL;
+    c->cap = m->nlayers;
+    c->layers = NULL;
+    if (m->nlayers) {
+        c->layers = malloc((size_t)m->nlayers * sizeof *c->layers);
+        if (!c->layers) {
+            free(c);
+            return clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
+        }
+        memcpy(c->layers, m->layers, (size_t)m->nlayers * sizeof *c->layers);
+    }
+    *out = c;
+    return CLT_OK;
+}
+
+const char *clt_model_describe(clt_model *m)
+{
+    if (!m) return "";
+    free(m->description);
+    m->description = NULL;
+    char *buf = NULL;
+    size_t len = 0, cap = 0;
+    char a[64], b[64];
+    clt__sbuf_printf(&buf, &len, &cap, "input %s\n", shape_str(m->input, a, sizeof a));
+    for (int i = 0; i < m->nlayers; i++) {
+        const clt__layer *l = &m->layers[i];
+        clt__sbuf_printf(&buf, &len, &cap, "%3d %-10s %s -> %s", i, clt__layer_kind_name(l->desc.kind),
+                         shape_str(l->in, a, sizeof a), shape_str(l->out, b, sizeof b));
+        if (l->w_count + l->b_count)
+            clt__sbuf_printf(&buf, &len, &cap, ", %zu params", l->w_count + l->b_count);
+        clt__sbuf_printf(&buf, &len, &cap, "\n");
+    }
+    clt__sbuf_printf(&buf, &len, &cap, "%zu parameters\n", m->nparams);
+    m->description = buf;
+    return buf ? buf : "";
+}
+
+/* Uniform in [-bound, bound) from the generator, 24 random bits. */
+static float uniform(uint64_t *st, float bound)
+{
+    float u = (float)(clt__splitmix64(st) >> 40) * (1.0f / 16777216.0f);
+    return (2.0f * u - 1.0f) * bound;
+}
+
+void clt__model_init_params(const clt_model *m, uint64_t seed, float *params)
+{
+    uint64_t st = seed;
+    for (int i = 0; i < m->nlayers; i++) {
+        const clt__layer *l = &m->layers[i];
+        float *w = params + l->param_off, *b = w + l->w_count;
+        switch (l->desc.kind) {
+        case CLT_LAYER_LINEAR:
+        case CLT_LAYER_CONV2D: {
+            /* PyTorch: kaiming_uniform_(a=sqrt(5)) gives U(-1/sqrt(fan_in), 1/sqrt(fan_in)) for
+             * the weight, and the bias uses the same bound. */
+            size_t fan_in = l->w_count / (size_t)l->w_shape.dims[0];
+            float bound = 1.0f / sqrtf((float)fan_in);
+            for (size_t j = 0; j < l->w_count; j++) w[j] = uniform(&st, bound);
+            for (size_t j = 0; j < l->b_count; j++) b[j] = uniform(&st, bound);
+            break;
+        }
+        case CLT_LAYER_LAYERNORM:
+            for (size_t j = 0; j < l->w_count; j++) w[j] = 1.0f;
+            for (size_t j = 0; j < l->b_count; j++) b[j] = 0.0f;
+            break;
+        default:
+            break;
+        }
+    }
+}

@@ -1,0 +1,212 @@
+/* One device's share of a model: layers [first, last], their flat parameter, gradient and
+ * optimizer buffers, activations, and the loss when the range ends the model. The strategies
+ * (one device, data parallel, model parallel) are all built from these. */
+#include "internal.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define SUMSQ_PER 4096   /* elements per partial sum of squares */
+
+void clt__net_destroy(clt__net *n)
+{
+    if (!n) return;
+    cl_mem *all[] = {&n->params, &n->grads, &n->opt[0], &n->opt[1], &n->input, &n->saved,
+                     &n->gbuf[0], &n->gbuf[1], &n->scratch, &n->labels, &n->targets,
+                     &n->loss_rows, &n->partial};
+    for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
+        if (*all[i]) clReleaseMemObject(*all[i]);
+    if (n->acts)
+        for (int i = 0; i <= n->last - n->first; i++)
+            if (n->acts[i]) clReleaseMemObject(n->acts[i]);
+    free(n->acts);
+    free(n->saved_off);
+    free(n->host_rows);
+    free(n);
+}
+
+clt_status clt__net_create(clt__worker *w, const clt_model *m, int first, int last,
+                           size_t max_batch, clt__net **out)
+{
+    CLT_ASSERT(first >= 0 && last < m->nlayers && first <= last && max_batch > 0, CLT_ERR_STATE);
+    *out = NULL;
+    clt__net *n = calloc(1, sizeof *n);
+    int count = last - first + 1;
+    if (!n || !(n->acts = calloc((size_t)count, sizeof *n->acts)) ||
+        !(n->saved_off = calloc((size_t)count + 1, sizeof *n->saved_off)) ||
+        !(n->host_rows = calloc(max_batch + SUMSQ_PER, sizeof *n->host_rows))) {
+        clt__net_destroy(n);
+        return clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
+    }
+    n->w = w;
+    n->m = m;
+    n->first = first;
+    n->last = last;
+    n->max_batch = max_batch;
+    const clt__layer *L = m->layers;
+    n->param_base = L[first].param_off;
+    n->nparams = L[last].param_off + L[last].w_count + L[last].b_count - n->param_base;
+
+    size_t gmax = L[first].in_numel, scratch = 0;
+    for (int i = first; i <= last; i++) {
+        n->saved_off[i - first + 1] = n->saved_off[i - first] + L[i].saved_per_sample * max_batch;
+        if (L[i].out_numel > gmax) gmax = L[i].out_numel;
+        size_t s = clt__layer_scratch(&L[i], max_batch);
+        if (s > scratch) scratch = s;
+    }
+    n->gbuf_cap = gmax * max_batch;
+    size_t out_numel = L[last].out_numel;
+    n->npartial = (n->nparams + SUMSQ_PER - 1) / SUMSQ_PER;
+
+    clt_status st = clt__alloc(w, n->nparams, "parameters", &n->params);
+    if (st == CLT_OK) st = clt__alloc(w, n->nparams, "gradients", &n->grads);
+    if (st == CLT_OK) st = clt__alloc(w, L[first].in_numel * max_batch, "the input batch", &n->input);
+    for (int i = 0; i < count && st == CLT_OK; i++)
+        st = clt__alloc(w, L[first + i].out_numel * max_batch, "activations", &n->acts[i]);
+    if (st == CLT_OK) st = clt__alloc(w, n->saved_off[count], "saved state", &n->saved);
+    if (st == CLT_OK) st = clt__alloc(w, n->gbuf_cap, "activation gradients", &n->gbuf[0]);
+    if (st == CLT_OK) st = clt__alloc(w, n->gbuf_cap, "activation gradients", &n->gbuf[1]);
+    if (st == CLT_OK) st = clt__alloc(w, scratch, "workspace", &n->scratch);
+    if (st == CLT_OK) st = clt__alloc(w, max_batch, "labels", &n->labels);   /* int32 = 4 bytes */
+    if (st == CLT_OK) st = clt__alloc(w, out_numel * max_batch, "targets", &n->targets);
+    if (st == CLT_OK) st = clt__alloc(w, max_batch, "losses", &n->loss_rows);
+    if (st == CLT_OK) st = clt__alloc(w, n->npartial, "partial sums", &n->partial);
+    if (st == CLT_OK) st = clt__zero(w, (clt__view){n->grads, 0}, n->nparams);
+    if (st != CLT_OK) {
+        clt__net_destroy(n);
+        return st;
+    }
+    *out = n;
+    return CLT_OK;
+}
+
+clt__view clt__net_output(const clt__net *n) { return (clt__view){n->acts[n->last - n->first], 0}; }
+
+/* The io block of layer i (model index) for a batch. */
+static clt__layer_io io_of(clt__net *n, int i, size_t batch, int training, uint64_t seed)
+{
+    const clt__layer *l = &n->m->layers[i];
+    int k = i - n->first;
+    clt__layer_io io;
+    memset(&io, 0, sizeof io);
+    io.w = n->w;
+    io.batch = batch;
+    io.training = training;
+    io.seed = seed ^ (0xD1B54A32D192ED03ull * (uint64_t)(i + 1));
+    io.in = (clt__view){k ? n->acts[k - 1] : n->input, 0};
+    io.out = (clt__view){n->acts[k], 0};
+    io.params = (clt__view){n->params, l->param_off - n->param_base};
+    io.grads = (clt__view){n->grads, l->param_off - n->param_base};
+    io.saved = (clt__view){n->saved, n->saved_off[k]};
+    io.scratch = (clt__view){n->scratch, 0};
+    return io;
+}
+
+clt_status clt__net_forward(clt__net *n, size_t batch, int training, uint64_t seed)
+{
+    for (int i = n->first; i <= n->last; i++) {
+        clt__layer_io io = io_of(n, i, batch, training, seed);
+        clt_status st = clt__layer_forward(&n->m->layers[i], &io);
+        if (st != CLT_OK) return st;
+    }
+    return CLT_OK;
+}
+
+clt_status clt__net_backward(clt__net *n, size_t batch, clt__view dout, clt__view din,
+                             uint64_t seed)
+{
+    int flip = (dout.mem == n->gbuf[0]) ? 1 : 0;   /* the buffer dout is not in */
+    for (int i = n->last; i >= n->first; i--) {
+        clt__layer_io io = io_of(n, i, batch, 1, seed);
+        io.dout = dout;
+        if (i > n->first)
+            io.din = (clt__view){n->gbuf[flip], 0};
+        else
+            io.din = din;
+        clt_status st = clt__layer_backward(&n->m->layers[i], &io);
+        if (st != CLT_OK) return st;
+        dout = io.din;
+        flip ^= 1;
+    }
+    return CLT_OK;
+}
+
+clt_status clt__net_loss(clt__net *n, clt_loss loss, size_t batch, float grad_scale,
+                         int want_grad, double *sum)
+{
+    clt__worker *w = n->w;
+    cl_uint B = (cl_uint)batch, C = (cl_uint)n->m->layers[n->last].out_numel;
+    clt__view z = clt__net_output(n);
+    cl_ulong go = 0;
+    cl_int wg = want_grad != 0;
+    clt_status st;
+    if (loss == CLT_LOSS_CROSS_ENTROPY)
+        st = CLT_LAUNCH(w, "loss", "softmax_xent", B, CLT_ARG(B), CLT_ARG(C), CLT_ARG(z.mem),
+                        CLT_ARG(z.off), CLT_ARG(n->labels), CLT_ARG(n->loss_rows), CLT_ARG(n->gbuf[0]),
+                        CLT_ARG(go), CLT_ARG(grad_scale), CLT_ARG(wg));
+    else
+        st = CLT_LAUNCH(w, "loss", "mse", B, CLT_ARG(B), CLT_ARG(C), CLT_ARG(z.mem), CLT_ARG(z.off),
+                        CLT_ARG(n->targets), CLT_ARG(n->loss_rows), CLT_ARG(n->gbuf[0]), CLT_ARG(go),
+                        CLT_ARG(grad_scale), CLT_ARG(wg));
+    if (st != CLT_OK) return st;
+    cl_int err = clEnqueueReadBuffer(w->queue, n->loss_rows, CL_TRUE, 0, batch * sizeof(float),
+                                     n->host_rows, 0, NULL, NULL);
+    if (err != CL_SUCCESS) return clt__fail_cl(err, clt__worker_name(w), "reading the losses");
+    double s = 0;
+    for (size_t i = 0; i < batch; i++) s += n->host_rows[i];
+    *sum = s;
+    return CLT_OK;
+}
+
+clt_status clt__net_grad_sumsq(clt__net *n, double *out)
+{
+    clt__worker *w = n->w;
+    cl_ulong total = n->nparams, per = SUMSQ_PER;
+    clt_status st = CLT_LAUNCH(w, "optim", "sumsq_partial", n->npartial, CLT_ARG(total), CLT_ARG(per),
+                               CLT_ARG(n->grads), CLT_ARG(n->partial));
+    if (st != CLT_OK) return st;
+    float *host = n->host_rows;   /* max_batch + SUMSQ_PER floats; npartial may be larger */
+    double s = 0;
+    for (size_t done = 0; done < n->npartial;) {
+        size_t chunk = n->npartial - done;
+        if (chunk > n->max_batch + SUMSQ_PER) chunk = n->max_batch + SUMSQ_PER;
+        cl_int err = clEnqueueReadBuffer(w->queue, n->partial, CL_TRUE, done * sizeof(float),
+                                         chunk * sizeof(float), host, 0, NULL, NULL);
+        if (err != CL_SUCCESS) return clt__fail_cl(err, clt__worker_name(w), "reading partial sums");
+        for (size_t i = 0; i < chunk; i++) s += host[i];
+        done += chunk;
+    }
+    *out = s;
+    return CLT_OK;
+}
+
+clt_status clt__net_optimizer_step(clt__net *n, const clt_optimizer *o, float lr, long step,
+                                   float grad_scale)
+{
+    clt__worker *w = n->w;
+    cl_ulong count = n->nparams;
+    if (count == 0) return CLT_OK;
+    int nstate = o->kind == CLT_OPTIM_SGD ? (o->momentum != 0.0f) : 2;
+    for (int i = 0; i < nstate; i++)
+        if (!n->opt[i]) {
+            clt_status st = clt__alloc(w, n->nparams, "optimizer state", &n->opt[i]);
+            if (st == CLT_OK) st = clt__zero(w, (clt__view){n->opt[i], 0}, n->nparams);
+            if (st != CLT_OK) return st;
+        }
+    if (o->kind == CLT_OPTIM_SGD) {
+        cl_mem buf = n->opt[0] ? n->opt[0] : n->params;   /* unused without momentum */
+        cl_int nesterov = o->nesterov != 0, first = step == 1;
+        return CLT_LAUNCH(w, "optim", "sgd_step", count, CLT_ARG(count), CLT_ARG(n->params),
+                          CLT_ARG(n->grads), CLT_ARG(buf), CLT_ARG(lr), CLT_ARG(o->momentum),
+                          CLT_ARG(o->dampening), CLT_ARG(o->weight_decay), CLT_ARG(nesterov),
+                          CLT_ARG(first), CLT_ARG(grad_scale));
+    }
+    cl_int decoupled = o->kind == CLT_OPTIM_ADAMW;
+    cl_float bc1 = (float)(1.0 - pow((double)o->beta1, (double)step));
+    cl_float bc2s = (float)sqrt(1.0 - pow((double)o->beta2, (double)step));
+    return CLT_LAUNCH(w, "optim", "adam_step", count, CLT_ARG(count), CLT_ARG(n->params),
+                      CLT_ARG(n->grads), CLT_ARG(n->opt[0]), CLT_ARG(n->opt[1]), CLT_ARG(lr),
+                      CLT_ARG(o->beta1), CLT_ARG(o->beta2), CLT_ARG(o->eps), CLT_ARG(o->weight_decay),
+                      CLT_ARG(decoupled), CLT_ARG(bc1), CLT_ARG(bc2s), CLT_ARG(grad_scale));
+}
