@@ -110,7 +110,7 @@ static clt_status infer(clt__layer *l, int index)
             return clt__fail(CLT_ERR_SHAPE, "layer %d (%s) needs a (C, H, W) input, got %s", index,
                              kind, shape_str(in, sb, sizeof sb));
         int k = d->kernel, pad = d->kind == CLT_LAYER_CONV2D ? d->padding : 0;
-        int s = d->stride ? d->stride : (d->kind == CLT_LAYER_CONV2D ? 1 : k);
+        int s = d->stride ? d->stride : (d->kind == CLT_LAYER_CONV2D ? 0 : k);   /* 0: pools only */
         if (k <= 0 || s <= 0 || pad < 0 || k > 64 || s > 64 || pad > 64)
             return clt__fail(CLT_ERR_SHAPE, "layer %d (%s): kernel %d, stride %d, padding %d "
                              "(kernel and stride 1..64, padding 0..64)", index, kind, k, s, pad);
