@@ -346,8 +346,9 @@ static clt_status idx_read(idx_file *f, size_t want, uint8_t **out, const char *
         size_t ask = cap - got < IDX_READ_CHUNK ? cap - got : IDX_READ_CHUNK;
         int n = gzread(f->gz, buf + got, (unsigned)ask);
         if (n <= 0) {
+            clt_status st = idx_read_failure(f, want, got, what);   /* before free() touches errno */
             free(buf);
-            return idx_read_failure(f, want, got, what);
+            return st;
         }
         got += (size_t)n;
     }
