@@ -139,6 +139,107 @@ static inline size_t clt_shape_numel(clt_shape s)
 }
 
 /* ---------------------------------------------------------------------------------------------
+ * Data sets: samples of one shape (floats) with integer class labels, held in host memory.
+ * From arrays, from IDX files (the format of MNIST and Fashion-MNIST, gzipped or not), or
+ * generated. A data set is immutable once made; clt_dataset_shuffle and clt_dataset_batch
+ * give the order and the mini-batches of an epoch.
+ *
+ *     clt_dataset *train, *test;
+ *     clt_dataset_options o = clt_dataset_options_default();
+ *     o.pad_to = 32;                                   // 28x28 -> 32x32: 1024 inputs
+ *     if (clt_dataset_load_fashion_mnist(&train, &test, NULL, &o) == CLT_ERR_IO)
+ *         clt_dataset_synthetic(&train, 60000, clt_shape3(1, 32, 32), 10, 1);  // none found
+ *     uint32_t *order = malloc(clt_dataset_size(train) * sizeof *order);
+ *     clt_dataset_shuffle(order, clt_dataset_size(train), epoch_seed);
+ *     for (size_t i = 0; i + 256 <= clt_dataset_size(train); i += 256)
+ *         clt_dataset_batch(train, order, i, 256, x, labels);   // x (256, 1024), labels (256)
+ */
+typedef struct clt_dataset clt_dataset;
+
+/* Fashion-MNIST's training-set pixel mean and standard deviation, after scaling to [0, 1]. */
+#define CLT_FASHION_MNIST_MEAN 0.2860f
+#define CLT_FASHION_MNIST_STD 0.3530f
+
+typedef struct {
+    /* 0: images keep their size. N > 0: each rows x cols image is centred in an N x N image
+     * of black pixels (28x28 -> 32x32 adds 2 on each side; an odd margin puts the extra row
+     * or column at the bottom or right). N smaller than rows or cols is CLT_ERR_SHAPE. */
+    int pad_to;
+    /* 0: pixel / 255, in [0, 1]. 1: then (v - CLT_FASHION_MNIST_MEAN) / CLT_FASHION_MNIST_STD,
+     * fixed constants rather than statistics of the file, so that a training and a test set
+     * get the same transform. Padding is black before this step, so it gets the value a black
+     * pixel gets (-0.8102 with 1), as torchvision's Pad then Normalize would give. */
+    int normalize;
+    /* 0: every sample; else the first `limit` (all of them when the file holds fewer). A
+     * gzipped file is then decompressed only as far as needed. */
+    size_t limit;
+    /* The number of classes, 1..256; a label >= classes is CLT_ERR_FORMAT naming the sample.
+     * Given rather than inferred from the largest label, so a corrupt label file is caught
+     * instead of silently becoming a 200-class problem. */
+    int classes;
+} clt_dataset_options;
+
+/* pad_to 0, normalize 0, limit 0, classes 10 (MNIST, Fashion-MNIST). */
+CLT_API clt_dataset_options clt_dataset_options_default(void);
+
+/* Copies n samples of clt_shape_numel(shape) floats each, x (n, numel), and their labels (n)
+ * in [0, classes). A label out of range is CLT_ERR_INVALID_ARG naming its index, a NaN or
+ * infinite input CLT_ERR_NUMERIC naming the sample. n is at most UINT32_MAX. */
+CLT_API clt_status clt_dataset_from_arrays(clt_dataset **out, const float *x,
+                                           const int32_t *labels, size_t n, clt_shape shape,
+                                           int classes);
+
+/* Reads IDX images (unsigned bytes, 3 dimensions: n x rows x cols) and IDX labels (unsigned
+ * bytes, 1 dimension: n); each file may be gzipped, told by its first bytes (1f 8b), not its
+ * name. The samples get shape {1, rows, cols}, or {1, pad_to, pad_to}. o NULL: the defaults.
+ * Errors: CLT_ERR_IO for a file that is missing or unreadable (with the path and the system's
+ * reason); CLT_ERR_FORMAT with the path for one that is not IDX, of another data type or
+ * rank, truncated (what the header promises against what the file holds), longer than its
+ * header says, or a label out of range; also when the two files' counts differ. */
+CLT_API clt_status clt_dataset_load_idx(clt_dataset **out, const char *images_path,
+                                        const char *labels_path, const clt_dataset_options *o);
+
+/* Fashion-MNIST (or MNIST) from dir, NULL meaning /usr/share/datasets/fashion-mnist (Debian's
+ * dataset-fashion-mnist): train-{images-idx3,labels-idx1}-ubyte and t10k-... with or without
+ * .gz (the plain file wins when both exist). Either of train or test may be NULL to skip it.
+ * Files that are absent give CLT_ERR_IO, so a caller can fall back to clt_dataset_synthetic;
+ * files that are present but bad give CLT_ERR_FORMAT. On failure both outputs are NULL. */
+CLT_API clt_status clt_dataset_load_fashion_mnist(clt_dataset **train, clt_dataset **test,
+                                                  const char *dir,
+                                                  const clt_dataset_options *o);
+
+/* A learnable synthetic set: one random prototype in [0, 1) per class, and each sample its
+ * class's prototype plus noise of standard deviation 0.5, drawn from the seed. Labels are
+ * balanced (each class n/classes times, give or take one) in a seeded random order. The same
+ * seed gives the same bits on every platform (integer arithmetic and IEEE float only). */
+CLT_API clt_status clt_dataset_synthetic(clt_dataset **out, size_t n, clt_shape shape,
+                                         int classes, uint64_t seed);
+
+/* NULL is fine. */
+CLT_API void clt_dataset_destroy(clt_dataset *d);
+/* Number of samples; 0 for NULL. */
+CLT_API size_t clt_dataset_size(const clt_dataset *d);
+/* The shape of one sample; rank 0 for NULL. */
+CLT_API clt_shape clt_dataset_shape(const clt_dataset *d);
+/* Number of classes; 0 for NULL. */
+CLT_API int clt_dataset_classes(const clt_dataset *d);
+/* The samples, (n, numel(shape)), owned by the data set; NULL for NULL. */
+CLT_API const float *clt_dataset_inputs(const clt_dataset *d);
+/* The labels, (n), in [0, classes); NULL for NULL. */
+CLT_API const int32_t *clt_dataset_labels(const clt_dataset *d);
+
+/* Writes a random permutation of 0..n-1 into order (n): Fisher-Yates driven by xoshiro256**
+ * seeded through splitmix64, bounded draws by rejection, so a seed gives the same order on
+ * every platform. n is 1..UINT32_MAX. */
+CLT_API clt_status clt_dataset_shuffle(uint32_t *order, size_t n, uint64_t seed);
+
+/* Copies samples order[start .. start+count) (order NULL: start .. start+count) into x
+ * (count, numel) and their labels into labels (count; NULL to skip them). start + count must
+ * not pass clt_dataset_size(d), and every order entry used must be below it. */
+CLT_API clt_status clt_dataset_batch(const clt_dataset *d, const uint32_t *order, size_t start,
+                                     size_t count, float *x, int32_t *labels);
+
+/* ---------------------------------------------------------------------------------------------
  * Devices. Discovery covers every platform of the ICD loader. A device spec selects devices:
  *
  *   all | gpu | cpu | accelerator    every device (of that type), platform by platform

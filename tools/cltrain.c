@@ -12,6 +12,9 @@ static void usage(FILE *f)
             "commands:\n"
             "  info [--devices SPEC] [--json]   list every OpenCL platform and device, and what SPEC selects\n"
             "  selftest [--devices SPEC]        build and run a kernel on every selected device, check it\n"
+            "  train [--model seed-mlp|cnn] [--epochs N] [--batch N] [--optim sgd|adam|adamw] [--lr X]\n"
+            "        [--devices SPEC] [--data DIR] [--limit N] [--json]\n"
+            "                                   train on Fashion-MNIST and report the test accuracy\n"
             "  bench dispatch [--devices SPEC] [--iters N] [--json]\n"
             "                                   host cost of handing work to the device threads\n"
             "  version                          print the version\n"
@@ -46,6 +49,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "info")) return cmd_info(argc - 1, argv + 1);
     if (!strcmp(cmd, "selftest")) return cmd_selftest(argc - 1, argv + 1);
     if (!strcmp(cmd, "bench")) return cmd_bench(argc - 1, argv + 1);
+    if (!strcmp(cmd, "train")) return cmd_train(argc - 1, argv + 1);
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
         printf("cltrain %s\n", clt_version());
         return 0;

@@ -7,6 +7,10 @@
 int cmd_info(int argc, char **argv);
 int cmd_selftest(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
+int cmd_train(int argc, char **argv);
+
+/* Builds a named model: seed-mlp (1024-512-256-128-10) or cnn. */
+clt_status tool_model_build(const char *name, clt_model **out);
 
 /* Prints "cltrain: what: <last error>" to stderr and returns 1. */
 int tool_fail(const char *what, clt_status st);
