@@ -324,6 +324,19 @@ CLT_API clt_status clt_runtime_device_info(const clt_runtime *rt, int device, cl
  * The runtime owns it: retain it if you keep it past clt_runtime_destroy. NULL on bad input. */
 CLT_API cl_context clt_runtime_context(const clt_runtime *rt, int device);
 
+/* Time the device spent on the library's commands, from OpenCL profiling events: only counted
+ * when the runtime was created with profiling on (otherwise no event is even asked for). */
+typedef struct {
+    uint64_t kernels;          /* kernels run, CLBlast's included */
+    double kernel_s;           /* their device time, start to end */
+    uint64_t transfers;        /* host-device copies of batches and results */
+    double transfer_s;
+} clt_device_stats;
+
+/* Reads (and with reset, zeroes) a device's totals, after its queued work has finished. */
+CLT_API clt_status clt_runtime_device_stats(clt_runtime *rt, int device, clt_device_stats *out,
+                                            int reset);
+
 /* What a callback run on a device's worker thread may use. Valid during the call only. */
 typedef struct {
     int index;                 /* runtime device index */

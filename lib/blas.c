@@ -76,9 +76,11 @@ clt_status clt__sgemm(clt__worker *w, clt__trans ta, clt__trans tb, size_t m, si
     if (m == 0 || n == 0) return CLT_OK;
     if (k == 0) return clt__fail(CLT_ERR_INVALID_ARG, "SGEMM with K = 0 is not supported");
     bool locked = first_use_begin(w, BLAS_SGEMM);
+    clt__worker_mark(w);
     CLBlastStatusCode s = CLBlastSgemm(CLBlastLayoutRowMajor, tr(ta), tr(tb), m, n, k, alpha, a,
                                        a_off, lda, b, b_off, ldb, beta, c, c_off, ldc, &w->queue,
-                                       NULL);
+                                       clt__worker_event(w));
+    if (s == CLBlastSuccess) clt__worker_record(w, CLT__EV_KERNEL);
     first_use_end(w, BLAS_SGEMM, locked, s);
     return s == CLBlastSuccess ? CLT_OK : blas_fail(w, "SGEMM", s, m, n, k);
 }
@@ -93,9 +95,11 @@ clt_status clt__sgemm_strided_batched(clt__worker *w, clt__trans ta, clt__trans 
     if (m == 0 || n == 0 || batch == 0) return CLT_OK;
     if (k == 0) return clt__fail(CLT_ERR_INVALID_ARG, "batched SGEMM with K = 0 is not supported");
     bool locked = first_use_begin(w, BLAS_SGEMM_STRIDED_BATCHED);
+    clt__worker_mark(w);
     CLBlastStatusCode s = CLBlastSgemmStridedBatched(
         CLBlastLayoutRowMajor, tr(ta), tr(tb), m, n, k, alpha, a, a_off, lda, a_stride, b, b_off,
-        ldb, b_stride, beta, c, c_off, ldc, c_stride, batch, &w->queue, NULL);
+        ldb, b_stride, beta, c, c_off, ldc, c_stride, batch, &w->queue, clt__worker_event(w));
+    if (s == CLBlastSuccess) clt__worker_record(w, CLT__EV_KERNEL);
     first_use_end(w, BLAS_SGEMM_STRIDED_BATCHED, locked, s);
     return s == CLBlastSuccess ? CLT_OK : blas_fail(w, "strided batched SGEMM", s, m, n, k);
 }

@@ -106,6 +106,11 @@ struct clt__worker {
     cl_command_queue queue;
     clt__program_cache *programs;   /* this worker's programs and kernels */
     unsigned blas_warm;             /* bit per CLBlast routine already compiled here */
+    bool profiling;                 /* queue has CL_QUEUE_PROFILING_ENABLE: events are kept */
+    cl_event *events;               /* profiled commands not yet added to the totals */
+    int *event_kinds;               /* CLT__EV_KERNEL or CLT__EV_TRANSFER */
+    size_t nevents, events_cap;
+    clt_device_stats stats;
 
     pthread_t thread;
     pthread_mutex_t lock;
@@ -129,6 +134,17 @@ clt_status clt__worker_wait(clt__worker *w, clt__task *t);
 clt_status clt__worker_call(clt__worker *w, clt__task_fn fn, void *arg);
 /* The worker whose thread is calling, or NULL. */
 clt__worker *clt__worker_self(void);
+/* With profiling on, where a command's event should go (NULL when off: no event at all). */
+/* A MARK's end opens the span of the kernel recorded right after it: CLBlast returns the event
+ * of its last kernel only, so a marker before the call makes the whole call count. */
+enum { CLT__EV_KERNEL = 0, CLT__EV_TRANSFER = 1, CLT__EV_MARK = 2 };
+cl_event *clt__worker_event(clt__worker *w);
+/* Keeps the event *clt__worker_event returned, as a kernel, a transfer or a mark. */
+void clt__worker_record(clt__worker *w, int kind);
+/* On w's thread, after the queue finished: adds kept events' durations to w->stats. */
+void clt__worker_collect(clt__worker *w);
+/* With profiling on, enqueues a marker whose end starts the next kernel's span. */
+void clt__worker_mark(clt__worker *w);
 /* The device's name for error messages. */
 static inline const char *clt__worker_name(const clt__worker *w) { return w->dev->info.name; }
 

@@ -23,7 +23,9 @@ clt_status clt__launch(clt__worker *w, const char *source, const char *kernel, s
     if (w->dev->info.max_work_group_size && w->dev->info.max_work_group_size < local)
         local = w->dev->info.max_work_group_size;
     size_t rounded = (global + local - 1) / local * local;
-    cl_int err = clEnqueueNDRangeKernel(w->queue, k, 1, NULL, &rounded, &local, 0, NULL, NULL);
+    cl_int err = clEnqueueNDRangeKernel(w->queue, k, 1, NULL, &rounded, &local, 0, NULL,
+                                        clt__worker_event(w));
+    if (err == CL_SUCCESS) clt__worker_record(w, CLT__EV_KERNEL);
     if (err != CL_SUCCESS)
         return clt__fail(clt__status_from_cl(err), "launching kernel %s (%zu work-items) on device "
                          "%d '%s': %s", kernel, global, w->index, clt__worker_name(w),

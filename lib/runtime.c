@@ -255,3 +255,28 @@ clt_status clt_runtime_build(clt_runtime *rt, int device, const char *source, co
     if (st == CLT_OK) *out = a.program;
     return st;
 }
+
+typedef struct {
+    clt_device_stats *out;
+    int reset;
+} stats_args;
+
+static clt_status stats_task(clt__worker *w, void *arg)
+{
+    stats_args *a = arg;
+    cl_int err = clFinish(w->queue);
+    if (err != CL_SUCCESS) return clt__fail_cl(err, clt__worker_name(w), "clFinish");
+    clt__worker_collect(w);
+    *a->out = w->stats;
+    if (a->reset) memset(&w->stats, 0, sizeof w->stats);
+    return CLT_OK;
+}
+
+clt_status clt_runtime_device_stats(clt_runtime *rt, int device, clt_device_stats *out, int reset)
+{
+    clt_status st = check_device(rt, device, "clt_runtime_device_stats");
+    if (st != CLT_OK) return st;
+    if (!out) return clt__fail(CLT_ERR_INVALID_ARG, "clt_runtime_device_stats: out is NULL");
+    stats_args a = {out, reset};
+    return clt__worker_call(&rt->workers[device], stats_task, &a);
+}

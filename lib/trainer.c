@@ -198,8 +198,11 @@ typedef struct {
 
 static clt_status upload(clt__worker *w, cl_mem dst, const void *src, size_t bytes, const char *what)
 {
-    cl_int err = clEnqueueWriteBuffer(w->queue, dst, CL_FALSE, 0, bytes, src, 0, NULL, NULL);
-    return err == CL_SUCCESS ? CLT_OK : clt__fail_cl(err, clt__worker_name(w), what);
+    cl_int err = clEnqueueWriteBuffer(w->queue, dst, CL_FALSE, 0, bytes, src, 0, NULL,
+                                      clt__worker_event(w));
+    if (err != CL_SUCCESS) return clt__fail_cl(err, clt__worker_name(w), what);
+    clt__worker_record(w, CLT__EV_TRANSFER);
+    return CLT_OK;
 }
 
 static clt_status step_body(clt__worker *w, step_args *a);
@@ -255,6 +258,7 @@ static clt_status step_body(clt__worker *w, step_args *a)
     if (st == CLT_OK) {
         cl_int err = clFinish(w->queue);
         if (err != CL_SUCCESS) return clt__fail_cl(err, clt__worker_name(w), "finishing the step");
+        clt__worker_collect(w);
     }
     return st;
 }

@@ -101,14 +101,92 @@ static clt_status worker_init(clt__worker *w, void *arg)
         w->queue = NULL;
         return clt__fail_cl(err, clt__worker_name(w), "clCreateCommandQueue");
     }
+    w->profiling = a->profiling;
     w->programs = clt__program_cache_create();
     if (!w->programs) return clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
     return CLT_OK;
 }
 
+/* Profiled commands: an event slot is handed out, then kept with its kind until collected. */
+cl_event *clt__worker_event(clt__worker *w)
+{
+    if (!w->profiling) return NULL;
+    if (w->nevents == w->events_cap) {
+        clt__worker_collect(w);   /* bounded memory: fold finished events in first */
+        if (w->nevents == w->events_cap) {
+            size_t nc = w->events_cap ? w->events_cap * 2 : 256;
+            cl_event *e = realloc(w->events, nc * sizeof *e);
+            if (!e) return NULL;
+            w->events = e;
+            int *k = realloc(w->event_kinds, nc * sizeof *k);
+            if (!k) return NULL;
+            w->event_kinds = k;
+            w->events_cap = nc;
+        }
+    }
+    w->events[w->nevents] = NULL;
+    return &w->events[w->nevents];
+}
+
+void clt__worker_record(clt__worker *w, int kind)
+{
+    if (!w->profiling || w->nevents == w->events_cap || !w->events[w->nevents]) return;
+    w->event_kinds[w->nevents++] = kind;
+}
+
+void clt__worker_mark(clt__worker *w)
+{
+    if (!w->profiling) return;
+    if (clEnqueueMarkerWithWaitList(w->queue, 0, NULL, clt__worker_event(w)) == CL_SUCCESS)
+        clt__worker_record(w, CLT__EV_MARK);
+}
+
+static bool profile_times(cl_event e, cl_ulong *t0, cl_ulong *t1)
+{
+    return clGetEventProfilingInfo(e, CL_PROFILING_COMMAND_START, sizeof *t0, t0, NULL) == CL_SUCCESS &&
+           clGetEventProfilingInfo(e, CL_PROFILING_COMMAND_END, sizeof *t1, t1, NULL) == CL_SUCCESS &&
+           *t1 >= *t0;
+}
+
+void clt__worker_collect(clt__worker *w)
+{
+    size_t done = 0;
+    cl_ulong span_start = 0;
+    /* The queue runs in order: stop at the first command not complete, keep it and the rest. */
+    for (; done < w->nevents; done++) {
+        cl_int status = CL_QUEUED;
+        clGetEventInfo(w->events[done], CL_EVENT_COMMAND_EXECUTION_STATUS, sizeof status, &status, NULL);
+        if (status > CL_COMPLETE) break;
+        int kind = w->event_kinds[done];
+        if (kind == CLT__EV_MARK && done + 1 == w->nevents) break;   /* its kernel is not here yet */
+        cl_ulong t0, t1;
+        if (status == CL_COMPLETE && profile_times(w->events[done], &t0, &t1)) {
+            if (kind == CLT__EV_MARK) {
+                span_start = t1;
+            } else {
+                if (span_start && span_start <= t1) t0 = span_start;
+                span_start = 0;
+                double s = 1e-9 * (double)(t1 - t0);
+                if (kind == CLT__EV_KERNEL) w->stats.kernels++, w->stats.kernel_s += s;
+                else w->stats.transfers++, w->stats.transfer_s += s;
+            }
+        }
+        clReleaseEvent(w->events[done]);
+    }
+    memmove(w->events, w->events + done, (w->nevents - done) * sizeof *w->events);
+    memmove(w->event_kinds, w->event_kinds + done, (w->nevents - done) * sizeof *w->event_kinds);
+    w->nevents -= done;
+}
+
 static clt_status worker_fini(clt__worker *w, void *arg)
 {
     (void)arg;
+    if (w->queue) clFinish(w->queue);
+    clt__worker_collect(w);
+    for (size_t i = 0; i < w->nevents; i++) clReleaseEvent(w->events[i]);
+    free(w->events);
+    free(w->event_kinds);
+    w->events = NULL;
     clt__program_cache_destroy(w->programs);
     w->programs = NULL;
     if (w->queue) {

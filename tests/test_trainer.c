@@ -357,6 +357,44 @@ static void check_training_and_bad_input(void)
     clt_trainer_destroy(NULL);
 }
 
+/* Profiling: kernels and transfers are counted only when the runtime asks for it. */
+static void check_stats(void)
+{
+    clt_model *m;
+    clt_model_create(&m, clt_shape1(16));
+    clt_model_add(m, clt_linear(8));
+    clt_model_add(m, clt_relu());
+    clt_model_add(m, clt_linear(4));
+    float x[4 * 16] = {0};
+    int32_t y[4] = {0, 1, 2, 3};
+    for (int profiled = 0; profiled < 2; profiled++) {
+        clt_runtime_options o = clt_runtime_options_default();
+        o.devices = "0:0";
+        o.profiling = profiled;
+        clt_runtime *r;
+        clt_trainer *t;
+        clt_device_stats s;
+        if (clt_runtime_create_ex(&r, &o) != CLT_OK || clt_trainer_create(&t, r, m, NULL) != CLT_OK) {
+            ok(0, "runtime and trainer for the profiling check: %s", clt_last_error());
+            continue;
+        }
+        clt_trainer_step(t, x, y, 4, NULL);
+        ok_status(clt_runtime_device_stats(r, 0, &s, 1), "device stats (profiling %d)", profiled);
+        if (profiled)
+            ok(s.kernels >= 10 && s.kernel_s > 0 && s.transfers >= 2 && s.transfer_s >= 0,
+               "a profiled step counts its kernels (%llu, %.6f s) and transfers (%llu)",
+               (unsigned long long)s.kernels, s.kernel_s, (unsigned long long)s.transfers);
+        else
+            ok(s.kernels == 0 && s.transfers == 0, "without profiling nothing is counted");
+        clt_runtime_device_stats(r, 0, &s, 0);
+        ok(s.kernels == 0 && s.kernel_s == 0, "reset zeroes the totals");
+        ok_error(clt_runtime_device_stats(r, 1, &s, 0), CLT_ERR_INVALID_ARG, "out of range", "stats of a device out of range");
+        clt_trainer_destroy(t);
+        clt_runtime_destroy(r);
+    }
+    clt_model_destroy(m);
+}
+
 int main(void)
 {
     tap_require_device();
@@ -373,6 +411,7 @@ int main(void)
     check_seed_mlp();
     check_schedules();
     check_training_and_bad_input();
+    check_stats();
     clt_runtime_destroy(rt);
     return tap_done();
 }

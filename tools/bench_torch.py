@@ -1,0 +1,60 @@
+#!/usr/bin/env python3
+"""PyTorch baseline for `cltrain bench train`: the same model, batch, optimizer and step count on
+the CPU with one thread, printed as one JSON line. Run both in one go to compare side by side:
+
+    POCL_DEVICES=basic tools/cltrain bench train --model seed-mlp --batch 256 --json
+    /usr/bin/python3 tools/bench_torch.py --model seed-mlp --batch 256
+"""
+import argparse
+import json
+import time
+
+import torch
+import torch.nn as nn
+
+
+def build(name):
+    if name == "seed-mlp":
+        return nn.Sequential(nn.Linear(1024, 512), nn.ReLU(), nn.Linear(512, 256), nn.ReLU(),
+                             nn.Linear(256, 128), nn.ReLU(), nn.Linear(128, 10)), (1024,)
+    if name == "cnn":
+        return nn.Sequential(nn.Conv2d(1, 16, 5, 1, 2), nn.ReLU(), nn.MaxPool2d(2, 2),
+                             nn.Conv2d(16, 32, 5, 1, 2), nn.ReLU(), nn.MaxPool2d(2, 2),
+                             nn.Flatten(), nn.Linear(32 * 8 * 8, 128), nn.ReLU(),
+                             nn.Linear(128, 10)), (1, 32, 32)
+    raise SystemExit("unknown model " + name)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--model", default="seed-mlp")
+    ap.add_argument("--batch", type=int, default=256)
+    ap.add_argument("--steps", type=int, default=20)
+    ap.add_argument("--threads", type=int, default=1)
+    a = ap.parse_args()
+    torch.set_num_threads(a.threads)
+    torch.manual_seed(0)
+    model, shape = build(a.model)
+    opt = torch.optim.SGD(model.parameters(), lr=0.01, momentum=0.9)
+    x = torch.rand(a.batch, *shape) - 0.5
+    y = torch.arange(a.batch) % 10
+    loss_fn = nn.CrossEntropyLoss()
+
+    def step():
+        opt.zero_grad()
+        loss_fn(model(x), y).backward()
+        opt.step()
+
+    for _ in range(3):
+        step()
+    t0 = time.perf_counter()
+    for _ in range(a.steps):
+        step()
+    dt = time.perf_counter() - t0
+    print(json.dumps({"bench": "train", "framework": "pytorch " + torch.__version__, "model": a.model,
+                      "batch": a.batch, "steps": a.steps, "threads": a.threads,
+                      "samples_per_s": round(a.batch * a.steps / dt, 1)}))
+
+
+if __name__ == "__main__":
+    main()
