@@ -272,9 +272,12 @@ typedef enum {
 } clt_op;
 
 typedef enum {
-    CLT_ALGO_AUTO = 0,    /* the ring */
-    CLT_ALGO_RING = 1,    /* ring reduce-scatter + all-gather over host staging */
-    CLT_ALGO_NAIVE = 2    /* device 0's thread reduces everything; a baseline for benchmarks */
+    CLT_ALGO_AUTO = 0,        /* the ring */
+    CLT_ALGO_RING = 1,        /* ring reduce-scatter + all-gather; on devices that all share host
+                                 memory (CPUs, integrated GPUs) an all-reduce maps the device
+                                 buffers instead of copying them to staging */
+    CLT_ALGO_NAIVE = 2,       /* device 0's thread reduces everything; a baseline for benchmarks */
+    CLT_ALGO_RING_STAGED = 3  /* the ring, always through host staging */
 } clt_algo;
 
 typedef struct {

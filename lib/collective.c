@@ -32,11 +32,14 @@ typedef struct {
     float *host;                              /* staging, mapped */
     size_t cap;                               /* bytes */
     uint32_t call;                            /* calls this rank has entered */
+    const float *src;                         /* mapped ring: the input and the result, */
+    float *dst;                               /* indexed like the whole vector */
 } rank_state;
 
 struct clt__comm {
     clt_runtime *rt;
     int n;
+    bool unified;                 /* every device shares host memory: the ring maps buffers */
     rank_state *ranks;
     atomic_bool aborted;
     pthread_mutex_t abort_lock;   /* only on failure: guards the three fields below */
@@ -74,6 +77,8 @@ clt_status clt__comm_create(clt__comm **out, clt_runtime *rt)
     pthread_condattr_destroy(&attr);
     c->rt = rt;
     c->n = n;
+    c->unified = true;
+    for (int i = 0; i < n; i++) c->unified &= rt->workers[i].dev->info.unified_memory != 0;
     c->ranks = ranks;
     atomic_init(&c->aborted, false);
     pthread_mutex_init(&c->abort_lock, NULL);
@@ -152,6 +157,8 @@ typedef struct {
     const char *what;        /* "all-reduce", for messages */
     cl_event *ev;            /* pending device-to-host copies */
     size_t nev;
+    cl_mem mapped[2];        /* mapped ring: the buffers this rank mapped, and where */
+    void *mapped_at[2];
 } rank_run;
 
 /* Stops every rank of the group: the first failure is the one reported. */
@@ -306,7 +313,16 @@ static clt_status run_end(rank_run *x, clt_status st)
         if (p != x->me) st = wait_peer(x, p, x->tag | UNITS_DONE);
     if (st == CLT_OK && atomic_load(&x->c->aborted)) st = aborted_error(x);
     if (st != CLT_OK && st != CLT_ERR_ABORTED) comm_abort(x->c, x->me, st, clt_last_error());
-    if (st != CLT_OK) clFinish(x->w->queue);   /* nothing of ours may touch staging later */
+    for (int i = 0; i < 2; i++)   /* after the barrier: no peer reads them any more */
+        if (x->mapped[i]) {
+            cl_int err = clEnqueueUnmapMemObject(x->w->queue, x->mapped[i], x->mapped_at[i], 0, NULL, NULL);
+            if (err != CL_SUCCESS && st == CLT_OK)
+                st = clt__fail_cl(err, clt__worker_name(x->w), "clEnqueueUnmapMemObject (collective)");
+        }
+    if (x->mapped[0] || st != CLT_OK) {   /* nothing of ours may touch staging later */
+        cl_int err = clFinish(x->w->queue);
+        if (err != CL_SUCCESS && st == CLT_OK) st = clt__fail_cl(err, clt__worker_name(x->w), "clFinish");
+    }
     return st;
 }
 
@@ -391,24 +407,24 @@ static clt_status wait_event(rank_run *x, cl_event *ev)
     return CLT_OK;
 }
 
-/* acc[i] = op(in[i], acc[i]), then divided by `div` when nonzero (AVG's last step). A NaN in
- * either operand gives NaN for MAX and MIN, as for SUM. */
-static void combine(float *restrict acc, const float *restrict in, size_t len, clt_op op,
+/* out[i] = op(in[i], acc[i]), then divided by `div` when nonzero (AVG's last step); out may be
+ * acc. A NaN in either operand gives NaN for MAX and MIN, as for SUM. */
+static void combine(float *out, const float *in, const float *acc, size_t len, clt_op op,
                     float div)
 {
     switch (op) {
     case CLT_OP_SUM:
     case CLT_OP_AVG:
         if (div != 0.0f)
-            for (size_t i = 0; i < len; i++) acc[i] = (in[i] + acc[i]) / div;
+            for (size_t i = 0; i < len; i++) out[i] = (in[i] + acc[i]) / div;
         else
-            for (size_t i = 0; i < len; i++) acc[i] = in[i] + acc[i];
+            for (size_t i = 0; i < len; i++) out[i] = in[i] + acc[i];
         break;
     case CLT_OP_MAX:
-        for (size_t i = 0; i < len; i++) acc[i] = in[i] > acc[i] || in[i] != in[i] ? in[i] : acc[i];
+        for (size_t i = 0; i < len; i++) out[i] = in[i] > acc[i] || in[i] != in[i] ? in[i] : acc[i];
         break;
     case CLT_OP_MIN:
-        for (size_t i = 0; i < len; i++) acc[i] = in[i] < acc[i] || in[i] != in[i] ? in[i] : acc[i];
+        for (size_t i = 0; i < len; i++) out[i] = in[i] < acc[i] || in[i] != in[i] ? in[i] : acc[i];
         break;
     }
 }
@@ -489,7 +505,7 @@ static clt_status ring_run(rank_run *x, const plan *P, const layout *L)
             st = wait_event(x, &x->ev[(size_t)(s + 1) * C + c]);
             if (st == CLT_OK) st = wait_peer(x, left, x->tag | ((b - 1) * C + c + 1));
             if (st != CLT_OK) break;
-            combine(mine + off, lt->host + off, len, P->op, div);
+            combine(mine + off, lt->host + off, mine + off, len, P->op, div);
             if (last) st = h2d(x, P->recv, dev_off(L, r, off, P->recv_off, P->recv_all), mine + off, len);
             if (st == CLT_OK) st = post(x, (uint32_t)(b * C + c + 1));
         }
@@ -512,6 +528,72 @@ static clt_status ring_run(rank_run *x, const plan *P, const layout *L)
     return st;
 }
 
+static clt_status map_range(rank_run *x, int i, cl_mem buf, size_t off, size_t count,
+                            float **out)
+{
+    cl_int err;
+    void *p = clEnqueueMapBuffer(x->w->queue, buf, CL_TRUE, CL_MAP_READ | CL_MAP_WRITE,
+                                 off * sizeof(float), count * sizeof(float), 0, NULL, NULL, &err);
+    if (err != CL_SUCCESS)
+        return clt__fail_cl(err, clt__worker_name(x->w), "clEnqueueMapBuffer (collective)");
+    x->mapped[i] = buf;
+    x->mapped_at[i] = p;
+    *out = p;
+    return CLT_OK;
+}
+
+/* The ring of ring_run on devices that share host memory: the device buffers are mapped (no
+ * copy) and the ranks reduce from each other's input and result directly, with the same units
+ * and order. An all-reduce only. */
+static clt_status ring_mapped_run(rank_run *x, const plan *P, const layout *L, size_t count)
+{
+    int n = x->n, r = x->me, left = mod(r - 1, n), right = mod(r + 1, n);
+    size_t C = L->nchunks;
+    rank_state *me = &x->c->ranks[r];
+    const rank_state *lt = &x->c->ranks[left];
+    float *src, *dst;
+    clt_status st;
+    if (P->send == P->recv) {   /* one mapping of the span both ranges cover */
+        size_t lo = P->send_off < P->recv_off ? P->send_off : P->recv_off;
+        size_t hi = (P->send_off > P->recv_off ? P->send_off : P->recv_off) + count;
+        st = map_range(x, 0, P->send, lo, hi - lo, &src);
+        dst = src + (P->recv_off - lo);
+        src += P->send_off - lo;
+    } else {
+        st = map_range(x, 0, P->send, P->send_off, count, &src);
+        if (st == CLT_OK) st = map_range(x, 1, P->recv, P->recv_off, count, &dst);
+    }
+    if (st != CLT_OK) return st;
+    me->src = src;
+    me->dst = dst;
+    for (size_t c = 0; c < C && st == CLT_OK; c++) st = post(x, (uint32_t)(c + 1));
+    uint32_t b = 1;
+    for (int s = 0; s < n - 1 && st == CLT_OK; s++, b++) {
+        int seg = mod(r - 2 - s, n);
+        float div = s == n - 2 && P->op == CLT_OP_AVG ? (float)n : 0.0f;
+        for (size_t c = 0; c < C && st == CLT_OK; c++) {
+            size_t len, off = chunk_of(L, seg, c, &len);
+            st = wait_peer(x, left, x->tag | ((b - 1) * C + c + 1));
+            if (st != CLT_OK) break;
+            combine(dst + off, (s == 0 ? lt->src : lt->dst) + off, src + off, len, P->op, div);
+            st = post(x, (uint32_t)(b * C + c + 1));
+        }
+    }
+    for (int t = 0; t < n - 1 && st == CLT_OK; t++, b++) {
+        int seg = mod(r - 1 - t, n);
+        for (size_t c = 0; c < C && st == CLT_OK; c++) {
+            size_t len, off = chunk_of(L, seg, c, &len);
+            st = wait_peer(x, left, x->tag | ((b - 1) * C + c + 1));
+            /* The right neighbour read our copy of this segment in its step t. */
+            if (st == CLT_OK) st = wait_peer(x, right, x->tag | ((size_t)(t + 1) * C + c + 1));
+            if (st != CLT_OK) break;
+            memcpy(dst + off, lt->dst + off, len * sizeof(float));
+            st = post(x, (uint32_t)(b * C + c + 1));
+        }
+    }
+    return st;
+}
+
 /* The baseline: everyone copies to the host, rank 0 reduces all of it, everyone copies the
  * result from rank 0's staging (an all-gather takes each block from its owner). */
 static clt_status naive_run(rank_run *x, const plan *P, const layout *L)
@@ -529,7 +611,7 @@ static clt_status naive_run(rank_run *x, const plan *P, const layout *L)
             for (size_t o = 0; o < total && st == CLT_OK; o += NAIVE_SLAB) {
                 size_t len = total - o < NAIVE_SLAB ? total - o : NAIVE_SLAB;
                 for (int p = 1; p < n; p++)
-                    combine(mine + o, ranks[p].host + o, len, P->op,
+                    combine(mine + o, ranks[p].host + o, mine + o, len, P->op,
                             p == n - 1 && P->op == CLT_OP_AVG ? (float)n : 0.0f);
             }
             if (st == CLT_OK) st = post(x, 2);
@@ -615,6 +697,8 @@ static clt_status run_collective(clt__comm *c, clt__worker *w, const clt_collect
             st = broadcast_run(&x, P, &L);
         else if (x.algo == CLT_ALGO_NAIVE)
             st = naive_run(&x, P, &L);
+        else if (k == KIND_ALLREDUCE && x.algo == CLT_ALGO_RING && c->unified)
+            st = ring_mapped_run(&x, P, &L, count);
         else
             st = ring_run(&x, P, &L);
     }
@@ -756,7 +840,7 @@ static clt_status validate(clt_runtime *rt, const call_desc *d, const clt_collec
     if (d->k == KIND_BROADCAST && (d->root < 0 || d->root >= n))
         return clt__fail(CLT_ERR_INVALID_ARG, "%s: root %d out of range (the runtime has %d)", fn,
                          d->root, n);
-    if (o && ((unsigned)o->algo > CLT_ALGO_NAIVE || !(o->timeout_s >= 0) || isinf(o->timeout_s)))
+    if (o && ((unsigned)o->algo > CLT_ALGO_RING_STAGED || !(o->timeout_s >= 0) || isinf(o->timeout_s)))
         return clt__fail(CLT_ERR_INVALID_ARG, "%s: bad options (algo %d, timeout_s %g)", fn,
                          (int)o->algo, o->timeout_s);
     if (d->count > SIZE_MAX / sizeof(float) / (size_t)n)
