@@ -254,7 +254,8 @@ CLT_API clt_status clt_runtime_build(clt_runtime *rt, int device, const char *so
  *
  * The data moves through pinned host staging: each device's worker thread copies its data to
  * the host, the workers run a ring (reduce-scatter then all-gather, N-1 steps each, chunked and
- * pipelined) over the staging buffers, and copy the result back. Every device ends with the
+ * pipelined) over the staging buffers, and copy the result back; on devices that all share host
+ * memory, the all-reduce maps the device buffers instead (see clt_algo). Every device ends with the
  * same bits, and the same inputs give the same bits on every run: each element is reduced by
  * one thread, in a fixed order of devices. Calls on one runtime run one at a time; they return
  * when the results are in the device buffers. Call them from any thread but not from inside a
@@ -267,8 +268,8 @@ CLT_API clt_status clt_runtime_build(clt_runtime *rt, int device, const char *so
 typedef enum {
     CLT_OP_SUM = 0,
     CLT_OP_AVG = 1,   /* the sum divided by the device count */
-    CLT_OP_MAX = 2,   /* fmaxf: a NaN loses to a number */
-    CLT_OP_MIN = 3    /* fminf */
+    CLT_OP_MAX = 2,   /* a NaN anywhere gives NaN, as for SUM */
+    CLT_OP_MIN = 3
 } clt_op;
 
 typedef enum {
