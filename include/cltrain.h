@@ -522,6 +522,67 @@ CLT_API clt_status clt_trainer_get_grad(clt_trainer *t, int layer, const char *n
 CLT_API long clt_trainer_step_count(const clt_trainer *t);
 CLT_API float clt_trainer_lr(const clt_trainer *t);
 
+/* ---------------------------------------------------------------------------------------------
+ * Collectives across the runtime's devices, on float32 device buffers: all-reduce, broadcast,
+ * reduce-scatter, all-gather. Buffer i (one per runtime device, in device order) lives in
+ * clt_runtime_context(rt, i): the runtime's own buffers or ones you created there. Offsets are
+ * not taken: pass a sub-buffer to work on part of a buffer.
+ *
+ * The data moves through pinned host staging: each device's worker thread copies its data to
+ * the host, the workers run a ring (reduce-scatter then all-gather, N-1 steps each, chunked and
+ * pipelined) over the staging buffers, and copy the result back; on devices that all share host
+ * memory, the all-reduce maps the device buffers instead (see clt_algo). Every device ends with the
+ * same bits, and the same inputs give the same bits on every run: each element is reduced by
+ * one thread, in a fixed order of devices. Calls on one runtime run one at a time; they return
+ * when the results are in the device buffers. Call them from any thread but not from inside a
+ * clt_runtime_exec callback of the same runtime (CLT_ERR_STATE).
+ *
+ * When a device fails during a collective every device stops within the timeout; the call
+ * returns the failing device's error and the runtime stays usable. A device that makes no
+ * progress for timeout_s seconds gives CLT_ERR_TIMEOUT naming it.
+ */
+typedef enum {
+    CLT_OP_SUM = 0,
+    CLT_OP_AVG = 1,   /* the sum divided by the device count */
+    CLT_OP_MAX = 2,   /* a NaN anywhere gives NaN, as for SUM */
+    CLT_OP_MIN = 3
+} clt_op;
+
+typedef enum {
+    CLT_ALGO_AUTO = 0,        /* the ring */
+    CLT_ALGO_RING = 1,        /* ring reduce-scatter + all-gather; on devices that all share host
+                                 memory (CPUs, integrated GPUs) an all-reduce maps the device
+                                 buffers instead of copying them to staging */
+    CLT_ALGO_NAIVE = 2,       /* device 0's thread reduces everything; a baseline for benchmarks */
+    CLT_ALGO_RING_STAGED = 3  /* the ring, always through host staging */
+} clt_algo;
+
+typedef struct {
+    clt_algo algo;
+    size_t chunk_bytes;   /* pipeline chunk; 0: the default (1 MiB) */
+    double timeout_s;     /* longest wait for another device; 0: the default (60 s) */
+} clt_collective_options;
+
+/* Defaults: CLT_ALGO_AUTO, chunk_bytes 0, timeout_s 0. */
+CLT_API clt_collective_options clt_collective_options_default(void);
+
+/* recv[i] = op over all devices of send[i], count floats each. recv NULL (or recv[i] ==
+ * send[i]) works in place. opts NULL: defaults. count 0 only validates. */
+CLT_API clt_status clt_allreduce(clt_runtime *rt, cl_mem const send[], cl_mem const recv[],
+                                 size_t count, clt_op op, const clt_collective_options *opts);
+/* Copies count floats of bufs[root] into every other bufs[i]. */
+CLT_API clt_status clt_broadcast(clt_runtime *rt, cl_mem const bufs[], size_t count, int root,
+                                 const clt_collective_options *opts);
+/* send[i] holds n*count floats (n devices); recv[i] receives op over all devices of block i
+ * (count floats). recv NULL: in place, block i of send[i] receives it. */
+CLT_API clt_status clt_reduce_scatter(clt_runtime *rt, cl_mem const send[], cl_mem const recv[],
+                                      size_t count, clt_op op,
+                                      const clt_collective_options *opts);
+/* send[i] holds count floats; recv[i] receives all n blocks in device order (n*count floats).
+ * send NULL: in place, recv[i]'s block i is device i's input. */
+CLT_API clt_status clt_all_gather(clt_runtime *rt, cl_mem const send[], cl_mem const recv[],
+                                  size_t count, const clt_collective_options *opts);
+
 #ifdef __cplusplus
 }
 #endif

@@ -326,6 +326,8 @@ clt_status clt__net_optimizer_step(clt__net *n, const clt_optimizer *o, float lr
 
 /* ---- runtime (lib/runtime.c) --------------------------------------------------------------- */
 
+typedef struct clt__comm clt__comm;
+
 struct clt_runtime {
     clt__device *devs;        /* every discovered device */
     size_t ndev;
@@ -334,10 +336,53 @@ struct clt_runtime {
     cl_context *contexts;     /* distinct contexts, retained once each */
     int ncontexts;
     clt_runtime_options opts;
+    pthread_mutex_t comm_lock;   /* held through each public collective: one at a time */
+    clt__comm *comm;             /* the public collectives' group, made on first use */
 };
 
 /* Runs fn on every worker at once with args[i] = (char *)args + i * stride; waits for all.
  * Returns CLT_OK or the lowest-numbered device's error (its message on this thread). */
 clt_status clt__runtime_parallel(clt_runtime *rt, clt__task_fn fn, void *args, size_t stride);
+
+/* ---- collectives (lib/collective.c) -------------------------------------------------------- */
+
+/* A group of ranks, one per runtime device, that run collectives together over pinned host
+ * staging. The per-rank functions below are called on worker w's own thread, one call per
+ * rank, every rank with the same arguments apart from its buffers: a task already running on
+ * each worker (a training step) can all-reduce part of a buffer without leaving its thread.
+ * Buffers live in w's context; offsets and counts are in floats.
+ *
+ * Ranks signal each other through per-rank progress counters tagged with a per-call sequence
+ * number, so successive calls never mix their signals; no global lock is taken. Every call ends
+ * with all ranks having finished (or all failing): when one rank fails it aborts the group,
+ * the others return CLT_ERR_ABORTED naming it, and every wait is bounded by the timeout
+ * (CLT_ERR_TIMEOUT naming the rank waited for). An aborted group refuses further calls
+ * (CLT_ERR_ABORTED) until clt__comm_reset(), which must be called while no rank is inside
+ * a collective (the public functions do it after a failed call). */
+clt_status clt__comm_create(clt__comm **out, clt_runtime *rt);
+/* Frees the staging buffers (on their workers' threads) and the group. NULL is fine. */
+void clt__comm_destroy(clt__comm *c);
+void clt__comm_reset(clt__comm *c);
+/* The runtime's own group, created on first use; the caller holds rt->comm_lock. */
+clt_status clt__runtime_comm(clt_runtime *rt, clt__comm **out);
+
+clt_status clt__comm_allreduce(clt__comm *c, clt__worker *w, cl_mem send, size_t send_off,
+                               cl_mem recv, size_t recv_off, size_t count, clt_op op,
+                               const clt_collective_options *o);
+/* buf holds count floats from off; the root's are copied to every rank's. */
+clt_status clt__comm_broadcast(clt__comm *c, clt__worker *w, cl_mem buf, size_t off, size_t count,
+                               int root, const clt_collective_options *o);
+/* send holds n*count floats from send_off; recv (count floats) receives block w->index. */
+clt_status clt__comm_reduce_scatter(clt__comm *c, clt__worker *w, cl_mem send, size_t send_off,
+                                    cl_mem recv, size_t recv_off, size_t count, clt_op op,
+                                    const clt_collective_options *o);
+/* send holds count floats; recv (n*count floats) receives every rank's, in rank order. */
+clt_status clt__comm_all_gather(clt__comm *c, clt__worker *w, cl_mem send, size_t send_off,
+                                cl_mem recv, size_t recv_off, size_t count,
+                                const clt_collective_options *o);
+
+/* Test hook: rank `rank` fails a real OpenCL command instead of signalling progress unit
+ * `unit` (1-based, counted per call) in every later call; rank -1 turns it off. */
+void clt__comm_inject_fault(clt__comm *c, int rank, unsigned unit);
 
 #endif /* CLT_INTERNAL_H */

@@ -80,6 +80,7 @@ clt_status clt_runtime_create_ex(clt_runtime **out, const clt_runtime_options *o
 
     clt_runtime *rt = calloc(1, sizeof *rt);
     if (!rt) return clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
+    pthread_mutex_init(&rt->comm_lock, NULL);
     rt->opts = o;
     rt->opts.devices = NULL;   /* the caller's string is not ours to keep */
 
@@ -141,7 +142,9 @@ clt_status clt_runtime_create(clt_runtime **out, const char *spec)
 void clt_runtime_destroy(clt_runtime *rt)
 {
     if (!rt) return;
+    clt__comm_destroy(rt->comm);   /* its staging is unmapped on the workers' threads */
     for (int i = 0; i < rt->nworkers && rt->workers; i++) clt__worker_stop(&rt->workers[i]);
+    pthread_mutex_destroy(&rt->comm_lock);
     for (int i = 0; i < rt->ncontexts; i++) clReleaseContext(rt->contexts[i]);
     free(rt->contexts);
     free(rt->workers);

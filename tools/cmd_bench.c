@@ -1,7 +1,11 @@
 /* cltrain bench: benchmarks. `dispatch` measures the host cost of handing work to the device
- * worker threads, the overhead every training step pays; `train` the training steps of a model. */
+ * worker threads, the overhead every training step pays; `train` the training steps of a model;
+ * `allreduce` times clt_allreduce per size like nccl-tests, next to a host memcpy of the same
+ * size, and checks every result. */
 #include "commands.h"
 
+#include <ctype.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -131,34 +135,231 @@ static int bench_train(const char *spec, const char *model, size_t batch, int st
     return 0;
 }
 
+/* ---- allreduce -------------------------------------------------------------------------------- */
+
+typedef struct {
+    cl_mem *bufs;
+    float *host;    /* n_floats per device, device d at host + d * n_floats */
+    size_t n_floats;
+    int write;
+} bufs_io;
+
+static clt_status io_on_device(void *user, const clt_device_ctx *d)
+{
+    bufs_io *io = user;
+    float *h = io->host + (size_t)d->index * io->n_floats;
+    size_t bytes = io->n_floats * sizeof(float);
+    cl_int err = io->write
+                     ? clEnqueueWriteBuffer(d->queue, io->bufs[d->index], CL_TRUE, 0, bytes, h, 0, NULL, NULL)
+                     : clEnqueueReadBuffer(d->queue, io->bufs[d->index], CL_TRUE, 0, bytes, h, 0, NULL, NULL);
+    return err == CL_SUCCESS ? CLT_OK : CLT_ERR_OPENCL;
+}
+
+/* Device d's input: small integers, so the sum is exact whatever the order. */
+static float input(int d, size_t i) { return (float)(i % 13) + (float)d; }
+
+/* "64M", "4K", "1G" or plain bytes; 0 on error. */
+static size_t parse_bytes(const char *s)
+{
+    char *end;
+    double v = strtod(s, &end);
+    int c = toupper((unsigned char)*end);
+    double m = c == 'K' ? 1024.0 : c == 'M' ? 1048576.0 : c == 'G' ? 1073741824.0 : 1.0;
+    if (c == 'K' || c == 'M' || c == 'G') end++;
+    if (*end == 'i') end++;
+    if (*end == 'B') end++;
+    if (*end || !(v > 0)) return 0;
+    return (size_t)(v * m);
+}
+
+/* Seconds per host memcpy of `bytes`: the reference a host-staged collective is held to. */
+static double time_memcpy(char *dst, const char *src, size_t bytes, int iters)
+{
+    volatile char sink = 0;
+    memcpy(dst, src, bytes);
+    double t0 = now();
+    for (int i = 0; i < iters; i++) {
+        memcpy(dst, src, bytes);
+        sink ^= dst[(size_t)i % bytes];
+    }
+    (void)sink;
+    return (now() - t0) / iters;
+}
+
+typedef struct {
+    const char *spec;
+    size_t min_bytes, max_bytes, chunk_bytes;
+    int iters, json;
+    int algos;   /* bit per clt_algo */
+} allreduce_args;
+
+static int bench_allreduce(const allreduce_args *a)
+{
+    clt_runtime *rt;
+    clt_status st = clt_runtime_create(&rt, a->spec);
+    if (st != CLT_OK) return tool_fail("opening devices", st);
+    int n = clt_runtime_device_count(rt);
+    size_t max_floats = a->max_bytes / sizeof(float);
+    cl_mem *send = calloc((size_t)n, sizeof *send), *recv = calloc((size_t)n, sizeof *recv);
+    float *host = malloc((size_t)n * max_floats * sizeof(float));
+    char *ma = malloc(a->max_bytes), *mb = malloc(a->max_bytes);
+    int bad = 0;
+    if (!send || !recv || !host || !ma || !mb) {
+        fprintf(stderr, "cltrain bench: out of host memory\n");
+        bad = 1;
+        goto out;
+    }
+    memset(ma, 1, a->max_bytes);
+    memset(mb, 2, a->max_bytes);
+    for (int d = 0; d < n && !bad; d++) {
+        cl_int e1, e2;
+        send[d] = clCreateBuffer(clt_runtime_context(rt, d), CL_MEM_READ_WRITE, a->max_bytes, NULL, &e1);
+        recv[d] = clCreateBuffer(clt_runtime_context(rt, d), CL_MEM_READ_WRITE, a->max_bytes, NULL, &e2);
+        if (e1 != CL_SUCCESS || e2 != CL_SUCCESS) {
+            fprintf(stderr, "cltrain bench: cannot allocate 2 x %zu bytes on device %d\n", a->max_bytes, d);
+            bad = 1;
+        }
+        for (size_t i = 0; i < max_floats; i++) host[(size_t)d * max_floats + i] = input(d, i);
+    }
+    bufs_io io = {send, host, max_floats, 1};
+    if (!bad && (st = clt_runtime_exec_all(rt, io_on_device, &io)) != CLT_OK) {
+        bad = tool_fail("writing the inputs", st);
+        goto out;
+    }
+    if (!a->json) {
+        printf("# cltrain bench allreduce: %d device%s (%s), %d iterations after 2 warm-up, out of place\n",
+               n, n == 1 ? "" : "s", a->spec ? a->spec : "default", a->iters);
+        printf("# busbw = algbw * 2(n-1)/n; memcpy: one host thread copying the same bytes\n#\n");
+        printf("#%12s %11s %6s %11s %11s %11s %12s %6s\n", "bytes", "count", "algo", "time(us)",
+               "algbw(GB/s)", "busbw(GB/s)", "memcpy(GB/s)", "check");
+    }
+    for (size_t bytes = a->min_bytes; bytes <= a->max_bytes && !bad; bytes *= 2) {
+        size_t count = bytes / sizeof(float);
+        double mt = time_memcpy(mb, ma, bytes, a->iters);
+        double memcpy_gbps = (double)bytes / mt / 1e9;
+        for (int algo = CLT_ALGO_RING; algo <= CLT_ALGO_RING_STAGED && !bad; algo++) {
+            if (!(a->algos & (1 << algo))) continue;
+            clt_collective_options o = clt_collective_options_default();
+            o.algo = (clt_algo)algo;
+            o.chunk_bytes = a->chunk_bytes;
+            for (int i = 0; i < 2 && st == CLT_OK; i++) st = clt_allreduce(rt, send, recv, count, CLT_OP_SUM, &o);
+            double t0 = now();
+            for (int i = 0; i < a->iters && st == CLT_OK; i++)
+                st = clt_allreduce(rt, send, recv, count, CLT_OP_SUM, &o);
+            double t = (now() - t0) / a->iters;
+            if (st != CLT_OK) {
+                bad = tool_fail("clt_allreduce", st);
+                break;
+            }
+            /* Check every device's result; then spoil it so the next size proves itself. */
+            bufs_io rd = {recv, host, count, 0};
+            st = clt_runtime_exec_all(rt, io_on_device, &rd);
+            int correct = st == CLT_OK;
+            for (int d = 0; d < n && correct; d++)
+                for (size_t i = 0; i < count && correct; i++)
+                    correct = host[(size_t)d * count + i] == (float)n * (float)(i % 13) + (float)(n * (n - 1) / 2);
+            for (size_t i = 0; i < (size_t)n * count; i++) host[i] = NAN;
+            rd.write = 1;
+            if (st == CLT_OK) st = clt_runtime_exec_all(rt, io_on_device, &rd);
+            double algbw = (double)bytes / t / 1e9, busbw = algbw * 2.0 * (n - 1) / n;
+            const char *name = algo == CLT_ALGO_RING ? "ring" : algo == CLT_ALGO_NAIVE ? "naive" : "staged";
+            if (a->json)
+                printf("{\"bench\":\"allreduce\",\"bytes\":%zu,\"count\":%zu,\"devices\":%d,\"algo\":\"%s\","
+                       "\"iters\":%d,\"time_us\":%.2f,\"algbw_gbps\":%.3f,\"busbw_gbps\":%.3f,"
+                       "\"memcpy_gbps\":%.3f,\"correct\":%s}\n",
+                       bytes, count, n, name, a->iters, t * 1e6, algbw, busbw, memcpy_gbps,
+                       correct ? "true" : "false");
+            else
+                printf(" %12zu %11zu %6s %11.1f %11.3f %11.3f %12.3f %6s\n", bytes, count, name,
+                       t * 1e6, algbw, busbw, memcpy_gbps, correct ? "OK" : "WRONG");
+            fflush(stdout);
+            if (!correct) bad = 1;
+            if (st != CLT_OK) bad = tool_fail("reading the results", st);
+        }
+    }
+out:
+    for (int d = 0; d < n; d++) {
+        if (send && send[d]) clReleaseMemObject(send[d]);
+        if (recv && recv[d]) clReleaseMemObject(recv[d]);
+    }
+    free(send);
+    free(recv);
+    free(host);
+    free(ma);
+    free(mb);
+    clt_runtime_destroy(rt);
+    return bad ? 1 : 0;
+}
+
+static void bench_usage(void)
+{
+    fprintf(stderr,
+            "usage: cltrain bench dispatch [--devices SPEC] [--iters N] [--json]\n"
+            "       cltrain bench train [--model seed-mlp|cnn] [--batch N] [--steps N] [--devices SPEC] [--json]\n"
+            "       cltrain bench allreduce [--devices SPEC] [--min-bytes A] [--max-bytes B] [--iters N]\n"
+            "                               [--algo ring|naive|staged|all] [--chunk-bytes C] [--json]\n"
+            "sizes take K, M, G suffixes (powers of 1024); allreduce doubles from A (4K) to B (64M);\n"
+            "staged is the ring forced through host staging; all (the default) runs the three\n");
+}
+
 int cmd_bench(int argc, char **argv)
 {
     if (argc < 2) {
-        fprintf(stderr, "usage: cltrain bench dispatch [--devices SPEC] [--iters N] [--json]\n"
-                        "       cltrain bench train [--model seed-mlp|cnn] [--batch N] [--steps N] [--devices SPEC] [--json]\n");
+        bench_usage();
         return 2;
     }
-    const char *what = argv[1], *spec = NULL, *model = "seed-mlp";
-    int iters = 20000, json = 0, steps = 20;
+    const char *what = argv[1], *model = "seed-mlp";
+    int steps = 20;
     long batch = 256;
+    const int all = (1 << CLT_ALGO_RING) | (1 << CLT_ALGO_NAIVE) | (1 << CLT_ALGO_RING_STAGED);
+    allreduce_args ar = {NULL, 4 << 10, 64 << 20, 0, 0, 0, all};
     for (int i = 2; i < argc; i++) {
-        if (!strcmp(argv[i], "--devices") && i + 1 < argc) spec = argv[++i];
-        else if (!strcmp(argv[i], "--iters") && i + 1 < argc) iters = atoi(argv[++i]);
-        else if (!strcmp(argv[i], "--json")) json = 1;
-        else if (!strcmp(argv[i], "--model") && i + 1 < argc) model = argv[++i];
-        else if (!strcmp(argv[i], "--batch") && i + 1 < argc) batch = atol(argv[++i]);
-        else if (!strcmp(argv[i], "--steps") && i + 1 < argc) steps = atoi(argv[++i]);
-        else {
-            fprintf(stderr, "cltrain bench: unknown option '%s'\n", argv[i]);
+        const char *opt = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!strcmp(opt, "--json")) {
+            ar.json = 1;
+            continue;
+        }
+        if (!val) {
+            fprintf(stderr, "cltrain bench: unknown option '%s' or missing value\n", opt);
+            return 2;
+        }
+        i++;
+        if (!strcmp(opt, "--devices")) ar.spec = val;
+        else if (!strcmp(opt, "--model")) model = val;
+        else if (!strcmp(opt, "--batch")) batch = atol(val);
+        else if (!strcmp(opt, "--steps")) steps = atoi(val);
+        else if (!strcmp(opt, "--iters")) ar.iters = atoi(val) > 0 ? atoi(val) : -1;
+        else if (!strcmp(opt, "--min-bytes")) ar.min_bytes = parse_bytes(val);
+        else if (!strcmp(opt, "--max-bytes")) ar.max_bytes = parse_bytes(val);
+        else if (!strcmp(opt, "--chunk-bytes")) ar.chunk_bytes = parse_bytes(val);
+        else if (!strcmp(opt, "--algo")) {
+            ar.algos = !strcmp(val, "ring") ? 1 << CLT_ALGO_RING
+                       : !strcmp(val, "naive") ? 1 << CLT_ALGO_NAIVE
+                       : !strcmp(val, "staged") ? 1 << CLT_ALGO_RING_STAGED
+                       : !strcmp(val, "all") ? all : 0;
+            if (!ar.algos) {
+                fprintf(stderr, "cltrain bench: --algo takes ring, naive, staged or all\n");
+                return 2;
+            }
+        } else {
+            fprintf(stderr, "cltrain bench: unknown option '%s'\n", opt);
             return 2;
         }
     }
-    if (iters < 1 || steps < 1 || batch < 1 || batch > 65536) {
+    if (ar.iters < 0 || steps < 1 || batch < 1 || batch > 65536) {
         fprintf(stderr, "cltrain bench: --iters and --steps must be at least 1, --batch 1..65536\n");
         return 2;
     }
-    if (!strcmp(what, "dispatch")) return bench_dispatch(spec, iters, json);
-    if (!strcmp(what, "train")) return bench_train(spec, model, (size_t)batch, steps, json);
-    fprintf(stderr, "cltrain bench: unknown benchmark '%s' (known: dispatch, train)\n", what);
+    if (!strcmp(what, "dispatch")) return bench_dispatch(ar.spec, ar.iters ? ar.iters : 20000, ar.json);
+    if (!strcmp(what, "train")) return bench_train(ar.spec, model, (size_t)batch, steps, ar.json);
+    if (!strcmp(what, "allreduce")) {
+        if (ar.min_bytes < sizeof(float) || ar.max_bytes < ar.min_bytes) {
+            fprintf(stderr, "cltrain bench: need 4 <= --min-bytes <= --max-bytes\n");
+            return 2;
+        }
+        if (!ar.iters) ar.iters = 20;
+        return bench_allreduce(&ar);
+    }
+    fprintf(stderr, "cltrain bench: unknown benchmark '%s' (known: dispatch, train, allreduce)\n", what);
     return 2;
 }
