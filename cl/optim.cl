@@ -2,35 +2,36 @@
  * code path), and the sum of squares behind gradient clipping. gscale multiplies the gradient
  * first (clipping); it is 1 when clipping is off. */
 
-__kernel void sgd_step(const ulong n, __global float *p, __global const float *g,
+__kernel void sgd_step(const ulong n, __global float *p, const ulong po,
+                       __global const float *g, const ulong go,
                        __global float *buf, const float lr, const float momentum,
                        const float dampening, const float weight_decay, const int nesterov,
                        const int first_step, const float gscale)
 {
     const size_t i = get_global_id(0);
     if (i >= n) return;
-    float d = g[i] * gscale;
-    if (weight_decay != 0.0f) d += weight_decay * p[i];
+    float d = g[go + i] * gscale;
+    if (weight_decay != 0.0f) d += weight_decay * p[po + i];
     if (momentum != 0.0f) {
         const float b = first_step ? d : momentum * buf[i] + (1.0f - dampening) * d;
         buf[i] = b;
         d = nesterov ? d + momentum * b : b;
     }
-    p[i] -= lr * d;
+    p[po + i] -= lr * d;
 }
 
 /* Adam (decoupled = 0, weight decay as L2) and AdamW (decoupled = 1). bc1 = 1 - beta1^t,
  * bc2_sqrt = sqrt(1 - beta2^t), computed on the host in double. */
-__kernel void adam_step(const ulong n, __global float *p, __global const float *g,
-                        __global float *m, __global float *v, const float lr, const float beta1,
+__kernel void adam_step(const ulong n, __global float *p, const ulong po,
+                        __global const float *g, const ulong go, __global float *m, __global float *v, const float lr, const float beta1,
                         const float beta2, const float eps, const float weight_decay,
                         const int decoupled, const float bc1, const float bc2_sqrt,
                         const float gscale)
 {
     const size_t i = get_global_id(0);
     if (i >= n) return;
-    float d = g[i] * gscale;
-    float w = p[i];
+    float d = g[go + i] * gscale;
+    float w = p[po + i];
     if (decoupled) w *= 1.0f - lr * weight_decay;
     else if (weight_decay != 0.0f) d += weight_decay * w;
     const float mi = beta1 * m[i] + (1.0f - beta1) * d;
@@ -38,18 +39,18 @@ __kernel void adam_step(const ulong n, __global float *p, __global const float *
     m[i] = mi;
     v[i] = vi;
     const float denom = sqrt(vi) / bc2_sqrt + eps;
-    p[i] = w - (lr / bc1) * (mi / denom);
+    p[po + i] = w - (lr / bc1) * (mi / denom);
 }
 
-/* partial[k] = sum of x[i]^2 over the k-th slice of `per` elements (fixed order). */
+/* partial[k] = sum of x[xo + i]^2 over the k-th slice of `per` elements (fixed order). */
 __kernel void sumsq_partial(const ulong n, const ulong per, __global const float *x,
-                            __global float *partial)
+                            const ulong xo, __global float *partial)
 {
     const size_t k = get_global_id(0);
     const size_t start = k * per;
     if (start >= n) return;
     const size_t end = min((size_t)n, (size_t)(start + per));
     float s = 0.0f;
-    for (size_t i = start; i < end; i++) s += x[i] * x[i];
+    for (size_t i = start; i < end; i++) s += x[xo + i] * x[xo + i];
     partial[k] = s;
 }

@@ -468,6 +468,18 @@ typedef struct {
     long warmup_steps;    /* any kind: linear warmup from lr/warmup_steps to lr first */
 } clt_schedule;
 
+typedef enum {
+    CLT_PARALLEL_NONE = 0,     /* one device: `device` */
+    CLT_PARALLEL_DATA = 1,     /* a replica on every runtime device, the batch split between them */
+    CLT_PARALLEL_MODEL = 2     /* layers placed on devices (clt_model_place), a pipeline */
+} clt_parallel;
+
+typedef enum {
+    CLT_SPLIT_EQUAL = 0,       /* the batch in equal shares (the first devices get one more) */
+    CLT_SPLIT_WEIGHTS = 1,     /* in proportion to split_weights */
+    CLT_SPLIT_AUTO = 2         /* in proportion to each device's measured samples/s, re-measured */
+} clt_split;
+
 typedef struct {
     clt_loss loss;
     clt_optimizer optim;
@@ -478,10 +490,21 @@ typedef struct {
     int device;           /* runtime device that trains (single-device mode); default 0 */
     int check_numerics;   /* 1 (default): a NaN or Inf loss or gradient is CLT_ERR_NUMERIC and the
                            * parameters stay as they were */
+    int accumulation;     /* steps whose gradients add up before one update (default 1); the loss
+                           * of each is scaled by 1/accumulation, so equal micro-batches give the
+                           * update of their union */
+
+    /* Parallelism. */
+    clt_parallel parallel;
+    clt_split split;              /* data: how the batch is shared */
+    const float *split_weights;   /* data, CLT_SPLIT_WEIGHTS: one weight >= 0 per device */
+    int rebalance_every;          /* data, CLT_SPLIT_AUTO: steps between re-measurements (20) */
+    int verify_replicas;          /* data: after each update, check that every replica holds the
+                                   * same bits as device 0 (slow: a debugging aid) */
 } clt_train_params;
 
 /* Cross-entropy, SGD lr 0.01 without momentum, constant schedule, no clipping, max_batch 256,
- * seed 1, device 0, numerics checked. */
+ * seed 1, device 0, numerics checked, no accumulation, one device (CLT_PARALLEL_NONE). */
 CLT_API clt_train_params clt_train_params_default(void);
 CLT_API clt_optimizer clt_sgd(float lr, float momentum, float weight_decay, int nesterov);
 CLT_API clt_optimizer clt_adam(float lr);
@@ -518,6 +541,9 @@ CLT_API clt_status clt_trainer_set_param(clt_trainer *t, int layer, const char *
                                          const float *in, size_t count);
 CLT_API clt_status clt_trainer_get_grad(clt_trainer *t, int layer, const char *name, float *out,
                                         size_t count);
+/* Data parallel: how many samples of the last step each device took (counts[device]; n is the
+ * array's length). The split changes with CLT_SPLIT_AUTO. */
+CLT_API clt_status clt_trainer_split(const clt_trainer *t, size_t *counts, int n);
 /* Steps taken so far, and the learning rate the next step will use. */
 CLT_API long clt_trainer_step_count(const clt_trainer *t);
 CLT_API float clt_trainer_lr(const clt_trainer *t);

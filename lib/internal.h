@@ -289,8 +289,11 @@ typedef struct {
     int first, last;
     size_t max_batch;
     size_t param_base, nparams;   /* the range's parameters in the model's flat numbering */
+    size_t padded;                /* params and grads hold this many (a multiple of the shards) */
     cl_mem params, grads;
-    cl_mem opt[2];                /* optimizer state (momentum; Adam's m and v), lazily */
+    cl_mem opt[2];                /* optimizer state (momentum; Adam's m and v) of the elements
+                                   * this net updates, made on the first update */
+    size_t opt_count;
     cl_mem input;                 /* (max_batch, input numel of layer first) */
     cl_mem *acts;                 /* acts[i]: output of layer first + i */
     cl_mem saved;                 /* per-layer state kept for backward */
@@ -303,8 +306,10 @@ typedef struct {
     float *host_rows;             /* (max_batch) losses or partial sums read back */
 } clt__net;
 
+/* The flat buffers are padded with zeros to a multiple of pad_multiple elements, so that they
+ * split into that many equal shards. */
 clt_status clt__net_create(clt__worker *w, const clt_model *m, int first, int last,
-                           size_t max_batch, clt__net **out);
+                           size_t max_batch, size_t pad_multiple, clt__net **out);
 void clt__net_destroy(clt__net *n);
 /* The output of the range for the last forward: (B, out numel of layer last). */
 clt__view clt__net_output(const clt__net *n);
@@ -318,11 +323,67 @@ clt_status clt__net_backward(clt__net *n, size_t batch, clt__view dout, clt__vie
  * the plain sum of the per-row losses, added in row order in double. */
 clt_status clt__net_loss(clt__net *n, clt_loss loss, size_t batch, float grad_scale,
                          int want_grad, double *sum);
-/* Sum of squares of the gradient buffer, in a fixed order. */
-clt_status clt__net_grad_sumsq(clt__net *n, double *out);
-/* One optimizer update of the range's parameters (step counts from 1). */
+/* Sum of squares of count floats of g from its offset, in a fixed order. */
+clt_status clt__net_sumsq(clt__net *n, clt__view g, size_t count, double *out);
+/* One optimizer update of params[off, off + count) from the gradients at g (step counts from
+ * 1). The optimizer state covers those count elements only: every call names the same range. */
 clt_status clt__net_optimizer_step(clt__net *n, const clt_optimizer *o, float lr, long step,
-                                   float grad_scale);
+                                   float grad_scale, size_t off, size_t count, clt__view g);
+
+/* ---- trainer and its strategies (lib/trainer.c, lib/strategy_*.c) -------------------------- */
+
+/* One call's batch as the facade hands it to a strategy: validated, targets made for MSE. */
+typedef struct {
+    const float *x;           /* (batch, input numel) */
+    const int32_t *labels;    /* (batch) or NULL */
+    const float *targets;     /* (batch, output numel) or NULL */
+    size_t batch;
+} clt__batch;
+
+typedef struct clt__strategy_ops clt__strategy_ops;
+
+struct clt_trainer {
+    clt_runtime *rt;
+    clt_model *model;             /* the trainer's own copy */
+    clt_train_params p;
+    const clt__strategy_ops *ops;
+    void *state;                  /* the strategy's */
+    long steps;                   /* completed updates */
+    int micro;                    /* steps accumulated since the last update */
+    float *onehot;                /* (max_batch, classes) for MSE with labels */
+};
+
+/* How a strategy trains: where the model lives and how a step runs. The facade validates
+ * arguments, computes the learning rate and counts steps; a strategy never checks user input. */
+struct clt__strategy_ops {
+    const char *name;
+    /* Places the model, uploads `init` (the flat initial parameters) everywhere it lives. */
+    clt_status (*create)(clt_trainer *t, const float *init);
+    void (*destroy)(clt_trainer *t);
+    /* Forward and backward of one batch; with `update`, also the optimizer step with `lr`
+     * (t->steps + 1 is its number). *loss is the batch's mean loss. */
+    clt_status (*step)(clt_trainer *t, const clt__batch *b, int update, float lr, double *loss);
+    /* Forward only: outputs (batch, output numel) into out; with labels, *loss_sum the sum of
+     * per-sample losses. */
+    clt_status (*forward)(clt_trainer *t, const clt__batch *b, float *out, double *loss_sum);
+    /* Reads or writes `count` floats of the flat parameters (or, reading, the gradients of the
+     * last step) from element `off`. Writes reach every copy. */
+    clt_status (*param_io)(clt_trainer *t, size_t off, size_t count, float *host, int write,
+                           int grads);
+    /* Optional: samples per device of the last step. */
+    clt_status (*split)(const clt_trainer *t, size_t *counts, int n);
+};
+
+extern const clt__strategy_ops clt__strategy_data;   /* one device, or a replica on each */
+
+/* The numbers every strategy shares: the loss gradient's scale for a global batch and the mean
+ * of a loss sum; the clipping factor for a gradient sum of squares (CLT_ERR_NUMERIC when the
+ * loss or the gradients are not finite and the trainer checks). */
+float clt__loss_grad_scale(const clt_trainer *t, size_t global_batch);
+double clt__loss_mean(const clt_trainer *t, double sum, size_t global_batch);
+clt_status clt__grad_scale(const clt_trainer *t, double loss, double sumsq, float *gscale);
+/* The per-step seed (dropout) of the coming step. */
+uint64_t clt__step_seed(const clt_trainer *t);
 
 /* ---- runtime (lib/runtime.c) --------------------------------------------------------------- */
 

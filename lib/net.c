@@ -27,9 +27,10 @@ void clt__net_destroy(clt__net *n)
 }
 
 clt_status clt__net_create(clt__worker *w, const clt_model *m, int first, int last,
-                           size_t max_batch, clt__net **out)
+                           size_t max_batch, size_t pad_multiple, clt__net **out)
 {
-    CLT_ASSERT(first >= 0 && last < m->nlayers && first <= last && max_batch > 0, CLT_ERR_STATE);
+    CLT_ASSERT(first >= 0 && last < m->nlayers && first <= last && max_batch > 0 && pad_multiple > 0,
+               CLT_ERR_STATE);
     *out = NULL;
     clt__net *n = calloc(1, sizeof *n);
     int count = last - first + 1;
@@ -47,6 +48,7 @@ clt_status clt__net_create(clt__worker *w, const clt_model *m, int first, int la
     const clt__layer *L = m->layers;
     n->param_base = L[first].param_off;
     n->nparams = L[last].param_off + L[last].w_count + L[last].b_count - n->param_base;
+    n->padded = (n->nparams + pad_multiple - 1) / pad_multiple * pad_multiple;
 
     size_t gmax = L[first].in_numel, scratch = 0;
     for (int i = first; i <= last; i++) {
@@ -57,10 +59,10 @@ clt_status clt__net_create(clt__worker *w, const clt_model *m, int first, int la
     }
     n->gbuf_cap = gmax * max_batch;
     size_t out_numel = L[last].out_numel;
-    n->npartial = (n->nparams + SUMSQ_PER - 1) / SUMSQ_PER;
+    n->npartial = (n->padded + SUMSQ_PER - 1) / SUMSQ_PER;
 
-    clt_status st = clt__alloc(w, n->nparams, "parameters", &n->params);
-    if (st == CLT_OK) st = clt__alloc(w, n->nparams, "gradients", &n->grads);
+    clt_status st = clt__alloc(w, n->padded, "parameters", &n->params);
+    if (st == CLT_OK) st = clt__alloc(w, n->padded, "gradients", &n->grads);
     if (st == CLT_OK) st = clt__alloc(w, L[first].in_numel * max_batch, "the input batch", &n->input);
     for (int i = 0; i < count && st == CLT_OK; i++)
         st = clt__alloc(w, L[first + i].out_numel * max_batch, "activations", &n->acts[i]);
@@ -72,7 +74,8 @@ clt_status clt__net_create(clt__worker *w, const clt_model *m, int first, int la
     if (st == CLT_OK) st = clt__alloc(w, out_numel * max_batch, "targets", &n->targets);
     if (st == CLT_OK) st = clt__alloc(w, max_batch, "losses", &n->loss_rows);
     if (st == CLT_OK) st = clt__alloc(w, n->npartial, "partial sums", &n->partial);
-    if (st == CLT_OK) st = clt__zero(w, (clt__view){n->grads, 0}, n->nparams);
+    if (st == CLT_OK) st = clt__zero(w, (clt__view){n->grads, 0}, n->padded);
+    if (st == CLT_OK) st = clt__zero(w, (clt__view){n->params, 0}, n->padded);
     if (st != CLT_OK) {
         clt__net_destroy(n);
         return st;
@@ -159,17 +162,19 @@ clt_status clt__net_loss(clt__net *n, clt_loss loss, size_t batch, float grad_sc
     return CLT_OK;
 }
 
-clt_status clt__net_grad_sumsq(clt__net *n, double *out)
+clt_status clt__net_sumsq(clt__net *n, clt__view g, size_t count, double *out)
 {
     clt__worker *w = n->w;
-    cl_ulong total = n->nparams, per = SUMSQ_PER;
-    clt_status st = CLT_LAUNCH(w, "optim", "sumsq_partial", n->npartial, CLT_ARG(total), CLT_ARG(per),
-                               CLT_ARG(n->grads), CLT_ARG(n->partial));
+    cl_ulong total = count, per = SUMSQ_PER;
+    size_t parts = (count + SUMSQ_PER - 1) / SUMSQ_PER;
+    CLT_ASSERT(parts <= n->npartial, CLT_ERR_STATE);
+    clt_status st = CLT_LAUNCH(w, "optim", "sumsq_partial", parts, CLT_ARG(total), CLT_ARG(per),
+                               CLT_ARG(g.mem), CLT_ARG(g.off), CLT_ARG(n->partial));
     if (st != CLT_OK) return st;
-    float *host = n->host_rows;   /* max_batch + SUMSQ_PER floats; npartial may be larger */
+    float *host = n->host_rows;   /* max_batch + SUMSQ_PER floats; parts may be more */
     double s = 0;
-    for (size_t done = 0; done < n->npartial;) {
-        size_t chunk = n->npartial - done;
+    for (size_t done = 0; done < parts;) {
+        size_t chunk = parts - done;
         if (chunk > n->max_batch + SUMSQ_PER) chunk = n->max_batch + SUMSQ_PER;
         cl_int err = clEnqueueReadBuffer(w->queue, n->partial, CL_TRUE, done * sizeof(float),
                                          chunk * sizeof(float), host, 0, NULL, NULL);
@@ -182,31 +187,33 @@ clt_status clt__net_grad_sumsq(clt__net *n, double *out)
 }
 
 clt_status clt__net_optimizer_step(clt__net *n, const clt_optimizer *o, float lr, long step,
-                                   float grad_scale)
+                                   float grad_scale, size_t off, size_t count, clt__view g)
 {
     clt__worker *w = n->w;
-    cl_ulong count = n->nparams;
     if (count == 0) return CLT_OK;
+    CLT_ASSERT(off + count <= n->padded && (!n->opt_count || n->opt_count == count), CLT_ERR_STATE);
     int nstate = o->kind == CLT_OPTIM_SGD ? (o->momentum != 0.0f) : 2;
     for (int i = 0; i < nstate; i++)
         if (!n->opt[i]) {
-            clt_status st = clt__alloc(w, n->nparams, "optimizer state", &n->opt[i]);
-            if (st == CLT_OK) st = clt__zero(w, (clt__view){n->opt[i], 0}, n->nparams);
+            clt_status st = clt__alloc(w, count, "optimizer state", &n->opt[i]);
+            if (st == CLT_OK) st = clt__zero(w, (clt__view){n->opt[i], 0}, count);
             if (st != CLT_OK) return st;
         }
+    n->opt_count = count;
+    cl_ulong cnt = count, po = off;
     if (o->kind == CLT_OPTIM_SGD) {
         cl_mem buf = n->opt[0] ? n->opt[0] : n->params;   /* unused without momentum */
         cl_int nesterov = o->nesterov != 0, first = step == 1;
-        return CLT_LAUNCH(w, "optim", "sgd_step", count, CLT_ARG(count), CLT_ARG(n->params),
-                          CLT_ARG(n->grads), CLT_ARG(buf), CLT_ARG(lr), CLT_ARG(o->momentum),
+        return CLT_LAUNCH(w, "optim", "sgd_step", count, CLT_ARG(cnt), CLT_ARG(n->params), CLT_ARG(po),
+                          CLT_ARG(g.mem), CLT_ARG(g.off), CLT_ARG(buf), CLT_ARG(lr), CLT_ARG(o->momentum),
                           CLT_ARG(o->dampening), CLT_ARG(o->weight_decay), CLT_ARG(nesterov),
                           CLT_ARG(first), CLT_ARG(grad_scale));
     }
     cl_int decoupled = o->kind == CLT_OPTIM_ADAMW;
     cl_float bc1 = (float)(1.0 - pow((double)o->beta1, (double)step));
     cl_float bc2s = (float)sqrt(1.0 - pow((double)o->beta2, (double)step));
-    return CLT_LAUNCH(w, "optim", "adam_step", count, CLT_ARG(count), CLT_ARG(n->params),
-                      CLT_ARG(n->grads), CLT_ARG(n->opt[0]), CLT_ARG(n->opt[1]), CLT_ARG(lr),
+    return CLT_LAUNCH(w, "optim", "adam_step", count, CLT_ARG(cnt), CLT_ARG(n->params), CLT_ARG(po),
+                      CLT_ARG(g.mem), CLT_ARG(g.off), CLT_ARG(n->opt[0]), CLT_ARG(n->opt[1]), CLT_ARG(lr),
                       CLT_ARG(o->beta1), CLT_ARG(o->beta2), CLT_ARG(o->eps), CLT_ARG(o->weight_decay),
                       CLT_ARG(decoupled), CLT_ARG(bc1), CLT_ARG(bc2s), CLT_ARG(grad_scale));
 }

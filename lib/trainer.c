@@ -1,5 +1,6 @@
 /* The trainer: the public facade over a model on the runtime's devices. It validates every
- * argument on the calling thread, then runs the step as one task on the device's worker. */
+ * argument on the calling thread, keeps the step count and the learning-rate schedule, and
+ * hands the work to a strategy (lib/strategy_*.c): one device, data or model parallel. */
 #include "internal.h"
 
 #include <math.h>
@@ -7,15 +8,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-struct clt_trainer {
-    clt_runtime *rt;
-    clt_model *model;         /* the trainer's own copy */
-    clt_train_params p;
-    clt__worker *w;
-    clt__net *net;
-    long steps;               /* completed steps */
-    float *onehot;            /* (max_batch, classes) for MSE with labels */
-};
 
 clt_optimizer clt_sgd(float lr, float momentum, float weight_decay, int nesterov)
 {
@@ -57,6 +49,10 @@ clt_train_params clt_train_params_default(void)
     p.seed = 1;
     p.device = 0;
     p.check_numerics = 1;
+    p.accumulation = 1;
+    p.parallel = CLT_PARALLEL_NONE;
+    p.split = CLT_SPLIT_EQUAL;
+    p.rebalance_every = 20;
     return p;
 }
 
@@ -95,6 +91,26 @@ static clt_status check_params(const clt_train_params *p, const clt_runtime *rt)
     if (p->device < 0 || p->device >= rt->nworkers)
         return clt__fail(CLT_ERR_INVALID_ARG, "device %d out of range (the runtime has %d)",
                          p->device, rt->nworkers);
+    if (p->accumulation < 1 || p->accumulation > 65536)
+        return clt__fail(CLT_ERR_INVALID_ARG, "accumulation %d must be in 1..65536", p->accumulation);
+    if (p->parallel != CLT_PARALLEL_NONE && p->parallel != CLT_PARALLEL_DATA &&
+        p->parallel != CLT_PARALLEL_MODEL)
+        return clt__fail(CLT_ERR_INVALID_ARG, "unknown parallel mode %d", (int)p->parallel);
+    if (p->split != CLT_SPLIT_EQUAL && p->split != CLT_SPLIT_WEIGHTS && p->split != CLT_SPLIT_AUTO)
+        return clt__fail(CLT_ERR_INVALID_ARG, "unknown batch split %d", (int)p->split);
+    if (p->parallel == CLT_PARALLEL_DATA && p->split == CLT_SPLIT_WEIGHTS) {
+        if (!p->split_weights)
+            return clt__fail(CLT_ERR_INVALID_ARG, "CLT_SPLIT_WEIGHTS needs split_weights (one per device)");
+        double sum = 0;
+        for (int i = 0; i < rt->nworkers; i++) {
+            if (!(p->split_weights[i] >= 0.0f) || !isfinite(p->split_weights[i]))
+                return clt__fail(CLT_ERR_INVALID_ARG, "split weight %d (%g) must be finite and >= 0",
+                                 i, (double)p->split_weights[i]);
+            sum += p->split_weights[i];
+        }
+        if (!(sum > 0)) return clt__fail(CLT_ERR_INVALID_ARG, "the split weights add up to 0");
+    }
+    if (p->rebalance_every < 0) return clt__fail(CLT_ERR_INVALID_ARG, "rebalance_every is negative");
     return CLT_OK;
 }
 
@@ -115,28 +131,44 @@ static float schedule_lr(const clt_train_params *p, long step)
     }
 }
 
-static clt_status create_task(clt__worker *w, void *arg)
+/* What a loss sum is divided by: the batch for cross-entropy, every output for MSE. */
+static double loss_denominator(const clt_trainer *t, size_t global_batch)
 {
-    clt_trainer *t = arg;
-    const clt_model *m = t->model;
-    clt_status st = clt__net_create(w, m, 0, m->nlayers - 1, t->p.max_batch, &t->net);
-    if (st != CLT_OK) return st;
-    float *init = malloc((m->nparams ? m->nparams : 1) * sizeof *init);
-    if (!init) return clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory (%zu parameters)", m->nparams);
-    clt__model_init_params(m, t->p.seed, init);
-    cl_int err = m->nparams ? clEnqueueWriteBuffer(w->queue, t->net->params, CL_TRUE, 0,
-                                                   m->nparams * sizeof(float), init, 0, NULL, NULL)
-                            : CL_SUCCESS;
-    free(init);
-    if (err != CL_SUCCESS) return clt__fail_cl(err, clt__worker_name(w), "uploading the parameters");
+    double outputs = (double)t->model->layers[t->model->nlayers - 1].out_numel;
+    return t->p.loss == CLT_LOSS_MSE ? (double)global_batch * outputs : (double)global_batch;
+}
+
+float clt__loss_grad_scale(const clt_trainer *t, size_t global_batch)
+{
+    return (float)(1.0 / (loss_denominator(t, global_batch) * (double)t->p.accumulation));
+}
+
+double clt__loss_mean(const clt_trainer *t, double sum, size_t global_batch)
+{
+    return sum / loss_denominator(t, global_batch);
+}
+
+clt_status clt__grad_scale(const clt_trainer *t, double loss, double sumsq, float *gscale)
+{
+    *gscale = 1.0f;
+    double norm = sqrt(sumsq);
+    if (t->p.check_numerics && !isfinite(loss))
+        return clt__fail(CLT_ERR_NUMERIC, "the loss is %g at step %ld: the parameters were not "
+                         "updated", loss, t->steps + 1);
+    if (t->p.check_numerics && !isfinite(norm))
+        return clt__fail(CLT_ERR_NUMERIC, "the gradients hold NaN or Inf at step %ld: the "
+                         "parameters were not updated", t->steps + 1);
+    /* torch.nn.utils.clip_grad_norm_: coefficient max_norm / (norm + 1e-6), capped at 1 */
+    if (t->p.clip_norm > 0.0f) {
+        double c = (double)t->p.clip_norm / (norm + 1e-6);
+        if (c < 1.0) *gscale = (float)c;
+    }
     return CLT_OK;
 }
 
-static clt_status destroy_task(clt__worker *w, void *arg)
+uint64_t clt__step_seed(const clt_trainer *t)
 {
-    (void)w;
-    clt__net_destroy(arg);
-    return CLT_OK;
+    return t->p.seed ^ (0x9E3779B97F4A7C15ull * (uint64_t)(t->steps * t->p.accumulation + t->micro + 1));
 }
 
 clt_status clt_trainer_create(clt_trainer **out, clt_runtime *rt, const clt_model *m,
@@ -149,14 +181,26 @@ clt_status clt_trainer_create(clt_trainer **out, clt_runtime *rt, const clt_mode
     clt_train_params p = params ? *params : clt_train_params_default();
     clt_status st = check_params(&p, rt);
     if (st != CLT_OK) return st;
+    if (p.parallel == CLT_PARALLEL_MODEL)
+        return clt__fail(CLT_ERR_UNSUPPORTED, "clt_trainer_create: model parallelism is not built yet");
 
     clt_trainer *t = calloc(1, sizeof *t);
+    float *init = NULL;
     if (!t) return clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
     t->rt = rt;
     t->p = p;
-    t->w = &rt->workers[p.device];
+    t->p.split_weights = NULL;   /* the caller's array is not ours to keep: strategies copy it */
+    t->ops = &clt__strategy_data;
     st = clt__model_clone(m, &t->model);
-    if (st == CLT_OK) st = clt__worker_call(t->w, create_task, t);
+    if (st == CLT_OK && !(init = malloc((m->nparams ? m->nparams : 1) * sizeof *init)))
+        st = clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory (%zu parameters)", m->nparams);
+    if (st == CLT_OK) {
+        clt__model_init_params(m, p.seed, init);
+        t->p.split_weights = p.split_weights;   /* readable during create only */
+        st = t->ops->create(t, init);
+        t->p.split_weights = NULL;
+    }
+    free(init);
     if (st != CLT_OK) {
         clt_trainer_destroy(t);
         return st;
@@ -168,10 +212,10 @@ clt_status clt_trainer_create(clt_trainer **out, clt_runtime *rt, const clt_mode
 void clt_trainer_destroy(clt_trainer *t)
 {
     if (!t) return;
-    if (t->net) {
+    if (t->state) {
         char keep[512];   /* destroy must not disturb the caller's last error */
         snprintf(keep, sizeof keep, "%s", clt_last_error());
-        clt__worker_call(t->w, destroy_task, t->net);
+        t->ops->destroy(t);
         clt__error_set_message(keep);
     }
     clt_model_destroy(t->model);
@@ -182,86 +226,18 @@ void clt_trainer_destroy(clt_trainer *t)
 long clt_trainer_step_count(const clt_trainer *t) { return t ? t->steps : 0; }
 float clt_trainer_lr(const clt_trainer *t) { return t ? schedule_lr(&t->p, t->steps) : 0.0f; }
 
+clt_status clt_trainer_split(const clt_trainer *t, size_t *counts, int n)
+{
+    if (!t || !counts || n < 1) return clt__fail(CLT_ERR_INVALID_ARG, "clt_trainer_split: %s",
+                                                 !t ? "trainer is NULL" : !counts ? "counts is NULL" : "n < 1");
+    if (!t->ops->split) return clt__fail(CLT_ERR_UNSUPPORTED, "the %s strategy has no batch split", t->ops->name);
+    return t->ops->split(t, counts, n);
+}
+
 static size_t out_numel(const clt_trainer *t) { return t->model->layers[t->model->nlayers - 1].out_numel; }
 static size_t in_numel(const clt_trainer *t) { return clt_shape_numel(t->model->input); }
 
 /* ---- a step ----------------------------------------------------------------------------- */
-
-typedef struct {
-    clt_trainer *t;
-    const float *x;
-    const int32_t *labels;    /* cross-entropy */
-    const float *targets;     /* MSE */
-    size_t batch;
-    double loss;
-} step_args;
-
-static clt_status upload(clt__worker *w, cl_mem dst, const void *src, size_t bytes, const char *what)
-{
-    cl_int err = clEnqueueWriteBuffer(w->queue, dst, CL_FALSE, 0, bytes, src, 0, NULL,
-                                      clt__worker_event(w));
-    if (err != CL_SUCCESS) return clt__fail_cl(err, clt__worker_name(w), what);
-    clt__worker_record(w, CLT__EV_TRANSFER);
-    return CLT_OK;
-}
-
-static clt_status step_body(clt__worker *w, step_args *a);
-
-/* Uploads read the caller's arrays asynchronously: on every exit, the queue is drained before the
- * caller gets its memory back. */
-static clt_status step_task(clt__worker *w, void *arg)
-{
-    clt_status st = step_body(w, arg);
-    if (st != CLT_OK) clFinish(w->queue);
-    return st;
-}
-
-static clt_status step_body(clt__worker *w, step_args *a)
-{
-    clt_trainer *t = a->t;
-    clt__net *n = t->net;
-    size_t B = a->batch, C = out_numel(t);
-    uint64_t seed = t->p.seed ^ (0x9E3779B97F4A7C15ull * (uint64_t)(t->steps + 1));
-    clt_status st = upload(w, n->input, a->x, B * in_numel(t) * sizeof(float), "uploading the batch");
-    if (st == CLT_OK && a->labels) st = upload(w, n->labels, a->labels, B * sizeof(int32_t), "uploading labels");
-    if (st == CLT_OK && a->targets) st = upload(w, n->targets, a->targets, B * C * sizeof(float), "uploading targets");
-    if (st == CLT_OK) st = clt__zero(w, (clt__view){n->grads, 0}, n->nparams);
-    if (st == CLT_OK) st = clt__net_forward(n, B, 1, seed);
-    float scale = t->p.loss == CLT_LOSS_MSE ? 1.0f / (float)(B * C) : 1.0f / (float)B;
-    double sum = 0;
-    if (st == CLT_OK) st = clt__net_loss(n, t->p.loss, B, scale, 1, &sum);
-    if (st != CLT_OK) return st;
-    a->loss = sum * (t->p.loss == CLT_LOSS_MSE ? 1.0 / (double)(B * C) : 1.0 / (double)B);
-    if (t->p.check_numerics && !isfinite(a->loss))
-        return clt__fail(CLT_ERR_NUMERIC, "the loss is %g at step %ld: the parameters were not "
-                         "updated", a->loss, t->steps + 1);
-    st = clt__net_backward(n, B, (clt__view){n->gbuf[0], 0}, (clt__view){NULL, 0}, seed);
-    if (st != CLT_OK) return st;
-
-    float gscale = 1.0f;
-    if (t->p.clip_norm > 0.0f || t->p.check_numerics) {
-        double ss;
-        st = clt__net_grad_sumsq(n, &ss);
-        if (st != CLT_OK) return st;
-        double norm = sqrt(ss);
-        if (!isfinite(norm))
-            return clt__fail(CLT_ERR_NUMERIC, "the gradients hold NaN or Inf at step %ld: the "
-                             "parameters were not updated", t->steps + 1);
-        /* torch.nn.utils.clip_grad_norm_: coefficient max_norm / (norm + 1e-6), capped at 1 */
-        if (t->p.clip_norm > 0.0f) {
-            double c = (double)t->p.clip_norm / (norm + 1e-6);
-            if (c < 1.0) gscale = (float)c;
-        }
-    }
-    float lr = schedule_lr(&t->p, t->steps);
-    st = clt__net_optimizer_step(n, &t->p.optim, lr, t->steps + 1, gscale);
-    if (st == CLT_OK) {
-        cl_int err = clFinish(w->queue);
-        if (err != CL_SUCCESS) return clt__fail_cl(err, clt__worker_name(w), "finishing the step");
-        clt__worker_collect(w);
-    }
-    return st;
-}
 
 static clt_status check_batch(const clt_trainer *t, const float *x, size_t batch, const char *fn)
 {
@@ -284,12 +260,34 @@ static clt_status check_labels(const clt_trainer *t, const int32_t *labels, size
     return CLT_OK;
 }
 
-static clt_status run_step(clt_trainer *t, step_args *a, float *loss)
+/* MSE against one-hot targets of the labels, in the trainer's buffer. */
+static clt_status onehot(clt_trainer *t, const int32_t *labels, size_t batch, const float **out)
 {
-    clt_status st = clt__worker_call(t->w, step_task, a);
-    if (st != CLT_OK) return st;
-    t->steps++;
-    if (loss) *loss = (float)a->loss;
+    size_t C = out_numel(t);
+    if (!t->onehot && !(t->onehot = malloc(t->p.max_batch * C * sizeof(float))))
+        return clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
+    memset(t->onehot, 0, batch * C * sizeof(float));
+    for (size_t i = 0; i < batch; i++) t->onehot[i * C + (size_t)labels[i]] = 1.0f;
+    *out = t->onehot;
+    return CLT_OK;
+}
+
+static clt_status run_step(clt_trainer *t, const clt__batch *b, float *loss)
+{
+    int update = t->micro + 1 == t->p.accumulation;
+    double l = 0;
+    clt_status st = t->ops->step(t, b, update, schedule_lr(&t->p, t->steps), &l);
+    if (st != CLT_OK) {
+        t->micro = 0;   /* a failed step drops the gradients accumulated so far */
+        return st;
+    }
+    if (update) {
+        t->steps++;
+        t->micro = 0;
+    } else {
+        t->micro++;
+    }
+    if (loss) *loss = (float)l;
     return CLT_OK;
 }
 
@@ -299,17 +297,9 @@ clt_status clt_trainer_step(clt_trainer *t, const float *x, const int32_t *label
     clt_status st = check_batch(t, x, batch, "clt_trainer_step");
     if (st == CLT_OK) st = check_labels(t, labels, batch, "clt_trainer_step");
     if (st != CLT_OK) return st;
-    step_args a = {t, x, labels, NULL, batch, 0};
-    if (t->p.loss == CLT_LOSS_MSE) {
-        /* MSE against one-hot targets of the labels */
-        size_t C = out_numel(t);
-        if (!t->onehot && !(t->onehot = malloc(t->p.max_batch * C * sizeof(float))))
-            return clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
-        memset(t->onehot, 0, batch * C * sizeof(float));
-        for (size_t i = 0; i < batch; i++) t->onehot[i * C + (size_t)labels[i]] = 1.0f;
-        a.targets = t->onehot;
-    }
-    return run_step(t, &a, loss);
+    clt__batch b = {x, labels, NULL, batch};
+    if (t->p.loss == CLT_LOSS_MSE && (st = onehot(t, labels, batch, &b.targets)) != CLT_OK) return st;
+    return run_step(t, &b, loss);
 }
 
 clt_status clt_trainer_step_targets(clt_trainer *t, const float *x, const float *targets,
@@ -321,55 +311,20 @@ clt_status clt_trainer_step_targets(clt_trainer *t, const float *x, const float 
     if (t->p.loss != CLT_LOSS_MSE)
         return clt__fail(CLT_ERR_INVALID_ARG, "clt_trainer_step_targets needs the MSE loss; "
                          "cross-entropy takes labels (clt_trainer_step)");
-    step_args a = {t, x, NULL, targets, batch, 0};
-    return run_step(t, &a, loss);
+    clt__batch b = {x, NULL, targets, batch};
+    return run_step(t, &b, loss);
 }
 
 /* ---- forward only ------------------------------------------------------------------------- */
-
-typedef struct {
-    clt_trainer *t;
-    const float *x;
-    const int32_t *labels;   /* evaluate: also the loss */
-    size_t batch;
-    float *out;              /* (batch, C) */
-    double loss_sum;
-} forward_args;
-
-static clt_status forward_task(clt__worker *w, void *arg)
-{
-    forward_args *a = arg;
-    clt__net *n = a->t->net;
-    size_t C = out_numel(a->t);
-    clt_status st = upload(w, n->input, a->x, a->batch * in_numel(a->t) * sizeof(float), "uploading the batch");
-    if (st == CLT_OK && a->labels)
-        st = upload(w, n->labels, a->labels, a->batch * sizeof(int32_t), "uploading labels");
-    if (st == CLT_OK) st = clt__net_forward(n, a->batch, 0, 0);
-    if (st == CLT_OK && a->labels) {
-        if (a->t->p.loss == CLT_LOSS_MSE) {
-            for (size_t i = 0; i < a->batch * C; i++) a->out[i] = 0.0f;
-            for (size_t i = 0; i < a->batch; i++) a->out[i * C + (size_t)a->labels[i]] = 1.0f;
-            st = upload(w, n->targets, a->out, a->batch * C * sizeof(float), "uploading targets");
-        }
-        if (st == CLT_OK) st = clt__net_loss(n, a->t->p.loss, a->batch, 0.0f, 0, &a->loss_sum);
-    }
-    if (st != CLT_OK) {
-        clFinish(w->queue);
-        return st;
-    }
-    clt__view o = clt__net_output(n);
-    cl_int err = clEnqueueReadBuffer(w->queue, o.mem, CL_TRUE, o.off * sizeof(float),
-                                     a->batch * C * sizeof(float), a->out, 0, NULL, NULL);
-    return err == CL_SUCCESS ? CLT_OK : clt__fail_cl(err, clt__worker_name(w), "reading the outputs");
-}
 
 clt_status clt_trainer_predict(clt_trainer *t, const float *x, size_t batch, float *out)
 {
     clt_status st = check_batch(t, x, batch, "clt_trainer_predict");
     if (st != CLT_OK) return st;
     if (!out) return clt__fail(CLT_ERR_INVALID_ARG, "clt_trainer_predict: out is NULL");
-    forward_args a = {t, x, NULL, batch, out, 0};
-    return clt__worker_call(t->w, forward_task, &a);
+    clt__batch b = {x, NULL, NULL, batch};
+    double unused;
+    return t->ops->forward(t, &b, out, &unused);
 }
 
 clt_status clt_trainer_evaluate(clt_trainer *t, const float *x, const int32_t *labels, size_t n,
@@ -386,11 +341,13 @@ clt_status clt_trainer_evaluate(clt_trainer *t, const float *x, const int32_t *l
     double loss_sum = 0;
     size_t correct = 0;
     for (size_t start = 0; start < n && st == CLT_OK; start += B) {
-        size_t b = n - start < B ? n - start : B;
-        forward_args a = {t, x + start * in, labels + start, b, out, 0};
-        st = clt__worker_call(t->w, forward_task, &a);
-        loss_sum += a.loss_sum;
-        for (size_t i = 0; i < b && st == CLT_OK; i++) {
+        size_t bn = n - start < B ? n - start : B;
+        clt__batch b = {x + start * in, labels + start, NULL, bn};
+        if (t->p.loss == CLT_LOSS_MSE && (st = onehot(t, b.labels, bn, &b.targets)) != CLT_OK) break;
+        double part = 0;
+        st = t->ops->forward(t, &b, out, &part);
+        loss_sum += part;
+        for (size_t i = 0; i < bn && st == CLT_OK; i++) {
             size_t best = 0;
             for (size_t c = 1; c < C; c++)
                 if (out[i * C + c] > out[i * C + best]) best = c;
@@ -399,32 +356,14 @@ clt_status clt_trainer_evaluate(clt_trainer *t, const float *x, const int32_t *l
     }
     free(out);
     if (st != CLT_OK) return st;
-    double denom = t->p.loss == CLT_LOSS_MSE ? (double)n * (double)C : (double)n;
-    if (loss) *loss = (float)(loss_sum / denom);
+    if (loss) *loss = (float)(clt__loss_mean(t, loss_sum, n));
     if (accuracy) *accuracy = (float)((double)correct / (double)n);
     return CLT_OK;
 }
 
 /* ---- parameters ------------------------------------------------------------------------- */
 
-typedef struct {
-    clt_trainer *t;
-    cl_mem buf;
-    size_t off, count;
-    void *host;
-    int write;
-} param_args;
-
-static clt_status param_task(clt__worker *w, void *arg)
-{
-    param_args *a = arg;
-    size_t bytes = a->count * sizeof(float), at = (a->off - a->t->net->param_base) * sizeof(float);
-    cl_int err = a->write ? clEnqueueWriteBuffer(w->queue, a->buf, CL_TRUE, at, bytes, a->host, 0, NULL, NULL)
-                          : clEnqueueReadBuffer(w->queue, a->buf, CL_TRUE, at, bytes, a->host, 0, NULL, NULL);
-    return err == CL_SUCCESS ? CLT_OK : clt__fail_cl(err, clt__worker_name(w), a->write ? "writing parameters" : "reading parameters");
-}
-
-static clt_status param_io(clt_trainer *t, int layer, const char *name, void *host, size_t count,
+static clt_status param_io(clt_trainer *t, int layer, const char *name, float *host, size_t count,
                            int write, int grads, const char *fn)
 {
     if (!t || !host) return clt__fail(CLT_ERR_INVALID_ARG, "%s: %s is NULL", fn, !t ? "trainer" : "the array");
@@ -433,14 +372,11 @@ static clt_status param_io(clt_trainer *t, int layer, const char *name, void *ho
     if (st != CLT_OK) return st;
     if (count != n)
         return clt__fail(CLT_ERR_SHAPE, "%s: layer %d's %s has %zu elements, not %zu", fn, layer, name, n, count);
-    if (write) {
-        const float *v = host;
+    if (write)
         for (size_t i = 0; i < n; i++)
-            if (!isfinite(v[i]))
+            if (!isfinite(host[i]))
                 return clt__fail(CLT_ERR_NUMERIC, "%s: element %zu of layer %d's %s is not finite", fn, i, layer, name);
-    }
-    param_args a = {t, grads ? t->net->grads : t->net->params, off, n, host, write};
-    return clt__worker_call(t->w, param_task, &a);
+    return t->ops->param_io(t, off, n, host, write, grads);
 }
 
 clt_status clt_trainer_get_param(clt_trainer *t, int layer, const char *name, float *out, size_t count)
@@ -450,7 +386,7 @@ clt_status clt_trainer_get_param(clt_trainer *t, int layer, const char *name, fl
 
 clt_status clt_trainer_set_param(clt_trainer *t, int layer, const char *name, const float *in, size_t count)
 {
-    return param_io(t, layer, name, (void *)in, count, 1, 0, "clt_trainer_set_param");
+    return param_io(t, layer, name, (float *)in, count, 1, 0, "clt_trainer_set_param");
 }
 
 clt_status clt_trainer_get_grad(clt_trainer *t, int layer, const char *name, float *out, size_t count)

@@ -28,7 +28,7 @@ typedef struct {
 static clt_status rig_create_task(clt__worker *w, void *arg)
 {
     rig *r = arg;
-    clt_status st = clt__net_create(w, r->m, 0, 0, r->B, &r->net);
+    clt_status st = clt__net_create(w, r->m, 0, 0, r->B, 1, &r->net);
     if (st == CLT_OK) st = clt__alloc(w, r->B * r->m->layers[0].in_numel, "din", &r->din);
     return st;
 }

@@ -26,7 +26,7 @@ static clt_status loss_task(clt__worker *w, void *arg)
 {
     loss_job *j = arg;
     clt__net *n;
-    clt_status st = clt__net_create(w, j->m, 0, 0, j->B, &n);
+    clt_status st = clt__net_create(w, j->m, 0, 0, j->B, 1, &n);
     if (st != CLT_OK) return st;
     clEnqueueWriteBuffer(w->queue, n->input, CL_TRUE, 0, j->B * j->C * 4, j->z, 0, NULL, NULL);
     if (j->labels) clEnqueueWriteBuffer(w->queue, n->labels, CL_TRUE, 0, j->B * 4, j->labels, 0, NULL, NULL);
