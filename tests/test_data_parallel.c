@@ -1,0 +1,232 @@
+/* Data parallelism: training on 2 and 3 devices (equal, uneven and measured splits, shared and
+ * separate contexts) gives the losses and parameters of one device training on the whole batch;
+ * replicas stay bitwise identical; tiny batches; gradient accumulation equals one big step.
+ * Tolerance: |got - ref| <= 1e-6 + 1e-5*|ref|. */
+#include "internal.h"
+#include "ref.h"
+#include "tap.h"
+
+#include <math.h>
+
+#define ATOL 1e-6
+#define RTOL 1e-5
+#define STEPS 5
+#define BATCH 16
+
+static clt_model *seed_mlp(void)
+{
+    const int sizes[] = {1024, 512, 256, 128, 10};
+    clt_model *m;
+    clt_model_create(&m, clt_shape1(1024));
+    for (int i = 0; i < 4; i++) {
+        clt_model_add(m, clt_linear(sizes[i + 1]));
+        if (i < 3) clt_model_add(m, clt_relu());
+    }
+    return m;
+}
+
+/* Inputs and labels of the STEPS batches (the same for every run). */
+static float xs[STEPS][BATCH * 1024];
+static int32_t ys[STEPS][BATCH];
+
+static void make_data(void)
+{
+    ref_rng r = {2024};
+    for (int s = 0; s < STEPS; s++) {
+        ref_fill(&r, xs[s], BATCH * 1024, 1.0);
+        for (int i = 0; i < BATCH; i++) ys[s][i] = (int32_t)((ref_next(&r) >> 33) % 10);
+    }
+}
+
+typedef struct {
+    float loss[STEPS];
+    float *params;   /* flat, nparams */
+    size_t counts[8];
+} run_result;
+
+/* Trains STEPS steps; `micro` > 1 splits each batch into that many accumulation steps. */
+static clt_status train(const char *spec, clt_context_mode mode, clt_train_params p, int micro,
+                        run_result *out)
+{
+    clt_runtime_options o = clt_runtime_options_default();
+    o.devices = spec;
+    o.context_mode = mode;
+    clt_runtime *rt = NULL;
+    clt_trainer *t = NULL;
+    clt_model *m = seed_mlp();
+    p.accumulation = micro;
+    p.max_batch = BATCH;
+    clt_status st = clt_runtime_create_ex(&rt, &o);
+    if (st == CLT_OK) st = clt_trainer_create(&t, rt, m, &p);
+    for (int s = 0; s < STEPS && st == CLT_OK; s++) {
+        size_t b = BATCH / (size_t)micro;
+        double sum = 0;
+        for (int k = 0; k < micro && st == CLT_OK; k++) {
+            float l;
+            st = clt_trainer_step(t, xs[s] + (size_t)k * b * 1024, ys[s] + (size_t)k * b, b, &l);
+            sum += l;
+        }
+        out->loss[s] = (float)(sum / micro);
+    }
+    if (st == CLT_OK) st = clt_trainer_split(t, out->counts, 8);
+    size_t np = clt_model_param_count(m);
+    out->params = malloc(np * sizeof(float));
+    for (int l = 0; l < clt_model_layer_count(m) && st == CLT_OK; l += 2) {
+        clt_shape ws, bs;
+        clt_model_param_shape(m, l, "weight", &ws);
+        clt_model_param_shape(m, l, "bias", &bs);
+        size_t off = m->layers[l].param_off;
+        st = clt_trainer_get_param(t, l, "weight", out->params + off, clt_shape_numel(ws));
+        if (st == CLT_OK)
+            st = clt_trainer_get_param(t, l, "bias", out->params + off + clt_shape_numel(ws), clt_shape_numel(bs));
+    }
+    if (st != CLT_OK) diag("training on '%s': %s", spec, clt_last_error());
+    clt_trainer_destroy(t);
+    clt_model_destroy(m);
+    clt_runtime_destroy(rt);
+    return st;
+}
+
+static void compare_tol(const run_result *ref, const run_result *got, const char *what, double atol)
+{
+    ok_close(got->loss, ref->loss, STEPS, ATOL, RTOL, what);
+    char w2[160];
+    snprintf(w2, sizeof w2, "%s: parameters after %d steps", what, STEPS);
+    ok_close(got->params, ref->params, 1024 * 512 + 512 + 512 * 256 + 256 + 256 * 128 + 128 + 1290, atol, RTOL, w2);
+}
+
+static void compare(const run_result *ref, const run_result *got, const char *what)
+{
+    compare_tol(ref, got, what, ATOL);
+}
+
+int main(void)
+{
+    tap_require_device();
+    size_t ndev = 0;
+    clt_devices_list(NULL, 0, &ndev);
+    make_data();
+
+    clt_train_params base = clt_train_params_default();
+    base.optim = clt_sgd(0.05f, 0.9f, 1e-4f, 0);
+    base.seed = 3;
+    run_result single = {0};
+    if (!ok_status(train("0:0", CLT_CONTEXT_PER_PLATFORM, base, 1, &single), "one device: %d steps of seed MLP", STEPS))
+        return tap_done();
+
+    clt_train_params dp = base;
+    dp.parallel = CLT_PARALLEL_DATA;
+    dp.verify_replicas = 1;   /* every step also checks that replicas hold the same bits */
+    const float w121[3] = {1, 2, 1}, w31[2] = {3, 1};
+    struct {
+        const char *spec;
+        clt_context_mode mode;
+        clt_split split;
+        const float *weights;
+        size_t want[3];
+        const char *what;
+    } cases[] = {
+        {"0:0,0:0", CLT_CONTEXT_PER_PLATFORM, CLT_SPLIT_EQUAL, NULL, {8, 8, 0}, "2 devices, equal split"},
+        {"all", CLT_CONTEXT_PER_PLATFORM, CLT_SPLIT_EQUAL, NULL, {6, 5, 5}, "3 devices, equal split (16 = 6+5+5)"},
+        {"all", CLT_CONTEXT_PER_DEVICE, CLT_SPLIT_WEIGHTS, w121, {4, 8, 4}, "3 devices, weights 1:2:1, separate contexts"},
+        {"0:0,0:0", CLT_CONTEXT_PER_DEVICE, CLT_SPLIT_WEIGHTS, w31, {12, 4, 0}, "2 devices, weights 3:1"},
+        {"all", CLT_CONTEXT_PER_PLATFORM, CLT_SPLIT_AUTO, NULL, {0, 0, 0}, "3 devices, auto split"},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        if (!strcmp(cases[c].spec, "all") && ndev < 3) {
+            ok(1, "# SKIP %s: fewer than 3 devices", cases[c].what);
+            continue;
+        }
+        clt_train_params p = dp;
+        p.split = cases[c].split;
+        p.split_weights = cases[c].weights;
+        run_result r = {0};
+        if (ok_status(train(cases[c].spec, cases[c].mode, p, 1, &r), "%s: %d steps", cases[c].what, STEPS)) {
+            compare(&single, &r, cases[c].what);
+            if (cases[c].split != CLT_SPLIT_AUTO)
+                ok(r.counts[0] == cases[c].want[0] && r.counts[1] == cases[c].want[1] && r.counts[2] == cases[c].want[2],
+                   "%s: the split is %zu/%zu/%zu", cases[c].what, r.counts[0], r.counts[1], r.counts[2]);
+            else
+                ok(r.counts[0] + r.counts[1] + r.counts[2] == BATCH, "%s: the split %zu/%zu/%zu covers the batch",
+                   cases[c].what, r.counts[0], r.counts[1], r.counts[2]);
+        }
+        free(r.params);
+    }
+
+    /* Adam keeps a shard of its state per device; clipping needs the global norm. */
+    clt_train_params adam = base;
+    adam.optim = clt_adam(1e-3f);
+    adam.clip_norm = 0.5f;
+    run_result a1 = {0}, a3 = {0};
+    ok_status(train("0:0", CLT_CONTEXT_PER_PLATFORM, adam, 1, &a1), "Adam with clipping on one device");
+    adam.parallel = CLT_PARALLEL_DATA;
+    adam.verify_replicas = 1;
+    if (ok_status(train(ndev >= 3 ? "all" : "0:0,0:0,0:0", CLT_CONTEXT_PER_PLATFORM, adam, 1, &a3),
+                  "Adam with clipping on 3 devices"))
+        /* Adam divides by sqrt(v): where a gradient is nearly zero, rounding differences of the
+         * split batch (summed in another order) move the update by up to lr. The parameters are
+         * held to 1e-5 absolute here (1% of lr), the losses to the usual tolerance. */
+        compare_tol(&a1, &a3, "Adam + clipping, 3 devices", 1e-5);
+    free(a1.params), free(a3.params);
+
+    /* Accumulation: 2 micro-steps of 8 update like one step of 16, on one and on 3 devices. */
+    run_result acc1 = {0}, acc3 = {0};
+    if (ok_status(train("0:0", CLT_CONTEXT_PER_PLATFORM, base, 2, &acc1), "one device, 2 accumulated micro-steps"))
+        compare(&single, &acc1, "accumulation on one device");
+    if (ok_status(train("0:0,0:0,0:0", CLT_CONTEXT_PER_PLATFORM, dp, 2, &acc3), "3 devices, 2 accumulated micro-steps"))
+        compare(&single, &acc3, "accumulation on 3 devices");
+    free(acc1.params), free(acc3.params);
+
+    /* Batches of 1 and 2 on 3 devices: some devices get no sample and still take part. */
+    {
+        clt_runtime *rt;
+        clt_model *m = seed_mlp();
+        clt_train_params p = dp;
+        p.max_batch = 4;
+        clt_trainer *t = NULL;
+        if (ok_status(clt_runtime_create(&rt, "0:0,0:0,0:0"), "runtime with 0:0 three times")) {
+            ok_status(clt_trainer_create(&t, rt, m, &p), "data-parallel trainer on 3 devices");
+            float l;
+            ok_status(clt_trainer_step(t, xs[0], ys[0], 1, &l), "a batch of 1 on 3 devices");
+            size_t counts[3];
+            clt_trainer_split(t, counts, 3);
+            ok(counts[0] == 1 && counts[1] == 0 && counts[2] == 0, "the one sample goes to device 0");
+            ok_status(clt_trainer_step(t, xs[0], ys[0], 2, &l), "a batch of 2 on 3 devices");
+            float out[4 * 10];
+            ok_status(clt_trainer_predict(t, xs[1], 4, out), "predict 4 samples on 3 devices");
+            float acc;
+            ok_status(clt_trainer_evaluate(t, xs[1], ys[1], BATCH, NULL, &acc), "evaluate on 3 devices");
+            ok_error(clt_trainer_split(t, NULL, 3), CLT_ERR_INVALID_ARG, "counts is NULL", "split into NULL");
+            clt_trainer_destroy(t);
+            clt_runtime_destroy(rt);
+        }
+        clt_model_destroy(m);
+    }
+
+    /* Bad split settings. */
+    {
+        clt_runtime *rt;
+        clt_model *m = seed_mlp();
+        clt_trainer *t = NULL;
+        if (clt_runtime_create(&rt, "0:0,0:0") == CLT_OK) {
+            clt_train_params p = dp;
+            p.split = CLT_SPLIT_WEIGHTS;
+            ok_error(clt_trainer_create(&t, rt, m, &p), CLT_ERR_INVALID_ARG, "split_weights", "weights missing");
+            const float neg[2] = {1, -1}, zero[2] = {0, 0};
+            p.split_weights = neg;
+            ok_error(clt_trainer_create(&t, rt, m, &p), CLT_ERR_INVALID_ARG, "split weight 1", "a negative weight");
+            p.split_weights = zero;
+            ok_error(clt_trainer_create(&t, rt, m, &p), CLT_ERR_INVALID_ARG, "add up to 0", "weights adding up to 0");
+            p = dp;
+            p.accumulation = 0;
+            ok_error(clt_trainer_create(&t, rt, m, &p), CLT_ERR_INVALID_ARG, "accumulation", "accumulation 0");
+            p = dp;
+            p.split = (clt_split)9;
+            ok_error(clt_trainer_create(&t, rt, m, &p), CLT_ERR_INVALID_ARG, "split", "an unknown split");
+            clt_runtime_destroy(rt);
+        }
+        clt_model_destroy(m);
+    }
+    free(single.params);
+    return tap_done();
+}
