@@ -68,7 +68,8 @@ static int bench_dispatch(const char *spec, int iters, int json)
 /* Training steps of a named model on random data after warm-up: samples/s without profiling,
  * then the same steps with profiling events to split the step into kernels, transfers and the
  * rest (host work and dispatch). */
-static int bench_train(const char *spec, const char *model, size_t batch, int steps, int json)
+static int bench_train(const char *spec, const char *model, size_t batch, int steps, int json,
+                       clt_parallel parallel, clt_split split)
 {
     clt_model *m;
     clt_status st = tool_model_build(model, &m);
@@ -85,7 +86,11 @@ static int bench_train(const char *spec, const char *model, size_t batch, int st
     clt_train_params p = clt_train_params_default();
     p.optim = clt_sgd(0.01f, 0.9f, 0.0f, 0);
     p.max_batch = batch;
+    p.parallel = parallel;
+    p.split = split;
+    p.rebalance_every = 5;
     double sps = 0, wall = 0;
+    size_t counts[16] = {0};
     clt_device_stats ds = {0, 0, 0, 0};
     int nd = 0;
     char name[160] = "";
@@ -108,6 +113,7 @@ static int bench_train(const char *spec, const char *model, size_t batch, int st
         } else if (st == CLT_OK) {
             sps = (double)batch * steps / dt;
             nd = clt_runtime_device_count(rt);
+            if (parallel == CLT_PARALLEL_DATA) clt_trainer_split(t, counts, 16);
             clt_device_info info;
             clt_runtime_device_info(rt, 0, &info);
             snprintf(name, sizeof name, "%s", info.name);
@@ -120,11 +126,21 @@ static int bench_train(const char *spec, const char *model, size_t batch, int st
     clt_model_destroy(m);
     if (st != CLT_OK) return 1;
     double kfrac = ds.kernel_s / wall, tfrac = ds.transfer_s / wall;
+    char split_txt[256] = "";
+    size_t len = 0;
+    for (int i = 0; i < nd && i < 16 && parallel == CLT_PARALLEL_DATA; i++)
+        len += (size_t)snprintf(split_txt + len, sizeof split_txt - len, "%s%zu", i ? "," : "", counts[i]);
+    const char *pname = parallel == CLT_PARALLEL_DATA ? "data" : "none";
     if (json)
-        printf("{\"bench\":\"train\",\"model\":\"%s\",\"batch\":%zu,\"steps\":%d,\"devices\":%d,"
-               "\"device\":\"%s\",\"samples_per_s\":%.1f,\"kernel_fraction\":%.3f,"
-               "\"transfer_fraction\":%.3f,\"kernels_per_step\":%.1f}\n",
-               model, batch, steps, nd, name, sps, kfrac, tfrac, (double)ds.kernels / steps);
+        printf("{\"bench\":\"train\",\"model\":\"%s\",\"parallel\":\"%s\",\"batch\":%zu,\"steps\":%d,"
+               "\"devices\":%d,\"device\":\"%s\",\"samples_per_s\":%.1f,\"split\":[%s],"
+               "\"kernel_fraction\":%.3f,\"transfer_fraction\":%.3f,\"kernels_per_step\":%.1f}\n",
+               model, pname, batch, steps, nd, name, sps, split_txt, kfrac, tfrac, (double)ds.kernels / steps);
+    else if (parallel == CLT_PARALLEL_DATA)
+        printf("train %s, data parallel on %d devices, batch %zu, %d steps:\n"
+               "  %.1f samples/s, split %s\n"
+               "  profiled, device 0: %.1f%% of the step in kernels, %.1f%% in transfers\n",
+               model, nd, batch, steps, sps, split_txt, 100 * kfrac, 100 * tfrac);
     else
         printf("train %s, batch %zu, %d steps on %s:\n"
                "  %.1f samples/s\n"
@@ -295,7 +311,8 @@ static void bench_usage(void)
 {
     fprintf(stderr,
             "usage: cltrain bench dispatch [--devices SPEC] [--iters N] [--json]\n"
-            "       cltrain bench train [--model seed-mlp|cnn] [--batch N] [--steps N] [--devices SPEC] [--json]\n"
+            "       cltrain bench train [--model seed-mlp|cnn] [--batch N] [--steps N] [--devices SPEC]\n"
+            "                           [--parallel none|data] [--split equal|auto] [--json]\n"
             "       cltrain bench allreduce [--devices SPEC] [--min-bytes A] [--max-bytes B] [--iters N]\n"
             "                               [--algo ring|naive|staged|all] [--chunk-bytes C] [--json]\n"
             "sizes take K, M, G suffixes (powers of 1024); allreduce doubles from A (4K) to B (64M);\n"
@@ -311,6 +328,8 @@ int cmd_bench(int argc, char **argv)
     const char *what = argv[1], *model = "seed-mlp";
     int steps = 20;
     long batch = 256;
+    clt_parallel parallel = CLT_PARALLEL_NONE;
+    clt_split split = CLT_SPLIT_EQUAL;
     const int all = (1 << CLT_ALGO_RING) | (1 << CLT_ALGO_NAIVE) | (1 << CLT_ALGO_RING_STAGED);
     allreduce_args ar = {NULL, 4 << 10, 64 << 20, 0, 0, 0, all};
     for (int i = 2; i < argc; i++) {
@@ -328,6 +347,10 @@ int cmd_bench(int argc, char **argv)
         else if (!strcmp(opt, "--model")) model = val;
         else if (!strcmp(opt, "--batch")) batch = atol(val);
         else if (!strcmp(opt, "--steps")) steps = atoi(val);
+        else if (!strcmp(opt, "--parallel") && (!strcmp(val, "data") || !strcmp(val, "none")))
+            parallel = !strcmp(val, "data") ? CLT_PARALLEL_DATA : CLT_PARALLEL_NONE;
+        else if (!strcmp(opt, "--split") && (!strcmp(val, "equal") || !strcmp(val, "auto")))
+            split = !strcmp(val, "auto") ? CLT_SPLIT_AUTO : CLT_SPLIT_EQUAL;
         else if (!strcmp(opt, "--iters")) ar.iters = atoi(val) > 0 ? atoi(val) : -1;
         else if (!strcmp(opt, "--min-bytes")) ar.min_bytes = parse_bytes(val);
         else if (!strcmp(opt, "--max-bytes")) ar.max_bytes = parse_bytes(val);
@@ -351,7 +374,8 @@ int cmd_bench(int argc, char **argv)
         return 2;
     }
     if (!strcmp(what, "dispatch")) return bench_dispatch(ar.spec, ar.iters ? ar.iters : 20000, ar.json);
-    if (!strcmp(what, "train")) return bench_train(ar.spec, model, (size_t)batch, steps, ar.json);
+    if (!strcmp(what, "train"))
+        return bench_train(ar.spec, model, (size_t)batch, steps, ar.json, parallel, split);
     if (!strcmp(what, "allreduce")) {
         if (ar.min_bytes < sizeof(float) || ar.max_bytes < ar.min_bytes) {
             fprintf(stderr, "cltrain bench: need 4 <= --min-bytes <= --max-bytes\n");

@@ -21,7 +21,8 @@ static void usage(void)
             "usage: cltrain train [--model seed-mlp|cnn] [--devices SPEC] [--data DIR] [--epochs N]\n"
             "                     [--batch N] [--optim sgd|adam|adamw] [--lr X] [--momentum X]\n"
             "                     [--weight-decay X] [--schedule constant|cosine] [--seed N]\n"
-            "                     [--limit N] [--json]\n");
+            "                     [--limit N] [--parallel none|data] [--split equal|auto]\n"
+            "                     [--json]\n");
 }
 
 /* Loads Fashion-MNIST padded to 32x32 and normalised, or makes a synthetic set (loudly). */
@@ -54,6 +55,7 @@ static int load_data(const char *dir, size_t limit, clt_dataset **train, clt_dat
 int cmd_train(int argc, char **argv)
 {
     const char *model_name = "seed-mlp", *spec = NULL, *data = NULL, *optim = "adam", *sched = "cosine";
+    const char *parallel = "none", *split = "equal";
     long epochs = 10, batch = 128, seed = 1, limit = 0;
     double lr = -1, momentum = 0.9, wd = 0;
     int json = 0;
@@ -69,6 +71,8 @@ int cmd_train(int argc, char **argv)
         else if (!strcmp(a, "--data")) data = v;
         else if (!strcmp(a, "--optim")) optim = v;
         else if (!strcmp(a, "--schedule")) sched = v;
+        else if (!strcmp(a, "--parallel")) parallel = v;
+        else if (!strcmp(a, "--split")) split = v;
         else if (!strcmp(a, "--epochs")) epochs = strtol(v, &end, 10);
         else if (!strcmp(a, "--batch")) batch = strtol(v, &end, 10);
         else if (!strcmp(a, "--seed")) seed = strtol(v, &end, 10);
@@ -88,6 +92,11 @@ int cmd_train(int argc, char **argv)
     else if (!strcmp(optim, "adam")) { p.optim = clt_adam(lr >= 0 ? (float)lr : 0.001f); p.optim.weight_decay = (float)wd; }
     else if (!strcmp(optim, "adamw")) p.optim = clt_adamw(lr >= 0 ? (float)lr : 0.001f, wd ? (float)wd : 0.01f);
     else { fprintf(stderr, "cltrain train: unknown optimizer '%s'\n", optim); return 2; }
+
+    if (!strcmp(parallel, "data")) p.parallel = CLT_PARALLEL_DATA;
+    else if (strcmp(parallel, "none")) { fprintf(stderr, "cltrain train: --parallel takes none or data\n"); return 2; }
+    if (!strcmp(split, "auto")) p.split = CLT_SPLIT_AUTO;
+    else if (strcmp(split, "equal")) { fprintf(stderr, "cltrain train: --split takes equal or auto\n"); return 2; }
 
     clt_dataset *train = NULL, *test = NULL;
     const char *source = "none";
@@ -125,10 +134,15 @@ int cmd_train(int argc, char **argv)
         goto out;
     }
     if ((st = clt_trainer_create(&t, rt, m, &p)) != CLT_OK) { tool_fail("creating the trainer", st); goto out; }
-    clt_device_info info;
-    clt_runtime_device_info(rt, p.device, &info);
-    printf("cltrain: %s on %s (%s), %zu training and %zu test samples from %s\n", model_name,
-           info.name, info.platform_name, ntrain, ntest, source);
+    int nd = p.parallel == CLT_PARALLEL_DATA ? clt_runtime_device_count(rt) : 1;
+    printf("cltrain: %s, %s, on", model_name, nd > 1 ? "data parallel" : "one device");
+    for (int d = 0; d < clt_runtime_device_count(rt); d++) {
+        clt_device_info info;
+        if (nd == 1 && d != p.device) continue;
+        clt_runtime_device_info(rt, d, &info);
+        printf("%s %d:%d %s", d && nd > 1 ? "," : "", info.platform, info.device, info.name);
+    }
+    printf("\ncltrain: %zu training and %zu test samples from %s\n", ntrain, ntest, source);
     printf("cltrain: %zu parameters, %s lr %g, %s schedule, batch %ld, %ld epochs\n",
            clt_model_param_count(m), optim, (double)p.optim.lr, sched, batch, epochs);
     fflush(stdout);
@@ -156,8 +170,16 @@ int cmd_train(int argc, char **argv)
             samples += batch;
             double tn = now();
             if (!json && (tn - last_print > 5.0 || s + 1 == steps_per_epoch)) {
-                printf("epoch %ld/%ld  step %5ld/%ld  loss %.4f  %.0f samples/s\n", e + 1, epochs, s + 1,
+                printf("epoch %ld/%ld  step %5ld/%ld  loss %.4f  %.0f samples/s", e + 1, epochs, s + 1,
                        steps_per_epoch, loss_sum / (double)(s + 1), (double)((s + 1) * batch) / (tn - t0));
+                if (nd > 1) {
+                    size_t counts[64];
+                    int k = nd < 64 ? nd : 64;
+                    clt_trainer_split(t, counts, k);
+                    printf("  split");
+                    for (int d = 0; d < k; d++) printf("%s%zu", d ? "/" : " ", counts[d]);
+                }
+                printf("\n");
                 fflush(stdout);
                 last_print = tn;
             }
@@ -176,9 +198,10 @@ int cmd_train(int argc, char **argv)
     printf("cltrain: test accuracy %.2f%% after %ld epochs, %.0f samples/s\n", 100.0 * test_acc, epochs, sps);
     if (json)
         printf("{\"model\":\"%s\",\"dataset\":\"%s\",\"test_accuracy\":%.4f,\"test_loss\":%.4f,"
-               "\"samples_per_s\":%.1f,\"epochs\":%ld,\"batch\":%ld,\"devices\":%d,\"seconds\":%.1f}\n",
-               model_name, source, (double)test_acc, (double)test_loss, sps, epochs, batch,
-               clt_runtime_device_count(rt), now() - t_start);
+               "\"samples_per_s\":%.1f,\"epochs\":%ld,\"batch\":%ld,\"devices\":%d,\"parallel\":\"%s\","
+               "\"seconds\":%.1f}\n",
+               model_name, source, (double)test_acc, (double)test_loss, sps, epochs, batch, nd, parallel,
+               now() - t_start);
     rc = 0;
 out:
     free(x), free(labels), free(order);
