@@ -107,6 +107,7 @@ struct clt__worker {
     clt__program_cache *programs;   /* this worker's programs and kernels */
     unsigned blas_warm;             /* bit per CLBlast routine already compiled here */
     bool profiling;                 /* queue has CL_QUEUE_PROFILING_ENABLE: events are kept */
+    double slowdown;                /* CLT_SLOW_DEVICES: 1, or how many times slower to act */
     cl_event *events;               /* profiled commands not yet added to the totals */
     int *event_kinds;               /* CLT__EV_KERNEL or CLT__EV_TRANSFER */
     size_t nevents, events_cap;
@@ -145,6 +146,10 @@ void clt__worker_record(clt__worker *w, int kind);
 void clt__worker_collect(clt__worker *w);
 /* With profiling on, enqueues a marker whose end starts the next kernel's span. */
 void clt__worker_mark(clt__worker *w);
+/* Benchmarking aid: with CLT_SLOW_DEVICES="D:F[,D:F...]", runtime device D takes F times as
+ * long for work that took `elapsed` seconds (the worker sleeps the difference, leaving the
+ * core to others), to stand for a slower device. */
+void clt__worker_throttle(clt__worker *w, double elapsed);
 /* The device's name for error messages. */
 static inline const char *clt__worker_name(const clt__worker *w) { return w->dev->info.name; }
 

@@ -141,6 +141,7 @@ static clt_status phase_a_body(clt__worker *w, rank_job *j)
         cl_int err = clFinish(w->queue);
         if (err != CL_SUCCESS) st = clt__fail_cl(err, clt__worker_name(w), "finishing backward");
     }
+    if (j->count) clt__worker_throttle(w, clt__now() - t0);
     j->seconds = clt__now() - t0;
     if (st != CLT_OK || !j->update) return st;
     size_t off = (size_t)j->rank * s->shard;

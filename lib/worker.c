@@ -2,8 +2,10 @@
  * tasks other threads submit to it, in order. */
 #include "internal.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 static _Thread_local clt__worker *self;
 
@@ -87,6 +89,29 @@ clt_status clt__worker_call(clt__worker *w, clt__task_fn fn, void *arg)
     return clt__worker_wait(w, &t);
 }
 
+/* Reads this worker's factor from CLT_SLOW_DEVICES ("1:2.5,3:4"); malformed entries are
+ * ignored with a warning: it is a benchmarking aid, not an interface. */
+static double slowdown_for(int index)
+{
+    const char *e = getenv("CLT_SLOW_DEVICES");
+    double f = 1.0;
+    for (const char *p = e; p && *p;) {
+        int d;
+        double v;
+        int used = 0;
+        if (sscanf(p, "%d:%lf%n", &d, &v, &used) == 2 && v >= 1.0 && v < 1000.0) {
+            if (d == index) f = v;
+        } else {
+            clt__log(CLT_LOG_WARN, "CLT_SLOW_DEVICES: cannot read '%s' (want D:F with F >= 1)", p);
+            break;
+        }
+        p += used;
+        if (*p == ',') p++;
+    }
+    if (f > 1.0) clt__log(CLT_LOG_INFO, "device %d is slowed %.2f times (CLT_SLOW_DEVICES)", index, f);
+    return f;
+}
+
 typedef struct {
     bool profiling;
 } start_args;
@@ -102,6 +127,7 @@ static clt_status worker_init(clt__worker *w, void *arg)
         return clt__fail_cl(err, clt__worker_name(w), "clCreateCommandQueue");
     }
     w->profiling = a->profiling;
+    w->slowdown = slowdown_for(w->index);
     w->programs = clt__program_cache_create();
     if (!w->programs) return clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
     return CLT_OK;
@@ -176,6 +202,14 @@ void clt__worker_collect(clt__worker *w)
     memmove(w->events, w->events + done, (w->nevents - done) * sizeof *w->events);
     memmove(w->event_kinds, w->event_kinds + done, (w->nevents - done) * sizeof *w->event_kinds);
     w->nevents -= done;
+}
+
+void clt__worker_throttle(clt__worker *w, double elapsed)
+{
+    if (w->slowdown <= 1.0 || elapsed <= 0) return;
+    double s = elapsed * (w->slowdown - 1.0);
+    struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
+    nanosleep(&ts, NULL);
 }
 
 static clt_status worker_fini(clt__worker *w, void *arg)
