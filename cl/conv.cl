@@ -3,22 +3,30 @@
  * (col2im, as a gather per input pixel: no atomics, fixed order), and move between the batch-
  * major (B, OC, OHW) layout of activations and the channel-major (OC, B*OHW) layout of the GEMM. */
 
-/* col[(c*K + ki)*K + kj, b*OHW + oh*OW + ow] = x[b, c, oh*S - P + ki, ow*S - P + kj] or 0. */
+/* col[(c*K + ki)*K + kj, b*OHW + oh*OW + ow] = x[b, c, oh*S - P + ki, ow*S - P + kj] or 0.
+ * One work-item per (row, b, oh) writes the OW contiguous elements of that output row: the index
+ * arithmetic is paid once per row, not once per element. */
 __kernel void im2col(const uint B, const uint C, const uint H, const uint W, const uint K,
                      const uint S, const uint P, const uint OH, const uint OW,
                      __global const float *x, const ulong xo, __global float *col, const ulong co)
 {
     const size_t i = get_global_id(0);
-    const size_t n = (size_t)B * OH * OW;
-    if (i >= (size_t)C * K * K * n) return;
-    const size_t row = i / n, j = i % n;
+    if (i >= (size_t)C * K * K * B * OH) return;
+    const uint oh = i % OH, b = (i / OH) % B;
+    const uint row = i / ((size_t)OH * B);
     const uint kj = row % K, ki = (row / K) % K, c = row / (K * K);
-    const uint b = j / (OH * OW), ohw = j % (OH * OW), oh = ohw / OW, ow = ohw % OW;
-    const int h = (int)(oh * S + ki) - (int)P, w = (int)(ow * S + kj) - (int)P;
-    float v = 0.0f;
-    if (h >= 0 && h < (int)H && w >= 0 && w < (int)W)
-        v = x[xo + (((size_t)b * C + c) * H + h) * W + w];
-    col[co + i] = v;
+    const size_t n = (size_t)B * OH * OW;
+    __global float *dst = col + co + (size_t)row * n + (size_t)b * OH * OW + (size_t)oh * OW;
+    const int h = (int)(oh * S + ki) - (int)P;
+    if (h < 0 || h >= (int)H) {
+        for (uint ow = 0; ow < OW; ow++) dst[ow] = 0.0f;
+        return;
+    }
+    __global const float *src = x + xo + (((size_t)b * C + c) * H + (size_t)h) * W;
+    for (uint ow = 0; ow < OW; ow++) {
+        const int w = (int)(ow * S + kj) - (int)P;
+        dst[ow] = (w >= 0 && w < (int)W) ? src[w] : 0.0f;
+    }
 }
 
 /* dx[b, c, h, w] = sum of dcol over every (ki, kj, oh, ow) that read that pixel. */

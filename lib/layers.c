@@ -83,7 +83,7 @@ static clt_status conv_forward(const clt__layer *l, const clt__layer_io *io)
     geom g = geometry(l, io->batch);
     size_t n = (size_t)g.B * g.OH * g.OW, ckk = (size_t)g.C * g.K * g.K;
     clt__view col = io->scratch, yp = clt__at(io->scratch, ckk * n);
-    clt_status st = CLT_LAUNCH(w, "conv", "im2col", ckk * n, CLT_ARG(g.B), CLT_ARG(g.C), CLT_ARG(g.H),
+    clt_status st = CLT_LAUNCH(w, "conv", "im2col", ckk * g.B * g.OH, CLT_ARG(g.B), CLT_ARG(g.C), CLT_ARG(g.H),
                                CLT_ARG(g.W), CLT_ARG(g.K), CLT_ARG(g.S), CLT_ARG(g.P), CLT_ARG(g.OH),
                                CLT_ARG(g.OW), CLT_ARG(io->in.mem), CLT_ARG(io->in.off), CLT_ARG(col.mem),
                                CLT_ARG(col.off));
@@ -108,7 +108,7 @@ static clt_status conv_backward(const clt__layer *l, const clt__layer_io *io)
     cl_uint hw = g.OH * g.OW;
     clt__view col = io->scratch, dyp = clt__at(io->scratch, ckk * n);
     /* rebuild col from the saved input (cheaper in memory than keeping it per layer) */
-    clt_status st = CLT_LAUNCH(w, "conv", "im2col", ckk * n, CLT_ARG(g.B), CLT_ARG(g.C), CLT_ARG(g.H),
+    clt_status st = CLT_LAUNCH(w, "conv", "im2col", ckk * g.B * g.OH, CLT_ARG(g.B), CLT_ARG(g.C), CLT_ARG(g.H),
                                CLT_ARG(g.W), CLT_ARG(g.K), CLT_ARG(g.S), CLT_ARG(g.P), CLT_ARG(g.OH),
                                CLT_ARG(g.OW), CLT_ARG(io->in.mem), CLT_ARG(io->in.off), CLT_ARG(col.mem),
                                CLT_ARG(col.off));
