@@ -306,6 +306,10 @@ typedef struct {
     const char *devices;           /* spec; NULL: $CLT_DEVICES, else "all" */
     clt_context_mode context_mode;
     int profiling;                 /* queues with CL_QUEUE_PROFILING_ENABLE */
+    /* Record a timeline of every kernel, transfer and host phase of every device (profiling is
+     * then on) and write it to this file as Chrome trace JSON at clt_runtime_destroy. NULL:
+     * $CLT_TRACE, else no timeline. */
+    const char *trace_path;
 } clt_runtime_options;
 
 /* Defaults: devices NULL, CLT_CONTEXT_PER_PLATFORM, no profiling. */
@@ -332,6 +336,10 @@ typedef struct {
     uint64_t transfers;        /* host-device copies of batches and results */
     double transfer_s;
 } clt_device_stats;
+
+/* Writes the timeline recorded so far (see trace_path) to path; recording goes on. Not while
+ * another thread is training on the runtime. */
+CLT_API clt_status clt_runtime_trace_write(clt_runtime *rt, const char *path);
 
 /* Reads (and with reset, zeroes) a device's totals, after its queued work has finished. */
 CLT_API clt_status clt_runtime_device_stats(clt_runtime *rt, int device, clt_device_stats *out,

@@ -80,7 +80,7 @@ clt_status clt__sgemm(clt__worker *w, clt__trans ta, clt__trans tb, size_t m, si
     CLBlastStatusCode s = CLBlastSgemm(CLBlastLayoutRowMajor, tr(ta), tr(tb), m, n, k, alpha, a,
                                        a_off, lda, b, b_off, ldb, beta, c, c_off, ldc, &w->queue,
                                        clt__worker_event(w));
-    if (s == CLBlastSuccess) clt__worker_record(w, CLT__EV_KERNEL);
+    if (s == CLBlastSuccess) clt__worker_record_named(w, CLT__EV_KERNEL, "sgemm");
     first_use_end(w, BLAS_SGEMM, locked, s);
     return s == CLBlastSuccess ? CLT_OK : blas_fail(w, "SGEMM", s, m, n, k);
 }
@@ -99,7 +99,7 @@ clt_status clt__sgemm_strided_batched(clt__worker *w, clt__trans ta, clt__trans 
     CLBlastStatusCode s = CLBlastSgemmStridedBatched(
         CLBlastLayoutRowMajor, tr(ta), tr(tb), m, n, k, alpha, a, a_off, lda, a_stride, b, b_off,
         ldb, b_stride, beta, c, c_off, ldc, c_stride, batch, &w->queue, clt__worker_event(w));
-    if (s == CLBlastSuccess) clt__worker_record(w, CLT__EV_KERNEL);
+    if (s == CLBlastSuccess) clt__worker_record_named(w, CLT__EV_KERNEL, "sgemm_batched");
     first_use_end(w, BLAS_SGEMM_STRIDED_BATCHED, locked, s);
     return s == CLBlastSuccess ? CLT_OK : blas_fail(w, "strided batched SGEMM", s, m, n, k);
 }

@@ -209,11 +209,13 @@ static clt_status wait_peer(rank_run *x, int peer, uint64_t target)
     if (until.tv_nsec >= 1000000000L) until.tv_sec++, until.tv_nsec -= 1000000000L;
     int rc = 0;
     bool reached;
+    double t0 = x->w->trace ? clt__now() : 0;
     pthread_mutex_lock(&p->lock);
     while (!(reached = atomic_load_explicit(&p->progress, memory_order_acquire) >= target) &&
            !atomic_load(&x->c->aborted) && rc != ETIMEDOUT)
         rc = pthread_cond_timedwait(&p->cv, &p->lock, &until);
     pthread_mutex_unlock(&p->lock);
+    if (x->w->trace) clt__worker_span(x->w, "ring: waiting for a neighbour", t0, clt__now());
     if (reached) return CLT_OK;
     if (atomic_load(&x->c->aborted)) return aborted_error(x);
     uint32_t units = (uint32_t)target;

@@ -87,6 +87,20 @@ const char *clt__device_type_str(clt_device_type t);
 typedef struct clt__worker clt__worker;
 typedef struct clt__program_cache clt__program_cache;
 
+/* One device's part of a timeline (lib/trace.c): events in host-clock seconds. */
+typedef struct {
+    const char *name;       /* static string */
+    int cat;                /* CLT__EV_KERNEL, CLT__EV_TRANSFER, or CLT__EV_HOST */
+    double ts, dur;
+} clt__trace_event;
+
+typedef struct clt__trace_buf {
+    clt__trace_event *ev;
+    size_t n, cap;
+    size_t dropped;          /* past the cap: counted, not kept */
+    double offset;           /* host seconds = device seconds + offset */
+} clt__trace_buf;
+
 /* A task run on a worker's thread. */
 typedef clt_status (*clt__task_fn)(clt__worker *w, void *arg);
 
@@ -110,6 +124,8 @@ struct clt__worker {
     double slowdown;                /* CLT_SLOW_DEVICES: 1, or how many times slower to act */
     cl_event *events;               /* profiled commands not yet added to the totals */
     int *event_kinds;               /* CLT__EV_KERNEL or CLT__EV_TRANSFER */
+    const char **event_names;       /* static strings: what each event was */
+    clt__trace_buf *trace;          /* timeline being recorded, or NULL */
     size_t nevents, events_cap;
     clt_device_stats stats;
 
@@ -138,10 +154,14 @@ clt__worker *clt__worker_self(void);
 /* With profiling on, where a command's event should go (NULL when off: no event at all). */
 /* A MARK's end opens the span of the kernel recorded right after it: CLBlast returns the event
  * of its last kernel only, so a marker before the call makes the whole call count. */
-enum { CLT__EV_KERNEL = 0, CLT__EV_TRANSFER = 1, CLT__EV_MARK = 2 };
+enum { CLT__EV_KERNEL = 0, CLT__EV_TRANSFER = 1, CLT__EV_MARK = 2, CLT__EV_HOST = 3 };
 cl_event *clt__worker_event(clt__worker *w);
-/* Keeps the event *clt__worker_event returned, as a kernel, a transfer or a mark. */
+/* Keeps the event *clt__worker_event returned, as a kernel, a transfer or a mark; the named
+ * form gives the timeline its label (a static string). */
 void clt__worker_record(clt__worker *w, int kind);
+void clt__worker_record_named(clt__worker *w, int kind, const char *name);
+/* With a timeline recording: a host-side phase of this worker, from clt__now() times. */
+void clt__worker_span(clt__worker *w, const char *name, double t0, double t1);
 /* On w's thread, after the queue finished: adds kept events' durations to w->stats. */
 void clt__worker_collect(clt__worker *w);
 /* With profiling on, enqueues a marker whose end starts the next kernel's span. */
@@ -395,6 +415,8 @@ uint64_t clt__step_seed(const clt_trainer *t);
 typedef struct clt__comm clt__comm;
 
 struct clt_runtime {
+    char *trace_path;         /* timeline file written at destroy (CLT_TRACE or the option) */
+    double trace_t0;          /* host time the timeline starts at */
     clt__device *devs;        /* every discovered device */
     size_t ndev;
     int nworkers;
@@ -405,6 +427,11 @@ struct clt_runtime {
     pthread_mutex_t comm_lock;   /* held through each public collective: one at a time */
     clt__comm *comm;             /* the public collectives' group, made on first use */
 };
+
+/* Timelines (lib/trace.c): start recording on every worker (clocks aligned), and write what
+ * was recorded as Chrome trace JSON. */
+clt_status clt__trace_start(clt_runtime *rt);
+clt_status clt__trace_write(clt_runtime *rt, const char *path);
 
 /* Runs fn on every worker at once with args[i] = (char *)args + i * stride; waits for all.
  * Returns CLT_OK or the lowest-numbered device's error (its message on this thread). */

@@ -1,6 +1,7 @@
 /* The runtime: the devices a spec selects, their contexts, and one worker thread each. */
 #include "internal.h"
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -74,6 +75,9 @@ clt_status clt_runtime_create_ex(clt_runtime **out, const clt_runtime_options *o
     if (!out) return clt__fail(CLT_ERR_INVALID_ARG, "clt_runtime_create: out is NULL");
     *out = NULL;
     clt_runtime_options o = opts ? *opts : clt_runtime_options_default();
+    const char *trace = o.trace_path ? o.trace_path : getenv("CLT_TRACE");
+    if (trace && !*trace) trace = NULL;
+    if (trace) o.profiling = 1;   /* a timeline is made of profiling events */
     if (o.context_mode != CLT_CONTEXT_PER_PLATFORM && o.context_mode != CLT_CONTEXT_PER_DEVICE)
         return clt__fail(CLT_ERR_INVALID_ARG, "clt_runtime_create: unknown context mode %d",
                          (int)o.context_mode);
@@ -82,7 +86,12 @@ clt_status clt_runtime_create_ex(clt_runtime **out, const clt_runtime_options *o
     if (!rt) return clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
     pthread_mutex_init(&rt->comm_lock, NULL);
     rt->opts = o;
-    rt->opts.devices = NULL;   /* the caller's string is not ours to keep */
+    rt->opts.devices = NULL;   /* the caller's strings are not ours to keep */
+    rt->opts.trace_path = NULL;
+    if (trace && !(rt->trace_path = strdup(trace))) {
+        free(rt);
+        return clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
+    }
 
     int *sel = NULL;
     size_t nsel = 0;
@@ -120,6 +129,7 @@ clt_status clt_runtime_create_ex(clt_runtime **out, const clt_runtime_options *o
                  clt__device_type_str(rt->devs[sel[i]].info.type),
                  rt->devs[sel[i]].info.platform_name);
     }
+    if (rt->trace_path && (st = clt__trace_start(rt)) != CLT_OK) goto fail;
     free(sel);
     free(ctx_of);
     *out = rt;
@@ -142,6 +152,16 @@ clt_status clt_runtime_create(clt_runtime **out, const char *spec)
 void clt_runtime_destroy(clt_runtime *rt)
 {
     if (!rt) return;
+    if (rt->trace_path && rt->workers && rt->workers[0].trace) {
+        char keep[512];   /* destroy does not fail: a timeline that cannot be written is logged */
+        snprintf(keep, sizeof keep, "%s", clt_last_error());
+        if (clt__trace_write(rt, rt->trace_path) != CLT_OK)
+            clt__log(CLT_LOG_ERROR, "timeline not written: %s", clt_last_error());
+        else
+            clt__log(CLT_LOG_INFO, "timeline written to %s", rt->trace_path);
+        clt__error_set_message(keep);
+    }
+    free(rt->trace_path);
     clt__comm_destroy(rt->comm);   /* its staging is unmapped on the workers' threads */
     for (int i = 0; i < rt->nworkers && rt->workers; i++) clt__worker_stop(&rt->workers[i]);
     pthread_mutex_destroy(&rt->comm_lock);

@@ -95,7 +95,7 @@ static clt_status upload(clt__worker *w, cl_mem dst, const void *src, size_t byt
     cl_int err = clEnqueueWriteBuffer(w->queue, dst, CL_FALSE, 0, bytes, src, 0, NULL,
                                       clt__worker_event(w));
     if (err != CL_SUCCESS) return clt__fail_cl(err, clt__worker_name(w), "uploading the batch");
-    clt__worker_record(w, CLT__EV_TRANSFER);
+    clt__worker_record_named(w, CLT__EV_TRANSFER, "upload");
     return CLT_OK;
 }
 
@@ -143,14 +143,19 @@ static clt_status phase_a_body(clt__worker *w, rank_job *j)
     }
     if (j->count) clt__worker_throttle(w, clt__now() - t0);
     j->seconds = clt__now() - t0;
+    clt__worker_span(w, "forward + backward", t0, t0 + j->seconds);
     if (st != CLT_OK || !j->update) return st;
     size_t off = (size_t)j->rank * s->shard;
     /* In place: rank r's summed shard lands where its own shard of the gradients was. */
+    double t1 = clt__now();
     if (s->comm)
         st = clt__comm_reduce_scatter(s->comm, w, n->grads, 0, n->grads, off, s->shard, CLT_OP_SUM,
                                       &s->copts);
+    double t2 = clt__now();
+    if (s->comm) clt__worker_span(w, "reduce-scatter gradients", t1, t2);
     if (st == CLT_OK && (t->p.clip_norm > 0.0f || t->p.check_numerics))
         st = clt__net_sumsq(n, (clt__view){n->grads, off}, s->shard, &j->sumsq);
+    clt__worker_span(w, "gradient norm", t2, clt__now());
     return st;
 }
 
@@ -161,10 +166,18 @@ static clt_status phase_b_body(clt__worker *w, rank_job *j)
     data_state *s = j->s;
     clt__net *n = s->nets[j->rank];
     size_t off = (size_t)j->rank * s->shard;
+    double t0 = clt__now();
     clt_status st = clt__net_optimizer_step(n, &t->p.optim, j->lr, t->steps + 1, j->gscale, off,
                                             s->shard, (clt__view){n->grads, off});
+    if (st == CLT_OK) {
+        cl_int err = clFinish(w->queue);
+        if (err != CL_SUCCESS) st = clt__fail_cl(err, clt__worker_name(w), "finishing the update");
+    }
+    double t1 = clt__now();
+    clt__worker_span(w, "optimizer (own shard)", t0, t1);
     if (st == CLT_OK && s->comm)
         st = clt__comm_all_gather(s->comm, w, n->params, off, n->params, 0, s->shard, &s->copts);
+    if (s->comm) clt__worker_span(w, "all-gather parameters", t1, clt__now());
     if (st == CLT_OK) {
         cl_int err = clFinish(w->queue);
         if (err != CL_SUCCESS) st = clt__fail_cl(err, clt__worker_name(w), "finishing the update");

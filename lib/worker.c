@@ -147,6 +147,9 @@ cl_event *clt__worker_event(clt__worker *w)
             int *k = realloc(w->event_kinds, nc * sizeof *k);
             if (!k) return NULL;
             w->event_kinds = k;
+            const char **nm = realloc(w->event_names, nc * sizeof *nm);
+            if (!nm) return NULL;
+            w->event_names = nm;
             w->events_cap = nc;
         }
     }
@@ -154,10 +157,38 @@ cl_event *clt__worker_event(clt__worker *w)
     return &w->events[w->nevents];
 }
 
-void clt__worker_record(clt__worker *w, int kind)
+void clt__worker_record_named(clt__worker *w, int kind, const char *name)
 {
     if (!w->profiling || w->nevents == w->events_cap || !w->events[w->nevents]) return;
+    w->event_names[w->nevents] = name;
     w->event_kinds[w->nevents++] = kind;
+}
+
+void clt__worker_record(clt__worker *w, int kind)
+{
+    clt__worker_record_named(w, kind, kind == CLT__EV_TRANSFER ? "transfer" : "kernel");
+}
+
+/* Appends to the timeline, up to a million events a device (then counts what it drops). */
+static void trace_push(clt__worker *w, const char *name, int cat, double ts, double dur)
+{
+    clt__trace_buf *b = w->trace;
+    if (b->n == b->cap) {
+        size_t nc = b->cap ? b->cap * 2 : 4096;
+        clt__trace_event *e = nc <= (1u << 20) ? realloc(b->ev, nc * sizeof *e) : NULL;
+        if (!e) {
+            b->dropped++;
+            return;
+        }
+        b->ev = e;
+        b->cap = nc;
+    }
+    b->ev[b->n++] = (clt__trace_event){name, cat, ts, dur};
+}
+
+void clt__worker_span(clt__worker *w, const char *name, double t0, double t1)
+{
+    if (w->trace) trace_push(w, name, CLT__EV_HOST, t0, t1 - t0);
 }
 
 void clt__worker_mark(clt__worker *w)
@@ -195,12 +226,15 @@ void clt__worker_collect(clt__worker *w)
                 double s = 1e-9 * (double)(t1 - t0);
                 if (kind == CLT__EV_KERNEL) w->stats.kernels++, w->stats.kernel_s += s;
                 else w->stats.transfers++, w->stats.transfer_s += s;
+                if (w->trace)
+                    trace_push(w, w->event_names[done], kind, 1e-9 * (double)t0 + w->trace->offset, s);
             }
         }
         clReleaseEvent(w->events[done]);
     }
     memmove(w->events, w->events + done, (w->nevents - done) * sizeof *w->events);
     memmove(w->event_kinds, w->event_kinds + done, (w->nevents - done) * sizeof *w->event_kinds);
+    memmove(w->event_names, w->event_names + done, (w->nevents - done) * sizeof *w->event_names);
     w->nevents -= done;
 }
 
@@ -220,6 +254,11 @@ static clt_status worker_fini(clt__worker *w, void *arg)
     for (size_t i = 0; i < w->nevents; i++) clReleaseEvent(w->events[i]);
     free(w->events);
     free(w->event_kinds);
+    free(w->event_names);
+    w->event_names = NULL;
+    if (w->trace) free(w->trace->ev);
+    free(w->trace);
+    w->trace = NULL;
     w->events = NULL;
     clt__program_cache_destroy(w->programs);
     w->programs = NULL;
