@@ -1,12 +1,14 @@
 /* cltrain train: trains a named model on Fashion-MNIST (or a generated set when none is found),
  * prints progress and the test accuracy; --json adds one JSON line with the results. */
 #include "commands.h"
+#include "plot.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 static double now(void)
 {
@@ -22,7 +24,7 @@ static void usage(void)
             "                     [--batch N] [--optim sgd|adam|adamw] [--lr X] [--momentum X]\n"
             "                     [--weight-decay X] [--schedule constant|cosine] [--seed N]\n"
             "                     [--limit N] [--parallel none|data] [--split equal|auto]\n"
-            "                     [--json]\n");
+            "                     [--metrics FILE.csv] [--plot FILE.svg] [--json]\n");
 }
 
 /* Loads Fashion-MNIST padded to 32x32 and normalised, or makes a synthetic set (loudly). */
@@ -55,7 +57,7 @@ static int load_data(const char *dir, size_t limit, clt_dataset **train, clt_dat
 int cmd_train(int argc, char **argv)
 {
     const char *model_name = "seed-mlp", *spec = NULL, *data = NULL, *optim = "adam", *sched = "cosine";
-    const char *parallel = "none", *split = "equal";
+    const char *parallel = "none", *split = "equal", *metrics_path = NULL, *plot_path = NULL;
     long epochs = 10, batch = 128, seed = 1, limit = 0;
     double lr = -1, momentum = 0.9, wd = 0;
     int json = 0;
@@ -73,6 +75,8 @@ int cmd_train(int argc, char **argv)
         else if (!strcmp(a, "--schedule")) sched = v;
         else if (!strcmp(a, "--parallel")) parallel = v;
         else if (!strcmp(a, "--split")) split = v;
+        else if (!strcmp(a, "--metrics")) metrics_path = v;
+        else if (!strcmp(a, "--plot")) plot_path = v;
         else if (!strcmp(a, "--epochs")) epochs = strtol(v, &end, 10);
         else if (!strcmp(a, "--batch")) batch = strtol(v, &end, 10);
         else if (!strcmp(a, "--seed")) seed = strtol(v, &end, 10);
@@ -154,24 +158,58 @@ int cmd_train(int argc, char **argv)
     if (!x || !labels || !order) { tool_fail("allocating batches", CLT_ERR_OUT_OF_HOST_MEMORY); goto out; }
 
     double train_time = 0, t_start = now();
-    long samples = 0;
+    long samples = 0, total_steps = epochs * steps_per_epoch;
     float test_loss = NAN, test_acc = NAN;
+    /* curves: the loss of every step, accuracies and test loss at each epoch's end */
+    double *step_x = calloc((size_t)total_steps, sizeof(double)), *step_loss = calloc((size_t)total_steps, sizeof(double));
+    double *ep_x = calloc((size_t)epochs, sizeof(double)), *ep_test_loss = calloc((size_t)epochs, sizeof(double));
+    double *ep_test_acc = calloc((size_t)epochs, sizeof(double)), *ep_train_acc = calloc((size_t)epochs, sizeof(double));
+    FILE *csv = NULL;
+    int tty = isatty(STDOUT_FILENO) && !json;
+    if (!step_x || !step_loss || !ep_x || !ep_test_loss || !ep_test_acc || !ep_train_acc) {
+        tool_fail("allocating metrics", CLT_ERR_OUT_OF_HOST_MEMORY);
+        goto out_curves;
+    }
+    if (metrics_path) {
+        if (!(csv = fopen(metrics_path, "w"))) {
+            perror(metrics_path);
+            goto out_curves;
+        }
+        fprintf(csv, "step,epoch,loss,lr,samples_per_s,train_accuracy,test_loss,test_accuracy\n");
+    }
     for (long e = 0; e < epochs; e++) {
         clt_dataset_shuffle(order, ntrain, (uint64_t)seed * 1000003u + (uint64_t)e);
         double loss_sum = 0, t0 = now(), last_print = t0;
         for (long s = 0; s < steps_per_epoch; s++) {
             clt_dataset_batch(train, order, (size_t)(s * batch), (size_t)batch, x, labels);
-            float loss;
+            float loss, step_lr = clt_trainer_lr(t);
             if ((st = clt_trainer_step(t, x, labels, (size_t)batch, &loss)) != CLT_OK) {
                 tool_fail("training step", st);
-                goto out;
+                goto out_curves;
             }
             loss_sum += loss;
             samples += batch;
+            long g = e * steps_per_epoch + s;
+            step_x[g] = (double)(g + 1);
+            step_loss[g] = loss;
             double tn = now();
-            if (!json && (tn - last_print > 5.0 || s + 1 == steps_per_epoch)) {
-                printf("epoch %ld/%ld  step %5ld/%ld  loss %.4f  %.0f samples/s", e + 1, epochs, s + 1,
-                       steps_per_epoch, loss_sum / (double)(s + 1), (double)((s + 1) * batch) / (tn - t0));
+            double sps_now = (double)((s + 1) * batch) / (tn - t0);
+            if (csv && s + 1 < steps_per_epoch)
+                fprintf(csv, "%ld,%ld,%.6f,%.6g,%.1f,,,\n", g + 1, e + 1, (double)loss, (double)step_lr, sps_now);
+            if (csv && s + 1 == steps_per_epoch)   /* completed below with the epoch's accuracies */
+                fprintf(csv, "%ld,%ld,%.6f,%.6g,%.1f,", g + 1, e + 1, (double)loss, (double)step_lr, sps_now);
+            /* on a terminal: one line redrawn at most 5 times a second; else a line every 5 s */
+            if (!json && (tn - last_print > (tty ? 0.2 : 5.0) || s + 1 == steps_per_epoch)) {
+                double left = (double)(total_steps - g - 1) * (tn - t_start) / (double)(g + 1);
+                if (tty) {
+                    int width = 24, done = (int)((double)width * (double)(s + 1) / (double)steps_per_epoch);
+                    printf("\r\033[Kepoch %ld/%ld [", e + 1, epochs);
+                    for (int k = 0; k < width; k++) putchar(k < done ? '#' : '.');
+                    printf("] %ld/%ld", s + 1, steps_per_epoch);
+                } else {
+                    printf("epoch %ld/%ld  step %5ld/%ld", e + 1, epochs, s + 1, steps_per_epoch);
+                }
+                printf("  loss %.4f  %.0f samples/s  %.0f s left", loss_sum / (double)(s + 1), sps_now, left);
                 if (nd > 1) {
                     size_t counts[64];
                     int k = nd < 64 ? nd : 64;
@@ -179,20 +217,43 @@ int cmd_train(int argc, char **argv)
                     printf("  split");
                     for (int d = 0; d < k; d++) printf("%s%zu", d ? "/" : " ", counts[d]);
                 }
-                printf("\n");
+                if (!tty) printf("\n");
                 fflush(stdout);
                 last_print = tn;
             }
         }
         train_time += now() - t0;
+        if (tty) printf("\n");
+        float train_acc = NAN;
+        size_t nsub = ntrain < 10000 ? ntrain : 10000;   /* train accuracy on the first 10000 */
         if ((st = clt_trainer_evaluate(t, clt_dataset_inputs(test), clt_dataset_labels(test), ntest,
-                                       &test_loss, &test_acc)) != CLT_OK) {
+                                       &test_loss, &test_acc)) != CLT_OK ||
+            (st = clt_trainer_evaluate(t, clt_dataset_inputs(train), clt_dataset_labels(train), nsub,
+                                       NULL, &train_acc)) != CLT_OK) {
             tool_fail("evaluating", st);
-            goto out;
+            goto out_curves;
         }
-        printf("epoch %ld/%ld  train loss %.4f  test loss %.4f  test accuracy %.2f%%  (%.0f s)\n", e + 1,
-               epochs, loss_sum / (double)steps_per_epoch, (double)test_loss, 100.0 * test_acc, now() - t_start);
+        ep_x[e] = (double)((e + 1) * steps_per_epoch);
+        ep_test_loss[e] = test_loss, ep_test_acc[e] = test_acc, ep_train_acc[e] = train_acc;
+        if (csv) fprintf(csv, "%.4f,%.6f,%.4f\n", (double)train_acc, (double)test_loss, (double)test_acc);
+        printf("epoch %ld/%ld  train loss %.4f  train accuracy %.2f%%  test loss %.4f  test accuracy %.2f%%  (%.0f s)\n",
+               e + 1, epochs, loss_sum / (double)steps_per_epoch, 100.0 * train_acc, (double)test_loss,
+               100.0 * test_acc, now() - t_start);
         fflush(stdout);
+    }
+    if (plot_path) {
+        char title[256];
+        snprintf(title, sizeof title, "cltrain: %s on %s, batch %ld, %s, %d device%s", model_name, source, batch,
+                 optim, nd, nd == 1 ? "" : "s");
+        plot_series loss_s[] = {{"train (each step)", "#4878d0", step_x, step_loss, (size_t)total_steps, 0},
+                                {"test (each epoch)", "#d65f5f", ep_x, ep_test_loss, (size_t)epochs, 1}};
+        plot_series acc_s[] = {{"train (each epoch)", "#4878d0", ep_x, ep_train_acc, (size_t)epochs, 1},
+                               {"test (each epoch)", "#d65f5f", ep_x, ep_test_acc, (size_t)epochs, 1}};
+        if (plot_write_svg(plot_path, title, loss_s, 2, acc_s, 2, (double)total_steps)) {
+            perror(plot_path);
+            goto out_curves;
+        }
+        printf("cltrain: curves written to %s\n", plot_path);
     }
     double sps = (double)samples / train_time;
     printf("cltrain: test accuracy %.2f%% after %ld epochs, %.0f samples/s\n", 100.0 * test_acc, epochs, sps);
@@ -203,6 +264,12 @@ int cmd_train(int argc, char **argv)
                model_name, source, (double)test_acc, (double)test_loss, sps, epochs, batch, nd, parallel,
                now() - t_start);
     rc = 0;
+out_curves:
+    if (csv && fclose(csv)) {
+        perror(metrics_path);
+        rc = 1;
+    }
+    free(step_x), free(step_loss), free(ep_x), free(ep_test_loss), free(ep_test_acc), free(ep_train_acc);
 out:
     free(x), free(labels), free(order);
     clt_trainer_destroy(t);
