@@ -1,5 +1,6 @@
 /* MaxPool2d and AvgPool2d (no padding), forward and backward. Backward gathers per input pixel
- * over the windows that contain it: no atomics, fixed order. */
+ * over the windows that contain it: no atomics, fixed order. Both kinds share one signature;
+ * average pooling ignores `arg` (where max pooling keeps its argmax). */
 
 /* One work-item per output element. Max keeps the first maximum (as PyTorch does) and stores its
  * position h*W + w in arg. */
@@ -52,7 +53,8 @@ __kernel void maxpool_backward(const uint B, const uint C, const uint H, const u
 __kernel void avgpool_forward(const uint B, const uint C, const uint H, const uint W,
                               const uint K, const uint S, const uint OH, const uint OW,
                               __global const float *x, const ulong xo,
-                              __global float *y, const ulong yo)
+                              __global float *y, const ulong yo,
+                              __global float *arg, const ulong ao)
 {
     const size_t i = get_global_id(0);
     if (i >= (size_t)B * C * OH * OW) return;
@@ -68,6 +70,7 @@ __kernel void avgpool_forward(const uint B, const uint C, const uint H, const ui
 __kernel void avgpool_backward(const uint B, const uint C, const uint H, const uint W,
                                const uint K, const uint S, const uint OH, const uint OW,
                                __global const float *dy, const ulong dyo,
+                               __global const float *arg, const ulong ao,
                                __global float *dx, const ulong dxo)
 {
     const size_t i = get_global_id(0);

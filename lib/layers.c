@@ -142,33 +142,23 @@ static clt_status conv_backward(const clt__layer *l, const clt__layer_io *io)
 static clt_status pool_forward(const clt__layer *l, const clt__layer_io *io)
 {
     geom g = geometry(l, io->batch);
-    size_t n = (size_t)g.B * g.C * g.OH * g.OW;
-    if (l->desc.kind == CLT_LAYER_MAXPOOL2D)
-        return CLT_LAUNCH(io->w, "pool", "maxpool_forward", n, CLT_ARG(g.B), CLT_ARG(g.C),
-                          CLT_ARG(g.H), CLT_ARG(g.W), CLT_ARG(g.K), CLT_ARG(g.S), CLT_ARG(g.OH),
-                          CLT_ARG(g.OW), CLT_ARG(io->in.mem), CLT_ARG(io->in.off),
-                          CLT_ARG(io->out.mem), CLT_ARG(io->out.off), CLT_ARG(io->saved.mem),
-                          CLT_ARG(io->saved.off));
-    return CLT_LAUNCH(io->w, "pool", "avgpool_forward", n, CLT_ARG(g.B), CLT_ARG(g.C), CLT_ARG(g.H),
-                      CLT_ARG(g.W), CLT_ARG(g.K), CLT_ARG(g.S), CLT_ARG(g.OH), CLT_ARG(g.OW),
-                      CLT_ARG(io->in.mem), CLT_ARG(io->in.off), CLT_ARG(io->out.mem),
-                      CLT_ARG(io->out.off));
+    const char *kernel = l->desc.kind == CLT_LAYER_MAXPOOL2D ? "maxpool_forward" : "avgpool_forward";
+    return CLT_LAUNCH(io->w, "pool", kernel, (size_t)g.B * g.C * g.OH * g.OW, CLT_ARG(g.B),
+                      CLT_ARG(g.C), CLT_ARG(g.H), CLT_ARG(g.W), CLT_ARG(g.K), CLT_ARG(g.S),
+                      CLT_ARG(g.OH), CLT_ARG(g.OW), CLT_ARG(io->in.mem), CLT_ARG(io->in.off),
+                      CLT_ARG(io->out.mem), CLT_ARG(io->out.off), CLT_ARG(io->saved.mem),
+                      CLT_ARG(io->saved.off));
 }
 
 static clt_status pool_backward(const clt__layer *l, const clt__layer_io *io)
 {
     if (!io->din.mem) return CLT_OK;
     geom g = geometry(l, io->batch);
-    size_t n = (size_t)g.B * g.C * g.H * g.W;
-    if (l->desc.kind == CLT_LAYER_MAXPOOL2D)
-        return CLT_LAUNCH(io->w, "pool", "maxpool_backward", n, CLT_ARG(g.B), CLT_ARG(g.C),
-                          CLT_ARG(g.H), CLT_ARG(g.W), CLT_ARG(g.K), CLT_ARG(g.S), CLT_ARG(g.OH),
-                          CLT_ARG(g.OW), CLT_ARG(io->dout.mem), CLT_ARG(io->dout.off),
-                          CLT_ARG(io->saved.mem), CLT_ARG(io->saved.off), CLT_ARG(io->din.mem),
-                          CLT_ARG(io->din.off));
-    return CLT_LAUNCH(io->w, "pool", "avgpool_backward", n, CLT_ARG(g.B), CLT_ARG(g.C), CLT_ARG(g.H),
-                      CLT_ARG(g.W), CLT_ARG(g.K), CLT_ARG(g.S), CLT_ARG(g.OH), CLT_ARG(g.OW),
-                      CLT_ARG(io->dout.mem), CLT_ARG(io->dout.off), CLT_ARG(io->din.mem),
+    const char *kernel = l->desc.kind == CLT_LAYER_MAXPOOL2D ? "maxpool_backward" : "avgpool_backward";
+    return CLT_LAUNCH(io->w, "pool", kernel, (size_t)g.B * g.C * g.H * g.W, CLT_ARG(g.B),
+                      CLT_ARG(g.C), CLT_ARG(g.H), CLT_ARG(g.W), CLT_ARG(g.K), CLT_ARG(g.S),
+                      CLT_ARG(g.OH), CLT_ARG(g.OW), CLT_ARG(io->dout.mem), CLT_ARG(io->dout.off),
+                      CLT_ARG(io->saved.mem), CLT_ARG(io->saved.off), CLT_ARG(io->din.mem),
                       CLT_ARG(io->din.off));
 }
 
