@@ -190,9 +190,10 @@ static clt_status parse_model(reader *r, const char *name, clt_model **out)
     }
     uint64_t nparams = get_u64(r);
     if (nparams != m->nparams) {
+        size_t have = m->nparams;
         clt_model_destroy(m);
         return clt__fail(CLT_ERR_FORMAT, "checkpoint %s: the model has %zu parameters, the file "
-                         "says %llu", name, m->nparams, (unsigned long long)nparams);
+                         "says %llu", name, have, (unsigned long long)nparams);
     }
     *out = m;
     return CLT_OK;
@@ -439,6 +440,13 @@ static clt_status write_atomic(const char *path, const out_section *sec, int nse
     if (fd < 0) {
         st = io_fail(path, "creating", tmp);
         goto out;
+    }
+    /* mkstemp makes it 0600: give it the mode of the file it replaces, or 0644 */
+    struct stat prev;
+    if (fchmod(fd, stat(path, &prev) == 0 ? (prev.st_mode & 07777) : 0644) != 0) {
+        st = io_fail(path, "setting the mode of", tmp);
+        close(fd);
+        goto fail;
     }
     if (!(f = fdopen(fd, "wb"))) {
         st = io_fail(path, "opening", tmp);
