@@ -557,6 +557,48 @@ CLT_API long clt_trainer_step_count(const clt_trainer *t);
 CLT_API float clt_trainer_lr(const clt_trainer *t);
 
 /* ---------------------------------------------------------------------------------------------
+ * Checkpoints: the whole training state in one file (docs/CHECKPOINT.md has the format).
+ *
+ *     clt_trainer_save(t, "run.ckpt");          // atomically replaces run.ckpt
+ *     ...
+ *     clt_trainer_create(&t2, rt, m, &p);       // the same model and optimizer kind
+ *     clt_trainer_load(t2, "run.ckpt");         // t2 goes on exactly where t was
+ *
+ * A checkpoint holds the model description, the parameters, the optimizer state (SGD's
+ * momentum buffer, Adam's m and v), the step count (which is also the learning-rate schedule's
+ * position and, with the seed, the dropout generator's state), the run's hyper-parameters
+ * (optimizer settings, schedule, clipping, accumulation, seed) and the caller's data position.
+ * Loading and training on gives the same losses as never stopping: bit for bit on one device;
+ * a checkpoint written with N data-parallel devices loads on any other number.
+ */
+
+/* Where the caller's data order stands: saved and loaded with the checkpoint, never used by the
+ * library itself. For example the epoch, the next sample of that epoch's order, and the seed the
+ * order was shuffled with. */
+typedef struct {
+    uint64_t epoch;
+    uint64_t index;
+    uint64_t seed;
+} clt_data_position;
+
+/* Writes the training state to path: a temporary file in the same folder, flushed to disk, then
+ * renamed over path, and the folder flushed, so a crash or a full disk leaves the previous file
+ * intact (CLT_ERR_IO naming the path and the system's reason). Refused with CLT_ERR_STATE in
+ * the middle of gradient accumulation (accumulated gradients are not saved). */
+CLT_API clt_status clt_trainer_save(clt_trainer *t, const char *path);
+/* Reads a checkpoint into a trainer created with the same model, loss and optimizer kind
+ * (otherwise CLT_ERR_SHAPE or CLT_ERR_FORMAT naming what differs). The parameters, optimizer
+ * state, step count, data position and the run's hyper-parameters (optimizer settings,
+ * schedule, clip_norm, accumulation, seed) come from the file; the devices, the parallel mode,
+ * max_batch and check_numerics stay the trainer's. The whole file is read and checked first
+ * (magic, version, sizes, a CRC32 per section): a file that is truncated, corrupted, of another
+ * version or of another model is an error that leaves the trainer as it was. */
+CLT_API clt_status clt_trainer_load(clt_trainer *t, const char *path);
+/* The data position that the next save stores, and the one the last load read (zeros before). */
+CLT_API clt_status clt_trainer_set_data_position(clt_trainer *t, const clt_data_position *pos);
+CLT_API clt_status clt_trainer_data_position(const clt_trainer *t, clt_data_position *out);
+
+/* ---------------------------------------------------------------------------------------------
  * Collectives across the runtime's devices, on float32 device buffers: all-reduce, broadcast,
  * reduce-scatter, all-gather. Buffer i (one per runtime device, in device order) lives in
  * clt_runtime_context(rt, i): the runtime's own buffers or ones you created there. Offsets are

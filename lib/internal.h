@@ -376,6 +376,7 @@ struct clt_trainer {
     long steps;                   /* completed updates */
     int micro;                    /* steps accumulated since the last update */
     float *onehot;                /* (max_batch, classes) for MSE with labels */
+    clt_data_position pos;        /* the caller's, carried by checkpoints */
 };
 
 /* How a strategy trains: where the model lives and how a step runs. The facade validates
@@ -397,6 +398,12 @@ struct clt__strategy_ops {
                            int grads);
     /* Optional: samples per device of the last step. */
     clt_status (*split)(const clt_trainer *t, size_t *counts, int n);
+    /* Optional (checkpoints need it): reads or writes `count` floats of optimizer state array
+     * `which` (0: SGD's momentum or Adam's m, 1: Adam's v) from element `off`, in the model's
+     * flat numbering whatever the sharding. Reading state not made yet gives zeros (what it
+     * starts as); writing makes it. */
+    clt_status (*state_io)(clt_trainer *t, int which, size_t off, size_t count, float *host,
+                           int write);
 };
 
 extern const clt__strategy_ops clt__strategy_data;   /* one device, or a replica on each */
@@ -409,6 +416,31 @@ double clt__loss_mean(const clt_trainer *t, double sum, size_t global_batch);
 clt_status clt__grad_scale(const clt_trainer *t, double loss, double sumsq, float *gscale);
 /* The per-step seed (dropout) of the coming step. */
 uint64_t clt__step_seed(const clt_trainer *t);
+/* The checks of the run's hyper-parameters that need no runtime: loss, optimizer, schedule,
+ * clipping, accumulation (a checkpoint's are checked with them too). */
+clt_status clt__check_hyper(const clt_train_params *p);
+/* Optimizer state arrays an optimizer keeps: 0 (SGD without momentum), 1 (SGD) or 2 (Adam). */
+int clt__optim_state_arrays(const clt_optimizer *o);
+
+/* ---- checkpoints (lib/checkpoint.c) -------------------------------------------------------- */
+
+/* A checkpoint parsed from bytes and checked (docs/CHECKPOINT.md): everything a load needs,
+ * the arrays left in the buffer as little-endian floats. */
+typedef struct {
+    clt_model *model;             /* rebuilt from the description: a valid model */
+    clt_train_params p;           /* loss, optim, schedule, clip_norm, accumulation, seed */
+    long steps;
+    clt_data_position pos;
+    int nstate;                   /* optimizer state arrays stored */
+    const uint8_t *params;        /* (nparams) floats, inside the parsed buffer */
+    const uint8_t *state[2];      /* (nparams) floats each */
+} clt__checkpoint;
+
+/* Parses and checks a whole checkpoint held in buf (`name` for messages). CLT_ERR_FORMAT with
+ * what is wrong; on success free it with clt__checkpoint_free (buf must outlive it). */
+clt_status clt__checkpoint_parse(const uint8_t *buf, size_t len, const char *name,
+                                 clt__checkpoint *out);
+void clt__checkpoint_free(clt__checkpoint *c);
 
 /* ---- runtime (lib/runtime.c) --------------------------------------------------------------- */
 

@@ -192,7 +192,7 @@ clt_status clt__net_optimizer_step(clt__net *n, const clt_optimizer *o, float lr
     clt__worker *w = n->w;
     if (count == 0) return CLT_OK;
     CLT_ASSERT(off + count <= n->padded && (!n->opt_count || n->opt_count == count), CLT_ERR_STATE);
-    int nstate = o->kind == CLT_OPTIM_SGD ? (o->momentum != 0.0f) : 2;
+    int nstate = clt__optim_state_arrays(o);
     for (int i = 0; i < nstate; i++)
         if (!n->opt[i]) {
             clt_status st = clt__alloc(w, count, "optimizer state", &n->opt[i]);

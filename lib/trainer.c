@@ -56,7 +56,7 @@ clt_train_params clt_train_params_default(void)
     return p;
 }
 
-static clt_status check_params(const clt_train_params *p, const clt_runtime *rt)
+clt_status clt__check_hyper(const clt_train_params *p)
 {
     const clt_optimizer *o = &p->optim;
     if (p->loss != CLT_LOSS_CROSS_ENTROPY && p->loss != CLT_LOSS_MSE)
@@ -85,14 +85,27 @@ static clt_status check_params(const clt_train_params *p, const clt_runtime *rt)
         return clt__fail(CLT_ERR_INVALID_ARG, "cosine schedule needs total_steps (%ld) > warmup_steps (%ld)",
                          s->total_steps, s->warmup_steps);
     if (s->warmup_steps < 0) return clt__fail(CLT_ERR_INVALID_ARG, "warmup_steps is negative");
-    if (!(p->clip_norm >= 0.0f)) return clt__fail(CLT_ERR_INVALID_ARG, "clip_norm must be >= 0");
+    if (!(p->clip_norm >= 0.0f) || !isfinite(p->clip_norm))
+        return clt__fail(CLT_ERR_INVALID_ARG, "clip_norm must be finite and >= 0");
+    if (p->accumulation < 1 || p->accumulation > 65536)
+        return clt__fail(CLT_ERR_INVALID_ARG, "accumulation %d must be in 1..65536", p->accumulation);
+    return CLT_OK;
+}
+
+int clt__optim_state_arrays(const clt_optimizer *o)
+{
+    return o->kind == CLT_OPTIM_SGD ? (o->momentum != 0.0f) : 2;
+}
+
+static clt_status check_params(const clt_train_params *p, const clt_runtime *rt)
+{
+    clt_status st = clt__check_hyper(p);
+    if (st != CLT_OK) return st;
     if (p->max_batch == 0 || p->max_batch > (1u << 24))
         return clt__fail(CLT_ERR_INVALID_ARG, "max_batch %zu must be in 1..2^24", p->max_batch);
     if (p->device < 0 || p->device >= rt->nworkers)
         return clt__fail(CLT_ERR_INVALID_ARG, "device %d out of range (the runtime has %d)",
                          p->device, rt->nworkers);
-    if (p->accumulation < 1 || p->accumulation > 65536)
-        return clt__fail(CLT_ERR_INVALID_ARG, "accumulation %d must be in 1..65536", p->accumulation);
     if (p->parallel != CLT_PARALLEL_NONE && p->parallel != CLT_PARALLEL_DATA &&
         p->parallel != CLT_PARALLEL_MODEL)
         return clt__fail(CLT_ERR_INVALID_ARG, "unknown parallel mode %d", (int)p->parallel);

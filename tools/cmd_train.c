@@ -1,5 +1,7 @@
 /* cltrain train: trains a named model on Fashion-MNIST (or a generated set when none is found),
- * prints progress and the test accuracy; --json adds one JSON line with the results. */
+ * prints progress and the test accuracy; --json adds one JSON line with the results. With
+ * --checkpoint it saves the training state every N steps and after each epoch, and --resume
+ * goes on from that file: same shuffle, same batches, same losses. */
 #include "commands.h"
 #include "plot.h"
 
@@ -24,7 +26,17 @@ static void usage(void)
             "                     [--batch N] [--optim sgd|adam|adamw] [--lr X] [--momentum X]\n"
             "                     [--weight-decay X] [--schedule constant|cosine] [--seed N]\n"
             "                     [--limit N] [--parallel none|data] [--split equal|auto]\n"
-            "                     [--metrics FILE.csv] [--plot FILE.svg] [--json]\n");
+            "                     [--metrics FILE.csv] [--plot FILE.svg]\n"
+            "                     [--checkpoint PATH [--checkpoint-every N] [--resume]] [--json]\n");
+}
+
+/* Saves the state with the data position: the next sample of epoch `epoch`'s order. */
+static int save_checkpoint(clt_trainer *t, const char *path, long epoch, long index, uint64_t seed)
+{
+    clt_data_position pos = {(uint64_t)epoch, (uint64_t)index, seed};
+    clt_status st = clt_trainer_set_data_position(t, &pos);
+    if (st == CLT_OK) st = clt_trainer_save(t, path);
+    return st == CLT_OK ? 0 : tool_fail("saving the checkpoint", st);
 }
 
 /* Loads Fashion-MNIST padded to 32x32 and normalised, or makes a synthetic set (loudly). */
@@ -58,14 +70,16 @@ int cmd_train(int argc, char **argv)
 {
     const char *model_name = "seed-mlp", *spec = NULL, *data = NULL, *optim = "adam", *sched = "cosine";
     const char *parallel = "none", *split = "equal", *metrics_path = NULL, *plot_path = NULL;
-    long epochs = 10, batch = 128, seed = 1, limit = 0;
+    const char *ckpt = NULL;
+    long epochs = 10, batch = 128, seed = 1, limit = 0, every = 0;
     double lr = -1, momentum = 0.9, wd = 0;
-    int json = 0;
+    int json = 0, resume = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
         const char *v = i + 1 < argc ? argv[i + 1] : NULL;
         char *end = NULL;
         if (!strcmp(a, "--json")) { json = 1; continue; }
+        if (!strcmp(a, "--resume")) { resume = 1; continue; }
         if (!v) { fprintf(stderr, "cltrain train: %s needs a value\n", a); usage(); return 2; }
         i++;
         if (!strcmp(a, "--model")) model_name = v;
@@ -77,6 +91,8 @@ int cmd_train(int argc, char **argv)
         else if (!strcmp(a, "--split")) split = v;
         else if (!strcmp(a, "--metrics")) metrics_path = v;
         else if (!strcmp(a, "--plot")) plot_path = v;
+        else if (!strcmp(a, "--checkpoint")) ckpt = v;
+        else if (!strcmp(a, "--checkpoint-every")) every = strtol(v, &end, 10);
         else if (!strcmp(a, "--epochs")) epochs = strtol(v, &end, 10);
         else if (!strcmp(a, "--batch")) batch = strtol(v, &end, 10);
         else if (!strcmp(a, "--seed")) seed = strtol(v, &end, 10);
@@ -89,6 +105,10 @@ int cmd_train(int argc, char **argv)
     }
     if (epochs < 1 || batch < 1 || batch > 65536 || limit < 0) {
         fprintf(stderr, "cltrain train: --epochs and --batch must be positive (batch <= 65536)\n");
+        return 2;
+    }
+    if (every < 0 || ((every || resume) && !ckpt)) {
+        fprintf(stderr, "cltrain train: --checkpoint-every (>= 0) and --resume need --checkpoint PATH\n");
         return 2;
     }
     clt_train_params p = clt_train_params_default();
@@ -138,6 +158,28 @@ int cmd_train(int argc, char **argv)
         goto out;
     }
     if ((st = clt_trainer_create(&t, rt, m, &p)) != CLT_OK) { tool_fail("creating the trainer", st); goto out; }
+    /* --resume: the checkpoint's state, hyper-parameters and place in the data */
+    long first_epoch = 0, first_step = 0;
+    uint64_t order_seed = (uint64_t)seed;
+    if (resume && access(ckpt, F_OK) == 0) {
+        clt_data_position pos;
+        if ((st = clt_trainer_load(t, ckpt)) != CLT_OK) { tool_fail("loading the checkpoint", st); goto out; }
+        clt_trainer_data_position(t, &pos);
+        if (pos.index % (uint64_t)batch || pos.index / (uint64_t)batch > (uint64_t)steps_per_epoch ||
+            pos.epoch > (uint64_t)epochs) {
+            fprintf(stderr, "cltrain train: %s stopped at sample %llu of epoch %llu, which does not fit "
+                    "batch %ld and %ld epochs: resume with the batch size it was written with\n", ckpt,
+                    (unsigned long long)pos.index, (unsigned long long)pos.epoch + 1, batch, epochs);
+            goto out;
+        }
+        first_epoch = (long)pos.epoch;
+        first_step = (long)(pos.index / (uint64_t)batch);
+        order_seed = pos.seed;
+        printf("cltrain: resumed from %s at epoch %ld, step %ld (%ld steps done)\n", ckpt, first_epoch + 1,
+               first_step, clt_trainer_step_count(t));
+    } else if (resume) {
+        printf("cltrain: %s does not exist yet: starting afresh\n", ckpt);
+    }
     int nd = p.parallel == CLT_PARALLEL_DATA ? clt_runtime_device_count(rt) : 1;
     printf("cltrain: %s, %s, on", model_name, nd > 1 ? "data parallel" : "one device");
     for (int d = 0; d < clt_runtime_device_count(rt); d++) {
@@ -177,10 +219,11 @@ int cmd_train(int argc, char **argv)
         }
         fprintf(csv, "step,epoch,loss,lr,samples_per_s,train_accuracy,test_loss,test_accuracy\n");
     }
-    for (long e = 0; e < epochs; e++) {
-        clt_dataset_shuffle(order, ntrain, (uint64_t)seed * 1000003u + (uint64_t)e);
+    for (long e = first_epoch; e < epochs; e++) {
+        clt_dataset_shuffle(order, ntrain, order_seed * 1000003u + (uint64_t)e);
         double loss_sum = 0, t0 = now(), last_print = t0;
-        for (long s = 0; s < steps_per_epoch; s++) {
+        long s0 = e == first_epoch ? first_step : 0;
+        for (long s = s0; s < steps_per_epoch; s++) {
             clt_dataset_batch(train, order, (size_t)(s * batch), (size_t)batch, x, labels);
             float loss, step_lr = clt_trainer_lr(t);
             if ((st = clt_trainer_step(t, x, labels, (size_t)batch, &loss)) != CLT_OK) {
@@ -192,15 +235,19 @@ int cmd_train(int argc, char **argv)
             long g = e * steps_per_epoch + s;
             step_x[g] = (double)(g + 1);
             step_loss[g] = loss;
+            if (every && clt_trainer_step_count(t) % every == 0 && s + 1 < steps_per_epoch &&
+                save_checkpoint(t, ckpt, e, (s + 1) * batch, order_seed))
+                goto out_curves;
             double tn = now();
-            double sps_now = (double)((s + 1) * batch) / (tn - t0);
+            double sps_now = (double)((s + 1 - s0) * batch) / (tn - t0);
             if (csv && s + 1 < steps_per_epoch)
                 fprintf(csv, "%ld,%ld,%.6f,%.6g,%.1f,,,\n", g + 1, e + 1, (double)loss, (double)step_lr, sps_now);
             if (csv && s + 1 == steps_per_epoch)   /* completed below with the epoch's accuracies */
                 fprintf(csv, "%ld,%ld,%.6f,%.6g,%.1f,", g + 1, e + 1, (double)loss, (double)step_lr, sps_now);
             /* on a terminal: one line redrawn at most 5 times a second; else a line every 5 s */
             if (!json && (tn - last_print > (tty ? 0.2 : 5.0) || s + 1 == steps_per_epoch)) {
-                double left = (double)(total_steps - g - 1) * (tn - t_start) / (double)(g + 1);
+                long done_here = g + 1 - (first_epoch * steps_per_epoch + first_step);
+                double left = (double)(total_steps - g - 1) * (tn - t_start) / (double)(done_here > 0 ? done_here : 1);
                 if (tty) {
                     int width = 24, done = (int)((double)width * (double)(s + 1) / (double)steps_per_epoch);
                     printf("\r\033[Kepoch %ld/%ld [", e + 1, epochs);
@@ -209,7 +256,7 @@ int cmd_train(int argc, char **argv)
                 } else {
                     printf("epoch %ld/%ld  step %5ld/%ld", e + 1, epochs, s + 1, steps_per_epoch);
                 }
-                printf("  loss %.4f  %.0f samples/s  %.0f s left", loss_sum / (double)(s + 1), sps_now, left);
+                printf("  loss %.4f  %.0f samples/s  %.0f s left", loss_sum / (double)(s + 1 - s0), sps_now, left);
                 if (nd > 1) {
                     size_t counts[64];
                     int k = nd < 64 ? nd : 64;
@@ -237,9 +284,11 @@ int cmd_train(int argc, char **argv)
         ep_test_loss[e] = test_loss, ep_test_acc[e] = test_acc, ep_train_acc[e] = train_acc;
         if (csv) fprintf(csv, "%.4f,%.6f,%.4f\n", (double)train_acc, (double)test_loss, (double)test_acc);
         printf("epoch %ld/%ld  train loss %.4f  train accuracy %.2f%%  test loss %.4f  test accuracy %.2f%%  (%.0f s)\n",
-               e + 1, epochs, loss_sum / (double)steps_per_epoch, 100.0 * train_acc, (double)test_loss,
+               e + 1, epochs, s0 < steps_per_epoch ? loss_sum / (double)(steps_per_epoch - s0) : 0.0,
+               100.0 * train_acc, (double)test_loss,
                100.0 * test_acc, now() - t_start);
         fflush(stdout);
+        if (ckpt && save_checkpoint(t, ckpt, e + 1, 0, order_seed)) goto out_curves;
     }
     if (plot_path) {
         char title[256];
@@ -255,7 +304,14 @@ int cmd_train(int argc, char **argv)
         }
         printf("cltrain: curves written to %s\n", plot_path);
     }
-    double sps = (double)samples / train_time;
+    if (first_epoch >= epochs) {   /* resumed after the last epoch: nothing left but the score */
+        if ((st = clt_trainer_evaluate(t, clt_dataset_inputs(test), clt_dataset_labels(test), ntest,
+                                       &test_loss, &test_acc)) != CLT_OK) {
+            tool_fail("evaluating", st);
+            goto out_curves;
+        }
+    }
+    double sps = train_time > 0 ? (double)samples / train_time : 0.0;
     printf("cltrain: test accuracy %.2f%% after %ld epochs, %.0f samples/s\n", 100.0 * test_acc, epochs, sps);
     if (json)
         printf("{\"model\":\"%s\",\"dataset\":\"%s\",\"test_accuracy\":%.4f,\"test_loss\":%.4f,"
