@@ -288,6 +288,8 @@ typedef struct {
     size_t batch;
     int training;
     uint64_t seed;        /* dropout: differs per step */
+    uint64_t row0;        /* dropout: the first row's index in the whole batch, so a sample
+                           * draws the same mask whichever device computes it */
     clt__view in;         /* (B, in_numel) */
     clt__view out;        /* (B, out_numel) */
     clt__view params;     /* the layer's parameters: weight then bias */
@@ -313,6 +315,7 @@ typedef struct {
     const clt_model *m;
     int first, last;
     size_t max_batch;
+    size_t row0;                  /* the next forward's first row in the whole batch (dropout) */
     size_t param_base, nparams;   /* the range's parameters in the model's flat numbering */
     size_t padded;                /* params and grads hold this many (a multiple of the shards) */
     cl_mem params, grads;

@@ -191,8 +191,9 @@ static clt_status dropout_forward(const clt__layer *l, const clt__layer_io *io)
     cl_ulong n = io->batch * l->in_numel;
     if (!io->training || l->desc.alpha == 0.0f) return copy(io->w, io->in, io->out, n);
     cl_float p = l->desc.alpha;
-    cl_ulong seed = io->seed;
+    cl_ulong seed = io->seed, first = io->row0 * l->in_numel;
     return CLT_LAUNCH(io->w, "dropout", "dropout_forward", n, CLT_ARG(n), CLT_ARG(p), CLT_ARG(seed),
+                      CLT_ARG(first),
                       CLT_ARG(io->in.mem), CLT_ARG(io->in.off), CLT_ARG(io->out.mem),
                       CLT_ARG(io->out.off), CLT_ARG(io->saved.mem), CLT_ARG(io->saved.off));
 }

@@ -97,6 +97,7 @@ static clt__layer_io io_of(clt__net *n, int i, size_t batch, int training, uint6
     io.batch = batch;
     io.training = training;
     io.seed = seed ^ (0xD1B54A32D192ED03ull * (uint64_t)(i + 1));
+    io.row0 = n->row0;
     io.in = (clt__view){k ? n->acts[k - 1] : n->input, 0};
     io.out = (clt__view){n->acts[k], 0};
     io.params = (clt__view){n->params, l->param_off - n->param_base};

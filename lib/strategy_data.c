@@ -114,6 +114,7 @@ static clt_status rank_forward(rank_job *j, clt__worker *w, int training, int wa
         st = upload(w, n->labels, b->labels + j->start, j->count * sizeof(int32_t));
     if (st == CLT_OK && b->targets)
         st = upload(w, n->targets, b->targets + j->start * C, j->count * C * sizeof(float));
+    n->row0 = j->start;
     if (st == CLT_OK) st = clt__net_forward(n, j->count, training, clt__step_seed(t));
     if (st == CLT_OK && (b->labels || b->targets))
         st = clt__net_loss(n, t->p.loss, j->count, clt__loss_grad_scale(t, b->batch), want_grad,

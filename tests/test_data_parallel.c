@@ -13,6 +13,8 @@
 #define STEPS 5
 #define BATCH 16
 
+static int with_dropout;   /* the seed MLP with dropout(0.2) after the first ReLU */
+
 static clt_model *seed_mlp(void)
 {
     const int sizes[] = {1024, 512, 256, 128, 10};
@@ -21,6 +23,7 @@ static clt_model *seed_mlp(void)
     for (int i = 0; i < 4; i++) {
         clt_model_add(m, clt_linear(sizes[i + 1]));
         if (i < 3) clt_model_add(m, clt_relu());
+        if (i == 0 && with_dropout) clt_model_add(m, clt_dropout(0.2f));
     }
     return m;
 }
@@ -71,7 +74,8 @@ static clt_status train(const char *spec, clt_context_mode mode, clt_train_param
     if (st == CLT_OK) st = clt_trainer_split(t, out->counts, 8);
     size_t np = clt_model_param_count(m);
     out->params = malloc(np * sizeof(float));
-    for (int l = 0; l < clt_model_layer_count(m) && st == CLT_OK; l += 2) {
+    for (int l = 0; l < clt_model_layer_count(m) && st == CLT_OK; l++) {
+        if (m->layers[l].desc.kind != CLT_LAYER_LINEAR) continue;
         clt_shape ws, bs;
         clt_model_param_shape(m, l, "weight", &ws);
         clt_model_param_shape(m, l, "bias", &bs);
@@ -176,6 +180,19 @@ int main(void)
     if (ok_status(train("0:0,0:0,0:0", CLT_CONTEXT_PER_PLATFORM, dp, 2, &acc3), "3 devices, 2 accumulated micro-steps"))
         compare(&single, &acc3, "accumulation on 3 devices");
     free(acc1.params), free(acc3.params);
+
+    /* Dropout: each sample draws its mask by its place in the whole batch, so a split batch
+     * trains like the whole one. */
+    with_dropout = 1;
+    run_result d1 = {0}, d3 = {0};
+    ok_status(train("0:0", CLT_CONTEXT_PER_PLATFORM, base, 1, &d1), "seed MLP with dropout on one device");
+    clt_train_params dpw = dp;
+    dpw.split = CLT_SPLIT_WEIGHTS;
+    dpw.split_weights = w121;
+    if (ok_status(train("0:0,0:0,0:0", CLT_CONTEXT_PER_PLATFORM, dpw, 1, &d3), "with dropout on 3 devices, split 1:2:1"))
+        compare(&d1, &d3, "dropout, 3 devices");
+    free(d1.params), free(d3.params);
+    with_dropout = 0;
 
     /* Batches of 1 and 2 on 3 devices: some devices get no sample and still take part. */
     {
