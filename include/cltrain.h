@@ -552,6 +552,24 @@ CLT_API clt_status clt_trainer_get_grad(clt_trainer *t, int layer, const char *n
 /* Data parallel: how many samples of the last step each device took (counts[device]; n is the
  * array's length). The split changes with CLT_SPLIT_AUTO. */
 CLT_API clt_status clt_trainer_split(const clt_trainer *t, size_t *counts, int n);
+/* Progress, reported after every successful step (the library never prints). The arrays have
+ * `devices` entries, one per runtime device, and are valid during the call only. */
+typedef struct {
+    long step;              /* updates so far, this one included */
+    int updated;            /* 1 when this call applied an update (0 while accumulating) */
+    float loss;             /* the batch's mean loss */
+    float lr;               /* the learning rate the update used */
+    size_t batch;
+    double seconds;         /* the call, wall clock */
+    int devices;
+    const size_t *samples;  /* the batch's rows each device took (0 for an idle device) */
+    const double *busy;     /* each device's compute time over `seconds` (0..1) */
+} clt_step_info;
+
+typedef void (*clt_progress_fn)(const clt_step_info *info, void *user);
+/* Calls fn (on the calling thread) after each step; fn NULL stops it. */
+CLT_API clt_status clt_trainer_set_progress(clt_trainer *t, clt_progress_fn fn, void *user);
+
 /* Steps taken so far, and the learning rate the next step will use. */
 CLT_API long clt_trainer_step_count(const clt_trainer *t);
 CLT_API float clt_trainer_lr(const clt_trainer *t);

@@ -380,6 +380,10 @@ struct clt_trainer {
     int micro;                    /* steps accumulated since the last update */
     float *onehot;                /* (max_batch, classes) for MSE with labels */
     clt_data_position pos;        /* the caller's, carried by checkpoints */
+    clt_progress_fn progress;     /* clt_trainer_set_progress */
+    void *progress_user;
+    size_t *info_samples;         /* per runtime device, for clt_step_info */
+    double *info_busy;
 };
 
 /* How a strategy trains: where the model lives and how a step runs. The facade validates
@@ -407,6 +411,8 @@ struct clt__strategy_ops {
      * starts as); writing makes it. */
     clt_status (*state_io)(clt_trainer *t, int which, size_t off, size_t count, float *host,
                            int write);
+    /* Optional: each runtime device's compute seconds in the last step (0 where idle). */
+    void (*busy)(const clt_trainer *t, double *seconds, int n);
 };
 
 extern const clt__strategy_ops clt__strategy_data;   /* one device, or a replica on each */

@@ -28,6 +28,7 @@ typedef struct {
     double *weights;        /* relative speed or given weight per rank */
     size_t *counts;         /* samples of the last step per rank */
     double *win_time, *win_samples;   /* CLT_SPLIT_AUTO's measuring window */
+    double *last_seconds;             /* compute seconds of the last step per rank */
     int win_steps;
     int measured;           /* auto: windows completed */
 } data_state;
@@ -288,7 +289,7 @@ static void data_destroy(clt_trainer *t)
     for (int r = 0; r < s->n && s->nets; r++)
         if (s->nets[r]) clt__worker_call(&t->rt->workers[s->dev[r]], destroy_rank, s->nets[r]);
     free(s->nets), free(s->dev), free(s->weights), free(s->counts);
-    free(s->win_time), free(s->win_samples);
+    free(s->win_time), free(s->win_samples), free(s->last_seconds);
     free(s);
     t->state = NULL;
 }
@@ -309,8 +310,10 @@ static clt_status data_create(clt_trainer *t, const float *init)
     s->counts = calloc((size_t)n, sizeof *s->counts);
     s->win_time = calloc((size_t)n, sizeof *s->win_time);
     s->win_samples = calloc((size_t)n, sizeof *s->win_samples);
+    s->last_seconds = calloc((size_t)n, sizeof *s->last_seconds);
     create_job *jobs = calloc((size_t)n, sizeof *jobs);
-    if (!s->dev || !s->nets || !s->weights || !s->counts || !s->win_time || !s->win_samples || !jobs) {
+    if (!s->dev || !s->nets || !s->weights || !s->counts || !s->win_time || !s->win_samples ||
+        !s->last_seconds || !jobs) {
         free(jobs);
         return clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
     }
@@ -396,8 +399,10 @@ static clt_status data_step(clt_trainer *t, const clt__batch *b, int update, flo
         if (st == CLT_OK && t->p.verify_replicas && n > 1) st = verify(t, s);
     }
     if (st == CLT_OK)
-        for (int r = 0; r < n; r++)
+        for (int r = 0; r < n; r++) {
+            s->last_seconds[r] = jobs[r].count ? jobs[r].seconds : 0.0;
             if (jobs[r].count) s->win_time[r] += jobs[r].seconds, s->win_samples[r] += (double)jobs[r].count;
+        }
     if (st == CLT_OK && update) auto_rebalance(t, s);
     if (jobs != stack) free(jobs);
     return st;
@@ -514,7 +519,15 @@ static clt_status data_split(const clt_trainer *t, size_t *counts, int n)
     return CLT_OK;
 }
 
+static void data_busy(const clt_trainer *t, double *seconds, int n)
+{
+    const data_state *s = t->state;
+    for (int i = 0; i < n; i++) seconds[i] = 0;
+    for (int r = 0; r < s->n; r++)
+        if (s->dev[r] < n) seconds[s->dev[r]] = s->last_seconds[r];
+}
+
 const clt__strategy_ops clt__strategy_data = {
     "data parallel", data_create, data_destroy, data_step, data_forward, data_param_io, data_split,
-    data_state_io,
+    data_state_io, data_busy,
 };

@@ -233,6 +233,8 @@ void clt_trainer_destroy(clt_trainer *t)
     }
     clt_model_destroy(t->model);
     free(t->onehot);
+    free(t->info_samples);
+    free(t->info_busy);
     free(t);
 }
 
@@ -285,11 +287,37 @@ static clt_status onehot(clt_trainer *t, const int32_t *labels, size_t batch, co
     return CLT_OK;
 }
 
+/* Hands the step's figures to the progress callback. */
+static void report(clt_trainer *t, const clt__batch *b, int update, float lr, double loss, double seconds)
+{
+    int n = t->rt->nworkers;
+    if (!t->info_samples) t->info_samples = calloc((size_t)n, sizeof *t->info_samples);
+    if (!t->info_busy) t->info_busy = calloc((size_t)n, sizeof *t->info_busy);
+    if (!t->info_samples || !t->info_busy) return;   /* no memory: skip this report */
+    if (!t->ops->split || t->ops->split(t, t->info_samples, n) != CLT_OK)
+        memset(t->info_samples, 0, (size_t)n * sizeof *t->info_samples);
+    if (t->ops->busy) t->ops->busy(t, t->info_busy, n);
+    else memset(t->info_busy, 0, (size_t)n * sizeof *t->info_busy);
+    for (int d = 0; d < n; d++) t->info_busy[d] = seconds > 0 ? fmin(1.0, t->info_busy[d] / seconds) : 0;
+    clt_step_info info = {t->steps, update, (float)loss, lr, b->batch, seconds, n,
+                          t->info_samples, t->info_busy};
+    t->progress(&info, t->progress_user);
+}
+
+clt_status clt_trainer_set_progress(clt_trainer *t, clt_progress_fn fn, void *user)
+{
+    if (!t) return clt__fail(CLT_ERR_INVALID_ARG, "clt_trainer_set_progress: trainer is NULL");
+    t->progress = fn;
+    t->progress_user = user;
+    return CLT_OK;
+}
+
 static clt_status run_step(clt_trainer *t, const clt__batch *b, float *loss)
 {
     int update = t->micro + 1 == t->p.accumulation;
-    double l = 0;
-    clt_status st = t->ops->step(t, b, update, schedule_lr(&t->p, t->steps), &l);
+    double l = 0, t0 = clt__now();
+    float lr = schedule_lr(&t->p, t->steps);
+    clt_status st = t->ops->step(t, b, update, lr, &l);
     if (st != CLT_OK) {
         t->micro = 0;   /* a failed step drops the gradients accumulated so far */
         return st;
@@ -301,6 +329,7 @@ static clt_status run_step(clt_trainer *t, const clt__batch *b, float *loss)
         t->micro++;
     }
     if (loss) *loss = (float)l;
+    if (t->progress) report(t, b, update, lr, l, clt__now() - t0);
     return CLT_OK;
 }
 

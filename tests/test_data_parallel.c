@@ -104,6 +104,19 @@ static void compare(const run_result *ref, const run_result *got, const char *wh
     compare_tol(ref, got, what, ATOL);
 }
 
+/* The progress callback keeps what it is told (the arrays are valid during the call only). */
+static clt_step_info last_info[2];
+static size_t last_samples[3];
+static double last_busy[3];
+
+static void progress_cb(const clt_step_info *info, void *user)
+{
+    int *calls = user;
+    if (*calls < 2) last_info[*calls] = *info;
+    for (int d = 0; d < info->devices && d < 3; d++) last_samples[d] = info->samples[d], last_busy[d] = info->busy[d];
+    (*calls)++;
+}
+
 int main(void)
 {
     tap_require_device();
@@ -214,6 +227,40 @@ int main(void)
             float acc;
             ok_status(clt_trainer_evaluate(t, xs[1], ys[1], BATCH, NULL, &acc), "evaluate on 3 devices");
             ok_error(clt_trainer_split(t, NULL, 3), CLT_ERR_INVALID_ARG, "counts is NULL", "split into NULL");
+            clt_trainer_destroy(t);
+            clt_runtime_destroy(rt);
+        }
+        clt_model_destroy(m);
+    }
+
+    /* Progress: each step reports the split and how busy every device was. */
+    {
+        clt_runtime *rt;
+        clt_model *m = seed_mlp();
+        clt_train_params p = dp;
+        p.split = CLT_SPLIT_WEIGHTS;
+        p.split_weights = w121;
+        p.accumulation = 2;
+        clt_trainer *t = NULL;
+        if (ok_status(clt_runtime_create(&rt, "0:0,0:0,0:0"), "runtime for the progress check")) {
+            ok_status(clt_trainer_create(&t, rt, m, &p), "trainer reporting progress");
+            ok_error(clt_trainer_set_progress(NULL, NULL, NULL), CLT_ERR_INVALID_ARG, "NULL", "progress on NULL");
+            int calls = 0;
+            ok_status(clt_trainer_set_progress(t, progress_cb, &calls), "set a progress callback");
+            clt_trainer_step(t, xs[0], ys[0], BATCH, NULL);
+            clt_trainer_step(t, xs[1], ys[1], BATCH, NULL);
+            ok(calls == 2 && last_info[0].updated == 0 && last_info[1].updated == 1 && last_info[1].step == 1,
+               "two calls reported: the first accumulated, the second updated (step 1)");
+            ok(last_info[1].devices == 3 && last_samples[0] == 4 && last_samples[1] == 8 && last_samples[2] == 4,
+               "the report gives the 4/8/4 split");
+            bool busy_ok = true;
+            for (int d = 0; d < 3; d++) busy_ok &= last_busy[d] > 0.0 && last_busy[d] <= 1.0;
+            ok(busy_ok && last_info[1].seconds > 0 && last_info[1].batch == BATCH && isfinite(last_info[1].loss),
+               "busy fractions in (0, 1], a duration, the batch and a loss (%.2f %.2f %.2f)",
+               last_busy[0], last_busy[1], last_busy[2]);
+            clt_trainer_set_progress(t, NULL, NULL);
+            clt_trainer_step(t, xs[2], ys[2], BATCH, NULL);
+            ok(calls == 2, "no report once the callback is removed");
             clt_trainer_destroy(t);
             clt_runtime_destroy(rt);
         }

@@ -39,6 +39,20 @@ static int save_checkpoint(clt_trainer *t, const char *path, long epoch, long in
     return st == CLT_OK ? 0 : tool_fail("saving the checkpoint", st);
 }
 
+/* The last step's report from the library (clt_trainer_set_progress), copied. */
+typedef struct {
+    int devices;
+    size_t samples[64];
+    double busy[64];
+} progress_seen;
+
+static void on_progress(const clt_step_info *info, void *user)
+{
+    progress_seen *p = user;
+    p->devices = info->devices < 64 ? info->devices : 64;
+    for (int d = 0; d < p->devices; d++) p->samples[d] = info->samples[d], p->busy[d] = info->busy[d];
+}
+
 /* Loads Fashion-MNIST padded to 32x32 and normalised, or makes a synthetic set (loudly). */
 static int load_data(const char *dir, size_t limit, clt_dataset **train, clt_dataset **test,
                      const char **source)
@@ -158,6 +172,8 @@ int cmd_train(int argc, char **argv)
         goto out;
     }
     if ((st = clt_trainer_create(&t, rt, m, &p)) != CLT_OK) { tool_fail("creating the trainer", st); goto out; }
+    progress_seen seen = {0, {0}, {0}};
+    clt_trainer_set_progress(t, on_progress, &seen);
     /* --resume: the checkpoint's state, hyper-parameters and place in the data */
     long first_epoch = 0, first_step = 0;
     uint64_t order_seed = (uint64_t)seed;
@@ -257,12 +273,10 @@ int cmd_train(int argc, char **argv)
                     printf("epoch %ld/%ld  step %5ld/%ld", e + 1, epochs, s + 1, steps_per_epoch);
                 }
                 printf("  loss %.4f  %.0f samples/s  %.0f s left", loss_sum / (double)(s + 1 - s0), sps_now, left);
-                if (nd > 1) {
-                    size_t counts[64];
-                    int k = nd < 64 ? nd : 64;
-                    clt_trainer_split(t, counts, k);
-                    printf("  split");
-                    for (int d = 0; d < k; d++) printf("%s%zu", d ? "/" : " ", counts[d]);
+                if (nd > 1 && seen.devices) {   /* each device's share and busy fraction */
+                    printf("  devices");
+                    for (int d = 0; d < seen.devices && d < 64; d++)
+                        printf(" %zu@%.0f%%", seen.samples[d], 100.0 * seen.busy[d]);
                 }
                 if (!tty) printf("\n");
                 fflush(stdout);
