@@ -1,0 +1,541 @@
+/* Model parallelism: the layers in stages (runs of consecutive layers on one device, from
+ * clt_model_place or partitioned automatically), activations sent forward and gradients back
+ * through lib/transfer.c links, micro-batches run by a schedule (lib/pipeline.c) that every
+ * device interprets on its own worker, all devices at once.
+ *
+ * Each stage is a clt__net sized for the whole batch (max_batch rows): micro-batch m lives at its
+ * own rows [start_m, start_m + count_m) of every activation, saved-state and gradient buffer,
+ * so any number of micro-batches can be alive at once and no row is written twice in a step.
+ * That keeps sends free of waiting (a message's rows stay put until the step ends) and makes
+ * the result independent of the schedule; the price is that 1F1B's bound on live activations
+ * does not shrink the allocation. The loss scales every micro-batch by 1/(whole batch), and
+ * gradients accumulate in micro-batch order, so the update is the whole batch's.
+ *
+ * A step runs in two phases on every device in use, with the host deciding in between (loss,
+ * gradient norm, NaN check) so no stage updates unless all can. */
+#include "internal.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    int dev;                /* runtime device */
+    int cdev;               /* index among the devices in use (the schedule's device) */
+    clt__net *net;          /* layers first..last, max_batch rows */
+    size_t in, out;         /* numel per sample of the stage's input and output */
+    cl_mem gin;             /* (max_batch, out): gradient from stage + 1; NULL on the last */
+    cl_mem gout;            /* (max_batch, in): gradient for stage - 1; NULL on stage 0 */
+    clt__link *act;         /* to stage + 1; NULL on the last */
+    clt__link *grad;        /* to stage - 1; NULL on stage 0 */
+} stage;
+
+typedef struct {
+    int S;
+    stage *st;
+    int ndev;
+    int *devs;              /* runtime device of each device in use */
+    int *stage_cdev;        /* stage -> device in use, for the schedule */
+    clt__xfer_group *g;
+    uint32_t tag;           /* numbers the pipeline runs, so links never mix two runs */
+    clt__schedule *sched[2];   /* [train]: the last built (rebuilt when the micro-batches change) */
+} model_state;
+
+static size_t out_numel(const clt_trainer *t) { return t->model->layers[t->model->nlayers - 1].out_numel; }
+
+/* ---- one device's part of a step: interpret its instruction list ---------------------------- */
+
+typedef struct {
+    clt_trainer *t;
+    model_state *s;
+    int cdev;
+    const clt__batch *b;
+    const size_t *start, *count;    /* rows of each micro-batch */
+    const clt__schedule *sched;
+    uint32_t tag;
+    int train, first_micro, update;
+    float lr, gscale;
+    double loss_sum, sumsq;
+    float *out;                     /* forward only: the caller's (batch, outputs) */
+} dev_job;
+
+static clt_status upload(clt__worker *w, cl_mem dst, size_t dst_bytes, const void *src, size_t bytes)
+{
+    if (!bytes) return CLT_OK;
+    cl_int err = clEnqueueWriteBuffer(w->queue, dst, CL_FALSE, dst_bytes, bytes, src, 0, NULL,
+                                      clt__worker_event(w));
+    if (err != CL_SUCCESS) return clt__fail_cl(err, clt__worker_name(w), "uploading the batch");
+    clt__worker_record(w, CLT__EV_TRANSFER);
+    return CLT_OK;
+}
+
+/* The labels or targets of micro-batch rows [r0, r0 + n) to the start of the last stage's. */
+static clt_status upload_truth(dev_job *j, clt__worker *w, clt__net *n, size_t r0, size_t cnt)
+{
+    const clt__batch *b = j->b;
+    size_t C = out_numel(j->t);
+    if (b->labels) return upload(w, n->labels, 0, b->labels + r0, cnt * sizeof(int32_t));
+    if (b->targets) return upload(w, n->targets, 0, b->targets + r0 * C, cnt * C * sizeof(float));
+    return CLT_OK;
+}
+
+static clt_status exec_op(dev_job *j, clt__worker *w, clt__op op)
+{
+    model_state *s = j->s;
+    clt_trainer *t = j->t;
+    stage *g = &s->st[op.stage];
+    clt__net *n = g->net;
+    size_t r0 = j->start[op.mb], cnt = j->count[op.mb];
+    bool last = op.stage == s->S - 1;
+    clt_status st = CLT_OK;
+    switch ((clt__op_kind)op.kind) {
+    case CLT__OP_FWD:
+        if (op.stage == 0)
+            st = upload(w, n->input, r0 * g->in * sizeof(float), j->b->x + r0 * g->in,
+                        cnt * g->in * sizeof(float));
+        if (st == CLT_OK) st = clt__net_forward_rows(n, r0, cnt, j->train, clt__step_seed(t));
+        return st;
+    case CLT__OP_SEND_ACT:
+        return clt__link_send(g->act, j->tag, op.mb, r0 * g->out, clt__at(clt__net_output(n), r0 * g->out),
+                              cnt * g->out);
+    case CLT__OP_RECV_ACT:
+        return clt__link_recv(s->st[op.stage - 1].act, j->tag, op.mb, r0 * g->in,
+                              (clt__view){n->input, r0 * g->in}, cnt * g->in);
+    case CLT__OP_BWD: {
+        clt__view dout = {g->gin, r0 * g->out};
+        if (last) {
+            double sum = 0;
+            st = upload_truth(j, w, n, r0, cnt);
+            if (st == CLT_OK)
+                st = clt__net_loss_rows(n, t->p.loss, r0, cnt, clt__loss_grad_scale(t, j->b->batch), 1, &sum);
+            j->loss_sum += sum;
+            dout = (clt__view){n->gbuf[0], 0};
+        }
+        clt__view din = {op.stage > 0 ? g->gout : NULL, op.stage > 0 ? r0 * g->in : 0};
+        if (st == CLT_OK) st = clt__net_backward_rows(n, r0, cnt, dout, din, clt__step_seed(t));
+        return st;
+    }
+    case CLT__OP_SEND_GRAD:
+        return clt__link_send(g->grad, j->tag, op.mb, r0 * g->in, (clt__view){g->gout, r0 * g->in},
+                              cnt * g->in);
+    case CLT__OP_RECV_GRAD:
+        return clt__link_recv(s->st[op.stage + 1].grad, j->tag, op.mb, r0 * g->out,
+                              (clt__view){g->gin, r0 * g->out}, cnt * g->out);
+    case CLT__OP_OUTPUT: {
+        if (j->b->labels || j->b->targets) {
+            double sum = 0;
+            st = upload_truth(j, w, n, r0, cnt);
+            if (st == CLT_OK) st = clt__net_loss_rows(n, t->p.loss, r0, cnt, 1.0f, 0, &sum);
+            j->loss_sum += sum;
+        }
+        clt__view o = clt__at(clt__net_output(n), r0 * g->out);
+        cl_int err = st == CLT_OK ? clEnqueueReadBuffer(w->queue, o.mem, CL_TRUE, o.off * sizeof(float),
+                                                        cnt * g->out * sizeof(float), j->out + r0 * g->out,
+                                                        0, NULL, NULL)
+                                  : CL_SUCCESS;
+        if (err != CL_SUCCESS) st = clt__fail_cl(err, clt__worker_name(w), "reading the outputs");
+        return st;
+    }
+    }
+    return clt__fail(CLT_ERR_STATE, "internal error: unknown pipeline instruction %d", op.kind);
+}
+
+static clt_status finish(clt__worker *w, const char *what)
+{
+    cl_int err = clFinish(w->queue);
+    return err == CL_SUCCESS ? CLT_OK : clt__fail_cl(err, clt__worker_name(w), what);
+}
+
+/* Phase A (and forward-only calls): the device's list, then with an update coming the sum of
+ * squares of its stages' gradients. */
+static clt_status phase_a_body(clt__worker *w, dev_job *j)
+{
+    model_state *s = j->s;
+    clt_status st = CLT_OK;
+    for (int k = 0; k < s->S && st == CLT_OK && j->first_micro; k++)
+        if (s->st[k].cdev == j->cdev) st = clt__zero(w, (clt__view){s->st[k].net->grads, 0}, s->st[k].net->padded);
+    const clt__op *ops = j->sched->ops[j->cdev];
+    for (size_t i = 0; i < j->sched->nops[j->cdev] && st == CLT_OK; i++) st = exec_op(j, w, ops[i]);
+    if (st == CLT_OK) st = finish(w, "finishing the pipeline");
+    if (st != CLT_OK || !j->update || !(j->t->p.clip_norm > 0.0f || j->t->p.check_numerics)) return st;
+    for (int k = 0; k < s->S && st == CLT_OK; k++) {
+        clt__net *n = s->st[k].net;
+        double part = 0;
+        if (s->st[k].cdev != j->cdev || !n->nparams) continue;
+        st = clt__net_sumsq(n, (clt__view){n->grads, 0}, n->nparams, &part);
+        j->sumsq += part;
+    }
+    return st;
+}
+
+/* A failing device aborts the links, so no other waits for what it will never send; the
+ * uploads read the caller's arrays asynchronously, so the queue drains on every exit. */
+static clt_status phase_a(clt__worker *w, void *arg)
+{
+    dev_job *j = arg;
+    clt_status st = phase_a_body(w, j);
+    if (st != CLT_OK) {
+        clt__xfer_group_abort(j->s->g, w->index, st, clt_last_error());
+        clFinish(w->queue);
+    }
+    return st;
+}
+
+/* Phase B: the optimizer on every stage of the device. */
+static clt_status phase_b(clt__worker *w, void *arg)
+{
+    dev_job *j = arg;
+    model_state *s = j->s;
+    clt_trainer *t = j->t;
+    clt_status st = CLT_OK;
+    for (int k = 0; k < s->S && st == CLT_OK; k++) {
+        clt__net *n = s->st[k].net;
+        if (s->st[k].cdev == j->cdev)
+            st = clt__net_optimizer_step(n, &t->p.optim, j->lr, t->steps + 1, j->gscale, 0, n->nparams,
+                                         (clt__view){n->grads, 0});
+    }
+    if (st == CLT_OK) st = finish(w, "finishing the update");
+    else clFinish(w->queue);
+    clt__worker_collect(w);
+    return st;
+}
+
+/* Runs fn on every device in use at once. The error reported is a device's own failure rather
+ * than another's CLT_ERR_ABORTED; after a failure the links are reset for the next call. */
+static clt_status run_devices(clt_trainer *t, model_state *s, clt__task_fn fn, dev_job *jobs)
+{
+    clt__task *tasks = calloc((size_t)s->ndev, sizeof *tasks);
+    if (!tasks) return clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
+    for (int d = 0; d < s->ndev; d++) clt__worker_submit(&t->rt->workers[s->devs[d]], &tasks[d], fn, &jobs[d]);
+    clt_status first = CLT_OK;
+    char *msg = NULL;
+    for (int d = 0; d < s->ndev; d++) {
+        clt_status st = clt__worker_wait(&t->rt->workers[s->devs[d]], &tasks[d]);
+        bool better = first == CLT_OK || (first == CLT_ERR_ABORTED && st != CLT_ERR_ABORTED);
+        if (st != CLT_OK && better) {
+            first = st;
+            free(msg);
+            msg = strdup(clt_last_error());
+        }
+    }
+    free(tasks);
+    if (first != CLT_OK) {
+        clt__xfer_group_reset(s->g);
+        if (msg) clt__error_set_message(msg);
+    }
+    free(msg);
+    return first;
+}
+
+/* The schedule for `micro` micro-batches, built once per count. */
+static clt_status schedule_for(model_state *s, clt_pipeline_schedule kind, int micro, int train,
+                               const clt__schedule **out)
+{
+    clt__schedule **c = &s->sched[train ? 1 : 0];
+    if (!*c || (*c)->micro != micro || (*c)->kind != kind) {
+        clt__schedule_free(*c);
+        *c = NULL;
+        clt_status st = clt__schedule_build(c, kind, s->S, s->stage_cdev, s->ndev, micro, train);
+        if (st != CLT_OK) return st;
+    }
+    *out = *c;
+    return CLT_OK;
+}
+
+/* One pipeline run over a batch: micro-batch rows, the schedule, one job per device. */
+static clt_status run_pipeline(clt_trainer *t, const clt__batch *b, int train, dev_job **jobs_out,
+                               size_t **rows_out)
+{
+    model_state *s = t->state;
+    size_t M = (size_t)t->p.micro_batches < b->batch ? (size_t)t->p.micro_batches : b->batch;
+    size_t *rows = malloc(2 * M * sizeof *rows);
+    dev_job *jobs = calloc((size_t)s->ndev, sizeof *jobs);
+    *jobs_out = jobs, *rows_out = rows;
+    if (!rows || !jobs) return clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
+    size_t *start = rows, *count = rows + M;
+    for (size_t m = 0, at = 0; m < M; m++) {   /* equal shares, the first ones one more */
+        count[m] = b->batch / M + (m < b->batch % M);
+        start[m] = at;
+        at += count[m];
+    }
+    const clt__schedule *sched;
+    clt_status st = schedule_for(s, t->p.pipeline, (int)M, train, &sched);
+    if (st != CLT_OK) return st;
+    uint32_t tag = ++s->tag;
+    for (int d = 0; d < s->ndev; d++)
+        jobs[d] = (dev_job){.t = t, .s = s, .cdev = d, .b = b, .start = start, .count = count,
+                            .sched = sched, .tag = tag, .train = train, .gscale = 1.0f};
+    return CLT_OK;
+}
+
+static clt_status model_step(clt_trainer *t, const clt__batch *b, int update, float lr, double *loss)
+{
+    model_state *s = t->state;
+    dev_job *jobs;
+    size_t *rows;
+    clt_status st = run_pipeline(t, b, 1, &jobs, &rows);
+    for (int d = 0; d < s->ndev && st == CLT_OK; d++)
+        jobs[d].first_micro = t->micro == 0, jobs[d].update = update, jobs[d].lr = lr;
+    if (st == CLT_OK) st = run_devices(t, s, phase_a, jobs);
+    double loss_sum = 0, sumsq = 0;
+    for (int d = 0; jobs && d < s->ndev; d++) loss_sum += jobs[d].loss_sum, sumsq += jobs[d].sumsq;
+    *loss = clt__loss_mean(t, loss_sum, b->batch);
+    float gscale = 1.0f;
+    if (st == CLT_OK && t->p.check_numerics && !isfinite(*loss))
+        st = clt__grad_scale(t, *loss, 0, &gscale);   /* says which: the loss */
+    if (st == CLT_OK && update) {
+        st = clt__grad_scale(t, *loss, sumsq, &gscale);
+        for (int d = 0; d < s->ndev; d++) jobs[d].gscale = gscale;
+        if (st == CLT_OK) st = run_devices(t, s, phase_b, jobs);
+    }
+    free(jobs), free(rows);
+    return st;
+}
+
+static clt_status model_forward(clt_trainer *t, const clt__batch *b, float *out, double *loss_sum)
+{
+    model_state *s = t->state;
+    dev_job *jobs;
+    size_t *rows;
+    clt_status st = run_pipeline(t, b, 0, &jobs, &rows);
+    for (int d = 0; d < s->ndev && st == CLT_OK; d++) jobs[d].out = out;
+    if (st == CLT_OK) st = run_devices(t, s, phase_a, jobs);
+    *loss_sum = 0;
+    for (int d = 0; jobs && d < s->ndev; d++) *loss_sum += jobs[d].loss_sum;
+    free(jobs), free(rows);
+    return st;
+}
+
+/* ---- parameters ------------------------------------------------------------------------- */
+
+/* Every parameter lives in exactly one stage: each stage serves its part of the range. */
+static clt_status model_param_io(clt_trainer *t, size_t off, size_t count, float *host, int write, int grads)
+{
+    model_state *s = t->state;
+    clt_status st = CLT_OK;
+    for (int k = 0; k < s->S && st == CLT_OK; k++) {
+        clt__net *n = s->st[k].net;
+        size_t lo = off > n->param_base ? off : n->param_base;
+        size_t hi = off + count < n->param_base + n->nparams ? off + count : n->param_base + n->nparams;
+        if (lo >= hi) continue;
+        st = clt__buffer_io(&t->rt->workers[s->st[k].dev], grads ? n->grads : n->params, lo - n->param_base,
+                            hi - lo, host + (lo - off), write);
+    }
+    return st;
+}
+
+/* ---- placement ------------------------------------------------------------------------------ */
+
+typedef struct {
+    const clt_model *m;
+    size_t batch;
+    double *cost;   /* (nlayers) seconds of forward + backward */
+} measure_job;
+
+/* One layer at a time on this device, with zeros (the time does not depend on the values):
+ * one warm-up run (it builds the kernels), then the mean of three. */
+static clt_status measure_task(clt__worker *w, void *arg)
+{
+    measure_job *j = arg;
+    clt_status st = CLT_OK;
+    for (int i = 0; i < j->m->nlayers && st == CLT_OK; i++) {
+        clt__net *n;
+        st = clt__net_create(w, j->m, i, i, j->batch, 1, &n);
+        if (st != CLT_OK) break;
+        st = clt__zero(w, (clt__view){n->input, 0}, j->m->layers[i].in_numel * j->batch);
+        if (st == CLT_OK) st = clt__zero(w, (clt__view){n->gbuf[0], 0}, n->gbuf_cap);
+        double t0 = 0;
+        for (int rep = 0; rep < 4 && st == CLT_OK; rep++) {
+            if (rep == 1) t0 = clt__now();
+            st = clt__net_forward(n, j->batch, 1, 0);
+            if (st == CLT_OK)
+                st = clt__net_backward(n, j->batch, (clt__view){n->gbuf[0], 0}, (clt__view){n->gbuf[1], 0}, 0);
+            if (st == CLT_OK) st = finish(w, "measuring a layer");
+        }
+        j->cost[i] = (clt__now() - t0) / 3;
+        clt__net_destroy(n);
+    }
+    return st;
+}
+
+/* Bytes a layer needs on a device: parameters, gradients and two optimizer states; its output,
+ * saved state and gradient rows; its input rows (a stage's first layer holds them). */
+static double layer_bytes(const clt__layer *l, size_t batch)
+{
+    double np = (double)(l->w_count + l->b_count), B = (double)batch;
+    return 4.0 * (4 * np + B * (double)(l->in_numel + 2 * l->out_numel + l->saved_per_sample));
+}
+
+static clt_status auto_place(clt_trainer *t, int *device_of)
+{
+    const clt_model *m = t->model;
+    int L = m->nlayers, N = t->rt->nworkers;
+    if (N == 1) {
+        for (int i = 0; i < L; i++) device_of[i] = 0;
+        return CLT_OK;
+    }
+    size_t probe = t->p.max_batch < 256 ? t->p.max_batch : 256;
+    double *cost = calloc((size_t)N * (size_t)L, sizeof *cost), *mem = calloc((size_t)L, sizeof *mem);
+    double *cap = calloc((size_t)N, sizeof *cap);
+    clt_status st = cost && mem && cap ? CLT_OK : clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
+    /* one device at a time, so devices sharing a host do not slow each other's figures */
+    for (int d = 0; d < N && st == CLT_OK; d++) {
+        measure_job j = {m, probe, cost + (size_t)d * (size_t)L};
+        st = clt__worker_call(&t->rt->workers[d], measure_task, &j);
+        cap[d] = 0.9 * (double)t->rt->workers[d].dev->info.global_mem_bytes;
+    }
+    for (int i = 0; i < L && st == CLT_OK; i++) mem[i] = layer_bytes(&m->layers[i], t->p.max_batch);
+    if (st == CLT_OK) st = clt__partition(L, N, cost, mem, cap, device_of);
+    if (st == CLT_OK && clt__log_enabled(CLT_LOG_INFO))
+        for (int i = 0; i < L; i++)
+            clt__log(CLT_LOG_INFO, "model parallel: layer %d (%s) on device %d (measured %.3f ms there)", i,
+                     clt__layer_kind_name(m->layers[i].desc.kind), device_of[i],
+                     1e3 * cost[(size_t)device_of[i] * (size_t)L + (size_t)i]);
+    free(cost), free(mem), free(cap);
+    return st;
+}
+
+/* The user's placement, checked against the runtime, or an automatic one. */
+static clt_status placement(clt_trainer *t, int *device_of)
+{
+    const clt_model *m = t->model;
+    int placed = 0;
+    for (int i = 0; i < m->nlayers; i++) placed += m->layers[i].device >= 0;
+    if (!placed) return auto_place(t, device_of);
+    for (int i = 0; i < m->nlayers; i++) {
+        const clt__layer *l = &m->layers[i];
+        if (l->device < 0)
+            return clt__fail(CLT_ERR_INVALID_ARG, "clt_trainer_create: layer %d (%s) is not placed: "
+                             "place every layer with clt_model_place, or none for automatic "
+                             "partitioning", i, clt__layer_kind_name(l->desc.kind));
+        if (l->device >= t->rt->nworkers)
+            return clt__fail(CLT_ERR_INVALID_ARG, "clt_trainer_create: layer %d (%s) is placed on "
+                             "device %d, but the runtime has %d device%s", i,
+                             clt__layer_kind_name(l->desc.kind), l->device, t->rt->nworkers,
+                             t->rt->nworkers == 1 ? "" : "s");
+        device_of[i] = l->device;
+    }
+    return CLT_OK;
+}
+
+/* ---- create and destroy ----------------------------------------------------------------- */
+
+typedef struct {
+    clt_trainer *t;
+    stage *g;
+    int first, last;
+    const float *init;
+} create_job;
+
+static clt_status create_stage(clt__worker *w, void *arg)
+{
+    create_job *j = arg;
+    const clt_model *m = j->t->model;
+    size_t B = j->t->p.max_batch;
+    stage *g = j->g;
+    clt_status st = clt__net_create(w, m, j->first, j->last, B, 1, &g->net);
+    if (st != CLT_OK) return st;
+    clt__net *n = g->net;
+    g->in = m->layers[j->first].in_numel;
+    g->out = m->layers[j->last].out_numel;
+    if (j->last < m->nlayers - 1) st = clt__alloc(w, B * g->out, "gradients from the next stage", &g->gin);
+    if (st == CLT_OK && j->first > 0) st = clt__alloc(w, B * g->in, "gradients for the previous stage", &g->gout);
+    if (st == CLT_OK && n->nparams) {
+        cl_int err = clEnqueueWriteBuffer(w->queue, n->params, CL_TRUE, 0, n->nparams * sizeof(float),
+                                          j->init + n->param_base, 0, NULL, NULL);
+        if (err != CL_SUCCESS) st = clt__fail_cl(err, clt__worker_name(w), "uploading the parameters");
+    }
+    return st;
+}
+
+static clt_status destroy_stage(clt__worker *w, void *arg)
+{
+    (void)w;
+    stage *g = arg;
+    if (g->gin) clReleaseMemObject(g->gin);
+    if (g->gout) clReleaseMemObject(g->gout);
+    clt__net_destroy(g->net);
+    g->gin = g->gout = NULL;
+    g->net = NULL;
+    return CLT_OK;
+}
+
+static void model_destroy(clt_trainer *t)
+{
+    model_state *s = t->state;
+    if (!s) return;
+    for (int k = 0; s->st && k < s->S; k++) {
+        clt__link_destroy(s->st[k].act);
+        clt__link_destroy(s->st[k].grad);
+        if (s->st[k].net) clt__worker_call(&t->rt->workers[s->st[k].dev], destroy_stage, &s->st[k]);
+    }
+    clt__xfer_group_destroy(s->g);
+    clt__schedule_free(s->sched[0]);
+    clt__schedule_free(s->sched[1]);
+    free(s->st), free(s->devs), free(s->stage_cdev);
+    free(s);
+    t->state = NULL;
+}
+
+static clt_status model_create(clt_trainer *t, const float *init)
+{
+    const clt_model *m = t->model;
+    int L = m->nlayers, N = t->rt->nworkers;
+    model_state *s = calloc(1, sizeof *s);
+    int *device_of = calloc((size_t)L, sizeof *device_of);
+    if (!s || !device_of) {
+        free(s), free(device_of);
+        return clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
+    }
+    t->state = s;
+    clt_status st = placement(t, device_of);
+    int S = 0;
+    for (int i = 0; i < L; i++) S += i == 0 || device_of[i] != device_of[i - 1];
+    if (st == CLT_OK) {
+        s->S = S;
+        s->st = calloc((size_t)S, sizeof *s->st);
+        s->stage_cdev = calloc((size_t)S, sizeof *s->stage_cdev);
+        s->devs = calloc((size_t)N, sizeof *s->devs);
+        if (!s->st || !s->stage_cdev || !s->devs) st = clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
+    }
+    if (st == CLT_OK) st = clt__xfer_group_create(&s->g, 0);
+    /* stages, one at a time: each allocates its own buffers, and a failure stops the rest */
+    for (int i = 0, k = 0; i < L && st == CLT_OK; k++) {
+        int last = i;
+        while (last + 1 < L && device_of[last + 1] == device_of[i]) last++;
+        stage *g = &s->st[k];
+        g->dev = device_of[i];
+        g->cdev = -1;
+        for (int d = 0; d < s->ndev; d++)
+            if (s->devs[d] == g->dev) g->cdev = d;
+        if (g->cdev < 0) s->devs[g->cdev = s->ndev++] = g->dev;
+        s->stage_cdev[k] = g->cdev;
+        create_job j = {t, g, i, last, init};
+        st = clt__worker_call(&t->rt->workers[g->dev], create_stage, &j);
+        i = last + 1;
+    }
+    size_t B = t->p.max_batch;
+    int slots = B < 65536 ? (int)B : 65536;
+    for (int k = 0; k + 1 < S && st == CLT_OK; k++) {
+        clt__worker *a = &t->rt->workers[s->st[k].dev], *b = &t->rt->workers[s->st[k + 1].dev];
+        st = clt__link_create(&s->st[k].act, s->g, a, b, B * s->st[k].out, slots, 0);
+        if (st == CLT_OK) st = clt__link_create(&s->st[k + 1].grad, s->g, b, a, B * s->st[k + 1].in, slots, 0);
+    }
+    if (st == CLT_OK) {
+        clt__log(CLT_LOG_INFO, "model parallel: %d stage%s on %d device%s, %s schedule, %d micro-batch%s",
+                 S, S == 1 ? "" : "s", s->ndev, s->ndev == 1 ? "" : "s",
+                 clt_pipeline_schedule_name(t->p.pipeline), t->p.micro_batches,
+                 t->p.micro_batches == 1 ? "" : "es");
+        for (int k = 0; k < S; k++)
+            clt__log(CLT_LOG_INFO, "model parallel: stage %d: layers %d..%d on device %d (%s)%s", k,
+                     s->st[k].net->first, s->st[k].net->last, s->st[k].dev,
+                     clt__worker_name(&t->rt->workers[s->st[k].dev]),
+                     k + 1 < S ? (clt__link_direct(s->st[k].act) ? ", sends by copy" : ", sends via host staging") : "");
+    }
+    free(device_of);
+    return st;
+}
+
+const clt__strategy_ops clt__strategy_model = {
+    "model parallel", model_create, model_destroy, model_step, model_forward, model_param_io, NULL,
+};
