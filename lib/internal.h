@@ -391,6 +391,9 @@ struct clt__strategy_ops {
 
 extern const clt__strategy_ops clt__strategy_data;   /* one device, or a replica on each */
 extern const clt__strategy_ops clt__strategy_model;  /* layers in stages on devices, a pipeline */
+/* Test hook of a CLT_PARALLEL_MODEL trainer: runtime device `device` fails a real OpenCL command
+ * instead of running instruction `op` of its list, in every later pipeline run; -1 turns it off. */
+void clt__model_inject_fault(clt_trainer *t, int device, size_t op);
 
 /* The numbers every strategy shares: the loss gradient's scale for a global batch and the mean
  * of a loss sum; the clipping factor for a gradient sum of squares (CLT_ERR_NUMERIC when the

@@ -39,6 +39,8 @@ typedef struct {
     clt__xfer_group *g;
     uint32_t tag;           /* numbers the pipeline runs, so links never mix two runs */
     clt__schedule *sched[2];   /* [train]: the last built (rebuilt when the micro-batches change) */
+    int fault_dev;          /* test hook: this runtime device fails instruction fault_op; -1 off */
+    size_t fault_op;
 } model_state;
 
 static size_t out_numel(const clt_trainer *t) { return t->model->layers[t->model->nlayers - 1].out_numel; }
@@ -146,6 +148,22 @@ static clt_status finish(clt__worker *w, const char *what)
     return err == CL_SUCCESS ? CLT_OK : clt__fail_cl(err, clt__worker_name(w), what);
 }
 
+/* The test hook's failure: a real command that the OpenCL implementation rejects. */
+static clt_status injected_fault(clt__worker *w)
+{
+    float sink;
+    cl_int err = clEnqueueReadBuffer(w->queue, NULL, CL_TRUE, 0, sizeof sink, &sink, 0, NULL, NULL);
+    return clt__fail_cl(err != CL_SUCCESS ? err : CL_INVALID_MEM_OBJECT, clt__worker_name(w),
+                        "clEnqueueReadBuffer (injected fault)");
+}
+
+void clt__model_inject_fault(clt_trainer *t, int device, size_t op)
+{
+    model_state *s = t->state;
+    s->fault_dev = device;
+    s->fault_op = op;
+}
+
 /* Phase A (and forward-only calls): the device's list, then with an update coming the sum of
  * squares of its stages' gradients. */
 static clt_status phase_a_body(clt__worker *w, dev_job *j)
@@ -155,7 +173,8 @@ static clt_status phase_a_body(clt__worker *w, dev_job *j)
     for (int k = 0; k < s->S && st == CLT_OK && j->first_micro; k++)
         if (s->st[k].cdev == j->cdev) st = clt__zero(w, (clt__view){s->st[k].net->grads, 0}, s->st[k].net->padded);
     const clt__op *ops = j->sched->ops[j->cdev];
-    for (size_t i = 0; i < j->sched->nops[j->cdev] && st == CLT_OK; i++) st = exec_op(j, w, ops[i]);
+    for (size_t i = 0; i < j->sched->nops[j->cdev] && st == CLT_OK; i++)
+        st = w->index == s->fault_dev && i == s->fault_op ? injected_fault(w) : exec_op(j, w, ops[i]);
     if (st == CLT_OK) st = finish(w, "finishing the pipeline");
     if (st != CLT_OK || !j->update || !(j->t->p.clip_norm > 0.0f || j->t->p.check_numerics)) return st;
     for (int k = 0; k < s->S && st == CLT_OK; k++) {
@@ -488,6 +507,7 @@ static clt_status model_create(clt_trainer *t, const float *init)
         return clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
     }
     t->state = s;
+    s->fault_dev = -1;
     clt_status st = placement(t, device_of);
     int S = 0;
     for (int i = 0; i < L; i++) S += i == 0 || device_of[i] != device_of[i - 1];

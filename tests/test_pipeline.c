@@ -433,6 +433,51 @@ static void check_equivalence(clt_context_mode mode, int ndev)
     clt_runtime_destroy(rt);
 }
 
+/* A device failing in the middle of a step stops the others at once (they wait on its
+ * messages), the step reports that device's own error, nothing is updated, and the next step
+ * works. */
+static void check_failure(clt_context_mode mode)
+{
+    const char *mname = mode == CLT_CONTEXT_PER_PLATFORM ? "shared context" : "context per device";
+    clt_runtime_options o = clt_runtime_options_default();
+    o.devices = "0:0,0:0";
+    o.context_mode = mode;
+    clt_runtime *rt;
+    clt_trainer *t;
+    clt_model *m = seed_model(1, 0);
+    clt_train_params p = clt_train_params_default();
+    p.parallel = CLT_PARALLEL_MODEL;
+    p.pipeline = CLT_PIPELINE_1F1B;
+    p.micro_batches = 4;
+    p.max_batch = MAXB;
+    if (!ok_status(clt_runtime_create_ex(&rt, &o), "runtime, %s", mname)) goto out_model;
+    if (!ok_status(clt_trainer_create(&t, rt, m, &p), "1f1b trainer, %s", mname)) goto out_rt;
+    float before[10], after[10], loss;
+    clt_trainer_get_param(t, 6, "bias", before, 10);
+    /* device 0 breaks on its 3rd instruction (device 1 then waits for its activations); then
+     * device 1 on its 6th (device 0 waits for the gradients) */
+    for (int dev = 0; dev < 2; dev++) {
+        clt__model_inject_fault(t, dev, dev ? 5 : 2);
+        double t0 = clt__now();
+        /* CL_INVALID_MEM_OBJECT maps to CLT_ERR_INVALID_BUFFER */
+        ok_error(clt_trainer_step(t, xs[0], ys[0], MAXB, &loss), CLT_ERR_INVALID_BUFFER, "injected fault",
+                 "%s: device %d failing mid-step gives its own error, not the other's abort", mname, dev);
+        ok(clt__now() - t0 < 10.0, "%s: the other device stops at once (%.2f s), not after the timeout", mname, clt__now() - t0);
+    }
+    clt_trainer_get_param(t, 6, "bias", after, 10);
+    ok(!memcmp(before, after, sizeof before) && clt_trainer_step_count(t) == 0, "%s: nothing was updated", mname);
+    clt__model_inject_fault(t, -1, 0);
+    ok_status(clt_trainer_step(t, xs[0], ys[0], MAXB, &loss), "%s: the next step works", mname);
+    clt_trainer_get_param(t, 6, "bias", after, 10);
+    ok(memcmp(before, after, sizeof before) && clt_trainer_step_count(t) == 1 && isfinite(loss),
+       "%s: and updates (loss %.4f)", mname, loss);
+    clt_trainer_destroy(t);
+out_rt:
+    clt_runtime_destroy(rt);
+out_model:
+    clt_model_destroy(m);
+}
+
 /* ---- errors ---------------------------------------------------------------------------------- */
 
 static void check_errors(void)
@@ -503,6 +548,8 @@ int main(void)
     check_links(CLT_CONTEXT_PER_DEVICE);
     check_equivalence(CLT_CONTEXT_PER_PLATFORM, (int)n);
     check_equivalence(CLT_CONTEXT_PER_DEVICE, (int)n);
+    check_failure(CLT_CONTEXT_PER_PLATFORM);
+    check_failure(CLT_CONTEXT_PER_DEVICE);
     check_errors();
     for (int i = 0; i < 4; i++) free(init_w[i]), free(init_b[i]);
     for (int s = 0; s < STEPS; s++) free(xs[s]);
