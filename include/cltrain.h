@@ -537,11 +537,17 @@ typedef struct {
     int micro_batches;            /* model: micro-batches per step (default 1), 1..65536; a batch
                                    * of B splits into min(B, micro_batches) as equal as can be */
     clt_pipeline_schedule pipeline;   /* model: the schedule (default CLT_PIPELINE_NAIVE) */
+    int pipelines;                /* model, hybrid: P data-parallel copies of the pipeline (default
+                                   * 1). With a placement on devices 0..D-1, copy p runs on devices
+                                   * p*D .. p*D+D-1 (the runtime needs P*D); without one, each copy
+                                   * gets runtime devices / P, partitioned alike. The batch is split
+                                   * between the copies and matching stages all-reduce their
+                                   * gradients before the update. */
 } clt_train_params;
 
 /* Cross-entropy, SGD lr 0.01 without momentum, constant schedule, no clipping, max_batch 256,
  * seed 1, device 0, numerics checked, no accumulation, one device (CLT_PARALLEL_NONE), one
- * micro-batch, the naive pipeline. */
+ * micro-batch, the naive pipeline, one pipeline. */
 CLT_API clt_train_params clt_train_params_default(void);
 CLT_API clt_optimizer clt_sgd(float lr, float momentum, float weight_decay, int nesterov);
 CLT_API clt_optimizer clt_adam(float lr);

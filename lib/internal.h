@@ -529,9 +529,15 @@ clt_status clt__runtime_parallel(clt_runtime *rt, clt__task_fn fn, void *args, s
  * (CLT_ERR_ABORTED) until clt__comm_reset(), which must be called while no rank is inside
  * a collective (the public functions do it after a failed call). */
 clt_status clt__comm_create(clt__comm **out, clt_runtime *rt);
+/* A group of n ranks over some of the runtime's devices: rank r is device devices[r] (each
+ * device at most once; NULL: rank r is device r). Messages name devices by runtime index. */
+clt_status clt__comm_create_group(clt__comm **out, clt_runtime *rt, const int *devices, int n);
 /* Frees the staging buffers (on their workers' threads) and the group. NULL is fine. */
 void clt__comm_destroy(clt__comm *c);
 void clt__comm_reset(clt__comm *c);
+/* Aborts the group from outside a call: runtime device `device` failed elsewhere (a member or
+ * not), so ranks waiting for it, or about to, stop with CLT_ERR_ABORTED. */
+void clt__comm_abort(clt__comm *c, int device, clt_status st, const char *msg);
 /* The runtime's own group, created on first use; the caller holds rt->comm_lock. */
 clt_status clt__runtime_comm(clt_runtime *rt, clt__comm **out);
 

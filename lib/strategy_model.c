@@ -11,6 +11,10 @@
  * does not shrink the allocation. The loss scales every micro-batch by 1/(whole batch), and
  * gradients accumulate in micro-batch order, so the update is the whole batch's.
  *
+ * Hybrid: P copies of the pipeline (on P times its devices) each take a share of the batch;
+ * before the update, the copies of each stage all-reduce their gradients (lib/collective.c,
+ * a group per stage), so every copy applies the same update to the same parameters.
+ *
  * A step runs in two phases on every device in use, with the host deciding in between (loss,
  * gradient norm, NaN check) so no stage updates unless all can. */
 #include "internal.h"
@@ -22,23 +26,26 @@
 typedef struct {
     int dev;                /* runtime device */
     int cdev;               /* index among the devices in use (the schedule's device) */
-    clt__net *net;          /* layers first..last, max_batch rows */
+    clt__net *net;          /* layers first..last, rows rows */
     size_t in, out;         /* numel per sample of the stage's input and output */
-    cl_mem gin;             /* (max_batch, out): gradient from stage + 1; NULL on the last */
-    cl_mem gout;            /* (max_batch, in): gradient for stage - 1; NULL on stage 0 */
+    cl_mem gin;             /* (rows, out): gradient from stage + 1; NULL on the last */
+    cl_mem gout;            /* (rows, in): gradient for stage - 1; NULL on stage 0 */
     clt__link *act;         /* to stage + 1; NULL on the last */
     clt__link *grad;        /* to stage - 1; NULL on stage 0 */
 } stage;
 
 typedef struct {
-    int S;
-    stage *st;
-    int ndev;
-    int *devs;              /* runtime device of each device in use */
-    int *stage_cdev;        /* stage -> device in use, for the schedule */
+    int S, P;               /* stages of a pipeline; pipelines (hybrid: P > 1) */
+    stage *st;              /* st[p * S + k]: stage k of pipeline p */
+    size_t rows;            /* rows a pipeline's buffers hold: max_batch / P, rounded up */
+    int ndev, ndev1;        /* devices in use; per pipeline */
+    int *devs;              /* runtime device of each device in use; pipeline p's are
+                             * devs[p * ndev1 ..], in the order of pipeline 0's */
+    int *stage_cdev;        /* stage k -> pipeline 0's device in use, for the schedule */
     clt__xfer_group *g;
+    clt__comm **comms;      /* hybrid: comms[k], stage k's copies; NULL with one pipeline */
     uint32_t tag;           /* numbers the pipeline runs, so links never mix two runs */
-    clt__schedule *sched[2];   /* [train]: the last built (rebuilt when the micro-batches change) */
+    clt__schedule **sched[2];  /* [train][p]: the last built (rebuilt when the micro-batches change) */
     int fault_dev;          /* test hook: this runtime device fails instruction fault_op; -1 off */
     size_t fault_op;
 } model_state;
@@ -51,9 +58,11 @@ typedef struct {
     clt_trainer *t;
     model_state *s;
     int cdev;
+    int p;                          /* the pipeline */
     const clt__batch *b;
-    const size_t *start, *count;    /* rows of each micro-batch */
-    const clt__schedule *sched;
+    size_t base;                    /* the pipeline's first row of the batch */
+    const size_t *start, *count;    /* rows of each micro-batch, from base */
+    const clt__schedule *sched;     /* the pipeline's; NULL when it has no rows */
     uint32_t tag;
     int train, first_micro, update;
     float lr, gscale;
@@ -85,15 +94,16 @@ static clt_status exec_op(dev_job *j, clt__worker *w, clt__op op)
 {
     model_state *s = j->s;
     clt_trainer *t = j->t;
-    stage *g = &s->st[op.stage];
+    int k = j->p * s->S + op.stage;   /* op.stage of this pipeline */
+    stage *g = &s->st[k];
     clt__net *n = g->net;
-    size_t r0 = j->start[op.mb], cnt = j->count[op.mb];
+    size_t r0 = j->start[op.mb], cnt = j->count[op.mb], g0 = j->base + r0;   /* buffer, batch rows */
     bool last = op.stage == s->S - 1;
     clt_status st = CLT_OK;
     switch ((clt__op_kind)op.kind) {
     case CLT__OP_FWD:
         if (op.stage == 0)
-            st = upload(w, n->input, r0 * g->in * sizeof(float), j->b->x + r0 * g->in,
+            st = upload(w, n->input, r0 * g->in * sizeof(float), j->b->x + g0 * g->in,
                         cnt * g->in * sizeof(float));
         if (st == CLT_OK) st = clt__net_forward_rows(n, r0, cnt, j->train, clt__step_seed(t));
         return st;
@@ -101,13 +111,13 @@ static clt_status exec_op(dev_job *j, clt__worker *w, clt__op op)
         return clt__link_send(g->act, j->tag, op.mb, r0 * g->out, clt__at(clt__net_output(n), r0 * g->out),
                               cnt * g->out);
     case CLT__OP_RECV_ACT:
-        return clt__link_recv(s->st[op.stage - 1].act, j->tag, op.mb, r0 * g->in,
+        return clt__link_recv(s->st[k - 1].act, j->tag, op.mb, r0 * g->in,
                               (clt__view){n->input, r0 * g->in}, cnt * g->in);
     case CLT__OP_BWD: {
         clt__view dout = {g->gin, r0 * g->out};
         if (last) {
             double sum = 0;
-            st = upload_truth(j, w, n, r0, cnt);
+            st = upload_truth(j, w, n, g0, cnt);
             if (st == CLT_OK)
                 st = clt__net_loss_rows(n, t->p.loss, r0, cnt, clt__loss_grad_scale(t, j->b->batch), 1, &sum);
             j->loss_sum += sum;
@@ -121,18 +131,18 @@ static clt_status exec_op(dev_job *j, clt__worker *w, clt__op op)
         return clt__link_send(g->grad, j->tag, op.mb, r0 * g->in, (clt__view){g->gout, r0 * g->in},
                               cnt * g->in);
     case CLT__OP_RECV_GRAD:
-        return clt__link_recv(s->st[op.stage + 1].grad, j->tag, op.mb, r0 * g->out,
+        return clt__link_recv(s->st[k + 1].grad, j->tag, op.mb, r0 * g->out,
                               (clt__view){g->gin, r0 * g->out}, cnt * g->out);
     case CLT__OP_OUTPUT: {
         if (j->b->labels || j->b->targets) {
             double sum = 0;
-            st = upload_truth(j, w, n, r0, cnt);
+            st = upload_truth(j, w, n, g0, cnt);
             if (st == CLT_OK) st = clt__net_loss_rows(n, t->p.loss, r0, cnt, 1.0f, 0, &sum);
             j->loss_sum += sum;
         }
         clt__view o = clt__at(clt__net_output(n), r0 * g->out);
         cl_int err = st == CLT_OK ? clEnqueueReadBuffer(w->queue, o.mem, CL_TRUE, o.off * sizeof(float),
-                                                        cnt * g->out * sizeof(float), j->out + r0 * g->out,
+                                                        cnt * g->out * sizeof(float), j->out + g0 * g->out,
                                                         0, NULL, NULL)
                                   : CL_SUCCESS;
         if (err != CL_SUCCESS) st = clt__fail_cl(err, clt__worker_name(w), "reading the outputs");
@@ -169,18 +179,24 @@ void clt__model_inject_fault(clt_trainer *t, int device, size_t op)
 static clt_status phase_a_body(clt__worker *w, dev_job *j)
 {
     model_state *s = j->s;
+    stage *mine = &s->st[j->p * s->S];   /* this pipeline's stages */
     clt_status st = CLT_OK;
     for (int k = 0; k < s->S && st == CLT_OK && j->first_micro; k++)
-        if (s->st[k].cdev == j->cdev) st = clt__zero(w, (clt__view){s->st[k].net->grads, 0}, s->st[k].net->padded);
-    const clt__op *ops = j->sched->ops[j->cdev];
-    for (size_t i = 0; i < j->sched->nops[j->cdev] && st == CLT_OK; i++)
-        st = w->index == s->fault_dev && i == s->fault_op ? injected_fault(w) : exec_op(j, w, ops[i]);
+        if (mine[k].cdev == j->cdev) st = clt__zero(w, (clt__view){mine[k].net->grads, 0}, mine[k].net->padded);
+    int cd = j->cdev % s->ndev1;   /* the schedule numbers pipeline 0's devices */
+    for (size_t i = 0; j->sched && i < j->sched->nops[cd] && st == CLT_OK; i++)
+        st = w->index == s->fault_dev && i == s->fault_op ? injected_fault(w) : exec_op(j, w, j->sched->ops[cd][i]);
     if (st == CLT_OK) st = finish(w, "finishing the pipeline");
-    if (st != CLT_OK || !j->update || !(j->t->p.clip_norm > 0.0f || j->t->p.check_numerics)) return st;
+    /* hybrid: stage by stage, in the same order on every device, the copies sum their gradients */
+    for (int k = 0; k < s->S && st == CLT_OK && j->update && s->comms; k++)
+        if (mine[k].cdev == j->cdev && mine[k].net->nparams)
+            st = clt__comm_allreduce(s->comms[k], w, mine[k].net->grads, 0, mine[k].net->grads, 0,
+                                     mine[k].net->nparams, CLT_OP_SUM, NULL);
+    if (st != CLT_OK || !j->update || !(j->t->p.clip_norm > 0.0f || j->t->p.check_numerics) || j->p) return st;
     for (int k = 0; k < s->S && st == CLT_OK; k++) {
-        clt__net *n = s->st[k].net;
+        clt__net *n = mine[k].net;
         double part = 0;
-        if (s->st[k].cdev != j->cdev || !n->nparams) continue;
+        if (mine[k].cdev != j->cdev || !n->nparams) continue;
         st = clt__net_sumsq(n, (clt__view){n->grads, 0}, n->nparams, &part);
         j->sumsq += part;
     }
@@ -195,6 +211,8 @@ static clt_status phase_a(clt__worker *w, void *arg)
     clt_status st = phase_a_body(w, j);
     if (st != CLT_OK) {
         clt__xfer_group_abort(j->s->g, w->index, st, clt_last_error());
+        for (int k = 0; j->s->comms && k < j->s->S; k++)
+            clt__comm_abort(j->s->comms[k], w->index, st, clt_last_error());
         clFinish(w->queue);
     }
     return st;
@@ -207,7 +225,7 @@ static clt_status phase_b(clt__worker *w, void *arg)
     model_state *s = j->s;
     clt_trainer *t = j->t;
     clt_status st = CLT_OK;
-    for (int k = 0; k < s->S && st == CLT_OK; k++) {
+    for (int k = 0; k < s->P * s->S && st == CLT_OK; k++) {
         clt__net *n = s->st[k].net;
         if (s->st[k].cdev == j->cdev)
             st = clt__net_optimizer_step(n, &t->p.optim, j->lr, t->steps + 1, j->gscale, 0, n->nparams,
@@ -240,51 +258,66 @@ static clt_status run_devices(clt_trainer *t, model_state *s, clt__task_fn fn, d
     free(tasks);
     if (first != CLT_OK) {
         clt__xfer_group_reset(s->g);
+        for (int k = 0; s->comms && k < s->S; k++) clt__comm_reset(s->comms[k]);
         if (msg) clt__error_set_message(msg);
     }
     free(msg);
     return first;
 }
 
-/* The schedule for `micro` micro-batches, built once per count. */
-static clt_status schedule_for(model_state *s, clt_pipeline_schedule kind, int micro, int train,
+/* Pipeline p's schedule for `micro` micro-batches, built once per count. */
+static clt_status schedule_for(model_state *s, int p, clt_pipeline_schedule kind, int micro, int train,
                                const clt__schedule **out)
 {
-    clt__schedule **c = &s->sched[train ? 1 : 0];
+    clt__schedule **c = &s->sched[train ? 1 : 0][p];
     if (!*c || (*c)->micro != micro || (*c)->kind != kind) {
         clt__schedule_free(*c);
         *c = NULL;
-        clt_status st = clt__schedule_build(c, kind, s->S, s->stage_cdev, s->ndev, micro, train);
+        clt_status st = clt__schedule_build(c, kind, s->S, s->stage_cdev, s->ndev1, micro, train);
         if (st != CLT_OK) return st;
     }
     *out = *c;
     return CLT_OK;
 }
 
-/* One pipeline run over a batch: micro-batch rows, the schedule, one job per device. */
+/* n rows in k shares as equal as can be, the first ones one more. */
+static void split_rows(size_t n, size_t k, size_t *start, size_t *count)
+{
+    for (size_t i = 0, at = 0; i < k; i++) {
+        count[i] = n / k + (i < n % k);
+        start[i] = at;
+        at += count[i];
+    }
+}
+
+/* One pipeline run over a batch: the batch split between the pipelines, each share into
+ * micro-batches, a schedule per pipeline, one job per device. */
 static clt_status run_pipeline(clt_trainer *t, const clt__batch *b, int train, dev_job **jobs_out,
                                size_t **rows_out)
 {
     model_state *s = t->state;
-    size_t M = (size_t)t->p.micro_batches < b->batch ? (size_t)t->p.micro_batches : b->batch;
-    size_t *rows = malloc(2 * M * sizeof *rows);
+    size_t P = (size_t)s->P, Mmax = (size_t)t->p.micro_batches;
+    size_t *rows = malloc((2 * P * Mmax + 2 * P) * sizeof *rows);
     dev_job *jobs = calloc((size_t)s->ndev, sizeof *jobs);
     *jobs_out = jobs, *rows_out = rows;
     if (!rows || !jobs) return clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
-    size_t *start = rows, *count = rows + M;
-    for (size_t m = 0, at = 0; m < M; m++) {   /* equal shares, the first ones one more */
-        count[m] = b->batch / M + (m < b->batch % M);
-        start[m] = at;
-        at += count[m];
-    }
-    const clt__schedule *sched;
-    clt_status st = schedule_for(s, t->p.pipeline, (int)M, train, &sched);
-    if (st != CLT_OK) return st;
+    size_t *pstart = rows + 2 * P * Mmax, *pcount = pstart + P;
+    split_rows(b->batch, P, pstart, pcount);
     uint32_t tag = ++s->tag;
-    for (int d = 0; d < s->ndev; d++)
-        jobs[d] = (dev_job){.t = t, .s = s, .cdev = d, .b = b, .start = start, .count = count,
-                            .sched = sched, .tag = tag, .train = train, .gscale = 1.0f};
-    return CLT_OK;
+    clt_status st = CLT_OK;
+    for (size_t p = 0; p < P && st == CLT_OK; p++) {
+        size_t M = Mmax < pcount[p] ? Mmax : pcount[p];
+        size_t *start = rows + 2 * p * Mmax, *count = start + Mmax;
+        split_rows(pcount[p], M, start, count);
+        const clt__schedule *sched = NULL;
+        if (M) st = schedule_for(s, (int)p, t->p.pipeline, (int)M, train, &sched);
+        for (int c = 0; c < s->ndev1; c++)
+            jobs[p * (size_t)s->ndev1 + (size_t)c] =
+                (dev_job){.t = t, .s = s, .cdev = (int)p * s->ndev1 + c, .p = (int)p, .b = b,
+                          .base = pstart[p], .start = start, .count = count, .sched = sched,
+                          .tag = tag, .train = train, .gscale = 1.0f};
+    }
+    return st;
 }
 
 static clt_status model_step(clt_trainer *t, const clt__batch *b, int update, float lr, double *loss)
@@ -332,7 +365,8 @@ static clt_status model_param_io(clt_trainer *t, size_t off, size_t count, float
 {
     model_state *s = t->state;
     clt_status st = CLT_OK;
-    for (int k = 0; k < s->S && st == CLT_OK; k++) {
+    /* reads from pipeline 0, writes to every copy */
+    for (int k = 0; k < (write ? s->P : 1) * s->S && st == CLT_OK; k++) {
         clt__net *n = s->st[k].net;
         size_t lo = off > n->param_base ? off : n->param_base;
         size_t hi = off + count < n->param_base + n->nparams ? off + count : n->param_base + n->nparams;
@@ -385,10 +419,11 @@ static double layer_bytes(const clt__layer *l, size_t batch)
     return 4.0 * (4 * np + B * (double)(l->in_numel + 2 * l->out_numel + l->saved_per_sample));
 }
 
-static clt_status auto_place(clt_trainer *t, int *device_of)
+/* Over the first N devices (a pipeline's). */
+static clt_status auto_place(clt_trainer *t, int N, int *device_of)
 {
     const clt_model *m = t->model;
-    int L = m->nlayers, N = t->rt->nworkers;
+    int L = m->nlayers;
     if (N == 1) {
         for (int i = 0; i < L; i++) device_of[i] = 0;
         return CLT_OK;
@@ -414,13 +449,16 @@ static clt_status auto_place(clt_trainer *t, int *device_of)
     return st;
 }
 
-/* The user's placement, checked against the runtime, or an automatic one. */
-static clt_status placement(clt_trainer *t, int *device_of)
+/* Pipeline 0's placement: the user's, checked against the runtime, or an automatic one over
+ * runtime devices / pipelines. *span is how many devices a pipeline spans. */
+static clt_status placement(clt_trainer *t, int *device_of, int *span)
 {
     const clt_model *m = t->model;
-    int placed = 0;
+    int placed = 0, P = t->p.pipelines;
     for (int i = 0; i < m->nlayers; i++) placed += m->layers[i].device >= 0;
-    if (!placed) return auto_place(t, device_of);
+    *span = t->rt->nworkers / P;
+    if (!placed) return auto_place(t, *span, device_of);
+    *span = 0;
     for (int i = 0; i < m->nlayers; i++) {
         const clt__layer *l = &m->layers[i];
         if (l->device < 0)
@@ -433,7 +471,12 @@ static clt_status placement(clt_trainer *t, int *device_of)
                              clt__layer_kind_name(l->desc.kind), l->device, t->rt->nworkers,
                              t->rt->nworkers == 1 ? "" : "s");
         device_of[i] = l->device;
+        if (l->device + 1 > *span) *span = l->device + 1;
     }
+    if (*span * P > t->rt->nworkers)
+        return clt__fail(CLT_ERR_INVALID_ARG, "clt_trainer_create: %d pipelines of a placement on "
+                         "devices 0..%d need %d devices, but the runtime has %d", P, *span - 1,
+                         *span * P, t->rt->nworkers);
     return CLT_OK;
 }
 
@@ -443,6 +486,7 @@ typedef struct {
     clt_trainer *t;
     stage *g;
     int first, last;
+    size_t rows;
     const float *init;
 } create_job;
 
@@ -450,7 +494,7 @@ static clt_status create_stage(clt__worker *w, void *arg)
 {
     create_job *j = arg;
     const clt_model *m = j->t->model;
-    size_t B = j->t->p.max_batch;
+    size_t B = j->rows;
     stage *g = j->g;
     clt_status st = clt__net_create(w, m, j->first, j->last, B, 1, &g->net);
     if (st != CLT_OK) return st;
@@ -483,23 +527,38 @@ static void model_destroy(clt_trainer *t)
 {
     model_state *s = t->state;
     if (!s) return;
-    for (int k = 0; s->st && k < s->S; k++) {
+    for (int k = 0; s->comms && k < s->S; k++) clt__comm_destroy(s->comms[k]);
+    for (int k = 0; s->st && k < s->P * s->S; k++) {
         clt__link_destroy(s->st[k].act);
         clt__link_destroy(s->st[k].grad);
         if (s->st[k].net) clt__worker_call(&t->rt->workers[s->st[k].dev], destroy_stage, &s->st[k]);
     }
     clt__xfer_group_destroy(s->g);
-    clt__schedule_free(s->sched[0]);
-    clt__schedule_free(s->sched[1]);
-    free(s->st), free(s->devs), free(s->stage_cdev);
+    for (int i = 0; i < 2; i++) {
+        for (int p = 0; s->sched[i] && p < s->P; p++) clt__schedule_free(s->sched[i][p]);
+        free(s->sched[i]);
+    }
+    free(s->st), free(s->devs), free(s->stage_cdev), free(s->comms);
     free(s);
     t->state = NULL;
+}
+
+static void log_stages(const clt_trainer *t, const model_state *s)
+{
+    clt__log(CLT_LOG_INFO, "model parallel: %d pipeline%s of %d stage%s on %d device%s, %s schedule, %d micro-batch%s",
+             s->P, s->P == 1 ? "" : "s", s->S, s->S == 1 ? "" : "s", s->ndev, s->ndev == 1 ? "" : "s",
+             clt_pipeline_schedule_name(t->p.pipeline), t->p.micro_batches, t->p.micro_batches == 1 ? "" : "es");
+    for (int k = 0; k < s->P * s->S; k++)
+        clt__log(CLT_LOG_INFO, "model parallel: pipeline %d stage %d: layers %d..%d on device %d (%s)%s", k / s->S,
+                 k % s->S, s->st[k].net->first, s->st[k].net->last, s->st[k].dev,
+                 clt__worker_name(&t->rt->workers[s->st[k].dev]),
+                 s->st[k].act ? (clt__link_direct(s->st[k].act) ? ", sends by copy" : ", sends via host staging") : "");
 }
 
 static clt_status model_create(clt_trainer *t, const float *init)
 {
     const clt_model *m = t->model;
-    int L = m->nlayers, N = t->rt->nworkers;
+    int L = m->nlayers, N = t->rt->nworkers, P = t->p.pipelines, span = 1;
     model_state *s = calloc(1, sizeof *s);
     int *device_of = calloc((size_t)L, sizeof *device_of);
     if (!s || !device_of) {
@@ -508,50 +567,69 @@ static clt_status model_create(clt_trainer *t, const float *init)
     }
     t->state = s;
     s->fault_dev = -1;
-    clt_status st = placement(t, device_of);
+    s->P = P;
+    s->rows = (t->p.max_batch + (size_t)P - 1) / (size_t)P;
+    clt_status st = placement(t, device_of, &span);
     int S = 0;
     for (int i = 0; i < L; i++) S += i == 0 || device_of[i] != device_of[i - 1];
     if (st == CLT_OK) {
         s->S = S;
-        s->st = calloc((size_t)S, sizeof *s->st);
+        s->st = calloc((size_t)(P * S), sizeof *s->st);
         s->stage_cdev = calloc((size_t)S, sizeof *s->stage_cdev);
         s->devs = calloc((size_t)N, sizeof *s->devs);
-        if (!s->st || !s->stage_cdev || !s->devs) st = clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
+        s->sched[0] = calloc((size_t)P, sizeof *s->sched[0]);
+        s->sched[1] = calloc((size_t)P, sizeof *s->sched[1]);
+        if (!s->st || !s->stage_cdev || !s->devs || !s->sched[0] || !s->sched[1])
+            st = clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
     }
     if (st == CLT_OK) st = clt__xfer_group_create(&s->g, 0);
-    /* stages, one at a time: each allocates its own buffers, and a failure stops the rest */
+    /* pipeline 0's stages and devices in use; pipeline p's are the same, span devices on */
     for (int i = 0, k = 0; i < L && st == CLT_OK; k++) {
         int last = i;
         while (last + 1 < L && device_of[last + 1] == device_of[i]) last++;
         stage *g = &s->st[k];
         g->dev = device_of[i];
         g->cdev = -1;
-        for (int d = 0; d < s->ndev; d++)
+        for (int d = 0; d < s->ndev1; d++)
             if (s->devs[d] == g->dev) g->cdev = d;
-        if (g->cdev < 0) s->devs[g->cdev = s->ndev++] = g->dev;
+        if (g->cdev < 0) s->devs[g->cdev = s->ndev1++] = g->dev;
         s->stage_cdev[k] = g->cdev;
-        create_job j = {t, g, i, last, init};
-        st = clt__worker_call(&t->rt->workers[g->dev], create_stage, &j);
         i = last + 1;
     }
-    size_t B = t->p.max_batch;
-    int slots = B < 65536 ? (int)B : 65536;
-    for (int k = 0; k + 1 < S && st == CLT_OK; k++) {
+    s->ndev = P * s->ndev1;
+    for (int p = 1; p < P && st == CLT_OK; p++) {
+        for (int c = 0; c < s->ndev1; c++) s->devs[p * s->ndev1 + c] = s->devs[c] + p * span;
+        for (int k = 0; k < S; k++) {
+            s->st[p * S + k].dev = s->st[k].dev + p * span;
+            s->st[p * S + k].cdev = p * s->ndev1 + s->st[k].cdev;
+        }
+    }
+    /* stages, one at a time: each allocates its own buffers, and a failure stops the rest */
+    for (int k = 0, i = 0; k < P * S && st == CLT_OK; k++) {
+        if (k % S == 0) i = 0;
+        int last = i;
+        while (last + 1 < L && device_of[last + 1] == device_of[i]) last++;
+        create_job j = {t, &s->st[k], i, last, s->rows, init};
+        st = clt__worker_call(&t->rt->workers[s->st[k].dev], create_stage, &j);
+        i = last + 1;
+    }
+    int slots = s->rows < 65536 ? (int)s->rows : 65536;
+    for (int k = 0; k < P * S && st == CLT_OK; k++) {
+        if (k % S == S - 1) continue;   /* a pipeline's last stage sends nothing forward */
         clt__worker *a = &t->rt->workers[s->st[k].dev], *b = &t->rt->workers[s->st[k + 1].dev];
-        st = clt__link_create(&s->st[k].act, s->g, a, b, B * s->st[k].out, slots, 0);
-        if (st == CLT_OK) st = clt__link_create(&s->st[k + 1].grad, s->g, b, a, B * s->st[k + 1].in, slots, 0);
+        st = clt__link_create(&s->st[k].act, s->g, a, b, s->rows * s->st[k].out, slots, 0);
+        if (st == CLT_OK) st = clt__link_create(&s->st[k + 1].grad, s->g, b, a, s->rows * s->st[k + 1].in, slots, 0);
     }
-    if (st == CLT_OK) {
-        clt__log(CLT_LOG_INFO, "model parallel: %d stage%s on %d device%s, %s schedule, %d micro-batch%s",
-                 S, S == 1 ? "" : "s", s->ndev, s->ndev == 1 ? "" : "s",
-                 clt_pipeline_schedule_name(t->p.pipeline), t->p.micro_batches,
-                 t->p.micro_batches == 1 ? "" : "es");
-        for (int k = 0; k < S; k++)
-            clt__log(CLT_LOG_INFO, "model parallel: stage %d: layers %d..%d on device %d (%s)%s", k,
-                     s->st[k].net->first, s->st[k].net->last, s->st[k].dev,
-                     clt__worker_name(&t->rt->workers[s->st[k].dev]),
-                     k + 1 < S ? (clt__link_direct(s->st[k].act) ? ", sends by copy" : ", sends via host staging") : "");
+    if (st == CLT_OK && P > 1 && !(s->comms = calloc((size_t)S, sizeof *s->comms)))
+        st = clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
+    int *members = P > 1 && st == CLT_OK ? calloc((size_t)P, sizeof *members) : NULL;
+    if (P > 1 && st == CLT_OK && !members) st = clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
+    for (int k = 0; k < S && st == CLT_OK && P > 1; k++) {
+        for (int p = 0; p < P; p++) members[p] = s->st[p * S + k].dev;
+        st = clt__comm_create_group(&s->comms[k], t->rt, members, P);
     }
+    free(members);
+    if (st == CLT_OK) log_stages(t, s);
     free(device_of);
     return st;
 }

@@ -55,6 +55,7 @@ clt_train_params clt_train_params_default(void)
     p.rebalance_every = 20;
     p.micro_batches = 1;
     p.pipeline = CLT_PIPELINE_NAIVE;
+    p.pipelines = 1;
     return p;
 }
 
@@ -118,6 +119,9 @@ static clt_status check_params(const clt_train_params *p, const clt_runtime *rt)
     if (p->pipeline != CLT_PIPELINE_NAIVE && p->pipeline != CLT_PIPELINE_GPIPE && p->pipeline != CLT_PIPELINE_1F1B)
         return clt__fail(CLT_ERR_INVALID_ARG, "unknown pipeline schedule %d (naive %d, gpipe %d, 1f1b %d)",
                          (int)p->pipeline, CLT_PIPELINE_NAIVE, CLT_PIPELINE_GPIPE, CLT_PIPELINE_1F1B);
+    if (p->pipelines < 1 || p->pipelines > rt->nworkers)
+        return clt__fail(CLT_ERR_INVALID_ARG, "pipelines %d must be in 1..%d (the runtime's devices)",
+                         p->pipelines, rt->nworkers);
     return CLT_OK;
 }
 

@@ -2,7 +2,8 @@
  * stage, 1F1B's bound on live micro-batches, no deadlock), the partitioner, the transfer links
  * in both context modes (chunked, out of order, timeout, abort), and the seed MLP trained with
  * the seed's placement under every schedule against one-device training: losses, parameters,
- * gradients and predictions within 1e-5 relative. Then placement and parameter errors. */
+ * gradients and predictions within 1e-5 relative; hybrid (two pipelines) the same way; a device
+ * failing mid-step. Then placement and parameter errors. */
 #include "internal.h"
 #include "ref.h"
 #include "tap.h"
@@ -433,6 +434,48 @@ static void check_equivalence(clt_context_mode mode, int ndev)
     clt_runtime_destroy(rt);
 }
 
+/* Hybrid: two copies of the pipeline on four devices, the batch split between them, gradients
+ * all-reduced between matching stages: still one device's training. */
+static void check_hybrid(clt_context_mode mode, int ndev)
+{
+    const char *mname = mode == CLT_CONTEXT_PER_PLATFORM ? "shared context" : "context per device";
+    clt_runtime_options o = clt_runtime_options_default();
+    o.devices = ndev >= 3 ? "0:0,0:1,0:2,0:0" : "0:0,0:0,0:0,0:0";
+    o.context_mode = mode;
+    clt_runtime *rt;
+    if (!ok_status(clt_runtime_create_ex(&rt, &o), "runtime of four devices, %s", mname)) return;
+    clt_model *plain = seed_model(0, 0), *seed = seed_model(1, 0);
+    clt_train_params p = clt_train_params_default();
+    p.optim = clt_sgd(0.05f, 0.9f, 0.0f, 0);
+    p.max_batch = MAXB;
+    run_result ref, got;
+    char what[160];
+    train(rt, plain, &p, MAXB, &ref);
+    p.parallel = CLT_PARALLEL_MODEL;
+    p.pipelines = 2;
+    p.pipeline = CLT_PIPELINE_GPIPE;
+    p.micro_batches = 2;
+    snprintf(what, sizeof what, "%s, hybrid: 2 pipelines of the seed placement on 4 devices, gpipe, 2 micro-batches", mname);
+    train(rt, seed, &p, MAXB, &got);
+    compare(&ref, &got, MAXB, what);
+    result_free(&got);
+    p.pipeline = CLT_PIPELINE_1F1B;
+    p.micro_batches = 3;
+    snprintf(what, sizeof what, "%s, hybrid: 2 pipelines partitioned automatically, 1f1b, 3 micro-batches", mname);
+    train(rt, plain, &p, MAXB, &got);
+    compare(&ref, &got, MAXB, what);
+    result_free(&got), result_free(&ref);
+    clt_train_params p1 = p;
+    p1.parallel = CLT_PARALLEL_NONE;
+    train(rt, plain, &p1, 1, &ref);
+    snprintf(what, sizeof what, "%s, hybrid: a batch of 1, so the second pipeline has nothing to do", mname);
+    train(rt, seed, &p, 1, &got);
+    compare(&ref, &got, 1, what);
+    result_free(&got), result_free(&ref);
+    clt_model_destroy(plain), clt_model_destroy(seed);
+    clt_runtime_destroy(rt);
+}
+
 /* A device failing in the middle of a step stops the others at once (they wait on its
  * messages), the step reports that device's own error, nothing is updated, and the next step
  * works. */
@@ -510,6 +553,20 @@ static void check_errors(void)
     ok_status(clt_trainer_create(&t, rt, m, &p), "without model parallelism the placement is ignored");
     clt_trainer_destroy(t);
     clt_model_destroy(m);
+    m = seed_model(1, 0);
+    p.parallel = CLT_PARALLEL_MODEL;
+    p.pipelines = 2;
+    ok_error(clt_trainer_create(&t, rt, m, &p), CLT_ERR_INVALID_ARG, "2 pipelines of a placement on devices 0..1 need 4 devices",
+             "two pipelines of a two-device placement on two devices");
+    p.pipelines = 0;
+    ok_error(clt_trainer_create(&t, rt, m, &p), CLT_ERR_INVALID_ARG, "pipelines 0", "zero pipelines");
+    p.pipelines = 3;
+    ok_error(clt_trainer_create(&t, rt, m, &p), CLT_ERR_INVALID_ARG, "1..2", "more pipelines than devices");
+    p.pipelines = 1;
+    p.parallel = CLT_PARALLEL_NONE;
+    t = NULL;
+    clt_trainer_destroy(t);
+    clt_model_destroy(m);
 
     m = seed_model(1, 0);
     p.parallel = CLT_PARALLEL_MODEL;
@@ -548,6 +605,8 @@ int main(void)
     check_links(CLT_CONTEXT_PER_DEVICE);
     check_equivalence(CLT_CONTEXT_PER_PLATFORM, (int)n);
     check_equivalence(CLT_CONTEXT_PER_DEVICE, (int)n);
+    check_hybrid(CLT_CONTEXT_PER_PLATFORM, (int)n);
+    check_hybrid(CLT_CONTEXT_PER_DEVICE, (int)n);
     check_failure(CLT_CONTEXT_PER_PLATFORM);
     check_failure(CLT_CONTEXT_PER_DEVICE);
     check_errors();
