@@ -490,6 +490,36 @@ typedef struct {
     const float *init;
 } create_job;
 
+/* One forward, loss, backward, sum of squares and optimizer step (learning rate 0) over `rows`
+ * rows of zeros, then everything it touched back to zero. It compiles every kernel a step uses
+ * (CLBlast picks kernels by size) while no other device runs: PoCL 3.1's CPU driver can abort
+ * (pocl_release_dlhandle_cache) when one device compiles a kernel while another runs one. */
+static clt_status warm_up(clt__worker *w, clt_trainer *t, stage *g, int first, int last, size_t rows)
+{
+    clt__net *n = g->net;
+    const clt_model *m = t->model;
+    bool is_last = last == m->nlayers - 1;
+    clt_status st = clt__zero(w, (clt__view){n->input, 0}, rows * g->in);
+    if (st == CLT_OK && g->gin) st = clt__zero(w, (clt__view){g->gin, 0}, rows * g->out);
+    if (st == CLT_OK && is_last) st = clt__zero(w, (clt__view){n->labels, 0}, rows);   /* class 0 */
+    if (st == CLT_OK && is_last) st = clt__zero(w, (clt__view){n->targets, 0}, rows * g->out);
+    if (st == CLT_OK) st = clt__net_forward_rows(n, 0, rows, 1, 0);
+    double unused;
+    if (st == CLT_OK && is_last) st = clt__net_loss_rows(n, t->p.loss, 0, rows, 1.0f, 1, &unused);
+    clt__view dout = is_last ? (clt__view){n->gbuf[0], 0} : (clt__view){g->gin, 0};
+    clt__view din = {first > 0 ? g->gout : NULL, 0};
+    if (st == CLT_OK) st = clt__net_backward_rows(n, 0, rows, dout, din, 0);
+    if (st == CLT_OK) st = clt__zero(w, (clt__view){n->grads, 0}, n->padded);
+    if (st == CLT_OK && n->nparams) st = clt__net_sumsq(n, (clt__view){n->grads, 0}, n->nparams, &unused);
+    /* zero gradients and rate: the parameters stay as they are; the optimizer state is reset */
+    if (st == CLT_OK && n->nparams)
+        st = clt__net_optimizer_step(n, &t->p.optim, 0.0f, 1, 1.0f, 0, n->nparams, (clt__view){n->grads, 0});
+    for (int i = 0; i < 2 && st == CLT_OK; i++)
+        if (n->opt[i]) st = clt__zero(w, (clt__view){n->opt[i], 0}, n->opt_count);
+    if (st == CLT_OK) st = finish(w, "warming up");
+    return st;
+}
+
 static clt_status create_stage(clt__worker *w, void *arg)
 {
     create_job *j = arg;
@@ -508,6 +538,9 @@ static clt_status create_stage(clt__worker *w, void *arg)
                                           j->init + n->param_base, 0, NULL, NULL);
         if (err != CL_SUCCESS) st = clt__fail_cl(err, clt__worker_name(w), "uploading the parameters");
     }
+    size_t micro = (size_t)j->t->p.micro_batches, mrows = (B + micro - 1) / micro;
+    if (st == CLT_OK) st = warm_up(w, j->t, g, j->first, j->last, B);
+    if (st == CLT_OK && mrows != B) st = warm_up(w, j->t, g, j->first, j->last, mrows);
     return st;
 }
 
