@@ -386,7 +386,8 @@ typedef struct {
 } measure_job;
 
 /* One layer at a time on this device, with zeros (the time does not depend on the values):
- * one warm-up run (it builds the kernels), then the mean of three. */
+ * one warm-up run (it builds the kernels), then the fastest of three (the least disturbed by
+ * whatever else the machine runs). */
 static clt_status measure_task(clt__worker *w, void *arg)
 {
     measure_job *j = arg;
@@ -397,15 +398,15 @@ static clt_status measure_task(clt__worker *w, void *arg)
         if (st != CLT_OK) break;
         st = clt__zero(w, (clt__view){n->input, 0}, j->m->layers[i].in_numel * j->batch);
         if (st == CLT_OK) st = clt__zero(w, (clt__view){n->gbuf[0], 0}, n->gbuf_cap);
-        double t0 = 0;
+        j->cost[i] = 1e30;
         for (int rep = 0; rep < 4 && st == CLT_OK; rep++) {
-            if (rep == 1) t0 = clt__now();
+            double t0 = clt__now();
             st = clt__net_forward(n, j->batch, 1, 0);
             if (st == CLT_OK)
                 st = clt__net_backward(n, j->batch, (clt__view){n->gbuf[0], 0}, (clt__view){n->gbuf[1], 0}, 0);
             if (st == CLT_OK) st = finish(w, "measuring a layer");
+            if (rep > 0 && clt__now() - t0 < j->cost[i]) j->cost[i] = clt__now() - t0;
         }
-        j->cost[i] = (clt__now() - t0) / 3;
         clt__net_destroy(n);
     }
     return st;
