@@ -103,6 +103,17 @@ static void check_partition(void)
              "a model that fits nowhere is refused");
 }
 
+/* A runtime on `spec` in a context mode; NULL (and a failed test point) when it cannot open. */
+static clt_runtime *open_runtime(const char *spec, clt_context_mode mode, const char *mname)
+{
+    clt_runtime_options o = clt_runtime_options_default();
+    o.devices = spec;
+    o.context_mode = mode;
+    clt_runtime *rt = NULL;
+    if (!ok_status(clt_runtime_create_ex(&rt, &o), "runtime '%s', %s", spec, mname)) return NULL;
+    return rt;
+}
+
 /* ---- transfer links ------------------------------------------------------------------------ */
 
 typedef struct {
@@ -149,11 +160,8 @@ static clt_status make_buf(clt__worker *w, void *arg)
 static void check_links(clt_context_mode mode)
 {
     const char *mname = mode == CLT_CONTEXT_PER_PLATFORM ? "shared context" : "a context per device";
-    clt_runtime_options o = clt_runtime_options_default();
-    o.devices = "0:0,0:0";
-    o.context_mode = mode;
-    clt_runtime *rt;
-    if (!ok_status(clt_runtime_create_ex(&rt, &o), "runtime of two devices, %s", mname)) return;
+    clt_runtime *rt = open_runtime("0:0,0:0", mode, mname);
+    if (!rt) return;
     enum { N = 4567 + 300 };
     float *a = malloc(N * 4), *zero = calloc(N, 4), *got = malloc(N * 4);
     for (int i = 0; i < N; i++) a[i] = (float)i * 0.5f - 7.0f;
@@ -331,6 +339,20 @@ static void compare(const run_result *ref, const run_result *got, size_t batch, 
        "%s: predict and evaluate match", what);
 }
 
+/* Trains with p and holds the result to ref: "MODE, WHAT, SCHEDULE, M micro-batches". */
+static void check_against(clt_runtime *rt, clt_model *m, clt_train_params p, clt_pipeline_schedule kind,
+                          int micro, size_t batch, const run_result *ref, const char *mode, const char *what)
+{
+    char full[200];
+    snprintf(full, sizeof full, "%s, %s, %s, %d micro-batches", mode, what, clt_pipeline_schedule_name(kind), micro);
+    p.pipeline = kind;
+    p.micro_batches = micro;
+    run_result got;
+    train(rt, m, &p, batch, &got);
+    compare(ref, &got, batch, full);
+    result_free(&got);
+}
+
 static bool same_bits(const run_result *a, const run_result *b)
 {
     if (!a->good || !b->good) return false;
@@ -355,11 +377,8 @@ static bool same_bits(const run_result *a, const run_result *b)
 static void check_equivalence(clt_context_mode mode, int ndev)
 {
     const char *mname = mode == CLT_CONTEXT_PER_PLATFORM ? "shared context" : "context per device";
-    clt_runtime_options o = clt_runtime_options_default();
-    o.devices = ndev >= 3 ? "all" : "0:0,0:0,0:0";
-    o.context_mode = mode;
-    clt_runtime *rt;
-    if (!ok_status(clt_runtime_create_ex(&rt, &o), "runtime, %s", mname)) return;
+    clt_runtime *rt = open_runtime(ndev >= 3 ? "all" : "0:0,0:0,0:0", mode, mname);
+    if (!rt) return;
     clt_model *plain = seed_model(0, 0), *seed = seed_model(1, 0), *three = seed_model(1, 1);
     clt_train_params p = clt_train_params_default();
     p.optim = clt_sgd(0.05f, 0.9f, 0.0f, 0);
@@ -394,41 +413,23 @@ static void check_equivalence(clt_context_mode mode, int ndev)
     result_free(&gpipe4);
 
     /* 3 stages on 3 devices; micro-batches that do not divide the batch */
-    p.pipeline = CLT_PIPELINE_1F1B;
-    p.micro_batches = 5;
-    snprintf(what, sizeof what, "%s, 3 stages on 3 devices, 1f1b, 5 micro-batches of 16", mname);
-    train(rt, three, &p, MAXB, &got);
-    compare(&ref, &got, MAXB, what);
-    result_free(&got);
-    p.pipeline = CLT_PIPELINE_GPIPE;
-    p.micro_batches = 3;
-    snprintf(what, sizeof what, "%s, automatic partition, gpipe, 3 micro-batches of 16", mname);
-    train(rt, plain, &p, MAXB, &got);
-    compare(&ref, &got, MAXB, what);
-    result_free(&got);
+    check_against(rt, three, p, CLT_PIPELINE_1F1B, 5, MAXB, &ref, mname, "3 stages on 3 devices, a batch of 16");
+    check_against(rt, plain, p, CLT_PIPELINE_GPIPE, 3, MAXB, &ref, mname, "automatic partition, a batch of 16");
     result_free(&ref);
 
     /* a batch smaller than the micro-batch count: 3 samples, 8 micro-batches */
     clt_train_params p1 = p;
     p1.parallel = CLT_PARALLEL_NONE;
     train(rt, plain, &p1, 3, &ref);
-    p.pipeline = CLT_PIPELINE_1F1B;
-    p.micro_batches = 8;
-    snprintf(what, sizeof what, "%s, seed placement, 1f1b, 8 micro-batches for a batch of 3", mname);
-    train(rt, seed, &p, 3, &got);
-    compare(&ref, &got, 3, what);
-    result_free(&got), result_free(&ref);
+    check_against(rt, seed, p, CLT_PIPELINE_1F1B, 8, 3, &ref, mname, "seed placement, a batch of 3");
+    result_free(&ref);
 
     /* accumulation over calls and micro-batches within them */
     p1.accumulation = 2;
     train(rt, plain, &p1, MAXB, &ref);
     p.accumulation = 2;
-    p.pipeline = CLT_PIPELINE_GPIPE;
-    p.micro_batches = 2;
-    snprintf(what, sizeof what, "%s, seed placement, gpipe, 2 micro-batches, accumulation 2", mname);
-    train(rt, seed, &p, MAXB, &got);
-    compare(&ref, &got, MAXB, what);
-    result_free(&got), result_free(&ref);
+    check_against(rt, seed, p, CLT_PIPELINE_GPIPE, 2, MAXB, &ref, mname, "seed placement, accumulation 2");
+    result_free(&ref);
 
     clt_model_destroy(plain), clt_model_destroy(seed), clt_model_destroy(three);
     clt_runtime_destroy(rt);
@@ -439,39 +440,23 @@ static void check_equivalence(clt_context_mode mode, int ndev)
 static void check_hybrid(clt_context_mode mode, int ndev)
 {
     const char *mname = mode == CLT_CONTEXT_PER_PLATFORM ? "shared context" : "context per device";
-    clt_runtime_options o = clt_runtime_options_default();
-    o.devices = ndev >= 3 ? "0:0,0:1,0:2,0:0" : "0:0,0:0,0:0,0:0";
-    o.context_mode = mode;
-    clt_runtime *rt;
-    if (!ok_status(clt_runtime_create_ex(&rt, &o), "runtime of four devices, %s", mname)) return;
+    clt_runtime *rt = open_runtime(ndev >= 3 ? "0:0,0:1,0:2,0:0" : "0:0,0:0,0:0,0:0", mode, mname);
+    if (!rt) return;
     clt_model *plain = seed_model(0, 0), *seed = seed_model(1, 0);
     clt_train_params p = clt_train_params_default();
     p.optim = clt_sgd(0.05f, 0.9f, 0.0f, 0);
     p.max_batch = MAXB;
-    run_result ref, got;
-    char what[160];
+    run_result ref;
     train(rt, plain, &p, MAXB, &ref);
+    clt_train_params p1 = p;
     p.parallel = CLT_PARALLEL_MODEL;
     p.pipelines = 2;
-    p.pipeline = CLT_PIPELINE_GPIPE;
-    p.micro_batches = 2;
-    snprintf(what, sizeof what, "%s, hybrid: 2 pipelines of the seed placement on 4 devices, gpipe, 2 micro-batches", mname);
-    train(rt, seed, &p, MAXB, &got);
-    compare(&ref, &got, MAXB, what);
-    result_free(&got);
-    p.pipeline = CLT_PIPELINE_1F1B;
-    p.micro_batches = 3;
-    snprintf(what, sizeof what, "%s, hybrid: 2 pipelines partitioned automatically, 1f1b, 3 micro-batches", mname);
-    train(rt, plain, &p, MAXB, &got);
-    compare(&ref, &got, MAXB, what);
-    result_free(&got), result_free(&ref);
-    clt_train_params p1 = p;
-    p1.parallel = CLT_PARALLEL_NONE;
+    check_against(rt, seed, p, CLT_PIPELINE_GPIPE, 2, MAXB, &ref, mname, "hybrid: 2 pipelines of the seed placement on 4 devices");
+    check_against(rt, plain, p, CLT_PIPELINE_1F1B, 3, MAXB, &ref, mname, "hybrid: 2 pipelines partitioned automatically");
+    result_free(&ref);
     train(rt, plain, &p1, 1, &ref);
-    snprintf(what, sizeof what, "%s, hybrid: a batch of 1, so the second pipeline has nothing to do", mname);
-    train(rt, seed, &p, 1, &got);
-    compare(&ref, &got, 1, what);
-    result_free(&got), result_free(&ref);
+    check_against(rt, seed, p, CLT_PIPELINE_1F1B, 3, 1, &ref, mname, "hybrid: a batch of 1, so the second pipeline has nothing to do");
+    result_free(&ref);
     clt_model_destroy(plain), clt_model_destroy(seed);
     clt_runtime_destroy(rt);
 }
@@ -482,10 +467,7 @@ static void check_hybrid(clt_context_mode mode, int ndev)
 static void check_failure(clt_context_mode mode)
 {
     const char *mname = mode == CLT_CONTEXT_PER_PLATFORM ? "shared context" : "context per device";
-    clt_runtime_options o = clt_runtime_options_default();
-    o.devices = "0:0,0:0";
-    o.context_mode = mode;
-    clt_runtime *rt;
+    clt_runtime *rt = open_runtime("0:0,0:0", mode, mname);
     clt_trainer *t;
     clt_model *m = seed_model(1, 0);
     clt_train_params p = clt_train_params_default();
@@ -493,7 +475,7 @@ static void check_failure(clt_context_mode mode)
     p.pipeline = CLT_PIPELINE_1F1B;
     p.micro_batches = 4;
     p.max_batch = MAXB;
-    if (!ok_status(clt_runtime_create_ex(&rt, &o), "runtime, %s", mname)) goto out_model;
+    if (!rt) goto out_model;
     if (!ok_status(clt_trainer_create(&t, rt, m, &p), "1f1b trainer, %s", mname)) goto out_rt;
     float before[10], after[10], loss;
     clt_trainer_get_param(t, 6, "bias", before, 10);
