@@ -445,6 +445,22 @@ CLT_API clt_status clt_model_param_shape(const clt_model *m, int layer, const ch
 /* A short text description, one layer a line ("0 linear 1024 -> 512, 524800 params"). Owned by m. */
 CLT_API const char *clt_model_describe(clt_model *m);
 
+/* Model parallelism: puts layers first_layer..last_layer (inclusive) on runtime device `device`.
+ * Consecutive layers on one device form a pipeline stage; a device may hold several stages.
+ * PyTorch's ModelParallelNN (fc1 on cuda:0, fc2 and fc3 on cuda:1, fc4 on cuda:0) is
+ *
+ *     clt_model_place(m, 0, 1, 0);   // fc1, relu
+ *     clt_model_place(m, 2, 5, 1);   // fc2, relu, fc3, relu
+ *     clt_model_place(m, 6, 6, 0);   // fc4
+ *
+ * Place every layer or none: with none, a CLT_PARALLEL_MODEL trainer partitions the layers
+ * itself. A range outside the model, a negative device, or a layer placed twice (overlapping
+ * ranges) is CLT_ERR_INVALID_ARG and changes nothing; a device the runtime does not have is
+ * refused by clt_trainer_create. Placement only matters to CLT_PARALLEL_MODEL. */
+CLT_API clt_status clt_model_place(clt_model *m, int first_layer, int last_layer, int device);
+/* The device layer `layer` is placed on; -1 when it is not placed (or on bad input). */
+CLT_API int clt_model_placement(const clt_model *m, int layer);
+
 /* ---------------------------------------------------------------------------------------------
  * Training.
  */
@@ -482,6 +498,23 @@ typedef enum {
     CLT_PARALLEL_MODEL = 2     /* layers placed on devices (clt_model_place), a pipeline */
 } clt_parallel;
 
+/* How a model-parallel step moves micro-batches through the stages. Every schedule accumulates
+ * the micro-batches' gradients in micro-batch order before one update, so all three give the
+ * update of the whole batch (and the same bits for the same micro_batches). */
+typedef enum {
+    CLT_PIPELINE_NAIVE = 0,    /* one micro-batch at a time, forward through every stage and back
+                                  before the next: devices wait for each other, as in the seed */
+    CLT_PIPELINE_GPIPE = 1,    /* every micro-batch forward, then every one backward */
+    CLT_PIPELINE_1F1B = 2      /* after a warm-up, one forward then one backward per stage: stage s
+                                  holds at most (stages - s) micro-batches' activations at once */
+} clt_pipeline_schedule;
+
+/* "naive", "gpipe", "1f1b"; "unknown" for other values. */
+CLT_API const char *clt_pipeline_schedule_name(clt_pipeline_schedule s);
+/* The schedule of a name (as clt_pipeline_schedule_name writes it, any case); an unknown name is
+ * CLT_ERR_INVALID_ARG naming the known ones. */
+CLT_API clt_status clt_pipeline_schedule_parse(const char *name, clt_pipeline_schedule *out);
+
 typedef enum {
     CLT_SPLIT_EQUAL = 0,       /* the batch in equal shares (the first devices get one more) */
     CLT_SPLIT_WEIGHTS = 1,     /* in proportion to split_weights */
@@ -509,10 +542,20 @@ typedef struct {
     int rebalance_every;          /* data, CLT_SPLIT_AUTO: steps between re-measurements (20) */
     int verify_replicas;          /* data: after each update, check that every replica holds the
                                    * same bits as device 0 (slow: a debugging aid) */
+    int micro_batches;            /* model: micro-batches per step (default 1), 1..65536; a batch
+                                   * of B splits into min(B, micro_batches) as equal as can be */
+    clt_pipeline_schedule pipeline;   /* model: the schedule (default CLT_PIPELINE_NAIVE) */
+    int pipelines;                /* model, hybrid: P data-parallel copies of the pipeline (default
+                                   * 1). With a placement on devices 0..D-1, copy p runs on devices
+                                   * p*D .. p*D+D-1 (the runtime needs P*D); without one, each copy
+                                   * gets runtime devices / P, partitioned alike. The batch is split
+                                   * between the copies and matching stages all-reduce their
+                                   * gradients before the update. */
 } clt_train_params;
 
 /* Cross-entropy, SGD lr 0.01 without momentum, constant schedule, no clipping, max_batch 256,
- * seed 1, device 0, numerics checked, no accumulation, one device (CLT_PARALLEL_NONE). */
+ * seed 1, device 0, numerics checked, no accumulation, one device (CLT_PARALLEL_NONE), one
+ * micro-batch, the naive pipeline, one pipeline. */
 CLT_API clt_train_params clt_train_params_default(void);
 CLT_API clt_optimizer clt_sgd(float lr, float momentum, float weight_decay, int nesterov);
 CLT_API clt_optimizer clt_adam(float lr);

@@ -39,6 +39,7 @@ typedef struct {
 struct clt__comm {
     clt_runtime *rt;
     int n;
+    clt__worker **members;        /* rank r's worker */
     bool unified;                 /* every device shares host memory: the ring maps buffers */
     rank_state *ranks;
     atomic_bool aborted;
@@ -56,15 +57,23 @@ static int mod(int a, int n) { return ((a % n) + n) % n; }
 
 clt_status clt__comm_create(clt__comm **out, clt_runtime *rt)
 {
+    return clt__comm_create_group(out, rt, NULL, rt->nworkers);
+}
+
+clt_status clt__comm_create_group(clt__comm **out, clt_runtime *rt, const int *devices, int n)
+{
     *out = NULL;
-    int n = rt->nworkers;
+    CLT_ASSERT(n > 0, CLT_ERR_STATE);
     clt__comm *c = calloc(1, sizeof *c);
     rank_state *ranks = aligned_alloc(_Alignof(rank_state), (size_t)n * sizeof *ranks);
-    if (!c || !ranks) {
+    clt__worker **members = calloc((size_t)n, sizeof *members);
+    if (!c || !ranks || !members) {
         free(c);
         free(ranks);
+        free(members);
         return clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
     }
+    for (int i = 0; i < n; i++) members[i] = &rt->workers[devices ? devices[i] : i];
     memset(ranks, 0, (size_t)n * sizeof *ranks);
     pthread_condattr_t attr;
     pthread_condattr_init(&attr);
@@ -77,8 +86,9 @@ clt_status clt__comm_create(clt__comm **out, clt_runtime *rt)
     pthread_condattr_destroy(&attr);
     c->rt = rt;
     c->n = n;
+    c->members = members;
     c->unified = true;
-    for (int i = 0; i < n; i++) c->unified &= rt->workers[i].dev->info.unified_memory != 0;
+    for (int i = 0; i < n; i++) c->unified &= members[i]->dev->info.unified_memory != 0;
     c->ranks = ranks;
     atomic_init(&c->aborted, false);
     pthread_mutex_init(&c->abort_lock, NULL);
@@ -110,12 +120,13 @@ void clt__comm_destroy(clt__comm *c)
     if (!c) return;
     for (int i = 0; i < c->n; i++) {
         if (c->ranks[i].staging)   /* unmapping needs the worker's queue, so its thread */
-            clt__worker_call(&c->rt->workers[i], release_task, &c->ranks[i]);
+            clt__worker_call(c->members[i], release_task, &c->ranks[i]);
         pthread_mutex_destroy(&c->ranks[i].lock);
         pthread_cond_destroy(&c->ranks[i].cv);
     }
     pthread_mutex_destroy(&c->abort_lock);
     free(c->ranks);
+    free(c->members);
     free(c);
 }
 
@@ -179,9 +190,19 @@ static void comm_abort(clt__comm *c, int rank, clt_status st, const char *msg)
     }
 }
 
+void clt__comm_abort(clt__comm *c, int device, clt_status st, const char *msg)
+{
+    int rank = -1;
+    for (int r = 0; r < c->n; r++)
+        if (c->members[r]->index == device) rank = r;
+    char full[sizeof c->abort_msg];
+    snprintf(full, sizeof full, "device %d: %s", device, msg);
+    comm_abort(c, rank, st, rank < 0 ? full : msg);
+}
+
 static const char *rank_name(const clt__comm *c, int rank)
 {
-    return clt__worker_name(&c->rt->workers[rank]);
+    return clt__worker_name(c->members[rank]);
 }
 
 static clt_status aborted_error(const rank_run *x)
@@ -192,8 +213,12 @@ static clt_status aborted_error(const rank_run *x)
     int who = c->abort_rank;
     memcpy(msg, c->abort_msg, sizeof msg);
     pthread_mutex_unlock(&c->abort_lock);
+    if (who < 0)   /* stopped from outside the group (clt__comm_abort) */
+        return clt__fail(CLT_ERR_ABORTED, "%s on device %d (%s) stopped: %s", x->what,
+                         c->members[x->me]->index, rank_name(c, x->me), msg);
     return clt__fail(CLT_ERR_ABORTED, "%s on device %d (%s) stopped: device %d (%s) failed: %s",
-                     x->what, x->me, rank_name(c, x->me), who, rank_name(c, who), msg);
+                     x->what, c->members[x->me]->index, rank_name(c, x->me), c->members[who]->index,
+                     rank_name(c, who), msg);
 }
 
 /* Waits until rank `peer` has reached `target` in this call, the group aborts, or the timeout. */
@@ -222,7 +247,8 @@ static clt_status wait_peer(rank_run *x, int peer, uint64_t target)
     return clt__fail(CLT_ERR_TIMEOUT,
                      "%s on device %d (%s): device %d (%s) made no progress for %g s (waited for "
                      "%s of call %u)",
-                     x->what, x->me, rank_name(x->c, x->me), peer, rank_name(x->c, peer),
+                     x->what, x->c->members[x->me]->index, rank_name(x->c, x->me),
+                     x->c->members[peer]->index, rank_name(x->c, peer),
                      x->timeout, units == UNITS_DONE ? "the end" : "a step",
                      (unsigned)(target >> 32));
 }
@@ -281,9 +307,10 @@ static clt_status run_begin(rank_run *x, clt__comm *c, clt__worker *w,
     x->algo = o && o->algo != CLT_ALGO_AUTO ? o->algo : CLT_ALGO_RING;
     x->chunk_bytes = o && o->chunk_bytes ? o->chunk_bytes : CHUNK_BYTES_DEFAULT;
     x->timeout = o && o->timeout_s > 0 ? o->timeout_s : TIMEOUT_DEFAULT;
-    x->me = w->index;
-    if (x->me < 0 || x->me >= c->n || &c->rt->workers[x->me] != w) {
-        x->me = -1;
+    x->me = -1;
+    for (int r = 0; r < c->n; r++)
+        if (c->members[r] == w) x->me = r;
+    if (x->me < 0) {
         return clt__fail(CLT_ERR_INVALID_ARG, "%s: worker %d is not a rank of this group", what,
                          w->index);
     }

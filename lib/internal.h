@@ -253,6 +253,7 @@ typedef struct {
     size_t w_count, b_count;
     size_t param_off;               /* first parameter in the model's flat numbering */
     size_t saved_per_sample;        /* floats kept from forward for backward, per sample */
+    int device;                     /* model parallel: clt_model_place's device, -1 unplaced */
 } clt__layer;
 
 struct clt_model {
@@ -346,17 +347,31 @@ clt_status clt__net_forward(clt__net *n, size_t batch, int training, uint64_t se
 /* Backward from dout (B, out numel); din (B, in numel) is written when din.mem is set. */
 clt_status clt__net_backward(clt__net *n, size_t batch, clt__view dout, clt__view din,
                              uint64_t seed);
+/* The same over rows [row, row + batch) of the activation buffers, which hold max_batch rows:
+ * a pipeline keeps several micro-batches alive at once at their own rows. The input rows are
+ * read from n->input at that row, din is written where its view says. */
+clt_status clt__net_forward_rows(clt__net *n, size_t row, size_t batch, int training, uint64_t seed);
+clt_status clt__net_backward_rows(clt__net *n, size_t row, size_t batch, clt__view dout,
+                                  clt__view din, uint64_t seed);
 /* Loss of the last forward against labels/targets already in n->labels / n->targets. Writes
  * the loss gradient (scaled by grad_scale per row) into n->gbuf[0] when want_grad; *sum is
  * the plain sum of the per-row losses, added in row order in double. */
 clt_status clt__net_loss(clt__net *n, clt_loss loss, size_t batch, float grad_scale,
                          int want_grad, double *sum);
+/* The loss of output rows [row, row + batch); the labels/targets of those rows sit at the start
+ * of n->labels / n->targets, and the gradient at the start of n->gbuf[0]. */
+clt_status clt__net_loss_rows(clt__net *n, clt_loss loss, size_t row, size_t batch,
+                              float grad_scale, int want_grad, double *sum);
 /* Sum of squares of count floats of g from its offset, in a fixed order. */
 clt_status clt__net_sumsq(clt__net *n, clt__view g, size_t count, double *out);
 /* One optimizer update of params[off, off + count) from the gradients at g (step counts from
  * 1). The optimizer state covers those count elements only: every call names the same range. */
 clt_status clt__net_optimizer_step(clt__net *n, const clt_optimizer *o, float lr, long step,
                                    float grad_scale, size_t off, size_t count, clt__view g);
+
+/* From any thread: reads or writes count floats of buf (w's) from element off, on w's thread,
+ * blocking (parameters and gradients to and from the host). */
+clt_status clt__buffer_io(clt__worker *w, cl_mem buf, size_t off, size_t count, float *host, int write);
 
 /* ---- trainer and its strategies (lib/trainer.c, lib/strategy_*.c) -------------------------- */
 
@@ -416,6 +431,10 @@ struct clt__strategy_ops {
 };
 
 extern const clt__strategy_ops clt__strategy_data;   /* one device, or a replica on each */
+extern const clt__strategy_ops clt__strategy_model;  /* layers in stages on devices, a pipeline */
+/* Test hook of a CLT_PARALLEL_MODEL trainer: runtime device `device` fails a real OpenCL command
+ * instead of running instruction `op` of its list, in every later pipeline run; -1 turns it off. */
+void clt__model_inject_fault(clt_trainer *t, int device, size_t op);
 
 /* The numbers every strategy shares: the loss gradient's scale for a global batch and the mean
  * of a loss sum; the clipping factor for a gradient sum of squares (CLT_ERR_NUMERIC when the
@@ -450,6 +469,95 @@ typedef struct {
 clt_status clt__checkpoint_parse(const uint8_t *buf, size_t len, const char *name,
                                  clt__checkpoint *out);
 void clt__checkpoint_free(clt__checkpoint *c);
+
+/* ---- device-to-device transfers (lib/transfer.c) ------------------------------------------- */
+
+/* A link carries float messages from one worker's buffers to another's. Each side runs its half
+ * on its own worker thread: the sender never touches the receiver's queue, nor the receiver the
+ * sender's. Inside one context the receiver's queue copies straight from the sender's buffer
+ * (clEnqueueCopyBuffer waiting on a marker event of the sender's queue); across contexts the
+ * sender's worker reads the message chunk by chunk into a pinned staging buffer (its own,
+ * CL_MEM_ALLOC_HOST_PTR, mapped) and the receiver's worker writes each chunk to its buffer as
+ * soon as it is posted, so the read of chunk k+1 overlaps the write of chunk k.
+ *
+ * A send never waits for the receiver, which is what lets a pipeline schedule run without
+ * deadlock: messages are numbered by a call tag and a slot (the micro-batch), and each message
+ * sits at its own offset `at` of the link's staging (the row offset of its micro-batch), so a
+ * slot is written once per tag. The sender's source rows and the staging stay untouched until
+ * the receiver's queue has finished with them: the caller reuses a slot with a new tag only
+ * after both sides' tasks of the last tag returned (and drained their queues).
+ *
+ * Links share a group: its abort wakes every waiting receiver (CLT_ERR_ABORTED naming the
+ * device that failed), and every wait is bounded by the group's timeout (CLT_ERR_TIMEOUT). */
+typedef struct clt__xfer_group clt__xfer_group;
+typedef struct clt__link clt__link;
+
+/* timeout_s <= 0: 300 s. */
+clt_status clt__xfer_group_create(clt__xfer_group **out, double timeout_s);
+void clt__xfer_group_destroy(clt__xfer_group *g);
+/* Records the first failure (device index and message) and wakes every waiter. */
+void clt__xfer_group_abort(clt__xfer_group *g, int device, clt_status st, const char *msg);
+/* Clears an abort; call while no side is inside a send or receive. */
+void clt__xfer_group_reset(clt__xfer_group *g);
+
+/* A link from worker `from` to worker `to` with room for cap floats (the largest at + count)
+ * and `slots` messages per tag; chunk_floats 0: 256 Ki floats (1 MiB). Staging is made on the
+ * sender's first send. Destroy from any thread but the receiver's while a receive runs. */
+clt_status clt__link_create(clt__link **out, clt__xfer_group *g, clt__worker *from,
+                            clt__worker *to, size_t cap, int slots, size_t chunk_floats);
+void clt__link_destroy(clt__link *l);
+/* Whether the link copies inside one context (true) or through host staging. */
+bool clt__link_direct(const clt__link *l);
+/* On the sender's thread: message `slot` of call `tag` is count floats of src. Returns once the
+ * data is in staging (or, inside one context, once a marker behind it is queued). */
+clt_status clt__link_send(clt__link *l, uint32_t tag, int slot, size_t at, clt__view src,
+                          size_t count);
+/* On the receiver's thread: waits for that message and enqueues its copy into dst on the
+ * receiver's queue (later commands of that queue see it). count and at must match the send. */
+clt_status clt__link_recv(clt__link *l, uint32_t tag, int slot, size_t at, clt__view dst,
+                          size_t count);
+
+/* ---- pipeline schedules (lib/pipeline.c) ---------------------------------------------------- */
+
+/* One instruction of a pipeline schedule: what stage `stage` does with micro-batch `mb`. */
+typedef enum {
+    CLT__OP_FWD = 0,          /* forward of the stage's layers (stage 0 uploads the inputs) */
+    CLT__OP_BWD,              /* backward (the last stage computes the loss first) */
+    CLT__OP_SEND_ACT,         /* output rows to stage + 1 */
+    CLT__OP_RECV_ACT,         /* input rows from stage - 1 */
+    CLT__OP_SEND_GRAD,        /* input gradient rows to stage - 1 */
+    CLT__OP_RECV_GRAD,        /* output gradient rows from stage + 1 */
+    CLT__OP_OUTPUT            /* forward only, last stage: read outputs (and the loss) back */
+} clt__op_kind;
+
+typedef struct {
+    int kind;                 /* clt__op_kind */
+    int stage, mb;
+} clt__op;
+
+/* Per-device instruction lists for a pipeline: the generator writes each stage's list from the
+ * schedule's rule, then merges the stages that share a device by simulating the run (sends
+ * never wait, a receive waits for its send), which also proves the lists deadlock-free. */
+typedef struct {
+    clt_pipeline_schedule kind;
+    int nstages, ndev, micro, train;
+    clt__op **ops;            /* ops[d]: device d's list, in order */
+    size_t *nops;
+} clt__schedule;
+
+/* stage_dev[s] in 0..ndev-1 is the device of stage s. train 0: forward only (every schedule is
+ * then all forwards, with OUTPUT on the last stage). */
+clt_status clt__schedule_build(clt__schedule **out, clt_pipeline_schedule kind, int nstages,
+                               const int *stage_dev, int ndev, int micro, int train);
+void clt__schedule_free(clt__schedule *s);
+const char *clt__op_name(int kind);
+
+/* Automatic partitioning: contiguous ranges of layers to devices in order (a device may get
+ * none) minimising the slowest device's total of cost[d * nlayers + i] (layer i's measured time
+ * on device d), with each device's total of mem[i] within cap[d]. Writes device_of[i].
+ * CLT_ERR_OUT_OF_DEVICE_MEMORY when no split fits. */
+clt_status clt__partition(int nlayers, int ndev, const double *cost, const double *mem,
+                          const double *cap, int *device_of);
 
 /* ---- runtime (lib/runtime.c) --------------------------------------------------------------- */
 
@@ -494,9 +602,15 @@ clt_status clt__runtime_parallel(clt_runtime *rt, clt__task_fn fn, void *args, s
  * (CLT_ERR_ABORTED) until clt__comm_reset(), which must be called while no rank is inside
  * a collective (the public functions do it after a failed call). */
 clt_status clt__comm_create(clt__comm **out, clt_runtime *rt);
+/* A group of n ranks over some of the runtime's devices: rank r is device devices[r] (each
+ * device at most once; NULL: rank r is device r). Messages name devices by runtime index. */
+clt_status clt__comm_create_group(clt__comm **out, clt_runtime *rt, const int *devices, int n);
 /* Frees the staging buffers (on their workers' threads) and the group. NULL is fine. */
 void clt__comm_destroy(clt__comm *c);
 void clt__comm_reset(clt__comm *c);
+/* Aborts the group from outside a call: runtime device `device` failed elsewhere (a member or
+ * not), so ranks waiting for it, or about to, stop with CLT_ERR_ABORTED. */
+void clt__comm_abort(clt__comm *c, int device, clt_status st, const char *msg);
 /* The runtime's own group, created on first use; the caller holds rt->comm_lock. */
 clt_status clt__runtime_comm(clt_runtime *rt, clt__comm **out);
 

@@ -192,6 +192,7 @@ clt_status clt_model_add(clt_model *m, clt_layer_desc desc)
         m->cap = nc;
     }
     l.param_off = m->nparams;
+    l.device = -1;
     m->nparams += np;
     m->layers[m->nlayers++] = l;
     return CLT_OK;
@@ -230,6 +231,30 @@ clt_status clt_model_param_shape(const clt_model *m, int layer, const char *name
     return CLT_OK;
 }
 
+clt_status clt_model_place(clt_model *m, int first_layer, int last_layer, int device)
+{
+    if (!m) return clt__fail(CLT_ERR_INVALID_ARG, "clt_model_place: model is NULL");
+    if (first_layer < 0 || last_layer < first_layer || last_layer >= m->nlayers)
+        return clt__fail(CLT_ERR_INVALID_ARG, "clt_model_place: layers %d..%d are not a range of "
+                         "the model's layers 0..%d", first_layer, last_layer, m->nlayers - 1);
+    if (device < 0)
+        return clt__fail(CLT_ERR_INVALID_ARG, "clt_model_place: device %d is negative", device);
+    for (int i = first_layer; i <= last_layer; i++)
+        if (m->layers[i].device >= 0)
+            return clt__fail(CLT_ERR_INVALID_ARG, "clt_model_place: layer %d (%s) is already placed "
+                             "on device %d: ranges %d..%d and an earlier one overlap", i,
+                             clt__layer_kind_name(m->layers[i].desc.kind), m->layers[i].device,
+                             first_layer, last_layer);
+    for (int i = first_layer; i <= last_layer; i++) m->layers[i].device = device;
+    return CLT_OK;
+}
+
+int clt_model_placement(const clt_model *m, int layer)
+{
+    if (!m || layer < 0 || layer >= m->nlayers) return -1;
+    return m->layers[layer].device;
+}
+
 clt_status clt__model_clone(const clt_model *m, clt_model **out)
 {
     clt_model *c = calloc(1, sizeof *c);
@@ -265,6 +290,7 @@ const char *clt_model_describe(clt_model *m)
                          shape_str(l->in, a, sizeof a), shape_str(l->out, b, sizeof b));
         if (l->w_count + l->b_count)
             clt__sbuf_printf(&buf, &len, &cap, ", %zu params", l->w_count + l->b_count);
+        if (l->device >= 0) clt__sbuf_printf(&buf, &len, &cap, ", on device %d", l->device);
         clt__sbuf_printf(&buf, &len, &cap, "\n");
     }
     clt__sbuf_printf(&buf, &len, &cap, "%zu parameters\n", m->nparams);

@@ -86,8 +86,8 @@ clt_status clt__net_create(clt__worker *w, const clt_model *m, int first, int la
 
 clt__view clt__net_output(const clt__net *n) { return (clt__view){n->acts[n->last - n->first], 0}; }
 
-/* The io block of layer i (model index) for a batch. */
-static clt__layer_io io_of(clt__net *n, int i, size_t batch, int training, uint64_t seed)
+/* The io block of layer i (model index) for rows [row, row + batch) of the buffers. */
+static clt__layer_io io_of(clt__net *n, int i, size_t row, size_t batch, int training, uint64_t seed)
 {
     const clt__layer *l = &n->m->layers[i];
     int k = i - n->first;
@@ -96,21 +96,29 @@ static clt__layer_io io_of(clt__net *n, int i, size_t batch, int training, uint6
     io.w = n->w;
     io.batch = batch;
     io.training = training;
+    /* Dropout hashes (seed, element index in the whole batch): row0 places a data-parallel
+     * rank's rows in the global batch, `row` a micro-batch's rows within this call. */
     io.seed = seed ^ (0xD1B54A32D192ED03ull * (uint64_t)(i + 1));
-    io.row0 = n->row0;
-    io.in = (clt__view){k ? n->acts[k - 1] : n->input, 0};
-    io.out = (clt__view){n->acts[k], 0};
+    io.row0 = n->row0 + row;
+    io.in = (clt__view){k ? n->acts[k - 1] : n->input, row * l->in_numel};
+    io.out = (clt__view){n->acts[k], row * l->out_numel};
     io.params = (clt__view){n->params, l->param_off - n->param_base};
     io.grads = (clt__view){n->grads, l->param_off - n->param_base};
-    io.saved = (clt__view){n->saved, n->saved_off[k]};
+    io.saved = (clt__view){n->saved, n->saved_off[k] + row * l->saved_per_sample};
     io.scratch = (clt__view){n->scratch, 0};
     return io;
 }
 
 clt_status clt__net_forward(clt__net *n, size_t batch, int training, uint64_t seed)
 {
+    return clt__net_forward_rows(n, 0, batch, training, seed);
+}
+
+clt_status clt__net_forward_rows(clt__net *n, size_t row, size_t batch, int training, uint64_t seed)
+{
+    CLT_ASSERT(row + batch <= n->max_batch, CLT_ERR_STATE);
     for (int i = n->first; i <= n->last; i++) {
-        clt__layer_io io = io_of(n, i, batch, training, seed);
+        clt__layer_io io = io_of(n, i, row, batch, training, seed);
         clt_status st = clt__layer_forward(&n->m->layers[i], &io);
         if (st != CLT_OK) return st;
     }
@@ -120,9 +128,16 @@ clt_status clt__net_forward(clt__net *n, size_t batch, int training, uint64_t se
 clt_status clt__net_backward(clt__net *n, size_t batch, clt__view dout, clt__view din,
                              uint64_t seed)
 {
+    return clt__net_backward_rows(n, 0, batch, dout, din, seed);
+}
+
+clt_status clt__net_backward_rows(clt__net *n, size_t row, size_t batch, clt__view dout,
+                                  clt__view din, uint64_t seed)
+{
+    CLT_ASSERT(row + batch <= n->max_batch, CLT_ERR_STATE);
     int flip = (dout.mem == n->gbuf[0]) ? 1 : 0;   /* the buffer dout is not in */
     for (int i = n->last; i >= n->first; i--) {
-        clt__layer_io io = io_of(n, i, batch, 1, seed);
+        clt__layer_io io = io_of(n, i, row, batch, 1, seed);
         io.dout = dout;
         if (i > n->first)
             io.din = (clt__view){n->gbuf[flip], 0};
@@ -139,9 +154,16 @@ clt_status clt__net_backward(clt__net *n, size_t batch, clt__view dout, clt__vie
 clt_status clt__net_loss(clt__net *n, clt_loss loss, size_t batch, float grad_scale,
                          int want_grad, double *sum)
 {
+    return clt__net_loss_rows(n, loss, 0, batch, grad_scale, want_grad, sum);
+}
+
+clt_status clt__net_loss_rows(clt__net *n, clt_loss loss, size_t row, size_t batch,
+                              float grad_scale, int want_grad, double *sum)
+{
     clt__worker *w = n->w;
     cl_uint B = (cl_uint)batch, C = (cl_uint)n->m->layers[n->last].out_numel;
-    clt__view z = clt__net_output(n);
+    CLT_ASSERT(row + batch <= n->max_batch, CLT_ERR_STATE);
+    clt__view z = clt__at(clt__net_output(n), row * C);
     cl_ulong go = 0;
     cl_int wg = want_grad != 0;
     clt_status st;
@@ -217,4 +239,27 @@ clt_status clt__net_optimizer_step(clt__net *n, const clt_optimizer *o, float lr
                       CLT_ARG(g.mem), CLT_ARG(g.off), CLT_ARG(n->opt[0]), CLT_ARG(n->opt[1]), CLT_ARG(lr),
                       CLT_ARG(o->beta1), CLT_ARG(o->beta2), CLT_ARG(o->eps), CLT_ARG(o->weight_decay),
                       CLT_ARG(decoupled), CLT_ARG(bc1), CLT_ARG(bc2s), CLT_ARG(grad_scale));
+}
+
+typedef struct {
+    cl_mem buf;
+    size_t off, count;
+    float *host;
+    int write;
+} io_job;
+
+static clt_status io_task(clt__worker *w, void *arg)
+{
+    io_job *a = arg;
+    size_t bytes = a->count * sizeof(float), at = a->off * sizeof(float);
+    cl_int err = a->write ? clEnqueueWriteBuffer(w->queue, a->buf, CL_TRUE, at, bytes, a->host, 0, NULL, NULL)
+                          : clEnqueueReadBuffer(w->queue, a->buf, CL_TRUE, at, bytes, a->host, 0, NULL, NULL);
+    return err == CL_SUCCESS ? CLT_OK
+                             : clt__fail_cl(err, clt__worker_name(w), a->write ? "writing parameters" : "reading parameters");
+}
+
+clt_status clt__buffer_io(clt__worker *w, cl_mem buf, size_t off, size_t count, float *host, int write)
+{
+    io_job a = {buf, off, count, host, write};
+    return clt__worker_call(w, io_task, &a);
 }

@@ -251,13 +251,43 @@ static clt_status run_ranks(clt_trainer *t, data_state *s, clt__task_fn fn, rank
 /* ---- the strategy ------------------------------------------------------------------------- */
 
 typedef struct {
+    clt_trainer *t;
     data_state *s;
     int rank;
     const clt_model *m;
     size_t max_batch;
     const float *init;
-    size_t padded;
 } create_job;
+
+/* One step over `rows` rows of zeros with learning rate 0 on this rank alone, then everything
+ * it touched back to zero. It compiles every kernel a step uses (CLBlast picks kernels by size)
+ * while no other device runs: PoCL 3.1's CPU driver can abort (pocl_release_dlhandle_cache)
+ * when one device compiles a kernel while another runs one. */
+static clt_status warm_up(clt__worker *w, clt_trainer *t, data_state *s, int rank, size_t rows)
+{
+    clt__net *n = s->nets[rank];
+    size_t off = (size_t)rank * s->shard, C = out_numel(t);
+    clt_status st = clt__zero(w, (clt__view){n->input, 0}, rows * in_numel(t));
+    if (st == CLT_OK) st = clt__zero(w, (clt__view){n->labels, 0}, rows);   /* class 0 */
+    if (st == CLT_OK) st = clt__zero(w, (clt__view){n->targets, 0}, rows * C);
+    if (st == CLT_OK) st = clt__net_forward(n, rows, 1, 0);
+    double unused;
+    if (st == CLT_OK) st = clt__net_loss(n, t->p.loss, rows, 1.0f, 1, &unused);
+    if (st == CLT_OK)
+        st = clt__net_backward(n, rows, (clt__view){n->gbuf[0], 0}, (clt__view){NULL, 0}, 0);
+    if (st == CLT_OK) st = clt__zero(w, (clt__view){n->grads, 0}, n->padded);
+    if (st == CLT_OK) st = clt__net_sumsq(n, (clt__view){n->grads, off}, s->shard, &unused);
+    /* zero gradients and rate: the parameters stay as they are; the optimizer state is reset */
+    if (st == CLT_OK)
+        st = clt__net_optimizer_step(n, &t->p.optim, 0.0f, 1, 1.0f, off, s->shard, (clt__view){n->grads, off});
+    for (int i = 0; i < 2 && st == CLT_OK; i++)
+        if (n->opt[i]) st = clt__zero(w, (clt__view){n->opt[i], 0}, n->opt_count);
+    if (st == CLT_OK) {
+        cl_int err = clFinish(w->queue);
+        if (err != CL_SUCCESS) st = clt__fail_cl(err, clt__worker_name(w), "warming up");
+    }
+    return st;
+}
 
 static clt_status create_rank(clt__worker *w, void *arg)
 {
@@ -271,7 +301,11 @@ static clt_status create_rank(clt__worker *w, void *arg)
                                           j->init, 0, NULL, NULL);
         if (err != CL_SUCCESS) return clt__fail_cl(err, clt__worker_name(w), "uploading the parameters");
     }
-    return CLT_OK;
+    /* the largest share a rank can get, and the equal share */
+    size_t share = (j->max_batch + (size_t)j->s->n - 1) / (size_t)j->s->n;
+    st = warm_up(w, j->t, j->s, j->rank, j->max_batch);
+    if (st == CLT_OK && share != j->max_batch) st = warm_up(w, j->t, j->s, j->rank, share);
+    return st;
 }
 
 static clt_status destroy_rank(clt__worker *w, void *arg)
@@ -324,7 +358,7 @@ static clt_status data_create(clt_trainer *t, const float *init)
     s->shard = (t->model->nparams + (size_t)n - 1) / (size_t)n;
     s->copts = clt_collective_options_default();
     clt_status st = CLT_OK;
-    for (int r = 0; r < n; r++) jobs[r] = (create_job){s, r, t->model, t->p.max_batch, init, 0};
+    for (int r = 0; r < n; r++) jobs[r] = (create_job){t, s, r, t->model, t->p.max_batch, init};
     /* one rank at a time: each allocates its own buffers, and a failure stops the rest */
     for (int r = 0; r < n && st == CLT_OK; r++)
         st = clt__worker_call(&t->rt->workers[s->dev[r]], create_rank, &jobs[r]);

@@ -53,6 +53,9 @@ clt_train_params clt_train_params_default(void)
     p.parallel = CLT_PARALLEL_NONE;
     p.split = CLT_SPLIT_EQUAL;
     p.rebalance_every = 20;
+    p.micro_batches = 1;
+    p.pipeline = CLT_PIPELINE_NAIVE;
+    p.pipelines = 1;
     return p;
 }
 
@@ -124,6 +127,14 @@ static clt_status check_params(const clt_train_params *p, const clt_runtime *rt)
         if (!(sum > 0)) return clt__fail(CLT_ERR_INVALID_ARG, "the split weights add up to 0");
     }
     if (p->rebalance_every < 0) return clt__fail(CLT_ERR_INVALID_ARG, "rebalance_every is negative");
+    if (p->micro_batches < 1 || p->micro_batches > 65536)
+        return clt__fail(CLT_ERR_INVALID_ARG, "micro_batches %d must be in 1..65536", p->micro_batches);
+    if (p->pipeline != CLT_PIPELINE_NAIVE && p->pipeline != CLT_PIPELINE_GPIPE && p->pipeline != CLT_PIPELINE_1F1B)
+        return clt__fail(CLT_ERR_INVALID_ARG, "unknown pipeline schedule %d (naive %d, gpipe %d, 1f1b %d)",
+                         (int)p->pipeline, CLT_PIPELINE_NAIVE, CLT_PIPELINE_GPIPE, CLT_PIPELINE_1F1B);
+    if (p->pipelines < 1 || p->pipelines > rt->nworkers)
+        return clt__fail(CLT_ERR_INVALID_ARG, "pipelines %d must be in 1..%d (the runtime's devices)",
+                         p->pipelines, rt->nworkers);
     return CLT_OK;
 }
 
@@ -194,8 +205,6 @@ clt_status clt_trainer_create(clt_trainer **out, clt_runtime *rt, const clt_mode
     clt_train_params p = params ? *params : clt_train_params_default();
     clt_status st = check_params(&p, rt);
     if (st != CLT_OK) return st;
-    if (p.parallel == CLT_PARALLEL_MODEL)
-        return clt__fail(CLT_ERR_UNSUPPORTED, "clt_trainer_create: model parallelism is not built yet");
 
     clt_trainer *t = calloc(1, sizeof *t);
     float *init = NULL;
@@ -203,7 +212,7 @@ clt_status clt_trainer_create(clt_trainer **out, clt_runtime *rt, const clt_mode
     t->rt = rt;
     t->p = p;
     t->p.split_weights = NULL;   /* the caller's array is not ours to keep: strategies copy it */
-    t->ops = &clt__strategy_data;
+    t->ops = p.parallel == CLT_PARALLEL_MODEL ? &clt__strategy_model : &clt__strategy_data;
     st = clt__model_clone(m, &t->model);
     if (st == CLT_OK && !(init = malloc((m->nparams ? m->nparams : 1) * sizeof *init)))
         st = clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory (%zu parameters)", m->nparams);

@@ -65,38 +65,67 @@ static int bench_dispatch(const char *spec, int iters, int json)
     return 0;
 }
 
-/* Training steps of a named model on random data after warm-up: samples/s without profiling,
- * then the same steps with profiling events to split the step into kernels, transfers and the
- * rest (host work and dispatch). */
-static int bench_train(const char *spec, const char *model, size_t batch, int steps, int json,
-                       clt_parallel parallel, clt_split split)
+/* What `bench train` runs: a model, a batch, and how the devices share the work. */
+typedef struct {
+    const char *spec, *model;
+    size_t batch;
+    int steps, json;
+    clt_parallel parallel;
+    int schedule;             /* clt_pipeline_schedule, or -1: one device, naive, gpipe, 1f1b */
+    int micro;                /* micro-batches of gpipe and 1f1b (naive runs the batch whole) */
+    int seed_placement;       /* model: the seed's placement instead of the automatic one */
+    clt_split split;          /* data: how the batch is shared */
+} train_args;
+
+typedef struct {
+    double sps, kfrac, tfrac, kernels;
+    int devices;
+    char name[160];
+    size_t split[16];         /* data parallel: the last step's rows per device */
+} train_result;
+
+/* Training steps on random data after warm-up: samples/s without profiling, then the same steps
+ * with profiling events to split device 0's time into kernels, transfers and the rest (host work,
+ * dispatch, and in a pipeline the waits for the other devices). */
+static int train_run(const train_args *a, clt_parallel parallel, int schedule, int micro, train_result *r)
 {
     clt_model *m;
-    clt_status st = tool_model_build(model, &m);
+    clt_status st = tool_model_build(a->model, &m);
     if (st != CLT_OK) return 2;
-    size_t in = clt_shape_numel(clt_model_input_shape(m));
+    if (parallel == CLT_PARALLEL_MODEL && a->seed_placement) {
+        if (strcmp(a->model, "seed-mlp")) {
+            fprintf(stderr, "cltrain bench: --placement seed needs --model seed-mlp\n");
+            clt_model_destroy(m);
+            return 2;
+        }
+        /* PyTorch's ModelParallelNN: fc1 (and its relu) on 0; fc2, fc3 on 1; fc4 on 0 */
+        st = clt_model_place(m, 0, 1, 0);
+        if (st == CLT_OK) st = clt_model_place(m, 2, 5, 1);
+        if (st == CLT_OK) st = clt_model_place(m, 6, 6, 0);
+    }
+    size_t batch = a->batch, in = clt_shape_numel(clt_model_input_shape(m));
     float *x = malloc(batch * in * sizeof *x);
     int32_t *y = malloc(batch * sizeof *y);
-    uint64_t r = 12345;
+    uint64_t rnd = 12345;
     for (size_t i = 0; i < batch * in; i++) {
-        r = r * 6364136223846793005ull + 1442695040888963407ull;
-        x[i] = (float)(r >> 40) / 16777216.0f - 0.5f;
+        rnd = rnd * 6364136223846793005ull + 1442695040888963407ull;
+        x[i] = (float)(rnd >> 40) / 16777216.0f - 0.5f;
     }
     for (size_t i = 0; i < batch; i++) y[i] = (int32_t)(i % 10);
     clt_train_params p = clt_train_params_default();
     p.optim = clt_sgd(0.01f, 0.9f, 0.0f, 0);
     p.max_batch = batch;
     p.parallel = parallel;
-    p.split = split;
+    p.split = a->split;
     p.rebalance_every = 5;
-    double sps = 0, wall = 0;
-    size_t counts[16] = {0};
+    p.pipeline = schedule < 0 ? CLT_PIPELINE_NAIVE : (clt_pipeline_schedule)schedule;
+    p.micro_batches = micro;
+    double wall = 0;
     clt_device_stats ds = {0, 0, 0, 0};
-    int nd = 0;
-    char name[160] = "";
+    memset(r, 0, sizeof *r);
     for (int profiled = 0; profiled < 2 && st == CLT_OK; profiled++) {
         clt_runtime_options o = clt_runtime_options_default();
-        o.devices = spec;
+        o.devices = a->spec;
         o.profiling = profiled;
         clt_runtime *rt = NULL;
         clt_trainer *t = NULL;
@@ -105,18 +134,19 @@ static int bench_train(const char *spec, const char *model, size_t batch, int st
         for (int i = 0; i < 3 && st == CLT_OK; i++) st = clt_trainer_step(t, x, y, batch, NULL);
         if (st == CLT_OK && profiled) st = clt_runtime_device_stats(rt, 0, &ds, 1);
         double t0 = now();
-        for (int i = 0; i < steps && st == CLT_OK; i++) st = clt_trainer_step(t, x, y, batch, NULL);
+        for (int i = 0; i < a->steps && st == CLT_OK; i++) st = clt_trainer_step(t, x, y, batch, NULL);
         double dt = now() - t0;
         if (st == CLT_OK && profiled) {
             st = clt_runtime_device_stats(rt, 0, &ds, 0);
             wall = dt;
         } else if (st == CLT_OK) {
-            sps = (double)batch * steps / dt;
-            nd = clt_runtime_device_count(rt);
-            if (parallel == CLT_PARALLEL_DATA) clt_trainer_split(t, counts, 16);
+            r->sps = (double)batch * a->steps / dt;
+            r->devices = parallel == CLT_PARALLEL_NONE ? 1 : clt_runtime_device_count(rt);
+            memset(r->split, 0, sizeof r->split);
+            if (parallel == CLT_PARALLEL_DATA) clt_trainer_split(t, r->split, 16);
             clt_device_info info;
             clt_runtime_device_info(rt, 0, &info);
-            snprintf(name, sizeof name, "%s", info.name);
+            snprintf(r->name, sizeof r->name, "%s", info.name);
         }
         if (st != CLT_OK) tool_fail("training steps", st);
         clt_trainer_destroy(t);
@@ -125,30 +155,64 @@ static int bench_train(const char *spec, const char *model, size_t batch, int st
     free(x), free(y);
     clt_model_destroy(m);
     if (st != CLT_OK) return 1;
-    double kfrac = ds.kernel_s / wall, tfrac = ds.transfer_s / wall;
-    char split_txt[256] = "";
-    size_t len = 0;
-    for (int i = 0; i < nd && i < 16 && parallel == CLT_PARALLEL_DATA; i++)
-        len += (size_t)snprintf(split_txt + len, sizeof split_txt - len, "%s%zu", i ? "," : "", counts[i]);
-    const char *pname = parallel == CLT_PARALLEL_DATA ? "data" : "none";
-    if (json)
-        printf("{\"bench\":\"train\",\"model\":\"%s\",\"parallel\":\"%s\",\"batch\":%zu,\"steps\":%d,"
-               "\"devices\":%d,\"device\":\"%s\",\"samples_per_s\":%.1f,\"split\":[%s],"
-               "\"kernel_fraction\":%.3f,\"transfer_fraction\":%.3f,\"kernels_per_step\":%.1f}\n",
-               model, pname, batch, steps, nd, name, sps, split_txt, kfrac, tfrac, (double)ds.kernels / steps);
-    else if (parallel == CLT_PARALLEL_DATA)
-        printf("train %s, data parallel on %d devices, batch %zu, %d steps:\n"
-               "  %.1f samples/s, split %s\n"
-               "  profiled, device 0: %.1f%% of the step in kernels, %.1f%% in transfers\n",
-               model, nd, batch, steps, sps, split_txt, 100 * kfrac, 100 * tfrac);
-    else
-        printf("train %s, batch %zu, %d steps on %s:\n"
-               "  %.1f samples/s\n"
-               "  profiled: %.1f%% of the step in kernels, %.1f%% in transfers, %.1f%% other (host),\n"
-               "            %.1f kernels per step\n",
-               model, batch, steps, name, sps, 100 * kfrac, 100 * tfrac, 100 * (1 - kfrac - tfrac),
-               (double)ds.kernels / steps);
+    r->kfrac = ds.kernel_s / wall;
+    r->tfrac = ds.transfer_s / wall;
+    r->kernels = (double)ds.kernels / a->steps;
     return 0;
+}
+
+static const char *parallel_name(clt_parallel p)
+{
+    return p == CLT_PARALLEL_MODEL ? "model" : p == CLT_PARALLEL_DATA ? "data" : "none";
+}
+
+static void train_print(const train_args *a, clt_parallel parallel, int schedule, int micro, const train_result *r)
+{
+    const char *sched = parallel == CLT_PARALLEL_MODEL ? clt_pipeline_schedule_name((clt_pipeline_schedule)schedule) : "-";
+    const char *placement = parallel != CLT_PARALLEL_MODEL ? "-" : a->seed_placement ? "seed" : "auto";
+    char split[256] = "";   /* data parallel: "256,256" */
+    size_t len = 0;
+    for (int i = 0; parallel == CLT_PARALLEL_DATA && i < r->devices && i < 16; i++)
+        len += (size_t)snprintf(split + len, sizeof split - len, "%s%zu", i ? "," : "", r->split[i]);
+    if (a->json) {
+        printf("{\"bench\":\"train\",\"model\":\"%s\",\"batch\":%zu,\"steps\":%d,\"parallel\":\"%s\","
+               "\"schedule\":\"%s\",\"micro_batches\":%d,\"placement\":\"%s\",\"split\":[%s],\"devices\":%d,"
+               "\"device\":\"%s\",\"samples_per_s\":%.1f,\"kernel_fraction\":%.3f,"
+               "\"transfer_fraction\":%.3f,\"kernels_per_step\":%.1f}\n",
+               a->model, a->batch, a->steps, parallel_name(parallel), sched,
+               parallel == CLT_PARALLEL_MODEL ? micro : 1, placement, split, r->devices, r->name, r->sps,
+               r->kfrac, r->tfrac, r->kernels);
+        return;
+    }
+    printf("train %s, batch %zu, %d steps on %d device%s (%s), parallel %s", a->model, a->batch, a->steps,
+           r->devices, r->devices == 1 ? "" : "s", r->name, parallel_name(parallel));
+    if (parallel == CLT_PARALLEL_MODEL) printf(", %s schedule, %d micro-batch%s, %s placement", sched, micro,
+                                               micro == 1 ? "" : "es", placement);
+    if (parallel == CLT_PARALLEL_DATA) printf(", split %s", split);
+    printf(":\n  %.1f samples/s\n"
+           "  profiled: %.1f%% of device 0's step in kernels, %.1f%% in transfers, %.1f%% other (host, waits),\n"
+           "            %.1f kernels per step\n",
+           r->sps, 100 * r->kfrac, 100 * r->tfrac, 100 * (1 - r->kfrac - r->tfrac), r->kernels);
+}
+
+static int bench_train(const train_args *a)
+{
+    train_result r;
+    if (a->parallel != CLT_PARALLEL_MODEL || a->schedule >= 0) {
+        int micro = a->parallel == CLT_PARALLEL_MODEL ? a->micro : 1;
+        int rc = train_run(a, a->parallel, a->schedule < 0 ? 0 : a->schedule, micro, &r);
+        if (!rc) train_print(a, a->parallel, a->schedule < 0 ? 0 : a->schedule, micro, &r);
+        return rc;
+    }
+    /* --schedule all: one device, then each schedule, back to back in this run */
+    int rc = train_run(a, CLT_PARALLEL_NONE, 0, 1, &r);
+    if (!rc) train_print(a, CLT_PARALLEL_NONE, 0, 1, &r);
+    for (int s = CLT_PIPELINE_NAIVE; s <= CLT_PIPELINE_1F1B && !rc; s++) {
+        int micro = s == CLT_PIPELINE_NAIVE ? 1 : a->micro;
+        rc = train_run(a, CLT_PARALLEL_MODEL, s, micro, &r);
+        if (!rc) train_print(a, CLT_PARALLEL_MODEL, s, micro, &r);
+    }
+    return rc;
 }
 
 /* ---- allreduce -------------------------------------------------------------------------------- */
@@ -311,12 +375,16 @@ static void bench_usage(void)
 {
     fprintf(stderr,
             "usage: cltrain bench dispatch [--devices SPEC] [--iters N] [--json]\n"
-            "       cltrain bench train [--model seed-mlp|cnn] [--batch N] [--steps N] [--devices SPEC]\n"
-            "                           [--parallel none|data] [--split equal|auto] [--json]\n"
+            "       cltrain bench train [--model seed-mlp|cnn] [--batch N] [--steps N] [--devices SPEC] [--json]\n"
+            "                           [--parallel none|data|model] [--schedule naive|gpipe|1f1b|all]\n"
+            "                           [--micro-batches M] [--placement seed|auto] [--split equal|auto]\n"
             "       cltrain bench allreduce [--devices SPEC] [--min-bytes A] [--max-bytes B] [--iters N]\n"
             "                               [--algo ring|naive|staged|all] [--chunk-bytes C] [--json]\n"
             "sizes take K, M, G suffixes (powers of 1024); allreduce doubles from A (4K) to B (64M);\n"
-            "staged is the ring forced through host staging; all (the default) runs the three\n");
+            "staged is the ring forced through host staging; all (the default) runs the three;\n"
+            "train --parallel model: --schedule all (the default) runs one device, naive (one\n"
+            "micro-batch), gpipe and 1f1b (M micro-batches, default 4) in turn; placement auto\n"
+            "(the default) partitions by measured layer times, seed is fc1 on 0, fc2-fc3 on 1, fc4 on 0\n");
 }
 
 int cmd_bench(int argc, char **argv)
@@ -328,10 +396,9 @@ int cmd_bench(int argc, char **argv)
     const char *what = argv[1], *model = "seed-mlp";
     int steps = 20;
     long batch = 256;
-    clt_parallel parallel = CLT_PARALLEL_NONE;
-    clt_split split = CLT_SPLIT_EQUAL;
     const int all = (1 << CLT_ALGO_RING) | (1 << CLT_ALGO_NAIVE) | (1 << CLT_ALGO_RING_STAGED);
     allreduce_args ar = {NULL, 4 << 10, 64 << 20, 0, 0, 0, all};
+    train_args ta = {NULL, NULL, 0, 0, 0, CLT_PARALLEL_NONE, -1, 4, 0, CLT_SPLIT_EQUAL};
     for (int i = 2; i < argc; i++) {
         const char *opt = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(opt, "--json")) {
@@ -347,15 +414,42 @@ int cmd_bench(int argc, char **argv)
         else if (!strcmp(opt, "--model")) model = val;
         else if (!strcmp(opt, "--batch")) batch = atol(val);
         else if (!strcmp(opt, "--steps")) steps = atoi(val);
-        else if (!strcmp(opt, "--parallel") && (!strcmp(val, "data") || !strcmp(val, "none")))
-            parallel = !strcmp(val, "data") ? CLT_PARALLEL_DATA : CLT_PARALLEL_NONE;
-        else if (!strcmp(opt, "--split") && (!strcmp(val, "equal") || !strcmp(val, "auto")))
-            split = !strcmp(val, "auto") ? CLT_SPLIT_AUTO : CLT_SPLIT_EQUAL;
         else if (!strcmp(opt, "--iters")) ar.iters = atoi(val) > 0 ? atoi(val) : -1;
         else if (!strcmp(opt, "--min-bytes")) ar.min_bytes = parse_bytes(val);
         else if (!strcmp(opt, "--max-bytes")) ar.max_bytes = parse_bytes(val);
         else if (!strcmp(opt, "--chunk-bytes")) ar.chunk_bytes = parse_bytes(val);
-        else if (!strcmp(opt, "--algo")) {
+        else if (!strcmp(opt, "--parallel")) {
+            ta.parallel = !strcmp(val, "model") ? CLT_PARALLEL_MODEL : !strcmp(val, "data") ? CLT_PARALLEL_DATA
+                          : CLT_PARALLEL_NONE;
+            if (strcmp(val, "model") && strcmp(val, "data") && strcmp(val, "none")) {
+                fprintf(stderr, "cltrain bench: --parallel takes none, data or model\n");
+                return 2;
+            }
+        } else if (!strcmp(opt, "--schedule")) {
+            clt_pipeline_schedule sc;
+            if (!strcmp(val, "all")) {
+                ta.schedule = -1;
+            } else if (clt_pipeline_schedule_parse(val, &sc) == CLT_OK) {
+                ta.schedule = (int)sc;
+            } else {
+                fprintf(stderr, "cltrain bench: --schedule takes naive, gpipe, 1f1b or all\n");
+                return 2;
+            }
+        } else if (!strcmp(opt, "--micro-batches")) {
+            ta.micro = atoi(val);
+        } else if (!strcmp(opt, "--placement")) {
+            if (strcmp(val, "seed") && strcmp(val, "auto")) {
+                fprintf(stderr, "cltrain bench: --placement takes seed or auto\n");
+                return 2;
+            }
+            ta.seed_placement = !strcmp(val, "seed");
+        } else if (!strcmp(opt, "--split")) {
+            if (strcmp(val, "equal") && strcmp(val, "auto")) {
+                fprintf(stderr, "cltrain bench: --split takes equal or auto\n");
+                return 2;
+            }
+            ta.split = !strcmp(val, "auto") ? CLT_SPLIT_AUTO : CLT_SPLIT_EQUAL;
+        } else if (!strcmp(opt, "--algo")) {
             ar.algos = !strcmp(val, "ring") ? 1 << CLT_ALGO_RING
                        : !strcmp(val, "naive") ? 1 << CLT_ALGO_NAIVE
                        : !strcmp(val, "staged") ? 1 << CLT_ALGO_RING_STAGED
@@ -369,13 +463,16 @@ int cmd_bench(int argc, char **argv)
             return 2;
         }
     }
-    if (ar.iters < 0 || steps < 1 || batch < 1 || batch > 65536) {
-        fprintf(stderr, "cltrain bench: --iters and --steps must be at least 1, --batch 1..65536\n");
+    if (ar.iters < 0 || steps < 1 || batch < 1 || batch > 65536 || ta.micro < 1 || ta.micro > 65536) {
+        fprintf(stderr, "cltrain bench: --iters, --steps and --micro-batches must be at least 1, "
+                "--batch 1..65536\n");
         return 2;
     }
     if (!strcmp(what, "dispatch")) return bench_dispatch(ar.spec, ar.iters ? ar.iters : 20000, ar.json);
-    if (!strcmp(what, "train"))
-        return bench_train(ar.spec, model, (size_t)batch, steps, ar.json, parallel, split);
+    if (!strcmp(what, "train")) {
+        ta.spec = ar.spec, ta.model = model, ta.batch = (size_t)batch, ta.steps = steps, ta.json = ar.json;
+        return bench_train(&ta);
+    }
     if (!strcmp(what, "allreduce")) {
         if (ar.min_bytes < sizeof(float) || ar.max_bytes < ar.min_bytes) {
             fprintf(stderr, "cltrain bench: need 4 <= --min-bytes <= --max-bytes\n");

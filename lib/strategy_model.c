@@ -1,0 +1,676 @@
+/* Model parallelism: the layers in stages (runs of consecutive layers on one device, from
+ * clt_model_place or partitioned automatically), activations sent forward and gradients back
+ * through lib/transfer.c links, micro-batches run by a schedule (lib/pipeline.c) that every
+ * device interprets on its own worker, all devices at once.
+ *
+ * Each stage is a clt__net sized for the whole batch (max_batch rows): micro-batch m lives at its
+ * own rows [start_m, start_m + count_m) of every activation, saved-state and gradient buffer,
+ * so any number of micro-batches can be alive at once and no row is written twice in a step.
+ * That keeps sends free of waiting (a message's rows stay put until the step ends) and makes
+ * the result independent of the schedule; the price is that 1F1B's bound on live activations
+ * does not shrink the allocation. The loss scales every micro-batch by 1/(whole batch), and
+ * gradients accumulate in micro-batch order, so the update is the whole batch's.
+ *
+ * Hybrid: P copies of the pipeline (on P times its devices) each take a share of the batch;
+ * before the update, the copies of each stage all-reduce their gradients (lib/collective.c,
+ * a group per stage), so every copy applies the same update to the same parameters.
+ *
+ * A step runs in two phases on every device in use, with the host deciding in between (loss,
+ * gradient norm, NaN check) so no stage updates unless all can. */
+#include "internal.h"
+
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+typedef struct {
+    int dev;                /* runtime device */
+    int cdev;               /* index among the devices in use (the schedule's device) */
+    clt__net *net;          /* layers first..last, rows rows */
+    size_t in, out;         /* numel per sample of the stage's input and output */
+    cl_mem gin;             /* (rows, out): gradient from stage + 1; NULL on the last */
+    cl_mem gout;            /* (rows, in): gradient for stage - 1; NULL on stage 0 */
+    clt__link *act;         /* to stage + 1; NULL on the last */
+    clt__link *grad;        /* to stage - 1; NULL on stage 0 */
+} stage;
+
+typedef struct {
+    int S, P;               /* stages of a pipeline; pipelines (hybrid: P > 1) */
+    stage *st;              /* st[p * S + k]: stage k of pipeline p */
+    size_t rows;            /* rows a pipeline's buffers hold: max_batch / P, rounded up */
+    int ndev, ndev1;        /* devices in use; per pipeline */
+    int *devs;              /* runtime device of each device in use; pipeline p's are
+                             * devs[p * ndev1 ..], in the order of pipeline 0's */
+    int *stage_cdev;        /* stage k -> pipeline 0's device in use, for the schedule */
+    clt__xfer_group *g;
+    clt__comm **comms;      /* hybrid: comms[k], stage k's copies; NULL with one pipeline */
+    uint32_t tag;           /* numbers the pipeline runs, so links never mix two runs */
+    clt__schedule **sched[2];  /* [train][p]: the last built (rebuilt when the micro-batches change) */
+    int fault_dev;          /* test hook: this runtime device fails instruction fault_op; -1 off */
+    size_t fault_op;
+} model_state;
+
+static size_t out_numel(const clt_trainer *t) { return t->model->layers[t->model->nlayers - 1].out_numel; }
+
+/* ---- one device's part of a step: interpret its instruction list ---------------------------- */
+
+typedef struct {
+    clt_trainer *t;
+    model_state *s;
+    int cdev;
+    int p;                          /* the pipeline */
+    const clt__batch *b;
+    size_t base;                    /* the pipeline's first row of the batch */
+    const size_t *start, *count;    /* rows of each micro-batch, from base */
+    const clt__schedule *sched;     /* the pipeline's; NULL when it has no rows */
+    uint32_t tag;
+    int train, first_micro, update;
+    float lr, gscale;
+    double loss_sum, sumsq;
+    float *out;                     /* forward only: the caller's (batch, outputs) */
+} dev_job;
+
+static clt_status upload(clt__worker *w, cl_mem dst, size_t dst_bytes, const void *src, size_t bytes)
+{
+    if (!bytes) return CLT_OK;
+    cl_int err = clEnqueueWriteBuffer(w->queue, dst, CL_FALSE, dst_bytes, bytes, src, 0, NULL,
+                                      clt__worker_event(w));
+    if (err != CL_SUCCESS) return clt__fail_cl(err, clt__worker_name(w), "uploading the batch");
+    clt__worker_record(w, CLT__EV_TRANSFER);
+    return CLT_OK;
+}
+
+/* The labels or targets of micro-batch rows [r0, r0 + n) to the start of the last stage's. */
+static clt_status upload_truth(dev_job *j, clt__worker *w, clt__net *n, size_t r0, size_t cnt)
+{
+    const clt__batch *b = j->b;
+    size_t C = out_numel(j->t);
+    if (b->labels) return upload(w, n->labels, 0, b->labels + r0, cnt * sizeof(int32_t));
+    if (b->targets) return upload(w, n->targets, 0, b->targets + r0 * C, cnt * C * sizeof(float));
+    return CLT_OK;
+}
+
+static clt_status exec_op(dev_job *j, clt__worker *w, clt__op op)
+{
+    model_state *s = j->s;
+    clt_trainer *t = j->t;
+    int k = j->p * s->S + op.stage;   /* op.stage of this pipeline */
+    stage *g = &s->st[k];
+    clt__net *n = g->net;
+    size_t r0 = j->start[op.mb], cnt = j->count[op.mb], g0 = j->base + r0;   /* buffer, batch rows */
+    bool last = op.stage == s->S - 1;
+    clt_status st = CLT_OK;
+    switch ((clt__op_kind)op.kind) {
+    case CLT__OP_FWD:
+        if (op.stage == 0)
+            st = upload(w, n->input, r0 * g->in * sizeof(float), j->b->x + g0 * g->in,
+                        cnt * g->in * sizeof(float));
+        if (st == CLT_OK) st = clt__net_forward_rows(n, r0, cnt, j->train, clt__step_seed(t));
+        return st;
+    case CLT__OP_SEND_ACT:
+        return clt__link_send(g->act, j->tag, op.mb, r0 * g->out, clt__at(clt__net_output(n), r0 * g->out),
+                              cnt * g->out);
+    case CLT__OP_RECV_ACT:
+        return clt__link_recv(s->st[k - 1].act, j->tag, op.mb, r0 * g->in,
+                              (clt__view){n->input, r0 * g->in}, cnt * g->in);
+    case CLT__OP_BWD: {
+        clt__view dout = {g->gin, r0 * g->out};
+        if (last) {
+            double sum = 0;
+            st = upload_truth(j, w, n, g0, cnt);
+            if (st == CLT_OK)
+                st = clt__net_loss_rows(n, t->p.loss, r0, cnt, clt__loss_grad_scale(t, j->b->batch), 1, &sum);
+            j->loss_sum += sum;
+            dout = (clt__view){n->gbuf[0], 0};
+        }
+        clt__view din = {op.stage > 0 ? g->gout : NULL, op.stage > 0 ? r0 * g->in : 0};
+        if (st == CLT_OK) st = clt__net_backward_rows(n, r0, cnt, dout, din, clt__step_seed(t));
+        return st;
+    }
+    case CLT__OP_SEND_GRAD:
+        return clt__link_send(g->grad, j->tag, op.mb, r0 * g->in, (clt__view){g->gout, r0 * g->in},
+                              cnt * g->in);
+    case CLT__OP_RECV_GRAD:
+        return clt__link_recv(s->st[k + 1].grad, j->tag, op.mb, r0 * g->out,
+                              (clt__view){g->gin, r0 * g->out}, cnt * g->out);
+    case CLT__OP_OUTPUT: {
+        if (j->b->labels || j->b->targets) {
+            double sum = 0;
+            st = upload_truth(j, w, n, g0, cnt);
+            if (st == CLT_OK) st = clt__net_loss_rows(n, t->p.loss, r0, cnt, 1.0f, 0, &sum);
+            j->loss_sum += sum;
+        }
+        clt__view o = clt__at(clt__net_output(n), r0 * g->out);
+        cl_int err = st == CLT_OK ? clEnqueueReadBuffer(w->queue, o.mem, CL_TRUE, o.off * sizeof(float),
+                                                        cnt * g->out * sizeof(float), j->out + g0 * g->out,
+                                                        0, NULL, NULL)
+                                  : CL_SUCCESS;
+        if (err != CL_SUCCESS) st = clt__fail_cl(err, clt__worker_name(w), "reading the outputs");
+        return st;
+    }
+    }
+    return clt__fail(CLT_ERR_STATE, "internal error: unknown pipeline instruction %d", op.kind);
+}
+
+static clt_status finish(clt__worker *w, const char *what)
+{
+    cl_int err = clFinish(w->queue);
+    return err == CL_SUCCESS ? CLT_OK : clt__fail_cl(err, clt__worker_name(w), what);
+}
+
+/* The test hook's failure: a real command that the OpenCL implementation rejects. */
+static clt_status injected_fault(clt__worker *w)
+{
+    float sink;
+    cl_int err = clEnqueueReadBuffer(w->queue, NULL, CL_TRUE, 0, sizeof sink, &sink, 0, NULL, NULL);
+    return clt__fail_cl(err != CL_SUCCESS ? err : CL_INVALID_MEM_OBJECT, clt__worker_name(w),
+                        "clEnqueueReadBuffer (injected fault)");
+}
+
+void clt__model_inject_fault(clt_trainer *t, int device, size_t op)
+{
+    model_state *s = t->state;
+    s->fault_dev = device;
+    s->fault_op = op;
+}
+
+/* Phase A (and forward-only calls): the device's list, then with an update coming the sum of
+ * squares of its stages' gradients. */
+static clt_status phase_a_body(clt__worker *w, dev_job *j)
+{
+    model_state *s = j->s;
+    stage *mine = &s->st[j->p * s->S];   /* this pipeline's stages */
+    clt_status st = CLT_OK;
+    for (int k = 0; k < s->S && st == CLT_OK && j->first_micro; k++)
+        if (mine[k].cdev == j->cdev) st = clt__zero(w, (clt__view){mine[k].net->grads, 0}, mine[k].net->padded);
+    int cd = j->cdev % s->ndev1;   /* the schedule numbers pipeline 0's devices */
+    for (size_t i = 0; j->sched && i < j->sched->nops[cd] && st == CLT_OK; i++)
+        st = w->index == s->fault_dev && i == s->fault_op ? injected_fault(w) : exec_op(j, w, j->sched->ops[cd][i]);
+    if (st == CLT_OK) st = finish(w, "finishing the pipeline");
+    /* hybrid: stage by stage, in the same order on every device, the copies sum their gradients */
+    for (int k = 0; k < s->S && st == CLT_OK && j->update && s->comms; k++)
+        if (mine[k].cdev == j->cdev && mine[k].net->nparams)
+            st = clt__comm_allreduce(s->comms[k], w, mine[k].net->grads, 0, mine[k].net->grads, 0,
+                                     mine[k].net->nparams, CLT_OP_SUM, NULL);
+    if (st != CLT_OK || !j->update || !(j->t->p.clip_norm > 0.0f || j->t->p.check_numerics) || j->p) return st;
+    for (int k = 0; k < s->S && st == CLT_OK; k++) {
+        clt__net *n = mine[k].net;
+        double part = 0;
+        if (mine[k].cdev != j->cdev || !n->nparams) continue;
+        st = clt__net_sumsq(n, (clt__view){n->grads, 0}, n->nparams, &part);
+        j->sumsq += part;
+    }
+    return st;
+}
+
+/* A failing device aborts the links, so no other waits for what it will never send; the
+ * uploads read the caller's arrays asynchronously, so the queue drains on every exit. */
+static clt_status phase_a(clt__worker *w, void *arg)
+{
+    dev_job *j = arg;
+    clt_status st = phase_a_body(w, j);
+    if (st != CLT_OK) {
+        clt__xfer_group_abort(j->s->g, w->index, st, clt_last_error());
+        for (int k = 0; j->s->comms && k < j->s->S; k++)
+            clt__comm_abort(j->s->comms[k], w->index, st, clt_last_error());
+        clFinish(w->queue);
+    }
+    return st;
+}
+
+/* Phase B: the optimizer on every stage of the device. */
+static clt_status phase_b(clt__worker *w, void *arg)
+{
+    dev_job *j = arg;
+    model_state *s = j->s;
+    clt_trainer *t = j->t;
+    clt_status st = CLT_OK;
+    for (int k = 0; k < s->P * s->S && st == CLT_OK; k++) {
+        clt__net *n = s->st[k].net;
+        if (s->st[k].cdev == j->cdev)
+            st = clt__net_optimizer_step(n, &t->p.optim, j->lr, t->steps + 1, j->gscale, 0, n->nparams,
+                                         (clt__view){n->grads, 0});
+    }
+    if (st == CLT_OK) st = finish(w, "finishing the update");
+    else clFinish(w->queue);
+    clt__worker_collect(w);
+    return st;
+}
+
+/* Runs fn on every device in use at once. The error reported is a device's own failure rather
+ * than another's CLT_ERR_ABORTED; after a failure the links are reset for the next call. */
+static clt_status run_devices(clt_trainer *t, model_state *s, clt__task_fn fn, dev_job *jobs)
+{
+    clt__task *tasks = calloc((size_t)s->ndev, sizeof *tasks);
+    if (!tasks) return clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
+    for (int d = 0; d < s->ndev; d++) clt__worker_submit(&t->rt->workers[s->devs[d]], &tasks[d], fn, &jobs[d]);
+    clt_status first = CLT_OK;
+    char *msg = NULL;
+    for (int d = 0; d < s->ndev; d++) {
+        clt_status st = clt__worker_wait(&t->rt->workers[s->devs[d]], &tasks[d]);
+        bool better = first == CLT_OK || (first == CLT_ERR_ABORTED && st != CLT_ERR_ABORTED);
+        if (st != CLT_OK && better) {
+            first = st;
+            free(msg);
+            msg = strdup(clt_last_error());
+        }
+    }
+    free(tasks);
+    if (first != CLT_OK) {
+        clt__xfer_group_reset(s->g);
+        for (int k = 0; s->comms && k < s->S; k++) clt__comm_reset(s->comms[k]);
+        if (msg) clt__error_set_message(msg);
+    }
+    free(msg);
+    return first;
+}
+
+/* Pipeline p's schedule for `micro` micro-batches, built once per count. */
+static clt_status schedule_for(model_state *s, int p, clt_pipeline_schedule kind, int micro, int train,
+                               const clt__schedule **out)
+{
+    clt__schedule **c = &s->sched[train ? 1 : 0][p];
+    if (!*c || (*c)->micro != micro || (*c)->kind != kind) {
+        clt__schedule_free(*c);
+        *c = NULL;
+        clt_status st = clt__schedule_build(c, kind, s->S, s->stage_cdev, s->ndev1, micro, train);
+        if (st != CLT_OK) return st;
+    }
+    *out = *c;
+    return CLT_OK;
+}
+
+/* n rows in k shares as equal as can be, the first ones one more. */
+static void split_rows(size_t n, size_t k, size_t *start, size_t *count)
+{
+    for (size_t i = 0, at = 0; i < k; i++) {
+        count[i] = n / k + (i < n % k);
+        start[i] = at;
+        at += count[i];
+    }
+}
+
+/* One pipeline run over a batch: the batch split between the pipelines, each share into
+ * micro-batches, a schedule per pipeline, one job per device. */
+static clt_status run_pipeline(clt_trainer *t, const clt__batch *b, int train, dev_job **jobs_out,
+                               size_t **rows_out)
+{
+    model_state *s = t->state;
+    size_t P = (size_t)s->P, Mmax = (size_t)t->p.micro_batches;
+    size_t *rows = malloc((2 * P * Mmax + 2 * P) * sizeof *rows);
+    dev_job *jobs = calloc((size_t)s->ndev, sizeof *jobs);
+    *jobs_out = jobs, *rows_out = rows;
+    if (!rows || !jobs) return clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
+    size_t *pstart = rows + 2 * P * Mmax, *pcount = pstart + P;
+    split_rows(b->batch, P, pstart, pcount);
+    uint32_t tag = ++s->tag;
+    clt_status st = CLT_OK;
+    for (size_t p = 0; p < P && st == CLT_OK; p++) {
+        size_t M = Mmax < pcount[p] ? Mmax : pcount[p];
+        size_t *start = rows + 2 * p * Mmax, *count = start + Mmax;
+        split_rows(pcount[p], M, start, count);
+        const clt__schedule *sched = NULL;
+        if (M) st = schedule_for(s, (int)p, t->p.pipeline, (int)M, train, &sched);
+        for (int c = 0; c < s->ndev1; c++)
+            jobs[p * (size_t)s->ndev1 + (size_t)c] =
+                (dev_job){.t = t, .s = s, .cdev = (int)p * s->ndev1 + c, .p = (int)p, .b = b,
+                          .base = pstart[p], .start = start, .count = count, .sched = sched,
+                          .tag = tag, .train = train, .gscale = 1.0f};
+    }
+    return st;
+}
+
+static clt_status model_step(clt_trainer *t, const clt__batch *b, int update, float lr, double *loss)
+{
+    model_state *s = t->state;
+    dev_job *jobs;
+    size_t *rows;
+    clt_status st = run_pipeline(t, b, 1, &jobs, &rows);
+    for (int d = 0; d < s->ndev && st == CLT_OK; d++)
+        jobs[d].first_micro = t->micro == 0, jobs[d].update = update, jobs[d].lr = lr;
+    if (st == CLT_OK) st = run_devices(t, s, phase_a, jobs);
+    double loss_sum = 0, sumsq = 0;
+    for (int d = 0; jobs && d < s->ndev; d++) loss_sum += jobs[d].loss_sum, sumsq += jobs[d].sumsq;
+    *loss = clt__loss_mean(t, loss_sum, b->batch);
+    float gscale = 1.0f;
+    if (st == CLT_OK && t->p.check_numerics && !isfinite(*loss))
+        st = clt__grad_scale(t, *loss, 0, &gscale);   /* says which: the loss */
+    if (st == CLT_OK && update) {
+        st = clt__grad_scale(t, *loss, sumsq, &gscale);
+        for (int d = 0; d < s->ndev; d++) jobs[d].gscale = gscale;
+        if (st == CLT_OK) st = run_devices(t, s, phase_b, jobs);
+    }
+    free(jobs), free(rows);
+    return st;
+}
+
+static clt_status model_forward(clt_trainer *t, const clt__batch *b, float *out, double *loss_sum)
+{
+    model_state *s = t->state;
+    dev_job *jobs;
+    size_t *rows;
+    clt_status st = run_pipeline(t, b, 0, &jobs, &rows);
+    for (int d = 0; d < s->ndev && st == CLT_OK; d++) jobs[d].out = out;
+    if (st == CLT_OK) st = run_devices(t, s, phase_a, jobs);
+    *loss_sum = 0;
+    for (int d = 0; jobs && d < s->ndev; d++) *loss_sum += jobs[d].loss_sum;
+    free(jobs), free(rows);
+    return st;
+}
+
+/* ---- parameters ------------------------------------------------------------------------- */
+
+/* Every parameter lives in exactly one stage: each stage serves its part of the range. */
+static clt_status model_param_io(clt_trainer *t, size_t off, size_t count, float *host, int write, int grads)
+{
+    model_state *s = t->state;
+    clt_status st = CLT_OK;
+    /* reads from pipeline 0, writes to every copy */
+    for (int k = 0; k < (write ? s->P : 1) * s->S && st == CLT_OK; k++) {
+        clt__net *n = s->st[k].net;
+        size_t lo = off > n->param_base ? off : n->param_base;
+        size_t hi = off + count < n->param_base + n->nparams ? off + count : n->param_base + n->nparams;
+        if (lo >= hi) continue;
+        st = clt__buffer_io(&t->rt->workers[s->st[k].dev], grads ? n->grads : n->params, lo - n->param_base,
+                            hi - lo, host + (lo - off), write);
+    }
+    return st;
+}
+
+/* ---- placement ------------------------------------------------------------------------------ */
+
+typedef struct {
+    const clt_model *m;
+    size_t batch;
+    double *cost;   /* (nlayers) seconds of forward + backward */
+} measure_job;
+
+/* One layer at a time on this device, with zeros (the time does not depend on the values):
+ * one warm-up run (it builds the kernels), then the fastest of three (the least disturbed by
+ * whatever else the machine runs). */
+static clt_status measure_task(clt__worker *w, void *arg)
+{
+    measure_job *j = arg;
+    clt_status st = CLT_OK;
+    for (int i = 0; i < j->m->nlayers && st == CLT_OK; i++) {
+        clt__net *n;
+        st = clt__net_create(w, j->m, i, i, j->batch, 1, &n);
+        if (st != CLT_OK) break;
+        st = clt__zero(w, (clt__view){n->input, 0}, j->m->layers[i].in_numel * j->batch);
+        if (st == CLT_OK) st = clt__zero(w, (clt__view){n->gbuf[0], 0}, n->gbuf_cap);
+        j->cost[i] = 1e30;
+        for (int rep = 0; rep < 4 && st == CLT_OK; rep++) {
+            double t0 = clt__now();
+            st = clt__net_forward(n, j->batch, 1, 0);
+            if (st == CLT_OK)
+                st = clt__net_backward(n, j->batch, (clt__view){n->gbuf[0], 0}, (clt__view){n->gbuf[1], 0}, 0);
+            if (st == CLT_OK) st = finish(w, "measuring a layer");
+            if (rep > 0 && clt__now() - t0 < j->cost[i]) j->cost[i] = clt__now() - t0;
+        }
+        clt__net_destroy(n);
+    }
+    return st;
+}
+
+/* Bytes a layer needs on a device: parameters, gradients and two optimizer states; its output,
+ * saved state and gradient rows; its input rows (a stage's first layer holds them). */
+static double layer_bytes(const clt__layer *l, size_t batch)
+{
+    double np = (double)(l->w_count + l->b_count), B = (double)batch;
+    return 4.0 * (4 * np + B * (double)(l->in_numel + 2 * l->out_numel + l->saved_per_sample));
+}
+
+/* Over the first N devices (a pipeline's). */
+static clt_status auto_place(clt_trainer *t, int N, int *device_of)
+{
+    const clt_model *m = t->model;
+    int L = m->nlayers;
+    if (N == 1) {
+        for (int i = 0; i < L; i++) device_of[i] = 0;
+        return CLT_OK;
+    }
+    size_t probe = t->p.max_batch < 256 ? t->p.max_batch : 256;
+    double *cost = calloc((size_t)N * (size_t)L, sizeof *cost), *mem = calloc((size_t)L, sizeof *mem);
+    double *cap = calloc((size_t)N, sizeof *cap);
+    clt_status st = cost && mem && cap ? CLT_OK : clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
+    /* one device at a time, so devices sharing a host do not slow each other's figures */
+    for (int d = 0; d < N && st == CLT_OK; d++) {
+        measure_job j = {m, probe, cost + (size_t)d * (size_t)L};
+        st = clt__worker_call(&t->rt->workers[d], measure_task, &j);
+        cap[d] = 0.9 * (double)t->rt->workers[d].dev->info.global_mem_bytes;
+    }
+    for (int i = 0; i < L && st == CLT_OK; i++) mem[i] = layer_bytes(&m->layers[i], t->p.max_batch);
+    if (st == CLT_OK) st = clt__partition(L, N, cost, mem, cap, device_of);
+    if (st == CLT_OK && clt__log_enabled(CLT_LOG_INFO))
+        for (int i = 0; i < L; i++)
+            clt__log(CLT_LOG_INFO, "model parallel: layer %d (%s) on device %d (measured %.3f ms there)", i,
+                     clt__layer_kind_name(m->layers[i].desc.kind), device_of[i],
+                     1e3 * cost[(size_t)device_of[i] * (size_t)L + (size_t)i]);
+    free(cost), free(mem), free(cap);
+    return st;
+}
+
+/* Pipeline 0's placement: the user's, checked against the runtime, or an automatic one over
+ * runtime devices / pipelines. *span is how many devices a pipeline spans. */
+static clt_status placement(clt_trainer *t, int *device_of, int *span)
+{
+    const clt_model *m = t->model;
+    int placed = 0, P = t->p.pipelines;
+    for (int i = 0; i < m->nlayers; i++) placed += m->layers[i].device >= 0;
+    *span = t->rt->nworkers / P;
+    if (!placed) return auto_place(t, *span, device_of);
+    *span = 0;
+    for (int i = 0; i < m->nlayers; i++) {
+        const clt__layer *l = &m->layers[i];
+        if (l->device < 0)
+            return clt__fail(CLT_ERR_INVALID_ARG, "clt_trainer_create: layer %d (%s) is not placed: "
+                             "place every layer with clt_model_place, or none for automatic "
+                             "partitioning", i, clt__layer_kind_name(l->desc.kind));
+        if (l->device >= t->rt->nworkers)
+            return clt__fail(CLT_ERR_INVALID_ARG, "clt_trainer_create: layer %d (%s) is placed on "
+                             "device %d, but the runtime has %d device%s", i,
+                             clt__layer_kind_name(l->desc.kind), l->device, t->rt->nworkers,
+                             t->rt->nworkers == 1 ? "" : "s");
+        device_of[i] = l->device;
+        if (l->device + 1 > *span) *span = l->device + 1;
+    }
+    if (*span * P > t->rt->nworkers)
+        return clt__fail(CLT_ERR_INVALID_ARG, "clt_trainer_create: %d pipelines of a placement on "
+                         "devices 0..%d need %d devices, but the runtime has %d", P, *span - 1,
+                         *span * P, t->rt->nworkers);
+    return CLT_OK;
+}
+
+/* ---- create and destroy ----------------------------------------------------------------- */
+
+typedef struct {
+    clt_trainer *t;
+    stage *g;
+    int first, last;
+    size_t rows;
+    const float *init;
+} create_job;
+
+/* One forward, loss, backward, sum of squares and optimizer step (learning rate 0) over `rows`
+ * rows of zeros, then everything it touched back to zero. It compiles every kernel a step uses
+ * (CLBlast picks kernels by size) while no other device runs: PoCL 3.1's CPU driver can abort
+ * (pocl_release_dlhandle_cache) when one device compiles a kernel while another runs one. */
+static clt_status warm_up(clt__worker *w, clt_trainer *t, stage *g, int first, int last, size_t rows)
+{
+    clt__net *n = g->net;
+    const clt_model *m = t->model;
+    bool is_last = last == m->nlayers - 1;
+    clt_status st = clt__zero(w, (clt__view){n->input, 0}, rows * g->in);
+    if (st == CLT_OK && g->gin) st = clt__zero(w, (clt__view){g->gin, 0}, rows * g->out);
+    if (st == CLT_OK && is_last) st = clt__zero(w, (clt__view){n->labels, 0}, rows);   /* class 0 */
+    if (st == CLT_OK && is_last) st = clt__zero(w, (clt__view){n->targets, 0}, rows * g->out);
+    if (st == CLT_OK) st = clt__net_forward_rows(n, 0, rows, 1, 0);
+    double unused;
+    if (st == CLT_OK && is_last) st = clt__net_loss_rows(n, t->p.loss, 0, rows, 1.0f, 1, &unused);
+    clt__view dout = is_last ? (clt__view){n->gbuf[0], 0} : (clt__view){g->gin, 0};
+    clt__view din = {first > 0 ? g->gout : NULL, 0};
+    if (st == CLT_OK) st = clt__net_backward_rows(n, 0, rows, dout, din, 0);
+    if (st == CLT_OK) st = clt__zero(w, (clt__view){n->grads, 0}, n->padded);
+    if (st == CLT_OK && n->nparams) st = clt__net_sumsq(n, (clt__view){n->grads, 0}, n->nparams, &unused);
+    /* zero gradients and rate: the parameters stay as they are; the optimizer state is reset */
+    if (st == CLT_OK && n->nparams)
+        st = clt__net_optimizer_step(n, &t->p.optim, 0.0f, 1, 1.0f, 0, n->nparams, (clt__view){n->grads, 0});
+    for (int i = 0; i < 2 && st == CLT_OK; i++)
+        if (n->opt[i]) st = clt__zero(w, (clt__view){n->opt[i], 0}, n->opt_count);
+    if (st == CLT_OK) st = finish(w, "warming up");
+    return st;
+}
+
+static clt_status create_stage(clt__worker *w, void *arg)
+{
+    create_job *j = arg;
+    const clt_model *m = j->t->model;
+    size_t B = j->rows;
+    stage *g = j->g;
+    clt_status st = clt__net_create(w, m, j->first, j->last, B, 1, &g->net);
+    if (st != CLT_OK) return st;
+    clt__net *n = g->net;
+    g->in = m->layers[j->first].in_numel;
+    g->out = m->layers[j->last].out_numel;
+    if (j->last < m->nlayers - 1) st = clt__alloc(w, B * g->out, "gradients from the next stage", &g->gin);
+    if (st == CLT_OK && j->first > 0) st = clt__alloc(w, B * g->in, "gradients for the previous stage", &g->gout);
+    if (st == CLT_OK && n->nparams) {
+        cl_int err = clEnqueueWriteBuffer(w->queue, n->params, CL_TRUE, 0, n->nparams * sizeof(float),
+                                          j->init + n->param_base, 0, NULL, NULL);
+        if (err != CL_SUCCESS) st = clt__fail_cl(err, clt__worker_name(w), "uploading the parameters");
+    }
+    size_t micro = (size_t)j->t->p.micro_batches, mrows = (B + micro - 1) / micro;
+    if (st == CLT_OK) st = warm_up(w, j->t, g, j->first, j->last, B);
+    if (st == CLT_OK && mrows != B) st = warm_up(w, j->t, g, j->first, j->last, mrows);
+    return st;
+}
+
+static clt_status destroy_stage(clt__worker *w, void *arg)
+{
+    (void)w;
+    stage *g = arg;
+    if (g->gin) clReleaseMemObject(g->gin);
+    if (g->gout) clReleaseMemObject(g->gout);
+    clt__net_destroy(g->net);
+    g->gin = g->gout = NULL;
+    g->net = NULL;
+    return CLT_OK;
+}
+
+static void model_destroy(clt_trainer *t)
+{
+    model_state *s = t->state;
+    if (!s) return;
+    for (int k = 0; s->comms && k < s->S; k++) clt__comm_destroy(s->comms[k]);
+    for (int k = 0; s->st && k < s->P * s->S; k++) {
+        clt__link_destroy(s->st[k].act);
+        clt__link_destroy(s->st[k].grad);
+        if (s->st[k].net) clt__worker_call(&t->rt->workers[s->st[k].dev], destroy_stage, &s->st[k]);
+    }
+    clt__xfer_group_destroy(s->g);
+    for (int i = 0; i < 2; i++) {
+        for (int p = 0; s->sched[i] && p < s->P; p++) clt__schedule_free(s->sched[i][p]);
+        free(s->sched[i]);
+    }
+    free(s->st), free(s->devs), free(s->stage_cdev), free(s->comms);
+    free(s);
+    t->state = NULL;
+}
+
+static void log_stages(const clt_trainer *t, const model_state *s)
+{
+    clt__log(CLT_LOG_INFO, "model parallel: %d pipeline%s of %d stage%s on %d device%s, %s schedule, %d micro-batch%s",
+             s->P, s->P == 1 ? "" : "s", s->S, s->S == 1 ? "" : "s", s->ndev, s->ndev == 1 ? "" : "s",
+             clt_pipeline_schedule_name(t->p.pipeline), t->p.micro_batches, t->p.micro_batches == 1 ? "" : "es");
+    for (int k = 0; k < s->P * s->S; k++)
+        clt__log(CLT_LOG_INFO, "model parallel: pipeline %d stage %d: layers %d..%d on device %d (%s)%s", k / s->S,
+                 k % s->S, s->st[k].net->first, s->st[k].net->last, s->st[k].dev,
+                 clt__worker_name(&t->rt->workers[s->st[k].dev]),
+                 s->st[k].act ? (clt__link_direct(s->st[k].act) ? ", sends by copy" : ", sends via host staging") : "");
+}
+
+static clt_status model_create(clt_trainer *t, const float *init)
+{
+    const clt_model *m = t->model;
+    int L = m->nlayers, N = t->rt->nworkers, P = t->p.pipelines, span = 1;
+    model_state *s = calloc(1, sizeof *s);
+    int *device_of = calloc((size_t)L, sizeof *device_of);
+    if (!s || !device_of) {
+        free(s), free(device_of);
+        return clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
+    }
+    t->state = s;
+    s->fault_dev = -1;
+    s->P = P;
+    s->rows = (t->p.max_batch + (size_t)P - 1) / (size_t)P;
+    clt_status st = placement(t, device_of, &span);
+    int S = 0;
+    for (int i = 0; i < L; i++) S += i == 0 || device_of[i] != device_of[i - 1];
+    if (st == CLT_OK) {
+        s->S = S;
+        s->st = calloc((size_t)(P * S), sizeof *s->st);
+        s->stage_cdev = calloc((size_t)S, sizeof *s->stage_cdev);
+        s->devs = calloc((size_t)N, sizeof *s->devs);
+        s->sched[0] = calloc((size_t)P, sizeof *s->sched[0]);
+        s->sched[1] = calloc((size_t)P, sizeof *s->sched[1]);
+        if (!s->st || !s->stage_cdev || !s->devs || !s->sched[0] || !s->sched[1])
+            st = clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
+    }
+    if (st == CLT_OK) st = clt__xfer_group_create(&s->g, 0);
+    /* pipeline 0's stages and devices in use; pipeline p's are the same, span devices on */
+    for (int i = 0, k = 0; i < L && st == CLT_OK; k++) {
+        int last = i;
+        while (last + 1 < L && device_of[last + 1] == device_of[i]) last++;
+        stage *g = &s->st[k];
+        g->dev = device_of[i];
+        g->cdev = -1;
+        for (int d = 0; d < s->ndev1; d++)
+            if (s->devs[d] == g->dev) g->cdev = d;
+        if (g->cdev < 0) s->devs[g->cdev = s->ndev1++] = g->dev;
+        s->stage_cdev[k] = g->cdev;
+        i = last + 1;
+    }
+    s->ndev = P * s->ndev1;
+    for (int p = 1; p < P && st == CLT_OK; p++) {
+        for (int c = 0; c < s->ndev1; c++) s->devs[p * s->ndev1 + c] = s->devs[c] + p * span;
+        for (int k = 0; k < S; k++) {
+            s->st[p * S + k].dev = s->st[k].dev + p * span;
+            s->st[p * S + k].cdev = p * s->ndev1 + s->st[k].cdev;
+        }
+    }
+    /* stages, one at a time: each allocates its own buffers, and a failure stops the rest */
+    for (int k = 0, i = 0; k < P * S && st == CLT_OK; k++) {
+        if (k % S == 0) i = 0;
+        int last = i;
+        while (last + 1 < L && device_of[last + 1] == device_of[i]) last++;
+        create_job j = {t, &s->st[k], i, last, s->rows, init};
+        st = clt__worker_call(&t->rt->workers[s->st[k].dev], create_stage, &j);
+        i = last + 1;
+    }
+    int slots = s->rows < 65536 ? (int)s->rows : 65536;
+    for (int k = 0; k < P * S && st == CLT_OK; k++) {
+        if (k % S == S - 1) continue;   /* a pipeline's last stage sends nothing forward */
+        clt__worker *a = &t->rt->workers[s->st[k].dev], *b = &t->rt->workers[s->st[k + 1].dev];
+        st = clt__link_create(&s->st[k].act, s->g, a, b, s->rows * s->st[k].out, slots, 0);
+        if (st == CLT_OK) st = clt__link_create(&s->st[k + 1].grad, s->g, b, a, s->rows * s->st[k + 1].in, slots, 0);
+    }
+    if (st == CLT_OK && P > 1 && !(s->comms = calloc((size_t)S, sizeof *s->comms)))
+        st = clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
+    int *members = P > 1 && st == CLT_OK ? calloc((size_t)P, sizeof *members) : NULL;
+    if (P > 1 && st == CLT_OK && !members) st = clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
+    for (int k = 0; k < S && st == CLT_OK && P > 1; k++) {
+        for (int p = 0; p < P; p++) members[p] = s->st[p * S + k].dev;
+        st = clt__comm_create_group(&s->comms[k], t->rt, members, P);
+    }
+    free(members);
+    if (st == CLT_OK) log_stages(t, s);
+    free(device_of);
+    return st;
+}
+
+/* No split (devices hold layers, not rows), no optimizer-state access yet (so no checkpoints:
+ * clt_trainer_save says so), no per-device busy times. */
+const clt__strategy_ops clt__strategy_model = {
+    "model parallel", model_create, model_destroy, model_step, model_forward, model_param_io,
+    NULL, NULL, NULL,
+};

@@ -1,0 +1,598 @@
+/* Model parallelism: the schedule generator (every micro-batch forward and backward once per
+ * stage, 1F1B's bound on live micro-batches, no deadlock), the partitioner, the transfer links
+ * in both context modes (chunked, out of order, timeout, abort), and the seed MLP trained with
+ * the seed's placement under every schedule against one-device training: losses, parameters,
+ * gradients and predictions within 1e-5 relative; hybrid (two pipelines) the same way; a device
+ * failing mid-step. Then placement and parameter errors. */
+#include "internal.h"
+#include "ref.h"
+#include "tap.h"
+
+#include <math.h>
+
+/* ---- schedules ---------------------------------------------------------------------------- */
+
+static void check_schedule_shape(clt_pipeline_schedule kind, int S, const int *stage_dev, int ndev, int M)
+{
+    clt__schedule *sc;
+    if (!ok_status(clt__schedule_build(&sc, kind, S, stage_dev, ndev, M, 1), "%s, %d stages, %d micro-batches: built",
+                   clt_pipeline_schedule_name(kind), S, M))
+        return;
+    bool good = true;
+    int worst_live = 0;
+    for (int s = 0; s < S; s++) {
+        int fwd = 0, bwd = 0, live = 0, most = 0, next_bwd = 0;
+        for (int d = 0; d < ndev; d++)
+            for (size_t i = 0; i < sc->nops[d]; i++) {
+                clt__op op = sc->ops[d][i];
+                if (op.stage != s) continue;
+                good &= d == stage_dev[s];
+                if (op.kind == CLT__OP_FWD) fwd++, live++;
+                if (op.kind == CLT__OP_BWD) {
+                    good &= op.mb == next_bwd++;   /* backwards in micro-batch order */
+                    bwd++, live--;
+                }
+                if (live > most) most = live;
+            }
+        good &= fwd == M && bwd == M;
+        int bound = kind == CLT_PIPELINE_NAIVE ? 1 : kind == CLT_PIPELINE_GPIPE ? M : (S - s < M ? S - s : M);
+        if (most != bound) {
+            diag("stage %d holds %d micro-batches at once, expected %d", s, most, bound);
+            good = false;
+        }
+        if (most > worst_live) worst_live = most;
+    }
+    ok(good, "%s, %d stages on %d devices, %d micro-batches: every stage runs each forward and "
+       "backward once, backwards in order, at most %d micro-batches alive on a stage",
+       clt_pipeline_schedule_name(kind), S, ndev, M, worst_live);
+    clt__schedule_free(sc);
+}
+
+static void check_schedules(void)
+{
+    const int seed[] = {0, 1, 0}, three[] = {0, 1, 2}, four[] = {0, 1, 0, 1}, one[] = {0};
+    for (int k = CLT_PIPELINE_NAIVE; k <= CLT_PIPELINE_1F1B; k++) {
+        clt_pipeline_schedule kind = (clt_pipeline_schedule)k;
+        check_schedule_shape(kind, 3, seed, 2, 1);
+        check_schedule_shape(kind, 3, seed, 2, 4);
+        check_schedule_shape(kind, 3, three, 3, 5);
+        check_schedule_shape(kind, 4, four, 2, 8);
+        check_schedule_shape(kind, 1, one, 1, 3);
+    }
+    /* the seed's naive list on device 0, written out */
+    clt__schedule *sc;
+    if (ok_status(clt__schedule_build(&sc, CLT_PIPELINE_NAIVE, 3, seed, 2, 1, 1), "seed naive schedule")) {
+        char got[256] = "";
+        for (size_t i = 0; i < sc->nops[0]; i++) {
+            char one_op[32];
+            snprintf(one_op, sizeof one_op, "%s%s(%d)", i ? " " : "", clt__op_name(sc->ops[0][i].kind), sc->ops[0][i].stage);
+            strncat(got, one_op, sizeof got - strlen(got) - 1);
+        }
+        ok(!strcmp(got, "FWD(0) SEND_ACT(0) RECV_ACT(2) FWD(2) BWD(2) SEND_GRAD(2) RECV_GRAD(0) BWD(0)"),
+           "the seed's device 0 runs fc1, sends, runs fc4 and the loss, sends back, then fc1's backward: %s", got);
+        clt__schedule_free(sc);
+    }
+    if (ok_status(clt__schedule_build(&sc, CLT_PIPELINE_GPIPE, 3, seed, 2, 2, 0), "forward-only schedule")) {
+        size_t outputs = 0, bwd = 0;
+        for (int d = 0; d < 2; d++)
+            for (size_t i = 0; i < sc->nops[d]; i++)
+                outputs += sc->ops[d][i].kind == CLT__OP_OUTPUT, bwd += sc->ops[d][i].kind == CLT__OP_BWD;
+        ok(outputs == 2 && bwd == 0, "forward only: an OUTPUT per micro-batch, no backward");
+        clt__schedule_free(sc);
+    }
+    ok_error(clt__schedule_build(&sc, (clt_pipeline_schedule)9, 3, seed, 2, 2, 1), CLT_ERR_INVALID_ARG,
+             "unknown pipeline schedule 9", "the generator refuses an unknown schedule");
+}
+
+static void check_partition(void)
+{
+    /* six equal layers; device 1 takes twice as long per layer */
+    double cost[12], mem[6], cap[2] = {1e9, 1e9};
+    for (int i = 0; i < 6; i++) cost[i] = 1.0, cost[6 + i] = 2.0, mem[i] = 100;
+    int dev[6];
+    ok_status(clt__partition(6, 2, cost, mem, cap, dev), "partition by speed");
+    ok(dev[0] == 0 && dev[3] == 0 && dev[4] == 1 && dev[5] == 1,
+       "the device twice as fast gets twice the layers (4 and 2): %d %d %d %d %d %d", dev[0], dev[1],
+       dev[2], dev[3], dev[4], dev[5]);
+    for (int i = 0; i < 6; i++) cost[6 + i] = 1.0;
+    cap[0] = 250;   /* device 0 holds two layers at most */
+    ok_status(clt__partition(6, 2, cost, mem, cap, dev), "partition within memory");
+    ok(dev[1] == 0 && dev[2] == 1 && dev[5] == 1, "a small device gets what fits (2 layers), the other the rest");
+    cap[0] = cap[1] = 250;
+    ok_error(clt__partition(6, 2, cost, mem, cap, dev), CLT_ERR_OUT_OF_DEVICE_MEMORY, "do not fit",
+             "a model that fits nowhere is refused");
+}
+
+/* A runtime on `spec` in a context mode; NULL (and a failed test point) when it cannot open. */
+static clt_runtime *open_runtime(const char *spec, clt_context_mode mode, const char *mname)
+{
+    clt_runtime_options o = clt_runtime_options_default();
+    o.devices = spec;
+    o.context_mode = mode;
+    clt_runtime *rt = NULL;
+    if (!ok_status(clt_runtime_create_ex(&rt, &o), "runtime '%s', %s", spec, mname)) return NULL;
+    return rt;
+}
+
+/* ---- transfer links ------------------------------------------------------------------------ */
+
+typedef struct {
+    clt__link *l;
+    cl_mem buf;
+    size_t at, count;
+    uint32_t tag;
+    int slot;
+    float *check;     /* receiver: read back here after the copy */
+} link_job;
+
+static clt_status send_task(clt__worker *w, void *arg)
+{
+    (void)w;
+    link_job *j = arg;
+    return clt__link_send(j->l, j->tag, j->slot, j->at, (clt__view){j->buf, j->at}, j->count);
+}
+
+static clt_status recv_task(clt__worker *w, void *arg)
+{
+    link_job *j = arg;
+    clt_status st = clt__link_recv(j->l, j->tag, j->slot, j->at, (clt__view){j->buf, j->at}, j->count);
+    if (st == CLT_OK && clEnqueueReadBuffer(w->queue, j->buf, CL_TRUE, j->at * 4, j->count * 4, j->check, 0, NULL, NULL))
+        st = CLT_ERR_OPENCL;
+    clFinish(w->queue);
+    return st;
+}
+
+typedef struct {
+    size_t n;
+    const float *init;
+    cl_mem buf;
+} buf_job;
+
+static clt_status make_buf(clt__worker *w, void *arg)
+{
+    buf_job *j = arg;
+    clt_status st = clt__alloc(w, j->n, "test buffer", &j->buf);
+    if (st == CLT_OK && clEnqueueWriteBuffer(w->queue, j->buf, CL_TRUE, 0, j->n * 4, j->init, 0, NULL, NULL))
+        st = CLT_ERR_OPENCL;
+    return st;
+}
+
+static void check_links(clt_context_mode mode)
+{
+    const char *mname = mode == CLT_CONTEXT_PER_PLATFORM ? "shared context" : "a context per device";
+    clt_runtime *rt = open_runtime("0:0,0:0", mode, mname);
+    if (!rt) return;
+    enum { N = 4567 + 300 };
+    float *a = malloc(N * 4), *zero = calloc(N, 4), *got = malloc(N * 4);
+    for (int i = 0; i < N; i++) a[i] = (float)i * 0.5f - 7.0f;
+    buf_job src = {N, a, NULL}, dst = {N, zero, NULL};
+    clt__xfer_group *g;
+    clt__link *l;
+    clt__xfer_group_create(&g, 0.3);
+    clt__worker *w0 = &rt->workers[0], *w1 = &rt->workers[1];
+    if (clt__worker_call(w0, make_buf, &src) != CLT_OK || clt__worker_call(w1, make_buf, &dst) != CLT_OK ||
+        clt__link_create(&l, g, w0, w1, N, 4, 1000) != CLT_OK) {
+        ok(0, "link setup: %s", clt_last_error());
+        goto out;
+    }
+    ok(clt__link_direct(l) == (mode == CLT_CONTEXT_PER_PLATFORM), "%s: the link %s", mname,
+       mode == CLT_CONTEXT_PER_PLATFORM ? "copies inside the context" : "goes through host staging");
+    /* two messages, received in the opposite order, the first over five chunks */
+    link_job s1 = {l, src.buf, 300, 4567, 1, 0, NULL}, s2 = {l, src.buf, 0, 300, 1, 1, NULL};
+    link_job r1 = {l, dst.buf, 300, 4567, 1, 0, got + 300}, r2 = {l, dst.buf, 0, 300, 1, 1, got};
+    clt__task ts1, ts2, tr1, tr2;
+    clt__worker_submit(w1, &tr2, recv_task, &r2);   /* waits for a message not sent yet */
+    clt__worker_submit(w1, &tr1, recv_task, &r1);
+    clt__worker_submit(w0, &ts1, send_task, &s1);
+    clt__worker_submit(w0, &ts2, send_task, &s2);
+    clt_status st = clt__worker_wait(w0, &ts1);
+    if (st == CLT_OK) st = clt__worker_wait(w0, &ts2);
+    clt_status rs = clt__worker_wait(w1, &tr2);
+    if (rs == CLT_OK) rs = clt__worker_wait(w1, &tr1);
+    ok(st == CLT_OK && rs == CLT_OK, "%s: two messages sent and received (%s)", mname, st || rs ? clt_last_error() : "ok");
+    ok(!memcmp(got, a, N * 4), "%s: 4567 floats in 5 chunks and 300 more arrive intact, each at its offset", mname);
+
+    /* the next call's tag: a receiver without a sender times out, naming both devices */
+    link_job r3 = {l, dst.buf, 0, 10, 2, 0, got};
+    double t0 = clt__now();
+    ok_error(clt__worker_call(w1, recv_task, &r3), CLT_ERR_TIMEOUT, "sent nothing", "%s: a receive with no send times out", mname);
+    ok(clt__now() - t0 < 5.0, "%s: after the group's timeout (0.3 s), not later", mname);
+    /* an abort wakes a waiting receiver at once, with the failing device's message */
+    clt__xfer_group_destroy(g);
+    clt__xfer_group_create(&g, 30);
+    clt__link_destroy(l);
+    clt__link_create(&l, g, w0, w1, N, 4, 1000);
+    link_job r4 = {l, dst.buf, 0, 10, 3, 0, got};
+    clt__task tr4;
+    t0 = clt__now();
+    clt__worker_submit(w1, &tr4, recv_task, &r4);
+    clt__xfer_group_abort(g, 0, CLT_ERR_OPENCL, "the sender broke");
+    ok_error(clt__worker_wait(w1, &tr4), CLT_ERR_ABORTED, "the sender broke", "%s: an abort stops the receiver", mname);
+    ok(clt__now() - t0 < 5.0, "%s: at once, not after the 30 s timeout", mname);
+    clt__xfer_group_reset(g);
+    link_job s5 = {l, src.buf, 0, 10, 4, 0, NULL}, r5 = {l, dst.buf, 0, 10, 4, 0, got};
+    memset(got, 0, 40);
+    ok(clt__worker_call(w0, send_task, &s5) == CLT_OK && clt__worker_call(w1, recv_task, &r5) == CLT_OK &&
+           !memcmp(got, a, 40),
+       "%s: after a reset the link works again", mname);
+out:
+    clt__link_destroy(l);
+    clt__xfer_group_destroy(g);
+    if (src.buf) clReleaseMemObject(src.buf);
+    if (dst.buf) clReleaseMemObject(dst.buf);
+    free(a), free(zero), free(got);
+    clt_runtime_destroy(rt);
+}
+
+/* ---- the seed MLP: model parallel against one device ------------------------------------ */
+
+enum { STEPS = 5, MAXB = 16 };
+static const int sizes[] = {1024, 512, 256, 128, 10};
+static float *init_w[4], *init_b[4];
+static float *xs[STEPS];
+static int32_t ys[STEPS][MAXB];
+
+static void make_data(void)
+{
+    ref_rng rng = {7};   /* as tests/test_trainer.c's seed MLP */
+    for (int i = 0; i < 4; i++) {
+        size_t nw = (size_t)sizes[i + 1] * (size_t)sizes[i];
+        init_w[i] = malloc(nw * 4);
+        init_b[i] = malloc((size_t)sizes[i + 1] * 4);
+        double bound = 1.0 / sqrt((double)sizes[i]);
+        ref_fill(&rng, init_w[i], nw, bound);
+        ref_fill(&rng, init_b[i], (size_t)sizes[i + 1], bound);
+    }
+    for (int s = 0; s < STEPS; s++) {
+        xs[s] = malloc(MAXB * 1024 * 4);
+        ref_fill(&rng, xs[s], MAXB * 1024, 1.0);
+        for (int i = 0; i < MAXB; i++) ys[s][i] = (int32_t)((ref_next(&rng) >> 33) % 10);
+    }
+}
+
+static clt_model *seed_model(int placed, int three_stages)
+{
+    clt_model *m;
+    clt_model_create(&m, clt_shape1(1024));
+    for (int i = 0; i < 4; i++) {
+        clt_model_add(m, clt_linear(sizes[i + 1]));
+        if (i < 3) clt_model_add(m, clt_relu());
+    }
+    if (placed && !three_stages) {   /* ModelParallelNN: fc1 on 0; fc2, fc3 on 1; fc4 on 0 */
+        clt_model_place(m, 0, 1, 0);
+        clt_model_place(m, 2, 5, 1);
+        clt_model_place(m, 6, 6, 0);
+    } else if (placed) {
+        clt_model_place(m, 0, 1, 0);
+        clt_model_place(m, 2, 3, 1);
+        clt_model_place(m, 4, 6, 2);
+    }
+    return m;
+}
+
+/* What a run produced: the loss of every step, the parameters and gradients at the end, and
+ * predictions of the first step's inputs. */
+typedef struct {
+    float loss[STEPS];
+    float *params[8], *grads[8];
+    float pred[MAXB * 10];
+    float eval_loss;
+    bool good;
+} run_result;
+
+static void result_free(run_result *r)
+{
+    for (int i = 0; i < 8; i++) free(r->params[i]), free(r->grads[i]);
+}
+
+static bool train(clt_runtime *rt, clt_model *m, const clt_train_params *p, size_t batch, run_result *r)
+{
+    memset(r, 0, sizeof *r);
+    clt_trainer *t;
+    clt_status st = clt_trainer_create(&t, rt, m, p);
+    for (int i = 0; i < 4 && st == CLT_OK; i++) {
+        st = clt_trainer_set_param(t, 2 * i, "weight", init_w[i], (size_t)sizes[i + 1] * (size_t)sizes[i]);
+        if (st == CLT_OK) st = clt_trainer_set_param(t, 2 * i, "bias", init_b[i], (size_t)sizes[i + 1]);
+    }
+    for (int s = 0; s < STEPS && st == CLT_OK; s++) st = clt_trainer_step(t, xs[s], ys[s], batch, &r->loss[s]);
+    for (int i = 0; i < 4 && st == CLT_OK; i++) {
+        size_t nw = (size_t)sizes[i + 1] * (size_t)sizes[i], nb = (size_t)sizes[i + 1];
+        r->params[2 * i] = malloc(nw * 4), r->params[2 * i + 1] = malloc(nb * 4);
+        r->grads[2 * i] = malloc(nw * 4), r->grads[2 * i + 1] = malloc(nb * 4);
+        st = clt_trainer_get_param(t, 2 * i, "weight", r->params[2 * i], nw);
+        if (st == CLT_OK) st = clt_trainer_get_param(t, 2 * i, "bias", r->params[2 * i + 1], nb);
+        if (st == CLT_OK) st = clt_trainer_get_grad(t, 2 * i, "weight", r->grads[2 * i], nw);
+        if (st == CLT_OK) st = clt_trainer_get_grad(t, 2 * i, "bias", r->grads[2 * i + 1], nb);
+    }
+    if (st == CLT_OK) st = clt_trainer_predict(t, xs[0], batch, r->pred);
+    if (st == CLT_OK) st = clt_trainer_evaluate(t, xs[1], ys[1], MAXB, &r->eval_loss, NULL);
+    if (st != CLT_OK) diag("training failed: %s: %s", clt_status_name(st), clt_last_error());
+    clt_trainer_destroy(t);
+    return r->good = st == CLT_OK;
+}
+
+#define RTOL 1e-5
+#define ATOL 1e-7
+
+static void compare(const run_result *ref, const run_result *got, size_t batch, const char *what)
+{
+    if (!ok(got->good, "%s: trains 5 steps, predicts and evaluates", what)) return;
+    long bad = tap_first_mismatch(got->loss, ref->loss, STEPS, 0, RTOL);
+    if (bad >= 0) diag("step %ld: loss %.9g, one device %.9g", bad + 1, got->loss[bad], ref->loss[bad]);
+    ok(bad < 0, "%s: the 5 losses match one device's within %g relative", what, RTOL);
+    bool params = true, grads = true;
+    double worst = 0;
+    for (int i = 0; i < 4; i++)
+        for (int k = 0; k < 2; k++) {
+            size_t n = k ? (size_t)sizes[i + 1] : (size_t)sizes[i + 1] * (size_t)sizes[i];
+            const float *a = got->params[2 * i + k], *b = ref->params[2 * i + k];
+            params &= tap_first_mismatch(a, b, n, ATOL, RTOL) < 0;
+            grads &= tap_first_mismatch(got->grads[2 * i + k], ref->grads[2 * i + k], n, ATOL, RTOL) < 0;
+            for (size_t j = 0; j < n; j++)
+                if (fabs(a[j] - b[j]) > worst) worst = fabs(a[j] - b[j]);
+        }
+    ok(params, "%s: every parameter after 5 steps matches (%g + %g*|ref|; largest difference %.3g)", what, ATOL,
+       RTOL, worst);
+    ok(grads, "%s: the last step's gradients match", what);
+    ok(tap_first_mismatch(got->pred, ref->pred, batch * 10, 1e-6, RTOL) < 0 &&
+           tap_first_mismatch(&got->eval_loss, &ref->eval_loss, 1, 0, RTOL) < 0,
+       "%s: predict and evaluate match", what);
+}
+
+/* Trains with p and holds the result to ref: "MODE, WHAT, SCHEDULE, M micro-batches". */
+static void check_against(clt_runtime *rt, clt_model *m, clt_train_params p, clt_pipeline_schedule kind,
+                          int micro, size_t batch, const run_result *ref, const char *mode, const char *what)
+{
+    char full[200];
+    snprintf(full, sizeof full, "%s, %s, %s, %d micro-batches", mode, what, clt_pipeline_schedule_name(kind), micro);
+    p.pipeline = kind;
+    p.micro_batches = micro;
+    run_result got;
+    train(rt, m, &p, batch, &got);
+    compare(ref, &got, batch, full);
+    result_free(&got);
+}
+
+static bool same_bits(const run_result *a, const run_result *b)
+{
+    if (!a->good || !b->good) return false;
+    for (int s = 0; s < STEPS; s++)
+        if (memcmp(&a->loss[s], &b->loss[s], 4)) {
+            diag("step %d's loss differs: %.9g and %.9g", s + 1, a->loss[s], b->loss[s]);
+            return false;
+        }
+    for (int i = 0; i < 4; i++)
+        for (int k = 0; k < 2; k++) {
+            size_t n = k ? (size_t)sizes[i + 1] : (size_t)sizes[i + 1] * (size_t)sizes[i];
+            for (size_t j = 0; j < n; j++)
+                if (memcmp(&a->params[2 * i + k][j], &b->params[2 * i + k][j], 4)) {
+                    diag("fc%d's %s[%zu] differs: %.9g and %.9g", i + 1, k ? "bias" : "weight", j,
+                         a->params[2 * i + k][j], b->params[2 * i + k][j]);
+                    return false;
+                }
+        }
+    return true;
+}
+
+static void check_equivalence(clt_context_mode mode, int ndev)
+{
+    const char *mname = mode == CLT_CONTEXT_PER_PLATFORM ? "shared context" : "context per device";
+    clt_runtime *rt = open_runtime(ndev >= 3 ? "all" : "0:0,0:0,0:0", mode, mname);
+    if (!rt) return;
+    clt_model *plain = seed_model(0, 0), *seed = seed_model(1, 0), *three = seed_model(1, 1);
+    clt_train_params p = clt_train_params_default();
+    p.optim = clt_sgd(0.05f, 0.9f, 0.0f, 0);
+    p.max_batch = MAXB;
+    run_result ref, got, gpipe4;
+    train(rt, plain, &p, MAXB, &ref);
+    ok(ref.good, "%s: one-device reference", mname);
+
+    p.parallel = CLT_PARALLEL_MODEL;
+    char what[160];
+    for (int k = CLT_PIPELINE_NAIVE; k <= CLT_PIPELINE_1F1B; k++) {
+        p.pipeline = (clt_pipeline_schedule)k;
+        p.micro_batches = k == CLT_PIPELINE_NAIVE ? 1 : 4;
+        snprintf(what, sizeof what, "%s, seed placement, %s, %d micro-batches", mname,
+                 clt_pipeline_schedule_name(p.pipeline), p.micro_batches);
+        train(rt, seed, &p, MAXB, &got);
+        compare(&ref, &got, MAXB, what);
+        if (k == CLT_PIPELINE_NAIVE) ok(same_bits(&ref, &got), "%s: the same bits as one device", what);
+        if (k == CLT_PIPELINE_GPIPE) gpipe4 = got;
+        else result_free(&got);
+    }
+    /* micro-batches change the summation order, not the schedule: naive and 1f1b with 4 give
+     * gpipe's bits */
+    for (int k = CLT_PIPELINE_NAIVE; k <= CLT_PIPELINE_1F1B; k += 2) {
+        p.pipeline = (clt_pipeline_schedule)k;
+        p.micro_batches = 4;
+        train(rt, seed, &p, MAXB, &got);
+        ok(same_bits(&gpipe4, &got), "%s: %s with 4 micro-batches gives gpipe's bits", mname,
+           clt_pipeline_schedule_name(p.pipeline));
+        result_free(&got);
+    }
+    result_free(&gpipe4);
+
+    /* 3 stages on 3 devices; micro-batches that do not divide the batch */
+    check_against(rt, three, p, CLT_PIPELINE_1F1B, 5, MAXB, &ref, mname, "3 stages on 3 devices, a batch of 16");
+    check_against(rt, plain, p, CLT_PIPELINE_GPIPE, 3, MAXB, &ref, mname, "automatic partition, a batch of 16");
+    result_free(&ref);
+
+    /* a batch smaller than the micro-batch count: 3 samples, 8 micro-batches */
+    clt_train_params p1 = p;
+    p1.parallel = CLT_PARALLEL_NONE;
+    train(rt, plain, &p1, 3, &ref);
+    check_against(rt, seed, p, CLT_PIPELINE_1F1B, 8, 3, &ref, mname, "seed placement, a batch of 3");
+    result_free(&ref);
+
+    /* accumulation over calls and micro-batches within them */
+    p1.accumulation = 2;
+    train(rt, plain, &p1, MAXB, &ref);
+    p.accumulation = 2;
+    check_against(rt, seed, p, CLT_PIPELINE_GPIPE, 2, MAXB, &ref, mname, "seed placement, accumulation 2");
+    result_free(&ref);
+
+    clt_model_destroy(plain), clt_model_destroy(seed), clt_model_destroy(three);
+    clt_runtime_destroy(rt);
+}
+
+/* Hybrid: two copies of the pipeline on four devices, the batch split between them, gradients
+ * all-reduced between matching stages: still one device's training. */
+static void check_hybrid(clt_context_mode mode, int ndev)
+{
+    const char *mname = mode == CLT_CONTEXT_PER_PLATFORM ? "shared context" : "context per device";
+    clt_runtime *rt = open_runtime(ndev >= 3 ? "0:0,0:1,0:2,0:0" : "0:0,0:0,0:0,0:0", mode, mname);
+    if (!rt) return;
+    clt_model *plain = seed_model(0, 0), *seed = seed_model(1, 0);
+    clt_train_params p = clt_train_params_default();
+    p.optim = clt_sgd(0.05f, 0.9f, 0.0f, 0);
+    p.max_batch = MAXB;
+    run_result ref;
+    train(rt, plain, &p, MAXB, &ref);
+    clt_train_params p1 = p;
+    p.parallel = CLT_PARALLEL_MODEL;
+    p.pipelines = 2;
+    check_against(rt, seed, p, CLT_PIPELINE_GPIPE, 2, MAXB, &ref, mname, "hybrid: 2 pipelines of the seed placement on 4 devices");
+    check_against(rt, plain, p, CLT_PIPELINE_1F1B, 3, MAXB, &ref, mname, "hybrid: 2 pipelines partitioned automatically");
+    result_free(&ref);
+    train(rt, plain, &p1, 1, &ref);
+    check_against(rt, seed, p, CLT_PIPELINE_1F1B, 3, 1, &ref, mname, "hybrid: a batch of 1, so the second pipeline has nothing to do");
+    result_free(&ref);
+    clt_model_destroy(plain), clt_model_destroy(seed);
+    clt_runtime_destroy(rt);
+}
+
+/* A device failing in the middle of a step stops the others at once (they wait on its
+ * messages), the step reports that device's own error, nothing is updated, and the next step
+ * works. */
+static void check_failure(clt_context_mode mode)
+{
+    const char *mname = mode == CLT_CONTEXT_PER_PLATFORM ? "shared context" : "context per device";
+    clt_runtime *rt = open_runtime("0:0,0:0", mode, mname);
+    clt_trainer *t;
+    clt_model *m = seed_model(1, 0);
+    clt_train_params p = clt_train_params_default();
+    p.parallel = CLT_PARALLEL_MODEL;
+    p.pipeline = CLT_PIPELINE_1F1B;
+    p.micro_batches = 4;
+    p.max_batch = MAXB;
+    if (!rt) goto out_model;
+    if (!ok_status(clt_trainer_create(&t, rt, m, &p), "1f1b trainer, %s", mname)) goto out_rt;
+    float before[10], after[10], loss;
+    clt_trainer_get_param(t, 6, "bias", before, 10);
+    /* device 0 breaks on its 3rd instruction (device 1 then waits for its activations); then
+     * device 1 on its 6th (device 0 waits for the gradients) */
+    for (int dev = 0; dev < 2; dev++) {
+        clt__model_inject_fault(t, dev, dev ? 5 : 2);
+        double t0 = clt__now();
+        /* CL_INVALID_MEM_OBJECT maps to CLT_ERR_INVALID_BUFFER */
+        ok_error(clt_trainer_step(t, xs[0], ys[0], MAXB, &loss), CLT_ERR_INVALID_BUFFER, "injected fault",
+                 "%s: device %d failing mid-step gives its own error, not the other's abort", mname, dev);
+        ok(clt__now() - t0 < 10.0, "%s: the other device stops at once (%.2f s), not after the timeout", mname, clt__now() - t0);
+    }
+    clt_trainer_get_param(t, 6, "bias", after, 10);
+    ok(!memcmp(before, after, sizeof before) && clt_trainer_step_count(t) == 0, "%s: nothing was updated", mname);
+    clt__model_inject_fault(t, -1, 0);
+    ok_status(clt_trainer_step(t, xs[0], ys[0], MAXB, &loss), "%s: the next step works", mname);
+    clt_trainer_get_param(t, 6, "bias", after, 10);
+    ok(memcmp(before, after, sizeof before) && clt_trainer_step_count(t) == 1 && isfinite(loss),
+       "%s: and updates (loss %.4f)", mname, loss);
+    clt_trainer_destroy(t);
+out_rt:
+    clt_runtime_destroy(rt);
+out_model:
+    clt_model_destroy(m);
+}
+
+/* ---- errors ---------------------------------------------------------------------------------- */
+
+static void check_errors(void)
+{
+    clt_runtime *rt;
+    if (!ok_status(clt_runtime_create(&rt, "0:0,0:0"), "runtime of two devices")) return;
+    clt_model *m = seed_model(0, 0);
+    ok_status(clt_model_place(m, 0, 3, 0), "layers 0..3 on device 0");
+    ok_error(clt_model_place(m, 2, 4, 1), CLT_ERR_INVALID_ARG, "layer 2 (linear) is already placed on device 0",
+             "overlapping ranges are refused, naming the layer");
+    ok(clt_model_placement(m, 4) == -1, "and change nothing (layer 4 is still unplaced)");
+    ok_error(clt_model_place(m, 1, 1, 0), CLT_ERR_INVALID_ARG, "already placed", "a layer placed twice");
+    ok_error(clt_model_place(m, 5, 7, 0), CLT_ERR_INVALID_ARG, "0..6", "a range past the last layer");
+    ok_error(clt_model_place(m, 5, 4, 0), CLT_ERR_INVALID_ARG, "not a range", "a reversed range");
+    ok_error(clt_model_place(m, -1, 4, 0), CLT_ERR_INVALID_ARG, "not a range", "a negative first layer");
+    ok_error(clt_model_place(m, 4, 4, -2), CLT_ERR_INVALID_ARG, "device -2", "a negative device");
+    ok_error(clt_model_place(NULL, 0, 0, 0), CLT_ERR_INVALID_ARG, "NULL", "a NULL model");
+    ok(clt_model_placement(m, 3) == 0 && clt_model_placement(m, 9) == -1, "clt_model_placement reads it back");
+    clt_train_params p = clt_train_params_default();
+    p.parallel = CLT_PARALLEL_MODEL;
+    p.max_batch = 8;
+    clt_trainer *t = (clt_trainer *)1;
+    ok_error(clt_trainer_create(&t, rt, m, &p), CLT_ERR_INVALID_ARG, "layer 4 (linear) is not placed",
+             "a layer placed nowhere is refused at create");
+    ok(t == NULL, "and leaves no trainer");
+    ok_status(clt_model_place(m, 4, 6, 2), "layers 4..6 on device 2");
+    ok_error(clt_trainer_create(&t, rt, m, &p), CLT_ERR_INVALID_ARG, "placed on device 2, but the runtime has 2 devices",
+             "a device the runtime does not have");
+    p.parallel = CLT_PARALLEL_NONE;
+    ok_status(clt_trainer_create(&t, rt, m, &p), "without model parallelism the placement is ignored");
+    clt_trainer_destroy(t);
+    clt_model_destroy(m);
+    m = seed_model(1, 0);
+    p.parallel = CLT_PARALLEL_MODEL;
+    p.pipelines = 2;
+    ok_error(clt_trainer_create(&t, rt, m, &p), CLT_ERR_INVALID_ARG, "2 pipelines of a placement on devices 0..1 need 4 devices",
+             "two pipelines of a two-device placement on two devices");
+    p.pipelines = 0;
+    ok_error(clt_trainer_create(&t, rt, m, &p), CLT_ERR_INVALID_ARG, "pipelines 0", "zero pipelines");
+    p.pipelines = 3;
+    ok_error(clt_trainer_create(&t, rt, m, &p), CLT_ERR_INVALID_ARG, "1..2", "more pipelines than devices");
+    p.pipelines = 1;
+    p.parallel = CLT_PARALLEL_NONE;
+    t = NULL;
+    clt_trainer_destroy(t);
+    clt_model_destroy(m);
+
+    m = seed_model(1, 0);
+    p.parallel = CLT_PARALLEL_MODEL;
+    p.pipeline = (clt_pipeline_schedule)3;
+    ok_error(clt_trainer_create(&t, rt, m, &p), CLT_ERR_INVALID_ARG, "unknown pipeline schedule 3", "a bad schedule value");
+    p.pipeline = (clt_pipeline_schedule)-1;
+    ok_error(clt_trainer_create(&t, rt, m, &p), CLT_ERR_INVALID_ARG, "unknown pipeline schedule", "a negative schedule value");
+    p.pipeline = CLT_PIPELINE_GPIPE;
+    p.micro_batches = 0;
+    ok_error(clt_trainer_create(&t, rt, m, &p), CLT_ERR_INVALID_ARG, "micro_batches 0", "zero micro-batches");
+    p.micro_batches = 70000;
+    ok_error(clt_trainer_create(&t, rt, m, &p), CLT_ERR_INVALID_ARG, "1..65536", "too many micro-batches");
+    clt_pipeline_schedule s = CLT_PIPELINE_NAIVE;
+    ok(clt_pipeline_schedule_parse("GPipe", &s) == CLT_OK && s == CLT_PIPELINE_GPIPE &&
+           clt_pipeline_schedule_parse("1f1b", &s) == CLT_OK && s == CLT_PIPELINE_1F1B &&
+           clt_pipeline_schedule_parse("naive", &s) == CLT_OK && s == CLT_PIPELINE_NAIVE,
+       "schedule names parse, in any case");
+    ok_error(clt_pipeline_schedule_parse("zigzag", &s), CLT_ERR_INVALID_ARG, "known: naive, gpipe, 1f1b",
+             "an unknown schedule name lists the known ones");
+    ok_error(clt_pipeline_schedule_parse("gpip", &s), CLT_ERR_INVALID_ARG, "'gpip'", "a prefix is not a name");
+    ok_error(clt_pipeline_schedule_parse(NULL, &s), CLT_ERR_INVALID_ARG, "NULL", "a NULL name");
+    ok(!strcmp(clt_pipeline_schedule_name((clt_pipeline_schedule)7), "unknown"), "an unknown value has no name");
+    clt_model_destroy(m);
+    clt_runtime_destroy(rt);
+}
+
+int main(void)
+{
+    check_schedules();
+    check_partition();
+    tap_require_device();
+    size_t n = 0;
+    clt_devices_list(NULL, 0, &n);
+    make_data();
+    check_links(CLT_CONTEXT_PER_PLATFORM);
+    check_links(CLT_CONTEXT_PER_DEVICE);
+    check_equivalence(CLT_CONTEXT_PER_PLATFORM, (int)n);
+    check_equivalence(CLT_CONTEXT_PER_DEVICE, (int)n);
+    check_hybrid(CLT_CONTEXT_PER_PLATFORM, (int)n);
+    check_hybrid(CLT_CONTEXT_PER_DEVICE, (int)n);
+    check_failure(CLT_CONTEXT_PER_PLATFORM);
+    check_failure(CLT_CONTEXT_PER_DEVICE);
+    check_errors();
+    for (int i = 0; i < 4; i++) free(init_w[i]), free(init_b[i]);
+    for (int s = 0; s < STEPS; s++) free(xs[s]);
+    return tap_done();
+}
