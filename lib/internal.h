@@ -582,8 +582,12 @@ struct clt_runtime {
 clt_status clt__trace_start(clt_runtime *rt);
 clt_status clt__trace_write(clt_runtime *rt, const char *path);
 
-/* Runs fn on every worker at once with args[i] = (char *)args + i * stride; waits for all.
- * Returns CLT_OK or the lowest-numbered device's error (its message on this thread). */
+/* Runs fn on the workers devs[0..n) (NULL: 0..n-1) at once with args[i] = (char *)args +
+ * i * stride; waits for all. Returns CLT_OK or the first failing device's error, a device's own
+ * failure preferred over another's CLT_ERR_ABORTED (its message on this thread). */
+clt_status clt__run_on(clt_runtime *rt, const int *devs, int n, clt__task_fn fn, void *args,
+                       size_t stride);
+/* clt__run_on over every worker. */
 clt_status clt__runtime_parallel(clt_runtime *rt, clt__task_fn fn, void *args, size_t stride);
 
 /* ---- collectives (lib/collective.c) -------------------------------------------------------- */

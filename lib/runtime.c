@@ -223,20 +223,23 @@ clt_status clt_runtime_exec(clt_runtime *rt, int device, clt_device_fn fn, void 
     return clt__worker_call(&rt->workers[device], exec_task, &a);
 }
 
-clt_status clt__runtime_parallel(clt_runtime *rt, clt__task_fn fn, void *args, size_t stride)
+clt_status clt__run_on(clt_runtime *rt, const int *devs, int n, clt__task_fn fn, void *args,
+                       size_t stride)
 {
-    int n = rt->nworkers;
     clt__task stack_tasks[16];
     clt__task *tasks = n <= 16 ? stack_tasks : calloc((size_t)n, sizeof *tasks);
     if (!tasks) return clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
     for (int i = 0; i < n; i++)
-        clt__worker_submit(&rt->workers[i], &tasks[i], fn, (char *)args + (size_t)i * stride);
+        clt__worker_submit(&rt->workers[devs ? devs[i] : i], &tasks[i], fn, (char *)args + (size_t)i * stride);
     clt_status first = CLT_OK;
     char *msg = NULL;
     for (int i = 0; i < n; i++) {
-        clt_status st = clt__worker_wait(&rt->workers[i], &tasks[i]);
-        if (st != CLT_OK && first == CLT_OK) {
+        clt_status st = clt__worker_wait(&rt->workers[devs ? devs[i] : i], &tasks[i]);
+        /* a device's own failure says more than another's "aborted because of it" */
+        bool better = first == CLT_OK || (first == CLT_ERR_ABORTED && st != CLT_ERR_ABORTED);
+        if (st != CLT_OK && better) {
             first = st;
+            free(msg);
             msg = strdup(clt_last_error());
         }
     }
@@ -244,6 +247,11 @@ clt_status clt__runtime_parallel(clt_runtime *rt, clt__task_fn fn, void *args, s
     free(msg);
     if (tasks != stack_tasks) free(tasks);
     return first;
+}
+
+clt_status clt__runtime_parallel(clt_runtime *rt, clt__task_fn fn, void *args, size_t stride)
+{
+    return clt__run_on(rt, NULL, rt->nworkers, fn, args, stride);
 }
 
 clt_status clt_runtime_exec_all(clt_runtime *rt, clt_device_fn fn, void *user)

@@ -219,33 +219,13 @@ static clt_status forward_task(clt__worker *w, void *arg)
     return st;
 }
 
-/* Runs fn on every rank's worker at once. The error reported is a rank's own failure rather
- * than another's CLT_ERR_ABORTED; after a failure the group is reset for the next call. */
+/* Runs fn on every rank's worker at once; after a failure the group is reset for the next call
+ * (clt__run_on reports a rank's own error over the others' CLT_ERR_ABORTED). */
 static clt_status run_ranks(clt_trainer *t, data_state *s, clt__task_fn fn, rank_job *jobs)
 {
-    clt__task stack[16];
-    clt__task *tasks = s->n <= 16 ? stack : calloc((size_t)s->n, sizeof *tasks);
-    if (!tasks) return clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
-    for (int r = 0; r < s->n; r++)
-        clt__worker_submit(&t->rt->workers[s->dev[r]], &tasks[r], fn, &jobs[r]);
-    clt_status first = CLT_OK;
-    char *msg = NULL;
-    for (int r = 0; r < s->n; r++) {
-        clt_status st = clt__worker_wait(&t->rt->workers[s->dev[r]], &tasks[r]);
-        bool better = first == CLT_OK || (first == CLT_ERR_ABORTED && st != CLT_ERR_ABORTED);
-        if (st != CLT_OK && better) {
-            first = st;
-            free(msg);
-            msg = strdup(clt_last_error());
-        }
-    }
-    if (tasks != stack) free(tasks);
-    if (first != CLT_OK) {
-        if (s->comm) clt__comm_reset(s->comm);
-        if (msg) clt__error_set_message(msg);
-    }
-    free(msg);
-    return first;
+    clt_status st = clt__run_on(t->rt, s->dev, s->n, fn, jobs, sizeof *jobs);
+    if (st != CLT_OK && s->comm) clt__comm_reset(s->comm);
+    return st;
 }
 
 /* ---- the strategy ------------------------------------------------------------------------- */
@@ -367,23 +347,6 @@ static clt_status data_create(clt_trainer *t, const float *init)
     return st;
 }
 
-typedef struct {
-    cl_mem buf;
-    size_t off, count;
-    float *host;
-    int write;
-} io_job;
-
-static clt_status io_task(clt__worker *w, void *arg)
-{
-    io_job *a = arg;
-    size_t bytes = a->count * sizeof(float), at = a->off * sizeof(float);
-    cl_int err = a->write ? clEnqueueWriteBuffer(w->queue, a->buf, CL_TRUE, at, bytes, a->host, 0, NULL, NULL)
-                          : clEnqueueReadBuffer(w->queue, a->buf, CL_TRUE, at, bytes, a->host, 0, NULL, NULL);
-    return err == CL_SUCCESS ? CLT_OK
-                             : clt__fail_cl(err, clt__worker_name(w), a->write ? "writing parameters" : "reading parameters");
-}
-
 /* With verify_replicas: every rank's parameters must equal rank 0's, bit for bit. */
 static clt_status verify(clt_trainer *t, data_state *s)
 {
@@ -391,8 +354,7 @@ static clt_status verify(clt_trainer *t, data_state *s)
     float *ref = malloc((np ? np : 1) * sizeof *ref), *other = malloc((np ? np : 1) * sizeof *other);
     clt_status st = ref && other ? CLT_OK : clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
     for (int r = 0; r < s->n && st == CLT_OK; r++) {
-        io_job a = {s->nets[r]->params, 0, np, r ? other : ref, 0};
-        st = clt__worker_call(&t->rt->workers[s->dev[r]], io_task, &a);
+        st = clt__buffer_io(&t->rt->workers[s->dev[r]], s->nets[r]->params, 0, np, r ? other : ref, 0);
         if (st != CLT_OK || r == 0 || !memcmp(ref, other, np * sizeof(float))) continue;
         for (size_t i = 0; i < np; i++)
             if (memcmp(&ref[i], &other[i], sizeof(float))) {
@@ -476,8 +438,7 @@ static clt_status data_param_io(clt_trainer *t, size_t off, size_t count, float 
     clt_status st = CLT_OK;
     if (!grads) {
         for (int r = 0; r < (write ? s->n : 1) && st == CLT_OK; r++) {
-            io_job a = {s->nets[r]->params, off, count, host, write};
-            st = clt__worker_call(&t->rt->workers[s->dev[r]], io_task, &a);
+            st = clt__buffer_io(&t->rt->workers[s->dev[r]], s->nets[r]->params, off, count, host, write);
         }
         return st;
     }
@@ -486,8 +447,7 @@ static clt_status data_param_io(clt_trainer *t, size_t off, size_t count, float 
         int r = s->n == 1 ? 0 : (int)(at / s->shard);
         size_t end = s->n == 1 ? off + count : ((size_t)r + 1) * s->shard;
         size_t take = end - at < count - done ? end - at : count - done;
-        io_job a = {s->nets[r]->grads, at, take, host + done, 0};
-        st = clt__worker_call(&t->rt->workers[s->dev[r]], io_task, &a);
+        st = clt__buffer_io(&t->rt->workers[s->dev[r]], s->nets[r]->grads, at, take, host + done, 0);
         done += take;
     }
     return st;
@@ -522,8 +482,7 @@ static clt_status state_task(clt__worker *w, void *arg)
         n->opt[j->which] = buf;
         n->opt_count = j->s->shard;
     }
-    io_job a = {n->opt[j->which], j->off, j->count, j->host, j->write};
-    return io_task(w, &a);
+    return clt__buffer_io(w, n->opt[j->which], j->off, j->count, j->host, j->write);
 }
 
 /* Optimizer state: rank r keeps elements [r * shard, (r + 1) * shard) of each array. */

@@ -241,28 +241,12 @@ static clt_status phase_b(clt__worker *w, void *arg)
  * than another's CLT_ERR_ABORTED; after a failure the links are reset for the next call. */
 static clt_status run_devices(clt_trainer *t, model_state *s, clt__task_fn fn, dev_job *jobs)
 {
-    clt__task *tasks = calloc((size_t)s->ndev, sizeof *tasks);
-    if (!tasks) return clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
-    for (int d = 0; d < s->ndev; d++) clt__worker_submit(&t->rt->workers[s->devs[d]], &tasks[d], fn, &jobs[d]);
-    clt_status first = CLT_OK;
-    char *msg = NULL;
-    for (int d = 0; d < s->ndev; d++) {
-        clt_status st = clt__worker_wait(&t->rt->workers[s->devs[d]], &tasks[d]);
-        bool better = first == CLT_OK || (first == CLT_ERR_ABORTED && st != CLT_ERR_ABORTED);
-        if (st != CLT_OK && better) {
-            first = st;
-            free(msg);
-            msg = strdup(clt_last_error());
-        }
-    }
-    free(tasks);
-    if (first != CLT_OK) {
+    clt_status st = clt__run_on(t->rt, s->devs, s->ndev, fn, jobs, sizeof *jobs);
+    if (st != CLT_OK) {   /* links and groups start clean for the next step */
         clt__xfer_group_reset(s->g);
         for (int k = 0; s->comms && k < s->S; k++) clt__comm_reset(s->comms[k]);
-        if (msg) clt__error_set_message(msg);
     }
-    free(msg);
-    return first;
+    return st;
 }
 
 /* Pipeline p's schedule for `micro` micro-batches, built once per count. */
