@@ -384,6 +384,11 @@ clt_status clt_trainer_evaluate(clt_trainer *t, const float *x, const int32_t *l
     if (!t) return clt__fail(CLT_ERR_INVALID_ARG, "clt_trainer_evaluate: trainer is NULL");
     if (!x || n == 0) return clt__fail(CLT_ERR_INVALID_ARG, "clt_trainer_evaluate: %s",
                                        !x ? "inputs are NULL" : "no sample (n = 0)");
+    /* n is checked before a label is read: a size that cannot be an array's (a negative number
+     * passed as size_t) must not walk the labels past their end. */
+    if (n > SIZE_MAX / (in_numel(t) * sizeof(float)) || n > UINT32_MAX)
+        return clt__fail(CLT_ERR_INVALID_ARG, "clt_trainer_evaluate: n = %zu samples cannot be an "
+                         "array's length (a negative number as size_t?)", n);
     clt_status st = check_labels(t, labels, n, "clt_trainer_evaluate");
     if (st != CLT_OK) return st;
     size_t C = out_numel(t), in = in_numel(t), B = t->p.max_batch;

@@ -207,6 +207,7 @@ static bool profile_times(cl_event e, cl_ulong *t0, cl_ulong *t1)
 
 void clt__worker_collect(clt__worker *w)
 {
+    if (w->nevents == 0) return;   /* profiling off: the arrays may not even exist */
     size_t done = 0;
     cl_ulong span_start = 0;
     /* The queue runs in order: stop at the first command not complete, keep it and the rest. */

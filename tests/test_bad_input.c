@@ -214,7 +214,7 @@ int main(void)
         refused(clt_trainer_step_targets(t, x, x, NEG, NULL), "step_targets: batch negative");
         refused(clt_trainer_predict(t, x, NEG, out), "predict: batch negative");
         refused(clt_trainer_predict(t, x, 0, out), "predict: batch 0");
-        refused(clt_trainer_evaluate(t, x, y, NEG, NULL, NULL), "evaluate: n negative (labels read first)") ;
+        refused(clt_trainer_evaluate(t, x, y, NEG, NULL, NULL), "evaluate: n negative (refused before a label is read)");
         refused(clt_trainer_evaluate(t, x, NULL, 2, NULL, NULL), "evaluate: NULL labels");
         refused(clt_trainer_get_grad(t, 0, "weight", out, NEG), "get_grad: count negative");
         refused(clt_trainer_get_param(t, 0, "weight", out, 0), "get_param: count 0");
