@@ -68,6 +68,7 @@ typedef struct {
     float lr, gscale;
     double loss_sum, sumsq;
     float *out;                     /* forward only: the caller's (batch, outputs) */
+    size_t correct;                 /* the last stage's rows whose largest output is right */
 } dev_job;
 
 static clt_status upload(clt__worker *w, cl_mem dst, size_t dst_bytes, const void *src, size_t bytes)
@@ -117,10 +118,13 @@ static clt_status exec_op(dev_job *j, clt__worker *w, clt__op op)
         clt__view dout = {g->gin, r0 * g->out};
         if (last) {
             double sum = 0;
+            size_t hits = 0;
             st = upload_truth(j, w, n, g0, cnt);
             if (st == CLT_OK)
-                st = clt__net_loss_rows(n, t->p.loss, r0, cnt, clt__loss_grad_scale(t, j->b->batch), 1, &sum);
+                st = clt__net_loss_rows(n, t->p.loss, r0, cnt, clt__loss_grad_scale(t, j->b->batch), 1, &sum,
+                                        &hits);
             j->loss_sum += sum;
+            j->correct += hits;
             dout = (clt__view){n->gbuf[0], 0};
         }
         clt__view din = {op.stage > 0 ? g->gout : NULL, op.stage > 0 ? r0 * g->in : 0};
@@ -137,7 +141,7 @@ static clt_status exec_op(dev_job *j, clt__worker *w, clt__op op)
         if (j->b->labels || j->b->targets) {
             double sum = 0;
             st = upload_truth(j, w, n, g0, cnt);
-            if (st == CLT_OK) st = clt__net_loss_rows(n, t->p.loss, r0, cnt, 1.0f, 0, &sum);
+            if (st == CLT_OK) st = clt__net_loss_rows(n, t->p.loss, r0, cnt, 1.0f, 0, &sum, NULL);
             j->loss_sum += sum;
         }
         clt__view o = clt__at(clt__net_output(n), r0 * g->out);
@@ -304,7 +308,8 @@ static clt_status run_pipeline(clt_trainer *t, const clt__batch *b, int train, d
     return st;
 }
 
-static clt_status model_step(clt_trainer *t, const clt__batch *b, int update, float lr, double *loss)
+static clt_status model_step(clt_trainer *t, const clt__batch *b, int update, float lr, double *loss,
+                             size_t *correct)
 {
     model_state *s = t->state;
     dev_job *jobs;
@@ -314,7 +319,9 @@ static clt_status model_step(clt_trainer *t, const clt__batch *b, int update, fl
         jobs[d].first_micro = t->micro == 0, jobs[d].update = update, jobs[d].lr = lr;
     if (st == CLT_OK) st = run_devices(t, s, phase_a, jobs);
     double loss_sum = 0, sumsq = 0;
-    for (int d = 0; jobs && d < s->ndev; d++) loss_sum += jobs[d].loss_sum, sumsq += jobs[d].sumsq;
+    *correct = 0;
+    for (int d = 0; jobs && d < s->ndev; d++)
+        loss_sum += jobs[d].loss_sum, sumsq += jobs[d].sumsq, *correct += jobs[d].correct;
     *loss = clt__loss_mean(t, loss_sum, b->batch);
     float gscale = 1.0f;
     if (st == CLT_OK && t->p.check_numerics && !isfinite(*loss))
@@ -490,7 +497,7 @@ static clt_status warm_up(clt__worker *w, clt_trainer *t, stage *g, int first, i
     if (st == CLT_OK && is_last) st = clt__zero(w, (clt__view){n->targets, 0}, rows * g->out);
     if (st == CLT_OK) st = clt__net_forward_rows(n, 0, rows, 1, 0);
     double unused;
-    if (st == CLT_OK && is_last) st = clt__net_loss_rows(n, t->p.loss, 0, rows, 1.0f, 1, &unused);
+    if (st == CLT_OK && is_last) st = clt__net_loss_rows(n, t->p.loss, 0, rows, 1.0f, 1, &unused, NULL);
     clt__view dout = is_last ? (clt__view){n->gbuf[0], 0} : (clt__view){g->gin, 0};
     clt__view din = {first > 0 ? g->gout : NULL, 0};
     if (st == CLT_OK) st = clt__net_backward_rows(n, 0, rows, dout, din, 0);

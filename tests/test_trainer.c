@@ -32,7 +32,7 @@ static clt_status loss_task(clt__worker *w, void *arg)
     if (j->labels) clEnqueueWriteBuffer(w->queue, n->labels, CL_TRUE, 0, j->B * 4, j->labels, 0, NULL, NULL);
     if (j->targets) clEnqueueWriteBuffer(w->queue, n->targets, CL_TRUE, 0, j->B * j->C * 4, j->targets, 0, NULL, NULL);
     st = clt__net_forward(n, j->B, 1, 0);
-    if (st == CLT_OK) st = clt__net_loss(n, j->loss, j->B, j->scale, 1, &j->sum);
+    if (st == CLT_OK) st = clt__net_loss(n, j->loss, j->B, j->scale, 1, &j->sum, NULL);
     if (st == CLT_OK)
         clEnqueueReadBuffer(w->queue, n->gbuf[0], CL_TRUE, 0, j->B * j->C * 4, j->dz, 0, NULL, NULL);
     clt__net_destroy(n);
