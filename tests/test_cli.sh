@@ -17,6 +17,16 @@ skip() {
     n=$((n + 1))
     echo "ok $n - $1 # SKIP $2"
 }
+# run_ok DESCRIPTION OUT COMMAND...: runs it, stdout to OUT and stderr to OUT.err; one test
+# point on its exit status, with its stderr as diagnostics when it fails.
+run_ok() {
+    what=$1 out=$2
+    shift 2
+    "$@" >"$out" 2>"$out.err"
+    rc=$?
+    ok $rc "$what"
+    if [ $rc -ne 0 ]; then sed 's/^/# /' "$out.err"; fi
+}
 
 if ! "$CLTRAIN" info >/dev/null 2>&1; then
     echo "1..0 # SKIP no OpenCL device (cltrain info failed)"
@@ -53,11 +63,9 @@ check_csv() {
 }
 
 # ---- train on the default data (Fashion-MNIST or the generated fallback) ----------------------
-"$CLTRAIN" train --model seed-mlp --epochs 2 --limit 600 --batch 100 \
-    --metrics "$tmp/run.csv" --plot "$tmp/run.svg" >"$tmp/out.txt" 2>"$tmp/err.txt"
-rc=$?
-ok $rc "cltrain train --metrics --plot exits 0"
-if [ $rc -ne 0 ]; then sed 's/^/# /' "$tmp/err.txt"; fi
+run_ok "cltrain train --metrics --plot exits 0" "$tmp/out.txt" \
+    "$CLTRAIN" train --model seed-mlp --epochs 2 --limit 600 --batch 100 \
+    --metrics "$tmp/run.csv" --plot "$tmp/run.svg"
 grep -Eq '^epoch 2/2 +step +6/6 +loss [0-9.]+ +accuracy [0-9.]+% ' "$tmp/out.txt"
 ok $? "the progress line shows the running accuracy"
 check_csv "$tmp/run.csv" 12 2 "default data"
@@ -94,21 +102,17 @@ for prefix, n in (("train", 300), ("t10k", 100)):
     with open(os.path.join(d, prefix + "-labels-idx1-ubyte"), "wb") as f:
         f.write(struct.pack(">II", 0x801, n) + bytes(labels))
 EOF
-    "$CLTRAIN" train --model seed-mlp --epochs 2 --batch 50 --data "$tmp/idx" \
-        --metrics "$tmp/idx.csv" >"$tmp/idx.txt" 2>&1
-    rc=$?
-    ok $rc "cltrain train --data on generated IDX files exits 0"
-    if [ $rc -ne 0 ]; then sed 's/^/# /' "$tmp/idx.txt"; fi
+    run_ok "cltrain train --data on generated IDX files exits 0" "$tmp/idx.txt" \
+        "$CLTRAIN" train --model seed-mlp --epochs 2 --batch 50 --data "$tmp/idx" --metrics "$tmp/idx.csv"
     grep -q 'from fashion-mnist' "$tmp/idx.txt"
     ok $? "those files are read, not the fallback"
     check_csv "$tmp/idx.csv" 12 2 "IDX data"
 else
-    for what in "--data on generated IDX files" ; do skip "cltrain train $what" "no python3"; done
+    skip "cltrain train --data on generated IDX files" "no python3"
 fi
 
 # ---- info --json and bench train --json ------------------------------------------------------
-"$CLTRAIN" info --json >"$tmp/info.json" 2>"$tmp/err.txt"
-ok $? "cltrain info --json exits 0"
+run_ok "cltrain info --json exits 0" "$tmp/info.json" "$CLTRAIN" info --json
 if [ $have_py -eq 1 ]; then
     python3 -c '
 import json, sys
@@ -119,10 +123,8 @@ assert isinstance(d, dict) and isinstance(d.get("devices"), list) and d["devices
 else
     skip "cltrain info --json is one JSON object with a devices array" "no python3"
 fi
-"$CLTRAIN" bench train --model seed-mlp --batch 64 --steps 3 --json >"$tmp/bench.json" 2>"$tmp/err.txt"
-rc=$?
-ok $rc "cltrain bench train --json exits 0"
-if [ $rc -ne 0 ]; then sed 's/^/# /' "$tmp/err.txt"; fi
+run_ok "cltrain bench train --json exits 0" "$tmp/bench.json" \
+    "$CLTRAIN" bench train --model seed-mlp --batch 64 --steps 3 --json
 if [ $have_py -eq 1 ]; then
     python3 -c '
 import json, sys
