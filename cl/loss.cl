@@ -1,8 +1,8 @@
 /* Losses, fused with their gradients. One work-item per batch row; the host sums the per-row
- * losses in a fixed order. Each kernel also writes, at rows[B + b], 1 when the row's largest
- * output (the first on ties) is the right class, else 0: the label for cross-entropy, the
- * target's largest entry for MSE (the label when the targets are one-hot). `scale` is the factor of each row's gradient (1/B for a mean over a
- * batch of B; with data parallelism, 1/global batch). */
+ * losses in a fixed order. `scale` is the factor of each row's gradient (1/B for a mean over a
+ * batch of B; with data parallelism, 1/global batch). Each kernel also writes loss_rows[B + b]:
+ * 1 when the row's largest output (the first on ties) is the right class, else 0; the label for
+ * cross-entropy, the target's largest entry for MSE (the label when the targets are one-hot). */
 
 /* Softmax cross-entropy over integer labels, numerically stable (log-sum-exp around the max).
  * A label outside [0, C) gives a NaN loss instead of reading out of bounds (the host checks
