@@ -1,6 +1,8 @@
 /* Losses, fused with their gradients. One work-item per batch row; the host sums the per-row
  * losses in a fixed order. `scale` is the factor of each row's gradient (1/B for a mean over a
- * batch of B; with data parallelism, 1/global batch). */
+ * batch of B; with data parallelism, 1/global batch). Each kernel also writes loss_rows[B + b]:
+ * 1 when the row's largest output (the first on ties) is the right class, else 0; the label for
+ * cross-entropy, the target's largest entry for MSE (the label when the targets are one-hot). */
 
 /* Softmax cross-entropy over integer labels, numerically stable (log-sum-exp around the max).
  * A label outside [0, C) gives a NaN loss instead of reading out of bounds (the host checks
@@ -23,9 +25,14 @@ __kernel void softmax_xent(const uint B, const uint C,
     const float lse = m + log(s);
     if (y < 0 || (uint)y >= C) {
         loss_rows[b] = NAN;
+        loss_rows[B + b] = 0.0f;
         return;
     }
+    uint best = 0;
+    for (uint c = 1; c < C; c++)
+        if (row[c] > row[best]) best = c;
     loss_rows[b] = lse - row[y];
+    loss_rows[B + b] = best == (uint)y ? 1.0f : 0.0f;
     if (!want_grad) return;
     __global float *g = dz + dzo + b * C;
     const float inv = 1.0f / s;
@@ -43,10 +50,14 @@ __kernel void mse(const uint B, const uint C,
     const size_t b = get_global_id(0);
     if (b >= B) return;
     float s = 0.0f;
+    uint best = 0, want = 0;
     for (uint c = 0; c < C; c++) {
         const float d = yv[yo + b * C + c] - t[b * C + c];
         s += d * d;
         if (want_grad) dy[dyo + b * C + c] = 2.0f * d * scale;
+        if (yv[yo + b * C + c] > yv[yo + b * C + best]) best = c;
+        if (t[b * C + c] > t[b * C + want]) want = c;
     }
     loss_rows[b] = s;
+    loss_rows[B + b] = best == want ? 1.0f : 0.0f;
 }

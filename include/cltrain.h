@@ -607,6 +607,12 @@ typedef struct {
     int devices;
     const size_t *samples;  /* the batch's rows each device took (0 for an idle device) */
     const double *busy;     /* each device's compute time over `seconds` (0..1) */
+    /* The batch's rows whose largest output (the first on ties) is the label, counted on the
+     * devices by the loss kernel during this step's forward, before the update. With MSE
+     * through clt_trainer_step the targets are the labels one-hot, so the same count; with
+     * clt_trainer_step_targets there is no label: correct is 0 and accuracy NAN. */
+    size_t correct;
+    float accuracy;         /* correct / batch, or NAN without labels */
 } clt_step_info;
 
 typedef void (*clt_progress_fn)(const clt_step_info *info, void *user);

@@ -332,7 +332,8 @@ typedef struct {
     cl_mem scratch;
     cl_mem labels, targets, loss_rows, partial;
     size_t npartial;
-    float *host_rows;             /* (max_batch) losses or partial sums read back */
+    float *host_rows;             /* (2 max_batch) losses and right-class flags, or partial
+                                   * sums, read back */
 } clt__net;
 
 /* The flat buffers are padded with zeros to a multiple of pad_multiple elements, so that they
@@ -355,13 +356,14 @@ clt_status clt__net_backward_rows(clt__net *n, size_t row, size_t batch, clt__vi
                                   clt__view din, uint64_t seed);
 /* Loss of the last forward against labels/targets already in n->labels / n->targets. Writes
  * the loss gradient (scaled by grad_scale per row) into n->gbuf[0] when want_grad; *sum is
- * the plain sum of the per-row losses, added in row order in double. */
+ * the plain sum of the per-row losses, added in row order in double; *correct (when not NULL)
+ * the rows whose largest output is the label (MSE: the target's largest entry). */
 clt_status clt__net_loss(clt__net *n, clt_loss loss, size_t batch, float grad_scale,
-                         int want_grad, double *sum);
+                         int want_grad, double *sum, size_t *correct);
 /* The loss of output rows [row, row + batch); the labels/targets of those rows sit at the start
  * of n->labels / n->targets, and the gradient at the start of n->gbuf[0]. */
 clt_status clt__net_loss_rows(clt__net *n, clt_loss loss, size_t row, size_t batch,
-                              float grad_scale, int want_grad, double *sum);
+                              float grad_scale, int want_grad, double *sum, size_t *correct);
 /* Sum of squares of count floats of g from its offset, in a fixed order. */
 clt_status clt__net_sumsq(clt__net *n, clt__view g, size_t count, double *out);
 /* One optimizer update of params[off, off + count) from the gradients at g (step counts from
@@ -409,8 +411,10 @@ struct clt__strategy_ops {
     clt_status (*create)(clt_trainer *t, const float *init);
     void (*destroy)(clt_trainer *t);
     /* Forward and backward of one batch; with `update`, also the optimizer step with `lr`
-     * (t->steps + 1 is its number). *loss is the batch's mean loss. */
-    clt_status (*step)(clt_trainer *t, const clt__batch *b, int update, float lr, double *loss);
+     * (t->steps + 1 is its number). *loss is the batch's mean loss, *correct the rows whose
+     * largest output is the right class. */
+    clt_status (*step)(clt_trainer *t, const clt__batch *b, int update, float lr, double *loss,
+                       size_t *correct);
     /* Forward only: outputs (batch, output numel) into out; with labels, *loss_sum the sum of
      * per-sample losses. */
     clt_status (*forward)(clt_trainer *t, const clt__batch *b, float *out, double *loss_sum);

@@ -36,7 +36,7 @@ clt_status clt__net_create(clt__worker *w, const clt_model *m, int first, int la
     int count = last - first + 1;
     if (!n || !(n->acts = calloc((size_t)count, sizeof *n->acts)) ||
         !(n->saved_off = calloc((size_t)count + 1, sizeof *n->saved_off)) ||
-        !(n->host_rows = calloc(max_batch + SUMSQ_PER, sizeof *n->host_rows))) {
+        !(n->host_rows = calloc(2 * max_batch + SUMSQ_PER, sizeof *n->host_rows))) {
         clt__net_destroy(n);
         return clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
     }
@@ -72,7 +72,7 @@ clt_status clt__net_create(clt__worker *w, const clt_model *m, int first, int la
     if (st == CLT_OK) st = clt__alloc(w, scratch, "workspace", &n->scratch);
     if (st == CLT_OK) st = clt__alloc(w, max_batch, "labels", &n->labels);   /* int32 = 4 bytes */
     if (st == CLT_OK) st = clt__alloc(w, out_numel * max_batch, "targets", &n->targets);
-    if (st == CLT_OK) st = clt__alloc(w, max_batch, "losses", &n->loss_rows);
+    if (st == CLT_OK) st = clt__alloc(w, 2 * max_batch, "losses", &n->loss_rows);
     if (st == CLT_OK) st = clt__alloc(w, n->npartial, "partial sums", &n->partial);
     if (st == CLT_OK) st = clt__zero(w, (clt__view){n->grads, 0}, n->padded);
     if (st == CLT_OK) st = clt__zero(w, (clt__view){n->params, 0}, n->padded);
@@ -152,13 +152,13 @@ clt_status clt__net_backward_rows(clt__net *n, size_t row, size_t batch, clt__vi
 }
 
 clt_status clt__net_loss(clt__net *n, clt_loss loss, size_t batch, float grad_scale,
-                         int want_grad, double *sum)
+                         int want_grad, double *sum, size_t *correct)
 {
-    return clt__net_loss_rows(n, loss, 0, batch, grad_scale, want_grad, sum);
+    return clt__net_loss_rows(n, loss, 0, batch, grad_scale, want_grad, sum, correct);
 }
 
 clt_status clt__net_loss_rows(clt__net *n, clt_loss loss, size_t row, size_t batch,
-                              float grad_scale, int want_grad, double *sum)
+                              float grad_scale, int want_grad, double *sum, size_t *correct)
 {
     clt__worker *w = n->w;
     cl_uint B = (cl_uint)batch, C = (cl_uint)n->m->layers[n->last].out_numel;
@@ -176,12 +176,16 @@ clt_status clt__net_loss_rows(clt__net *n, clt_loss loss, size_t row, size_t bat
                         CLT_ARG(n->targets), CLT_ARG(n->loss_rows), CLT_ARG(n->gbuf[0]), CLT_ARG(go),
                         CLT_ARG(grad_scale), CLT_ARG(wg));
     if (st != CLT_OK) return st;
-    cl_int err = clEnqueueReadBuffer(w->queue, n->loss_rows, CL_TRUE, 0, batch * sizeof(float),
+    /* the losses, then the right-class flags: 2 batch floats in one read */
+    cl_int err = clEnqueueReadBuffer(w->queue, n->loss_rows, CL_TRUE, 0, 2 * batch * sizeof(float),
                                      n->host_rows, 0, NULL, NULL);
     if (err != CL_SUCCESS) return clt__fail_cl(err, clt__worker_name(w), "reading the losses");
     double s = 0;
+    size_t hits = 0;
     for (size_t i = 0; i < batch; i++) s += n->host_rows[i];
+    for (size_t i = 0; i < batch; i++) hits += n->host_rows[batch + i] != 0.0f;
     *sum = s;
+    if (correct) *correct = hits;
     return CLT_OK;
 }
 
@@ -194,11 +198,11 @@ clt_status clt__net_sumsq(clt__net *n, clt__view g, size_t count, double *out)
     clt_status st = CLT_LAUNCH(w, "optim", "sumsq_partial", parts, CLT_ARG(total), CLT_ARG(per),
                                CLT_ARG(g.mem), CLT_ARG(g.off), CLT_ARG(n->partial));
     if (st != CLT_OK) return st;
-    float *host = n->host_rows;   /* max_batch + SUMSQ_PER floats; parts may be more */
+    float *host = n->host_rows;   /* 2 max_batch + SUMSQ_PER floats; parts may be more */
     double s = 0;
     for (size_t done = 0; done < parts;) {
         size_t chunk = parts - done;
-        if (chunk > n->max_batch + SUMSQ_PER) chunk = n->max_batch + SUMSQ_PER;
+        if (chunk > 2 * n->max_batch + SUMSQ_PER) chunk = 2 * n->max_batch + SUMSQ_PER;
         cl_int err = clEnqueueReadBuffer(w->queue, n->partial, CL_TRUE, done * sizeof(float),
                                          chunk * sizeof(float), host, 0, NULL, NULL);
         if (err != CL_SUCCESS) return clt__fail_cl(err, clt__worker_name(w), "reading partial sums");

@@ -88,6 +88,7 @@ typedef struct {
     float lr, gscale;
     double loss_sum, sumsq, seconds;
     float *out;             /* forward: the caller's output rows */
+    size_t correct;         /* rows whose largest output is the right class */
 } rank_job;
 
 static clt_status upload(clt__worker *w, cl_mem dst, const void *src, size_t bytes)
@@ -119,7 +120,7 @@ static clt_status rank_forward(rank_job *j, clt__worker *w, int training, int wa
     if (st == CLT_OK) st = clt__net_forward(n, j->count, training, clt__step_seed(t));
     if (st == CLT_OK && (b->labels || b->targets))
         st = clt__net_loss(n, t->p.loss, j->count, clt__loss_grad_scale(t, b->batch), want_grad,
-                           &j->loss_sum);
+                           &j->loss_sum, &j->correct);
     return st;
 }
 
@@ -252,7 +253,7 @@ static clt_status warm_up(clt__worker *w, clt_trainer *t, data_state *s, int ran
     if (st == CLT_OK) st = clt__zero(w, (clt__view){n->targets, 0}, rows * C);
     if (st == CLT_OK) st = clt__net_forward(n, rows, 1, 0);
     double unused;
-    if (st == CLT_OK) st = clt__net_loss(n, t->p.loss, rows, 1.0f, 1, &unused);
+    if (st == CLT_OK) st = clt__net_loss(n, t->p.loss, rows, 1.0f, 1, &unused, NULL);
     if (st == CLT_OK)
         st = clt__net_backward(n, rows, (clt__view){n->gbuf[0], 0}, (clt__view){NULL, 0}, 0);
     if (st == CLT_OK) st = clt__zero(w, (clt__view){n->grads, 0}, n->padded);
@@ -368,7 +369,8 @@ static clt_status verify(clt_trainer *t, data_state *s)
     return st;
 }
 
-static clt_status data_step(clt_trainer *t, const clt__batch *b, int update, float lr, double *loss)
+static clt_status data_step(clt_trainer *t, const clt__batch *b, int update, float lr, double *loss,
+                            size_t *correct)
 {
     data_state *s = t->state;
     int n = s->n;
@@ -378,12 +380,13 @@ static clt_status data_step(clt_trainer *t, const clt__batch *b, int update, flo
     split_batch(s, b->batch, s->counts);
     size_t start = 0;
     for (int r = 0; r < n; r++) {
-        jobs[r] = (rank_job){t, s, r, b, start, s->counts[r], update, t->micro == 0, lr, 1.0f, 0, 0, 0, NULL};
+        jobs[r] = (rank_job){t, s, r, b, start, s->counts[r], update, t->micro == 0, lr, 1.0f, 0, 0, 0, NULL, 0};
         start += s->counts[r];
     }
     clt_status st = run_ranks(t, s, phase_a, jobs);
     double loss_sum = 0, sumsq = 0;
-    for (int r = 0; r < n; r++) loss_sum += jobs[r].loss_sum, sumsq += jobs[r].sumsq;
+    *correct = 0;
+    for (int r = 0; r < n; r++) loss_sum += jobs[r].loss_sum, sumsq += jobs[r].sumsq, *correct += jobs[r].correct;
     *loss = clt__loss_mean(t, loss_sum, b->batch);
     if (st == CLT_OK && t->p.check_numerics && !isfinite(*loss))
         st = clt__grad_scale(t, *loss, 0, &jobs[0].gscale);   /* says which: the loss */
@@ -419,7 +422,7 @@ static clt_status data_forward(clt_trainer *t, const clt__batch *b, float *out, 
     split_batch(s, b->batch, counts);
     size_t start = 0;
     for (int r = 0; r < n; r++) {
-        jobs[r] = (rank_job){t, s, r, b, start, counts[r], 0, 0, 0, 1.0f, 0, 0, 0, out};
+        jobs[r] = (rank_job){t, s, r, b, start, counts[r], 0, 0, 0, 1.0f, 0, 0, 0, out, 0};
         start += counts[r];
     }
     clt_status st = run_ranks(t, s, forward_task, jobs);

@@ -68,6 +68,7 @@ typedef struct {
     float lr, gscale;
     double loss_sum, sumsq;
     float *out;                     /* forward only: the caller's (batch, outputs) */
+    size_t correct;                 /* the last stage's rows whose largest output is right */
 } dev_job;
 
 static clt_status upload(clt__worker *w, cl_mem dst, size_t dst_bytes, const void *src, size_t bytes)
@@ -117,10 +118,13 @@ static clt_status exec_op(dev_job *j, clt__worker *w, clt__op op)
         clt__view dout = {g->gin, r0 * g->out};
         if (last) {
             double sum = 0;
+            size_t hits = 0;
             st = upload_truth(j, w, n, g0, cnt);
             if (st == CLT_OK)
-                st = clt__net_loss_rows(n, t->p.loss, r0, cnt, clt__loss_grad_scale(t, j->b->batch), 1, &sum);
+                st = clt__net_loss_rows(n, t->p.loss, r0, cnt, clt__loss_grad_scale(t, j->b->batch), 1, &sum,
+                                        &hits);
             j->loss_sum += sum;
+            j->correct += hits;
             dout = (clt__view){n->gbuf[0], 0};
         }
         clt__view din = {op.stage > 0 ? g->gout : NULL, op.stage > 0 ? r0 * g->in : 0};
@@ -137,7 +141,7 @@ static clt_status exec_op(dev_job *j, clt__worker *w, clt__op op)
         if (j->b->labels || j->b->targets) {
             double sum = 0;
             st = upload_truth(j, w, n, g0, cnt);
-            if (st == CLT_OK) st = clt__net_loss_rows(n, t->p.loss, r0, cnt, 1.0f, 0, &sum);
+            if (st == CLT_OK) st = clt__net_loss_rows(n, t->p.loss, r0, cnt, 1.0f, 0, &sum, NULL);
             j->loss_sum += sum;
         }
         clt__view o = clt__at(clt__net_output(n), r0 * g->out);
@@ -150,6 +154,33 @@ static clt_status exec_op(dev_job *j, clt__worker *w, clt__op op)
     }
     }
     return clt__fail(CLT_ERR_STATE, "internal error: unknown pipeline instruction %d", op.kind);
+}
+
+/* Timeline names of the instructions (the trace keeps the pointer: static strings), by kind
+ * and micro-batch; micro-batches from 16 on share the name without a number. */
+#define MB16(s) {s " 0", s " 1", s " 2", s " 3", s " 4", s " 5", s " 6", s " 7", s " 8", s " 9", \
+                 s " 10", s " 11", s " 12", s " 13", s " 14", s " 15", s}
+static const char *const op_names[][17] = {
+    [CLT__OP_FWD] = MB16("forward mb"),
+    [CLT__OP_BWD] = MB16("backward mb"),
+    [CLT__OP_SEND_ACT] = MB16("send activations mb"),
+    [CLT__OP_RECV_ACT] = MB16("wait for activations mb"),
+    [CLT__OP_SEND_GRAD] = MB16("send gradients mb"),
+    [CLT__OP_RECV_GRAD] = MB16("wait for gradients mb"),
+    [CLT__OP_OUTPUT] = MB16("read outputs mb"),
+};
+#undef MB16
+
+/* One instruction, as a host phase on the timeline: the time the device's thread spent on it
+ * (enqueueing, or waiting for a neighbour's rows), so pipeline bubbles show on the host rows. */
+static clt_status exec_op_traced(dev_job *j, clt__worker *w, clt__op op)
+{
+    if (!w->trace) return exec_op(j, w, op);
+    double t0 = clt__now();
+    clt_status st = exec_op(j, w, op);
+    if (op.kind >= 0 && op.kind < (int)(sizeof op_names / sizeof op_names[0]) && op_names[op.kind][0])
+        clt__worker_span(w, op_names[op.kind][op.mb >= 0 && op.mb < 16 ? op.mb : 16], t0, clt__now());
+    return st;
 }
 
 static clt_status finish(clt__worker *w, const char *what)
@@ -185,14 +216,20 @@ static clt_status phase_a_body(clt__worker *w, dev_job *j)
         if (mine[k].cdev == j->cdev) st = clt__zero(w, (clt__view){mine[k].net->grads, 0}, mine[k].net->padded);
     int cd = j->cdev % s->ndev1;   /* the schedule numbers pipeline 0's devices */
     for (size_t i = 0; j->sched && i < j->sched->nops[cd] && st == CLT_OK; i++)
-        st = w->index == s->fault_dev && i == s->fault_op ? injected_fault(w) : exec_op(j, w, j->sched->ops[cd][i]);
+        st = w->index == s->fault_dev && i == s->fault_op ? injected_fault(w)
+                                                          : exec_op_traced(j, w, j->sched->ops[cd][i]);
+    double t0 = clt__now();
     if (st == CLT_OK) st = finish(w, "finishing the pipeline");
+    clt__worker_span(w, "finish the pipeline", t0, clt__now());
+    t0 = clt__now();
     /* hybrid: stage by stage, in the same order on every device, the copies sum their gradients */
     for (int k = 0; k < s->S && st == CLT_OK && j->update && s->comms; k++)
         if (mine[k].cdev == j->cdev && mine[k].net->nparams)
             st = clt__comm_allreduce(s->comms[k], w, mine[k].net->grads, 0, mine[k].net->grads, 0,
                                      mine[k].net->nparams, CLT_OP_SUM, NULL);
+    if (s->comms && j->update) clt__worker_span(w, "all-reduce gradients (copies)", t0, clt__now());
     if (st != CLT_OK || !j->update || !(j->t->p.clip_norm > 0.0f || j->t->p.check_numerics) || j->p) return st;
+    t0 = clt__now();
     for (int k = 0; k < s->S && st == CLT_OK; k++) {
         clt__net *n = mine[k].net;
         double part = 0;
@@ -200,6 +237,7 @@ static clt_status phase_a_body(clt__worker *w, dev_job *j)
         st = clt__net_sumsq(n, (clt__view){n->grads, 0}, n->nparams, &part);
         j->sumsq += part;
     }
+    clt__worker_span(w, "gradient norm", t0, clt__now());
     return st;
 }
 
@@ -225,6 +263,7 @@ static clt_status phase_b(clt__worker *w, void *arg)
     model_state *s = j->s;
     clt_trainer *t = j->t;
     clt_status st = CLT_OK;
+    double t0 = clt__now();
     for (int k = 0; k < s->P * s->S && st == CLT_OK; k++) {
         clt__net *n = s->st[k].net;
         if (s->st[k].cdev == j->cdev)
@@ -233,6 +272,7 @@ static clt_status phase_b(clt__worker *w, void *arg)
     }
     if (st == CLT_OK) st = finish(w, "finishing the update");
     else clFinish(w->queue);
+    clt__worker_span(w, "optimizer", t0, clt__now());
     clt__worker_collect(w);
     return st;
 }
@@ -304,7 +344,8 @@ static clt_status run_pipeline(clt_trainer *t, const clt__batch *b, int train, d
     return st;
 }
 
-static clt_status model_step(clt_trainer *t, const clt__batch *b, int update, float lr, double *loss)
+static clt_status model_step(clt_trainer *t, const clt__batch *b, int update, float lr, double *loss,
+                             size_t *correct)
 {
     model_state *s = t->state;
     dev_job *jobs;
@@ -314,7 +355,9 @@ static clt_status model_step(clt_trainer *t, const clt__batch *b, int update, fl
         jobs[d].first_micro = t->micro == 0, jobs[d].update = update, jobs[d].lr = lr;
     if (st == CLT_OK) st = run_devices(t, s, phase_a, jobs);
     double loss_sum = 0, sumsq = 0;
-    for (int d = 0; jobs && d < s->ndev; d++) loss_sum += jobs[d].loss_sum, sumsq += jobs[d].sumsq;
+    *correct = 0;
+    for (int d = 0; jobs && d < s->ndev; d++)
+        loss_sum += jobs[d].loss_sum, sumsq += jobs[d].sumsq, *correct += jobs[d].correct;
     *loss = clt__loss_mean(t, loss_sum, b->batch);
     float gscale = 1.0f;
     if (st == CLT_OK && t->p.check_numerics && !isfinite(*loss))
@@ -490,7 +533,7 @@ static clt_status warm_up(clt__worker *w, clt_trainer *t, stage *g, int first, i
     if (st == CLT_OK && is_last) st = clt__zero(w, (clt__view){n->targets, 0}, rows * g->out);
     if (st == CLT_OK) st = clt__net_forward_rows(n, 0, rows, 1, 0);
     double unused;
-    if (st == CLT_OK && is_last) st = clt__net_loss_rows(n, t->p.loss, 0, rows, 1.0f, 1, &unused);
+    if (st == CLT_OK && is_last) st = clt__net_loss_rows(n, t->p.loss, 0, rows, 1.0f, 1, &unused, NULL);
     clt__view dout = is_last ? (clt__view){n->gbuf[0], 0} : (clt__view){g->gin, 0};
     clt__view din = {first > 0 ? g->gout : NULL, 0};
     if (st == CLT_OK) st = clt__net_backward_rows(n, 0, rows, dout, din, 0);

@@ -297,7 +297,8 @@ static clt_status onehot(clt_trainer *t, const int32_t *labels, size_t batch, co
 }
 
 /* Hands the step's figures to the progress callback. */
-static void report(clt_trainer *t, const clt__batch *b, int update, float lr, double loss, double seconds)
+static void report(clt_trainer *t, const clt__batch *b, int update, float lr, double loss,
+                   size_t correct, double seconds)
 {
     int n = t->rt->nworkers;
     if (!t->info_samples) t->info_samples = calloc((size_t)n, sizeof *t->info_samples);
@@ -309,7 +310,11 @@ static void report(clt_trainer *t, const clt__batch *b, int update, float lr, do
     else memset(t->info_busy, 0, (size_t)n * sizeof *t->info_busy);
     for (int d = 0; d < n; d++) t->info_busy[d] = seconds > 0 ? fmin(1.0, t->info_busy[d] / seconds) : 0;
     clt_step_info info = {t->steps, update, (float)loss, lr, b->batch, seconds, n,
-                          t->info_samples, t->info_busy};
+                          t->info_samples, t->info_busy, 0, NAN};
+    if (b->labels) {   /* clt_trainer_step_targets' targets have no class */
+        info.correct = correct;
+        info.accuracy = (float)((double)correct / (double)b->batch);
+    }
     t->progress(&info, t->progress_user);
 }
 
@@ -325,8 +330,9 @@ static clt_status run_step(clt_trainer *t, const clt__batch *b, float *loss)
 {
     int update = t->micro + 1 == t->p.accumulation;
     double l = 0, t0 = clt__now();
+    size_t correct = 0;
     float lr = schedule_lr(&t->p, t->steps);
-    clt_status st = t->ops->step(t, b, update, lr, &l);
+    clt_status st = t->ops->step(t, b, update, lr, &l, &correct);
     if (st != CLT_OK) {
         t->micro = 0;   /* a failed step drops the gradients accumulated so far */
         return st;
@@ -338,7 +344,7 @@ static clt_status run_step(clt_trainer *t, const clt__batch *b, float *loss)
         t->micro++;
     }
     if (loss) *loss = (float)l;
-    if (t->progress) report(t, b, update, lr, l, clt__now() - t0);
+    if (t->progress) report(t, b, update, lr, l, correct, clt__now() - t0);
     return CLT_OK;
 }
 

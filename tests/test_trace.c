@@ -1,6 +1,7 @@
-/* Timelines: a data-parallel run on every device writes Chrome trace JSON whose events cover
- * every device (kernels, transfers, host phases), lie inside the run, and nest properly on each
- * row; without a timeline nothing is recorded; bad calls are refused. */
+/* Timelines: a data-parallel run on every device and a model-parallel pipeline on two write
+ * Chrome trace JSON whose events cover every device (kernels, transfers, host phases), lie
+ * inside the run, and nest properly on each row; without a timeline nothing is recorded; bad
+ * calls are refused. Both runs also check the accuracy the progress report gives. */
 #include "internal.h"
 #include "tap.h"
 
@@ -48,45 +49,66 @@ static int by_start(const void *a, const void *b)
     return x->tid != y->tid ? x->tid - y->tid : (x->ts < y->ts ? -1 : x->ts > y->ts ? 1 : (x->dur > y->dur ? -1 : x->dur < y->dur));
 }
 
-int main(void)
+/* Keeps the first report (its arrays are not kept). */
+static void keep_first(const clt_step_info *info, void *user)
 {
-    tap_require_device();
+    clt_step_info *first = user;
+    if (!first->step) *first = *info;
+}
+
+/* Trains 3 steps of m with p on the devices of `spec` while recording a timeline, then checks
+ * it: every device has kernels (at least min_kernels), uploads and host phases (at least
+ * min_host), every event lies within the run, and events nest on each row. */
+static void check_run(const char *what, const char *spec, clt_model *m, clt_train_params p,
+                      int min_kernels, int min_host)
+{
     char path[] = "/tmp/clt-trace-XXXXXX";
     int fd = mkstemp(path);
-    ok(fd >= 0, "a temporary file for the timeline");
+    ok(fd >= 0, "%s: a temporary file for the timeline", what);
     close(fd);
-
-    clt_model *m;
-    clt_model_create(&m, clt_shape1(64));
-    clt_model_add(m, clt_linear(32));
-    clt_model_add(m, clt_relu());
-    clt_model_add(m, clt_linear(10));
-    clt_train_params p = clt_train_params_default();
-    p.parallel = CLT_PARALLEL_DATA;
-    p.max_batch = 24;
     float x[24 * 64] = {0};
     int32_t y[24] = {0};
     for (int i = 0; i < 24 * 64; i++) x[i] = (float)(i % 7) * 0.1f;
+    for (int i = 0; i < 24; i++) y[i] = i % 10;
 
     clt_runtime_options o = clt_runtime_options_default();
-    o.devices = "all";
+    o.devices = spec;
     o.trace_path = path;
     clt_runtime *rt;
     clt_trainer *t;
     int ndev = 0;
     double t0 = clt__now(), t1 = t0;
-    if (ok_status(clt_runtime_create_ex(&rt, &o), "runtime recording a timeline")) {
+    if (ok_status(clt_runtime_create_ex(&rt, &o), "%s: runtime recording a timeline", what)) {
         ndev = clt_runtime_device_count(rt);
-        ok_status(clt_trainer_create(&t, rt, m, &p), "data-parallel trainer");
-        for (int s = 0; s < 3; s++) clt_trainer_step(t, x, y, 24, NULL);
-        clt_trainer_destroy(t);
+        if (ok_status(clt_trainer_create(&t, rt, m, &p), "%s: trainer", what)) {
+            /* the first step's report counts the rows predict (the same parameters) gets right */
+            float out[24 * 10];
+            size_t want = 0;
+            clt_step_info first = {0};
+            ok_status(clt_trainer_predict(t, x, 24, out), "%s: predict before training", what);
+            for (int i = 0; i < 24; i++) {
+                int best = 0;
+                for (int c = 1; c < 10; c++)
+                    if (out[i * 10 + c] > out[i * 10 + best]) best = c;
+                want += best == y[i];
+            }
+            clt_trainer_set_progress(t, keep_first, &first);
+            bool stepped = true;
+            for (int s = 0; s < 3; s++) stepped &= clt_trainer_step(t, x, y, 24, NULL) == CLT_OK;
+            ok(stepped, "%s: 3 steps", what);
+            ok(first.step == 1 && first.correct == want && first.accuracy == (float)((double)want / 24.0),
+               "%s: the first step reports the %zu of 24 rows predict got right (%zu, %.4f)", what, want,
+               first.correct, (double)first.accuracy);
+            clt_trainer_destroy(t);
+        }
         t1 = clt__now();
         clt_runtime_destroy(rt);   /* writes the file */
     }
     ev *e = NULL;
     int n = 0, balanced = 0;
-    ok(read_events(path, &e, &n, &balanced) == 0 && n > 0, "the timeline reads back (%d events)", n);
-    ok(balanced, "its braces and brackets balance");
+    int read = read_events(path, &e, &n, &balanced);
+    ok(read == 0 && n > 0, "%s: the timeline reads back (%d events)", what, n);
+    ok(balanced, "%s: its braces and brackets balance", what);
     bool every = ndev > 0;
     for (int d = 0; d < ndev; d++) {
         int kernels = 0, transfers = 0, host = 0;
@@ -95,16 +117,16 @@ int main(void)
             if (e[i].tid == 2 * d && !strcmp(e[i].cat, "transfer")) transfers++;
             if (e[i].tid == 2 * d + 1 && !strcmp(e[i].cat, "host")) host++;
         }
-        if (!(kernels >= 3 * 8 && transfers >= 3 && host >= 3)) {
+        if (!(kernels >= min_kernels && transfers >= 3 && host >= min_host)) {
             diag("device %d: %d kernels, %d transfers, %d host phases", d, kernels, transfers, host);
             every = false;
         }
     }
-    ok(every, "every device has its kernels, uploads and host phases for 3 steps");
+    ok(every, "%s: every device has its kernels, transfers and host phases for 3 steps", what);
     bool inside = true;
     double span = 1e6 * (t1 - t0) + 1e5;   /* microseconds, with slack for clock alignment */
     for (int i = 0; i < n; i++) inside &= e[i].ts >= -1e5 && e[i].dur >= 0 && e[i].ts + e[i].dur <= span + 1e6;
-    ok(inside, "every event lies within the run");
+    ok(inside, "%s: every event lies within the run", what);
     qsort(e, (size_t)n, sizeof *e, by_start);
     bool nested = true;
     /* on each row, an event starting inside another ends inside it too (1 us of rounding) */
@@ -115,10 +137,51 @@ int main(void)
                 nested = false;
                 break;
             }
-    ok(nested, "events on each row nest properly");
+    ok(nested, "%s: events on each row nest properly", what);
     free(e);
     unlink(path);
+}
 
+/* 64 -> linear 32, relu -> linear 10 */
+static clt_model *small_mlp(void)
+{
+    clt_model *m;
+    clt_model_create(&m, clt_shape1(64));
+    clt_model_add(m, clt_linear(32));
+    clt_model_add(m, clt_relu());
+    clt_model_add(m, clt_linear(10));
+    return m;
+}
+
+int main(void)
+{
+    tap_require_device();
+    clt_model *m = small_mlp();
+    clt_train_params p = clt_train_params_default();
+    p.parallel = CLT_PARALLEL_DATA;
+    p.max_batch = 24;
+    check_run("data parallel", "all", m, p, 3 * 8, 3);
+
+    /* two stages on two devices (one device opened twice where there is one), 4 micro-batches
+     * through GPipe: per step and device at least 4 forwards, 4 backwards and 4 receives on the
+     * host row, and 4 forwards and 4 backwards of kernels */
+    clt_model *mp = small_mlp();
+    clt_model_place(mp, 0, 1, 0);
+    clt_model_place(mp, 2, 2, 1);
+    clt_train_params q = clt_train_params_default();
+    q.parallel = CLT_PARALLEL_MODEL;
+    q.max_batch = 24;
+    q.micro_batches = 4;
+    q.pipeline = CLT_PIPELINE_GPIPE;
+    check_run("model parallel, gpipe, 4 micro-batches", "0:0,0:0", mp, q, 3 * 8, 3 * 12);
+    clt_model_destroy(mp);
+
+    char path[] = "/tmp/clt-trace-XXXXXX";
+    int fd = mkstemp(path);
+    close(fd);
+    unlink(path);
+    clt_runtime_options o = clt_runtime_options_default();
+    clt_runtime *rt;
     /* no timeline: writing one is refused; bad arguments */
     if (clt_runtime_create(&rt, "0:0") == CLT_OK) {
         ok_error(clt_runtime_trace_write(rt, path), CLT_ERR_STATE, "no timeline", "writing without recording");

@@ -32,7 +32,7 @@ static clt_status loss_task(clt__worker *w, void *arg)
     if (j->labels) clEnqueueWriteBuffer(w->queue, n->labels, CL_TRUE, 0, j->B * 4, j->labels, 0, NULL, NULL);
     if (j->targets) clEnqueueWriteBuffer(w->queue, n->targets, CL_TRUE, 0, j->B * j->C * 4, j->targets, 0, NULL, NULL);
     st = clt__net_forward(n, j->B, 1, 0);
-    if (st == CLT_OK) st = clt__net_loss(n, j->loss, j->B, j->scale, 1, &j->sum);
+    if (st == CLT_OK) st = clt__net_loss(n, j->loss, j->B, j->scale, 1, &j->sum, NULL);
     if (st == CLT_OK)
         clEnqueueReadBuffer(w->queue, n->gbuf[0], CL_TRUE, 0, j->B * j->C * 4, j->dz, 0, NULL, NULL);
     clt__net_destroy(n);
@@ -395,6 +395,51 @@ static void check_stats(void)
     clt_model_destroy(m);
 }
 
+/* Keeps the last progress report (its arrays are not kept). */
+static void keep_info(const clt_step_info *info, void *user) { *(clt_step_info *)user = *info; }
+
+/* The accuracy in the progress report with MSE: labels (one-hot targets) count the rows whose
+ * largest output is the label, as predict finds with the same parameters; plain targets have
+ * no label (correct 0, accuracy NAN). */
+static void check_accuracy_report(void)
+{
+    clt_model *m;
+    clt_model_create(&m, clt_shape1(6));
+    clt_model_add(m, clt_linear(4));
+    clt_train_params p = clt_train_params_default();
+    p.loss = CLT_LOSS_MSE;
+    p.max_batch = 40;
+    clt_trainer *t;
+    if (!ok_status(clt_trainer_create(&t, rt, m, &p), "MSE trainer for the accuracy report")) {
+        clt_model_destroy(m);
+        return;
+    }
+    enum { N = 40 };
+    float x[N * 6], out[N * 4], targets[N * 4];
+    int32_t y[N];
+    ref_rng rng = {11};
+    ref_fill(&rng, x, N * 6, 1.0);
+    ref_fill(&rng, targets, N * 4, 1.0);
+    for (int i = 0; i < N; i++) y[i] = i % 4;
+    size_t want = 0;
+    ok_status(clt_trainer_predict(t, x, N, out), "predict before the step");
+    for (int i = 0; i < N; i++) {
+        int best = 0;
+        for (int c = 1; c < 4; c++)
+            if (out[i * 4 + c] > out[i * 4 + best]) best = c;
+        want += best == y[i];
+    }
+    clt_step_info info = {0};
+    clt_trainer_set_progress(t, keep_info, &info);
+    ok_status(clt_trainer_step(t, x, y, N, NULL), "an MSE step on labels");
+    ok(info.correct == want && info.accuracy == (float)((double)want / N),
+       "MSE on labels: %zu of %d right, as predict says (%zu)", info.correct, N, want);
+    ok_status(clt_trainer_step_targets(t, x, targets, N, NULL), "an MSE step on targets");
+    ok(info.step == 2 && info.correct == 0 && isnan(info.accuracy), "MSE on targets: no accuracy (NAN)");
+    clt_trainer_destroy(t);
+    clt_model_destroy(m);
+}
+
 int main(void)
 {
     tap_require_device();
@@ -412,6 +457,7 @@ int main(void)
     check_schedules();
     check_training_and_bad_input();
     check_stats();
+    check_accuracy_report();
     clt_runtime_destroy(rt);
     return tap_done();
 }

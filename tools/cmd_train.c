@@ -44,12 +44,14 @@ typedef struct {
     int devices;
     size_t samples[64];
     double busy[64];
+    size_t correct;    /* rows of the batch whose largest output was the label */
 } progress_seen;
 
 static void on_progress(const clt_step_info *info, void *user)
 {
     progress_seen *p = user;
     p->devices = info->devices < 64 ? info->devices : 64;
+    p->correct = info->correct;
     for (int d = 0; d < p->devices; d++) p->samples[d] = info->samples[d], p->busy[d] = info->busy[d];
 }
 
@@ -172,7 +174,7 @@ int cmd_train(int argc, char **argv)
         goto out;
     }
     if ((st = clt_trainer_create(&t, rt, m, &p)) != CLT_OK) { tool_fail("creating the trainer", st); goto out; }
-    progress_seen seen = {0, {0}, {0}};
+    progress_seen seen = {0, {0}, {0}, 0};
     clt_trainer_set_progress(t, on_progress, &seen);
     /* --resume: the checkpoint's state, hyper-parameters and place in the data */
     long first_epoch = 0, first_step = 0;
@@ -233,11 +235,14 @@ int cmd_train(int argc, char **argv)
             perror(metrics_path);
             goto out_curves;
         }
-        fprintf(csv, "step,epoch,loss,lr,samples_per_s,train_accuracy,test_loss,test_accuracy\n");
+        fprintf(csv, "step,epoch,loss,lr,samples_per_s,train_accuracy,test_loss,test_accuracy,"
+                "train_batch_accuracy\n");
     }
     for (long e = first_epoch; e < epochs; e++) {
         clt_dataset_shuffle(order, ntrain, order_seed * 1000003u + (uint64_t)e);
         double loss_sum = 0, t0 = now(), last_print = t0;
+        size_t correct_sum = 0;   /* the epoch's running training accuracy, from each step */
+        float batch_acc = NAN;
         long s0 = e == first_epoch ? first_step : 0;
         for (long s = s0; s < steps_per_epoch; s++) {
             clt_dataset_batch(train, order, (size_t)(s * batch), (size_t)batch, x, labels);
@@ -247,6 +252,8 @@ int cmd_train(int argc, char **argv)
                 goto out_curves;
             }
             loss_sum += loss;
+            correct_sum += seen.correct;
+            batch_acc = (float)((double)seen.correct / (double)batch);
             samples += batch;
             long g = e * steps_per_epoch + s;
             step_x[g] = (double)(g + 1);
@@ -257,7 +264,8 @@ int cmd_train(int argc, char **argv)
             double tn = now();
             double sps_now = (double)((s + 1 - s0) * batch) / (tn - t0);
             if (csv && s + 1 < steps_per_epoch)
-                fprintf(csv, "%ld,%ld,%.6f,%.6g,%.1f,,,\n", g + 1, e + 1, (double)loss, (double)step_lr, sps_now);
+                fprintf(csv, "%ld,%ld,%.6f,%.6g,%.1f,,,,%.4f\n", g + 1, e + 1, (double)loss, (double)step_lr,
+                        sps_now, (double)batch_acc);
             if (csv && s + 1 == steps_per_epoch)   /* completed below with the epoch's accuracies */
                 fprintf(csv, "%ld,%ld,%.6f,%.6g,%.1f,", g + 1, e + 1, (double)loss, (double)step_lr, sps_now);
             /* on a terminal: one line redrawn at most 5 times a second; else a line every 5 s */
@@ -272,7 +280,8 @@ int cmd_train(int argc, char **argv)
                 } else {
                     printf("epoch %ld/%ld  step %5ld/%ld", e + 1, epochs, s + 1, steps_per_epoch);
                 }
-                printf("  loss %.4f  %.0f samples/s  %.0f s left", loss_sum / (double)(s + 1 - s0), sps_now, left);
+                printf("  loss %.4f  accuracy %.2f%%  %.0f samples/s  %.0f s left", loss_sum / (double)(s + 1 - s0),
+                       100.0 * (double)correct_sum / (double)((s + 1 - s0) * batch), sps_now, left);
                 if (nd > 1 && seen.devices) {   /* each device's share and busy fraction */
                     printf("  devices");
                     for (int d = 0; d < seen.devices && d < 64; d++)
@@ -296,7 +305,9 @@ int cmd_train(int argc, char **argv)
         }
         ep_x[e] = (double)((e + 1) * steps_per_epoch);
         ep_test_loss[e] = test_loss, ep_test_acc[e] = test_acc, ep_train_acc[e] = train_acc;
-        if (csv) fprintf(csv, "%.4f,%.6f,%.4f\n", (double)train_acc, (double)test_loss, (double)test_acc);
+        if (csv)
+            fprintf(csv, "%.4f,%.6f,%.4f,%.4f\n", (double)train_acc, (double)test_loss, (double)test_acc,
+                    (double)batch_acc);
         printf("epoch %ld/%ld  train loss %.4f  train accuracy %.2f%%  test loss %.4f  test accuracy %.2f%%  (%.0f s)\n",
                e + 1, epochs, s0 < steps_per_epoch ? loss_sum / (double)(steps_per_epoch - s0) : 0.0,
                100.0 * train_acc, (double)test_loss,

@@ -1,0 +1,141 @@
+#!/bin/sh
+# The cltrain command as a user runs it (TAP): `train --metrics --plot` writes a CSV with the
+# promised columns and an SVG that is well-formed XML with two panels and their series; the
+# progress line shows the running accuracy; `info --json` and `bench train --json` emit JSON.
+# Trains on /usr/share/datasets/fashion-mnist when it is there, else on the generated fallback,
+# and once more on a small IDX set written here (--data). Skips only without an OpenCL device.
+# Run from the build folder (make check does); CLTRAIN names another binary.
+
+CLTRAIN=${CLTRAIN:-./tools/cltrain}
+n=0
+fails=0
+ok() {   # ok COND-STATUS DESCRIPTION
+    n=$((n + 1))
+    if [ "$1" -eq 0 ]; then echo "ok $n - $2"; else echo "not ok $n - $2"; fails=$((fails + 1)); fi
+}
+skip() {
+    n=$((n + 1))
+    echo "ok $n - $1 # SKIP $2"
+}
+# run_ok DESCRIPTION OUT COMMAND...: runs it, stdout to OUT and stderr to OUT.err; one test
+# point on its exit status, with its stderr as diagnostics when it fails.
+run_ok() {
+    what=$1 out=$2
+    shift 2
+    "$@" >"$out" 2>"$out.err"
+    rc=$?
+    ok $rc "$what"
+    if [ $rc -ne 0 ]; then sed 's/^/# /' "$out.err"; fi
+}
+
+if ! "$CLTRAIN" info >/dev/null 2>&1; then
+    echo "1..0 # SKIP no OpenCL device (cltrain info failed)"
+    exit 0
+fi
+tmp=$(mktemp -d "${TMPDIR:-/tmp}/cltrain-cli.XXXXXX") || exit 1
+trap 'rm -rf "$tmp"' EXIT
+have_py=0
+command -v python3 >/dev/null 2>&1 && have_py=1
+
+HEADER="step,epoch,loss,lr,samples_per_s,train_accuracy,test_loss,test_accuracy,train_batch_accuracy"
+NUM='^-?[0-9]+(\.[0-9]+)?([eE][-+]?[0-9]+)?$'
+
+# check_csv FILE STEPS EPOCHS LABEL: the header, the field count and numbers of every row, the
+# per-epoch accuracies in [0, 1] and a batch accuracy on every row.
+check_csv() {
+    f=$1 steps=$2 epochs=$3 what=$4
+    [ "$(head -n 1 "$f")" = "$HEADER" ]
+    ok $? "$what: CSV header names the promised columns"
+    [ "$(tail -n +2 "$f" | wc -l)" -eq "$steps" ]
+    ok $? "$what: one CSV row per step ($steps)"
+    tail -n +2 "$f" | awk -F, -v num="$NUM" '
+        NF != 9 { bad = 1 }
+        { for (i = 1; i <= NF; i++) if ($i != "" && $i !~ num) bad = 1
+          for (i = 1; i <= 5; i++) if ($i == "") bad = 1 }
+        END { exit bad }'
+    ok $? "$what: every row has 9 fields, numbers or empty, step to samples_per_s filled"
+    tail -n +2 "$f" | awk -F, -v want="$epochs" '
+        $6 != "" { ep++; if ($6 < 0 || $6 > 1 || $8 == "" || $8 < 0 || $8 > 1 || $7 == "") bad = 1 }
+        END { exit bad || ep != want }'
+    ok $? "$what: $epochs per-epoch rows carry train and test accuracy in [0, 1] and test loss"
+    tail -n +2 "$f" | awk -F, '$9 == "" || $9 < 0 || $9 > 1 { bad = 1 } END { exit bad }'
+    ok $? "$what: every row carries train_batch_accuracy in [0, 1]"
+}
+
+# ---- train on the default data (Fashion-MNIST or the generated fallback) ----------------------
+run_ok "cltrain train --metrics --plot exits 0" "$tmp/out.txt" \
+    "$CLTRAIN" train --model seed-mlp --epochs 2 --limit 600 --batch 100 \
+    --metrics "$tmp/run.csv" --plot "$tmp/run.svg"
+grep -Eq '^epoch 2/2 +step +6/6 +loss [0-9.]+ +accuracy [0-9.]+% ' "$tmp/out.txt"
+ok $? "the progress line shows the running accuracy"
+check_csv "$tmp/run.csv" 12 2 "default data"
+
+if [ $have_py -eq 1 ]; then
+    python3 - "$tmp/run.svg" <<'EOF'
+import sys, xml.etree.ElementTree as ET
+root = ET.parse(sys.argv[1]).getroot()
+ns = "{http://www.w3.org/2000/svg}"
+assert root.tag == ns + "svg", root.tag
+panels = [r for r in root.iter(ns + "rect") if r.get("stroke") == "#888"]
+series = list(root.iter(ns + "polyline"))
+assert len(panels) == 2, "%d panels" % len(panels)
+assert len(series) == 4, "%d series" % len(series)
+assert all(len(p.get("points").split()) >= 2 for p in series), "a series with under 2 points"
+EOF
+    ok $? "the SVG is well-formed XML with two panels and four series"
+else
+    skip "the SVG is well-formed XML with two panels and four series" "no python3"
+fi
+
+# ---- train on a small IDX set written here (--data) -------------------------------------------
+if [ $have_py -eq 1 ]; then
+    mkdir "$tmp/idx" && python3 - "$tmp/idx" <<'EOF'
+import gzip, os, random, struct, sys
+d = sys.argv[1]
+r = random.Random(9)
+for prefix, n in (("train", 300), ("t10k", 100)):
+    labels = [r.randrange(10) for _ in range(n)]
+    px = bytes(min(255, (l * 25 + r.randrange(40)) if (i % 28) // 3 == l else r.randrange(30))
+               for l in labels for i in range(28 * 28))
+    with gzip.open(os.path.join(d, prefix + "-images-idx3-ubyte.gz"), "wb") as f:
+        f.write(struct.pack(">IIII", 0x803, n, 28, 28) + px)
+    with open(os.path.join(d, prefix + "-labels-idx1-ubyte"), "wb") as f:
+        f.write(struct.pack(">II", 0x801, n) + bytes(labels))
+EOF
+    run_ok "cltrain train --data on generated IDX files exits 0" "$tmp/idx.txt" \
+        "$CLTRAIN" train --model seed-mlp --epochs 2 --batch 50 --data "$tmp/idx" --metrics "$tmp/idx.csv"
+    grep -q 'from fashion-mnist' "$tmp/idx.txt"
+    ok $? "those files are read, not the fallback"
+    check_csv "$tmp/idx.csv" 12 2 "IDX data"
+else
+    skip "cltrain train --data on generated IDX files" "no python3"
+fi
+
+# ---- info --json and bench train --json ------------------------------------------------------
+run_ok "cltrain info --json exits 0" "$tmp/info.json" "$CLTRAIN" info --json
+if [ $have_py -eq 1 ]; then
+    python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert isinstance(d, dict) and isinstance(d.get("devices"), list) and d["devices"], d
+' "$tmp/info.json"
+    ok $? "cltrain info --json is one JSON object with a devices array"
+else
+    skip "cltrain info --json is one JSON object with a devices array" "no python3"
+fi
+run_ok "cltrain bench train --json exits 0" "$tmp/bench.json" \
+    "$CLTRAIN" bench train --model seed-mlp --batch 64 --steps 3 --json
+if [ $have_py -eq 1 ]; then
+    python3 -c '
+import json, sys
+lines = [l for l in open(sys.argv[1]).read().split("\n") if l]
+assert lines, "no output"
+for l in lines: assert isinstance(json.loads(l), dict), l
+' "$tmp/bench.json"
+    ok $? "cltrain bench train --json writes one JSON object per line"
+else
+    skip "cltrain bench train --json writes one JSON object per line" "no python3"
+fi
+
+echo "1..$n"
+[ $fails -eq 0 ]
