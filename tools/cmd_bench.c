@@ -121,7 +121,7 @@ static int train_run(const train_args *a, clt_parallel parallel, int schedule, i
     p.pipeline = schedule < 0 ? CLT_PIPELINE_NAIVE : (clt_pipeline_schedule)schedule;
     p.micro_batches = micro;
     double wall = 0;
-    clt_device_stats ds = {0, 0, 0, 0};
+    clt_device_stats ds = {0};
     memset(r, 0, sizeof *r);
     for (int profiled = 0; profiled < 2 && st == CLT_OK; profiled++) {
         clt_runtime_options o = clt_runtime_options_default();
@@ -375,7 +375,7 @@ static void bench_usage(void)
 {
     fprintf(stderr,
             "usage: cltrain bench dispatch [--devices SPEC] [--iters N] [--json]\n"
-            "       cltrain bench train [--model seed-mlp|cnn] [--batch N] [--steps N] [--devices SPEC] [--json]\n"
+            "       cltrain bench train [--model seed-mlp|deep-mlp|cnn] [--batch N] [--steps N] [--devices SPEC] [--json]\n"
             "                           [--parallel none|data|model] [--schedule naive|gpipe|1f1b|all]\n"
             "                           [--micro-batches M] [--placement seed|auto] [--split equal|auto]\n"
             "       cltrain bench allreduce [--devices SPEC] [--min-bytes A] [--max-bytes B] [--iters N]\n"
