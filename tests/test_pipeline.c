@@ -2,8 +2,9 @@
  * stage, 1F1B's bound on live micro-batches, no deadlock), the partitioner, the transfer links
  * in both context modes (chunked, out of order, timeout, abort), and the seed MLP trained with
  * the seed's placement under every schedule against one-device training: losses, parameters,
- * gradients and predictions within 1e-5 relative; hybrid (two pipelines) the same way; a device
- * failing mid-step. Then placement and parameter errors. */
+ * gradients and predictions within 1e-5 relative; activation memory per schedule (1F1B below
+ * GPipe) and micro-batches in reused slots (gpipe's bits); hybrid (two pipelines) the same way;
+ * a device failing mid-step. Then placement and parameter errors. */
 #include "internal.h"
 #include "ref.h"
 #include "tap.h"
