@@ -329,12 +329,19 @@ CLT_API clt_status clt_runtime_device_info(const clt_runtime *rt, int device, cl
 CLT_API cl_context clt_runtime_context(const clt_runtime *rt, int device);
 
 /* Time the device spent on the library's commands, from OpenCL profiling events: only counted
- * when the runtime was created with profiling on (otherwise no event is even asked for). */
+ * when the runtime was created with profiling on (otherwise no event is even asked for); and
+ * the activation memory in use. */
 typedef struct {
     uint64_t kernels;          /* kernels run, CLBlast's included */
     double kernel_s;           /* their device time, start to end */
     uint64_t transfers;        /* host-device copies of batches and results */
     double transfer_s;
+    /* Bytes of activation storage the device's trainers hold allocated now (counted with or
+     * without profiling, never reset): a stage's input, every layer's output and saved state,
+     * and the activation gradients, for the micro-batches its pipeline schedule can have in
+     * flight there. Parameters, their gradients, optimizer state, workspace, labels and the
+     * host staging of transfers are not counted. Only model parallelism reports it; 0 otherwise. */
+    uint64_t activation_bytes;
 } clt_device_stats;
 
 /* Writes the timeline recorded so far (see trace_path) to path; recording goes on. Not while

@@ -128,6 +128,7 @@ struct clt__worker {
     clt__trace_buf *trace;          /* timeline being recorded, or NULL */
     size_t nevents, events_cap;
     clt_device_stats stats;
+    uint64_t activation_bytes;    /* what stats reports: set by the strategies that know it */
 
     pthread_t thread;
     pthread_mutex_t lock;

@@ -299,6 +299,7 @@ static clt_status stats_task(clt__worker *w, void *arg)
     if (err != CL_SUCCESS) return clt__fail_cl(err, clt__worker_name(w), "clFinish");
     clt__worker_collect(w);
     *a->out = w->stats;
+    a->out->activation_bytes = w->activation_bytes;   /* a level, not a total: never reset */
     if (a->reset) memset(&w->stats, 0, sizeof w->stats);
     return CLT_OK;
 }

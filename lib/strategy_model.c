@@ -3,13 +3,20 @@
  * through lib/transfer.c links, micro-batches run by a schedule (lib/pipeline.c) that every
  * device interprets on its own worker, all devices at once.
  *
- * Each stage is a clt__net sized for the whole batch (max_batch rows): micro-batch m lives at its
- * own rows [start_m, start_m + count_m) of every activation, saved-state and gradient buffer,
- * so any number of micro-batches can be alive at once and no row is written twice in a step.
- * That keeps sends free of waiting (a message's rows stay put until the step ends) and makes
- * the result independent of the schedule; the price is that 1F1B's bound on live activations
- * does not shrink the allocation. The loss scales every micro-batch by 1/(whole batch), and
- * gradients accumulate in micro-batch order, so the update is the whole batch's.
+ * Each stage is a clt__net with room for only the micro-batches its schedule can have in flight
+ * there: `slots` of mrows rows each (mrows: the largest micro-batch), micro-batch m in slot
+ * m % slots of every activation and saved-state buffer. Naive: 1 slot; GPipe: M; 1F1B: S - s on
+ * stage s. The gradient for the previous stage (gout) is the source of a send, and a direct link's
+ * receiver copies it later on its own queue, so it gets the slots that make a reuse wait for that
+ * copy through the schedule's own dependencies: naive 2, GPipe M, 1F1B S - s + 1 (stage s - 1
+ * sends micro-batch m + slots only after receiving m's gradient). Activations are safe the same
+ * way: a stage reuses a slot after its backward, which waits for the next stage's gradient,
+ * which comes after that stage's copy. A forward-only call has no backwards to order reuse, so
+ * it runs in rounds of at most the fewest slots of any stage, every queue drained in between.
+ * The staging of host-staged links keeps a row per sample of the batch (host memory). The loss
+ * scales every micro-batch by 1/(whole batch), and gradients accumulate in micro-batch order, so
+ * the update is the whole batch's, with the same bits as before slots: a row's result does not
+ * depend on where in a buffer it sits (dropout hashes its row in the batch, not in the buffer).
  *
  * Hybrid: P copies of the pipeline (on P times its devices) each take a share of the batch;
  * before the update, the copies of each stage all-reduce their gradients (lib/collective.c,
@@ -28,8 +35,10 @@ typedef struct {
     int cdev;               /* index among the devices in use (the schedule's device) */
     clt__net *net;          /* layers first..last, rows rows */
     size_t in, out;         /* numel per sample of the stage's input and output */
-    cl_mem gin;             /* (rows, out): gradient from stage + 1; NULL on the last */
-    cl_mem gout;            /* (rows, in): gradient for stage - 1; NULL on stage 0 */
+    int slots, gslots;      /* micro-batches the net's buffers hold; gout's */
+    uint64_t act_bytes;     /* the stage's part of its worker's activation_bytes */
+    cl_mem gin;             /* (mrows, out): gradient from stage + 1; NULL on the last */
+    cl_mem gout;            /* (gslots * mrows, in): gradient for stage - 1; NULL on stage 0 */
     clt__link *act;         /* to stage + 1; NULL on the last */
     clt__link *grad;        /* to stage - 1; NULL on stage 0 */
 } stage;
@@ -37,7 +46,9 @@ typedef struct {
 typedef struct {
     int S, P;               /* stages of a pipeline; pipelines (hybrid: P > 1) */
     stage *st;              /* st[p * S + k]: stage k of pipeline p */
-    size_t rows;            /* rows a pipeline's buffers hold: max_batch / P, rounded up */
+    size_t rows;            /* rows of a pipeline's share of the batch: max_batch / P, rounded up */
+    size_t mrows;           /* rows of its largest micro-batch: rows / micro_batches, rounded up */
+    int round;              /* forward only: micro-batches per round, the fewest slots of a stage */
     int ndev, ndev1;        /* devices in use; per pipeline */
     int *devs;              /* runtime device of each device in use; pipeline p's are
                              * devs[p * ndev1 ..], in the order of pipeline 0's */
@@ -98,53 +109,57 @@ static clt_status exec_op(dev_job *j, clt__worker *w, clt__op op)
     int k = j->p * s->S + op.stage;   /* op.stage of this pipeline */
     stage *g = &s->st[k];
     clt__net *n = g->net;
-    size_t r0 = j->start[op.mb], cnt = j->count[op.mb], g0 = j->base + r0;   /* buffer, batch rows */
+    /* r0: the micro-batch's first row in the pipeline's share (links stage messages there);
+     * b0: in the stage's buffers, its slot; gb0: in gout */
+    size_t r0 = j->start[op.mb], cnt = j->count[op.mb], g0 = j->base + r0;
+    size_t b0 = (size_t)(op.mb % g->slots) * s->mrows, gb0 = (size_t)(op.mb % g->gslots) * s->mrows;
     bool last = op.stage == s->S - 1;
     clt_status st = CLT_OK;
+    n->row0 = r0 - b0;   /* dropout: buffer row b0 is row r0 (wraps around, and back, when b0 > r0) */
     switch ((clt__op_kind)op.kind) {
     case CLT__OP_FWD:
         if (op.stage == 0)
-            st = upload(w, n->input, r0 * g->in * sizeof(float), j->b->x + g0 * g->in,
+            st = upload(w, n->input, b0 * g->in * sizeof(float), j->b->x + g0 * g->in,
                         cnt * g->in * sizeof(float));
-        if (st == CLT_OK) st = clt__net_forward_rows(n, r0, cnt, j->train, clt__step_seed(t));
+        if (st == CLT_OK) st = clt__net_forward_rows(n, b0, cnt, j->train, clt__step_seed(t));
         return st;
     case CLT__OP_SEND_ACT:
-        return clt__link_send(g->act, j->tag, op.mb, r0 * g->out, clt__at(clt__net_output(n), r0 * g->out),
+        return clt__link_send(g->act, j->tag, op.mb, r0 * g->out, clt__at(clt__net_output(n), b0 * g->out),
                               cnt * g->out);
     case CLT__OP_RECV_ACT:
         return clt__link_recv(s->st[k - 1].act, j->tag, op.mb, r0 * g->in,
-                              (clt__view){n->input, r0 * g->in}, cnt * g->in);
+                              (clt__view){n->input, b0 * g->in}, cnt * g->in);
     case CLT__OP_BWD: {
-        clt__view dout = {g->gin, r0 * g->out};
+        clt__view dout = {g->gin, 0};
         if (last) {
             double sum = 0;
             size_t hits = 0;
             st = upload_truth(j, w, n, g0, cnt);
             if (st == CLT_OK)
-                st = clt__net_loss_rows(n, t->p.loss, r0, cnt, clt__loss_grad_scale(t, j->b->batch), 1, &sum,
+                st = clt__net_loss_rows(n, t->p.loss, b0, cnt, clt__loss_grad_scale(t, j->b->batch), 1, &sum,
                                         &hits);
             j->loss_sum += sum;
             j->correct += hits;
             dout = (clt__view){n->gbuf[0], 0};
         }
-        clt__view din = {op.stage > 0 ? g->gout : NULL, op.stage > 0 ? r0 * g->in : 0};
-        if (st == CLT_OK) st = clt__net_backward_rows(n, r0, cnt, dout, din, clt__step_seed(t));
+        clt__view din = {op.stage > 0 ? g->gout : NULL, op.stage > 0 ? gb0 * g->in : 0};
+        if (st == CLT_OK) st = clt__net_backward_rows(n, b0, cnt, dout, din, clt__step_seed(t));
         return st;
     }
     case CLT__OP_SEND_GRAD:
-        return clt__link_send(g->grad, j->tag, op.mb, r0 * g->in, (clt__view){g->gout, r0 * g->in},
+        return clt__link_send(g->grad, j->tag, op.mb, r0 * g->in, (clt__view){g->gout, gb0 * g->in},
                               cnt * g->in);
-    case CLT__OP_RECV_GRAD:
-        return clt__link_recv(s->st[k + 1].grad, j->tag, op.mb, r0 * g->out,
-                              (clt__view){g->gin, r0 * g->out}, cnt * g->out);
+    case CLT__OP_RECV_GRAD:   /* the backward right after it on this queue consumes it: one slot */
+        return clt__link_recv(s->st[k + 1].grad, j->tag, op.mb, r0 * g->out, (clt__view){g->gin, 0},
+                              cnt * g->out);
     case CLT__OP_OUTPUT: {
         if (j->b->labels || j->b->targets) {
             double sum = 0;
             st = upload_truth(j, w, n, g0, cnt);
-            if (st == CLT_OK) st = clt__net_loss_rows(n, t->p.loss, r0, cnt, 1.0f, 0, &sum, NULL);
+            if (st == CLT_OK) st = clt__net_loss_rows(n, t->p.loss, b0, cnt, 1.0f, 0, &sum, NULL);
             j->loss_sum += sum;
         }
-        clt__view o = clt__at(clt__net_output(n), r0 * g->out);
+        clt__view o = clt__at(clt__net_output(n), b0 * g->out);
         cl_int err = st == CLT_OK ? clEnqueueReadBuffer(w->queue, o.mem, CL_TRUE, o.off * sizeof(float),
                                                         cnt * g->out * sizeof(float), j->out + g0 * g->out,
                                                         0, NULL, NULL)
@@ -315,9 +330,10 @@ static void split_rows(size_t n, size_t k, size_t *start, size_t *count)
 }
 
 /* One pipeline run over a batch: the batch split between the pipelines, each share into
- * micro-batches, a schedule per pipeline, one job per device. */
-static clt_status run_pipeline(clt_trainer *t, const clt__batch *b, int train, dev_job **jobs_out,
-                               size_t **rows_out)
+ * micro-batches, a schedule per pipeline, one job per device. The run takes each share's
+ * micro-batches [m0, m0 + mcap); *more says whether any pipeline has some after those. */
+static clt_status run_pipeline(clt_trainer *t, const clt__batch *b, int train, size_t m0, size_t mcap,
+                               dev_job **jobs_out, size_t **rows_out, bool *more)
 {
     model_state *s = t->state;
     size_t P = (size_t)s->P, Mmax = (size_t)t->p.micro_batches;
@@ -329,10 +345,14 @@ static clt_status run_pipeline(clt_trainer *t, const clt__batch *b, int train, d
     split_rows(b->batch, P, pstart, pcount);
     uint32_t tag = ++s->tag;
     clt_status st = CLT_OK;
+    *more = false;
     for (size_t p = 0; p < P && st == CLT_OK; p++) {
-        size_t M = Mmax < pcount[p] ? Mmax : pcount[p];
+        size_t all = Mmax < pcount[p] ? Mmax : pcount[p];
         size_t *start = rows + 2 * p * Mmax, *count = start + Mmax;
-        split_rows(pcount[p], M, start, count);
+        split_rows(pcount[p], all, start, count);
+        size_t M = all > m0 ? (all - m0 < mcap ? all - m0 : mcap) : 0;
+        start += all > m0 ? m0 : 0, count += all > m0 ? m0 : 0;
+        *more = *more || m0 + M < all;
         const clt__schedule *sched = NULL;
         if (M) st = schedule_for(s, (int)p, t->p.pipeline, (int)M, train, &sched);
         for (int c = 0; c < s->ndev1; c++)
@@ -350,7 +370,8 @@ static clt_status model_step(clt_trainer *t, const clt__batch *b, int update, fl
     model_state *s = t->state;
     dev_job *jobs;
     size_t *rows;
-    clt_status st = run_pipeline(t, b, 1, &jobs, &rows);
+    bool more;
+    clt_status st = run_pipeline(t, b, 1, 0, (size_t)t->p.micro_batches, &jobs, &rows, &more);
     for (int d = 0; d < s->ndev && st == CLT_OK; d++)
         jobs[d].first_micro = t->micro == 0, jobs[d].update = update, jobs[d].lr = lr;
     if (st == CLT_OK) st = run_devices(t, s, phase_a, jobs);
@@ -371,17 +392,26 @@ static clt_status model_step(clt_trainer *t, const clt__batch *b, int update, fl
     return st;
 }
 
+/* In rounds of s->round micro-batches (see the top); each device's loss sum carries on from
+ * round to round, so the sum is the one a single run would add up. */
 static clt_status model_forward(clt_trainer *t, const clt__batch *b, float *out, double *loss_sum)
 {
     model_state *s = t->state;
-    dev_job *jobs;
-    size_t *rows;
-    clt_status st = run_pipeline(t, b, 0, &jobs, &rows);
-    for (int d = 0; d < s->ndev && st == CLT_OK; d++) jobs[d].out = out;
-    if (st == CLT_OK) st = run_devices(t, s, phase_a, jobs);
+    double *sums = calloc((size_t)s->ndev, sizeof *sums);
+    clt_status st = sums ? CLT_OK : clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
+    bool more = true;
+    for (size_t m0 = 0; more && st == CLT_OK; m0 += (size_t)s->round) {
+        dev_job *jobs;
+        size_t *rows;
+        st = run_pipeline(t, b, 0, m0, (size_t)s->round, &jobs, &rows, &more);
+        for (int d = 0; d < s->ndev && st == CLT_OK; d++) jobs[d].out = out, jobs[d].loss_sum = sums[d];
+        if (st == CLT_OK) st = run_devices(t, s, phase_a, jobs);
+        for (int d = 0; jobs && d < s->ndev && st == CLT_OK; d++) sums[d] = jobs[d].loss_sum;
+        free(jobs), free(rows);
+    }
     *loss_sum = 0;
-    for (int d = 0; jobs && d < s->ndev; d++) *loss_sum += jobs[d].loss_sum;
-    free(jobs), free(rows);
+    for (int d = 0; sums && d < s->ndev; d++) *loss_sum += sums[d];
+    free(sums);
     return st;
 }
 
@@ -514,7 +544,7 @@ typedef struct {
     clt_trainer *t;
     stage *g;
     int first, last;
-    size_t rows;
+    size_t mrows;   /* rows of a slot */
     const float *init;
 } create_job;
 
@@ -548,34 +578,48 @@ static clt_status warm_up(clt__worker *w, clt_trainer *t, stage *g, int first, i
     return st;
 }
 
+/* What clt_device_stats.activation_bytes counts: the input, every layer's output and saved
+ * state, the backward's two gradient buffers, and gin and gout. */
+static uint64_t stage_activation_bytes(const stage *g, size_t mrows)
+{
+    const clt__net *n = g->net;
+    size_t floats = g->in * n->max_batch + n->saved_off[n->last - n->first + 1] + 2 * n->gbuf_cap;
+    for (int i = n->first; i <= n->last; i++) floats += n->m->layers[i].out_numel * n->max_batch;
+    if (g->gin) floats += mrows * g->out;
+    if (g->gout) floats += (size_t)g->gslots * mrows * g->in;
+    return sizeof(float) * (uint64_t)floats;
+}
+
 static clt_status create_stage(clt__worker *w, void *arg)
 {
     create_job *j = arg;
     const clt_model *m = j->t->model;
-    size_t B = j->rows;
+    size_t R = j->mrows;
     stage *g = j->g;
-    clt_status st = clt__net_create(w, m, j->first, j->last, B, 1, &g->net);
+    clt_status st = clt__net_create(w, m, j->first, j->last, (size_t)g->slots * R, 1, &g->net);
     if (st != CLT_OK) return st;
     clt__net *n = g->net;
     g->in = m->layers[j->first].in_numel;
     g->out = m->layers[j->last].out_numel;
-    if (j->last < m->nlayers - 1) st = clt__alloc(w, B * g->out, "gradients from the next stage", &g->gin);
-    if (st == CLT_OK && j->first > 0) st = clt__alloc(w, B * g->in, "gradients for the previous stage", &g->gout);
+    if (j->last < m->nlayers - 1) st = clt__alloc(w, R * g->out, "gradients from the next stage", &g->gin);
+    if (st == CLT_OK && j->first > 0)
+        st = clt__alloc(w, (size_t)g->gslots * R * g->in, "gradients for the previous stage", &g->gout);
+    if (st == CLT_OK) w->activation_bytes += g->act_bytes = stage_activation_bytes(g, R);
     if (st == CLT_OK && n->nparams) {
         cl_int err = clEnqueueWriteBuffer(w->queue, n->params, CL_TRUE, 0, n->nparams * sizeof(float),
                                           j->init + n->param_base, 0, NULL, NULL);
         if (err != CL_SUCCESS) st = clt__fail_cl(err, clt__worker_name(w), "uploading the parameters");
     }
-    size_t micro = (size_t)j->t->p.micro_batches, mrows = (B + micro - 1) / micro;
-    if (st == CLT_OK) st = warm_up(w, j->t, g, j->first, j->last, B);
-    if (st == CLT_OK && mrows != B) st = warm_up(w, j->t, g, j->first, j->last, mrows);
+    /* every call runs micro-batches of at most R rows */
+    if (st == CLT_OK) st = warm_up(w, j->t, g, j->first, j->last, R);
     return st;
 }
 
 static clt_status destroy_stage(clt__worker *w, void *arg)
 {
-    (void)w;
     stage *g = arg;
+    w->activation_bytes -= g->act_bytes;
+    g->act_bytes = 0;
     if (g->gin) clReleaseMemObject(g->gin);
     if (g->gout) clReleaseMemObject(g->gout);
     clt__net_destroy(g->net);
@@ -665,12 +709,23 @@ static clt_status model_create(clt_trainer *t, const float *init)
             s->st[p * S + k].cdev = p * s->ndev1 + s->st[k].cdev;
         }
     }
+    /* the slots of each stage (see the top), the same in every pipeline */
+    int M = t->p.micro_batches;
+    s->mrows = (s->rows + (size_t)M - 1) / (size_t)M;
+    s->round = M;
+    for (int k = 0; k < P * S && st == CLT_OK; k++) {
+        int in_flight = t->p.pipeline == CLT_PIPELINE_NAIVE ? 1 : t->p.pipeline == CLT_PIPELINE_GPIPE ? M : S - k % S;
+        stage *g = &s->st[k];
+        g->slots = in_flight < M ? in_flight : M;
+        g->gslots = t->p.pipeline == CLT_PIPELINE_GPIPE ? M : (in_flight + 1 < M ? in_flight + 1 : M);
+        if (g->slots < s->round) s->round = g->slots;
+    }
     /* stages, one at a time: each allocates its own buffers, and a failure stops the rest */
     for (int k = 0, i = 0; k < P * S && st == CLT_OK; k++) {
         if (k % S == 0) i = 0;
         int last = i;
         while (last + 1 < L && device_of[last + 1] == device_of[i]) last++;
-        create_job j = {t, &s->st[k], i, last, s->rows, init};
+        create_job j = {t, &s->st[k], i, last, s->mrows, init};
         st = clt__worker_call(&t->rt->workers[s->st[k].dev], create_stage, &j);
         i = last + 1;
     }

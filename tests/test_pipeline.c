@@ -2,8 +2,9 @@
  * stage, 1F1B's bound on live micro-batches, no deadlock), the partitioner, the transfer links
  * in both context modes (chunked, out of order, timeout, abort), and the seed MLP trained with
  * the seed's placement under every schedule against one-device training: losses, parameters,
- * gradients and predictions within 1e-5 relative; hybrid (two pipelines) the same way; a device
- * failing mid-step. Then placement and parameter errors. */
+ * gradients and predictions within 1e-5 relative; activation memory per schedule (1F1B below
+ * GPipe) and micro-batches in reused slots (gpipe's bits); hybrid (two pipelines) the same way;
+ * a device failing mid-step. Then placement and parameter errors. */
 #include "internal.h"
 #include "ref.h"
 #include "tap.h"
@@ -435,6 +436,81 @@ static void check_equivalence(clt_context_mode mode, int ndev)
     clt_runtime_destroy(rt);
 }
 
+/* Activation memory: each stage holds the micro-batches its schedule can have in flight there
+ * (naive 1, GPipe M, 1F1B S - s), so with 2 stages and 8 micro-batches 1F1B needs less than
+ * GPipe on both devices; and the slots are reused without mixing micro-batches up. */
+static void check_memory(clt_context_mode mode)
+{
+    const char *mname = mode == CLT_CONTEXT_PER_PLATFORM ? "shared context" : "context per device";
+    clt_runtime *rt = open_runtime("0:0,0:0", mode, mname);
+    if (!rt) return;
+    clt_model *plain = seed_model(0, 0), *two = seed_model(0, 0);
+    clt_model_place(two, 0, 3, 0);   /* fc1, fc2 on 0; fc3, fc4 on 1 */
+    clt_model_place(two, 4, 6, 1);
+    clt_train_params p = clt_train_params_default();
+    p.optim = clt_sgd(0.05f, 0.9f, 0.0f, 0);
+    p.max_batch = MAXB;
+    uint64_t bytes[3][2] = {{0}};
+    clt_trainer *t = NULL;
+    clt_device_stats ds;
+    if (ok_status(clt_trainer_create(&t, rt, plain, &p), "%s: one-device trainer", mname)) {
+        clt_runtime_device_stats(rt, 0, &ds, 0);
+        ok(ds.activation_bytes == 0, "%s: one device reports no activation bytes", mname);
+    }
+    clt_trainer_destroy(t);
+    p.parallel = CLT_PARALLEL_MODEL;
+    p.micro_batches = 8;
+    for (int k = CLT_PIPELINE_NAIVE; k <= CLT_PIPELINE_1F1B; k++) {
+        p.pipeline = (clt_pipeline_schedule)k;
+        t = NULL;
+        if (!ok_status(clt_trainer_create(&t, rt, two, &p), "%s: 2 stages, %s, 8 micro-batches", mname,
+                       clt_pipeline_schedule_name(p.pipeline)))
+            continue;
+        for (int d = 0; d < 2; d++) {
+            clt_runtime_device_stats(rt, d, &ds, 1);
+            bytes[k][d] = ds.activation_bytes;
+        }
+        clt_trainer_destroy(t);
+    }
+    clt_runtime_device_stats(rt, 0, &ds, 0);
+    ok(ds.activation_bytes == 0, "%s: destroying the trainer gives its activation bytes back", mname);
+    /* device 1 (the last stage: fc3 256->128, relu, fc4 128->10; 2-row slots): per row, the
+     * input 256, outputs 128 + 128 + 10, no saved state, two gradient buffers of 256 and the
+     * 128 of gin... gin is on stage 0; gout (256 per row) has gslots of its own */
+    uint64_t row1 = 4 * (256 + 128 + 128 + 10 + 2 * 256);
+    ok(bytes[CLT_PIPELINE_GPIPE][1] == 16 * row1 + 4 * 16 * 256 && bytes[CLT_PIPELINE_1F1B][1] == 2 * row1 + 4 * 2 * 2 * 256,
+       "%s: the last stage holds 8 slots of 2 rows under gpipe (%llu bytes), 1 under 1f1b (%llu), with 8 and 2 "
+       "of gout", mname, (unsigned long long)bytes[CLT_PIPELINE_GPIPE][1], (unsigned long long)bytes[CLT_PIPELINE_1F1B][1]);
+    bool less = true;
+    for (int d = 0; d < 2; d++) {
+        diag("%s: device %d: naive %llu, gpipe %llu, 1f1b %llu activation bytes", mname, d,
+             (unsigned long long)bytes[0][d], (unsigned long long)bytes[1][d], (unsigned long long)bytes[2][d]);
+        less &= bytes[CLT_PIPELINE_NAIVE][d] <= bytes[CLT_PIPELINE_1F1B][d] &&
+                bytes[CLT_PIPELINE_1F1B][d] < bytes[CLT_PIPELINE_GPIPE][d] && bytes[CLT_PIPELINE_NAIVE][d] > 0;
+    }
+    ok(less, "%s: 2 stages, 8 micro-batches: 0 < naive <= 1f1b < gpipe on each device", mname);
+
+    /* slots reused: 8 micro-batches through 2 and 1 slots (1f1b) and 1 (naive) */
+    run_result ref, gpipe8, got;
+    clt_train_params p1 = p;
+    p1.parallel = CLT_PARALLEL_NONE;
+    train(rt, plain, &p1, MAXB, &ref);
+    p.pipeline = CLT_PIPELINE_GPIPE;
+    train(rt, two, &p, MAXB, &gpipe8);
+    compare(&ref, &gpipe8, MAXB, "2 stages, gpipe, 8 micro-batches");
+    for (int k = CLT_PIPELINE_NAIVE; k <= CLT_PIPELINE_1F1B; k += 2) {
+        p.pipeline = (clt_pipeline_schedule)k;
+        train(rt, two, &p, MAXB, &got);
+        ok(same_bits(&gpipe8, &got) && !memcmp(got.pred, gpipe8.pred, MAXB * 10 * sizeof(float)),
+           "%s: 2 stages, %s with 8 micro-batches in reused slots gives gpipe's bits and predictions", mname,
+           clt_pipeline_schedule_name(p.pipeline));
+        result_free(&got);
+    }
+    result_free(&ref), result_free(&gpipe8);
+    clt_model_destroy(plain), clt_model_destroy(two);
+    clt_runtime_destroy(rt);
+}
+
 /* Hybrid: two copies of the pipeline on four devices, the batch split between them, gradients
  * all-reduced between matching stages: still one device's training. */
 static void check_hybrid(clt_context_mode mode, int ndev)
@@ -587,6 +663,8 @@ int main(void)
     check_links(CLT_CONTEXT_PER_DEVICE);
     check_equivalence(CLT_CONTEXT_PER_PLATFORM, (int)n);
     check_equivalence(CLT_CONTEXT_PER_DEVICE, (int)n);
+    check_memory(CLT_CONTEXT_PER_PLATFORM);
+    check_memory(CLT_CONTEXT_PER_DEVICE);
     check_hybrid(CLT_CONTEXT_PER_PLATFORM, (int)n);
     check_hybrid(CLT_CONTEXT_PER_DEVICE, (int)n);
     check_failure(CLT_CONTEXT_PER_PLATFORM);

@@ -82,6 +82,7 @@ typedef struct {
     int devices;
     char name[160];
     size_t split[16];         /* data parallel: the last step's rows per device */
+    uint64_t act[16];         /* model parallel: activation bytes allocated per device */
 } train_result;
 
 /* Training steps on random data after warm-up: samples/s without profiling, then the same steps
@@ -121,7 +122,7 @@ static int train_run(const train_args *a, clt_parallel parallel, int schedule, i
     p.pipeline = schedule < 0 ? CLT_PIPELINE_NAIVE : (clt_pipeline_schedule)schedule;
     p.micro_batches = micro;
     double wall = 0;
-    clt_device_stats ds = {0, 0, 0, 0};
+    clt_device_stats ds = {0};
     memset(r, 0, sizeof *r);
     for (int profiled = 0; profiled < 2 && st == CLT_OK; profiled++) {
         clt_runtime_options o = clt_runtime_options_default();
@@ -144,6 +145,11 @@ static int train_run(const train_args *a, clt_parallel parallel, int schedule, i
             r->devices = parallel == CLT_PARALLEL_NONE ? 1 : clt_runtime_device_count(rt);
             memset(r->split, 0, sizeof r->split);
             if (parallel == CLT_PARALLEL_DATA) clt_trainer_split(t, r->split, 16);
+            for (int d = 0; d < r->devices && d < 16 && st == CLT_OK; d++) {
+                clt_device_stats a_ds;
+                st = clt_runtime_device_stats(rt, d, &a_ds, 0);
+                r->act[d] = a_ds.activation_bytes;
+            }
             clt_device_info info;
             clt_runtime_device_info(rt, 0, &info);
             snprintf(r->name, sizeof r->name, "%s", info.name);
@@ -174,14 +180,18 @@ static void train_print(const train_args *a, clt_parallel parallel, int schedule
     size_t len = 0;
     for (int i = 0; parallel == CLT_PARALLEL_DATA && i < r->devices && i < 16; i++)
         len += (size_t)snprintf(split + len, sizeof split - len, "%s%zu", i ? "," : "", r->split[i]);
+    char act[400] = "";     /* model parallel: "123,456" */
+    len = 0;
+    for (int i = 0; parallel == CLT_PARALLEL_MODEL && i < r->devices && i < 16; i++)
+        len += (size_t)snprintf(act + len, sizeof act - len, "%s%llu", i ? "," : "", (unsigned long long)r->act[i]);
     if (a->json) {
         printf("{\"bench\":\"train\",\"model\":\"%s\",\"batch\":%zu,\"steps\":%d,\"parallel\":\"%s\","
                "\"schedule\":\"%s\",\"micro_batches\":%d,\"placement\":\"%s\",\"split\":[%s],\"devices\":%d,"
                "\"device\":\"%s\",\"samples_per_s\":%.1f,\"kernel_fraction\":%.3f,"
-               "\"transfer_fraction\":%.3f,\"kernels_per_step\":%.1f}\n",
+               "\"transfer_fraction\":%.3f,\"kernels_per_step\":%.1f,\"activation_bytes\":[%s]}\n",
                a->model, a->batch, a->steps, parallel_name(parallel), sched,
                parallel == CLT_PARALLEL_MODEL ? micro : 1, placement, split, r->devices, r->name, r->sps,
-               r->kfrac, r->tfrac, r->kernels);
+               r->kfrac, r->tfrac, r->kernels, act);
         return;
     }
     printf("train %s, batch %zu, %d steps on %d device%s (%s), parallel %s", a->model, a->batch, a->steps,
@@ -189,6 +199,7 @@ static void train_print(const train_args *a, clt_parallel parallel, int schedule
     if (parallel == CLT_PARALLEL_MODEL) printf(", %s schedule, %d micro-batch%s, %s placement", sched, micro,
                                                micro == 1 ? "" : "es", placement);
     if (parallel == CLT_PARALLEL_DATA) printf(", split %s", split);
+    if (parallel == CLT_PARALLEL_MODEL) printf(", activation bytes per device %s", act);
     printf(":\n  %.1f samples/s\n"
            "  profiled: %.1f%% of device 0's step in kernels, %.1f%% in transfers, %.1f%% other (host, waits),\n"
            "            %.1f kernels per step\n",
@@ -375,7 +386,7 @@ static void bench_usage(void)
 {
     fprintf(stderr,
             "usage: cltrain bench dispatch [--devices SPEC] [--iters N] [--json]\n"
-            "       cltrain bench train [--model seed-mlp|cnn] [--batch N] [--steps N] [--devices SPEC] [--json]\n"
+            "       cltrain bench train [--model seed-mlp|deep-mlp|cnn] [--batch N] [--steps N] [--devices SPEC] [--json]\n"
             "                           [--parallel none|data|model] [--schedule naive|gpipe|1f1b|all]\n"
             "                           [--micro-batches M] [--placement seed|auto] [--split equal|auto]\n"
             "       cltrain bench allreduce [--devices SPEC] [--min-bytes A] [--max-bytes B] [--iters N]\n"

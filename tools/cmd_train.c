@@ -22,7 +22,7 @@ static double now(void)
 static void usage(void)
 {
     fprintf(stderr,
-            "usage: cltrain train [--model seed-mlp|cnn] [--devices SPEC] [--data DIR] [--epochs N]\n"
+            "usage: cltrain train [--model seed-mlp|deep-mlp|cnn] [--devices SPEC] [--data DIR] [--epochs N]\n"
             "                     [--batch N] [--optim sgd|adam|adamw] [--lr X] [--momentum X]\n"
             "                     [--weight-decay X] [--schedule constant|cosine] [--seed N]\n"
             "                     [--limit N] [--parallel none|data] [--split equal|auto]\n"

@@ -24,6 +24,14 @@ clt_status tool_model_build(const char *name, clt_model **out)
                                     clt_linear(128), clt_relu(), clt_linear(10)};
         st = clt_model_create(&m, clt_shape1(1024));
         if (st == CLT_OK) st = add_all(m, l, (int)(sizeof l / sizeof l[0]));
+    } else if (!strcmp(name, "deep-mlp")) {
+        /* For model parallelism: 1024 inputs, eight hidden Linear(1024)+ReLU, 10 outputs. */
+        st = clt_model_create(&m, clt_shape1(1024));
+        for (int i = 0; i < 8 && st == CLT_OK; i++) {
+            st = clt_model_add(m, clt_linear(1024));
+            if (st == CLT_OK) st = clt_model_add(m, clt_relu());
+        }
+        if (st == CLT_OK) st = clt_model_add(m, clt_linear(10));
     } else if (!strcmp(name, "cnn")) {
         /* A small Conv-ReLU-Pool network on 1x32x32. */
         const clt_layer_desc l[] = {clt_conv2d(16, 5, 1, 2), clt_relu(), clt_maxpool2d(2, 2),
@@ -32,7 +40,7 @@ clt_status tool_model_build(const char *name, clt_model **out)
         st = clt_model_create(&m, clt_shape3(1, 32, 32));
         if (st == CLT_OK) st = add_all(m, l, (int)(sizeof l / sizeof l[0]));
     } else {
-        fprintf(stderr, "cltrain: unknown model '%s' (known: seed-mlp, cnn)\n", name);
+        fprintf(stderr, "cltrain: unknown model '%s' (known: seed-mlp, deep-mlp, cnn)\n", name);
         return CLT_ERR_INVALID_ARG;
     }
     if (st != CLT_OK) {
