@@ -3,6 +3,7 @@
 #ifndef CLT_REF_H
 #define CLT_REF_H
 
+#include <cltrain.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -90,6 +91,22 @@ static inline void ref_fill(ref_rng *r, float *out, size_t n, double scale)
 {
     for (size_t i = 0; i < n; i++)
         out[i] = (float)(((double)(ref_next(r) >> 40) / 16777216.0 * 2.0 - 1.0) * scale);
+}
+
+/* The seed MLP, 1024-512-256-128-10 with ReLU, as tests/gen_reference.py builds it; with
+ * dropout > 0, a Dropout(dropout) after the first ReLU. */
+static const int ref_seed_sizes[5] = {1024, 512, 256, 128, 10};
+
+static inline clt_model *ref_seed_mlp(float dropout)
+{
+    clt_model *m = NULL;
+    clt_model_create(&m, clt_shape1(1024));
+    for (int i = 0; i < 4; i++) {
+        clt_model_add(m, clt_linear(ref_seed_sizes[i + 1]));
+        if (i < 3) clt_model_add(m, clt_relu());
+        if (i == 0 && dropout > 0) clt_model_add(m, clt_dropout(dropout));
+    }
+    return m;
 }
 
 #endif

@@ -15,18 +15,7 @@
 
 static int with_dropout;   /* the seed MLP with dropout(0.2) after the first ReLU */
 
-static clt_model *seed_mlp(void)
-{
-    const int sizes[] = {1024, 512, 256, 128, 10};
-    clt_model *m;
-    clt_model_create(&m, clt_shape1(1024));
-    for (int i = 0; i < 4; i++) {
-        clt_model_add(m, clt_linear(sizes[i + 1]));
-        if (i < 3) clt_model_add(m, clt_relu());
-        if (i == 0 && with_dropout) clt_model_add(m, clt_dropout(0.2f));
-    }
-    return m;
-}
+static clt_model *seed_mlp(void) { return ref_seed_mlp(with_dropout ? 0.2f : 0.0f); }
 
 /* Inputs and labels of the STEPS batches (the same for every run). */
 static float xs[STEPS][BATCH * 1024];

@@ -228,7 +228,7 @@ out:
 /* ---- the seed MLP: model parallel against one device ------------------------------------ */
 
 enum { STEPS = 5, MAXB = 16 };
-static const int sizes[] = {1024, 512, 256, 128, 10};
+static const int *sizes = ref_seed_sizes;
 static float *init_w[4], *init_b[4];
 static float *xs[STEPS];
 static int32_t ys[STEPS][MAXB];
@@ -253,12 +253,7 @@ static void make_data(void)
 
 static clt_model *seed_model(int placed, int three_stages)
 {
-    clt_model *m;
-    clt_model_create(&m, clt_shape1(1024));
-    for (int i = 0; i < 4; i++) {
-        clt_model_add(m, clt_linear(sizes[i + 1]));
-        if (i < 3) clt_model_add(m, clt_relu());
-    }
+    clt_model *m = ref_seed_mlp(0);
     if (placed && !three_stages) {   /* ModelParallelNN: fc1 on 0; fc2, fc3 on 1; fc4 on 0 */
         clt_model_place(m, 0, 1, 0);
         clt_model_place(m, 2, 5, 1);

@@ -135,13 +135,8 @@ static void check_seed_mlp(void)
 {
     ref_file f;
     if (!ok(ref_load(&f, "seed_mlp_sgd") == 0, "seed MLP reference loads")) return;
-    const int sizes[] = {1024, 512, 256, 128, 10};
-    clt_model *m;
-    clt_model_create(&m, clt_shape1(1024));
-    for (int i = 0; i < 4; i++) {
-        clt_model_add(m, clt_linear(sizes[i + 1]));
-        if (i < 3) clt_model_add(m, clt_relu());
-    }
+    const int *sizes = ref_seed_sizes;
+    clt_model *m = ref_seed_mlp(0);
     ok(clt_model_param_count(m) == 1024 * 512 + 512 + 512 * 256 + 256 + 256 * 128 + 128 + 128 * 10 + 10,
        "the seed MLP has %zu parameters", clt_model_param_count(m));
     clt_train_params p = clt_train_params_default();
