@@ -27,6 +27,13 @@ __kernel void maxpool_forward(const uint B, const uint C, const uint H, const ui
     arg[ao + i] = (float)best;
 }
 
+/* The output rows (or columns) whose window [o*S, o*S + K) contains input row h: lo..hi. */
+static void windows_over(const uint h, const uint K, const uint S, const uint O, uint *lo, uint *hi)
+{
+    *lo = h >= K ? (h - K) / S + 1 : 0;
+    *hi = min(h / S, O - 1);
+}
+
 __kernel void maxpool_backward(const uint B, const uint C, const uint H, const uint W,
                                const uint K, const uint S, const uint OH, const uint OW,
                                __global const float *dy, const ulong dyo,
@@ -38,9 +45,9 @@ __kernel void maxpool_backward(const uint B, const uint C, const uint H, const u
     const uint w = i % W, h = (i / W) % H;
     const size_t plane = i / ((size_t)W * H);
     const uint pos = h * W + w;
-    /* output rows whose window [oh*S, oh*S + K) contains h */
-    const uint oh_lo = h >= K ? (h - K) / S + 1 : 0, oh_hi = min(h / S, OH - 1);
-    const uint ow_lo = w >= K ? (w - K) / S + 1 : 0, ow_hi = min(w / S, OW - 1);
+    uint oh_lo, oh_hi, ow_lo, ow_hi;
+    windows_over(h, K, S, OH, &oh_lo, &oh_hi);
+    windows_over(w, K, S, OW, &ow_lo, &ow_hi);
     float s = 0.0f;
     for (uint oh = oh_lo; oh <= oh_hi && oh < OH; oh++)
         for (uint ow = ow_lo; ow <= ow_hi && ow < OW; ow++) {
@@ -77,8 +84,9 @@ __kernel void avgpool_backward(const uint B, const uint C, const uint H, const u
     if (i >= (size_t)B * C * H * W) return;
     const uint w = i % W, h = (i / W) % H;
     const size_t plane = i / ((size_t)W * H);
-    const uint oh_lo = h >= K ? (h - K) / S + 1 : 0, oh_hi = min(h / S, OH - 1);
-    const uint ow_lo = w >= K ? (w - K) / S + 1 : 0, ow_hi = min(w / S, OW - 1);
+    uint oh_lo, oh_hi, ow_lo, ow_hi;
+    windows_over(h, K, S, OH, &oh_lo, &oh_hi);
+    windows_over(w, K, S, OW, &ow_lo, &ow_hi);
     float s = 0.0f;
     for (uint oh = oh_lo; oh <= oh_hi && oh < OH; oh++)
         for (uint ow = ow_lo; ow <= ow_hi && ow < OW; ow++) s += dy[dyo + plane * OH * OW + oh * OW + ow];
