@@ -251,17 +251,38 @@ static void make_data(void)
     }
 }
 
-static clt_model *seed_model(int placed, int three_stages)
+/* The seed MLP's layers: 0 fc1, 1 relu, 2 fc2, 3 relu, 4 fc3, 5 relu, 6 fc4. */
+typedef enum {
+    PLACE_NONE,        /* automatic partitioning */
+    PLACE_SEED,        /* ModelParallelNN: fc1 on 0; fc2, fc3 on 1; fc4 on 0 */
+    PLACE_THREE,       /* three stages on three devices */
+    PLACE_ACT_ONLY,    /* fc1 on 0; the ReLU alone on 1; the rest on 2 */
+    PLACE_SEVEN        /* one layer per device: seven devices */
+} placement;
+
+static clt_model *seed_model(placement how)
 {
     clt_model *m = ref_seed_mlp(0);
-    if (placed && !three_stages) {   /* ModelParallelNN: fc1 on 0; fc2, fc3 on 1; fc4 on 0 */
+    switch (how) {
+    case PLACE_NONE: break;
+    case PLACE_SEED:
         clt_model_place(m, 0, 1, 0);
         clt_model_place(m, 2, 5, 1);
         clt_model_place(m, 6, 6, 0);
-    } else if (placed) {
+        break;
+    case PLACE_THREE:
         clt_model_place(m, 0, 1, 0);
         clt_model_place(m, 2, 3, 1);
         clt_model_place(m, 4, 6, 2);
+        break;
+    case PLACE_ACT_ONLY:
+        clt_model_place(m, 0, 0, 0);
+        clt_model_place(m, 1, 1, 1);
+        clt_model_place(m, 2, 6, 2);
+        break;
+    case PLACE_SEVEN:
+        for (int i = 0; i < 7; i++) clt_model_place(m, i, i, i);
+        break;
     }
     return m;
 }
@@ -375,7 +396,8 @@ static void check_equivalence(clt_context_mode mode, int ndev)
     const char *mname = mode == CLT_CONTEXT_PER_PLATFORM ? "shared context" : "context per device";
     clt_runtime *rt = open_runtime(ndev >= 3 ? "all" : "0:0,0:0,0:0", mode, mname);
     if (!rt) return;
-    clt_model *plain = seed_model(0, 0), *seed = seed_model(1, 0), *three = seed_model(1, 1);
+    clt_model *plain = seed_model(PLACE_NONE), *seed = seed_model(PLACE_SEED), *three = seed_model(PLACE_THREE);
+    clt_model *act_only = seed_model(PLACE_ACT_ONLY);
     clt_train_params p = clt_train_params_default();
     p.optim = clt_sgd(0.05f, 0.9f, 0.0f, 0);
     p.max_batch = MAXB;
@@ -411,6 +433,11 @@ static void check_equivalence(clt_context_mode mode, int ndev)
     /* 3 stages on 3 devices; micro-batches that do not divide the batch */
     check_against(rt, three, p, CLT_PIPELINE_1F1B, 5, MAXB, &ref, mname, "3 stages on 3 devices, a batch of 16");
     check_against(rt, plain, p, CLT_PIPELINE_GPIPE, 3, MAXB, &ref, mname, "automatic partition, a batch of 16");
+    /* a stage with no parameters: its gradients pass through, it has nothing to update */
+    check_against(rt, act_only, p, CLT_PIPELINE_1F1B, 4, MAXB, &ref, mname,
+                  "a stage holding only the ReLU, a batch of 16");
+    check_against(rt, act_only, p, CLT_PIPELINE_NAIVE, 1, MAXB, &ref, mname,
+                  "a stage holding only the ReLU, a batch of 16");
     result_free(&ref);
 
     /* a batch smaller than the micro-batch count: 3 samples, 8 micro-batches */
@@ -428,6 +455,7 @@ static void check_equivalence(clt_context_mode mode, int ndev)
     result_free(&ref);
 
     clt_model_destroy(plain), clt_model_destroy(seed), clt_model_destroy(three);
+    clt_model_destroy(act_only);
     clt_runtime_destroy(rt);
 }
 
@@ -439,7 +467,7 @@ static void check_memory(clt_context_mode mode)
     const char *mname = mode == CLT_CONTEXT_PER_PLATFORM ? "shared context" : "context per device";
     clt_runtime *rt = open_runtime("0:0,0:0", mode, mname);
     if (!rt) return;
-    clt_model *plain = seed_model(0, 0), *two = seed_model(0, 0);
+    clt_model *plain = seed_model(PLACE_NONE), *two = seed_model(PLACE_NONE);
     clt_model_place(two, 0, 3, 0);   /* fc1, fc2 on 0; fc3, fc4 on 1 */
     clt_model_place(two, 4, 6, 1);
     clt_train_params p = clt_train_params_default();
@@ -513,7 +541,7 @@ static void check_hybrid(clt_context_mode mode, int ndev)
     const char *mname = mode == CLT_CONTEXT_PER_PLATFORM ? "shared context" : "context per device";
     clt_runtime *rt = open_runtime(ndev >= 3 ? "0:0,0:1,0:2,0:0" : "0:0,0:0,0:0,0:0", mode, mname);
     if (!rt) return;
-    clt_model *plain = seed_model(0, 0), *seed = seed_model(1, 0);
+    clt_model *plain = seed_model(PLACE_NONE), *seed = seed_model(PLACE_SEED);
     clt_train_params p = clt_train_params_default();
     p.optim = clt_sgd(0.05f, 0.9f, 0.0f, 0);
     p.max_batch = MAXB;
@@ -540,7 +568,7 @@ static void check_failure(clt_context_mode mode)
     const char *mname = mode == CLT_CONTEXT_PER_PLATFORM ? "shared context" : "context per device";
     clt_runtime *rt = open_runtime("0:0,0:0", mode, mname);
     clt_trainer *t;
-    clt_model *m = seed_model(1, 0);
+    clt_model *m = seed_model(PLACE_SEED);
     clt_train_params p = clt_train_params_default();
     p.parallel = CLT_PARALLEL_MODEL;
     p.pipeline = CLT_PIPELINE_1F1B;
@@ -580,7 +608,7 @@ static void check_errors(void)
 {
     clt_runtime *rt;
     if (!ok_status(clt_runtime_create(&rt, "0:0,0:0"), "runtime of two devices")) return;
-    clt_model *m = seed_model(0, 0);
+    clt_model *m = seed_model(PLACE_NONE);
     ok_status(clt_model_place(m, 0, 3, 0), "layers 0..3 on device 0");
     ok_error(clt_model_place(m, 2, 4, 1), CLT_ERR_INVALID_ARG, "layer 2 (linear) is already placed on device 0",
              "overlapping ranges are refused, naming the layer");
@@ -605,8 +633,22 @@ static void check_errors(void)
     p.parallel = CLT_PARALLEL_NONE;
     ok_status(clt_trainer_create(&t, rt, m, &p), "without model parallelism the placement is ignored");
     clt_trainer_destroy(t);
+    /* Stages may share a device (the seed's fc1 and fc4 stages both run on device 0), so the
+     * stage count itself is not bounded by the device count; what is an error is a placement
+     * whose stages need more devices than the runtime has. */
+    clt_model *seven = seed_model(PLACE_SEVEN);
+    p.parallel = CLT_PARALLEL_MODEL;
+    t = (clt_trainer *)1;
+    ok_error(clt_trainer_create(&t, rt, seven, &p), CLT_ERR_INVALID_ARG,
+             "layer 2 (linear) is placed on device 2, but the runtime has 2 devices",
+             "seven stages on seven devices, with a runtime of two, is refused at create");
+    ok(t == NULL, "and leaves no trainer");
+    clt_model_destroy(seven);
+    p.parallel = CLT_PARALLEL_NONE;
+    ok_status(clt_trainer_create(&t, rt, m, &p), "the runtime is still usable after the refusals");
+    clt_trainer_destroy(t);
     clt_model_destroy(m);
-    m = seed_model(1, 0);
+    m = seed_model(PLACE_SEED);
     p.parallel = CLT_PARALLEL_MODEL;
     p.pipelines = 2;
     ok_error(clt_trainer_create(&t, rt, m, &p), CLT_ERR_INVALID_ARG, "2 pipelines of a placement on devices 0..1 need 4 devices",
@@ -621,7 +663,7 @@ static void check_errors(void)
     clt_trainer_destroy(t);
     clt_model_destroy(m);
 
-    m = seed_model(1, 0);
+    m = seed_model(PLACE_SEED);
     p.parallel = CLT_PARALLEL_MODEL;
     p.pipeline = (clt_pipeline_schedule)3;
     ok_error(clt_trainer_create(&t, rt, m, &p), CLT_ERR_INVALID_ARG, "unknown pipeline schedule 3", "a bad schedule value");
