@@ -549,6 +549,14 @@ typedef struct {
     int rebalance_every;          /* data, CLT_SPLIT_AUTO: steps between re-measurements (20) */
     int verify_replicas;          /* data: after each update, check that every replica holds the
                                    * same bits as device 0 (slow: a debugging aid) */
+    size_t bucket_bytes;          /* data: the gradients are reduce-scattered in buckets of whole
+                                   * layers, from the last layer back, each of at least this many
+                                   * bytes (default 512 KiB); a bucket starts as soon as backward has
+                                   * produced it, while backward computes the layers before it.
+                                   * 0: one bucket, after backward. Any value gives the same bits,
+                                   * so after 4 updates in which no bucket started before backward
+                                   * ended (PoCL 'basic' devices run commands only on the thread
+                                   * that waits for them) the trainer uses one bucket. */
     int micro_batches;            /* model: micro-batches per step (default 1), 1..65536; a batch
                                    * of B splits into min(B, micro_batches) as equal as can be */
     clt_pipeline_schedule pipeline;   /* model: the schedule (default CLT_PIPELINE_NAIVE) */
@@ -620,6 +628,11 @@ typedef struct {
      * clt_trainer_step_targets there is no label: correct is 0 and accuracy NAN. */
     size_t correct;
     float accuracy;         /* correct / batch, or NAN without labels */
+    /* Data parallel, on an update: the gradient buckets (bucket_bytes), and how many of them
+     * began their reduce-scatter while backward was still computing on some device (the
+     * overlap of communication with compute). 0 and 0 otherwise. */
+    int buckets;
+    int buckets_overlapped;
 } clt_step_info;
 
 typedef void (*clt_progress_fn)(const clt_step_info *info, void *user);

@@ -101,8 +101,9 @@ clt_status clt__comm_create_group(clt__comm **out, clt_runtime *rt, const int *d
 static void release_staging(clt__worker *w, rank_state *r)
 {
     if (!r->staging) return;
-    clEnqueueUnmapMemObject(w->queue, r->staging, r->host, 0, NULL, NULL);
-    clFinish(w->queue);
+    cl_command_queue q = clt__worker_comm_queue(w);
+    clEnqueueUnmapMemObject(q, r->staging, r->host, 0, NULL, NULL);
+    clFinish(q);
     clReleaseMemObject(r->staging);
     r->staging = NULL;
     r->host = NULL;
@@ -160,6 +161,7 @@ clt_status clt__runtime_comm(clt_runtime *rt, clt__comm **out)
 typedef struct {
     clt__comm *c;
     clt__worker *w;
+    cl_command_queue q;      /* the worker's queue for collectives (clt__worker_comm_queue) */
     int me, n;
     uint64_t tag;            /* this call's number << 32 */
     double timeout;
@@ -259,7 +261,7 @@ static clt_status post(rank_run *x, uint32_t units)
     if (atomic_load(&x->c->fault_rank) == x->me && atomic_load(&x->c->fault_unit) == units) {
         /* The test hook: a real command that the OpenCL implementation rejects. */
         float sink;
-        cl_int err = clEnqueueReadBuffer(x->w->queue, NULL, CL_TRUE, 0, sizeof sink, &sink, 0,
+        cl_int err = clEnqueueReadBuffer(x->q, NULL, CL_TRUE, 0, sizeof sink, &sink, 0,
                                          NULL, NULL);
         return clt__fail_cl(err != CL_SUCCESS ? err : CL_INVALID_MEM_OBJECT,
                             clt__worker_name(x->w), "clEnqueueReadBuffer (injected fault)");
@@ -282,7 +284,7 @@ static clt_status ensure_staging(clt__worker *w, rank_state *r, size_t bytes)
                               &err);
     if (err != CL_SUCCESS)
         return clt__fail_cl(err, clt__worker_name(w), "clCreateBuffer (collective staging)");
-    void *p = clEnqueueMapBuffer(w->queue, m, CL_TRUE, CL_MAP_READ | CL_MAP_WRITE, 0, want, 0,
+    void *p = clEnqueueMapBuffer(clt__worker_comm_queue(w), m, CL_TRUE, CL_MAP_READ | CL_MAP_WRITE, 0, want, 0,
                                  NULL, NULL, &err);
     if (err != CL_SUCCESS) {
         clReleaseMemObject(m);
@@ -302,6 +304,7 @@ static clt_status run_begin(rank_run *x, clt__comm *c, clt__worker *w,
     memset(x, 0, sizeof *x);
     x->c = c;
     x->w = w;
+    x->q = clt__worker_comm_queue(w);
     x->n = c->n;
     x->what = what;
     x->algo = o && o->algo != CLT_ALGO_AUTO ? o->algo : CLT_ALGO_RING;
@@ -334,7 +337,7 @@ static clt_status run_end(rank_run *x, clt_status st)
     x->ev = NULL;
     if (x->me < 0) return st;   /* not a rank: nobody waits for it */
     if (st == CLT_OK) {
-        cl_int err = clFinish(x->w->queue);
+        cl_int err = clFinish(x->q);
         if (err != CL_SUCCESS) st = clt__fail_cl(err, clt__worker_name(x->w), "clFinish");
     }
     if (st == CLT_OK) st = post(x, UNITS_DONE);
@@ -344,12 +347,12 @@ static clt_status run_end(rank_run *x, clt_status st)
     if (st != CLT_OK && st != CLT_ERR_ABORTED) comm_abort(x->c, x->me, st, clt_last_error());
     for (int i = 0; i < 2; i++)   /* after the barrier: no peer reads them any more */
         if (x->mapped[i]) {
-            cl_int err = clEnqueueUnmapMemObject(x->w->queue, x->mapped[i], x->mapped_at[i], 0, NULL, NULL);
+            cl_int err = clEnqueueUnmapMemObject(x->q, x->mapped[i], x->mapped_at[i], 0, NULL, NULL);
             if (err != CL_SUCCESS && st == CLT_OK)
                 st = clt__fail_cl(err, clt__worker_name(x->w), "clEnqueueUnmapMemObject (collective)");
         }
     if (x->mapped[0] || st != CLT_OK) {   /* nothing of ours may touch staging later */
-        cl_int err = clFinish(x->w->queue);
+        cl_int err = clFinish(x->q);
         if (err != CL_SUCCESS && st == CLT_OK) st = clt__fail_cl(err, clt__worker_name(x->w), "clFinish");
     }
     return st;
@@ -361,12 +364,14 @@ typedef struct {
     int n;
     size_t count;     /* floats in all, split as evenly as possible when block == 0 */
     size_t block;     /* else n equal blocks of this many */
+    const size_t *bounds;   /* else, when set, segment j is [bounds[j], bounds[j + 1]) - bounds[0] */
     size_t chunk;     /* floats per chunk */
     size_t nchunks;   /* per segment; the same for all so every rank counts units alike */
 } layout;
 
 static size_t seg_off(const layout *L, int j)
 {
+    if (L->bounds) return L->bounds[j] - L->bounds[0];
     if (L->block) return (size_t)j * L->block;
     size_t q = L->count / (size_t)L->n, rem = L->count % (size_t)L->n;
     return (size_t)j * q + ((size_t)j < rem ? (size_t)j : rem);
@@ -374,8 +379,18 @@ static size_t seg_off(const layout *L, int j)
 
 static size_t seg_len(const layout *L, int j)
 {
+    if (L->bounds) return L->bounds[j + 1] - L->bounds[j];
     if (L->block) return L->block;
     return L->count / (size_t)L->n + ((size_t)j < L->count % (size_t)L->n);
+}
+
+static void layout_chunks(layout *L, size_t longest, size_t chunk_bytes)
+{
+    size_t max_chunks = MAX_EVENTS / (size_t)L->n ? MAX_EVENTS / (size_t)L->n : 1;
+    L->chunk = chunk_bytes / sizeof(float) ? chunk_bytes / sizeof(float) : 1;
+    if (L->chunk < (longest + max_chunks - 1) / max_chunks)
+        L->chunk = (longest + max_chunks - 1) / max_chunks;
+    L->nchunks = longest ? (longest + L->chunk - 1) / L->chunk : 1;
 }
 
 static void layout_init(layout *L, int n, size_t count, size_t block, size_t chunk_bytes)
@@ -383,12 +398,21 @@ static void layout_init(layout *L, int n, size_t count, size_t block, size_t chu
     L->n = n;
     L->count = count;
     L->block = block;
-    size_t longest = block ? block : (count + (size_t)n - 1) / (size_t)n;
-    size_t max_chunks = MAX_EVENTS / (size_t)n ? MAX_EVENTS / (size_t)n : 1;
-    L->chunk = chunk_bytes / sizeof(float) ? chunk_bytes / sizeof(float) : 1;
-    if (L->chunk < (longest + max_chunks - 1) / max_chunks)
-        L->chunk = (longest + max_chunks - 1) / max_chunks;
-    L->nchunks = longest ? (longest + L->chunk - 1) / L->chunk : 1;
+    L->bounds = NULL;
+    layout_chunks(L, block ? block : (count + (size_t)n - 1) / (size_t)n, chunk_bytes);
+}
+
+/* Segments of any lengths, even empty ones: bounds has n + 1 increasing offsets. */
+static void layout_init_bounds(layout *L, int n, const size_t *bounds, size_t chunk_bytes)
+{
+    size_t longest = 0;
+    for (int j = 0; j < n; j++)
+        if (bounds[j + 1] - bounds[j] > longest) longest = bounds[j + 1] - bounds[j];
+    L->n = n;
+    L->count = bounds[n] - bounds[0];
+    L->block = 0;
+    L->bounds = bounds;
+    layout_chunks(L, longest, chunk_bytes);
 }
 
 /* Chunk c of segment j: its offset in the whole vector and its length (maybe 0). */
@@ -406,7 +430,7 @@ static clt_status d2h(rank_run *x, cl_mem buf, size_t buf_off, float *host, size
                       cl_event *ev)
 {
     if (!len) return CLT_OK;
-    cl_int err = clEnqueueReadBuffer(x->w->queue, buf, ev ? CL_FALSE : CL_TRUE,
+    cl_int err = clEnqueueReadBuffer(x->q, buf, ev ? CL_FALSE : CL_TRUE,
                                      buf_off * sizeof(float), len * sizeof(float), host, 0, NULL,
                                      ev);
     if (err != CL_SUCCESS)
@@ -418,7 +442,7 @@ static clt_status d2h(rank_run *x, cl_mem buf, size_t buf_off, float *host, size
 static clt_status h2d(rank_run *x, cl_mem buf, size_t buf_off, const float *host, size_t len)
 {
     if (!len) return CLT_OK;
-    cl_int err = clEnqueueWriteBuffer(x->w->queue, buf, CL_FALSE, buf_off * sizeof(float),
+    cl_int err = clEnqueueWriteBuffer(x->q, buf, CL_FALSE, buf_off * sizeof(float),
                                       len * sizeof(float), host, 0, NULL, NULL);
     if (err != CL_SUCCESS)
         return clt__fail_cl(err, clt__worker_name(x->w), "clEnqueueWriteBuffer (collective)");
@@ -514,7 +538,7 @@ static clt_status ring_run(rank_run *x, const plan *P, const layout *L)
                      &x->ev[(size_t)k * C + c]);
         }
     }
-    clFlush(x->w->queue);
+    clFlush(x->q);
     int first = P->reduce ? mod(r - 1, n) : r;
     bool same_place = own_in_place(P, L, r);
     for (size_t c = 0; c < C && st == CLT_OK; c++) {
@@ -561,7 +585,7 @@ static clt_status map_range(rank_run *x, int i, cl_mem buf, size_t off, size_t c
                             float **out)
 {
     cl_int err;
-    void *p = clEnqueueMapBuffer(x->w->queue, buf, CL_TRUE, CL_MAP_READ | CL_MAP_WRITE,
+    void *p = clEnqueueMapBuffer(x->q, buf, CL_TRUE, CL_MAP_READ | CL_MAP_WRITE,
                                  off * sizeof(float), count * sizeof(float), 0, NULL, NULL, &err);
     if (err != CL_SUCCESS)
         return clt__fail_cl(err, clt__worker_name(x->w), "clEnqueueMapBuffer (collective)");
@@ -675,7 +699,7 @@ static clt_status broadcast_run(rank_run *x, const plan *P, const layout *L)
             size_t len, off = chunk_of(L, 0, c, &len);
             st = d2h(x, P->send, P->send_off + off, mine + off, len, &x->ev[c]);
         }
-        clFlush(x->w->queue);
+        clFlush(x->q);
         for (size_t c = 0; c < L->nchunks && st == CLT_OK; c++) {
             st = wait_event(x, &x->ev[c]);
             if (st == CLT_OK) st = post(x, (uint32_t)(c + 1));
@@ -699,15 +723,17 @@ static clt_status local_copy(clt__worker *w, cl_mem src, size_t src_off, cl_mem 
                              size_t dst_off, size_t count)
 {
     if (src == dst && src_off == dst_off) return CLT_OK;
-    cl_int err = clEnqueueCopyBuffer(w->queue, src, dst, src_off * sizeof(float),
+    cl_command_queue q = clt__worker_comm_queue(w);
+    cl_int err = clEnqueueCopyBuffer(q, src, dst, src_off * sizeof(float),
                                      dst_off * sizeof(float), count * sizeof(float), 0, NULL, NULL);
-    if (err == CL_SUCCESS) err = clFinish(w->queue);
+    if (err == CL_SUCCESS) err = clFinish(q);
     if (err != CL_SUCCESS) return clt__fail_cl(err, clt__worker_name(w), "clEnqueueCopyBuffer");
     return CLT_OK;
 }
 
+/* bounds (reduce-scatter only, else NULL): the segments' own lengths, see layout_init_bounds. */
 static clt_status run_collective(clt__comm *c, clt__worker *w, const clt_collective_options *o,
-                                 kind k, const plan *P, size_t count)
+                                 kind k, const plan *P, size_t count, const size_t *bounds)
 {
     static const char *const names[] = {"all-reduce", "reduce-scatter", "all-gather", "broadcast"};
     int n = c->n;
@@ -716,6 +742,8 @@ static clt_status run_collective(clt__comm *c, clt__worker *w, const clt_collect
     size_t chunk_bytes = o && o->chunk_bytes ? o->chunk_bytes : CHUNK_BYTES_DEFAULT;
     if (k == KIND_BROADCAST)
         layout_init(&L, 1, count, 0, chunk_bytes);
+    else if (bounds)
+        layout_init_bounds(&L, n, bounds, chunk_bytes);
     else
         layout_init(&L, n, k == KIND_ALLREDUCE ? count : (size_t)n * count,
                     k == KIND_ALLREDUCE ? 0 : count, chunk_bytes);
@@ -742,7 +770,7 @@ clt_status clt__comm_allreduce(clt__comm *c, clt__worker *w, cl_mem send, size_t
     if (c->n == 1) return local_copy(w, send, send_off, recv, recv_off, count);
     plan P = {.reduce = true, .gather = true, .op = op, .send = send, .send_off = send_off,
               .send_all = true, .recv = recv, .recv_off = recv_off, .recv_all = true};
-    return run_collective(c, w, o, KIND_ALLREDUCE, &P, count);
+    return run_collective(c, w, o, KIND_ALLREDUCE, &P, count, NULL);
 }
 
 clt_status clt__comm_broadcast(clt__comm *c, clt__worker *w, cl_mem buf, size_t off, size_t count,
@@ -750,7 +778,7 @@ clt_status clt__comm_broadcast(clt__comm *c, clt__worker *w, cl_mem buf, size_t 
 {
     if (count == 0 || c->n == 1) return CLT_OK;
     plan P = {.send = buf, .send_off = off, .recv = buf, .recv_off = off, .root = root};
-    return run_collective(c, w, o, KIND_BROADCAST, &P, count);
+    return run_collective(c, w, o, KIND_BROADCAST, &P, count, NULL);
 }
 
 clt_status clt__comm_reduce_scatter(clt__comm *c, clt__worker *w, cl_mem send, size_t send_off,
@@ -761,7 +789,22 @@ clt_status clt__comm_reduce_scatter(clt__comm *c, clt__worker *w, cl_mem send, s
     if (c->n == 1) return local_copy(w, send, send_off, recv, recv_off, count);
     plan P = {.reduce = true, .op = op, .send = send, .send_off = send_off, .send_all = true,
               .recv = recv, .recv_off = recv_off};
-    return run_collective(c, w, o, KIND_REDUCE_SCATTER, &P, count);
+    return run_collective(c, w, o, KIND_REDUCE_SCATTER, &P, count, NULL);
+}
+
+clt_status clt__comm_reduce_scatter_v(clt__comm *c, clt__worker *w, cl_mem buf, size_t off,
+                                      const size_t *bounds, clt_op op,
+                                      const clt_collective_options *o)
+{
+    int r = -1;
+    for (int i = 0; i < c->n; i++)
+        if (c->members[i] == w) r = i;
+    if (bounds[c->n] == bounds[0] || c->n == 1) return CLT_OK;
+    /* The vector starts at off + bounds[0]; this rank's sum lands where its segment was (a
+     * worker outside the group gets run_begin's error). */
+    plan P = {.reduce = true, .op = op, .send = buf, .send_off = off + bounds[0], .send_all = true,
+              .recv = buf, .recv_off = off + bounds[r < 0 ? 0 : r]};
+    return run_collective(c, w, o, KIND_REDUCE_SCATTER, &P, 0, bounds);
 }
 
 clt_status clt__comm_all_gather(clt__comm *c, clt__worker *w, cl_mem send, size_t send_off,
@@ -773,7 +816,7 @@ clt_status clt__comm_all_gather(clt__comm *c, clt__worker *w, cl_mem send, size_
     /* Our block goes to recv at block w->index: seen from the vector, recv starts recv_off. */
     plan P = {.gather = true, .send = send, .send_off = send_off, .recv = recv,
               .recv_off = recv_off, .recv_all = true};
-    return run_collective(c, w, o, KIND_ALL_GATHER, &P, count);
+    return run_collective(c, w, o, KIND_ALL_GATHER, &P, count, NULL);
 }
 
 /* ---- the public calls: validate on the caller's thread, then one task per worker ------------ */

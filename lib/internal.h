@@ -118,6 +118,10 @@ struct clt__worker {
     const clt__device *dev;         /* discovered device (owned by the runtime) */
     cl_context context;             /* retained */
     cl_command_queue queue;
+    cl_command_queue side;          /* a second queue on the device, made on first use: the
+                                     * collectives of a bucket overlap the compute on `queue` */
+    cl_command_queue comm_queue;    /* where this worker's collectives enqueue now: NULL means
+                                     * `queue`; a strategy points it at `side` while it overlaps */
     clt__program_cache *programs;   /* this worker's programs and kernels */
     unsigned blas_warm;             /* bit per CLBlast routine already compiled here */
     bool profiling;                 /* queue has CL_QUEUE_PROFILING_ENABLE: events are kept */
@@ -171,6 +175,13 @@ void clt__worker_mark(clt__worker *w);
  * long for work that took `elapsed` seconds (the worker sleeps the difference, leaving the
  * core to others), to stand for a slower device. */
 void clt__worker_throttle(clt__worker *w, double elapsed);
+/* On w's thread: *out = w's second queue, made on first use (same properties as `queue`). */
+clt_status clt__worker_side_queue(clt__worker *w, cl_command_queue *out);
+/* The queue w's collectives use now. */
+static inline cl_command_queue clt__worker_comm_queue(const clt__worker *w)
+{
+    return w->comm_queue ? w->comm_queue : w->queue;
+}
 /* The device's name for error messages. */
 static inline const char *clt__worker_name(const clt__worker *w) { return w->dev->info.name; }
 
@@ -355,6 +366,11 @@ clt_status clt__net_backward(clt__net *n, size_t batch, clt__view dout, clt__vie
 clt_status clt__net_forward_rows(clt__net *n, size_t row, size_t batch, int training, uint64_t seed);
 clt_status clt__net_backward_rows(clt__net *n, size_t row, size_t batch, clt__view dout,
                                   clt__view din, uint64_t seed);
+/* The same, calling done(user, layer) on the calling thread after each layer's backward is
+ * queued (its parameter gradients are complete once the queue gets past that point). */
+typedef clt_status (*clt__layer_done_fn)(void *user, int layer);
+clt_status clt__net_backward_hook(clt__net *n, size_t row, size_t batch, clt__view dout,
+                                  clt__view din, uint64_t seed, clt__layer_done_fn done, void *user);
 /* Loss of the last forward against labels/targets already in n->labels / n->targets. Writes
  * the loss gradient (scaled by grad_scale per row) into n->gbuf[0] when want_grad; *sum is
  * the plain sum of the per-row losses, added in row order in double; *correct (when not NULL)
@@ -433,6 +449,8 @@ struct clt__strategy_ops {
                            int write);
     /* Optional: each runtime device's compute seconds in the last step (0 where idle). */
     void (*busy)(const clt_trainer *t, double *seconds, int n);
+    /* Optional: the gradient buckets of the last update and how many overlapped backward. */
+    void (*buckets)(const clt_trainer *t, int *buckets, int *overlapped);
 };
 
 extern const clt__strategy_ops clt__strategy_data;   /* one device, or a replica on each */
@@ -634,6 +652,12 @@ clt_status clt__comm_reduce_scatter(clt__comm *c, clt__worker *w, cl_mem send, s
                                     cl_mem recv, size_t recv_off, size_t count, clt_op op,
                                     const clt_collective_options *o);
 /* send holds count floats; recv (n*count floats) receives every rank's, in rank order. */
+/* In place, segments of any lengths: rank r of the group gets the sum (op) of every rank's
+ * buf[off + bounds[r], off + bounds[r + 1]) there; bounds has n + 1 increasing offsets and must
+ * be the same on every rank. Ranks outside the group, or an empty vector, return at once. */
+clt_status clt__comm_reduce_scatter_v(clt__comm *c, clt__worker *w, cl_mem buf, size_t off,
+                                      const size_t *bounds, clt_op op,
+                                      const clt_collective_options *o);
 clt_status clt__comm_all_gather(clt__comm *c, clt__worker *w, cl_mem send, size_t send_off,
                                 cl_mem recv, size_t recv_off, size_t count,
                                 const clt_collective_options *o);

@@ -134,6 +134,12 @@ clt_status clt__net_backward(clt__net *n, size_t batch, clt__view dout, clt__vie
 clt_status clt__net_backward_rows(clt__net *n, size_t row, size_t batch, clt__view dout,
                                   clt__view din, uint64_t seed)
 {
+    return clt__net_backward_hook(n, row, batch, dout, din, seed, NULL, NULL);
+}
+
+clt_status clt__net_backward_hook(clt__net *n, size_t row, size_t batch, clt__view dout,
+                                  clt__view din, uint64_t seed, clt__layer_done_fn done, void *user)
+{
     CLT_ASSERT(row + batch <= n->max_batch, CLT_ERR_STATE);
     int flip = (dout.mem == n->gbuf[0]) ? 1 : 0;   /* the buffer dout is not in */
     for (int i = n->last; i >= n->first; i--) {
@@ -144,6 +150,7 @@ clt_status clt__net_backward_rows(clt__net *n, size_t row, size_t batch, clt__vi
         else
             io.din = din;
         clt_status st = clt__layer_backward(&n->m->layers[i], &io);
+        if (st == CLT_OK && done) st = done(user, i);
         if (st != CLT_OK) return st;
         dout = io.din;
         flip ^= 1;

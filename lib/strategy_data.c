@@ -10,12 +10,23 @@
  * This moves the same bytes as an all-reduce, and every parameter is computed on exactly one
  * device, so replicas stay bitwise identical even across vendors whose division or sqrt round
  * differently. A step runs in two phases on all workers at once, with the host deciding in
- * between (losses, gradient norm, NaN check) so no rank updates unless all can. */
+ * between (losses, gradient norm, NaN check) so no rank updates unless all can.
+ *
+ * The reduce-scatter runs in buckets of whole layers, from the last layer back (the order
+ * backward produces gradients): backward is queued whole with a marker after each bucket's
+ * lowest layer, and the worker reduce-scatters bucket k on the device's second queue as soon
+ * as its marker completes, while the first queue computes the layers before it. A bucket's
+ * segment r is its part of shard r, so ownership, the optimizer state and the order every sum
+ * is taken in are those of the unbucketed reduce-scatter: any bucket size gives the same bits. */
 #include "internal.h"
 
+#include <errno.h>
 #include <math.h>
+#include <pthread.h>
+#include <sched.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 typedef struct {
     int n;                  /* ranks */
@@ -31,7 +42,22 @@ typedef struct {
     double *last_seconds;             /* compute seconds of the last step per rank */
     int win_steps;
     int measured;           /* auto: windows completed */
+    /* gradient buckets, k = 0 first (the last layers) */
+    int nbuckets;
+    int *bucket_layer;      /* bucket k's lowest layer with parameters: after its backward the
+                             * bucket's gradients are complete */
+    size_t *bucket_bounds;  /* (n + 1) per bucket: rank r's segment of bucket k is
+                             * [bounds[r], bounds[r + 1]), the bucket's part of shard r */
+    int overlapped;         /* buckets of the last update whose reduce-scatter began while
+                             * backward was still running on some rank (the most of any rank) */
+    int used_buckets;       /* buckets of the last update */
+    int unoverlapped_updates;   /* bucketed updates in a row where no bucket overlapped */
 } data_state;
+
+/* After this many bucketed updates without any overlap, one bucket: the device runs its
+ * commands only when the host waits for them (PoCL's 'basic' driver runs them on the waiting
+ * thread) or backward is too short to hide anything, and every bucket costs a barrier. */
+#define NO_OVERLAP_UPDATES 4
 
 /* ---- the split ------------------------------------------------------------------------------ */
 
@@ -89,6 +115,7 @@ typedef struct {
     double loss_sum, sumsq, seconds;
     float *out;             /* forward: the caller's output rows */
     size_t correct;         /* rows whose largest output is the right class */
+    int overlapped;         /* buckets reduce-scattered before this rank's backward ended */
 } rank_job;
 
 static clt_status upload(clt__worker *w, cl_mem dst, const void *src, size_t bytes)
@@ -124,8 +151,135 @@ static clt_status rank_forward(rank_job *j, clt__worker *w, int training, int wa
     return st;
 }
 
+/* Backward's hook: a marker after each bucket's lowest layer, flushed so the device starts. */
+typedef struct {
+    const data_state *s;
+    clt__worker *w;
+    cl_event *ev;
+    int next;               /* the next bucket to mark */
+} mark_ctx;
+
+static clt_status mark_bucket(void *user, int layer)
+{
+    mark_ctx *m = user;
+    if (m->next >= m->s->nbuckets || layer != m->s->bucket_layer[m->next]) return CLT_OK;
+    cl_int err = clEnqueueMarkerWithWaitList(m->w->queue, 0, NULL, &m->ev[m->next]);
+    if (err == CL_SUCCESS) err = clFlush(m->w->queue);
+    if (err != CL_SUCCESS) return clt__fail_cl(err, clt__worker_name(m->w), "marking a gradient bucket");
+    m->next++;
+    return CLT_OK;
+}
+
+/* When backward ended on the device, from the last bucket's marker (its callback runs on a
+ * driver thread, maybe after clWaitForEvents returned). */
+typedef struct {
+    pthread_mutex_t lock;
+    pthread_cond_t cv;
+    double at;              /* clt__now() at completion; 0 until then */
+} done_time;
+
+static void CL_CALLBACK backward_done(cl_event ev, cl_int status, void *user)
+{
+    (void)ev, (void)status;
+    done_time *d = user;
+    pthread_mutex_lock(&d->lock);
+    d->at = clt__now();
+    pthread_cond_signal(&d->cv);
+    pthread_mutex_unlock(&d->lock);
+}
+
+/* After the event completed: the time the callback saw, waiting for it up to 10 s. Frees d,
+ * unless the callback has not come by then (it may still write to d: leaked, with a warning). */
+static double done_wait(done_time *d)
+{
+    struct timespec until;
+    clock_gettime(CLOCK_REALTIME, &until);
+    until.tv_sec += 10;
+    pthread_mutex_lock(&d->lock);
+    int rc = 0;
+    while (d->at == 0 && rc != ETIMEDOUT) rc = pthread_cond_timedwait(&d->cv, &d->lock, &until);
+    double at = d->at;
+    pthread_mutex_unlock(&d->lock);
+    if (at == 0) {
+        clt__log(CLT_LOG_WARN, "data parallel: the OpenCL driver did not call an event callback of "
+                               "a completed event within 10 s");
+        return clt__now();
+    }
+    pthread_mutex_destroy(&d->lock);
+    pthread_cond_destroy(&d->cv);
+    free(d);
+    return at;
+}
+
+/* Backward queued whole, each bucket reduce-scattered on the second queue once its marker
+ * completes. Sets j->seconds to the compute time (to the end of backward on the device). */
+static clt_status backward_buckets(clt__worker *w, rank_job *j, double t0)
+{
+    data_state *s = j->s;
+    clt__net *n = s->nets[j->rank];
+    int nb = s->nbuckets;
+    cl_event stack[16];
+    cl_event *ev = nb <= 16 ? stack : calloc((size_t)nb, sizeof *ev);
+    if (!ev) return clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
+    memset(ev, 0, (size_t)nb * sizeof *ev);
+    done_time *done = NULL;
+    cl_command_queue side;
+    clt_status st = clt__worker_side_queue(w, &side);
+    if (st == CLT_OK && j->count) {
+        mark_ctx m = {s, w, ev, 0};
+        st = clt__net_backward_hook(n, 0, j->count, (clt__view){n->gbuf[0], 0}, (clt__view){NULL, 0},
+                                    clt__step_seed(j->t), mark_bucket, &m);
+        done = st == CLT_OK && ev[nb - 1] ? calloc(1, sizeof *done) : NULL;
+        if (done) {
+            pthread_mutex_init(&done->lock, NULL);
+            pthread_cond_init(&done->cv, NULL);
+            if (clSetEventCallback(ev[nb - 1], CL_COMPLETE, backward_done, done) != CL_SUCCESS) {
+                pthread_mutex_destroy(&done->lock);
+                pthread_cond_destroy(&done->cv);
+                free(done);
+                done = NULL;
+            }
+        }
+    }
+    double t_end = t0;
+    w->comm_queue = side;
+    for (int k = 0; k < nb && st == CLT_OK; k++) {
+        cl_int err = ev[k] ? clWaitForEvents(1, &ev[k]) : CL_SUCCESS;
+        if (err != CL_SUCCESS) {
+            st = clt__fail_cl(err, clt__worker_name(w), "backward");
+            break;
+        }
+        if (k == nb - 1 && j->count) {   /* backward has ended */
+            t_end = done ? done_wait(done) : clt__now();
+            done = NULL;
+            clt__worker_throttle(w, t_end - t0);
+            clt__worker_span(w, "forward + backward", t0, t_end);
+        } else if (ev[nb - 1]) {
+            cl_int status = CL_COMPLETE;
+            clGetEventInfo(ev[nb - 1], CL_EVENT_COMMAND_EXECUTION_STATUS, sizeof status, &status, NULL);
+            if (status != CL_COMPLETE) j->overlapped++;
+        }
+        double t1 = clt__now();
+        st = clt__comm_reduce_scatter_v(s->comm, w, n->grads, 0,
+                                        s->bucket_bounds + (size_t)k * (size_t)(s->n + 1), CLT_OP_SUM,
+                                        &s->copts);
+        clt__worker_span(w, "reduce-scatter gradient bucket", t1, clt__now());
+    }
+    w->comm_queue = NULL;
+    if (st != CLT_OK) clFinish(side);
+    cl_int err = clFinish(w->queue);
+    if (err != CL_SUCCESS && st == CLT_OK) st = clt__fail_cl(err, clt__worker_name(w), "finishing backward");
+    if (done) done_wait(done);   /* a failure before the end: the callback must be done with it */
+    for (int k = 0; k < nb; k++)
+        if (ev[k]) clReleaseEvent(ev[k]);
+    if (ev != stack) free(ev);
+    j->seconds = t_end - t0;
+    return st;
+}
+
 /* Phase A: forward and backward of this rank's rows (gradients accumulate); with an update
- * coming, the reduce-scatter of the gradients and the sum of squares of this rank's shard. */
+ * coming, the reduce-scatter of the gradients (in buckets, overlapping backward) and the sum of
+ * squares of this rank's shard. */
 static clt_status phase_a_body(clt__worker *w, rank_job *j)
 {
     clt_trainer *t = j->t;
@@ -134,29 +288,31 @@ static clt_status phase_a_body(clt__worker *w, rank_job *j)
     clt_status st = CLT_OK;
     double t0 = clt__now();
     if (j->first_micro) st = clt__zero(w, (clt__view){n->grads, 0}, n->padded);
-    if (st == CLT_OK && j->count) {
-        st = rank_forward(j, w, 1, 1);
-        if (st == CLT_OK)
+    if (st == CLT_OK && j->count) st = rank_forward(j, w, 1, 1);
+    if (st != CLT_OK) return st;
+    size_t off = (size_t)j->rank * s->shard;
+    if (j->update && s->comm && s->nbuckets > 1) {
+        st = backward_buckets(w, j, t0);
+    } else {
+        if (j->count)
             st = clt__net_backward(n, j->count, (clt__view){n->gbuf[0], 0}, (clt__view){NULL, 0},
                                    clt__step_seed(t));
+        if (st == CLT_OK) {
+            cl_int err = clFinish(w->queue);
+            if (err != CL_SUCCESS) st = clt__fail_cl(err, clt__worker_name(w), "finishing backward");
+        }
+        if (j->count) clt__worker_throttle(w, clt__now() - t0);
+        j->seconds = clt__now() - t0;
+        clt__worker_span(w, "forward + backward", t0, t0 + j->seconds);
+        if (st == CLT_OK && j->update && s->comm && s->nbuckets == 1) {   /* on the one queue */
+            double t1 = clt__now();
+            st = clt__comm_reduce_scatter_v(s->comm, w, n->grads, 0, s->bucket_bounds, CLT_OP_SUM, &s->copts);
+            clt__worker_span(w, "reduce-scatter gradients", t1, clt__now());
+        }
     }
-    if (st == CLT_OK) {
-        cl_int err = clFinish(w->queue);
-        if (err != CL_SUCCESS) st = clt__fail_cl(err, clt__worker_name(w), "finishing backward");
-    }
-    if (j->count) clt__worker_throttle(w, clt__now() - t0);
-    j->seconds = clt__now() - t0;
-    clt__worker_span(w, "forward + backward", t0, t0 + j->seconds);
     if (st != CLT_OK || !j->update) return st;
-    size_t off = (size_t)j->rank * s->shard;
-    /* In place: rank r's summed shard lands where its own shard of the gradients was. */
-    double t1 = clt__now();
-    if (s->comm)
-        st = clt__comm_reduce_scatter(s->comm, w, n->grads, 0, n->grads, off, s->shard, CLT_OP_SUM,
-                                      &s->copts);
     double t2 = clt__now();
-    if (s->comm) clt__worker_span(w, "reduce-scatter gradients", t1, t2);
-    if (st == CLT_OK && (t->p.clip_norm > 0.0f || t->p.check_numerics))
+    if (t->p.clip_norm > 0.0f || t->p.check_numerics)
         st = clt__net_sumsq(n, (clt__view){n->grads, off}, s->shard, &j->sumsq);
     clt__worker_span(w, "gradient norm", t2, clt__now());
     return st;
@@ -305,8 +461,51 @@ static void data_destroy(clt_trainer *t)
         if (s->nets[r]) clt__worker_call(&t->rt->workers[s->dev[r]], destroy_rank, s->nets[r]);
     free(s->nets), free(s->dev), free(s->weights), free(s->counts);
     free(s->win_time), free(s->win_samples), free(s->last_seconds);
+    free(s->bucket_layer), free(s->bucket_bounds);
     free(s);
     t->state = NULL;
+}
+
+/* Buckets of whole layers from the last layer back, each at least bucket_bytes (the first
+ * layers' may be smaller); bucket k spans flat [lo_k, hi_k) with hi_0 the padded end and the
+ * last bucket starting at 0, so the buckets cover every shard. */
+static clt_status make_buckets(clt_trainer *t, data_state *s, size_t bucket_bytes)
+{
+    const clt_model *m = t->model;
+    size_t per = bucket_bytes / sizeof(float), in = 0;
+    int n = s->n, nb = 0, *lowest = calloc((size_t)m->nlayers + 1, sizeof *lowest);
+    size_t *bounds = calloc((size_t)(m->nlayers + 1) * (size_t)(n + 1), sizeof *bounds);
+    if (!lowest || !bounds) {
+        free(lowest), free(bounds);
+        return clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
+    }
+    int last_with = -1;
+    for (int i = m->nlayers - 1; i >= 0; i--) {
+        size_t np = m->layers[i].w_count + m->layers[i].b_count;
+        if (!np) continue;
+        in += np;
+        last_with = i;
+        if (per && in >= per) lowest[nb++] = i, in = 0;
+    }
+    if (in) lowest[nb++] = last_with;   /* the rest, down to the first layer with parameters */
+    size_t hi = (size_t)n * s->shard;
+    for (int k = 0; k < nb; k++) {
+        size_t lo = k == nb - 1 ? 0 : m->layers[lowest[k]].param_off;
+        size_t *b = bounds + (size_t)k * (size_t)(n + 1);
+        for (int r = 0; r <= n; r++) {
+            size_t at = (size_t)r * s->shard;
+            b[r] = at < lo ? lo : at > hi ? hi : at;
+        }
+        hi = lo;
+    }
+    free(s->bucket_layer), free(s->bucket_bounds);
+    s->nbuckets = nb;
+    s->bucket_layer = lowest;
+    s->bucket_bounds = bounds;
+    if (n > 1 && clt__log_enabled(CLT_LOG_INFO))
+        clt__log(CLT_LOG_INFO, "data parallel: %d gradient bucket%s of at least %zu bytes", nb,
+                 nb == 1 ? "" : "s", bucket_bytes);
+    return CLT_OK;
 }
 
 /* The initial parameters are the same host array on every rank: the broadcast from device 0
@@ -345,6 +544,7 @@ static clt_status data_create(clt_trainer *t, const float *init)
         st = clt__worker_call(&t->rt->workers[s->dev[r]], create_rank, &jobs[r]);
     free(jobs);
     if (st == CLT_OK && n > 1) st = clt__comm_create(&s->comm, t->rt);
+    if (st == CLT_OK) st = make_buckets(t, s, t->p.bucket_bytes);
     return st;
 }
 
@@ -380,7 +580,7 @@ static clt_status data_step(clt_trainer *t, const clt__batch *b, int update, flo
     split_batch(s, b->batch, s->counts);
     size_t start = 0;
     for (int r = 0; r < n; r++) {
-        jobs[r] = (rank_job){t, s, r, b, start, s->counts[r], update, t->micro == 0, lr, 1.0f, 0, 0, 0, NULL, 0};
+        jobs[r] = (rank_job){t, s, r, b, start, s->counts[r], update, t->micro == 0, lr, 1.0f, 0, 0, 0, NULL, 0, 0};
         start += s->counts[r];
     }
     clt_status st = run_ranks(t, s, phase_a, jobs);
@@ -402,7 +602,21 @@ static clt_status data_step(clt_trainer *t, const clt__batch *b, int update, flo
             s->last_seconds[r] = jobs[r].count ? jobs[r].seconds : 0.0;
             if (jobs[r].count) s->win_time[r] += jobs[r].seconds, s->win_samples[r] += (double)jobs[r].count;
         }
-    if (st == CLT_OK && update) auto_rebalance(t, s);
+    if (st == CLT_OK && update) {
+        s->overlapped = 0;
+        s->used_buckets = s->nbuckets;
+        for (int r = 0; r < n; r++)
+            if (jobs[r].overlapped > s->overlapped) s->overlapped = jobs[r].overlapped;
+        if (s->nbuckets > 1) {
+            s->unoverlapped_updates = s->overlapped ? 0 : s->unoverlapped_updates + 1;
+            if (s->unoverlapped_updates == NO_OVERLAP_UPDATES) {
+                clt__log(CLT_LOG_INFO, "data parallel: no gradient bucket overlapped backward in "
+                                       "%d updates: one bucket from now on", NO_OVERLAP_UPDATES);
+                if (make_buckets(t, s, 0) != CLT_OK) clt__error_clear();   /* kept as they were */
+            }
+        }
+        auto_rebalance(t, s);
+    }
     if (jobs != stack) free(jobs);
     return st;
 }
@@ -422,7 +636,7 @@ static clt_status data_forward(clt_trainer *t, const clt__batch *b, float *out, 
     split_batch(s, b->batch, counts);
     size_t start = 0;
     for (int r = 0; r < n; r++) {
-        jobs[r] = (rank_job){t, s, r, b, start, counts[r], 0, 0, 0, 1.0f, 0, 0, 0, out, 0};
+        jobs[r] = (rank_job){t, s, r, b, start, counts[r], 0, 0, 0, 1.0f, 0, 0, 0, out, 0, 0};
         start += counts[r];
     }
     clt_status st = run_ranks(t, s, forward_task, jobs);
@@ -523,7 +737,14 @@ static void data_busy(const clt_trainer *t, double *seconds, int n)
         if (s->dev[r] < n) seconds[s->dev[r]] = s->last_seconds[r];
 }
 
+static void data_buckets(const clt_trainer *t, int *buckets, int *overlapped)
+{
+    const data_state *s = t->state;
+    *buckets = s->comm ? s->used_buckets : 0;
+    *overlapped = s->comm ? s->overlapped : 0;
+}
+
 const clt__strategy_ops clt__strategy_data = {
     "data parallel", data_create, data_destroy, data_step, data_forward, data_param_io, data_split,
-    data_state_io, data_busy,
+    data_state_io, data_busy, data_buckets,
 };

@@ -754,5 +754,5 @@ static clt_status model_create(clt_trainer *t, const float *init)
  * clt_trainer_save says so), no per-device busy times. */
 const clt__strategy_ops clt__strategy_model = {
     "model parallel", model_create, model_destroy, model_step, model_forward, model_param_io,
-    NULL, NULL, NULL,
+    NULL, NULL, NULL, NULL,
 };

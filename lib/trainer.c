@@ -53,6 +53,7 @@ clt_train_params clt_train_params_default(void)
     p.parallel = CLT_PARALLEL_NONE;
     p.split = CLT_SPLIT_EQUAL;
     p.rebalance_every = 20;
+    p.bucket_bytes = (size_t)512 << 10;
     p.micro_batches = 1;
     p.pipeline = CLT_PIPELINE_NAIVE;
     p.pipelines = 1;
@@ -310,7 +311,8 @@ static void report(clt_trainer *t, const clt__batch *b, int update, float lr, do
     else memset(t->info_busy, 0, (size_t)n * sizeof *t->info_busy);
     for (int d = 0; d < n; d++) t->info_busy[d] = seconds > 0 ? fmin(1.0, t->info_busy[d] / seconds) : 0;
     clt_step_info info = {t->steps, update, (float)loss, lr, b->batch, seconds, n,
-                          t->info_samples, t->info_busy, 0, NAN};
+                          t->info_samples, t->info_busy, 0, NAN, 0, 0};
+    if (update && t->ops->buckets) t->ops->buckets(t, &info.buckets, &info.buckets_overlapped);
     if (b->labels) {   /* clt_trainer_step_targets' targets have no class */
         info.correct = correct;
         info.accuracy = (float)((double)correct / (double)b->batch);

@@ -247,6 +247,21 @@ void clt__worker_throttle(clt__worker *w, double elapsed)
     nanosleep(&ts, NULL);
 }
 
+clt_status clt__worker_side_queue(clt__worker *w, cl_command_queue *out)
+{
+    if (!w->side) {
+        cl_int err;
+        cl_command_queue_properties props = w->profiling ? CL_QUEUE_PROFILING_ENABLE : 0;
+        w->side = clCreateCommandQueue(w->context, w->dev->device, props, &err);
+        if (err != CL_SUCCESS) {
+            w->side = NULL;
+            return clt__fail_cl(err, clt__worker_name(w), "clCreateCommandQueue (second queue)");
+        }
+    }
+    *out = w->side;
+    return CLT_OK;
+}
+
 static clt_status worker_fini(clt__worker *w, void *arg)
 {
     (void)arg;
@@ -263,6 +278,12 @@ static clt_status worker_fini(clt__worker *w, void *arg)
     w->events = NULL;
     clt__program_cache_destroy(w->programs);
     w->programs = NULL;
+    w->comm_queue = NULL;
+    if (w->side) {
+        clFinish(w->side);
+        clReleaseCommandQueue(w->side);
+        w->side = NULL;
+    }
     if (w->queue) {
         clFinish(w->queue);
         clReleaseCommandQueue(w->queue);

@@ -12,6 +12,7 @@
 #define RTOL 1e-5
 #define STEPS 5
 #define BATCH 16
+#define NPARAMS (1024 * 512 + 512 + 512 * 256 + 256 + 256 * 128 + 128 + 128 * 10 + 10)
 
 static int with_dropout;   /* the seed MLP with dropout(0.2) after the first ReLU */
 
@@ -85,12 +86,21 @@ static void compare_tol(const run_result *ref, const run_result *got, const char
     ok_close(got->loss, ref->loss, STEPS, ATOL, RTOL, what);
     char w2[160];
     snprintf(w2, sizeof w2, "%s: parameters after %d steps", what, STEPS);
-    ok_close(got->params, ref->params, 1024 * 512 + 512 + 512 * 256 + 256 + 256 * 128 + 128 + 1290, atol, RTOL, w2);
+    ok_close(got->params, ref->params, NPARAMS, atol, RTOL, w2);
 }
 
 static void compare(const run_result *ref, const run_result *got, const char *what)
 {
     compare_tol(ref, got, what, ATOL);
+}
+
+/* Each update's gradient buckets and how many overlapped backward. */
+static int upd_buckets[16], upd_overlapped[16], nupd;
+
+static void bucket_cb(const clt_step_info *info, void *user)
+{
+    (void)user;
+    if (info->updated && nupd < 16) upd_buckets[nupd] = info->buckets, upd_overlapped[nupd++] = info->buckets_overlapped;
 }
 
 /* The progress callback keeps what it is told (the arrays are valid during the call only). */
@@ -251,6 +261,93 @@ int main(void)
             clt_trainer_step(t, xs[2], ys[2], BATCH, NULL);
             ok(calls == 2, "no report once the callback is removed");
             clt_trainer_destroy(t);
+            clt_runtime_destroy(rt);
+        }
+        clt_model_destroy(m);
+    }
+
+    /* Gradient buckets: any bucket size gives the same bits (each bucket's segment r is its part
+     * of shard r, summed in the same ring order), on 3 devices with an uneven split, a device
+     * with no samples, and accumulation; the report says how many buckets there were. */
+    {
+        const size_t sizes[] = {0, 4, (size_t)512 << 10, (size_t)1 << 30};
+        const float w310[3] = {3, 1, 0};
+        run_result ref = {0}, got = {0};
+        clt_train_params p = dp;
+        p.split = CLT_SPLIT_WEIGHTS;
+        p.split_weights = w121;
+        for (int variant = 0; variant < 3; variant++) {
+            const char *what = variant == 0 ? "split 1:2:1" : variant == 1 ? "split 3:1:0" : "split 1:2:1, accumulation 2";
+            if (variant == 1) p.split_weights = w310;
+            if (variant == 2) p.split_weights = w121;
+            int micro = variant == 2 ? 2 : 1;
+            for (size_t k = 0; k < sizeof sizes / sizeof sizes[0]; k++) {
+                p.bucket_bytes = sizes[k];
+                run_result *r = k == 0 ? &ref : &got;
+                memset(r, 0, sizeof *r);
+                if (!ok_status(train("0:0,0:0,0:0", CLT_CONTEXT_PER_PLATFORM, p, micro, r),
+                               "3 devices, %s, buckets of %zu bytes", what, sizes[k]))
+                    continue;
+                if (k == 0) {
+                    compare(&single, r, what);
+                    continue;
+                }
+                ok(!memcmp(got.loss, ref.loss, sizeof ref.loss) &&
+                       !memcmp(got.params, ref.params, NPARAMS * sizeof(float)),
+                   "%s: buckets of %zu bytes give the bits of one bucket", what, sizes[k]);
+                free(got.params);
+            }
+            free(ref.params);
+        }
+    }
+    {
+        clt_runtime *rt;
+        clt_model *m = seed_mlp();
+        clt_train_params p = dp;
+        clt_trainer *t = NULL;
+        if (ok_status(clt_runtime_create(&rt, "0:0,0:0,0:0"), "runtime for the bucket report")) {
+            /* the seed MLP's layers hold 524800, 131328, 32896 and 1290 parameters */
+            const struct { size_t bytes; int want; } b[] = {
+                {0, 1}, {4, 4}, {(size_t)512 << 10, 2}, {(size_t)1 << 30, 1}, {80000, 3}};
+            for (size_t k = 0; k < sizeof b / sizeof b[0]; k++) {
+                p.bucket_bytes = b[k].bytes;
+                int calls = 0;
+                if (!ok_status(clt_trainer_create(&t, rt, m, &p), "trainer with buckets of %zu bytes", b[k].bytes))
+                    continue;
+                clt_trainer_set_progress(t, progress_cb, &calls);
+                clt_trainer_step(t, xs[0], ys[0], BATCH, NULL);
+                ok(calls == 1 && last_info[0].buckets == b[k].want &&
+                       last_info[0].buckets_overlapped >= 0 && last_info[0].buckets_overlapped < b[k].want,
+                   "buckets of %zu bytes: %d bucket(s) reported (%d overlapped backward)", b[k].bytes,
+                   last_info[0].buckets, last_info[0].buckets_overlapped);
+                clt_trainer_destroy(t);
+            }
+            /* Four updates in a row without overlap: one bucket from then on (the same bits). */
+            p.bucket_bytes = 4;
+            nupd = 0;
+            if (ok_status(clt_trainer_create(&t, rt, m, &p), "trainer with a bucket per layer")) {
+                clt_trainer_set_progress(t, bucket_cb, NULL);
+                for (int k = 0; k < 8; k++) clt_trainer_step(t, xs[k % STEPS], ys[k % STEPS], BATCH, NULL);
+                bool rule = nupd == 8;
+                int run = 0;
+                for (int k = 0; k < nupd; k++) {
+                    int want = run >= 4 ? 1 : 4;
+                    if (upd_buckets[k] != want) rule = false, diag("update %d: %d buckets, expected %d", k + 1, upd_buckets[k], want);
+                    if (want == 4) run = upd_overlapped[k] ? 0 : run + 1;
+                }
+                ok(rule, "4 buckets until 4 updates in a row overlapped nothing, then 1 (overlapped: %d %d %d %d %d %d %d %d)",
+                   upd_overlapped[0], upd_overlapped[1], upd_overlapped[2], upd_overlapped[3], upd_overlapped[4],
+                   upd_overlapped[5], upd_overlapped[6], upd_overlapped[7]);
+                clt_trainer_destroy(t);
+            }
+            p.parallel = CLT_PARALLEL_NONE;
+            int calls = 0;
+            if (ok_status(clt_trainer_create(&t, rt, m, &p), "one-device trainer")) {
+                clt_trainer_set_progress(t, progress_cb, &calls);
+                clt_trainer_step(t, xs[0], ys[0], BATCH, NULL);
+                ok(calls == 1 && last_info[0].buckets == 0, "one device reports no buckets");
+                clt_trainer_destroy(t);
+            }
             clt_runtime_destroy(rt);
         }
         clt_model_destroy(m);

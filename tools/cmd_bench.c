@@ -75,6 +75,7 @@ typedef struct {
     int micro;                /* micro-batches of gpipe and 1f1b (naive runs the batch whole) */
     int seed_placement;       /* model: the seed's placement instead of the automatic one */
     clt_split split;          /* data: how the batch is shared */
+    long long bucket_bytes;   /* data: gradient bucket size, or -1 for the library's default */
 } train_args;
 
 typedef struct {
@@ -83,7 +84,23 @@ typedef struct {
     char name[160];
     size_t split[16];         /* data parallel: the last step's rows per device */
     uint64_t act[16];         /* model parallel: activation bytes allocated per device */
+    int buckets;              /* data parallel: gradient buckets per update */
+    double overlapped;        /* and how many overlapped backward, on average */
 } train_result;
+
+/* Sums what the steps report about the gradient buckets. */
+typedef struct {
+    int steps, buckets, overlapped;
+} bucket_tally;
+
+static void tally_buckets(const clt_step_info *info, void *user)
+{
+    bucket_tally *b = user;
+    if (!info->updated) return;
+    b->steps++;
+    b->buckets = info->buckets;
+    b->overlapped += info->buckets_overlapped;
+}
 
 /* Training steps on random data after warm-up: samples/s without profiling, then the same steps
  * with profiling events to split device 0's time into kernels, transfers and the rest (host work,
@@ -119,6 +136,7 @@ static int train_run(const train_args *a, clt_parallel parallel, int schedule, i
     p.parallel = parallel;
     p.split = a->split;
     p.rebalance_every = 5;
+    if (a->bucket_bytes >= 0) p.bucket_bytes = (size_t)a->bucket_bytes;
     p.pipeline = schedule < 0 ? CLT_PIPELINE_NAIVE : (clt_pipeline_schedule)schedule;
     p.micro_batches = micro;
     double wall = 0;
@@ -134,6 +152,8 @@ static int train_run(const train_args *a, clt_parallel parallel, int schedule, i
         if (st == CLT_OK) st = clt_trainer_create(&t, rt, m, &p);
         for (int i = 0; i < 3 && st == CLT_OK; i++) st = clt_trainer_step(t, x, y, batch, NULL);
         if (st == CLT_OK && profiled) st = clt_runtime_device_stats(rt, 0, &ds, 1);
+        bucket_tally tally = {0, 0, 0};
+        if (st == CLT_OK && !profiled) st = clt_trainer_set_progress(t, tally_buckets, &tally);
         double t0 = now();
         for (int i = 0; i < a->steps && st == CLT_OK; i++) st = clt_trainer_step(t, x, y, batch, NULL);
         double dt = now() - t0;
@@ -142,6 +162,8 @@ static int train_run(const train_args *a, clt_parallel parallel, int schedule, i
             wall = dt;
         } else if (st == CLT_OK) {
             r->sps = (double)batch * a->steps / dt;
+            r->buckets = tally.buckets;
+            r->overlapped = tally.steps ? (double)tally.overlapped / tally.steps : 0;
             r->devices = parallel == CLT_PARALLEL_NONE ? 1 : clt_runtime_device_count(rt);
             memset(r->split, 0, sizeof r->split);
             if (parallel == CLT_PARALLEL_DATA) clt_trainer_split(t, r->split, 16);
@@ -188,17 +210,20 @@ static void train_print(const train_args *a, clt_parallel parallel, int schedule
         printf("{\"bench\":\"train\",\"model\":\"%s\",\"batch\":%zu,\"steps\":%d,\"parallel\":\"%s\","
                "\"schedule\":\"%s\",\"micro_batches\":%d,\"placement\":\"%s\",\"split\":[%s],\"devices\":%d,"
                "\"device\":\"%s\",\"samples_per_s\":%.1f,\"kernel_fraction\":%.3f,"
-               "\"transfer_fraction\":%.3f,\"kernels_per_step\":%.1f,\"activation_bytes\":[%s]}\n",
+               "\"transfer_fraction\":%.3f,\"kernels_per_step\":%.1f,\"activation_bytes\":[%s],"
+               "\"buckets\":%d,\"buckets_overlapped\":%.2f}\n",
                a->model, a->batch, a->steps, parallel_name(parallel), sched,
                parallel == CLT_PARALLEL_MODEL ? micro : 1, placement, split, r->devices, r->name, r->sps,
-               r->kfrac, r->tfrac, r->kernels, act);
+               r->kfrac, r->tfrac, r->kernels, act, r->buckets, r->overlapped);
         return;
     }
     printf("train %s, batch %zu, %d steps on %d device%s (%s), parallel %s", a->model, a->batch, a->steps,
            r->devices, r->devices == 1 ? "" : "s", r->name, parallel_name(parallel));
     if (parallel == CLT_PARALLEL_MODEL) printf(", %s schedule, %d micro-batch%s, %s placement", sched, micro,
                                                micro == 1 ? "" : "es", placement);
-    if (parallel == CLT_PARALLEL_DATA) printf(", split %s", split);
+    if (parallel == CLT_PARALLEL_DATA)
+        printf(", split %s, %d gradient bucket%s (%.2f per step began while backward ran)", split,
+               r->buckets, r->buckets == 1 ? "" : "s", r->overlapped);
     if (parallel == CLT_PARALLEL_MODEL) printf(", activation bytes per device %s", act);
     printf(":\n  %.1f samples/s\n"
            "  profiled: %.1f%% of device 0's step in kernels, %.1f%% in transfers, %.1f%% other (host, waits),\n"
@@ -389,6 +414,7 @@ static void bench_usage(void)
             "       cltrain bench train [--model seed-mlp|deep-mlp|cnn] [--batch N] [--steps N] [--devices SPEC] [--json]\n"
             "                           [--parallel none|data|model] [--schedule naive|gpipe|1f1b|all]\n"
             "                           [--micro-batches M] [--placement seed|auto] [--split equal|auto]\n"
+            "                           [--bucket-bytes N]\n"
             "       cltrain bench allreduce [--devices SPEC] [--min-bytes A] [--max-bytes B] [--iters N]\n"
             "                               [--algo ring|naive|staged|all] [--chunk-bytes C] [--json]\n"
             "sizes take K, M, G suffixes (powers of 1024); allreduce doubles from A (4K) to B (64M);\n"
@@ -409,7 +435,7 @@ int cmd_bench(int argc, char **argv)
     long batch = 256;
     const int all = (1 << CLT_ALGO_RING) | (1 << CLT_ALGO_NAIVE) | (1 << CLT_ALGO_RING_STAGED);
     allreduce_args ar = {NULL, 4 << 10, 64 << 20, 0, 0, 0, all};
-    train_args ta = {NULL, NULL, 0, 0, 0, CLT_PARALLEL_NONE, -1, 4, 0, CLT_SPLIT_EQUAL};
+    train_args ta = {NULL, NULL, 0, 0, 0, CLT_PARALLEL_NONE, -1, 4, 0, CLT_SPLIT_EQUAL, -1};
     for (int i = 2; i < argc; i++) {
         const char *opt = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(opt, "--json")) {
@@ -460,6 +486,12 @@ int cmd_bench(int argc, char **argv)
                 return 2;
             }
             ta.split = !strcmp(val, "auto") ? CLT_SPLIT_AUTO : CLT_SPLIT_EQUAL;
+        } else if (!strcmp(opt, "--bucket-bytes")) {
+            ta.bucket_bytes = strcmp(val, "0") ? (long long)parse_bytes(val) : 0;
+            if (!ta.bucket_bytes && strcmp(val, "0")) {
+                fprintf(stderr, "cltrain bench: --bucket-bytes takes a size (0, 512K, 4M, ...), not '%s'\n", val);
+                return 2;
+            }
         } else if (!strcmp(opt, "--algo")) {
             ar.algos = !strcmp(val, "ring") ? 1 << CLT_ALGO_RING
                        : !strcmp(val, "naive") ? 1 << CLT_ALGO_NAIVE
