@@ -32,6 +32,8 @@ static const char *blas_status_name(CLBlastStatusCode s)
     case CLBlastDatabaseError: return "CLBlastDatabaseError";
     case CLBlastUnknownError: return "CLBlastUnknownError";
     case CLBlastUnexpectedError: return "CLBlastUnexpectedError";
+    case CLBlastInvalidOverrideKernel: return "CLBlastInvalidOverrideKernel";
+    case CLBlastMissingOverrideParameter: return "CLBlastMissingOverrideParameter";
     default: return clt_cl_error_name((cl_int)s);   /* the codes shared with OpenCL */
     }
 }
@@ -102,4 +104,16 @@ clt_status clt__sgemm_strided_batched(clt__worker *w, clt__trans ta, clt__trans 
     if (s == CLBlastSuccess) clt__worker_record_named(w, CLT__EV_KERNEL, "sgemm_batched");
     first_use_end(w, BLAS_SGEMM_STRIDED_BATCHED, locked, s);
     return s == CLBlastSuccess ? CLT_OK : blas_fail(w, "strided batched SGEMM", s, m, n, k);
+}
+
+clt_status clt__blas_override(clt__worker *w, const char *kernel, size_t n, const char *const *names,
+                              const size_t *values)
+{
+    pthread_mutex_lock(&first_use_lock);
+    CLBlastStatusCode s = CLBlastOverrideParameters(w->dev->device, kernel, CLBlastPrecisionSingle,
+                                                    n, (const char **)names, values);
+    pthread_mutex_unlock(&first_use_lock);
+    if (s == CLBlastSuccess) return CLT_OK;
+    return clt__fail(CLT_ERR_BLAS, "CLBlastOverrideParameters(%s) on device %d '%s': %s (%d)",
+                     kernel, w->index, clt__worker_name(w), blas_status_name(s), (int)s);
 }

@@ -214,6 +214,48 @@ clt_status clt__sgemm_strided_batched(clt__worker *w, clt__trans ta, clt__trans 
                                       size_t ldb, size_t b_stride, float beta, cl_mem c,
                                       size_t c_off, size_t ldc, size_t c_stride, size_t batch);
 
+/* Under the first-use lock: CLBlastOverrideParameters for w's device (single precision). The
+ * next call of a routine using `kernel` compiles with these values. */
+clt_status clt__blas_override(clt__worker *w, const char *kernel, size_t n, const char *const *names,
+                              const size_t *values);
+
+/* ---- the per-user cache folder (lib/cache.c) ------------------------------------------------ */
+
+uint64_t clt__fnv1a64(uint64_t h, const void *data, size_t n);
+#define CLT__FNV_INIT 0xcbf29ce484222325ull
+/* $CLT_CACHE_DIR, else $XDG_CACHE_HOME/cltrain, else $HOME/.cache/cltrain; false if none. */
+bool clt__cache_dir(char *out, size_t cap);
+/* A whole file, at most max_bytes, malloc'ed with a NUL after it. */
+clt_status clt__cache_read(const char *path, size_t max_bytes, unsigned char **data, size_t *len);
+/* Writes dir/name atomically (temporary file, fsync, rename), creating dir. */
+clt_status clt__cache_write(const char *dir, const char *name, const void *data, size_t len);
+
+/* ---- GEMM tuning (lib/tuning.c) ------------------------------------------------------------- */
+
+#define CLT__XGEMM_NPARAMS 16
+extern const char *const clt__xgemm_names[CLT__XGEMM_NPARAMS];
+
+/* One device's tuning: CLBlast parameters to override, each part optional. */
+typedef struct {
+    int has_xgemm;
+    size_t xgemm[CLT__XGEMM_NPARAMS];   /* in clt__xgemm_names order */
+    int has_routine;
+    size_t min_indirect;                /* GemmRoutine's XGEMM_MIN_INDIRECT_SIZE */
+    double default_gflops, tuned_gflops;
+} clt__gemm_tuning;
+
+/* The cache folder and the file name of a device's tuning. */
+bool clt__tuning_path(const clt_device_info *info, char *dir, size_t dcap, char *name, size_t ncap);
+/* Whether an Xgemm parameter set meets CLBlast's constraints and fits the device. */
+bool clt__xgemm_valid(const size_t *p, size_t local_mem_bytes, size_t max_wg);
+/* The file text for a device (malloc'ed). */
+clt_status clt__tuning_format(const clt_device_info *info, const clt__gemm_tuning *t, char **out);
+/* Checks a file's text (modified in place) against the device; CLT_ERR_FORMAT saying why. */
+clt_status clt__tuning_parse(const clt_device_info *info, char *text, size_t len, const char *what,
+                             clt__gemm_tuning *out);
+/* On w's thread: applies the cached tuning when there is a good one; a bad one is logged. */
+clt_status clt__tuning_load(clt__worker *w, int *applied);
+
 /* ---- kernel launches (lib/launch.c) -------------------------------------------------------- */
 
 /* One kernel argument: its size and a pointer to its value. */
