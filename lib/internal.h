@@ -194,6 +194,8 @@ clt_status clt__program_get(clt__worker *w, const char *source_name, const char 
 /* On w's thread: a kernel of that program, cached; the worker owns it. */
 clt_status clt__kernel_get(clt__worker *w, const char *source_name, const char *options,
                            const char *kernel_name, cl_kernel *out);
+/* Programs this cache loaded from the on-disk binary cache, and built from source and stored. */
+void clt__program_cache_stats(const clt__program_cache *c, unsigned *hits, unsigned *misses);
 /* On w's thread: builds arbitrary source text, cached by (source, options). */
 clt_status clt__program_build_source(clt__worker *w, const char *source, const char *options,
                                      cl_program *out);
