@@ -419,10 +419,16 @@ CLT_API clt_status clt_gemm_tuning_load(clt_runtime *rt, int device, int *applie
 /* The seed MLP's GEMMs at a batch (forward, weight and input gradients of each Linear): writes up
  * to cap shapes and returns how many there are (12). */
 CLT_API int clt_gemm_seed_shapes(size_t batch, clt_gemm_shape *out, int cap);
+/* Which SGEMM runs: what the library picks (cltrain's own kernel on CPU devices for the shapes
+ * it covers, CLBlast otherwise; CLT_GEMM_KERNEL=clblast|cltrain overrides), or one of the two. */
+typedef enum { CLT_GEMM_AUTO = 0, CLT_GEMM_CLBLAST, CLT_GEMM_CLTRAIN } clt_gemm_kernel;
 /* Seconds per SGEMM of shape s on a device with the parameters in use: the best of iters calls
- * after an untimed one. */
-CLT_API clt_status clt_gemm_time(clt_runtime *rt, int device, const clt_gemm_shape *s, int iters,
-                                 double *seconds);
+ * after an untimed one. CLT_GEMM_CLTRAIN on a shape the own kernel does not cover (M not a
+ * multiple of 8, N of 16, both transposed) is CLT_ERR_INVALID_ARG. */
+CLT_API clt_status clt_gemm_time(clt_runtime *rt, int device, const clt_gemm_shape *s,
+                                 clt_gemm_kernel kernel, int iters, double *seconds);
+/* 1 when CLT_GEMM_AUTO runs cltrain's own kernel for shape s on the device. */
+CLT_API int clt_gemm_uses_own_kernel(clt_runtime *rt, int device, const clt_gemm_shape *s);
 
 /* ---------------------------------------------------------------------------------------------
  * Models: a sequential stack of layers, described on the host. Shapes are per sample (no batch

@@ -7,6 +7,9 @@
 #include "internal.h"
 
 #include <clblast_c.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 enum { BLAS_SGEMM = 1u << 0, BLAS_SGEMM_STRIDED_BATCHED = 1u << 1 };
 
@@ -70,9 +73,146 @@ static void first_use_end(clt__worker *w, unsigned routine, bool locked, CLBlast
 
 static CLBlastTranspose tr(clt__trans t) { return t == CLT__TRANS ? CLBlastTransposeYes : CLBlastTransposeNo; }
 
+/* ---- cltrain's own SGEMM (cl/gemm.cl) ------------------------------------------------------
+ * Used on CPU devices for the shapes it covers (M a multiple of GEMM_RM, N of 16, not both
+ * operands transposed): on PoCL it runs at about OpenBLAS's speed where CLBlast reaches 5-10
+ * GFLOPS untuned and ~55 tuned (docs/PERFORMANCE.md, "GEMM"). CLT_GEMM_KERNEL=clblast or
+ * cltrain forces the choice (cltrain: still only for the shapes it covers). */
+#define GEMM_RM 8
+#define GEMM_NV 1
+
+static int own_gemm_mode(void)   /* 0: by device type, 1: always, -1: never */
+{
+    const char *e = getenv("CLT_GEMM_KERNEL");
+    if (e && !strcmp(e, "clblast")) return -1;
+    if (e && !strcmp(e, "cltrain")) return 1;
+    return 0;
+}
+
+bool clt__own_gemm_covers(const clt__worker *w, clt__trans ta, clt__trans tb, size_t m, size_t n,
+                          size_t k)
+{
+    int mode = own_gemm_mode();
+    if (mode < 0 || (mode == 0 && !(w->dev->info.type & CLT_DEVICE_CPU))) return false;
+    return m % GEMM_RM == 0 && n % (16 * GEMM_NV) == 0 && !(ta == CLT__TRANS && tb == CLT__TRANS) &&
+           m <= UINT32_MAX && n <= UINT32_MAX && k <= UINT32_MAX;
+}
+
+/* w's scratch of at least n floats (B transposed). */
+static clt_status scratch(clt__worker *w, size_t n, cl_mem *out)
+{
+    if (w->gemm_scratch_floats < n) {
+        if (w->gemm_scratch) clReleaseMemObject(w->gemm_scratch);
+        w->gemm_scratch = NULL;
+        w->gemm_scratch_floats = 0;
+        clt_status st = clt__alloc(w, n, "the GEMM scratch (B transposed)", &w->gemm_scratch);
+        if (st != CLT_OK) return st;
+        w->gemm_scratch_floats = n;
+    }
+    *out = w->gemm_scratch;
+    return CLT_OK;
+}
+
+static clt_status enqueue_2d(clt__worker *w, cl_kernel kern, const char *name, size_t g0, size_t g1,
+                             bool record, const clt__arg *args, int nargs)
+{
+    for (int i = 0; i < nargs; i++) {
+        cl_int err = clSetKernelArg(kern, (cl_uint)i, args[i].size, args[i].value);
+        if (err != CL_SUCCESS) return clt__fail_cl(err, clt__worker_name(w), name);
+    }
+    size_t global[2] = {g0, g1}, local[2] = {1, 1};
+    cl_int err = clEnqueueNDRangeKernel(w->queue, kern, 2, NULL, global, local, 0, NULL,
+                                        record ? clt__worker_event(w) : NULL);
+    if (err != CL_SUCCESS)
+        return clt__fail(clt__status_from_cl(err), "launching %s (%zu x %zu) on device %d '%s': %s",
+                         name, g0, g1, w->index, clt__worker_name(w), clt_cl_error_name(err));
+    if (record) clt__worker_record_named(w, CLT__EV_KERNEL, "sgemm");
+    return CLT_OK;
+}
+
+/* Whether the leading dimensions and buffer sizes hold the matrices. When not, CLBlast gets
+ * the call and reports what is wrong in its own terms. */
+static bool mat_fits(cl_mem buf, size_t off, size_t rows, size_t cols, size_t ld)
+{
+    size_t bytes = 0;
+    if (ld < cols || clGetMemObjectInfo(buf, CL_MEM_SIZE, sizeof bytes, &bytes, NULL) != CL_SUCCESS)
+        return false;
+    size_t need = off + (rows - 1) * ld + cols;   /* rows, cols >= 1; < 2^32 each */
+    return need <= bytes / sizeof(float) && ld <= UINT32_MAX;
+}
+
+static bool own_args_fit(clt__trans ta, clt__trans tb, size_t m, size_t n, size_t k, cl_mem a,
+                         size_t a_off, size_t lda, cl_mem b, size_t b_off, size_t ldb, cl_mem c,
+                         size_t c_off, size_t ldc)
+{
+    return mat_fits(a, a_off, ta == CLT__TRANS ? k : m, ta == CLT__TRANS ? m : k, lda) &&
+           mat_fits(b, b_off, tb == CLT__TRANS ? n : k, tb == CLT__TRANS ? k : n, ldb) &&
+           mat_fits(c, c_off, m, n, ldc);
+}
+
+static clt_status own_sgemm(clt__worker *w, clt__trans ta, clt__trans tb, size_t m, size_t n,
+                            size_t k, float alpha, cl_mem a, size_t a_off, size_t lda, cl_mem b,
+                            size_t b_off, size_t ldb, float beta, cl_mem c, size_t c_off, size_t ldc)
+{
+    char opts[96];
+    snprintf(opts, sizeof opts, "-DRM=%d -DNV=%d -DTA=%d", GEMM_RM, GEMM_NV, ta == CLT__TRANS);
+    cl_kernel kern, tk;
+    clt_status st = clt__kernel_get(w, "gemm", opts, "gemm_rb", &kern);
+    if (st != CLT_OK) return st;
+    clt__worker_mark(w);
+    cl_ulong ao = a_off, bo = b_off, co = c_off;
+    cl_uint M = (cl_uint)m, N = (cl_uint)n, K = (cl_uint)k, LDA = (cl_uint)lda, LDB = (cl_uint)ldb,
+            LDC = (cl_uint)ldc;
+    if (tb == CLT__TRANS) {
+        /* B is stored (N, K): make it (K, N) in the scratch */
+        cl_mem t;
+        st = clt__kernel_get(w, "gemm", NULL, "transpose16", &tk);
+        if (st == CLT_OK) st = scratch(w, n * k, &t);
+        if (st != CLT_OK) return st;
+        cl_ulong zero = 0;
+        st = enqueue_2d(w, tk, "transpose16", (k + 15) / 16, (n + 15) / 16, false,
+                        (clt__arg[]){CLT_ARG(N), CLT_ARG(K), CLT_ARG(b), CLT_ARG(bo), CLT_ARG(LDB),
+                                     CLT_ARG(t), CLT_ARG(zero)}, 7);
+        if (st != CLT_OK) return st;
+        b = t, bo = 0, LDB = N;
+    }
+    return enqueue_2d(w, kern, "gemm_rb", m / GEMM_RM, n / (16 * GEMM_NV), true,
+                      (clt__arg[]){CLT_ARG(M), CLT_ARG(N), CLT_ARG(K), CLT_ARG(alpha), CLT_ARG(beta),
+                                   CLT_ARG(a), CLT_ARG(ao), CLT_ARG(LDA), CLT_ARG(b), CLT_ARG(bo),
+                                   CLT_ARG(LDB), CLT_ARG(c), CLT_ARG(co), CLT_ARG(LDC)}, 14);
+}
+
 clt_status clt__sgemm(clt__worker *w, clt__trans ta, clt__trans tb, size_t m, size_t n, size_t k,
                       float alpha, cl_mem a, size_t a_off, size_t lda, cl_mem b, size_t b_off,
                       size_t ldb, float beta, cl_mem c, size_t c_off, size_t ldc)
+{
+    CLT_ASSERT(clt__worker_self() == w, CLT_ERR_STATE);
+    if (m == 0 || n == 0) return CLT_OK;
+    if (k == 0) return clt__fail(CLT_ERR_INVALID_ARG, "SGEMM with K = 0 is not supported");
+    if (clt__own_gemm_covers(w, ta, tb, m, n, k) && own_args_fit(ta, tb, m, n, k, a, a_off, lda, b,
+                                                                b_off, ldb, c, c_off, ldc))
+        return own_sgemm(w, ta, tb, m, n, k, alpha, a, a_off, lda, b, b_off, ldb, beta, c, c_off, ldc);
+    return clt__sgemm_clblast(w, ta, tb, m, n, k, alpha, a, a_off, lda, b, b_off, ldb, beta, c,
+                              c_off, ldc);
+}
+
+clt_status clt__sgemm_own(clt__worker *w, clt__trans ta, clt__trans tb, size_t m, size_t n,
+                          size_t k, float alpha, cl_mem a, size_t a_off, size_t lda, cl_mem b,
+                          size_t b_off, size_t ldb, float beta, cl_mem c, size_t c_off, size_t ldc)
+{
+    CLT_ASSERT(clt__worker_self() == w, CLT_ERR_STATE);
+    if (m % GEMM_RM || n % (16 * GEMM_NV) || (ta == CLT__TRANS && tb == CLT__TRANS) || k == 0 ||
+        !own_args_fit(ta, tb, m, n, k, a, a_off, lda, b, b_off, ldb, c, c_off, ldc))
+        return clt__fail(CLT_ERR_INVALID_ARG, "cltrain's own SGEMM does not cover %s%s M=%zu N=%zu "
+                         "K=%zu (M a multiple of %d, N of %d, not both transposed, matrices within "
+                         "their buffers)", ta ? "T" : "N", tb ? "T" : "N", m, n, k, GEMM_RM,
+                         16 * GEMM_NV);
+    return own_sgemm(w, ta, tb, m, n, k, alpha, a, a_off, lda, b, b_off, ldb, beta, c, c_off, ldc);
+}
+
+clt_status clt__sgemm_clblast(clt__worker *w, clt__trans ta, clt__trans tb, size_t m, size_t n,
+                              size_t k, float alpha, cl_mem a, size_t a_off, size_t lda, cl_mem b,
+                              size_t b_off, size_t ldb, float beta, cl_mem c, size_t c_off, size_t ldc)
 {
     CLT_ASSERT(clt__worker_self() == w, CLT_ERR_STATE);
     if (m == 0 || n == 0) return CLT_OK;

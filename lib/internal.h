@@ -120,6 +120,8 @@ struct clt__worker {
     cl_command_queue queue;
     clt__program_cache *programs;   /* this worker's programs and kernels */
     unsigned blas_warm;             /* bit per CLBlast routine already compiled here */
+    cl_mem gemm_scratch;            /* lib/blas.c's own SGEMM: B transposed */
+    size_t gemm_scratch_floats;
     bool profiling;                 /* queue has CL_QUEUE_PROFILING_ENABLE: events are kept */
     double slowdown;                /* CLT_SLOW_DEVICES: 1, or how many times slower to act */
     cl_event *events;               /* profiled commands not yet added to the totals */
@@ -209,6 +211,17 @@ typedef enum { CLT__NOTRANS = 0, CLT__TRANS = 1 } clt__trans;
 clt_status clt__sgemm(clt__worker *w, clt__trans ta, clt__trans tb, size_t m, size_t n, size_t k,
                       float alpha, cl_mem a, size_t a_off, size_t lda, cl_mem b, size_t b_off,
                       size_t ldb, float beta, cl_mem c, size_t c_off, size_t ldc);
+/* The same through one implementation: CLBlast, or cltrain's own kernel (CLT_ERR_INVALID_ARG
+ * for a call it does not cover). */
+clt_status clt__sgemm_clblast(clt__worker *w, clt__trans ta, clt__trans tb, size_t m, size_t n,
+                              size_t k, float alpha, cl_mem a, size_t a_off, size_t lda, cl_mem b,
+                              size_t b_off, size_t ldb, float beta, cl_mem c, size_t c_off, size_t ldc);
+clt_status clt__sgemm_own(clt__worker *w, clt__trans ta, clt__trans tb, size_t m, size_t n,
+                          size_t k, float alpha, cl_mem a, size_t a_off, size_t lda, cl_mem b,
+                          size_t b_off, size_t ldb, float beta, cl_mem c, size_t c_off, size_t ldc);
+/* Whether clt__sgemm runs cltrain's own kernel (cl/gemm.cl) for this call rather than CLBlast. */
+bool clt__own_gemm_covers(const clt__worker *w, clt__trans ta, clt__trans tb, size_t m, size_t n,
+                          size_t k);
 /* The same over `batch` matrices a fixed stride apart. */
 clt_status clt__sgemm_strided_batched(clt__worker *w, clt__trans ta, clt__trans tb, size_t m,
                                       size_t n, size_t k, float alpha, cl_mem a, size_t a_off,

@@ -277,6 +277,7 @@ typedef struct {
     cl_mem a, b, c;
     const clt_gemm_shape *shapes;
     int nshapes;
+    clt_gemm_kernel kernel;
 } bench_bufs;
 
 static clt_status bufs_make(clt__worker *w, bench_bufs *bb, const clt_gemm_shape *s, int n)
@@ -310,8 +311,18 @@ static void bufs_free(bench_bufs *bb)
 static clt_status run_shape(clt__worker *w, const bench_bufs *bb, const clt_gemm_shape *s)
 {
     size_t lda = s->trans_a ? s->m : s->k, ldb = s->trans_b ? s->k : s->n;
-    return clt__sgemm(w, s->trans_a ? CLT__TRANS : CLT__NOTRANS, s->trans_b ? CLT__TRANS : CLT__NOTRANS,
-                      s->m, s->n, s->k, 1.0f, bb->a, 0, lda, bb->b, 0, ldb, 0.0f, bb->c, 0, s->n);
+    clt__trans ta = s->trans_a ? CLT__TRANS : CLT__NOTRANS, tb = s->trans_b ? CLT__TRANS : CLT__NOTRANS;
+    switch (bb->kernel) {
+    case CLT_GEMM_CLBLAST:
+        return clt__sgemm_clblast(w, ta, tb, s->m, s->n, s->k, 1.0f, bb->a, 0, lda, bb->b, 0, ldb,
+                                  0.0f, bb->c, 0, s->n);
+    case CLT_GEMM_CLTRAIN:
+        return clt__sgemm_own(w, ta, tb, s->m, s->n, s->k, 1.0f, bb->a, 0, lda, bb->b, 0, ldb,
+                              0.0f, bb->c, 0, s->n);
+    default:
+        return clt__sgemm(w, ta, tb, s->m, s->n, s->k, 1.0f, bb->a, 0, lda, bb->b, 0, ldb, 0.0f,
+                          bb->c, 0, s->n);
+    }
 }
 
 /* Seconds per call of shape s: the best of `iters` timed calls after one untimed one (which
@@ -411,6 +422,7 @@ static clt_status tune_task(clt__worker *w, void *arg)
     tune_args *a = arg;
     clt_tune_result *r = a->res;
     bench_bufs bb = {0};
+    bb.kernel = CLT_GEMM_CLBLAST;   /* the parameters searched are CLBlast's */
     clt_status st = bufs_make(w, &bb, a->shapes, a->nshapes);
     if (st != CLT_OK) {
         bufs_free(&bb);
@@ -558,6 +570,7 @@ clt_status clt_gemm_tuning_load(clt_runtime *rt, int device, int *applied)
 
 typedef struct {
     const clt_gemm_shape *s;
+    clt_gemm_kernel kernel;
     int iters;
     double seconds;
 } time_args;
@@ -566,14 +579,15 @@ static clt_status time_task(clt__worker *w, void *arg)
 {
     time_args *a = arg;
     bench_bufs bb = {0};
+    bb.kernel = a->kernel;
     clt_status st = bufs_make(w, &bb, a->s, 1);
     if (st == CLT_OK) st = time_shape(w, &bb, a->s, a->iters, &a->seconds);
     bufs_free(&bb);
     return st;
 }
 
-clt_status clt_gemm_time(clt_runtime *rt, int device, const clt_gemm_shape *s, int iters,
-                         double *seconds)
+clt_status clt_gemm_time(clt_runtime *rt, int device, const clt_gemm_shape *s,
+                         clt_gemm_kernel kernel, int iters, double *seconds)
 {
     clt_status st = check_device(rt, device, "clt_gemm_time");
     if (st != CLT_OK) return st;
@@ -582,8 +596,17 @@ clt_status clt_gemm_time(clt_runtime *rt, int device, const clt_gemm_shape *s, i
         s->n > (1u << 20) || s->k > (1u << 20))
         return clt__fail(CLT_ERR_INVALID_ARG, "clt_gemm_time: iters %d (1..100000) or shape "
                          "%zux%zux%zu (1..2^20 each) out of range", iters, s->m, s->n, s->k);
-    time_args a = {s, iters, 0};
+    if (kernel != CLT_GEMM_AUTO && kernel != CLT_GEMM_CLBLAST && kernel != CLT_GEMM_CLTRAIN)
+        return clt__fail(CLT_ERR_INVALID_ARG, "clt_gemm_time: unknown kernel choice %d", (int)kernel);
+    time_args a = {s, kernel, iters, 0};
     st = clt__run_on(rt, &device, 1, time_task, &a, 0);
     *seconds = a.seconds;
     return st;
+}
+
+int clt_gemm_uses_own_kernel(clt_runtime *rt, int device, const clt_gemm_shape *s)
+{
+    if (!rt || device < 0 || device >= rt->nworkers || !s) return 0;
+    return clt__own_gemm_covers(&rt->workers[device], s->trans_a ? CLT__TRANS : CLT__NOTRANS,
+                                s->trans_b ? CLT__TRANS : CLT__NOTRANS, s->m, s->n, s->k);
 }

@@ -264,6 +264,8 @@ static clt_status worker_fini(clt__worker *w, void *arg)
     w->events = NULL;
     clt__program_cache_destroy(w->programs);
     w->programs = NULL;
+    if (w->gemm_scratch) clReleaseMemObject(w->gemm_scratch);
+    w->gemm_scratch = NULL;
     if (w->queue) {
         clFinish(w->queue);
         clReleaseCommandQueue(w->queue);

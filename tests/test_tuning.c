@@ -337,7 +337,10 @@ int main(void)
         ok(all_applied, "the tuning applies on every device of its kind");
         ok(!warned, "without a warning (%s)", warned ? warned : "none");
         diag("%d devices", nd);
+        /* CLBlast for every shape, or CPU devices would run cltrain's kernel for most */
+        setenv("CLT_GEMM_KERNEL", "clblast", 1);
         check_gemms(rt, "tuned parameters");
+        unsetenv("CLT_GEMM_KERNEL");
         clt_runtime_destroy(rt);
     }
     free(good);
@@ -362,14 +365,23 @@ int main(void)
         free(data);
         clt_gemm_shape s = {"forward", 0, 0, 1, 16, 32, 64};
         double sec = 0;
-        ok_status(clt_gemm_time(rt, 0, &s, 2, &sec), "clt_gemm_time");
+        ok_status(clt_gemm_time(rt, 0, &s, CLT_GEMM_CLBLAST, 2, &sec), "clt_gemm_time through CLBlast");
         ok(sec > 0 && sec < 10, "a small GEMM takes %.6f s", sec);
+        double own = 0;
+        ok_status(clt_gemm_time(rt, 0, &s, CLT_GEMM_CLTRAIN, 2, &own), "and through cltrain's kernel");
+        ok(own > 0 && own < 10, "which takes %.6f s", own);
+        clt_gemm_shape odd = {"forward", 3, 0, 1, 16, 10, 64};
+        ok_error(clt_gemm_time(rt, 0, &odd, CLT_GEMM_CLTRAIN, 2, &own), CLT_ERR_INVALID_ARG,
+                 "does not cover", "cltrain's kernel refuses N = 10, saying so");
+        ok(!clt_gemm_uses_own_kernel(rt, 0, &odd), "and is not picked for it");
+        ok_error(clt_gemm_time(rt, 0, &s, (clt_gemm_kernel)7, 2, &own), CLT_ERR_INVALID_ARG,
+                 "unknown kernel", "an unknown kernel choice");
         ok_error(clt_gemm_tune(rt, 3, &o, &r), CLT_ERR_INVALID_ARG, "out of range", "a bad device");
         ok_error(clt_gemm_tune(rt, 0, &o, NULL), CLT_ERR_INVALID_ARG, "NULL", "a NULL result");
         o.budget_s = -1;
         ok_error(clt_gemm_tune(rt, 0, &o, &r), CLT_ERR_INVALID_ARG, "budget", "a negative budget");
         s.m = 0;
-        ok_error(clt_gemm_time(rt, 0, &s, 2, &sec), CLT_ERR_INVALID_ARG, "shape", "an empty shape");
+        ok_error(clt_gemm_time(rt, 0, &s, CLT_GEMM_AUTO, 2, &sec), CLT_ERR_INVALID_ARG, "shape", "an empty shape");
         ok_error(clt_gemm_tuning_load(NULL, 0, NULL), CLT_ERR_INVALID_ARG, "NULL", "a NULL runtime");
         clt_runtime_destroy(rt);
     }

@@ -163,7 +163,8 @@ int bench_gemm(const char *spec, size_t batch, int iters, int json)
     const int have_blas = 0;
     if (!json) printf("# OpenBLAS was not found at configure time (Debian's libopenblas-dev): no CPU column\n");
 #endif
-    double *t = calloc((size_t)ns * 4, sizeof *t);   /* per shape: default, blas 1, tuned, blas 2 */
+    enum { DEF, BLAS1, TUNED, BLAS2, OWN, NT };
+    double *t = calloc((size_t)ns * NT, sizeof *t);   /* seconds per shape; 0: not measured */
     for (int d = 0; d < nd && st == CLT_OK && t; d++) {
         clt_device_info info;
         clt_runtime_device_info(rt, d, &info);
@@ -175,61 +176,79 @@ int bench_gemm(const char *spec, size_t batch, int iters, int json)
             repeat |= other.platform == info.platform && other.device == info.device;
         }
         if (repeat) continue;
-        /* CLBlast's own parameters, then the cache applied; OpenBLAS beside each. */
+        memset(t, 0, (size_t)ns * NT * sizeof *t);
+        /* CLBlast with its own parameters and cltrain's kernel, then the cache applied; OpenBLAS
+         * beside each phase. */
         for (int i = 0; i < ns && st == CLT_OK; i++) {
-            st = clt_gemm_time(rt, d, &shapes[i], iters, &t[i * 4 + 0]);
+            double *ti = t + i * NT;
+            st = clt_gemm_time(rt, d, &shapes[i], CLT_GEMM_CLBLAST, iters, &ti[DEF]);
+            if (st == CLT_OK && clt_gemm_time(rt, d, &shapes[i], CLT_GEMM_CLTRAIN, iters, &ti[OWN]) != CLT_OK)
+                ti[OWN] = 0;   /* a shape the own kernel does not cover */
 #ifdef CLT_HAVE_OPENBLAS
-            t[i * 4 + 1] = openblas_time(&shapes[i], iters, a, b, c);
+            ti[BLAS1] = openblas_time(&shapes[i], iters, a, b, c);
 #endif
         }
         int applied = 0;
         if (st == CLT_OK) st = clt_gemm_tuning_load(rt, d, &applied);
         for (int i = 0; i < ns && st == CLT_OK; i++) {
-            if (applied) st = clt_gemm_time(rt, d, &shapes[i], iters, &t[i * 4 + 2]);
+            double *ti = t + i * NT;
+            if (applied) st = clt_gemm_time(rt, d, &shapes[i], CLT_GEMM_CLBLAST, iters, &ti[TUNED]);
 #ifdef CLT_HAVE_OPENBLAS
-            t[i * 4 + 3] = openblas_time(&shapes[i], iters, a, b, c);
+            ti[BLAS2] = openblas_time(&shapes[i], iters, a, b, c);
 #endif
         }
         if (st != CLT_OK) break;
-        double tot[4] = {0}, flops = 0;
+        /* what a training step runs: the own kernel where it is picked, else CLBlast as set */
+        double flops = 0, tot_def = 0, tot_tuned = 0, tot_used = 0, tot_blas = 0;
         if (!json) {
-            printf("# bench gemm: device %d:%d %s, batch %zu, best of %d; GFLOPS with CLBlast's own "
-                   "parameters, the cached tuning (%s), OpenBLAS 1 thread%s\n",
+            printf("# bench gemm: device %d:%d %s, batch %zu, best of %d. GFLOPS: CLBlast with its own "
+                   "parameters, CLBlast with the cached tuning (%s), cltrain's kernel (- where it does "
+                   "not apply), what clt__sgemm uses, OpenBLAS on 1 thread%s\n",
                    info.platform, info.device, info.name, batch, iters,
-                   applied ? "applied" : "none: run cltrain tune", have_blas ? "" : " (missing)");
-            printf("%-6s %-8s %5s %5s %5s  %8s %8s %8s %10s\n", "layer", "product", "M", "N", "K",
-                   "default", "tuned", "openblas", "tuned/blas");
+                   applied ? "applied" : "none cached: cltrain tune", have_blas ? "" : " (missing)");
+            printf("%-5s %-7s %5s %5s %5s %8s %8s %8s %8s %8s %9s\n", "layer", "product", "M", "N",
+                   "K", "default", "tuned", "cltrain", "used", "openblas", "used/blas");
         }
         for (int i = 0; i < ns; i++) {
             const clt_gemm_shape *s = &shapes[i];
+            const double *ti = t + i * NT;
             double f = 2.0 * (double)s->m * (double)s->n * (double)s->k;
-            flops += f;
-            for (int k = 0; k < 4; k++) tot[k] += t[i * 4 + k];
-            double g_def = f / t[i * 4] / 1e9, g_tun = applied ? f / t[i * 4 + 2] / 1e9 : 0;
-            double g_blas = have_blas ? 2.0 * f / (t[i * 4 + 1] + t[i * 4 + 3]) / 1e9 : 0;
-            double use = applied ? g_tun : g_def;
+            int own = clt_gemm_uses_own_kernel(rt, d, s);
+            double t_tuned = applied ? ti[TUNED] : ti[DEF];
+            double t_used = own && ti[OWN] > 0 ? ti[OWN] : t_tuned;
+            double t_blas = have_blas ? (ti[BLAS1] + ti[BLAS2]) / 2 : 0;
+            flops += f, tot_def += ti[DEF], tot_tuned += t_tuned, tot_used += t_used, tot_blas += t_blas;
+            double g_def = f / ti[DEF] / 1e9, g_tun = applied ? f / ti[TUNED] / 1e9 : 0;
+            double g_own = ti[OWN] > 0 ? f / ti[OWN] / 1e9 : 0, g_used = f / t_used / 1e9;
+            double g_blas = have_blas ? f / t_blas / 1e9 : 0;
             if (json)
                 printf("{\"bench\":\"gemm\",\"device\":\"%d:%d\",\"layer\":%d,\"product\":\"%s\","
-                       "\"m\":%zu,\"n\":%zu,\"k\":%zu,\"default_gflops\":%.2f,\"tuned_gflops\":%.2f,"
-                       "\"openblas_gflops\":%.2f,\"tuned_vs_openblas\":%.3f}\n",
-                       info.platform, info.device, s->layer, s->what, s->m, s->n, s->k, g_def,
-                       g_tun, g_blas, g_blas > 0 ? use / g_blas : 0);
-            else
-                printf("%-6d %-8s %5zu %5zu %5zu  %8.1f %8.1f %8.1f %10.2f\n", s->layer, s->what,
-                       s->m, s->n, s->k, g_def, g_tun, g_blas, g_blas > 0 ? use / g_blas : 0);
+                       "\"m\":%zu,\"n\":%zu,\"k\":%zu,\"clblast_default_gflops\":%.2f,"
+                       "\"clblast_tuned_gflops\":%.2f,\"cltrain_gflops\":%.2f,\"used\":\"%s\","
+                       "\"used_gflops\":%.2f,\"openblas_gflops\":%.2f,\"used_vs_openblas\":%.3f}\n",
+                       info.platform, info.device, s->layer, s->what, s->m, s->n, s->k, g_def, g_tun,
+                       g_own, own ? "cltrain" : applied ? "clblast-tuned" : "clblast", g_used, g_blas,
+                       g_blas > 0 ? g_used / g_blas : 0);
+            else {
+                char own_s[16] = "-";
+                if (g_own > 0) snprintf(own_s, sizeof own_s, "%.1f", g_own);
+                printf("%-5d %-7s %5zu %5zu %5zu %8.1f %8.1f %8s %8.1f %8.1f %9.2f\n", s->layer,
+                       s->what, s->m, s->n, s->k, g_def, g_tun, own_s, g_used, g_blas,
+                       g_blas > 0 ? g_used / g_blas : 0);
+            }
         }
-        double g_def = flops / tot[0] / 1e9, g_tun = applied ? flops / tot[2] / 1e9 : 0;
-        double g_blas = have_blas ? 2.0 * flops / (tot[1] + tot[3]) / 1e9 : 0;
-        double use = applied ? g_tun : g_def;
+        double g_def = flops / tot_def / 1e9, g_tun = flops / tot_tuned / 1e9;
+        double g_used = flops / tot_used / 1e9, g_blas = have_blas ? flops / tot_blas / 1e9 : 0;
         if (json)
             printf("{\"bench\":\"gemm\",\"device\":\"%d:%d\",\"name\":\"%s\",\"total\":true,"
-                   "\"batch\":%zu,\"tuned\":%d,\"default_gflops\":%.2f,\"tuned_gflops\":%.2f,"
-                   "\"openblas\":%s,\"openblas_gflops\":%.2f,\"tuned_vs_openblas\":%.3f}\n",
-                   info.platform, info.device, info.name, batch, applied, g_def, g_tun,
-                   have_blas ? "true" : "false", g_blas, g_blas > 0 ? use / g_blas : 0);
+                   "\"batch\":%zu,\"tuned\":%d,\"clblast_default_gflops\":%.2f,"
+                   "\"clblast_tuned_gflops\":%.2f,\"used_gflops\":%.2f,\"openblas\":%s,"
+                   "\"openblas_gflops\":%.2f,\"used_vs_openblas\":%.3f}\n",
+                   info.platform, info.device, info.name, batch, applied, g_def, g_tun, g_used,
+                   have_blas ? "true" : "false", g_blas, g_blas > 0 ? g_used / g_blas : 0);
         else
-            printf("%-6s %-8s %17s  %8.1f %8.1f %8.1f %10.2f\n", "all", "", "", g_def, g_tun,
-                   g_blas, g_blas > 0 ? use / g_blas : 0);
+            printf("%-5s %-7s %17s %8.1f %8.1f %8s %8.1f %8.1f %9.2f\n", "all", "", "", g_def,
+                   g_tun, "", g_used, g_blas, g_blas > 0 ? g_used / g_blas : 0);
     }
     if (!t) fprintf(stderr, "cltrain bench: out of host memory\n");
     free(t);
