@@ -1,6 +1,7 @@
 /* The kernel binary cache on disk: a first build stores the device's binary, a second start
  * loads it (on three devices: the first builds, the others hit), and every file that is corrupt,
- * truncated or made for other options falls back to the source; CLT_KERNEL_CACHE=0 turns it off.
+ * truncated or made for other options falls back to the source; CLT_KERNEL_CACHE=0 turns it off,
+ * and left unset it stands aside where PoCL's own cache is on.
  * Each time the kernel must still compute the right numbers. */
 #include "internal.h"
 #include "tap.h"
@@ -106,7 +107,7 @@ int main(void)
     char dir[] = "/tmp/clt-kcache-XXXXXX";
     if (!ok(mkdtemp(dir) != NULL, "a temporary cache folder")) return tap_done();
     setenv("CLT_CACHE_DIR", dir, 1);
-    unsetenv("CLT_KERNEL_CACHE");
+    setenv("CLT_KERNEL_CACHE", "1", 1);   /* on whatever the platform (PoCL's own is left on) */
     char kdir[512], file[768] = "";
     snprintf(kdir, sizeof kdir, "%s/kernels", dir);
     const char *opt1 = "-DSHIFT=1.0f", *opt2 = "-DSHIFT=2.0f";
@@ -158,7 +159,26 @@ int main(void)
     setenv("CLT_KERNEL_CACHE", "0", 1);
     one_start("0:0", opt1, 1.0f, &hits, &misses, &right);
     ok(right && hits == 0 && misses == 0, "CLT_KERNEL_CACHE=0: neither loaded nor stored");
+    /* unset: off where PoCL's own cache is on, on where it is off */
     unsetenv("CLT_KERNEL_CACHE");
+    clt_device_info info;
+    size_t n = 0;
+    clt_devices_list(&info, 1, &n);   /* 0:0 is the first */
+    /* the platform's own cache switch, and its value turning that cache on and off */
+    const char *var = NULL, *own_on = NULL, *own_off = NULL;
+    if (clt__contains_nocase(info.platform_name, "Portable Computing Language"))
+        var = "POCL_KERNEL_CACHE", own_on = "1", own_off = "0";
+    else if (clt__contains_nocase(info.platform_name, "NVIDIA"))
+        var = "CUDA_CACHE_DISABLE", own_on = "0", own_off = "1";
+    if (var) setenv(var, own_on, 1);
+    one_start("0:0", opt1, 1.0f, &hits, &misses, &right);
+    ok(right && hits == (var ? 0u : 1u), "unset, the platform's cache on: ours %s (hits %u)",
+       var ? "stays out of the way" : "loads (the platform has none)", hits);
+    if (var) setenv(var, own_off, 1);
+    one_start("0:0", opt1, 1.0f, &hits, &misses, &right);
+    ok(right && hits == 1, "unset, the platform's cache off: ours loads (hits %u)", hits);
+    if (var) unsetenv(var);
+    setenv("CLT_KERNEL_CACHE", "1", 1);
 
     /* an unwritable cache folder: builds still work */
     setenv("CLT_CACHE_DIR", "/proc/cltrain-no-such-place", 1);
