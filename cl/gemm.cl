@@ -16,10 +16,15 @@
 #define TA 0
 #endif
 
+/* The epilogue can add a bias per column (bias != 0: Linear's b) and write ReLU of the result to
+ * a second matrix R (relu != 0, same leading dimension): Linear + ReLU in one pass, the same
+ * bits as the separate kernels (the sum is rounded, then the bias added, then max(0, .)). */
 __kernel void gemm_rb(const uint M, const uint N, const uint K, const float alpha, const float beta,
                       __global const float *A, const ulong ao, const uint lda,
                       __global const float *B, const ulong bo, const uint ldb,
-                      __global float *C, const ulong co, const uint ldc)
+                      __global float *C, const ulong co, const uint ldc,
+                      __global const float *bias, const ulong bio, const int has_bias,
+                      __global float *R, const ulong ro, const int has_relu)
 {
     const size_t m0 = get_global_id(0) * RM, n0 = get_global_id(1) * (16 * NV);
     if (m0 >= M || n0 >= N) return;
@@ -39,12 +44,17 @@ __kernel void gemm_rb(const uint M, const uint N, const uint K, const float alph
             _Pragma("unroll") for (int v = 0; v < NV; v++) c[i][v] = fma((float16)(av), bv[v], c[i][v]);
         }
     }
+    float16 bv[NV];
+    _Pragma("unroll") for (int v = 0; v < NV; v++)
+        bv[v] = has_bias ? vload16(v, bias + bio + n0) : (float16)(0.0f);
     _Pragma("unroll") for (int i = 0; i < RM; i++) {
         __global float *crow = C + co + (m0 + i) * ldc + n0;
         _Pragma("unroll") for (int v = 0; v < NV; v++) {
             float16 r = alpha * c[i][v];
             if (beta != 0.0f) r += beta * vload16(v, crow);   /* beta 0: C may hold NaN */
+            if (has_bias) r += bv[v];
             vstore16(r, v, crow);
+            if (has_relu) vstore16(fmax(r, (float16)(0.0f)), v, R + ro + (m0 + i) * ldc + n0);
         }
     }
 }

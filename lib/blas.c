@@ -152,7 +152,8 @@ static bool own_args_fit(clt__trans ta, clt__trans tb, size_t m, size_t n, size_
 
 static clt_status own_sgemm(clt__worker *w, clt__trans ta, clt__trans tb, size_t m, size_t n,
                             size_t k, float alpha, cl_mem a, size_t a_off, size_t lda, cl_mem b,
-                            size_t b_off, size_t ldb, float beta, cl_mem c, size_t c_off, size_t ldc)
+                            size_t b_off, size_t ldb, float beta, cl_mem c, size_t c_off, size_t ldc,
+                            const clt__view *bias, const clt__view *relu)
 {
     char opts[96];
     snprintf(opts, sizeof opts, "-DRM=%d -DNV=%d -DTA=%d", GEMM_RM, GEMM_NV, ta == CLT__TRANS);
@@ -176,10 +177,16 @@ static clt_status own_sgemm(clt__worker *w, clt__trans ta, clt__trans tb, size_t
         if (st != CLT_OK) return st;
         b = t, bo = 0, LDB = N;
     }
+    /* unused epilogue pointers get C (a valid buffer); the flags keep the kernel off them */
+    cl_mem bm = bias ? bias->mem : c, rm = relu ? relu->mem : c;
+    cl_ulong bio = bias ? bias->off : 0, ro = relu ? relu->off : 0;
+    cl_int has_bias = bias != NULL, has_relu = relu != NULL;
     return enqueue_2d(w, kern, "gemm_rb", m / GEMM_RM, n / (16 * GEMM_NV), true,
                       (clt__arg[]){CLT_ARG(M), CLT_ARG(N), CLT_ARG(K), CLT_ARG(alpha), CLT_ARG(beta),
                                    CLT_ARG(a), CLT_ARG(ao), CLT_ARG(LDA), CLT_ARG(b), CLT_ARG(bo),
-                                   CLT_ARG(LDB), CLT_ARG(c), CLT_ARG(co), CLT_ARG(LDC)}, 14);
+                                   CLT_ARG(LDB), CLT_ARG(c), CLT_ARG(co), CLT_ARG(LDC), CLT_ARG(bm),
+                                   CLT_ARG(bio), CLT_ARG(has_bias), CLT_ARG(rm), CLT_ARG(ro),
+                                   CLT_ARG(has_relu)}, 20);
 }
 
 clt_status clt__sgemm(clt__worker *w, clt__trans ta, clt__trans tb, size_t m, size_t n, size_t k,
@@ -191,7 +198,8 @@ clt_status clt__sgemm(clt__worker *w, clt__trans ta, clt__trans tb, size_t m, si
     if (k == 0) return clt__fail(CLT_ERR_INVALID_ARG, "SGEMM with K = 0 is not supported");
     if (clt__own_gemm_covers(w, ta, tb, m, n, k) && own_args_fit(ta, tb, m, n, k, a, a_off, lda, b,
                                                                 b_off, ldb, c, c_off, ldc))
-        return own_sgemm(w, ta, tb, m, n, k, alpha, a, a_off, lda, b, b_off, ldb, beta, c, c_off, ldc);
+        return own_sgemm(w, ta, tb, m, n, k, alpha, a, a_off, lda, b, b_off, ldb, beta, c, c_off, ldc,
+                         NULL, NULL);
     return clt__sgemm_clblast(w, ta, tb, m, n, k, alpha, a, a_off, lda, b, b_off, ldb, beta, c,
                               c_off, ldc);
 }
@@ -207,7 +215,25 @@ clt_status clt__sgemm_own(clt__worker *w, clt__trans ta, clt__trans tb, size_t m
                          "K=%zu (M a multiple of %d, N of %d, not both transposed, matrices within "
                          "their buffers)", ta ? "T" : "N", tb ? "T" : "N", m, n, k, GEMM_RM,
                          16 * GEMM_NV);
-    return own_sgemm(w, ta, tb, m, n, k, alpha, a, a_off, lda, b, b_off, ldb, beta, c, c_off, ldc);
+    return own_sgemm(w, ta, tb, m, n, k, alpha, a, a_off, lda, b, b_off, ldb, beta, c, c_off, ldc,
+                     NULL, NULL);
+}
+
+clt_status clt__sgemm_fused(clt__worker *w, clt__trans ta, clt__trans tb, size_t m, size_t n,
+                            size_t k, cl_mem a, size_t a_off, size_t lda, cl_mem b, size_t b_off,
+                            size_t ldb, cl_mem c, size_t c_off, size_t ldc, const clt__view *bias,
+                            const clt__view *relu, bool *done)
+{
+    CLT_ASSERT(clt__worker_self() == w, CLT_ERR_STATE);
+    *done = false;
+    if (m == 0 || n == 0 || k == 0 || !clt__own_gemm_covers(w, ta, tb, m, n, k) ||
+        !own_args_fit(ta, tb, m, n, k, a, a_off, lda, b, b_off, ldb, c, c_off, ldc) ||
+        (bias && !mat_fits(bias->mem, bias->off, 1, n, n)) ||
+        (relu && !mat_fits(relu->mem, relu->off, m, n, ldc)))
+        return CLT_OK;
+    *done = true;
+    return own_sgemm(w, ta, tb, m, n, k, 1.0f, a, a_off, lda, b, b_off, ldb, 0.0f, c, c_off, ldc,
+                     bias, relu);
 }
 
 clt_status clt__sgemm_clblast(clt__worker *w, clt__trans ta, clt__trans tb, size_t m, size_t n,

@@ -202,6 +202,13 @@ void clt__program_cache_stats(const clt__program_cache *c, unsigned *hits, unsig
 clt_status clt__program_build_source(clt__worker *w, const char *source, const char *options,
                                      cl_program *out);
 
+/* A float tensor inside a device buffer: the buffer and an offset in elements. */
+typedef struct {
+    cl_mem mem;
+    cl_ulong off;
+} clt__view;
+static inline clt__view clt__at(clt__view v, size_t elems) { v.off += elems; return v; }
+
 /* ---- CLBlast (lib/blas.c) ------------------------------------------------------------------ */
 
 typedef enum { CLT__NOTRANS = 0, CLT__TRANS = 1 } clt__trans;
@@ -219,6 +226,13 @@ clt_status clt__sgemm_clblast(clt__worker *w, clt__trans ta, clt__trans tb, size
 clt_status clt__sgemm_own(clt__worker *w, clt__trans ta, clt__trans tb, size_t m, size_t n,
                           size_t k, float alpha, cl_mem a, size_t a_off, size_t lda, cl_mem b,
                           size_t b_off, size_t ldb, float beta, cl_mem c, size_t c_off, size_t ldc);
+/* C = op(A) op(B) (+ bias per column) in one pass, and with relu also R = max(0, C) (R laid out
+ * as C): when cltrain's own kernel covers the call it runs and *done is true; otherwise nothing
+ * is enqueued, *done is false and the caller runs the separate kernels. */
+clt_status clt__sgemm_fused(clt__worker *w, clt__trans ta, clt__trans tb, size_t m, size_t n,
+                            size_t k, cl_mem a, size_t a_off, size_t lda, cl_mem b, size_t b_off,
+                            size_t ldb, cl_mem c, size_t c_off, size_t ldc, const clt__view *bias,
+                            const clt__view *relu, bool *done);
 /* Whether clt__sgemm runs cltrain's own kernel (cl/gemm.cl) for this call rather than CLBlast. */
 bool clt__own_gemm_covers(const clt__worker *w, clt__trans ta, clt__trans tb, size_t m, size_t n,
                           size_t k);
@@ -288,13 +302,6 @@ clt_status clt__launch(clt__worker *w, const char *source, const char *kernel, s
     clt__launch((w), (source), (kernel), (global), (clt__arg[]){__VA_ARGS__},                   \
                 (int)(sizeof((clt__arg[]){__VA_ARGS__}) / sizeof(clt__arg)))
 
-/* A float tensor inside a device buffer: the buffer and an offset in elements. */
-typedef struct {
-    cl_mem mem;
-    cl_ulong off;
-} clt__view;
-static inline clt__view clt__at(clt__view v, size_t elems) { v.off += elems; return v; }
-
 /* On w's thread: allocates a float buffer of n elements (n = 0 allocates one), naming the device
  * and the size on failure. */
 clt_status clt__alloc(clt__worker *w, size_t n, const char *what, cl_mem *out);
@@ -362,6 +369,10 @@ typedef struct {
 /* Workspace floats a layer needs for a batch. */
 size_t clt__layer_scratch(const clt__layer *l, size_t batch);
 clt_status clt__layer_forward(const clt__layer *l, const clt__layer_io *io);
+/* Linear l followed by a ReLU whose output is relu_out, in one GEMM pass where the device's
+ * SGEMM can fuse them (*fused true); otherwise nothing is done (*fused false). */
+clt_status clt__linear_relu_forward(const clt__layer *l, const clt__layer_io *io, clt__view relu_out,
+                                    bool *fused);
 clt_status clt__layer_backward(const clt__layer *l, const clt__layer_io *io);
 
 /* ---- one device's share of a model (lib/net.c) --------------------------------------------- */
