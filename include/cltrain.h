@@ -385,8 +385,9 @@ CLT_API clt_status clt_runtime_build(clt_runtime *rt, int device, const char *so
  * with a warning (CLT_LOG=warn shows it). Tuning never runs by itself inside a training step.
  */
 typedef struct {
-    double budget_s;      /* seconds the search may take on the device (one candidate more may
-                           * finish after it); 0 measures CLBlast's own parameters only */
+    double budget_s;      /* seconds the search may take on the device, closing phase included
+                           * (the last candidate may run past it); 0 measures CLBlast's own
+                           * parameters only */
     uint64_t seed;        /* random sampling of candidates */
     size_t batch;         /* batch of the seed-MLP shapes timed */
 } clt_tune_options;

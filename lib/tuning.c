@@ -431,6 +431,9 @@ static clt_status tune_task(clt__worker *w, void *arg)
     double t0 = clt__now();
     /* CLBlast's parameters first (database or defaults): what tuning has to beat. */
     r->default_gflops = measure(w, &bb, 2);
+    /* the closing phase (the direct-kernel threshold) compiles and times about as much as this
+     * first measurement did: reserve that much of the budget for it */
+    double reserve = clt__now() - t0;
     if (r->default_gflops <= 0) {
         bufs_free(&bb);
         return clt__fail(CLT_ERR_BLAS, "SGEMM with CLBlast's own parameters failed on device %d "
@@ -445,7 +448,7 @@ static clt_status tune_task(clt__worker *w, void *arg)
     size_t bestp[CLT__XGEMM_NPARAMS] = {0};
     uint64_t rng = a->seed;
     int ncpu = (w->dev->info.type & CLT_DEVICE_CPU) ? 3 : 0;
-    for (int c = 0; st == CLT_OK && clt__now() - t0 < a->budget_s && c < 100000; c++) {
+    for (int c = 0; st == CLT_OK && clt__now() - t0 + reserve < a->budget_s && c < 100000; c++) {
         size_t p[CLT__XGEMM_NPARAMS];
         if (c < ncpu) memcpy(p, cpu_starts[c], sizeof p);
         else if (best > 0 && clt__splitmix64(&rng) % 2) neighbour(&rng, bestp, p);
