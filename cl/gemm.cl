@@ -3,8 +3,8 @@
  * accumulators) and walks K: per step one row of B's block (NV vector loads) and RM broadcasts of
  * A. The loops over the block are unrolled so the accumulators stay in registers; without the
  * unrolling PoCL's compiler keeps them on the stack (3x slower). M must be a multiple of RM and
- * N of 16 NV (blas.c checks); K is free. TA: A stored (K, M). B transposed is made (K, N) first
- * by transpose16. Measured on PoCL 3.1's AVX-512 CPU device: about OpenBLAS's speed on one core
+ * N of 16 NV; K is free. TA: A stored (K, M). Other shapes, and B transposed, go through pack
+ * (zero padding) and unpad (blas.c). Measured on PoCL 3.1's AVX-512 CPU device: about OpenBLAS's speed on one core
  * (docs/PERFORMANCE.md, "GEMM"). */
 #ifndef RM
 #define RM 8
@@ -59,14 +59,39 @@ __kernel void gemm_rb(const uint M, const uint N, const uint K, const float alph
     }
 }
 
-/* out (cols, rows) = in (rows, cols)^T, in with leading dimension ld; a 16x16 tile per
- * work-item, read along rows. */
-__kernel void transpose16(const uint rows, const uint cols, __global const float *in,
-                          const ulong io, const uint ld, __global float *out, const ulong oo)
+/* Packs a matrix into a (R, Cc) buffer, zero-filled past the source's rows_in x cols_in: the
+ * operands of a shape gemm_rb does not cover exactly (M not a multiple of RM, N of 16 NV, B
+ * transposed). trans: out (r, c) = in (c, r), the source stored (cols_out, rows_out). A 16x16
+ * tile per work-item, read along the source's rows. */
+__kernel void pack(const uint R, const uint Cc, __global const float *in, const ulong io,
+                   const uint ld, const uint rows_in, const uint cols_in, const int trans,
+                   __global float *out, const ulong oo)
 {
     const size_t c0 = get_global_id(0) * 16, r0 = get_global_id(1) * 16;
-    if (r0 >= rows || c0 >= cols) return;
-    const size_t rn = min((size_t)16, rows - r0), cn = min((size_t)16, cols - c0);
-    for (size_t r = 0; r < rn; r++)
-        for (size_t c = 0; c < cn; c++) out[oo + (c0 + c) * rows + r0 + r] = in[io + (r0 + r) * ld + c0 + c];
+    if (r0 >= R || c0 >= Cc) return;
+    const size_t rn = min((size_t)16, R - r0), cn = min((size_t)16, Cc - c0);
+    if (!trans) {
+        for (size_t r = r0; r < r0 + rn; r++)
+            for (size_t c = c0; c < c0 + cn; c++)
+                out[oo + r * Cc + c] = r < rows_in && c < cols_in ? in[io + r * ld + c] : 0.0f;
+    } else {
+        for (size_t c = c0; c < c0 + cn; c++)
+            for (size_t r = r0; r < r0 + rn; r++)
+                out[oo + r * Cc + c] = c < cols_in && r < rows_in ? in[io + c * ld + r] : 0.0f;
+    }
+}
+
+/* C (M, N) = P[:M, :N] + beta C, P (.., ldp): the padded product back into place. 16 columns
+ * per work-item. */
+__kernel void unpad(const uint M, const uint N, __global const float *P, const ulong po,
+                    const uint ldp, const float beta, __global float *C, const ulong co,
+                    const uint ldc)
+{
+    const size_t c0 = get_global_id(0) * 16, r = get_global_id(1);
+    if (r >= M || c0 >= N) return;
+    const size_t cn = min((size_t)16, N - c0);
+    for (size_t c = c0; c < c0 + cn; c++) {
+        const float v = P[po + r * ldp + c];
+        C[co + r * ldc + c] = beta != 0.0f ? v + beta * C[co + r * ldc + c] : v;
+    }
 }

@@ -74,8 +74,8 @@ static void first_use_end(clt__worker *w, unsigned routine, bool locked, CLBlast
 static CLBlastTranspose tr(clt__trans t) { return t == CLT__TRANS ? CLBlastTransposeYes : CLBlastTransposeNo; }
 
 /* ---- cltrain's own SGEMM (cl/gemm.cl) ------------------------------------------------------
- * Used on CPU devices for the shapes it covers (M a multiple of GEMM_RM, N of 16, not both
- * operands transposed): on PoCL it runs at about OpenBLAS's speed where CLBlast reaches 5-10
+ * Used on CPU devices for every call but both operands transposed (shapes off its 8x16 block
+ * are padded with zeros through a scratch buffer; B transposed is packed there too): on PoCL it runs at about OpenBLAS's speed where CLBlast reaches 5-10
  * GFLOPS untuned and ~55 tuned (docs/PERFORMANCE.md, "GEMM"). CLT_GEMM_KERNEL=clblast or
  * cltrain forces the choice (cltrain: still only for the shapes it covers). */
 #define GEMM_RM 8
@@ -94,8 +94,9 @@ bool clt__own_gemm_covers(const clt__worker *w, clt__trans ta, clt__trans tb, si
 {
     int mode = own_gemm_mode();
     if (mode < 0 || (mode == 0 && !(w->dev->info.type & CLT_DEVICE_CPU))) return false;
-    return m % GEMM_RM == 0 && n % (16 * GEMM_NV) == 0 && !(ta == CLT__TRANS && tb == CLT__TRANS) &&
-           m <= UINT32_MAX && n <= UINT32_MAX && k <= UINT32_MAX;
+    /* below 2^28 each, so the padded sizes and products of two stay far from 2^32 */
+    return !(ta == CLT__TRANS && tb == CLT__TRANS) && m < (1u << 28) && n < (1u << 28) &&
+           k < (1u << 28);
 }
 
 /* w's scratch of at least n floats (B transposed). */
@@ -150,43 +151,109 @@ static bool own_args_fit(clt__trans ta, clt__trans tb, size_t m, size_t n, size_
            mat_fits(c, c_off, m, n, ldc);
 }
 
+static size_t round_up(size_t v, size_t to) { return (v + to - 1) / to * to; }
+
+/* Rows per work-item for m: GEMM_RM, or for a few rows that it does not divide, the largest of
+ * 4, 2, 1 that does (no padded rows: M = 10 ran at 0.5x OpenBLAS padded to 16, 0.8x with 2). */
+static size_t rows_per_item(size_t m)
+{
+    if (m % GEMM_RM == 0 || m >= 64) return GEMM_RM;
+    return m % 4 == 0 ? 4 : m % 2 == 0 ? 2 : 1;
+}
+
+/* Enqueues pack: out (R, Cc) from in (rows_in, cols_in) stored with ld, transposed or not. */
+static clt_status pack(clt__worker *w, cl_mem in, cl_ulong io, size_t ld, size_t rows_in,
+                       size_t cols_in, int trans, size_t R, size_t Cc, cl_mem out, cl_ulong oo)
+{
+    cl_kernel k;
+    clt_status st = clt__kernel_get(w, "gemm", NULL, "pack", &k);
+    if (st != CLT_OK) return st;
+    cl_uint r = (cl_uint)R, cc = (cl_uint)Cc, l = (cl_uint)ld, ri = (cl_uint)rows_in,
+            ci = (cl_uint)cols_in;
+    cl_int t = trans;
+    return enqueue_2d(w, k, "pack", (Cc + 15) / 16, (R + 15) / 16, false,
+                      (clt__arg[]){CLT_ARG(r), CLT_ARG(cc), CLT_ARG(in), CLT_ARG(io), CLT_ARG(l),
+                                   CLT_ARG(ri), CLT_ARG(ci), CLT_ARG(t), CLT_ARG(out), CLT_ARG(oo)}, 10);
+}
+
+/* Whether w's scratch holds what own_sgemm needs for this call, growing it if not; false (and
+ * no error left) when the device cannot give that much: CLBlast takes the call then. */
+static bool scratch_ready(clt__worker *w, clt__trans ta, clt__trans tb, size_t m, size_t n, size_t k)
+{
+    (void)ta;
+    size_t mp = round_up(m, rows_per_item(m)), np = round_up(n, 16 * GEMM_NV);
+    size_t need = (mp != m ? mp * k : 0) + (np != n || tb == CLT__TRANS ? k * np : 0) +
+                  (mp != m || np != n ? mp * np : 0);
+    cl_mem unused;
+    if (need == 0 || scratch(w, need, &unused) == CLT_OK) return true;
+    clt__log(CLT_LOG_INFO, "device %d: no room for the own SGEMM's scratch (%zu floats): CLBlast "
+             "runs M=%zu N=%zu K=%zu", w->index, need, m, n, k);
+    clt__error_clear();
+    return false;
+}
+
+/* gemm_rb over (mp, np) = (m, n) rounded up to its block; the operands packed with zeros when
+ * they do not fill it (or B is transposed), the result copied back from a padded one. bias and
+ * relu only for shapes that need no padding (clt__sgemm_fused checks). */
 static clt_status own_sgemm(clt__worker *w, clt__trans ta, clt__trans tb, size_t m, size_t n,
                             size_t k, float alpha, cl_mem a, size_t a_off, size_t lda, cl_mem b,
                             size_t b_off, size_t ldb, float beta, cl_mem c, size_t c_off, size_t ldc,
                             const clt__view *bias, const clt__view *relu)
 {
+    size_t rm_ = rows_per_item(m);
     char opts[96];
-    snprintf(opts, sizeof opts, "-DRM=%d -DNV=%d -DTA=%d", GEMM_RM, GEMM_NV, ta == CLT__TRANS);
-    cl_kernel kern, tk;
+    snprintf(opts, sizeof opts, "-DRM=%zu -DNV=%d -DTA=%d", rm_, GEMM_NV, ta == CLT__TRANS);
+    cl_kernel kern;
     clt_status st = clt__kernel_get(w, "gemm", opts, "gemm_rb", &kern);
     if (st != CLT_OK) return st;
+    size_t mp = round_up(m, rm_), np = round_up(n, 16 * GEMM_NV);
+    bool pad_a = mp != m, pad_b = np != n || tb == CLT__TRANS, pad_c = mp != m || np != n;
+    CLT_ASSERT(!pad_c || (!bias && !relu), CLT_ERR_STATE);
+    size_t a_floats = pad_a ? mp * k : 0, b_floats = pad_b ? k * np : 0;
+    cl_mem sc = NULL;
+    if (pad_a || pad_b || pad_c) {
+        st = scratch(w, a_floats + b_floats + (pad_c ? mp * np : 0), &sc);
+        if (st != CLT_OK) return st;
+    }
     clt__worker_mark(w);
     cl_ulong ao = a_off, bo = b_off, co = c_off;
-    cl_uint M = (cl_uint)m, N = (cl_uint)n, K = (cl_uint)k, LDA = (cl_uint)lda, LDB = (cl_uint)ldb,
-            LDC = (cl_uint)ldc;
-    if (tb == CLT__TRANS) {
-        /* B is stored (N, K): make it (K, N) in the scratch */
-        cl_mem t;
-        st = clt__kernel_get(w, "gemm", NULL, "transpose16", &tk);
-        if (st == CLT_OK) st = scratch(w, n * k, &t);
+    size_t LDA = lda, LDB = ldb, LDC = ldc;
+    if (pad_a) {   /* (M, K) -> (mp, K), or stored (K, M) -> (K, mp) */
+        st = ta == CLT__TRANS ? pack(w, a, ao, lda, k, m, 0, k, mp, sc, 0)
+                              : pack(w, a, ao, lda, m, k, 0, mp, k, sc, 0);
         if (st != CLT_OK) return st;
-        cl_ulong zero = 0;
-        st = enqueue_2d(w, tk, "transpose16", (k + 15) / 16, (n + 15) / 16, false,
-                        (clt__arg[]){CLT_ARG(N), CLT_ARG(K), CLT_ARG(b), CLT_ARG(bo), CLT_ARG(LDB),
-                                     CLT_ARG(t), CLT_ARG(zero)}, 7);
-        if (st != CLT_OK) return st;
-        b = t, bo = 0, LDB = N;
+        a = sc, ao = 0, LDA = ta == CLT__TRANS ? mp : k;
     }
+    if (pad_b) {   /* (K, np), from (K, N) or from B stored (N, K) */
+        st = tb == CLT__TRANS ? pack(w, b, bo, ldb, k, n, 1, k, np, sc, a_floats)
+                              : pack(w, b, bo, ldb, k, n, 0, k, np, sc, a_floats);
+        if (st != CLT_OK) return st;
+        b = sc, bo = a_floats, LDB = np;
+    }
+    cl_mem target = c;
+    cl_ulong to = co;
+    float tbeta = beta;
+    if (pad_c) target = sc, to = a_floats + b_floats, LDC = np, tbeta = 0.0f;
+    cl_uint M = (cl_uint)mp, N = (cl_uint)np, K = (cl_uint)k, la = (cl_uint)LDA,
+            lb = (cl_uint)LDB, lc = (cl_uint)LDC;
     /* unused epilogue pointers get C (a valid buffer); the flags keep the kernel off them */
     cl_mem bm = bias ? bias->mem : c, rm = relu ? relu->mem : c;
     cl_ulong bio = bias ? bias->off : 0, ro = relu ? relu->off : 0;
     cl_int has_bias = bias != NULL, has_relu = relu != NULL;
-    return enqueue_2d(w, kern, "gemm_rb", m / GEMM_RM, n / (16 * GEMM_NV), true,
-                      (clt__arg[]){CLT_ARG(M), CLT_ARG(N), CLT_ARG(K), CLT_ARG(alpha), CLT_ARG(beta),
-                                   CLT_ARG(a), CLT_ARG(ao), CLT_ARG(LDA), CLT_ARG(b), CLT_ARG(bo),
-                                   CLT_ARG(LDB), CLT_ARG(c), CLT_ARG(co), CLT_ARG(LDC), CLT_ARG(bm),
-                                   CLT_ARG(bio), CLT_ARG(has_bias), CLT_ARG(rm), CLT_ARG(ro),
-                                   CLT_ARG(has_relu)}, 20);
+    st = enqueue_2d(w, kern, "gemm_rb", mp / rm_, np / (16 * GEMM_NV), !pad_c,
+                    (clt__arg[]){CLT_ARG(M), CLT_ARG(N), CLT_ARG(K), CLT_ARG(alpha), CLT_ARG(tbeta),
+                                 CLT_ARG(a), CLT_ARG(ao), CLT_ARG(la), CLT_ARG(b), CLT_ARG(bo),
+                                 CLT_ARG(lb), CLT_ARG(target), CLT_ARG(to), CLT_ARG(lc), CLT_ARG(bm),
+                                 CLT_ARG(bio), CLT_ARG(has_bias), CLT_ARG(rm), CLT_ARG(ro),
+                                 CLT_ARG(has_relu)}, 20);
+    if (st != CLT_OK || !pad_c) return st;
+    cl_kernel uk;
+    st = clt__kernel_get(w, "gemm", NULL, "unpad", &uk);
+    if (st != CLT_OK) return st;
+    cl_uint um = (cl_uint)m, un = (cl_uint)n, ul = (cl_uint)ldc;
+    return enqueue_2d(w, uk, "unpad", (n + 15) / 16, m, true,
+                      (clt__arg[]){CLT_ARG(um), CLT_ARG(un), CLT_ARG(sc), CLT_ARG(to), CLT_ARG(lc),
+                                   CLT_ARG(beta), CLT_ARG(c), CLT_ARG(co), CLT_ARG(ul)}, 9);
 }
 
 clt_status clt__sgemm(clt__worker *w, clt__trans ta, clt__trans tb, size_t m, size_t n, size_t k,
@@ -196,8 +263,9 @@ clt_status clt__sgemm(clt__worker *w, clt__trans ta, clt__trans tb, size_t m, si
     CLT_ASSERT(clt__worker_self() == w, CLT_ERR_STATE);
     if (m == 0 || n == 0) return CLT_OK;
     if (k == 0) return clt__fail(CLT_ERR_INVALID_ARG, "SGEMM with K = 0 is not supported");
-    if (clt__own_gemm_covers(w, ta, tb, m, n, k) && own_args_fit(ta, tb, m, n, k, a, a_off, lda, b,
-                                                                b_off, ldb, c, c_off, ldc))
+    if (clt__own_gemm_covers(w, ta, tb, m, n, k) &&
+        own_args_fit(ta, tb, m, n, k, a, a_off, lda, b, b_off, ldb, c, c_off, ldc) &&
+        scratch_ready(w, ta, tb, m, n, k))
         return own_sgemm(w, ta, tb, m, n, k, alpha, a, a_off, lda, b, b_off, ldb, beta, c, c_off, ldc,
                          NULL, NULL);
     return clt__sgemm_clblast(w, ta, tb, m, n, k, alpha, a, a_off, lda, b, b_off, ldb, beta, c,
@@ -209,12 +277,12 @@ clt_status clt__sgemm_own(clt__worker *w, clt__trans ta, clt__trans tb, size_t m
                           size_t b_off, size_t ldb, float beta, cl_mem c, size_t c_off, size_t ldc)
 {
     CLT_ASSERT(clt__worker_self() == w, CLT_ERR_STATE);
-    if (m % GEMM_RM || n % (16 * GEMM_NV) || (ta == CLT__TRANS && tb == CLT__TRANS) || k == 0 ||
+    if ((ta == CLT__TRANS && tb == CLT__TRANS) || k == 0 || m == 0 || n == 0 ||
+        m >= (1u << 28) || n >= (1u << 28) || k >= (1u << 28) ||
         !own_args_fit(ta, tb, m, n, k, a, a_off, lda, b, b_off, ldb, c, c_off, ldc))
         return clt__fail(CLT_ERR_INVALID_ARG, "cltrain's own SGEMM does not cover %s%s M=%zu N=%zu "
-                         "K=%zu (M a multiple of %d, N of %d, not both transposed, matrices within "
-                         "their buffers)", ta ? "T" : "N", tb ? "T" : "N", m, n, k, GEMM_RM,
-                         16 * GEMM_NV);
+                         "K=%zu (not both transposed, sizes 1..2^28, matrices within their "
+                         "buffers)", ta ? "T" : "N", tb ? "T" : "N", m, n, k);
     return own_sgemm(w, ta, tb, m, n, k, alpha, a, a_off, lda, b, b_off, ldb, beta, c, c_off, ldc,
                      NULL, NULL);
 }
@@ -226,7 +294,8 @@ clt_status clt__sgemm_fused(clt__worker *w, clt__trans ta, clt__trans tb, size_t
 {
     CLT_ASSERT(clt__worker_self() == w, CLT_ERR_STATE);
     *done = false;
-    if (m == 0 || n == 0 || k == 0 || !clt__own_gemm_covers(w, ta, tb, m, n, k) ||
+    if (m == 0 || n == 0 || k == 0 || m % GEMM_RM || n % (16 * GEMM_NV) ||
+        !clt__own_gemm_covers(w, ta, tb, m, n, k) || !scratch_ready(w, ta, tb, m, n, k) ||
         !own_args_fit(ta, tb, m, n, k, a, a_off, lda, b, b_off, ldb, c, c_off, ldc) ||
         (bias && !mat_fits(bias->mem, bias->off, 1, n, n)) ||
         (relu && !mat_fits(relu->mem, relu->off, m, n, ldc)))

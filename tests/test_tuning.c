@@ -371,9 +371,12 @@ int main(void)
         ok_status(clt_gemm_time(rt, 0, &s, CLT_GEMM_CLTRAIN, 2, &own), "and through cltrain's kernel");
         ok(own > 0 && own < 10, "which takes %.6f s", own);
         clt_gemm_shape odd = {"forward", 3, 0, 1, 16, 10, 64};
-        ok_error(clt_gemm_time(rt, 0, &odd, CLT_GEMM_CLTRAIN, 2, &own), CLT_ERR_INVALID_ARG,
-                 "does not cover", "cltrain's kernel refuses N = 10, saying so");
-        ok(!clt_gemm_uses_own_kernel(rt, 0, &odd), "and is not picked for it");
+        ok_status(clt_gemm_time(rt, 0, &odd, CLT_GEMM_CLTRAIN, 2, &own), "N = 10 through cltrain's "
+                  "kernel (padded)");
+        clt_gemm_shape tt = {"none", 3, 1, 1, 16, 16, 64};
+        ok_error(clt_gemm_time(rt, 0, &tt, CLT_GEMM_CLTRAIN, 2, &own), CLT_ERR_INVALID_ARG,
+                 "does not cover", "cltrain's kernel refuses both operands transposed, saying so");
+        ok(!clt_gemm_uses_own_kernel(rt, 0, &tt), "and is not picked for it");
         ok_error(clt_gemm_time(rt, 0, &s, (clt_gemm_kernel)7, 2, &own), CLT_ERR_INVALID_ARG,
                  "unknown kernel", "an unknown kernel choice");
         ok_error(clt_gemm_tune(rt, 3, &o, &r), CLT_ERR_INVALID_ARG, "out of range", "a bad device");
