@@ -74,10 +74,11 @@ static void first_use_end(clt__worker *w, unsigned routine, bool locked, CLBlast
 static CLBlastTranspose tr(clt__trans t) { return t == CLT__TRANS ? CLBlastTransposeYes : CLBlastTransposeNo; }
 
 /* ---- cltrain's own SGEMM (cl/gemm.cl) ------------------------------------------------------
- * Used on CPU devices for every call but both operands transposed (shapes off its 8x16 block
- * are padded with zeros through a scratch buffer; B transposed is packed there too): on PoCL it runs at about OpenBLAS's speed where CLBlast reaches 5-10
- * GFLOPS untuned and ~55 tuned (docs/PERFORMANCE.md, "GEMM"). CLT_GEMM_KERNEL=clblast or
- * cltrain forces the choice (cltrain: still only for the shapes it covers). */
+ * Used on CPU devices for every call but both operands transposed: shapes off its 8x16 block
+ * are padded with zeros through a per-worker scratch buffer, and a transposed B is packed there
+ * too. On PoCL it runs at 0.9x OpenBLAS's single-thread speed over the seed MLP's GEMMs, where
+ * CLBlast reaches 0.08x untuned and 0.5-0.6x tuned (docs/PERFORMANCE.md, "GEMM").
+ * CLT_GEMM_KERNEL=clblast or cltrain forces the choice (cltrain: still never for TT). */
 #define GEMM_RM 8
 #define GEMM_NV 1
 
@@ -99,14 +100,14 @@ bool clt__own_gemm_covers(const clt__worker *w, clt__trans ta, clt__trans tb, si
            k < (1u << 28);
 }
 
-/* w's scratch of at least n floats (B transposed). */
+/* w's scratch of at least n floats (the packed operands and the padded product). */
 static clt_status scratch(clt__worker *w, size_t n, cl_mem *out)
 {
     if (w->gemm_scratch_floats < n) {
         if (w->gemm_scratch) clReleaseMemObject(w->gemm_scratch);
         w->gemm_scratch = NULL;
         w->gemm_scratch_floats = 0;
-        clt_status st = clt__alloc(w, n, "the GEMM scratch (B transposed)", &w->gemm_scratch);
+        clt_status st = clt__alloc(w, n, "the GEMM scratch (packed operands)", &w->gemm_scratch);
         if (st != CLT_OK) return st;
         w->gemm_scratch_floats = n;
     }
@@ -136,10 +137,11 @@ static clt_status enqueue_2d(clt__worker *w, cl_kernel kern, const char *name, s
 static bool mat_fits(cl_mem buf, size_t off, size_t rows, size_t cols, size_t ld)
 {
     size_t bytes = 0;
-    if (ld < cols || clGetMemObjectInfo(buf, CL_MEM_SIZE, sizeof bytes, &bytes, NULL) != CL_SUCCESS)
+    if (ld < cols || ld > UINT32_MAX ||
+        clGetMemObjectInfo(buf, CL_MEM_SIZE, sizeof bytes, &bytes, NULL) != CL_SUCCESS)
         return false;
-    size_t need = off + (rows - 1) * ld + cols;   /* rows, cols >= 1; < 2^32 each */
-    return need <= bytes / sizeof(float) && ld <= UINT32_MAX;
+    size_t need = off + (rows - 1) * ld + cols;   /* rows, cols in 1..2^28, ld < 2^32 */
+    return off <= bytes / sizeof(float) && need <= bytes / sizeof(float);
 }
 
 static bool own_args_fit(clt__trans ta, clt__trans tb, size_t m, size_t n, size_t k, cl_mem a,
@@ -154,7 +156,7 @@ static bool own_args_fit(clt__trans ta, clt__trans tb, size_t m, size_t n, size_
 static size_t round_up(size_t v, size_t to) { return (v + to - 1) / to * to; }
 
 /* Rows per work-item for m: GEMM_RM, or for a few rows that it does not divide, the largest of
- * 4, 2, 1 that does (no padded rows: M = 10 ran at 0.5x OpenBLAS padded to 16, 0.8x with 2). */
+ * 4, 2, 1 that does (no padded rows: M = 10 ran at 0.49x OpenBLAS padded to 16, 0.56x with 2). */
 static size_t rows_per_item(size_t m)
 {
     if (m % GEMM_RM == 0 || m >= 64) return GEMM_RM;
