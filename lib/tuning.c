@@ -431,9 +431,9 @@ static clt_status tune_task(clt__worker *w, void *arg)
     double t0 = clt__now();
     /* CLBlast's parameters first (database or defaults): what tuning has to beat. */
     r->default_gflops = measure(w, &bb, 2);
-    /* the closing phase (the direct-kernel threshold) compiles and times about as much as this
-     * first measurement did: reserve that much of the budget for it */
-    double reserve = clt__now() - t0;
+    /* the closing phase times three direct-kernel thresholds, each a new program for CLBlast
+     * (the threshold is one of its parameters): about three candidates' time, reserved */
+    double per = clt__now() - t0;
     if (r->default_gflops <= 0) {
         bufs_free(&bb);
         return clt__fail(CLT_ERR_BLAS, "SGEMM with CLBlast's own parameters failed on device %d "
@@ -448,7 +448,7 @@ static clt_status tune_task(clt__worker *w, void *arg)
     size_t bestp[CLT__XGEMM_NPARAMS] = {0};
     uint64_t rng = a->seed;
     int ncpu = (w->dev->info.type & CLT_DEVICE_CPU) ? 3 : 0;
-    for (int c = 0; st == CLT_OK && clt__now() - t0 + reserve < a->budget_s && c < 100000; c++) {
+    for (int c = 0; st == CLT_OK && clt__now() - t0 + 3 * per < a->budget_s && c < 100000; c++) {
         size_t p[CLT__XGEMM_NPARAMS];
         if (c < ncpu) memcpy(p, cpu_starts[c], sizeof p);
         else if (best > 0 && clt__splitmix64(&rng) % 2) neighbour(&rng, bestp, p);
@@ -458,10 +458,11 @@ static clt_status tune_task(clt__worker *w, void *arg)
             continue;
         }
         r->candidates++;
-        double g = 0;
+        double g = 0, c0 = clt__now();
         if (clt__blas_override(w, "Xgemm", CLT__XGEMM_NPARAMS, clt__xgemm_names, p) == CLT_OK)
             g = measure(w, &bb, 2);
         clt__error_clear();
+        if (clt__now() - c0 > per) per = clt__now() - c0;
         if (g <= 0) r->failed++;
         clt__log(CLT_LOG_INFO, "tune device %d: candidate %d: %.1f GFLOPS", w->index, r->candidates, g);
         if (g > best) {
