@@ -34,11 +34,16 @@ static clt_status open_untuned(clt_runtime **rt, const char *spec)
     return st;
 }
 
-/* Whether runtime device d is the same physical device (same cache file) as an earlier one. */
-static int seen_before(const clt_device_info *infos, int d)
+/* Whether runtime device d is the same physical device as an earlier one: it shares its cache
+ * file and CLBlast's parameters, so it is tuned and measured once. */
+static int seen_before(clt_runtime *rt, int d)
 {
+    clt_device_info me, other;
+    if (clt_runtime_device_info(rt, d, &me) != CLT_OK) return 0;
     for (int e = 0; e < d; e++)
-        if (infos[e].platform == infos[d].platform && infos[e].device == infos[d].device) return 1;
+        if (clt_runtime_device_info(rt, e, &other) == CLT_OK && other.platform == me.platform &&
+            other.device == me.device)
+            return 1;
     return 0;
 }
 
@@ -87,7 +92,7 @@ int cmd_tune(int argc, char **argv)
     for (int d = 0; d < nd && st == CLT_OK; d++) st = clt_runtime_device_info(rt, d, &infos[d]);
     /* one device at a time: tuning times the device, and the CPU devices share the cores */
     for (int d = 0; d < nd && st == CLT_OK; d++) {
-        if (seen_before(infos, d)) continue;
+        if (seen_before(rt, d)) continue;
         if (!json)
             printf("tuning device %d:%d %s (driver %s) for up to %.0f s...\n", infos[d].platform,
                    infos[d].device, infos[d].name, infos[d].driver_version, o.budget_s);
@@ -168,14 +173,7 @@ int bench_gemm(const char *spec, size_t batch, int iters, int json)
     for (int d = 0; d < nd && st == CLT_OK && t; d++) {
         clt_device_info info;
         clt_runtime_device_info(rt, d, &info);
-        /* a device opened twice has the tuning applied already: measured once */
-        int repeat = 0;
-        for (int e = 0; e < d; e++) {
-            clt_device_info other;
-            clt_runtime_device_info(rt, e, &other);
-            repeat |= other.platform == info.platform && other.device == info.device;
-        }
-        if (repeat) continue;
+        if (seen_before(rt, d)) continue;   /* its tuning is applied already */
         memset(t, 0, (size_t)ns * NT * sizeof *t);
         /* CLBlast with its own parameters and cltrain's kernel, then the cache applied; OpenBLAS
          * beside each phase. */
