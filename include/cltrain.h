@@ -376,6 +376,62 @@ CLT_API clt_status clt_runtime_build(clt_runtime *rt, int device, const char *so
                                      const char *options, cl_program *out);
 
 /* ---------------------------------------------------------------------------------------------
+ * GEMM tuning. CLBlast ships tuned parameters for the devices in its database and falls back to
+ * defaults elsewhere (PoCL's CPU device, newer GPUs). clt_gemm_tune searches CLBlast's Xgemm
+ * parameters for one device, timed on the seed MLP's GEMM shapes, and stores the result in the
+ * per-user cache ($CLT_CACHE_DIR, else $XDG_CACHE_HOME/cltrain, else ~/.cache/cltrain), keyed
+ * by device name, driver version, platform and CLBlast version. Every runtime applies a cached
+ * result when its workers start (CLT_GEMM_TUNING=0 turns that off); a bad cache file is ignored
+ * with a warning (CLT_LOG=warn shows it). Tuning never runs by itself inside a training step.
+ */
+typedef struct {
+    double budget_s;      /* seconds the search may take on the device, closing phase included
+                           * (the last candidate may run past it); 0 measures CLBlast's own
+                           * parameters only */
+    uint64_t seed;        /* random sampling of candidates */
+    size_t batch;         /* batch of the seed-MLP shapes timed */
+} clt_tune_options;
+
+typedef struct {
+    int stored;               /* 1: tuned parameters beat CLBlast's by > 5% and were stored and
+                               * applied; 0: CLBlast's own are kept (the cache file says so) */
+    int candidates, failed;   /* parameter sets timed, and those CLBlast refused */
+    double default_gflops;    /* CLBlast's own parameters, on all the shapes together */
+    double tuned_gflops;      /* what the device uses now */
+    char path[4200];          /* the cache file written */
+} clt_tune_result;
+
+/* One GEMM of the seed MLP: row-major C (m, n) = op(A) (m, k) op(B) (k, n). */
+typedef struct {
+    const char *what;         /* "forward", "grad_w" or "grad_x" */
+    int layer;                /* Linear layer 0..3 */
+    int trans_a, trans_b;
+    size_t m, n, k;
+} clt_gemm_shape;
+
+/* budget 120 s, seed 1, batch 256. */
+CLT_API clt_tune_options clt_tune_options_default(void);
+/* Tunes runtime device `device` (o NULL: the defaults), stores the result and leaves it applied. */
+CLT_API clt_status clt_gemm_tune(clt_runtime *rt, int device, const clt_tune_options *o,
+                                 clt_tune_result *out);
+/* Applies the cached tuning of a device now (what worker start does); *applied (may be NULL) is 1
+ * when a valid file with tuned parameters was found. A bad file is not an error. */
+CLT_API clt_status clt_gemm_tuning_load(clt_runtime *rt, int device, int *applied);
+/* The seed MLP's GEMMs at a batch (forward, weight and input gradients of each Linear): writes up
+ * to cap shapes and returns how many there are (12). */
+CLT_API int clt_gemm_seed_shapes(size_t batch, clt_gemm_shape *out, int cap);
+/* Which SGEMM runs: what the library picks (cltrain's own kernel on CPU devices for the shapes
+ * it covers, CLBlast otherwise; CLT_GEMM_KERNEL=clblast|cltrain overrides), or one of the two. */
+typedef enum { CLT_GEMM_AUTO = 0, CLT_GEMM_CLBLAST, CLT_GEMM_CLTRAIN } clt_gemm_kernel;
+/* Seconds per SGEMM of shape s on a device with the parameters in use: the best of iters calls
+ * after an untimed one. CLT_GEMM_CLTRAIN on a shape the own kernel does not cover (M not a
+ * multiple of 8, N of 16, both transposed) is CLT_ERR_INVALID_ARG. */
+CLT_API clt_status clt_gemm_time(clt_runtime *rt, int device, const clt_gemm_shape *s,
+                                 clt_gemm_kernel kernel, int iters, double *seconds);
+/* 1 when CLT_GEMM_AUTO runs cltrain's own kernel for shape s on the device. */
+CLT_API int clt_gemm_uses_own_kernel(clt_runtime *rt, int device, const clt_gemm_shape *s);
+
+/* ---------------------------------------------------------------------------------------------
  * Models: a sequential stack of layers, described on the host. Shapes are per sample (no batch
  * dimension); the batch size may change from call to call.
  *

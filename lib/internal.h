@@ -124,6 +124,8 @@ struct clt__worker {
                                      * `queue`; a strategy points it at `side` while it overlaps */
     clt__program_cache *programs;   /* this worker's programs and kernels */
     unsigned blas_warm;             /* bit per CLBlast routine already compiled here */
+    cl_mem gemm_scratch;            /* lib/blas.c's own SGEMM: B transposed */
+    size_t gemm_scratch_floats;
     bool profiling;                 /* queue has CL_QUEUE_PROFILING_ENABLE: events are kept */
     double slowdown;                /* CLT_SLOW_DEVICES: 1, or how many times slower to act */
     cl_event *events;               /* profiled commands not yet added to the totals */
@@ -205,9 +207,18 @@ clt_status clt__program_get(clt__worker *w, const char *source_name, const char 
 /* On w's thread: a kernel of that program, cached; the worker owns it. */
 clt_status clt__kernel_get(clt__worker *w, const char *source_name, const char *options,
                            const char *kernel_name, cl_kernel *out);
+/* Programs this cache loaded from the on-disk binary cache, and built from source and stored. */
+void clt__program_cache_stats(const clt__program_cache *c, unsigned *hits, unsigned *misses);
 /* On w's thread: builds arbitrary source text, cached by (source, options). */
 clt_status clt__program_build_source(clt__worker *w, const char *source, const char *options,
                                      cl_program *out);
+
+/* A float tensor inside a device buffer: the buffer and an offset in elements. */
+typedef struct {
+    cl_mem mem;
+    cl_ulong off;
+} clt__view;
+static inline clt__view clt__at(clt__view v, size_t elems) { v.off += elems; return v; }
 
 /* ---- CLBlast (lib/blas.c) ------------------------------------------------------------------ */
 
@@ -218,12 +229,72 @@ typedef enum { CLT__NOTRANS = 0, CLT__TRANS = 1 } clt__trans;
 clt_status clt__sgemm(clt__worker *w, clt__trans ta, clt__trans tb, size_t m, size_t n, size_t k,
                       float alpha, cl_mem a, size_t a_off, size_t lda, cl_mem b, size_t b_off,
                       size_t ldb, float beta, cl_mem c, size_t c_off, size_t ldc);
+/* The same through one implementation: CLBlast, or cltrain's own kernel (CLT_ERR_INVALID_ARG
+ * for a call it does not cover). */
+clt_status clt__sgemm_clblast(clt__worker *w, clt__trans ta, clt__trans tb, size_t m, size_t n,
+                              size_t k, float alpha, cl_mem a, size_t a_off, size_t lda, cl_mem b,
+                              size_t b_off, size_t ldb, float beta, cl_mem c, size_t c_off, size_t ldc);
+clt_status clt__sgemm_own(clt__worker *w, clt__trans ta, clt__trans tb, size_t m, size_t n,
+                          size_t k, float alpha, cl_mem a, size_t a_off, size_t lda, cl_mem b,
+                          size_t b_off, size_t ldb, float beta, cl_mem c, size_t c_off, size_t ldc);
+/* C = op(A) op(B) (+ bias per column) in one pass, and with relu also R = max(0, C) (R laid out
+ * as C): when cltrain's own kernel covers the call it runs and *done is true; otherwise nothing
+ * is enqueued, *done is false and the caller runs the separate kernels. */
+clt_status clt__sgemm_fused(clt__worker *w, clt__trans ta, clt__trans tb, size_t m, size_t n,
+                            size_t k, cl_mem a, size_t a_off, size_t lda, cl_mem b, size_t b_off,
+                            size_t ldb, cl_mem c, size_t c_off, size_t ldc, const clt__view *bias,
+                            const clt__view *relu, bool *done);
+/* Whether clt__sgemm runs cltrain's own kernel (cl/gemm.cl) for this call rather than CLBlast. */
+bool clt__own_gemm_covers(const clt__worker *w, clt__trans ta, clt__trans tb, size_t m, size_t n,
+                          size_t k);
 /* The same over `batch` matrices a fixed stride apart. */
 clt_status clt__sgemm_strided_batched(clt__worker *w, clt__trans ta, clt__trans tb, size_t m,
                                       size_t n, size_t k, float alpha, cl_mem a, size_t a_off,
                                       size_t lda, size_t a_stride, cl_mem b, size_t b_off,
                                       size_t ldb, size_t b_stride, float beta, cl_mem c,
                                       size_t c_off, size_t ldc, size_t c_stride, size_t batch);
+
+/* Under the first-use lock: CLBlastOverrideParameters for w's device (single precision). The
+ * next call of a routine using `kernel` compiles with these values. */
+clt_status clt__blas_override(clt__worker *w, const char *kernel, size_t n, const char *const *names,
+                              const size_t *values);
+
+/* ---- the per-user cache folder (lib/cache.c) ------------------------------------------------ */
+
+uint64_t clt__fnv1a64(uint64_t h, const void *data, size_t n);
+#define CLT__FNV_INIT 0xcbf29ce484222325ull
+/* $CLT_CACHE_DIR, else $XDG_CACHE_HOME/cltrain, else $HOME/.cache/cltrain; false if none. */
+bool clt__cache_dir(char *out, size_t cap);
+/* A whole file, at most max_bytes, malloc'ed with a NUL after it. */
+clt_status clt__cache_read(const char *path, size_t max_bytes, unsigned char **data, size_t *len);
+/* Writes dir/name atomically (temporary file, fsync, rename), creating dir. */
+clt_status clt__cache_write(const char *dir, const char *name, const void *data, size_t len);
+
+/* ---- GEMM tuning (lib/tuning.c) ------------------------------------------------------------- */
+
+#define CLT__XGEMM_NPARAMS 16
+extern const char *const clt__xgemm_names[CLT__XGEMM_NPARAMS];
+
+/* One device's tuning: CLBlast parameters to override, each part optional. */
+typedef struct {
+    int has_xgemm;
+    size_t xgemm[CLT__XGEMM_NPARAMS];   /* in clt__xgemm_names order */
+    int has_routine;
+    size_t min_indirect;                /* GemmRoutine's XGEMM_MIN_INDIRECT_SIZE */
+    double default_gflops, tuned_gflops;
+} clt__gemm_tuning;
+
+/* The cache folder and the file name of a device's tuning. */
+bool clt__tuning_path(const clt_device_info *info, char *dir, size_t dcap, char *name, size_t ncap);
+/* Whether an Xgemm parameter set meets CLBlast's constraints and fits the device. */
+bool clt__xgemm_valid(const size_t *p, size_t local_mem_bytes, size_t max_wg);
+/* The file text for a device (malloc'ed). */
+clt_status clt__tuning_format(const clt_device_info *info, const clt__gemm_tuning *t, char **out);
+/* Checks a file's text (modified in place) against the device; CLT_ERR_FORMAT saying why. */
+clt_status clt__tuning_parse(const clt_device_info *info, char *text, size_t len, const char *what,
+                             clt__gemm_tuning *out);
+/* On w's thread: applies the cached tuning when there is a good one; a bad one is logged. */
+clt_status clt__tuning_load(clt__worker *w, int *applied);
 
 /* ---- kernel launches (lib/launch.c) -------------------------------------------------------- */
 
@@ -241,13 +312,6 @@ clt_status clt__launch(clt__worker *w, const char *source, const char *kernel, s
 #define CLT_LAUNCH(w, source, kernel, global, ...)                                              \
     clt__launch((w), (source), (kernel), (global), (clt__arg[]){__VA_ARGS__},                   \
                 (int)(sizeof((clt__arg[]){__VA_ARGS__}) / sizeof(clt__arg)))
-
-/* A float tensor inside a device buffer: the buffer and an offset in elements. */
-typedef struct {
-    cl_mem mem;
-    cl_ulong off;
-} clt__view;
-static inline clt__view clt__at(clt__view v, size_t elems) { v.off += elems; return v; }
 
 /* On w's thread: allocates a float buffer of n elements (n = 0 allocates one), naming the device
  * and the size on failure. */
@@ -316,6 +380,10 @@ typedef struct {
 /* Workspace floats a layer needs for a batch. */
 size_t clt__layer_scratch(const clt__layer *l, size_t batch);
 clt_status clt__layer_forward(const clt__layer *l, const clt__layer_io *io);
+/* Linear l followed by a ReLU whose output is relu_out, in one GEMM pass where the device's
+ * SGEMM can fuse them (*fused true); otherwise nothing is done (*fused false). */
+clt_status clt__linear_relu_forward(const clt__layer *l, const clt__layer_io *io, clt__view relu_out,
+                                    bool *fused);
 clt_status clt__layer_backward(const clt__layer *l, const clt__layer_io *io);
 
 /* ---- one device's share of a model (lib/net.c) --------------------------------------------- */

@@ -41,11 +41,24 @@ static clt_status copy(clt__worker *w, clt__view src, clt__view dst, size_t n)
 
 /* ---- Linear: y (B, out) = x (B, in) W^T + b --------------------------------------------------- */
 
+clt_status clt__linear_relu_forward(const clt__layer *l, const clt__layer_io *io, clt__view relu_out,
+                                    bool *fused)
+{
+    clt__view b = clt__at(io->params, l->w_count);
+    return clt__sgemm_fused(io->w, CLT__NOTRANS, CLT__TRANS, io->batch, l->out_numel, l->in_numel,
+                            io->in.mem, io->in.off, l->in_numel, io->params.mem, io->params.off,
+                            l->in_numel, io->out.mem, io->out.off, l->out_numel,
+                            l->b_count ? &b : NULL, relu_out.mem ? &relu_out : NULL, fused);
+}
+
 static clt_status linear_forward(const clt__layer *l, const clt__layer_io *io)
 {
     clt__worker *w = io->w;
     cl_ulong B = io->batch, in = l->in_numel, out = l->out_numel;
-    clt_status st = clt__sgemm(w, CLT__NOTRANS, CLT__TRANS, B, out, in, 1.0f, io->in.mem,
+    bool fused;
+    clt_status st = clt__linear_relu_forward(l, io, (clt__view){NULL, 0}, &fused);   /* + bias */
+    if (st != CLT_OK || fused) return st;
+    st = clt__sgemm(w, CLT__NOTRANS, CLT__TRANS, B, out, in, 1.0f, io->in.mem,
                                io->in.off, in, io->params.mem, io->params.off, in, 0.0f,
                                io->out.mem, io->out.off, out);
     if (st != CLT_OK || !l->b_count) return st;

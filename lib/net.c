@@ -119,7 +119,21 @@ clt_status clt__net_forward_rows(clt__net *n, size_t row, size_t batch, int trai
     CLT_ASSERT(row + batch <= n->max_batch, CLT_ERR_STATE);
     for (int i = n->first; i <= n->last; i++) {
         clt__layer_io io = io_of(n, i, row, batch, training, seed);
-        clt_status st = clt__layer_forward(&n->m->layers[i], &io);
+        const clt__layer *l = &n->m->layers[i];
+        /* Linear then ReLU: one pass writes both outputs where the SGEMM can (both are kept:
+         * ReLU's backward reads its input) */
+        if (i < n->last && l->desc.kind == CLT_LAYER_LINEAR &&
+            n->m->layers[i + 1].desc.kind == CLT_LAYER_RELU) {
+            bool fused;
+            clt__layer_io next = io_of(n, i + 1, row, batch, training, seed);
+            clt_status st = clt__linear_relu_forward(l, &io, next.out, &fused);
+            if (st != CLT_OK) return st;
+            if (fused) {
+                i++;
+                continue;
+            }
+        }
+        clt_status st = clt__layer_forward(l, &io);
         if (st != CLT_OK) return st;
     }
     return CLT_OK;

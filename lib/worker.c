@@ -130,7 +130,8 @@ static clt_status worker_init(clt__worker *w, void *arg)
     w->slowdown = slowdown_for(w->index);
     w->programs = clt__program_cache_create();
     if (!w->programs) return clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
-    return CLT_OK;
+    int tuned;
+    return clt__tuning_load(w, &tuned);   /* before the first GEMM compiles its kernels */
 }
 
 /* Profiled commands: an event slot is handed out, then kept with its kind until collected. */
@@ -284,6 +285,8 @@ static clt_status worker_fini(clt__worker *w, void *arg)
         clReleaseCommandQueue(w->side);
         w->side = NULL;
     }
+    if (w->gemm_scratch) clReleaseMemObject(w->gemm_scratch);
+    w->gemm_scratch = NULL;
     if (w->queue) {
         clFinish(w->queue);
         clReleaseCommandQueue(w->queue);

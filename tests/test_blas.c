@@ -20,6 +20,10 @@ static const gemm_case cases[] = {
     {CLT__TRANS, CLT__TRANS, 5, 7, 3, 1, 2.0f, -1.0f},
     {CLT__NOTRANS, CLT__NOTRANS, 1, 1, 1, 1, 1.0f, 0.0f},
     {CLT__NOTRANS, CLT__TRANS, 16, 24, 8, 5, 1.0f, 0.5f},   /* strided batched */
+    /* shapes cltrain's own kernel covers on CPU devices (M % 8, N % 16), beta 0 and not */
+    {CLT__NOTRANS, CLT__NOTRANS, 64, 48, 33, 1, 1.0f, 0.5f},
+    {CLT__TRANS, CLT__NOTRANS, 16, 32, 70, 1, 2.0f, 1.0f},
+    {CLT__NOTRANS, CLT__TRANS, 24, 16, 5, 1, 1.0f, 0.0f},
 };
 #define NCASES (sizeof cases / sizeof cases[0])
 
@@ -108,6 +112,16 @@ static clt_status too_small_task(clt__worker *w, void *arg)
     return st;
 }
 
+static clt_status covers_task(clt__worker *w, void *arg)
+{
+    int *out = arg;
+    out[0] = clt__own_gemm_covers(w, CLT__NOTRANS, CLT__NOTRANS, 64, 48, 33);
+    out[1] = clt__own_gemm_covers(w, CLT__NOTRANS, CLT__NOTRANS, 37, 53, 19);
+    out[2] = clt__own_gemm_covers(w, CLT__TRANS, CLT__TRANS, 64, 48, 33);
+    out[3] = (w->dev->info.type & CLT_DEVICE_CPU) != 0;
+    return CLT_OK;
+}
+
 /* Runs every case on every device of rt at once (all devices' first uses race each other). */
 static void run_cases(clt_runtime *rt, const char *what)
 {
@@ -146,6 +160,19 @@ int main(void)
     clt_runtime *rt = NULL;
     if (!ok_status(clt_runtime_create(&rt, "all"), "runtime on all devices")) return tap_done();
     run_cases(rt, "all devices");
+    int cov[4] = {0};
+    ok_status(clt__worker_call(&rt->workers[0], covers_task, cov), "asking which SGEMM runs");
+    ok(cov[0] == cov[3] && cov[1] == cov[3] && !cov[2], "cltrain's kernel is picked on CPU devices, padded "
+       "shapes included, never for both operands transposed (%d %d %d, CPU %d)", cov[0], cov[1], cov[2], cov[3]);
+    setenv("CLT_GEMM_KERNEL", "clblast", 1);
+    ok_status(clt__worker_call(&rt->workers[0], covers_task, cov), "asking again");
+    ok(!cov[0], "CLT_GEMM_KERNEL=clblast: never");
+    run_cases(rt, "CLBlast forced");
+    setenv("CLT_GEMM_KERNEL", "cltrain", 1);
+    ok_status(clt__worker_call(&rt->workers[0], covers_task, cov), "asking again");
+    ok(cov[0] && cov[1] && !cov[2], "CLT_GEMM_KERNEL=cltrain: for the shapes it covers");
+    run_cases(rt, "cltrain's kernel where it applies");
+    unsetenv("CLT_GEMM_KERNEL");
     ok_error(clt__worker_call(&rt->workers[0], bad_ld_task, NULL), CLT_ERR_BLAS,
              "CLBlastInvalidLeadDimA", "an invalid leading dimension is a CLBlast error, named");
     ok_error(clt__worker_call(&rt->workers[0], too_small_task, NULL), CLT_ERR_BLAS,

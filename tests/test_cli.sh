@@ -1,7 +1,8 @@
 #!/bin/sh
 # The cltrain command as a user runs it (TAP): `train --metrics --plot` writes a CSV with the
 # promised columns and an SVG that is well-formed XML with two panels and their series; the
-# progress line shows the running accuracy; `info --json` and `bench train --json` emit JSON.
+# progress line shows the running accuracy; `info --json` and `bench train --json` emit JSON;
+# `tune` writes its cache record and `bench gemm --json` reports every seed-MLP GEMM.
 # Trains on /usr/share/datasets/fashion-mnist when it is there, else on the generated fallback,
 # and once more on a small IDX set written here (--data). Skips only without an OpenCL device.
 # Run from the build folder (make check does); CLTRAIN names another binary.
@@ -135,6 +136,29 @@ for l in lines: assert isinstance(json.loads(l), dict), l
     ok $? "cltrain bench train --json writes one JSON object per line"
 else
     skip "cltrain bench train --json writes one JSON object per line" "no python3"
+fi
+
+# ---- tune and bench gemm (their own cache folder) ------------------------------------------
+run_ok "cltrain tune --budget 0 --json exits 0" "$tmp/tune.json" \
+    env CLT_CACHE_DIR="$tmp/cache" "$CLTRAIN" tune --devices 0:0 --budget 0 --batch 16 --json
+run_ok "cltrain bench gemm --json exits 0" "$tmp/gemm.json" \
+    env CLT_CACHE_DIR="$tmp/cache" "$CLTRAIN" bench gemm --devices 0:0 --batch 16 --iters 1 --json
+if [ $have_py -eq 1 ]; then
+    python3 -c '
+import json, os, sys
+t = json.loads(open(sys.argv[1]).read())
+assert t["stored"] == 0 and t["candidates"] == 0 and t["default_gflops"] > 0, t
+assert os.path.exists(t["cache"]) and t["cache"].startswith(sys.argv[3]), t
+rows = [json.loads(l) for l in open(sys.argv[2]).read().split("\n") if l]
+shapes = [r for r in rows if "layer" in r]
+total = [r for r in rows if r.get("total")]
+assert len(shapes) == 12 and len(total) == 1, rows
+assert all(r["used_gflops"] > 0 and r["clblast_default_gflops"] > 0 for r in shapes), shapes
+assert total[0]["tuned"] == 0 and (total[0]["openblas_gflops"] > 0) == total[0]["openblas"], total
+' "$tmp/tune.json" "$tmp/gemm.json" "$tmp/cache"
+    ok $? "tune writes its record to CLT_CACHE_DIR; bench gemm gives the 12 shapes and a total"
+else
+    skip "tune writes its record to CLT_CACHE_DIR; bench gemm gives the 12 shapes and a total" "no python3"
 fi
 
 echo "1..$n"

@@ -7,10 +7,21 @@ the CPU with one thread, printed as one JSON line. Run both in one go to compare
 """
 import argparse
 import json
+import os
+import sys
 import time
 
-import torch
-import torch.nn as nn
+# Debian's PyTorch calls the system BLAS (libblas.so.3): the reference BLAS, or OpenBLAS once
+# libopenblas is installed, whose own threads torch.set_num_threads does not bound. Fix them
+# to --threads before torch loads it.
+_threads = "1"
+for _i, _arg in enumerate(sys.argv):
+    if _arg == "--threads" and _i + 1 < len(sys.argv):
+        _threads = sys.argv[_i + 1]
+os.environ.setdefault("OPENBLAS_NUM_THREADS", _threads)
+
+import torch  # noqa: E402
+import torch.nn as nn  # noqa: E402
 
 
 def build(name):
@@ -28,6 +39,19 @@ def build(name):
                              nn.Flatten(), nn.Linear(32 * 8 * 8, 128), nn.ReLU(),
                              nn.Linear(128, 10)), (1, 32, 32)
     raise SystemExit("unknown model " + name)
+
+
+def blas_in_use():
+    """Which BLAS this process loaded (Debian's PyTorch takes the system's libblas.so.3)."""
+    try:
+        with open("/proc/self/maps") as f:
+            maps = f.read()
+    except OSError:
+        return "unknown"
+    for name in ("openblas", "mkl", "blis", "atlas"):
+        if "lib" + name in maps:
+            return name
+    return "reference" if "libblas" in maps else "unknown"
 
 
 def main():
@@ -58,7 +82,7 @@ def main():
     dt = time.perf_counter() - t0
     print(json.dumps({"bench": "train", "framework": "pytorch " + torch.__version__, "model": a.model,
                       "batch": a.batch, "steps": a.steps, "threads": a.threads,
-                      "samples_per_s": round(a.batch * a.steps / dt, 1)}))
+                      "samples_per_s": round(a.batch * a.steps / dt, 1), "blas": blas_in_use()}))
 
 
 if __name__ == "__main__":

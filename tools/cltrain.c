@@ -19,6 +19,12 @@ static void usage(FILE *f)
             "                                   host cost of handing work to the device threads\n"
             "  bench train [--model seed-mlp|deep-mlp|cnn] [--batch N] [--steps N] [--devices SPEC] [--json]\n"
             "                                   samples/s of training steps, and the share in kernels\n"
+            "  tune [--devices SPEC] [--budget SECONDS] [--seed N] [--batch N] [--json]\n"
+            "                                   search CLBlast's GEMM parameters per device (bounded\n"
+            "                                   time) and cache them; later runs apply them\n"
+            "  bench gemm [--devices SPEC] [--batch N] [--iters N] [--json]\n"
+            "                                   GFLOPS of the seed MLP's GEMMs: CLBlast's own parameters,\n"
+            "                                   the cached tuning, and OpenBLAS on one thread\n"
             "  bench allreduce [--devices SPEC] [--min-bytes A] [--max-bytes B] [--iters N]\n"
             "                  [--algo ring|naive|staged|all] [--chunk-bytes C] [--json]\n"
             "                                   clt_allreduce per size (nccl-tests style) next to a\n"
@@ -56,6 +62,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "selftest")) return cmd_selftest(argc - 1, argv + 1);
     if (!strcmp(cmd, "bench")) return cmd_bench(argc - 1, argv + 1);
     if (!strcmp(cmd, "train")) return cmd_train(argc - 1, argv + 1);
+    if (!strcmp(cmd, "tune")) return cmd_tune(argc - 1, argv + 1);
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
         printf("cltrain %s\n", clt_version());
         return 0;

@@ -415,6 +415,7 @@ static void bench_usage(void)
             "                           [--parallel none|data|model] [--schedule naive|gpipe|1f1b|all]\n"
             "                           [--micro-batches M] [--placement seed|auto] [--split equal|auto]\n"
             "                           [--bucket-bytes N]\n"
+            "       cltrain bench gemm [--devices SPEC] [--batch N] [--iters N] [--json]\n"
             "       cltrain bench allreduce [--devices SPEC] [--min-bytes A] [--max-bytes B] [--iters N]\n"
             "                               [--algo ring|naive|staged|all] [--chunk-bytes C] [--json]\n"
             "sizes take K, M, G suffixes (powers of 1024); allreduce doubles from A (4K) to B (64M);\n"
@@ -516,6 +517,7 @@ int cmd_bench(int argc, char **argv)
         ta.spec = ar.spec, ta.model = model, ta.batch = (size_t)batch, ta.steps = steps, ta.json = ar.json;
         return bench_train(&ta);
     }
+    if (!strcmp(what, "gemm")) return bench_gemm(ar.spec, (size_t)batch, ar.iters ? ar.iters : 3, ar.json);
     if (!strcmp(what, "allreduce")) {
         if (ar.min_bytes < sizeof(float) || ar.max_bytes < ar.min_bytes) {
             fprintf(stderr, "cltrain bench: need 4 <= --min-bytes <= --max-bytes\n");
@@ -524,6 +526,6 @@ int cmd_bench(int argc, char **argv)
         if (!ar.iters) ar.iters = 20;
         return bench_allreduce(&ar);
     }
-    fprintf(stderr, "cltrain bench: unknown benchmark '%s' (known: dispatch, train, allreduce)\n", what);
+    fprintf(stderr, "cltrain bench: unknown benchmark '%s' (known: dispatch, train, gemm, allreduce)\n", what);
     return 2;
 }

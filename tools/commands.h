@@ -8,6 +8,9 @@ int cmd_info(int argc, char **argv);
 int cmd_selftest(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_train(int argc, char **argv);
+int cmd_tune(int argc, char **argv);
+/* cltrain bench gemm (tools/cmd_tune.c). */
+int bench_gemm(const char *spec, size_t batch, int iters, int json);
 
 /* Builds a named model: seed-mlp (1024-512-256-128-10) or cnn. */
 clt_status tool_model_build(const char *name, clt_model **out);

@@ -1,0 +1,97 @@
+/* cltrain's own SGEMM for CPU devices (PoCL): C (M, N) = alpha op(A) (M, K) B (K, N) + beta C,
+ * row-major. Each work-item keeps an RM x (16 NV) block of C in registers (RM * NV float16
+ * accumulators) and walks K: per step one row of B's block (NV vector loads) and RM broadcasts of
+ * A. The loops over the block are unrolled so the accumulators stay in registers; without the
+ * unrolling PoCL's compiler keeps them on the stack (3x slower). M must be a multiple of RM and
+ * N of 16 NV; K is free. TA: A stored (K, M). Other shapes, and B transposed, go through pack
+ * (zero padding) and unpad (blas.c). Measured on PoCL 3.1's AVX-512 CPU device: about OpenBLAS's speed on one core
+ * (docs/PERFORMANCE.md, "GEMM"). */
+#ifndef RM
+#define RM 8
+#endif
+#ifndef NV
+#define NV 1
+#endif
+#ifndef TA
+#define TA 0
+#endif
+
+/* The epilogue can add a bias per column (bias != 0: Linear's b) and write ReLU of the result to
+ * a second matrix R (relu != 0, same leading dimension): Linear + ReLU in one pass, the same
+ * bits as the separate kernels (the sum is rounded, then the bias added, then max(0, .)). */
+__kernel void gemm_rb(const uint M, const uint N, const uint K, const float alpha, const float beta,
+                      __global const float *A, const ulong ao, const uint lda,
+                      __global const float *B, const ulong bo, const uint ldb,
+                      __global float *C, const ulong co, const uint ldc,
+                      __global const float *bias, const ulong bio, const int has_bias,
+                      __global float *R, const ulong ro, const int has_relu)
+{
+    const size_t m0 = get_global_id(0) * RM, n0 = get_global_id(1) * (16 * NV);
+    if (m0 >= M || n0 >= N) return;
+    __global const float *a = A + ao, *b = B + bo + n0;
+    float16 c[RM][NV];
+    _Pragma("unroll") for (int i = 0; i < RM; i++)
+        _Pragma("unroll") for (int v = 0; v < NV; v++) c[i][v] = (float16)(0.0f);
+    for (size_t k = 0; k < K; k++) {
+        float16 bv[NV];
+        _Pragma("unroll") for (int v = 0; v < NV; v++) bv[v] = vload16(v, b + k * ldb);
+        _Pragma("unroll") for (int i = 0; i < RM; i++) {
+#if TA
+            const float av = a[k * lda + m0 + i];
+#else
+            const float av = a[(m0 + i) * lda + k];
+#endif
+            _Pragma("unroll") for (int v = 0; v < NV; v++) c[i][v] = fma((float16)(av), bv[v], c[i][v]);
+        }
+    }
+    float16 bv[NV];
+    _Pragma("unroll") for (int v = 0; v < NV; v++)
+        bv[v] = has_bias ? vload16(v, bias + bio + n0) : (float16)(0.0f);
+    _Pragma("unroll") for (int i = 0; i < RM; i++) {
+        __global float *crow = C + co + (m0 + i) * ldc + n0;
+        _Pragma("unroll") for (int v = 0; v < NV; v++) {
+            float16 r = alpha * c[i][v];
+            if (beta != 0.0f) r += beta * vload16(v, crow);   /* beta 0: C may hold NaN */
+            if (has_bias) r += bv[v];
+            vstore16(r, v, crow);
+            if (has_relu) vstore16(fmax(r, (float16)(0.0f)), v, R + ro + (m0 + i) * ldc + n0);
+        }
+    }
+}
+
+/* Packs a matrix into a (R, Cc) buffer, zero-filled past the source's rows_in x cols_in: the
+ * operands of a shape gemm_rb does not cover exactly (M not a multiple of RM, N of 16 NV, B
+ * transposed). trans: out (r, c) = in (c, r), the source stored (cols_out, rows_out). A 16x16
+ * tile per work-item, read along the source's rows. */
+__kernel void pack(const uint R, const uint Cc, __global const float *in, const ulong io,
+                   const uint ld, const uint rows_in, const uint cols_in, const int trans,
+                   __global float *out, const ulong oo)
+{
+    const size_t c0 = get_global_id(0) * 16, r0 = get_global_id(1) * 16;
+    if (r0 >= R || c0 >= Cc) return;
+    const size_t rn = min((size_t)16, R - r0), cn = min((size_t)16, Cc - c0);
+    if (!trans) {
+        for (size_t r = r0; r < r0 + rn; r++)
+            for (size_t c = c0; c < c0 + cn; c++)
+                out[oo + r * Cc + c] = r < rows_in && c < cols_in ? in[io + r * ld + c] : 0.0f;
+    } else {
+        for (size_t c = c0; c < c0 + cn; c++)
+            for (size_t r = r0; r < r0 + rn; r++)
+                out[oo + r * Cc + c] = c < cols_in && r < rows_in ? in[io + c * ld + r] : 0.0f;
+    }
+}
+
+/* C (M, N) = P[:M, :N] + beta C, P (.., ldp): the padded product back into place. 16 columns
+ * per work-item. */
+__kernel void unpad(const uint M, const uint N, __global const float *P, const ulong po,
+                    const uint ldp, const float beta, __global float *C, const ulong co,
+                    const uint ldc)
+{
+    const size_t c0 = get_global_id(0) * 16, r = get_global_id(1);
+    if (r >= M || c0 >= N) return;
+    const size_t cn = min((size_t)16, N - c0);
+    for (size_t c = c0; c < c0 + cn; c++) {
+        const float v = P[po + r * ldp + c];
+        C[co + r * ldc + c] = beta != 0.0f ? v + beta * C[co + r * ldc + c] : v;
+    }
+}
