@@ -174,6 +174,35 @@ void clt__worker_throttle(clt__worker *w, double elapsed);
 /* The device's name for error messages. */
 static inline const char *clt__worker_name(const clt__worker *w) { return w->dev->info.name; }
 
+/* ---- fault injection for tests (lib/fault.c, CLT_FAULT; the grammar is there) ---------------- */
+
+enum {
+    CLT__FAULT_ANY = 0, CLT__FAULT_FORWARD, CLT__FAULT_BACKWARD, CLT__FAULT_ALLREDUCE, CLT__FAULT_COPY,
+    CLT__FAULT_OPTIMIZER
+};
+
+typedef struct {
+    int device;          /* runtime device index that fails */
+    long step;           /* the training update (1-based) it fails in; 0: every call */
+    int op;              /* CLT__FAULT_*: where */
+    unsigned at;         /* only the at-th point of that kind in a call; 0: every one */
+    cl_int code;         /* CL_DEVICE_NOT_AVAILABLE or CL_OUT_OF_RESOURCES */
+} clt__fault;
+
+/* Parses a CLT_FAULT value; CLT_ERR_INVALID_ARG saying what is wrong. */
+clt_status clt__fault_parse(const char *text, clt__fault *out);
+/* Arms the fault from CLT_FAULT when set (rt, when given, checks the device); when unset, drops
+ * a fault an earlier value armed. Called by runtime and trainer create. */
+clt_status clt__fault_from_env(clt_runtime *rt);
+/* Tests: arms f (NULL: none). */
+void clt__fault_arm(const clt__fault *f);
+/* The trainer's update in progress (1-based), 0 outside training steps. */
+void clt__fault_set_step(long step);
+const char *clt__fault_op_name(int op);
+/* On w's thread, at a point of kind op (its ordinal-th in the call): CLT_OK, or when the armed
+ * fault matches, the failure a lost device gives, naming `what`, the device and its index. */
+clt_status clt__fault_point(clt__worker *w, int op, unsigned ordinal, const char *what);
+
 /* ---- programs (lib/program.c) -------------------------------------------------------------- */
 
 /* The kernel sources embedded at build time (lib/kernels_gen.c, generated from cl/). */
@@ -437,9 +466,6 @@ struct clt__strategy_ops {
 
 extern const clt__strategy_ops clt__strategy_data;   /* one device, or a replica on each */
 extern const clt__strategy_ops clt__strategy_model;  /* layers in stages on devices, a pipeline */
-/* Test hook of a CLT_PARALLEL_MODEL trainer: runtime device `device` fails a real OpenCL command
- * instead of running instruction `op` of its list, in every later pipeline run; -1 turns it off. */
-void clt__model_inject_fault(clt_trainer *t, int device, size_t op);
 
 /* The numbers every strategy shares: the loss gradient's scale for a global batch and the mean
  * of a loss sum; the clipping factor for a gradient sum of squares (CLT_ERR_NUMERIC when the
@@ -637,9 +663,5 @@ clt_status clt__comm_reduce_scatter(clt__comm *c, clt__worker *w, cl_mem send, s
 clt_status clt__comm_all_gather(clt__comm *c, clt__worker *w, cl_mem send, size_t send_off,
                                 cl_mem recv, size_t recv_off, size_t count,
                                 const clt_collective_options *o);
-
-/* Test hook: rank `rank` fails a real OpenCL command instead of signalling progress unit
- * `unit` (1-based, counted per call) in every later call; rank -1 turns it off. */
-void clt__comm_inject_fault(clt__comm *c, int rank, unsigned unit);
 
 #endif /* CLT_INTERNAL_H */

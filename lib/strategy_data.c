@@ -111,12 +111,14 @@ static clt_status rank_forward(rank_job *j, clt__worker *w, int training, int wa
     clt__net *n = j->s->nets[j->rank];
     const clt__batch *b = j->b;
     size_t in = in_numel(t), C = out_numel(t);
-    clt_status st = upload(w, n->input, b->x + j->start * in, j->count * in * sizeof(float));
+    clt_status st = clt__fault_point(w, CLT__FAULT_COPY, 1, "uploading the batch");
+    if (st == CLT_OK) st = upload(w, n->input, b->x + j->start * in, j->count * in * sizeof(float));
     if (st == CLT_OK && b->labels)
         st = upload(w, n->labels, b->labels + j->start, j->count * sizeof(int32_t));
     if (st == CLT_OK && b->targets)
         st = upload(w, n->targets, b->targets + j->start * C, j->count * C * sizeof(float));
     n->row0 = j->start;
+    if (st == CLT_OK) st = clt__fault_point(w, CLT__FAULT_FORWARD, 1, "the forward");
     if (st == CLT_OK) st = clt__net_forward(n, j->count, training, clt__step_seed(t));
     if (st == CLT_OK && (b->labels || b->targets))
         st = clt__net_loss(n, t->p.loss, j->count, clt__loss_grad_scale(t, b->batch), want_grad,
@@ -136,6 +138,7 @@ static clt_status phase_a_body(clt__worker *w, rank_job *j)
     if (j->first_micro) st = clt__zero(w, (clt__view){n->grads, 0}, n->padded);
     if (st == CLT_OK && j->count) {
         st = rank_forward(j, w, 1, 1);
+        if (st == CLT_OK) st = clt__fault_point(w, CLT__FAULT_BACKWARD, 1, "the backward");
         if (st == CLT_OK)
             st = clt__net_backward(n, j->count, (clt__view){n->gbuf[0], 0}, (clt__view){NULL, 0},
                                    clt__step_seed(t));
@@ -170,8 +173,10 @@ static clt_status phase_b_body(clt__worker *w, rank_job *j)
     clt__net *n = s->nets[j->rank];
     size_t off = (size_t)j->rank * s->shard;
     double t0 = clt__now();
-    clt_status st = clt__net_optimizer_step(n, &t->p.optim, j->lr, t->steps + 1, j->gscale, off,
-                                            s->shard, (clt__view){n->grads, off});
+    clt_status st = clt__fault_point(w, CLT__FAULT_OPTIMIZER, 1, "the optimizer");
+    if (st == CLT_OK)
+        st = clt__net_optimizer_step(n, &t->p.optim, j->lr, t->steps + 1, j->gscale, off, s->shard,
+                                     (clt__view){n->grads, off});
     if (st == CLT_OK) {
         cl_int err = clFinish(w->queue);
         if (err != CL_SUCCESS) st = clt__fail_cl(err, clt__worker_name(w), "finishing the update");
@@ -189,20 +194,26 @@ static clt_status phase_b_body(clt__worker *w, rank_job *j)
     return st;
 }
 
-/* Uploads read the caller's arrays asynchronously: on every exit the queue is drained before
- * the caller gets its memory back. */
+/* A rank failing outside a collective aborts the group, so no other waits for it there until
+ * the timeout; uploads read the caller's arrays asynchronously: on every exit the queue is
+ * drained before the caller gets its memory back. */
+static clt_status failed(clt__worker *w, rank_job *j, clt_status st)
+{
+    if (st != CLT_ERR_ABORTED && j->s->comm) clt__comm_abort(j->s->comm, w->index, st, clt_last_error());
+    clFinish(w->queue);
+    return st;
+}
+
 static clt_status phase_a(clt__worker *w, void *arg)
 {
     clt_status st = phase_a_body(w, arg);
-    if (st != CLT_OK) clFinish(w->queue);
-    return st;
+    return st == CLT_OK ? st : failed(w, arg, st);
 }
 
 static clt_status phase_b(clt__worker *w, void *arg)
 {
     clt_status st = phase_b_body(w, arg);
-    if (st != CLT_OK) clFinish(w->queue);
-    return st;
+    return st == CLT_OK ? st : failed(w, arg, st);
 }
 
 static clt_status forward_task(clt__worker *w, void *arg)
@@ -216,8 +227,7 @@ static clt_status forward_task(clt__worker *w, void *arg)
                                          j->count * C * sizeof(float), j->out + j->start * C, 0, NULL, NULL);
         if (err != CL_SUCCESS) st = clt__fail_cl(err, clt__worker_name(w), "reading the outputs");
     }
-    if (st != CLT_OK) clFinish(w->queue);
-    return st;
+    return st == CLT_OK ? st : failed(w, j, st);
 }
 
 /* Runs fn on every rank's worker at once; after a failure the group is reset for the next call

@@ -57,8 +57,6 @@ typedef struct {
     clt__comm **comms;      /* hybrid: comms[k], stage k's copies; NULL with one pipeline */
     uint32_t tag;           /* numbers the pipeline runs, so links never mix two runs */
     clt__schedule **sched[2];  /* [train][p]: the last built (rebuilt when the micro-batches change) */
-    int fault_dev;          /* test hook: this runtime device fails instruction fault_op; -1 off */
-    size_t fault_op;
 } model_state;
 
 static size_t out_numel(const clt_trainer *t) { return t->model->layers[t->model->nlayers - 1].out_numel; }
@@ -204,20 +202,10 @@ static clt_status finish(clt__worker *w, const char *what)
     return err == CL_SUCCESS ? CLT_OK : clt__fail_cl(err, clt__worker_name(w), what);
 }
 
-/* The test hook's failure: a real command that the OpenCL implementation rejects. */
-static clt_status injected_fault(clt__worker *w)
+/* Where CLT_FAULT can strike an instruction. */
+static int fault_kind(int kind)
 {
-    float sink;
-    cl_int err = clEnqueueReadBuffer(w->queue, NULL, CL_TRUE, 0, sizeof sink, &sink, 0, NULL, NULL);
-    return clt__fail_cl(err != CL_SUCCESS ? err : CL_INVALID_MEM_OBJECT, clt__worker_name(w),
-                        "clEnqueueReadBuffer (injected fault)");
-}
-
-void clt__model_inject_fault(clt_trainer *t, int device, size_t op)
-{
-    model_state *s = t->state;
-    s->fault_dev = device;
-    s->fault_op = op;
+    return kind == CLT__OP_FWD ? CLT__FAULT_FORWARD : kind == CLT__OP_BWD ? CLT__FAULT_BACKWARD : CLT__FAULT_COPY;
 }
 
 /* Phase A (and forward-only calls): the device's list, then with an update coming the sum of
@@ -230,9 +218,11 @@ static clt_status phase_a_body(clt__worker *w, dev_job *j)
     for (int k = 0; k < s->S && st == CLT_OK && j->first_micro; k++)
         if (mine[k].cdev == j->cdev) st = clt__zero(w, (clt__view){mine[k].net->grads, 0}, mine[k].net->padded);
     int cd = j->cdev % s->ndev1;   /* the schedule numbers pipeline 0's devices */
-    for (size_t i = 0; j->sched && i < j->sched->nops[cd] && st == CLT_OK; i++)
-        st = w->index == s->fault_dev && i == s->fault_op ? injected_fault(w)
-                                                          : exec_op_traced(j, w, j->sched->ops[cd][i]);
+    for (size_t i = 0; j->sched && i < j->sched->nops[cd] && st == CLT_OK; i++) {
+        clt__op op = j->sched->ops[cd][i];
+        st = clt__fault_point(w, fault_kind(op.kind), (unsigned)i + 1, clt__op_name(op.kind));
+        if (st == CLT_OK) st = exec_op_traced(j, w, op);
+    }
     double t0 = clt__now();
     if (st == CLT_OK) st = finish(w, "finishing the pipeline");
     clt__worker_span(w, "finish the pipeline", t0, clt__now());
@@ -281,7 +271,8 @@ static clt_status phase_b(clt__worker *w, void *arg)
     double t0 = clt__now();
     for (int k = 0; k < s->P * s->S && st == CLT_OK; k++) {
         clt__net *n = s->st[k].net;
-        if (s->st[k].cdev == j->cdev)
+        if (s->st[k].cdev == j->cdev) st = clt__fault_point(w, CLT__FAULT_OPTIMIZER, 1, "the optimizer");
+        if (s->st[k].cdev == j->cdev && st == CLT_OK)
             st = clt__net_optimizer_step(n, &t->p.optim, j->lr, t->steps + 1, j->gscale, 0, n->nparams,
                                          (clt__view){n->grads, 0});
     }
@@ -671,7 +662,6 @@ static clt_status model_create(clt_trainer *t, const float *init)
         return clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
     }
     t->state = s;
-    s->fault_dev = -1;
     s->P = P;
     s->rows = (t->p.max_batch + (size_t)P - 1) / (size_t)P;
     clt_status st = placement(t, device_of, &span);
