@@ -549,6 +549,15 @@ typedef struct {
     int rebalance_every;          /* data, CLT_SPLIT_AUTO: steps between re-measurements (20) */
     int verify_replicas;          /* data: after each update, check that every replica holds the
                                    * same bits as device 0 (slow: a debugging aid) */
+    int elastic;                  /* data: 1 drops a device that is lost mid-step (an OpenCL call
+                                   * failing with CL_DEVICE_NOT_AVAILABLE or CL_OUT_OF_RESOURCES)
+                                   * and goes on with the others from the last good state, the
+                                   * batch re-split between them; the failed step is retried on
+                                   * them (with accumulation, only when it began a new update:
+                                   * otherwise it returns the error, the device already dropped).
+                                   * Keeps a host copy of the optimizer state, refreshed each
+                                   * update. clt_trainer_dropped_devices lists what was dropped.
+                                   * Other modes: CLT_ERR_INVALID_ARG. Default 0. */
     int micro_batches;            /* model: micro-batches per step (default 1), 1..65536; a batch
                                    * of B splits into min(B, micro_batches) as equal as can be */
     clt_pipeline_schedule pipeline;   /* model: the schedule (default CLT_PIPELINE_NAIVE) */
@@ -627,6 +636,9 @@ typedef void (*clt_progress_fn)(const clt_step_info *info, void *user);
 CLT_API clt_status clt_trainer_set_progress(clt_trainer *t, clt_progress_fn fn, void *user);
 
 /* Steps taken so far, and the learning rate the next step will use. */
+/* Elastic mode: the runtime devices dropped so far, in order (up to cap written to devices,
+ * which may be NULL when cap is 0). Returns how many were dropped; 0 for a NULL trainer. */
+CLT_API int clt_trainer_dropped_devices(const clt_trainer *t, int *devices, int cap);
 CLT_API long clt_trainer_step_count(const clt_trainer *t);
 CLT_API float clt_trainer_lr(const clt_trainer *t);
 

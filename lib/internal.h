@@ -353,6 +353,10 @@ typedef struct {
     cl_mem opt[2];                /* optimizer state (momentum; Adam's m and v) of the elements
                                    * this net updates, made on the first update */
     size_t opt_count;
+    cl_mem backup;                /* the update's undo copy: params (padded), then opt[0], opt[1] */
+    size_t backup_cap;            /* its floats */
+    int backup_state;             /* bit i: opt[i] is in the backup */
+    bool backup_valid;            /* backed up in this update (the strategy clears it first) */
     cl_mem input;                 /* (max_batch, input numel of layer first) */
     cl_mem *acts;                 /* acts[i]: output of layer first + i */
     cl_mem saved;                 /* per-layer state kept for backward */
@@ -401,6 +405,13 @@ clt_status clt__net_sumsq(clt__net *n, clt__view g, size_t count, double *out);
 clt_status clt__net_optimizer_step(clt__net *n, const clt_optimizer *o, float lr, long step,
                                    float grad_scale, size_t off, size_t count, clt__view g);
 
+/* The update's undo (every strategy's second phase is all or nothing): before the optimizer,
+ * clt__net_backup enqueues a device-local copy of the parameters and the optimizer state (no
+ * host traffic; one more parameter-sized buffer per device); after a failure on any device
+ * during the update, clt__net_restore puts them back and drains the queue. */
+clt_status clt__net_backup(clt__net *n);
+clt_status clt__net_restore(clt__net *n);
+
 /* From any thread: reads or writes count floats of buf (w's) from element off, on w's thread,
  * blocking (parameters and gradients to and from the host). */
 clt_status clt__buffer_io(clt__worker *w, cl_mem buf, size_t off, size_t count, float *host, int write);
@@ -429,6 +440,7 @@ struct clt_trainer {
     clt_data_position pos;        /* the caller's, carried by checkpoints */
     clt_progress_fn progress;     /* clt_trainer_set_progress */
     void *progress_user;
+    int *dropped, ndropped;       /* elastic: runtime devices dropped, in order */
     size_t *info_samples;         /* per runtime device, for clt_step_info */
     double *info_busy;
 };

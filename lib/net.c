@@ -12,7 +12,7 @@
 void clt__net_destroy(clt__net *n)
 {
     if (!n) return;
-    cl_mem *all[] = {&n->params, &n->grads, &n->opt[0], &n->opt[1], &n->input, &n->saved,
+    cl_mem *all[] = {&n->params, &n->grads, &n->opt[0], &n->opt[1], &n->backup, &n->input, &n->saved,
                      &n->gbuf[0], &n->gbuf[1], &n->scratch, &n->labels, &n->targets,
                      &n->loss_rows, &n->partial};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
@@ -243,6 +243,53 @@ clt_status clt__net_optimizer_step(clt__net *n, const clt_optimizer *o, float lr
                       CLT_ARG(g.mem), CLT_ARG(g.off), CLT_ARG(n->opt[0]), CLT_ARG(n->opt[1]), CLT_ARG(lr),
                       CLT_ARG(o->beta1), CLT_ARG(o->beta2), CLT_ARG(o->eps), CLT_ARG(o->weight_decay),
                       CLT_ARG(decoupled), CLT_ARG(bc1), CLT_ARG(bc2s), CLT_ARG(grad_scale));
+}
+
+/* Copies count floats inside w's context, enqueued on its queue. */
+static clt_status copy(clt__worker *w, cl_mem from, size_t from_off, cl_mem to, size_t to_off, size_t count)
+{
+    if (!count) return CLT_OK;
+    cl_int err = clEnqueueCopyBuffer(w->queue, from, to, from_off * sizeof(float), to_off * sizeof(float),
+                                     count * sizeof(float), 0, NULL, NULL);
+    return err == CL_SUCCESS ? CLT_OK : clt__fail_cl(err, clt__worker_name(w), "copying for the update's undo");
+}
+
+clt_status clt__net_backup(clt__net *n)
+{
+    clt__worker *w = n->w;
+    clt_status st = CLT_OK;
+    size_t need = n->padded + 2 * n->opt_count;
+    if (n->backup && n->backup_cap < need) clReleaseMemObject(n->backup), n->backup = NULL;
+    if (!n->backup) st = clt__alloc(w, need, "the update's undo copy", &n->backup);
+    if (st == CLT_OK) n->backup_cap = need;
+    n->backup_state = 0;
+    if (st == CLT_OK) st = copy(w, n->params, 0, n->backup, 0, n->padded);
+    for (int i = 0; i < 2 && st == CLT_OK; i++)
+        if (n->opt[i] && n->opt_count) {
+            st = copy(w, n->opt[i], 0, n->backup, n->padded + (size_t)i * n->opt_count, n->opt_count);
+            n->backup_state |= 1 << i;
+        }
+    n->backup_valid = st == CLT_OK;
+    return st;
+}
+
+clt_status clt__net_restore(clt__net *n)
+{
+    clt__worker *w = n->w;
+    if (!n->backup_valid) return CLT_OK;   /* the update never began here */
+    n->backup_valid = false;
+    clt_status st = copy(w, n->backup, 0, n->params, 0, n->padded);
+    for (int i = 0; i < 2 && st == CLT_OK; i++) {
+        if (n->backup_state & (1 << i))
+            st = copy(w, n->backup, n->padded + (size_t)i * n->opt_count, n->opt[i], 0, n->opt_count);
+        else if (n->opt[i])   /* made by the failed update: state not made yet is zeros */
+            st = clt__zero(w, (clt__view){n->opt[i], 0}, n->opt_count);
+    }
+    if (st == CLT_OK) {
+        cl_int err = clFinish(w->queue);
+        if (err != CL_SUCCESS) st = clt__fail_cl(err, clt__worker_name(w), "undoing the update");
+    }
+    return st;
 }
 
 typedef struct {

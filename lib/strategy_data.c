@@ -14,6 +14,7 @@
 #include "internal.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -31,6 +32,12 @@ typedef struct {
     double *last_seconds;             /* compute seconds of the last step per rank */
     int win_steps;
     int measured;           /* auto: windows completed */
+    /* elastic: a host copy of the optimizer state of the last good update (nparams floats per
+     * array), what a dropped device's shard is rebuilt from; each rank reads its own shard into
+     * `pending` after its update, and a step that succeeds everywhere makes it the copy */
+    float *hstate[2], *pending[2];
+    int nstate;
+    bool hstale;            /* the devices' state was written: read it again before a step */
 } data_state;
 
 /* ---- the split ------------------------------------------------------------------------------ */
@@ -89,6 +96,7 @@ typedef struct {
     double loss_sum, sumsq, seconds;
     float *out;             /* forward: the caller's output rows */
     size_t correct;         /* rows whose largest output is the right class */
+    clt_status st;          /* this rank's own result (set on failure) */
 } rank_job;
 
 static clt_status upload(clt__worker *w, cl_mem dst, const void *src, size_t bytes)
@@ -173,7 +181,9 @@ static clt_status phase_b_body(clt__worker *w, rank_job *j)
     clt__net *n = s->nets[j->rank];
     size_t off = (size_t)j->rank * s->shard;
     double t0 = clt__now();
-    clt_status st = clt__fault_point(w, CLT__FAULT_OPTIMIZER, 1, "the optimizer");
+    n->backup_valid = false;
+    clt_status st = clt__net_backup(n);
+    if (st == CLT_OK) st = clt__fault_point(w, CLT__FAULT_OPTIMIZER, 1, "the optimizer");
     if (st == CLT_OK)
         st = clt__net_optimizer_step(n, &t->p.optim, j->lr, t->steps + 1, j->gscale, off, s->shard,
                                      (clt__view){n->grads, off});
@@ -181,6 +191,10 @@ static clt_status phase_b_body(clt__worker *w, rank_job *j)
         cl_int err = clFinish(w->queue);
         if (err != CL_SUCCESS) st = clt__fail_cl(err, clt__worker_name(w), "finishing the update");
     }
+    /* elastic: this rank's shard of the new state, to the host */
+    size_t np = t->model->nparams, mine = off < np ? (np - off < s->shard ? np - off : s->shard) : 0;
+    for (int i = 0; i < s->nstate && st == CLT_OK && mine; i++)
+        st = clt__buffer_io(w, n->opt[i], 0, mine, s->pending[i] + off, 0);
     double t1 = clt__now();
     clt__worker_span(w, "optimizer (own shard)", t0, t1);
     if (st == CLT_OK && s->comm)
@@ -199,6 +213,7 @@ static clt_status phase_b_body(clt__worker *w, rank_job *j)
  * drained before the caller gets its memory back. */
 static clt_status failed(clt__worker *w, rank_job *j, clt_status st)
 {
+    j->st = st;
     if (st != CLT_ERR_ABORTED && j->s->comm) clt__comm_abort(j->s->comm, w->index, st, clt_last_error());
     clFinish(w->queue);
     return st;
@@ -214,6 +229,14 @@ static clt_status phase_b(clt__worker *w, void *arg)
 {
     clt_status st = phase_b_body(w, arg);
     return st == CLT_OK ? st : failed(w, arg, st);
+}
+
+/* After a failed update: every rank's parameters and state back to the last good step. */
+static clt_status undo_task(clt__worker *w, void *arg)
+{
+    (void)w;
+    rank_job *j = arg;
+    return clt__net_restore(j->s->nets[j->rank]);
 }
 
 static clt_status forward_task(clt__worker *w, void *arg)
@@ -306,17 +329,43 @@ static clt_status destroy_rank(clt__worker *w, void *arg)
     return CLT_OK;
 }
 
+/* The group and every replica (their devices' buffers); the host side stays. */
+static void destroy_ranks(clt_trainer *t, data_state *s)
+{
+    if (s->comm) clt__comm_destroy(s->comm);
+    s->comm = NULL;
+    for (int r = 0; r < s->n && s->nets; r++)
+        if (s->nets[r]) clt__worker_call(&t->rt->workers[s->dev[r]], destroy_rank, s->nets[r]);
+    for (int r = 0; r < s->n && s->nets; r++) s->nets[r] = NULL;
+}
+
 static void data_destroy(clt_trainer *t)
 {
     data_state *s = t->state;
     if (!s) return;
-    if (s->comm) clt__comm_destroy(s->comm);
-    for (int r = 0; r < s->n && s->nets; r++)
-        if (s->nets[r]) clt__worker_call(&t->rt->workers[s->dev[r]], destroy_rank, s->nets[r]);
+    destroy_ranks(t, s);
+    for (int i = 0; i < 2; i++) free(s->hstate[i]), free(s->pending[i]);
     free(s->nets), free(s->dev), free(s->weights), free(s->counts);
     free(s->win_time), free(s->win_samples), free(s->last_seconds);
     free(s);
     t->state = NULL;
+}
+
+/* The replicas on s->dev[0..n), one rank at a time (each allocates its own buffers, and a
+ * failure stops the rest), from the host parameters `init`, and their group. */
+static clt_status build_ranks(clt_trainer *t, data_state *s, const float *init)
+{
+    int n = s->n;
+    create_job *jobs = calloc((size_t)n, sizeof *jobs);
+    if (!jobs) return clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
+    s->shard = (t->model->nparams + (size_t)n - 1) / (size_t)n;
+    clt_status st = CLT_OK;
+    for (int r = 0; r < n; r++) jobs[r] = (create_job){t, s, r, t->model, t->p.max_batch, init};
+    for (int r = 0; r < n && st == CLT_OK; r++)
+        st = clt__worker_call(&t->rt->workers[s->dev[r]], create_rank, &jobs[r]);
+    free(jobs);
+    if (st == CLT_OK && n > 1) st = clt__comm_create_group(&s->comm, t->rt, s->dev, n);
+    return st;
 }
 
 /* The initial parameters are the same host array on every rank: the broadcast from device 0
@@ -336,26 +385,21 @@ static clt_status data_create(clt_trainer *t, const float *init)
     s->win_time = calloc((size_t)n, sizeof *s->win_time);
     s->win_samples = calloc((size_t)n, sizeof *s->win_samples);
     s->last_seconds = calloc((size_t)n, sizeof *s->last_seconds);
-    create_job *jobs = calloc((size_t)n, sizeof *jobs);
+    size_t np = t->model->nparams ? t->model->nparams : 1;
+    s->nstate = t->p.elastic && n > 1 ? clt__optim_state_arrays(&t->p.optim) : 0;
+    s->hstale = true;
+    bool host_ok = true;
+    for (int i = 0; i < s->nstate; i++)
+        host_ok &= (s->hstate[i] = calloc(np, sizeof(float))) && (s->pending[i] = calloc(np, sizeof(float)));
     if (!s->dev || !s->nets || !s->weights || !s->counts || !s->win_time || !s->win_samples ||
-        !s->last_seconds || !jobs) {
-        free(jobs);
+        !s->last_seconds || !host_ok)
         return clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
-    }
     for (int r = 0; r < n; r++) {
         s->dev[r] = data ? r : t->p.device;
         s->weights[r] = (data && t->p.split == CLT_SPLIT_WEIGHTS) ? t->p.split_weights[r] : 1.0;
     }
-    s->shard = (t->model->nparams + (size_t)n - 1) / (size_t)n;
     s->copts = clt_collective_options_default();
-    clt_status st = CLT_OK;
-    for (int r = 0; r < n; r++) jobs[r] = (create_job){t, s, r, t->model, t->p.max_batch, init};
-    /* one rank at a time: each allocates its own buffers, and a failure stops the rest */
-    for (int r = 0; r < n && st == CLT_OK; r++)
-        st = clt__worker_call(&t->rt->workers[s->dev[r]], create_rank, &jobs[r]);
-    free(jobs);
-    if (st == CLT_OK && n > 1) st = clt__comm_create(&s->comm, t->rt);
-    return st;
+    return build_ranks(t, s, init);
 }
 
 /* With verify_replicas: every rank's parameters must equal rank 0's, bit for bit. */
@@ -379,21 +423,73 @@ static clt_status verify(clt_trainer *t, data_state *s)
     return st;
 }
 
+static clt_status data_state_io(clt_trainer *t, int which, size_t off, size_t count, float *host,
+                                int write);
+
+/* The statuses a lost device gives: what elastic mode drops a device for. */
+static bool device_lost(clt_status st)
+{
+    return st == CLT_ERR_DEVICE_NOT_AVAILABLE || st == CLT_ERR_OUT_OF_RESOURCES;
+}
+
+/* Elastic: rank f's device is gone. The replicas start again on the others, from the last good
+ * state: the parameters of a surviving rank (after a failed update, undone) and the host copy of
+ * the optimizer state; the batch then splits between n - 1 ranks, the update into n - 1 shards. */
+static clt_status drop_rank(clt_trainer *t, data_state *s, int f)
+{
+    size_t np = t->model->nparams;
+    int keep = f == 0 ? 1 : 0, dev = s->dev[f];
+    float *params = malloc((np ? np : 1) * sizeof *params);
+    int *dropped = realloc(t->dropped, (size_t)(t->ndropped + 1) * sizeof *dropped);
+    if (!params || !dropped) {
+        free(params);
+        return clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
+    }
+    t->dropped = dropped;
+    clt_status st = clt__buffer_io(&t->rt->workers[s->dev[keep]], s->nets[keep]->params, 0, np, params, 0);
+    if (st == CLT_OK) {
+        destroy_ranks(t, s);
+        for (int r = f; r + 1 < s->n; r++) s->dev[r] = s->dev[r + 1], s->weights[r] = s->weights[r + 1];
+        s->n--;
+        memset(s->counts, 0, (size_t)(s->n + 1) * sizeof *s->counts);
+        memset(s->last_seconds, 0, (size_t)(s->n + 1) * sizeof *s->last_seconds);
+        memset(s->win_time, 0, (size_t)s->n * sizeof *s->win_time);
+        memset(s->win_samples, 0, (size_t)s->n * sizeof *s->win_samples);
+        s->win_steps = s->measured = 0;
+        t->dropped[t->ndropped++] = dev;
+        st = build_ranks(t, s, params);
+    }
+    for (int i = 0; i < s->nstate && st == CLT_OK; i++) st = data_state_io(t, i, 0, np, s->hstate[i], 1);
+    s->hstale = false;   /* what was just written is the copy */
+    if (s->n == 1) s->nstate = 0;
+    free(params);
+    if (st == CLT_OK)
+        clt__log(CLT_LOG_WARN, "elastic: device %d dropped at step %ld; training goes on with %d device%s",
+                 dev, t->steps + 1, s->n, s->n == 1 ? "" : "s");
+    return st;
+}
+
 static clt_status data_step(clt_trainer *t, const clt__batch *b, int update, float lr, double *loss,
                             size_t *correct)
 {
     data_state *s = t->state;
     int n = s->n;
+    size_t np = t->model->nparams;
+    clt_status st = CLT_OK;
+    for (int i = 0; i < s->nstate && s->hstale && st == CLT_OK; i++)
+        st = data_state_io(t, i, 0, np, s->hstate[i], 0);
+    if (st != CLT_OK) return st;
+    s->hstale = false;
     rank_job stack[16];
     rank_job *jobs = n <= 16 ? stack : calloc((size_t)n, sizeof *jobs);
     if (!jobs) return clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
     split_batch(s, b->batch, s->counts);
     size_t start = 0;
     for (int r = 0; r < n; r++) {
-        jobs[r] = (rank_job){t, s, r, b, start, s->counts[r], update, t->micro == 0, lr, 1.0f, 0, 0, 0, NULL, 0};
+        jobs[r] = (rank_job){t, s, r, b, start, s->counts[r], update, t->micro == 0, lr, 1.0f, 0, 0, 0, NULL, 0, CLT_OK};
         start += s->counts[r];
     }
-    clt_status st = run_ranks(t, s, phase_a, jobs);
+    st = run_ranks(t, s, phase_a, jobs);
     double loss_sum = 0, sumsq = 0;
     *correct = 0;
     for (int r = 0; r < n; r++) loss_sum += jobs[r].loss_sum, sumsq += jobs[r].sumsq, *correct += jobs[r].correct;
@@ -405,8 +501,23 @@ static clt_status data_step(clt_trainer *t, const clt__batch *b, int update, flo
         st = clt__grad_scale(t, *loss, sumsq, &gscale);
         for (int r = 0; r < n; r++) jobs[r].gscale = gscale;
         if (st == CLT_OK) st = run_ranks(t, s, phase_b, jobs);
+        if (st != CLT_OK && st != CLT_ERR_NUMERIC) {
+            /* some ranks may have updated: all back to the last good step (a lost device's own
+             * undo may fail too; its error is the one reported) */
+            char keep[512];
+            snprintf(keep, sizeof keep, "%s", clt_last_error());
+            clt__run_on(t->rt, s->dev, n, undo_task, jobs, sizeof *jobs);
+            clt__error_set_message(keep);
+        }
         if (st == CLT_OK && t->p.verify_replicas && n > 1) st = verify(t, s);
+        for (int i = 0; i < s->nstate && st == CLT_OK; i++) {   /* the new state is the copy */
+            float *tmp = s->hstate[i];
+            s->hstate[i] = s->pending[i], s->pending[i] = tmp;
+        }
     }
+    int lost = -1;
+    for (int r = 0; r < n && st != CLT_OK; r++)
+        if (lost < 0 && device_lost(jobs[r].st)) lost = r;
     if (st == CLT_OK)
         for (int r = 0; r < n; r++) {
             s->last_seconds[r] = jobs[r].count ? jobs[r].seconds : 0.0;
@@ -414,7 +525,19 @@ static clt_status data_step(clt_trainer *t, const clt__batch *b, int update, flo
         }
     if (st == CLT_OK && update) auto_rebalance(t, s);
     if (jobs != stack) free(jobs);
-    return st;
+    if (st == CLT_OK || !t->p.elastic || n < 2 || lost < 0) return st;
+
+    /* elastic: drop the lost device; the step runs again on the others unless gradients of
+     * earlier accumulation steps were lost with it */
+    char why[512];
+    snprintf(why, sizeof why, "%s", clt_last_error());
+    int dev = s->dev[lost];
+    clt_status dst = drop_rank(t, s, lost);
+    if (dst != CLT_OK) return dst;
+    if (t->micro == 0) return data_step(t, b, update, lr, loss, correct);
+    return clt__fail(st, "%s; elastic: device %d was dropped and training goes on with %d devices, but the "
+                     "gradients accumulated since the last update were lost with it: this step is not "
+                     "retried", why, dev, s->n);
 }
 
 static clt_status data_forward(clt_trainer *t, const clt__batch *b, float *out, double *loss_sum)
@@ -432,7 +555,7 @@ static clt_status data_forward(clt_trainer *t, const clt__batch *b, float *out, 
     split_batch(s, b->batch, counts);
     size_t start = 0;
     for (int r = 0; r < n; r++) {
-        jobs[r] = (rank_job){t, s, r, b, start, counts[r], 0, 0, 0, 1.0f, 0, 0, 0, out, 0};
+        jobs[r] = (rank_job){t, s, r, b, start, counts[r], 0, 0, 0, 1.0f, 0, 0, 0, out, 0, CLT_OK};
         start += counts[r];
     }
     clt_status st = run_ranks(t, s, forward_task, jobs);
@@ -504,6 +627,7 @@ static clt_status data_state_io(clt_trainer *t, int which, size_t off, size_t co
 {
     data_state *s = t->state;
     clt_status st = CLT_OK;
+    if (write) s->hstale = true;
     for (size_t done = 0; done < count && st == CLT_OK;) {
         size_t at = off + done;
         int r = (int)(at / s->shard);

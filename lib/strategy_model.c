@@ -27,6 +27,7 @@
 #include "internal.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -269,9 +270,12 @@ static clt_status phase_b(clt__worker *w, void *arg)
     clt_trainer *t = j->t;
     clt_status st = CLT_OK;
     double t0 = clt__now();
+    for (int k = 0; k < s->P * s->S; k++)
+        if (s->st[k].cdev == j->cdev) s->st[k].net->backup_valid = false;
     for (int k = 0; k < s->P * s->S && st == CLT_OK; k++) {
         clt__net *n = s->st[k].net;
-        if (s->st[k].cdev == j->cdev) st = clt__fault_point(w, CLT__FAULT_OPTIMIZER, 1, "the optimizer");
+        if (s->st[k].cdev == j->cdev) st = clt__net_backup(n);
+        if (s->st[k].cdev == j->cdev && st == CLT_OK) st = clt__fault_point(w, CLT__FAULT_OPTIMIZER, 1, "the optimizer");
         if (s->st[k].cdev == j->cdev && st == CLT_OK)
             st = clt__net_optimizer_step(n, &t->p.optim, j->lr, t->steps + 1, j->gscale, 0, n->nparams,
                                          (clt__view){n->grads, 0});
@@ -280,6 +284,20 @@ static clt_status phase_b(clt__worker *w, void *arg)
     else clFinish(w->queue);
     clt__worker_span(w, "optimizer", t0, clt__now());
     clt__worker_collect(w);
+    return st;
+}
+
+/* After a failed update: every stage of the device back to the last good step. */
+static clt_status undo(clt__worker *w, void *arg)
+{
+    dev_job *j = arg;
+    clt_status st = CLT_OK;
+    for (int k = 0; k < j->s->P * j->s->S; k++)
+        if (j->s->st[k].cdev == j->cdev) {
+            clt_status one = clt__net_restore(j->s->st[k].net);
+            if (st == CLT_OK) st = one;
+        }
+    (void)w;
     return st;
 }
 
@@ -378,6 +396,12 @@ static clt_status model_step(clt_trainer *t, const clt__batch *b, int update, fl
         st = clt__grad_scale(t, *loss, sumsq, &gscale);
         for (int d = 0; d < s->ndev; d++) jobs[d].gscale = gscale;
         if (st == CLT_OK) st = run_devices(t, s, phase_b, jobs);
+        if (st != CLT_OK && st != CLT_ERR_NUMERIC) {   /* some stages may have updated: undo them */
+            char keep[512];
+            snprintf(keep, sizeof keep, "%s", clt_last_error());
+            clt__run_on(t->rt, s->devs, s->ndev, undo, jobs, sizeof *jobs);
+            clt__error_set_message(keep);
+        }
     }
     free(jobs), free(rows);
     return st;

@@ -126,6 +126,9 @@ static clt_status check_params(const clt_train_params *p, const clt_runtime *rt)
         }
         if (!(sum > 0)) return clt__fail(CLT_ERR_INVALID_ARG, "the split weights add up to 0");
     }
+    if (p->elastic && p->parallel != CLT_PARALLEL_DATA)
+        return clt__fail(CLT_ERR_INVALID_ARG, "elastic mode needs data parallelism (CLT_PARALLEL_DATA): a "
+                         "pipeline cannot train without one of its stages");
     if (p->rebalance_every < 0) return clt__fail(CLT_ERR_INVALID_ARG, "rebalance_every is negative");
     if (p->micro_batches < 1 || p->micro_batches > 65536)
         return clt__fail(CLT_ERR_INVALID_ARG, "micro_batches %d must be in 1..65536", p->micro_batches);
@@ -245,7 +248,15 @@ void clt_trainer_destroy(clt_trainer *t)
     free(t->onehot);
     free(t->info_samples);
     free(t->info_busy);
+    free(t->dropped);
     free(t);
+}
+
+int clt_trainer_dropped_devices(const clt_trainer *t, int *devices, int cap)
+{
+    if (!t) return 0;
+    for (int i = 0; devices && i < cap && i < t->ndropped; i++) devices[i] = t->dropped[i];
+    return t->ndropped;
 }
 
 long clt_trainer_step_count(const clt_trainer *t) { return t ? t->steps : 0; }
