@@ -412,6 +412,12 @@ clt_status clt__net_optimizer_step(clt__net *n, const clt_optimizer *o, float lr
 clt_status clt__net_backup(clt__net *n);
 clt_status clt__net_restore(clt__net *n);
 
+/* From any thread: count floats of optimizer state array `which` of n (size elements: the range
+ * its updates cover) from element off, on n's worker. Reading state not made yet gives zeros;
+ * writing makes it (zeros, then the floats written). */
+clt_status clt__net_state_io(clt__net *n, int which, size_t size, size_t off, size_t count, float *host,
+                             int write);
+
 /* From any thread: reads or writes count floats of buf (w's) from element off, on w's thread,
  * blocking (parameters and gradients to and from the host). */
 clt_status clt__buffer_io(clt__worker *w, cl_mem buf, size_t off, size_t count, float *host, int write);

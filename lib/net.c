@@ -314,3 +314,40 @@ clt_status clt__buffer_io(clt__worker *w, cl_mem buf, size_t off, size_t count, 
     io_job a = {buf, off, count, host, write};
     return clt__worker_call(w, io_task, &a);
 }
+
+typedef struct {
+    clt__net *n;
+    int which;
+    size_t size, off, count;
+    float *host;
+    int write;
+} state_job;
+
+static clt_status state_task(clt__worker *w, void *arg)
+{
+    state_job *j = arg;
+    clt__net *n = j->n;
+    if (!n->opt[j->which]) {
+        if (!j->write) {
+            memset(j->host, 0, j->count * sizeof(float));
+            return CLT_OK;
+        }
+        cl_mem buf = NULL;
+        clt_status st = clt__alloc(w, j->size, "optimizer state", &buf);
+        if (st == CLT_OK) st = clt__zero(w, (clt__view){buf, 0}, j->size);
+        if (st != CLT_OK) {
+            if (buf) clReleaseMemObject(buf);
+            return st;
+        }
+        n->opt[j->which] = buf;
+        n->opt_count = j->size;
+    }
+    return clt__buffer_io(w, n->opt[j->which], j->off, j->count, j->host, j->write);
+}
+
+clt_status clt__net_state_io(clt__net *n, int which, size_t size, size_t off, size_t count, float *host,
+                             int write)
+{
+    state_job j = {n, which, size, off, count, host, write};
+    return clt__worker_call(n->w, state_task, &j);
+}

@@ -589,38 +589,6 @@ static clt_status data_param_io(clt_trainer *t, size_t off, size_t count, float 
     return st;
 }
 
-typedef struct {
-    data_state *s;
-    clt__net *n;
-    int which;
-    size_t off, count;      /* within this rank's shard */
-    float *host;
-    int write;
-} state_job;
-
-/* On rank r's worker: its shard's slice of a state array, made (zeroed) on a first write. */
-static clt_status state_task(clt__worker *w, void *arg)
-{
-    state_job *j = arg;
-    clt__net *n = j->n;
-    if (!n->opt[j->which]) {
-        if (!j->write) {
-            memset(j->host, 0, j->count * sizeof(float));
-            return CLT_OK;
-        }
-        cl_mem buf = NULL;
-        clt_status st = clt__alloc(w, j->s->shard, "optimizer state", &buf);
-        if (st == CLT_OK) st = clt__zero(w, (clt__view){buf, 0}, j->s->shard);
-        if (st != CLT_OK) {
-            if (buf) clReleaseMemObject(buf);
-            return st;
-        }
-        n->opt[j->which] = buf;
-        n->opt_count = j->s->shard;
-    }
-    return clt__buffer_io(w, n->opt[j->which], j->off, j->count, j->host, j->write);
-}
-
 /* Optimizer state: rank r keeps elements [r * shard, (r + 1) * shard) of each array. */
 static clt_status data_state_io(clt_trainer *t, int which, size_t off, size_t count, float *host,
                                 int write)
@@ -633,8 +601,7 @@ static clt_status data_state_io(clt_trainer *t, int which, size_t off, size_t co
         int r = (int)(at / s->shard);
         size_t end = ((size_t)r + 1) * s->shard;
         size_t take = end - at < count - done ? end - at : count - done;
-        state_job j = {s, s->nets[r], which, at - (size_t)r * s->shard, take, host + done, write};
-        st = clt__worker_call(&t->rt->workers[s->dev[r]], state_task, &j);
+        st = clt__net_state_io(s->nets[r], which, s->shard, at - (size_t)r * s->shard, take, host + done, write);
         done += take;
     }
     return st;

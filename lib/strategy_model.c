@@ -449,6 +449,22 @@ static clt_status model_param_io(clt_trainer *t, size_t off, size_t count, float
     return st;
 }
 
+/* Optimizer state: each stage keeps the state of its own parameters, the whole range (its
+ * update covers them all); read from pipeline 0, written to every copy. */
+static clt_status model_state_io(clt_trainer *t, int which, size_t off, size_t count, float *host, int write)
+{
+    model_state *s = t->state;
+    clt_status st = CLT_OK;
+    for (int k = 0; k < (write ? s->P : 1) * s->S && st == CLT_OK; k++) {
+        clt__net *n = s->st[k].net;
+        size_t lo = off > n->param_base ? off : n->param_base;
+        size_t hi = off + count < n->param_base + n->nparams ? off + count : n->param_base + n->nparams;
+        if (lo >= hi) continue;
+        st = clt__net_state_io(n, which, n->nparams, lo - n->param_base, hi - lo, host + (lo - off), write);
+    }
+    return st;
+}
+
 /* ---- placement ------------------------------------------------------------------------------ */
 
 typedef struct {
@@ -764,9 +780,8 @@ static clt_status model_create(clt_trainer *t, const float *init)
     return st;
 }
 
-/* No split (devices hold layers, not rows), no optimizer-state access yet (so no checkpoints:
- * clt_trainer_save says so), no per-device busy times. */
+/* No split (devices hold layers, not rows), no per-device busy times. */
 const clt__strategy_ops clt__strategy_model = {
     "model parallel", model_create, model_destroy, model_step, model_forward, model_param_io,
-    NULL, NULL, NULL,
+    NULL, model_state_io, NULL,
 };
