@@ -432,37 +432,35 @@ static clt_status model_forward(clt_trainer *t, const clt__batch *b, float *out,
 
 /* ---- parameters ------------------------------------------------------------------------- */
 
-/* Every parameter lives in exactly one stage: each stage serves its part of the range. */
-static clt_status model_param_io(clt_trainer *t, size_t off, size_t count, float *host, int write, int grads)
+/* Every parameter lives in exactly one stage: each stage serves its part of the range, of its
+ * parameters (array -1), their gradients (-2) or optimizer state array 0 or 1 (a stage's
+ * update covers all its parameters). Reads from pipeline 0, writes to every copy. */
+static clt_status stages_io(clt_trainer *t, int array, size_t off, size_t count, float *host, int write)
 {
     model_state *s = t->state;
     clt_status st = CLT_OK;
-    /* reads from pipeline 0, writes to every copy */
     for (int k = 0; k < (write ? s->P : 1) * s->S && st == CLT_OK; k++) {
         clt__net *n = s->st[k].net;
         size_t lo = off > n->param_base ? off : n->param_base;
         size_t hi = off + count < n->param_base + n->nparams ? off + count : n->param_base + n->nparams;
         if (lo >= hi) continue;
-        st = clt__buffer_io(&t->rt->workers[s->st[k].dev], grads ? n->grads : n->params, lo - n->param_base,
-                            hi - lo, host + (lo - off), write);
+        if (array >= 0)
+            st = clt__net_state_io(n, array, n->nparams, lo - n->param_base, hi - lo, host + (lo - off), write);
+        else
+            st = clt__buffer_io(&t->rt->workers[s->st[k].dev], array == -2 ? n->grads : n->params,
+                                lo - n->param_base, hi - lo, host + (lo - off), write);
     }
     return st;
 }
 
-/* Optimizer state: each stage keeps the state of its own parameters, the whole range (its
- * update covers them all); read from pipeline 0, written to every copy. */
+static clt_status model_param_io(clt_trainer *t, size_t off, size_t count, float *host, int write, int grads)
+{
+    return stages_io(t, grads ? -2 : -1, off, count, host, write);
+}
+
 static clt_status model_state_io(clt_trainer *t, int which, size_t off, size_t count, float *host, int write)
 {
-    model_state *s = t->state;
-    clt_status st = CLT_OK;
-    for (int k = 0; k < (write ? s->P : 1) * s->S && st == CLT_OK; k++) {
-        clt__net *n = s->st[k].net;
-        size_t lo = off > n->param_base ? off : n->param_base;
-        size_t hi = off + count < n->param_base + n->nparams ? off + count : n->param_base + n->nparams;
-        if (lo >= hi) continue;
-        st = clt__net_state_io(n, which, n->nparams, lo - n->param_base, hi - lo, host + (lo - off), write);
-    }
-    return st;
+    return stages_io(t, which, off, count, host, write);
 }
 
 /* ---- placement ------------------------------------------------------------------------------ */
