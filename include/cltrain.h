@@ -114,6 +114,12 @@ typedef void (*clt_log_fn)(clt_log_level level, const char *message, void *user)
 /* Process-wide: set fn = NULL to go back to the CLT_LOG behaviour. max_level filters. */
 CLT_API void clt_log_set_callback(clt_log_fn fn, clt_log_level max_level, void *user);
 
+/* Fault injection for tests: CLT_FAULT=device=D[,step=N][,op=forward|backward|allreduce|copy|
+ * optimizer|any][,at=K][,code=lost|resources] makes runtime device D fail (as a lost device does:
+ * CL_DEVICE_NOT_AVAILABLE, or CL_OUT_OF_RESOURCES) at that point of update N. Read by
+ * clt_runtime_create and clt_trainer_create; a malformed value is CLT_ERR_INVALID_ARG there.
+ * The grammar in full is at the top of lib/fault.c; README.md "Device faults" says what happens. */
+
 /* ---------------------------------------------------------------------------------------------
  * Shapes of one sample, without the batch dimension: {1024} for a vector, {C, H, W} for an image
  * (row-major, W fastest, as PyTorch's NCHW without N).
