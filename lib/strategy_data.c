@@ -439,13 +439,13 @@ static clt_status drop_rank(clt_trainer *t, data_state *s, int f)
 {
     size_t np = t->model->nparams;
     int keep = f == 0 ? 1 : 0, dev = s->dev[f];
-    float *params = malloc((np ? np : 1) * sizeof *params);
     int *dropped = realloc(t->dropped, (size_t)(t->ndropped + 1) * sizeof *dropped);
+    if (dropped) t->dropped = dropped;
+    float *params = malloc((np ? np : 1) * sizeof *params);
     if (!params || !dropped) {
         free(params);
         return clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
     }
-    t->dropped = dropped;
     clt_status st = clt__buffer_io(&t->rt->workers[s->dev[keep]], s->nets[keep]->params, 0, np, params, 0);
     if (st == CLT_OK) {
         destroy_ranks(t, s);
