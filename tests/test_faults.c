@@ -66,12 +66,12 @@ static void wd_disarm(void)
 }
 
 /* Three devices, or one opened three times where the machine has fewer. */
-static const char *three = "0:0,0:1,0:2", *two = "0:0,0:2";
+static const char *three = "0:0,0:1,0:2", *two = "0:0,0:2", *four = "0:0,0:1,0:2,0:0";
 
 static void pick_devices(void)
 {
     size_t n = 0;
-    if (clt_devices_list(NULL, 0, &n) != CLT_OK || n < 3) three = "0:0,0:0,0:0", two = "0:0,0:0";
+    if (clt_devices_list(NULL, 0, &n) != CLT_OK || n < 3) three = "0:0,0:0,0:0", two = "0:0,0:0", four = "0:0,0:0,0:0,0:0";
 }
 
 /* ---- a small problem that learns ---------------------------------------------------------- */
@@ -91,7 +91,8 @@ static void make_data(void)
         }
 }
 
-/* 16-32-32-4 MLP; with `place`, layers 0-1 on device 0, 2-3 on 1, 4 on 2. */
+/* 16-32-32-4 MLP; with place 1, layers 0-1 on device 0, 2-3 on 1, 4 on 2; with place 2,
+ * layers 0-1 on device 0, 2-4 on 1 (two stages, for two pipelines on four devices). */
 static clt_model *mlp(int place)
 {
     clt_model *m = NULL;
@@ -101,7 +102,8 @@ static clt_model *mlp(int place)
     clt_model_add(m, clt_linear(32));
     clt_model_add(m, clt_relu());
     clt_model_add(m, clt_linear(CLASSES));
-    if (place) clt_model_place(m, 0, 1, 0), clt_model_place(m, 2, 3, 1), clt_model_place(m, 4, 4, 2);
+    if (place == 1) clt_model_place(m, 0, 1, 0), clt_model_place(m, 2, 3, 1), clt_model_place(m, 4, 4, 2);
+    if (place == 2) clt_model_place(m, 0, 1, 0), clt_model_place(m, 2, 4, 1);
     return m;
 }
 
@@ -170,7 +172,8 @@ static void check_parse(void)
 
 /* ---- a fault in each strategy at each point ------------------------------------------------ */
 
-static const char *const strategy_names[] = {"one device", "data parallel", "model parallel"};
+static const char *const strategy_names[] = {"one device", "data parallel", "model parallel",
+                                             "two pipelines of two stages"};
 
 static void check_fault(clt_runtime *rt, int strategy, const char *op, const char *code)
 {
@@ -178,11 +181,12 @@ static void check_fault(clt_runtime *rt, int strategy, const char *op, const cha
     snprintf(spec, sizeof spec, "device=1,step=3,op=%s%s%s", op, code ? ",code=" : "", code ? code : "");
     snprintf(what, sizeof what, "%s, CLT_FAULT=%s", strategy_names[strategy], spec);
     setenv("CLT_FAULT", spec, 1);
-    clt_model *m = mlp(strategy == 2);
+    clt_model *m = mlp(strategy == 2 ? 1 : strategy == 3 ? 2 : 0);
     clt_train_params p = clt_train_params_default();
     p.optim = clt_adam(0.01f);
     p.max_batch = BATCH;
     p.parallel = strategy == 0 ? CLT_PARALLEL_NONE : strategy == 1 ? CLT_PARALLEL_DATA : CLT_PARALLEL_MODEL;
+    p.pipelines = strategy == 3 ? 2 : 1;
     p.device = strategy == 0 ? 1 : 0;
     p.micro_batches = 3;
     p.pipeline = CLT_PIPELINE_1F1B;
@@ -205,9 +209,12 @@ static void check_fault(clt_runtime *rt, int strategy, const char *op, const cha
     wd_disarm();
     clt_status want = code ? CLT_ERR_OUT_OF_RESOURCES : CLT_ERR_DEVICE_NOT_AVAILABLE;
     const char *msg = clt_last_error();
-    bool right = st == want && strstr(msg, "device 1") && strstr(msg, "CLT_FAULT");
+    char where[64];
+    snprintf(where, sizeof where, "op %s", op);   /* the point that failed is the one asked for */
+    bool right = st == want && strstr(msg, "device 1") && strstr(msg, "CLT_FAULT") &&
+                 (!strcmp(op, "any") || strstr(msg, where));
     if (!right) diag("got %s: %s", clt_status_name(st), msg);
-    ok(right, "%s: step 3 returns %s naming device 1", what, clt_status_name(want));
+    ok(right, "%s: step 3 returns %s naming device 1 and the point", what, clt_status_name(want));
     /* the collective's timeout is 60 s and a link's 300 s: nobody waited for them */
     ok(took < 10.0, "%s: within %.2f s (no worker waited for the failed one)", what, took);
     float *after = snapshot(t);
@@ -244,6 +251,11 @@ static void check_faults(void)
     wd_arm(10, "clt_runtime_destroy after faults");
     clt_runtime_destroy(rt);
     wd_disarm();
+    /* hybrid: device 1 (pipeline 0's second stage) fails in the all-reduce with its copy on 3 */
+    if (!ok_status(clt_runtime_create(&rt, four), "runtime of 4 devices")) return;
+    check_fault(rt, 3, "allreduce", NULL);
+    check_fault(rt, 3, "optimizer", NULL);
+    clt_runtime_destroy(rt);
 }
 
 /* ---- elastic ------------------------------------------------------------------------------ */
