@@ -114,6 +114,12 @@ typedef void (*clt_log_fn)(clt_log_level level, const char *message, void *user)
 /* Process-wide: set fn = NULL to go back to the CLT_LOG behaviour. max_level filters. */
 CLT_API void clt_log_set_callback(clt_log_fn fn, clt_log_level max_level, void *user);
 
+/* Fault injection for tests: CLT_FAULT=device=D[,step=N][,op=forward|backward|allreduce|copy|
+ * optimizer|any][,at=K][,code=lost|resources] makes runtime device D fail (as a lost device does:
+ * CL_DEVICE_NOT_AVAILABLE, or CL_OUT_OF_RESOURCES) at that point of update N. Read by
+ * clt_runtime_create and clt_trainer_create; a malformed value is CLT_ERR_INVALID_ARG there.
+ * The grammar in full is at the top of lib/fault.c; README.md "Device faults" says what happens. */
+
 /* ---------------------------------------------------------------------------------------------
  * Shapes of one sample, without the batch dimension: {1024} for a vector, {C, H, W} for an image
  * (row-major, W fastest, as PyTorch's NCHW without N).
@@ -613,6 +619,15 @@ typedef struct {
                                    * so after 4 updates in which no bucket started before backward
                                    * ended (PoCL 'basic' devices run commands only on the thread
                                    * that waits for them) the trainer uses one bucket. */
+    int elastic;                  /* data: 1 drops a device that is lost mid-step (an OpenCL call
+                                   * failing with CL_DEVICE_NOT_AVAILABLE or CL_OUT_OF_RESOURCES)
+                                   * and goes on with the others from the last good state, the
+                                   * batch re-split between them; the failed step is retried on
+                                   * them (with accumulation, only when it began a new update:
+                                   * otherwise it returns the error, the device already dropped).
+                                   * Keeps a host copy of the optimizer state, refreshed each
+                                   * update. clt_trainer_dropped_devices lists what was dropped.
+                                   * Other modes: CLT_ERR_INVALID_ARG. Default 0. */
     int micro_batches;            /* model: micro-batches per step (default 1), 1..65536; a batch
                                    * of B splits into min(B, micro_batches) as equal as can be */
     clt_pipeline_schedule pipeline;   /* model: the schedule (default CLT_PIPELINE_NAIVE) */
@@ -696,6 +711,9 @@ typedef void (*clt_progress_fn)(const clt_step_info *info, void *user);
 CLT_API clt_status clt_trainer_set_progress(clt_trainer *t, clt_progress_fn fn, void *user);
 
 /* Steps taken so far, and the learning rate the next step will use. */
+/* Elastic mode: the runtime devices dropped so far, in order (up to cap written to devices,
+ * which may be NULL when cap is 0). Returns how many were dropped; 0 for a NULL trainer. */
+CLT_API int clt_trainer_dropped_devices(const clt_trainer *t, int *devices, int cap);
 CLT_API long clt_trainer_step_count(const clt_trainer *t);
 CLT_API float clt_trainer_lr(const clt_trainer *t);
 

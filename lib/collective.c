@@ -47,8 +47,6 @@ struct clt__comm {
     int abort_rank;
     clt_status abort_status;
     char abort_msg[1024];
-    atomic_int fault_rank;        /* test hook, -1: off */
-    atomic_uint fault_unit;
 };
 
 static int mod(int a, int n) { return ((a % n) + n) % n; }
@@ -92,8 +90,6 @@ clt_status clt__comm_create_group(clt__comm **out, clt_runtime *rt, const int *d
     c->ranks = ranks;
     atomic_init(&c->aborted, false);
     pthread_mutex_init(&c->abort_lock, NULL);
-    atomic_init(&c->fault_rank, -1);
-    atomic_init(&c->fault_unit, 0);
     *out = c;
     return CLT_OK;
 }
@@ -138,12 +134,6 @@ void clt__comm_reset(clt__comm *c)
         c->ranks[i].call = 0;
     }
     atomic_store(&c->aborted, false);
-}
-
-void clt__comm_inject_fault(clt__comm *c, int rank, unsigned unit)
-{
-    atomic_store(&c->fault_unit, unit);
-    atomic_store(&c->fault_rank, rank);
 }
 
 clt_status clt__runtime_comm(clt_runtime *rt, clt__comm **out)
@@ -258,14 +248,8 @@ static clt_status wait_peer(rank_run *x, int peer, uint64_t target)
 /* Publishes that this rank has finished `units` of this call. */
 static clt_status post(rank_run *x, uint32_t units)
 {
-    if (atomic_load(&x->c->fault_rank) == x->me && atomic_load(&x->c->fault_unit) == units) {
-        /* The test hook: a real command that the OpenCL implementation rejects. */
-        float sink;
-        cl_int err = clEnqueueReadBuffer(x->q, NULL, CL_TRUE, 0, sizeof sink, &sink, 0,
-                                         NULL, NULL);
-        return clt__fail_cl(err != CL_SUCCESS ? err : CL_INVALID_MEM_OBJECT,
-                            clt__worker_name(x->w), "clEnqueueReadBuffer (injected fault)");
-    }
+    clt_status st = clt__fault_point(x->w, CLT__FAULT_ALLREDUCE, units, x->what);
+    if (st != CLT_OK) return st;
     rank_state *r = &x->c->ranks[x->me];
     pthread_mutex_lock(&r->lock);
     atomic_store_explicit(&r->progress, x->tag | units, memory_order_release);

@@ -187,6 +187,35 @@ static inline cl_command_queue clt__worker_comm_queue(const clt__worker *w)
 /* The device's name for error messages. */
 static inline const char *clt__worker_name(const clt__worker *w) { return w->dev->info.name; }
 
+/* ---- fault injection for tests (lib/fault.c, CLT_FAULT; the grammar is there) ---------------- */
+
+enum {
+    CLT__FAULT_ANY = 0, CLT__FAULT_FORWARD, CLT__FAULT_BACKWARD, CLT__FAULT_ALLREDUCE, CLT__FAULT_COPY,
+    CLT__FAULT_OPTIMIZER
+};
+
+typedef struct {
+    int device;          /* runtime device index that fails */
+    long step;           /* the training update (1-based) it fails in; 0: every call */
+    int op;              /* CLT__FAULT_*: where */
+    unsigned at;         /* only the at-th point of that kind in a call; 0: every one */
+    cl_int code;         /* CL_DEVICE_NOT_AVAILABLE or CL_OUT_OF_RESOURCES */
+} clt__fault;
+
+/* Parses a CLT_FAULT value; CLT_ERR_INVALID_ARG saying what is wrong. */
+clt_status clt__fault_parse(const char *text, clt__fault *out);
+/* Arms the fault from CLT_FAULT when set (rt, when given, checks the device); when unset, drops
+ * a fault an earlier value armed. Called by runtime and trainer create. */
+clt_status clt__fault_from_env(clt_runtime *rt);
+/* Tests: arms f (NULL: none). */
+void clt__fault_arm(const clt__fault *f);
+/* The trainer's update in progress (1-based), 0 outside training steps. */
+void clt__fault_set_step(long step);
+const char *clt__fault_op_name(int op);
+/* On w's thread, at a point of kind op (its ordinal-th in the call): CLT_OK, or when the armed
+ * fault matches, the failure a lost device gives, naming `what`, the device and its index. */
+clt_status clt__fault_point(clt__worker *w, int op, unsigned ordinal, const char *what);
+
 /* ---- programs (lib/program.c) -------------------------------------------------------------- */
 
 /* The kernel sources embedded at build time (lib/kernels_gen.c, generated from cl/). */
@@ -403,6 +432,10 @@ typedef struct {
     cl_mem opt[2];                /* optimizer state (momentum; Adam's m and v) of the elements
                                    * this net updates, made on the first update */
     size_t opt_count;
+    cl_mem backup;                /* the update's undo copy: params (padded), then opt[0], opt[1] */
+    size_t backup_cap;            /* its floats */
+    int backup_state;             /* bit i: opt[i] is in the backup */
+    bool backup_valid;            /* backed up in this update (the strategy clears it first) */
     cl_mem input;                 /* (max_batch, input numel of layer first) */
     cl_mem *acts;                 /* acts[i]: output of layer first + i */
     cl_mem saved;                 /* per-layer state kept for backward */
@@ -456,6 +489,19 @@ clt_status clt__net_sumsq(clt__net *n, clt__view g, size_t count, double *out);
 clt_status clt__net_optimizer_step(clt__net *n, const clt_optimizer *o, float lr, long step,
                                    float grad_scale, size_t off, size_t count, clt__view g);
 
+/* The update's undo (every strategy's second phase is all or nothing): before the optimizer,
+ * clt__net_backup enqueues a device-local copy of the parameters and the optimizer state (no
+ * host traffic; one more parameter-sized buffer per device); after a failure on any device
+ * during the update, clt__net_restore puts them back and drains the queue. */
+clt_status clt__net_backup(clt__net *n);
+clt_status clt__net_restore(clt__net *n);
+
+/* From any thread: count floats of optimizer state array `which` of n (size elements: the range
+ * its updates cover) from element off, on n's worker. Reading state not made yet gives zeros;
+ * writing makes it (zeros, then the floats written). */
+clt_status clt__net_state_io(clt__net *n, int which, size_t size, size_t off, size_t count, float *host,
+                             int write);
+
 /* From any thread: reads or writes count floats of buf (w's) from element off, on w's thread,
  * blocking (parameters and gradients to and from the host). */
 clt_status clt__buffer_io(clt__worker *w, cl_mem buf, size_t off, size_t count, float *host, int write);
@@ -484,6 +530,7 @@ struct clt_trainer {
     clt_data_position pos;        /* the caller's, carried by checkpoints */
     clt_progress_fn progress;     /* clt_trainer_set_progress */
     void *progress_user;
+    int *dropped, ndropped;       /* elastic: runtime devices dropped, in order */
     size_t *info_samples;         /* per runtime device, for clt_step_info */
     double *info_busy;
 };
@@ -523,9 +570,6 @@ struct clt__strategy_ops {
 
 extern const clt__strategy_ops clt__strategy_data;   /* one device, or a replica on each */
 extern const clt__strategy_ops clt__strategy_model;  /* layers in stages on devices, a pipeline */
-/* Test hook of a CLT_PARALLEL_MODEL trainer: runtime device `device` fails a real OpenCL command
- * instead of running instruction `op` of its list, in every later pipeline run; -1 turns it off. */
-void clt__model_inject_fault(clt_trainer *t, int device, size_t op);
 
 /* The numbers every strategy shares: the loss gradient's scale for a global batch and the mean
  * of a loss sum; the clipping factor for a gradient sum of squares (CLT_ERR_NUMERIC when the
@@ -729,9 +773,5 @@ clt_status clt__comm_reduce_scatter_v(clt__comm *c, clt__worker *w, cl_mem buf, 
 clt_status clt__comm_all_gather(clt__comm *c, clt__worker *w, cl_mem send, size_t send_off,
                                 cl_mem recv, size_t recv_off, size_t count,
                                 const clt_collective_options *o);
-
-/* Test hook: rank `rank` fails a real OpenCL command instead of signalling progress unit
- * `unit` (1-based, counted per call) in every later call; rank -1 turns it off. */
-void clt__comm_inject_fault(clt__comm *c, int rank, unsigned unit);
 
 #endif /* CLT_INTERNAL_H */

@@ -12,7 +12,7 @@
 void clt__net_destroy(clt__net *n)
 {
     if (!n) return;
-    cl_mem *all[] = {&n->params, &n->grads, &n->opt[0], &n->opt[1], &n->input, &n->saved,
+    cl_mem *all[] = {&n->params, &n->grads, &n->opt[0], &n->opt[1], &n->backup, &n->input, &n->saved,
                      &n->gbuf[0], &n->gbuf[1], &n->scratch, &n->labels, &n->targets,
                      &n->loss_rows, &n->partial};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
@@ -266,6 +266,53 @@ clt_status clt__net_optimizer_step(clt__net *n, const clt_optimizer *o, float lr
                       CLT_ARG(decoupled), CLT_ARG(bc1), CLT_ARG(bc2s), CLT_ARG(grad_scale));
 }
 
+/* Copies count floats inside w's context, enqueued on its queue. */
+static clt_status copy(clt__worker *w, cl_mem from, size_t from_off, cl_mem to, size_t to_off, size_t count)
+{
+    if (!count) return CLT_OK;
+    cl_int err = clEnqueueCopyBuffer(w->queue, from, to, from_off * sizeof(float), to_off * sizeof(float),
+                                     count * sizeof(float), 0, NULL, NULL);
+    return err == CL_SUCCESS ? CLT_OK : clt__fail_cl(err, clt__worker_name(w), "copying for the update's undo");
+}
+
+clt_status clt__net_backup(clt__net *n)
+{
+    clt__worker *w = n->w;
+    clt_status st = CLT_OK;
+    size_t need = n->padded + 2 * n->opt_count;
+    if (n->backup && n->backup_cap < need) clReleaseMemObject(n->backup), n->backup = NULL;
+    if (!n->backup) st = clt__alloc(w, need, "the update's undo copy", &n->backup);
+    if (st == CLT_OK) n->backup_cap = need;
+    n->backup_state = 0;
+    if (st == CLT_OK) st = copy(w, n->params, 0, n->backup, 0, n->padded);
+    for (int i = 0; i < 2 && st == CLT_OK; i++)
+        if (n->opt[i] && n->opt_count) {
+            st = copy(w, n->opt[i], 0, n->backup, n->padded + (size_t)i * n->opt_count, n->opt_count);
+            n->backup_state |= 1 << i;
+        }
+    n->backup_valid = st == CLT_OK;
+    return st;
+}
+
+clt_status clt__net_restore(clt__net *n)
+{
+    clt__worker *w = n->w;
+    if (!n->backup_valid) return CLT_OK;   /* the update never began here */
+    n->backup_valid = false;
+    clt_status st = copy(w, n->backup, 0, n->params, 0, n->padded);
+    for (int i = 0; i < 2 && st == CLT_OK; i++) {
+        if (n->backup_state & (1 << i))
+            st = copy(w, n->backup, n->padded + (size_t)i * n->opt_count, n->opt[i], 0, n->opt_count);
+        else if (n->opt[i])   /* made by the failed update: state not made yet is zeros */
+            st = clt__zero(w, (clt__view){n->opt[i], 0}, n->opt_count);
+    }
+    if (st == CLT_OK) {
+        cl_int err = clFinish(w->queue);
+        if (err != CL_SUCCESS) st = clt__fail_cl(err, clt__worker_name(w), "undoing the update");
+    }
+    return st;
+}
+
 typedef struct {
     cl_mem buf;
     size_t off, count;
@@ -287,4 +334,41 @@ clt_status clt__buffer_io(clt__worker *w, cl_mem buf, size_t off, size_t count, 
 {
     io_job a = {buf, off, count, host, write};
     return clt__worker_call(w, io_task, &a);
+}
+
+typedef struct {
+    clt__net *n;
+    int which;
+    size_t size, off, count;
+    float *host;
+    int write;
+} state_job;
+
+static clt_status state_task(clt__worker *w, void *arg)
+{
+    state_job *j = arg;
+    clt__net *n = j->n;
+    if (!n->opt[j->which]) {
+        if (!j->write) {
+            memset(j->host, 0, j->count * sizeof(float));
+            return CLT_OK;
+        }
+        cl_mem buf = NULL;
+        clt_status st = clt__alloc(w, j->size, "optimizer state", &buf);
+        if (st == CLT_OK) st = clt__zero(w, (clt__view){buf, 0}, j->size);
+        if (st != CLT_OK) {
+            if (buf) clReleaseMemObject(buf);
+            return st;
+        }
+        n->opt[j->which] = buf;
+        n->opt_count = j->size;
+    }
+    return clt__buffer_io(w, n->opt[j->which], j->off, j->count, j->host, j->write);
+}
+
+clt_status clt__net_state_io(clt__net *n, int which, size_t size, size_t off, size_t count, float *host,
+                             int write)
+{
+    state_job j = {n, which, size, off, count, host, write};
+    return clt__worker_call(n->w, state_task, &j);
 }

@@ -81,6 +81,8 @@ clt_status clt_runtime_create_ex(clt_runtime **out, const clt_runtime_options *o
     if (o.context_mode != CLT_CONTEXT_PER_PLATFORM && o.context_mode != CLT_CONTEXT_PER_DEVICE)
         return clt__fail(CLT_ERR_INVALID_ARG, "clt_runtime_create: unknown context mode %d",
                          (int)o.context_mode);
+    clt_status fst = clt__fault_from_env(NULL);   /* a malformed CLT_FAULT stops here */
+    if (fst != CLT_OK) return fst;
 
     clt_runtime *rt = calloc(1, sizeof *rt);
     if (!rt) return clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");

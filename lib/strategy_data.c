@@ -24,6 +24,7 @@
 #include <math.h>
 #include <pthread.h>
 #include <sched.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
@@ -52,6 +53,12 @@ typedef struct {
                              * backward was still running on some rank (the most of any rank) */
     int used_buckets;       /* buckets of the last update */
     int unoverlapped_updates;   /* bucketed updates in a row where no bucket overlapped */
+    /* elastic: a host copy of the optimizer state of the last good update (nparams floats per
+     * array), what a dropped device's shard is rebuilt from; each rank reads its own shard into
+     * `pending` after its update, and a step that succeeds everywhere makes it the copy */
+    float *hstate[2], *pending[2];
+    int nstate;
+    bool hstale;            /* the devices' state was written: read it again before a step */
 } data_state;
 
 /* After this many bucketed updates without any overlap, one bucket: the device runs its
@@ -116,6 +123,7 @@ typedef struct {
     float *out;             /* forward: the caller's output rows */
     size_t correct;         /* rows whose largest output is the right class */
     int overlapped;         /* buckets reduce-scattered before this rank's backward ended */
+    clt_status st;          /* this rank's own result (set on failure) */
 } rank_job;
 
 static clt_status upload(clt__worker *w, cl_mem dst, const void *src, size_t bytes)
@@ -138,12 +146,14 @@ static clt_status rank_forward(rank_job *j, clt__worker *w, int training, int wa
     clt__net *n = j->s->nets[j->rank];
     const clt__batch *b = j->b;
     size_t in = in_numel(t), C = out_numel(t);
-    clt_status st = upload(w, n->input, b->x + j->start * in, j->count * in * sizeof(float));
+    clt_status st = clt__fault_point(w, CLT__FAULT_COPY, 1, "uploading the batch");
+    if (st == CLT_OK) st = upload(w, n->input, b->x + j->start * in, j->count * in * sizeof(float));
     if (st == CLT_OK && b->labels)
         st = upload(w, n->labels, b->labels + j->start, j->count * sizeof(int32_t));
     if (st == CLT_OK && b->targets)
         st = upload(w, n->targets, b->targets + j->start * C, j->count * C * sizeof(float));
     n->row0 = j->start;
+    if (st == CLT_OK) st = clt__fault_point(w, CLT__FAULT_FORWARD, 1, "the forward");
     if (st == CLT_OK) st = clt__net_forward(n, j->count, training, clt__step_seed(t));
     if (st == CLT_OK && (b->labels || b->targets))
         st = clt__net_loss(n, t->p.loss, j->count, clt__loss_grad_scale(t, b->batch), want_grad,
@@ -289,6 +299,7 @@ static clt_status phase_a_body(clt__worker *w, rank_job *j)
     double t0 = clt__now();
     if (j->first_micro) st = clt__zero(w, (clt__view){n->grads, 0}, n->padded);
     if (st == CLT_OK && j->count) st = rank_forward(j, w, 1, 1);
+    if (st == CLT_OK && j->count) st = clt__fault_point(w, CLT__FAULT_BACKWARD, 1, "the backward");
     if (st != CLT_OK) return st;
     size_t off = (size_t)j->rank * s->shard;
     if (j->update && s->comm && s->nbuckets > 1) {
@@ -326,12 +337,20 @@ static clt_status phase_b_body(clt__worker *w, rank_job *j)
     clt__net *n = s->nets[j->rank];
     size_t off = (size_t)j->rank * s->shard;
     double t0 = clt__now();
-    clt_status st = clt__net_optimizer_step(n, &t->p.optim, j->lr, t->steps + 1, j->gscale, off,
-                                            s->shard, (clt__view){n->grads, off});
+    n->backup_valid = false;
+    clt_status st = clt__net_backup(n);
+    if (st == CLT_OK) st = clt__fault_point(w, CLT__FAULT_OPTIMIZER, 1, "the optimizer");
+    if (st == CLT_OK)
+        st = clt__net_optimizer_step(n, &t->p.optim, j->lr, t->steps + 1, j->gscale, off, s->shard,
+                                     (clt__view){n->grads, off});
     if (st == CLT_OK) {
         cl_int err = clFinish(w->queue);
         if (err != CL_SUCCESS) st = clt__fail_cl(err, clt__worker_name(w), "finishing the update");
     }
+    /* elastic: this rank's shard of the new state, to the host */
+    size_t np = t->model->nparams, mine = off < np ? (np - off < s->shard ? np - off : s->shard) : 0;
+    for (int i = 0; i < s->nstate && st == CLT_OK && mine; i++)
+        st = clt__buffer_io(w, n->opt[i], 0, mine, s->pending[i] + off, 0);
     double t1 = clt__now();
     clt__worker_span(w, "optimizer (own shard)", t0, t1);
     if (st == CLT_OK && s->comm)
@@ -345,20 +364,35 @@ static clt_status phase_b_body(clt__worker *w, rank_job *j)
     return st;
 }
 
-/* Uploads read the caller's arrays asynchronously: on every exit the queue is drained before
- * the caller gets its memory back. */
+/* A rank failing outside a collective aborts the group, so no other waits for it there until
+ * the timeout; uploads read the caller's arrays asynchronously: on every exit the queue is
+ * drained before the caller gets its memory back. */
+static clt_status failed(clt__worker *w, rank_job *j, clt_status st)
+{
+    j->st = st;
+    if (st != CLT_ERR_ABORTED && j->s->comm) clt__comm_abort(j->s->comm, w->index, st, clt_last_error());
+    clFinish(w->queue);
+    return st;
+}
+
 static clt_status phase_a(clt__worker *w, void *arg)
 {
     clt_status st = phase_a_body(w, arg);
-    if (st != CLT_OK) clFinish(w->queue);
-    return st;
+    return st == CLT_OK ? st : failed(w, arg, st);
 }
 
 static clt_status phase_b(clt__worker *w, void *arg)
 {
     clt_status st = phase_b_body(w, arg);
-    if (st != CLT_OK) clFinish(w->queue);
-    return st;
+    return st == CLT_OK ? st : failed(w, arg, st);
+}
+
+/* After a failed update: every rank's parameters and state back to the last good step. */
+static clt_status undo_task(clt__worker *w, void *arg)
+{
+    (void)w;
+    rank_job *j = arg;
+    return clt__net_restore(j->s->nets[j->rank]);
 }
 
 static clt_status forward_task(clt__worker *w, void *arg)
@@ -372,8 +406,7 @@ static clt_status forward_task(clt__worker *w, void *arg)
                                          j->count * C * sizeof(float), j->out + j->start * C, 0, NULL, NULL);
         if (err != CL_SUCCESS) st = clt__fail_cl(err, clt__worker_name(w), "reading the outputs");
     }
-    if (st != CLT_OK) clFinish(w->queue);
-    return st;
+    return st == CLT_OK ? st : failed(w, j, st);
 }
 
 /* Runs fn on every rank's worker at once; after a failure the group is reset for the next call
@@ -452,13 +485,22 @@ static clt_status destroy_rank(clt__worker *w, void *arg)
     return CLT_OK;
 }
 
+/* The group and every replica (their devices' buffers); the host side stays. */
+static void destroy_ranks(clt_trainer *t, data_state *s)
+{
+    if (s->comm) clt__comm_destroy(s->comm);
+    s->comm = NULL;
+    for (int r = 0; r < s->n && s->nets; r++)
+        if (s->nets[r]) clt__worker_call(&t->rt->workers[s->dev[r]], destroy_rank, s->nets[r]);
+    for (int r = 0; r < s->n && s->nets; r++) s->nets[r] = NULL;
+}
+
 static void data_destroy(clt_trainer *t)
 {
     data_state *s = t->state;
     if (!s) return;
-    if (s->comm) clt__comm_destroy(s->comm);
-    for (int r = 0; r < s->n && s->nets; r++)
-        if (s->nets[r]) clt__worker_call(&t->rt->workers[s->dev[r]], destroy_rank, s->nets[r]);
+    destroy_ranks(t, s);
+    for (int i = 0; i < 2; i++) free(s->hstate[i]), free(s->pending[i]);
     free(s->nets), free(s->dev), free(s->weights), free(s->counts);
     free(s->win_time), free(s->win_samples), free(s->last_seconds);
     free(s->bucket_layer), free(s->bucket_bounds);
@@ -508,6 +550,25 @@ static clt_status make_buckets(clt_trainer *t, data_state *s, size_t bucket_byte
     return CLT_OK;
 }
 
+/* The replicas on s->dev[0..n), one rank at a time (each allocates its own buffers, and a
+ * failure stops the rest), from the host parameters `init`, and their group. */
+static clt_status build_ranks(clt_trainer *t, data_state *s, const float *init)
+{
+    int n = s->n;
+    create_job *jobs = calloc((size_t)n, sizeof *jobs);
+    if (!jobs) return clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
+    s->shard = (t->model->nparams + (size_t)n - 1) / (size_t)n;
+    clt_status st = CLT_OK;
+    for (int r = 0; r < n; r++) jobs[r] = (create_job){t, s, r, t->model, t->p.max_batch, init};
+    for (int r = 0; r < n && st == CLT_OK; r++)
+        st = clt__worker_call(&t->rt->workers[s->dev[r]], create_rank, &jobs[r]);
+    free(jobs);
+    if (st == CLT_OK && n > 1) st = clt__comm_create_group(&s->comm, t->rt, s->dev, n);
+    s->unoverlapped_updates = 0;
+    if (st == CLT_OK) st = make_buckets(t, s, t->p.bucket_bytes);
+    return st;
+}
+
 /* The initial parameters are the same host array on every rank: the broadcast from device 0
  * that a replica set starts with, without a round trip through device 0. */
 static clt_status data_create(clt_trainer *t, const float *init)
@@ -525,27 +586,21 @@ static clt_status data_create(clt_trainer *t, const float *init)
     s->win_time = calloc((size_t)n, sizeof *s->win_time);
     s->win_samples = calloc((size_t)n, sizeof *s->win_samples);
     s->last_seconds = calloc((size_t)n, sizeof *s->last_seconds);
-    create_job *jobs = calloc((size_t)n, sizeof *jobs);
+    size_t np = t->model->nparams ? t->model->nparams : 1;
+    s->nstate = t->p.elastic && n > 1 ? clt__optim_state_arrays(&t->p.optim) : 0;
+    s->hstale = true;
+    bool host_ok = true;
+    for (int i = 0; i < s->nstate; i++)
+        host_ok &= (s->hstate[i] = calloc(np, sizeof(float))) && (s->pending[i] = calloc(np, sizeof(float)));
     if (!s->dev || !s->nets || !s->weights || !s->counts || !s->win_time || !s->win_samples ||
-        !s->last_seconds || !jobs) {
-        free(jobs);
+        !s->last_seconds || !host_ok)
         return clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
-    }
     for (int r = 0; r < n; r++) {
         s->dev[r] = data ? r : t->p.device;
         s->weights[r] = (data && t->p.split == CLT_SPLIT_WEIGHTS) ? t->p.split_weights[r] : 1.0;
     }
-    s->shard = (t->model->nparams + (size_t)n - 1) / (size_t)n;
     s->copts = clt_collective_options_default();
-    clt_status st = CLT_OK;
-    for (int r = 0; r < n; r++) jobs[r] = (create_job){t, s, r, t->model, t->p.max_batch, init};
-    /* one rank at a time: each allocates its own buffers, and a failure stops the rest */
-    for (int r = 0; r < n && st == CLT_OK; r++)
-        st = clt__worker_call(&t->rt->workers[s->dev[r]], create_rank, &jobs[r]);
-    free(jobs);
-    if (st == CLT_OK && n > 1) st = clt__comm_create(&s->comm, t->rt);
-    if (st == CLT_OK) st = make_buckets(t, s, t->p.bucket_bytes);
-    return st;
+    return build_ranks(t, s, init);
 }
 
 /* With verify_replicas: every rank's parameters must equal rank 0's, bit for bit. */
@@ -569,21 +624,73 @@ static clt_status verify(clt_trainer *t, data_state *s)
     return st;
 }
 
+static clt_status data_state_io(clt_trainer *t, int which, size_t off, size_t count, float *host,
+                                int write);
+
+/* The statuses a lost device gives: what elastic mode drops a device for. */
+static bool device_lost(clt_status st)
+{
+    return st == CLT_ERR_DEVICE_NOT_AVAILABLE || st == CLT_ERR_OUT_OF_RESOURCES;
+}
+
+/* Elastic: rank f's device is gone. The replicas start again on the others, from the last good
+ * state: the parameters of a surviving rank (after a failed update, undone) and the host copy of
+ * the optimizer state; the batch then splits between n - 1 ranks, the update into n - 1 shards. */
+static clt_status drop_rank(clt_trainer *t, data_state *s, int f)
+{
+    size_t np = t->model->nparams;
+    int keep = f == 0 ? 1 : 0, dev = s->dev[f];
+    int *dropped = realloc(t->dropped, (size_t)(t->ndropped + 1) * sizeof *dropped);
+    if (dropped) t->dropped = dropped;
+    float *params = malloc((np ? np : 1) * sizeof *params);
+    if (!params || !dropped) {
+        free(params);
+        return clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
+    }
+    clt_status st = clt__buffer_io(&t->rt->workers[s->dev[keep]], s->nets[keep]->params, 0, np, params, 0);
+    if (st == CLT_OK) {
+        destroy_ranks(t, s);
+        for (int r = f; r + 1 < s->n; r++) s->dev[r] = s->dev[r + 1], s->weights[r] = s->weights[r + 1];
+        s->n--;
+        memset(s->counts, 0, (size_t)(s->n + 1) * sizeof *s->counts);
+        memset(s->last_seconds, 0, (size_t)(s->n + 1) * sizeof *s->last_seconds);
+        memset(s->win_time, 0, (size_t)s->n * sizeof *s->win_time);
+        memset(s->win_samples, 0, (size_t)s->n * sizeof *s->win_samples);
+        s->win_steps = s->measured = 0;
+        t->dropped[t->ndropped++] = dev;
+        st = build_ranks(t, s, params);
+    }
+    for (int i = 0; i < s->nstate && st == CLT_OK; i++) st = data_state_io(t, i, 0, np, s->hstate[i], 1);
+    s->hstale = false;   /* what was just written is the copy */
+    if (s->n == 1) s->nstate = 0;
+    free(params);
+    if (st == CLT_OK)
+        clt__log(CLT_LOG_WARN, "elastic: device %d dropped at step %ld; training goes on with %d device%s",
+                 dev, t->steps + 1, s->n, s->n == 1 ? "" : "s");
+    return st;
+}
+
 static clt_status data_step(clt_trainer *t, const clt__batch *b, int update, float lr, double *loss,
                             size_t *correct)
 {
     data_state *s = t->state;
     int n = s->n;
+    size_t np = t->model->nparams;
+    clt_status st = CLT_OK;
+    for (int i = 0; i < s->nstate && s->hstale && st == CLT_OK; i++)
+        st = data_state_io(t, i, 0, np, s->hstate[i], 0);
+    if (st != CLT_OK) return st;
+    s->hstale = false;
     rank_job stack[16];
     rank_job *jobs = n <= 16 ? stack : calloc((size_t)n, sizeof *jobs);
     if (!jobs) return clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
     split_batch(s, b->batch, s->counts);
     size_t start = 0;
     for (int r = 0; r < n; r++) {
-        jobs[r] = (rank_job){t, s, r, b, start, s->counts[r], update, t->micro == 0, lr, 1.0f, 0, 0, 0, NULL, 0, 0};
+        jobs[r] = (rank_job){t, s, r, b, start, s->counts[r], update, t->micro == 0, lr, 1.0f, 0, 0, 0, NULL, 0, 0, CLT_OK};
         start += s->counts[r];
     }
-    clt_status st = run_ranks(t, s, phase_a, jobs);
+    st = run_ranks(t, s, phase_a, jobs);
     double loss_sum = 0, sumsq = 0;
     *correct = 0;
     for (int r = 0; r < n; r++) loss_sum += jobs[r].loss_sum, sumsq += jobs[r].sumsq, *correct += jobs[r].correct;
@@ -595,8 +702,23 @@ static clt_status data_step(clt_trainer *t, const clt__batch *b, int update, flo
         st = clt__grad_scale(t, *loss, sumsq, &gscale);
         for (int r = 0; r < n; r++) jobs[r].gscale = gscale;
         if (st == CLT_OK) st = run_ranks(t, s, phase_b, jobs);
+        if (st != CLT_OK && st != CLT_ERR_NUMERIC) {
+            /* some ranks may have updated: all back to the last good step (a lost device's own
+             * undo may fail too; its error is the one reported) */
+            char keep[512];
+            snprintf(keep, sizeof keep, "%s", clt_last_error());
+            clt__run_on(t->rt, s->dev, n, undo_task, jobs, sizeof *jobs);
+            clt__error_set_message(keep);
+        }
         if (st == CLT_OK && t->p.verify_replicas && n > 1) st = verify(t, s);
+        for (int i = 0; i < s->nstate && st == CLT_OK; i++) {   /* the new state is the copy */
+            float *tmp = s->hstate[i];
+            s->hstate[i] = s->pending[i], s->pending[i] = tmp;
+        }
     }
+    int lost = -1;
+    for (int r = 0; r < n && st != CLT_OK; r++)
+        if (lost < 0 && device_lost(jobs[r].st)) lost = r;
     if (st == CLT_OK)
         for (int r = 0; r < n; r++) {
             s->last_seconds[r] = jobs[r].count ? jobs[r].seconds : 0.0;
@@ -618,7 +740,19 @@ static clt_status data_step(clt_trainer *t, const clt__batch *b, int update, flo
         auto_rebalance(t, s);
     }
     if (jobs != stack) free(jobs);
-    return st;
+    if (st == CLT_OK || !t->p.elastic || n < 2 || lost < 0) return st;
+
+    /* elastic: drop the lost device; the step runs again on the others unless gradients of
+     * earlier accumulation steps were lost with it */
+    char why[512];
+    snprintf(why, sizeof why, "%s", clt_last_error());
+    int dev = s->dev[lost];
+    clt_status dst = drop_rank(t, s, lost);
+    if (dst != CLT_OK) return dst;
+    if (t->micro == 0) return data_step(t, b, update, lr, loss, correct);
+    return clt__fail(st, "%s; elastic: device %d was dropped and training goes on with %d devices, but the "
+                     "gradients accumulated since the last update were lost with it: this step is not "
+                     "retried", why, dev, s->n);
 }
 
 static clt_status data_forward(clt_trainer *t, const clt__batch *b, float *out, double *loss_sum)
@@ -636,7 +770,7 @@ static clt_status data_forward(clt_trainer *t, const clt__batch *b, float *out, 
     split_batch(s, b->batch, counts);
     size_t start = 0;
     for (int r = 0; r < n; r++) {
-        jobs[r] = (rank_job){t, s, r, b, start, counts[r], 0, 0, 0, 1.0f, 0, 0, 0, out, 0, 0};
+        jobs[r] = (rank_job){t, s, r, b, start, counts[r], 0, 0, 0, 1.0f, 0, 0, 0, out, 0, 0, CLT_OK};
         start += counts[r];
     }
     clt_status st = run_ranks(t, s, forward_task, jobs);
@@ -670,51 +804,19 @@ static clt_status data_param_io(clt_trainer *t, size_t off, size_t count, float 
     return st;
 }
 
-typedef struct {
-    data_state *s;
-    clt__net *n;
-    int which;
-    size_t off, count;      /* within this rank's shard */
-    float *host;
-    int write;
-} state_job;
-
-/* On rank r's worker: its shard's slice of a state array, made (zeroed) on a first write. */
-static clt_status state_task(clt__worker *w, void *arg)
-{
-    state_job *j = arg;
-    clt__net *n = j->n;
-    if (!n->opt[j->which]) {
-        if (!j->write) {
-            memset(j->host, 0, j->count * sizeof(float));
-            return CLT_OK;
-        }
-        cl_mem buf = NULL;
-        clt_status st = clt__alloc(w, j->s->shard, "optimizer state", &buf);
-        if (st == CLT_OK) st = clt__zero(w, (clt__view){buf, 0}, j->s->shard);
-        if (st != CLT_OK) {
-            if (buf) clReleaseMemObject(buf);
-            return st;
-        }
-        n->opt[j->which] = buf;
-        n->opt_count = j->s->shard;
-    }
-    return clt__buffer_io(w, n->opt[j->which], j->off, j->count, j->host, j->write);
-}
-
 /* Optimizer state: rank r keeps elements [r * shard, (r + 1) * shard) of each array. */
 static clt_status data_state_io(clt_trainer *t, int which, size_t off, size_t count, float *host,
                                 int write)
 {
     data_state *s = t->state;
     clt_status st = CLT_OK;
+    if (write) s->hstale = true;
     for (size_t done = 0; done < count && st == CLT_OK;) {
         size_t at = off + done;
         int r = (int)(at / s->shard);
         size_t end = ((size_t)r + 1) * s->shard;
         size_t take = end - at < count - done ? end - at : count - done;
-        state_job j = {s, s->nets[r], which, at - (size_t)r * s->shard, take, host + done, write};
-        st = clt__worker_call(&t->rt->workers[s->dev[r]], state_task, &j);
+        st = clt__net_state_io(s->nets[r], which, s->shard, at - (size_t)r * s->shard, take, host + done, write);
         done += take;
     }
     return st;

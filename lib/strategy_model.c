@@ -27,6 +27,7 @@
 #include "internal.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -57,8 +58,6 @@ typedef struct {
     clt__comm **comms;      /* hybrid: comms[k], stage k's copies; NULL with one pipeline */
     uint32_t tag;           /* numbers the pipeline runs, so links never mix two runs */
     clt__schedule **sched[2];  /* [train][p]: the last built (rebuilt when the micro-batches change) */
-    int fault_dev;          /* test hook: this runtime device fails instruction fault_op; -1 off */
-    size_t fault_op;
 } model_state;
 
 static size_t out_numel(const clt_trainer *t) { return t->model->layers[t->model->nlayers - 1].out_numel; }
@@ -204,20 +203,10 @@ static clt_status finish(clt__worker *w, const char *what)
     return err == CL_SUCCESS ? CLT_OK : clt__fail_cl(err, clt__worker_name(w), what);
 }
 
-/* The test hook's failure: a real command that the OpenCL implementation rejects. */
-static clt_status injected_fault(clt__worker *w)
+/* Where CLT_FAULT can strike an instruction. */
+static int fault_kind(int kind)
 {
-    float sink;
-    cl_int err = clEnqueueReadBuffer(w->queue, NULL, CL_TRUE, 0, sizeof sink, &sink, 0, NULL, NULL);
-    return clt__fail_cl(err != CL_SUCCESS ? err : CL_INVALID_MEM_OBJECT, clt__worker_name(w),
-                        "clEnqueueReadBuffer (injected fault)");
-}
-
-void clt__model_inject_fault(clt_trainer *t, int device, size_t op)
-{
-    model_state *s = t->state;
-    s->fault_dev = device;
-    s->fault_op = op;
+    return kind == CLT__OP_FWD ? CLT__FAULT_FORWARD : kind == CLT__OP_BWD ? CLT__FAULT_BACKWARD : CLT__FAULT_COPY;
 }
 
 /* Phase A (and forward-only calls): the device's list, then with an update coming the sum of
@@ -230,9 +219,11 @@ static clt_status phase_a_body(clt__worker *w, dev_job *j)
     for (int k = 0; k < s->S && st == CLT_OK && j->first_micro; k++)
         if (mine[k].cdev == j->cdev) st = clt__zero(w, (clt__view){mine[k].net->grads, 0}, mine[k].net->padded);
     int cd = j->cdev % s->ndev1;   /* the schedule numbers pipeline 0's devices */
-    for (size_t i = 0; j->sched && i < j->sched->nops[cd] && st == CLT_OK; i++)
-        st = w->index == s->fault_dev && i == s->fault_op ? injected_fault(w)
-                                                          : exec_op_traced(j, w, j->sched->ops[cd][i]);
+    for (size_t i = 0; j->sched && i < j->sched->nops[cd] && st == CLT_OK; i++) {
+        clt__op op = j->sched->ops[cd][i];
+        st = clt__fault_point(w, fault_kind(op.kind), (unsigned)i + 1, clt__op_name(op.kind));
+        if (st == CLT_OK) st = exec_op_traced(j, w, op);
+    }
     double t0 = clt__now();
     if (st == CLT_OK) st = finish(w, "finishing the pipeline");
     clt__worker_span(w, "finish the pipeline", t0, clt__now());
@@ -279,9 +270,13 @@ static clt_status phase_b(clt__worker *w, void *arg)
     clt_trainer *t = j->t;
     clt_status st = CLT_OK;
     double t0 = clt__now();
+    for (int k = 0; k < s->P * s->S; k++)
+        if (s->st[k].cdev == j->cdev) s->st[k].net->backup_valid = false;
     for (int k = 0; k < s->P * s->S && st == CLT_OK; k++) {
         clt__net *n = s->st[k].net;
-        if (s->st[k].cdev == j->cdev)
+        if (s->st[k].cdev == j->cdev) st = clt__net_backup(n);
+        if (s->st[k].cdev == j->cdev && st == CLT_OK) st = clt__fault_point(w, CLT__FAULT_OPTIMIZER, 1, "the optimizer");
+        if (s->st[k].cdev == j->cdev && st == CLT_OK)
             st = clt__net_optimizer_step(n, &t->p.optim, j->lr, t->steps + 1, j->gscale, 0, n->nparams,
                                          (clt__view){n->grads, 0});
     }
@@ -289,6 +284,20 @@ static clt_status phase_b(clt__worker *w, void *arg)
     else clFinish(w->queue);
     clt__worker_span(w, "optimizer", t0, clt__now());
     clt__worker_collect(w);
+    return st;
+}
+
+/* After a failed update: every stage of the device back to the last good step. */
+static clt_status undo(clt__worker *w, void *arg)
+{
+    dev_job *j = arg;
+    clt_status st = CLT_OK;
+    for (int k = 0; k < j->s->P * j->s->S; k++)
+        if (j->s->st[k].cdev == j->cdev) {
+            clt_status one = clt__net_restore(j->s->st[k].net);
+            if (st == CLT_OK) st = one;
+        }
+    (void)w;
     return st;
 }
 
@@ -387,6 +396,12 @@ static clt_status model_step(clt_trainer *t, const clt__batch *b, int update, fl
         st = clt__grad_scale(t, *loss, sumsq, &gscale);
         for (int d = 0; d < s->ndev; d++) jobs[d].gscale = gscale;
         if (st == CLT_OK) st = run_devices(t, s, phase_b, jobs);
+        if (st != CLT_OK && st != CLT_ERR_NUMERIC) {   /* some stages may have updated: undo them */
+            char keep[512];
+            snprintf(keep, sizeof keep, "%s", clt_last_error());
+            clt__run_on(t->rt, s->devs, s->ndev, undo, jobs, sizeof *jobs);
+            clt__error_set_message(keep);
+        }
     }
     free(jobs), free(rows);
     return st;
@@ -417,21 +432,35 @@ static clt_status model_forward(clt_trainer *t, const clt__batch *b, float *out,
 
 /* ---- parameters ------------------------------------------------------------------------- */
 
-/* Every parameter lives in exactly one stage: each stage serves its part of the range. */
-static clt_status model_param_io(clt_trainer *t, size_t off, size_t count, float *host, int write, int grads)
+/* Every parameter lives in exactly one stage: each stage serves its part of the range, of its
+ * parameters (array -1), their gradients (-2) or optimizer state array 0 or 1 (a stage's
+ * update covers all its parameters). Reads from pipeline 0, writes to every copy. */
+static clt_status stages_io(clt_trainer *t, int array, size_t off, size_t count, float *host, int write)
 {
     model_state *s = t->state;
     clt_status st = CLT_OK;
-    /* reads from pipeline 0, writes to every copy */
     for (int k = 0; k < (write ? s->P : 1) * s->S && st == CLT_OK; k++) {
         clt__net *n = s->st[k].net;
         size_t lo = off > n->param_base ? off : n->param_base;
         size_t hi = off + count < n->param_base + n->nparams ? off + count : n->param_base + n->nparams;
         if (lo >= hi) continue;
-        st = clt__buffer_io(&t->rt->workers[s->st[k].dev], grads ? n->grads : n->params, lo - n->param_base,
-                            hi - lo, host + (lo - off), write);
+        if (array >= 0)
+            st = clt__net_state_io(n, array, n->nparams, lo - n->param_base, hi - lo, host + (lo - off), write);
+        else
+            st = clt__buffer_io(&t->rt->workers[s->st[k].dev], array == -2 ? n->grads : n->params,
+                                lo - n->param_base, hi - lo, host + (lo - off), write);
     }
     return st;
+}
+
+static clt_status model_param_io(clt_trainer *t, size_t off, size_t count, float *host, int write, int grads)
+{
+    return stages_io(t, grads ? -2 : -1, off, count, host, write);
+}
+
+static clt_status model_state_io(clt_trainer *t, int which, size_t off, size_t count, float *host, int write)
+{
+    return stages_io(t, which, off, count, host, write);
 }
 
 /* ---- placement ------------------------------------------------------------------------------ */
@@ -671,7 +700,6 @@ static clt_status model_create(clt_trainer *t, const float *init)
         return clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
     }
     t->state = s;
-    s->fault_dev = -1;
     s->P = P;
     s->rows = (t->p.max_batch + (size_t)P - 1) / (size_t)P;
     clt_status st = placement(t, device_of, &span);
@@ -750,9 +778,8 @@ static clt_status model_create(clt_trainer *t, const float *init)
     return st;
 }
 
-/* No split (devices hold layers, not rows), no optimizer-state access yet (so no checkpoints:
- * clt_trainer_save says so), no per-device busy times. */
+/* No split (devices hold layers, not rows), no per-device busy times. */
 const clt__strategy_ops clt__strategy_model = {
     "model parallel", model_create, model_destroy, model_step, model_forward, model_param_io,
-    NULL, NULL, NULL, NULL,
+    NULL, model_state_io, NULL, NULL,
 };

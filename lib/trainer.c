@@ -127,6 +127,9 @@ static clt_status check_params(const clt_train_params *p, const clt_runtime *rt)
         }
         if (!(sum > 0)) return clt__fail(CLT_ERR_INVALID_ARG, "the split weights add up to 0");
     }
+    if (p->elastic && p->parallel != CLT_PARALLEL_DATA)
+        return clt__fail(CLT_ERR_INVALID_ARG, "elastic mode needs data parallelism (CLT_PARALLEL_DATA): a "
+                         "pipeline cannot train without one of its stages");
     if (p->rebalance_every < 0) return clt__fail(CLT_ERR_INVALID_ARG, "rebalance_every is negative");
     if (p->micro_batches < 1 || p->micro_batches > 65536)
         return clt__fail(CLT_ERR_INVALID_ARG, "micro_batches %d must be in 1..65536", p->micro_batches);
@@ -205,6 +208,7 @@ clt_status clt_trainer_create(clt_trainer **out, clt_runtime *rt, const clt_mode
     if (m->nlayers == 0) return clt__fail(CLT_ERR_INVALID_ARG, "clt_trainer_create: the model has no layer");
     clt_train_params p = params ? *params : clt_train_params_default();
     clt_status st = check_params(&p, rt);
+    if (st == CLT_OK) st = clt__fault_from_env(rt);
     if (st != CLT_OK) return st;
 
     clt_trainer *t = calloc(1, sizeof *t);
@@ -245,7 +249,15 @@ void clt_trainer_destroy(clt_trainer *t)
     free(t->onehot);
     free(t->info_samples);
     free(t->info_busy);
+    free(t->dropped);
     free(t);
+}
+
+int clt_trainer_dropped_devices(const clt_trainer *t, int *devices, int cap)
+{
+    if (!t) return 0;
+    for (int i = 0; devices && i < cap && i < t->ndropped; i++) devices[i] = t->dropped[i];
+    return t->ndropped;
 }
 
 long clt_trainer_step_count(const clt_trainer *t) { return t ? t->steps : 0; }
@@ -334,7 +346,9 @@ static clt_status run_step(clt_trainer *t, const clt__batch *b, float *loss)
     double l = 0, t0 = clt__now();
     size_t correct = 0;
     float lr = schedule_lr(&t->p, t->steps);
+    clt__fault_set_step(t->steps + 1);
     clt_status st = t->ops->step(t, b, update, lr, &l, &correct);
+    clt__fault_set_step(0);
     if (st != CLT_OK) {
         t->micro = 0;   /* a failed step drops the gradients accumulated so far */
         return st;

@@ -69,11 +69,12 @@ void clt__worker_submit(clt__worker *w, clt__task *t, clt__task_fn fn, void *arg
 
 clt_status clt__worker_wait(clt__worker *w, clt__task *t)
 {
-    if (!t->done) {
-        pthread_mutex_lock(&w->lock);
-        while (!t->done) pthread_cond_wait(&w->done, &w->lock);
-        pthread_mutex_unlock(&w->lock);
-    }
+    /* always under the lock, even when done already: the lock is what orders the worker's
+     * writes (status, message, what the task wrote to its argument) before this thread's reads
+     * (ThreadSanitizer found the unlocked shortcut) */
+    pthread_mutex_lock(&w->lock);
+    while (!t->done) pthread_cond_wait(&w->done, &w->lock);
+    pthread_mutex_unlock(&w->lock);
     if (t->status != CLT_OK) {
         clt__error_set_message(t->message ? t->message : clt_status_str(t->status));
         free(t->message);

@@ -203,6 +203,9 @@ int main(void)
     p.accumulation = 0;
     refused(clt_trainer_create(&t, rt, m, &p), "trainer_create: accumulation 0");
     p = clt_train_params_default();
+    p.elastic = 1;
+    refused(clt_trainer_create(&t, rt, m, &p), "trainer_create: elastic without data parallelism");
+    p = clt_train_params_default();
     p.clip_norm = NAN;
     refused(clt_trainer_create(&t, rt, m, &p), "trainer_create: a NaN clip norm");
     p = clt_train_params_default();
@@ -223,6 +226,9 @@ int main(void)
         refused(clt_trainer_split(t, counts, 0), "split: n 0");
         refused(clt_trainer_split(t, counts, -1), "split: n negative");
         refused(clt_trainer_split(NULL, counts, 1), "split: NULL trainer");
+        int dropped[2] = {-7, -7};
+        ok(clt_trainer_dropped_devices(t, NULL, 5) == 0 && clt_trainer_dropped_devices(t, dropped, -1) == 0 &&
+           dropped[0] == -7, "dropped_devices: a NULL array with cap 5, a negative cap: nothing written");
         clt_trainer_destroy(t);
     }
     ok(clt_trainer_step_count(NULL) == 0 && clt_trainer_lr(NULL) == 0.0f, "trainer getters on NULL");

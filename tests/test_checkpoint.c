@@ -108,11 +108,25 @@ static clt_train_params params_for(clt_optimizer o)
 
 /* ---- resuming ----------------------------------------------------------------------------- */
 
-static void check_resume(const char *name, clt_optimizer o)
+/* Model parallel on the runtime's first three devices: layers 0-1, 2, 3 on devices 0, 1, 2
+ * (with dropout, device 1's stage has no parameter), a 1F1B pipeline of 2 micro-batches. */
+static void model_parallel(clt_model *m, clt_train_params *p)
+{
+    int last = clt_model_layer_count(m) - 1;
+    clt_model_place(m, 0, last - 2, 0);
+    clt_model_place(m, last - 1, last - 1, 1);
+    clt_model_place(m, last, last, 2);
+    p->parallel = CLT_PARALLEL_MODEL;
+    p->pipeline = CLT_PIPELINE_1F1B;
+    p->micro_batches = 2;
+}
+
+static void check_resume(const char *name, clt_optimizer o, int model)
 {
     enum { K = 3, J = 4 };
     clt_model *m = small_model(16, 1);
     clt_train_params p = params_for(o);
+    if (model) model_parallel(m, &p);
     clt_trainer *a, *b;
     if (!ok_status(clt_trainer_create(&a, rt, m, &p), "%s: trainer", name)) return;
     float la[K + J], lb[J];
@@ -150,16 +164,20 @@ static void check_resume(const char *name, clt_optimizer o)
     clt_model_destroy(m);
 }
 
-/* A checkpoint written by `from` devices (data parallel) loads on `to` devices. */
-static void check_devices(clt_runtime *from_rt, clt_runtime *to_rt)
+/* A checkpoint written by `from` devices (data parallel, or with from_model model parallel)
+ * loads on `to` devices (data parallel, or model parallel): the format does not depend on
+ * where the parameters lived. */
+static void check_devices(clt_runtime *from_rt, int from_model, clt_runtime *to_rt, int to_model)
 {
     enum { K = 3, J = 3 };
     int nf = clt_runtime_device_count(from_rt), nt = clt_runtime_device_count(to_rt);
     clt_model *m = small_model(13, 0);   /* 169 parameters: shards of unequal fill */
-    clt_train_params p = params_for(clt_adam(0.01f));
+    clt_train_params p = params_for(clt_adam(0.01f)), p0 = p;
     clt_trainer *a, *b;
-    p.parallel = nf > 1 ? CLT_PARALLEL_DATA : CLT_PARALLEL_NONE;
-    if (!ok_status(clt_trainer_create(&a, from_rt, m, &p), "trainer on %d device(s)", nf)) return;
+    if (from_model || to_model) model_parallel(m, &p);   /* places the layers (data ignores it) */
+    p.parallel = from_model ? CLT_PARALLEL_MODEL : nf > 1 ? CLT_PARALLEL_DATA : CLT_PARALLEL_NONE;
+    if (!ok_status(clt_trainer_create(&a, from_rt, m, &p), "%s trainer on %d device(s)",
+                   from_model ? "model-parallel" : "data-parallel", nf)) goto out_model;
     float la[K + J], lb[J];
     const char *path = path_of("devices.ckpt");
     train(a, 0, K, la);
@@ -167,9 +185,12 @@ static void check_devices(clt_runtime *from_rt, clt_runtime *to_rt)
     train(a, K, J, la + K);
     size_t na, nb;
     float *sa = snapshot(a, &na);
-    p.parallel = nt > 1 ? CLT_PARALLEL_DATA : CLT_PARALLEL_NONE;
-    if (ok_status(clt_trainer_create(&b, to_rt, m, &p), "trainer on %d device(s)", nt)) {
-        ok_status(clt_trainer_load(b, path), "load a %d-device checkpoint on %d device(s)", nf, nt);
+    if (!to_model) p.micro_batches = p0.micro_batches, p.pipeline = p0.pipeline;
+    p.parallel = to_model ? CLT_PARALLEL_MODEL : nt > 1 ? CLT_PARALLEL_DATA : CLT_PARALLEL_NONE;
+    if (ok_status(clt_trainer_create(&b, to_rt, m, &p), "%s trainer on %d device(s)",
+                  to_model ? "model-parallel" : "data-parallel", nt)) {
+        ok_status(clt_trainer_load(b, path), "load a %d-device %s checkpoint on %d device(s) (%s)", nf,
+                  from_model ? "model-parallel" : "data-parallel", nt, to_model ? "model parallel" : "data parallel");
         train(b, K, J, lb);
         float *sb = snapshot(b, &nb);
         ok_close(lb, la + K, J, 1e-6, 1e-5, "losses after the load match never stopping");
@@ -180,6 +201,7 @@ static void check_devices(clt_runtime *from_rt, clt_runtime *to_rt)
     }
     free(sa);
     clt_trainer_destroy(a);
+out_model:
     clt_model_destroy(m);
 }
 
@@ -473,15 +495,24 @@ int main(void)
     if (!ok_status(clt_runtime_create(&rt, "all"), "runtime on all devices")) return tap_done();
     if (getenv("CLT_WRITE_CORPUS")) write_corpus(getenv("CLT_WRITE_CORPUS"));
     check_failed_save();   /* first: the TAP log must stay under the file size limit it sets */
-    check_resume("SGD with momentum", clt_sgd(0.05f, 0.9f, 0.01f, 0));
-    check_resume("Nesterov", clt_sgd(0.05f, 0.8f, 0, 1));
-    check_resume("Adam", clt_adam(0.01f));
-    check_resume("AdamW", clt_adamw(0.01f, 0.1f));
+    check_resume("SGD with momentum", clt_sgd(0.05f, 0.9f, 0.01f, 0), 0);
+    check_resume("Nesterov", clt_sgd(0.05f, 0.8f, 0, 1), 0);
+    check_resume("Adam", clt_adam(0.01f), 0);
+    check_resume("AdamW", clt_adamw(0.01f, 0.1f), 0);
     int nd = clt_runtime_device_count(rt);
+    if (nd >= 3) {
+        check_resume("model parallel, SGD with momentum", clt_sgd(0.05f, 0.9f, 0.01f, 0), 1);
+        check_resume("model parallel, Adam", clt_adam(0.01f), 1);
+    } else {
+        skip("fewer than 3 devices", "model-parallel resume");
+    }
     clt_runtime *one = NULL, *two = NULL;
-    if (nd >= 2 && clt_runtime_create(&one, "0:0") == CLT_OK && clt_runtime_create(&two, "0:0,0:0") == CLT_OK) {
-        check_devices(rt, one);   /* all devices (3 under make check) -> 1 */
-        check_devices(one, two);  /* 1 -> 2 */
+    if (nd >= 3 && clt_runtime_create(&one, "0:0") == CLT_OK && clt_runtime_create(&two, "0:0,0:0") == CLT_OK) {
+        check_devices(rt, 0, one, 0);   /* all devices (3 under make check) -> 1 */
+        check_devices(one, 0, two, 0);  /* 1 -> 2 */
+        check_devices(two, 0, rt, 1);   /* data parallel on 2 -> model parallel on 3 */
+        check_devices(rt, 1, rt, 0);    /* model parallel on 3 -> data parallel on 3 */
+        check_devices(rt, 1, one, 0);   /* model parallel -> one device */
     } else {
         skip("one device", "moving a checkpoint between device counts");
     }
