@@ -667,6 +667,8 @@ clt_status clt__mpi_gather_doubles(clt__mpi *m, const double *mine, int k, doubl
 /* buf holds every process's rows, process q's counts[q] floats after those of the ones before;
  * this process's are filled in, the others' arrive. */
 clt_status clt__mpi_gather_rows(clt__mpi *m, float *buf, const size_t *counts);
+/* On the calling thread: buf (count floats) becomes its sum over the processes. */
+clt_status clt__mpi_sum_floats(clt__mpi *m, float *buf, size_t count);
 
 /* Test hook: rank `rank` fails a real OpenCL command instead of signalling progress unit
  * `unit` (1-based, counted per call) in every later call; rank -1 turns it off. */

@@ -87,6 +87,12 @@ clt_status clt__mpi_gather_rows(clt__mpi *m, float *buf, const size_t *counts)
     return no_mpi();
 }
 
+clt_status clt__mpi_sum_floats(clt__mpi *m, float *buf, size_t count)
+{
+    (void)m, (void)buf, (void)count;
+    return no_mpi();
+}
+
 #else /* CLT_HAVE_MPI */
 
 #include <mpi.h>
@@ -364,6 +370,19 @@ clt_status clt__mpi_gather_doubles(clt__mpi *m, const double *mine, int k, doubl
     coll_args a = {NULL, all, k, MPI_DOUBLE, MPI_SUM};
     return run_bounded(m, m->host, &m->seq[m->nlanes], "exchanging losses across processes",
                        start_all_gather, &a, HOST_TIMEOUT);
+}
+
+clt_status clt__mpi_sum_floats(clt__mpi *m, float *buf, size_t count)
+{
+    const size_t piece = (size_t)1 << 30;   /* MPI counts are ints */
+    clt_status st = CLT_OK;
+    for (size_t o = 0; o < count && st == CLT_OK; o += piece) {
+        coll_args a = {MPI_IN_PLACE, buf + o, (int)(count - o < piece ? count - o : piece),
+                       MPI_FLOAT, MPI_SUM};
+        st = run_bounded(m, m->host, &m->seq[m->nlanes], "adding parts across processes",
+                         start_allreduce, &a, HOST_TIMEOUT);
+    }
+    return st;
 }
 
 typedef struct {

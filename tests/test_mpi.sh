@@ -60,6 +60,9 @@ root=
 run "mpi_collective np 2 x 2 devices" 2 "basic basic" tests/mpi_collective
 run "mpi_collective np 3 x 1 device" 3 "basic" tests/mpi_collective
 run "mpi_collective thread level, np 2" 2 "basic" tests/mpi_collective --thread-level
+run "mpi_data_parallel np 2 x 1 device" 2 "basic" tests/mpi_data_parallel
+run "mpi_data_parallel np 3 x 1 device" 3 "basic" tests/mpi_data_parallel
+run "mpi_data_parallel np 2 x 2 devices" 2 "basic basic" tests/mpi_data_parallel
 
 echo "1..$n"
 printf '%s\n' "$lines" | sed '/^$/d'
