@@ -11,27 +11,9 @@
  * process 0 prints the TAP. Small integers stored as floats make every reduction order exact
  * (atol 0, rtol 0); one run on random floats compares within atol 1e-5 + rtol 1e-5. */
 #include "internal.h"
-#include "tap.h"
-
-#include <mpi.h>
+#include "mpi_tap.h"
 
 #include "cltrain_mpi.h"
-
-static int P, me;
-
-/* One verdict for all processes; only process 0 prints it. */
-__attribute__((format(printf, 2, 3))) static bool all_ok(bool mine, const char *fmt, ...)
-{
-    int v = mine, all = 0;
-    MPI_Allreduce(&v, &all, 1, MPI_INT, MPI_LAND, MPI_COMM_WORLD);
-    char desc[256];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(desc, sizeof desc, fmt, ap);
-    va_end(ap);
-    if (me == 0) return ok(all != 0, "%s", desc);
-    return all != 0;
-}
 
 typedef struct {
     cl_mem buf;
@@ -113,12 +95,9 @@ static void check_allreduce(clt_runtime *rt, size_t count, clt_op op, bool in_pl
                 break;
             }
         }
-    /* the same bits everywhere: device 0 of process 0's vector against every other */
-    float *ref0 = malloc(count * 4);
-    if (me == 0) memcpy(ref0, host[0], count * 4);
-    MPI_Bcast(ref0, (int)count, MPI_FLOAT, 0, MPI_COMM_WORLD);
-    for (int d = 0; d < n; d++) same &= memcmp(ref0, host[d], count * 4) == 0;
-    free(ref0);
+    /* the same bits everywhere: each device against device d of process 0 */
+    for (int d = 0; d < n; d++) same &= same_everywhere(host[d], count);
+    for (int d = 1; d < n; d++) same &= memcmp(host[0], host[d], count * 4) == 0;
     all_ok(good, "all-reduce %s of %zu floats over %d processes x %d devices (%s, %s%s%s)",
            OP_NAMES[op], count, P, n, in_place ? "in place" : "out of place",
            algo == CLT_ALGO_RING_STAGED ? "staged ring" : "auto", random ? ", random floats" : "",

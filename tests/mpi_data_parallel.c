@@ -8,9 +8,8 @@
  * first, on a runtime that opens its device n * P times. */
 #include "internal.h"
 #include "ref.h"
-#include "tap.h"
+#include "mpi_tap.h"
 
-#include <mpi.h>
 #include <time.h>
 
 #include "cltrain_mpi.h"
@@ -20,22 +19,8 @@
 #define STEPS 4
 #define BATCH 16
 
-static int P, me;
 static float xs[STEPS][BATCH * 1024];
 static int32_t ys[STEPS][BATCH];
-
-__attribute__((format(printf, 2, 3))) static bool all_ok(bool mine, const char *fmt, ...)
-{
-    int v = mine, all = 0;
-    MPI_Allreduce(&v, &all, 1, MPI_INT, MPI_LAND, MPI_COMM_WORLD);
-    char desc[256];
-    va_list ap;
-    va_start(ap, fmt);
-    vsnprintf(desc, sizeof desc, fmt, ap);
-    va_end(ap);
-    if (me == 0) return ok(all != 0, "%s", desc);
-    return all != 0;
-}
 
 typedef struct {
     float loss[STEPS];
@@ -116,16 +101,6 @@ static bool close_all(const float *got, const float *ref, size_t n, const char *
     return true;
 }
 
-/* Whether every process holds the bits process 0 holds. */
-static bool same_everywhere(const float *v, size_t n)
-{
-    float *r0 = malloc(n * sizeof *r0);
-    if (me == 0) memcpy(r0, v, n * sizeof *r0);
-    MPI_Bcast(r0, (int)n, MPI_FLOAT, 0, MPI_COMM_WORLD);
-    bool same = memcmp(r0, v, n * sizeof *r0) == 0;
-    free(r0);
-    return same;
-}
 
 int main(int argc, char **argv)
 {
