@@ -9,7 +9,15 @@
  * message to every peer carrying the call's number, so that a process that never reaches the
  * call is named in the others' CLT_ERR_TIMEOUT (and one that reached a different call is
  * caught at once). A timed-out call leaves MPI requests that can never be freed: the layer then
- * refuses every later call. Built without MPI, the public entry points say so. */
+ * refuses every later call. Built without MPI, the public entry points say so.
+ *
+ * When every process runs on one node (MPI_Comm_split_type says so), a lane's all-reduce goes
+ * through an MPI-3 shared window instead of MPI's messages: each process copies its vector
+ * into its part of the window, reduces one slice of everyone's (processes in rank order, so
+ * the bits are the same everywhere), and copies every reduced slice out; processes meet at
+ * arrival counters in another shared window (bounded waits naming a late process). Two halves
+ * of the window alternate between calls, so a call's writes never meet the last call's reads.
+ * CLT_MPI_SHM=0 turns it off (docs/PERFORMANCE.md compares the two). */
 #include "internal.h"
 
 #include <stdio.h>
@@ -106,11 +114,23 @@ clt_status clt__mpi_sum_floats(clt__mpi *m, float *buf, size_t count)
 #define TOKEN_TAG 7
 #define HOST_TIMEOUT 300.0   /* the trainer's exchanges and the runtime's creation */
 
+/* A lane's shared-memory all-reduce: every process's part of the data window is two halves of
+ * cap floats, its part of the flag window one arrival counter. */
+typedef struct {
+    MPI_Win data, flags;
+    float **base;              /* base[q]: process q's part of the data window */
+    _Atomic uint64_t **arrived;   /* arrived[q]: the syncs process q has reached */
+    size_t cap;
+    uint64_t syncs;            /* this process's */
+    uint32_t calls;
+} shm_lane;
+
 struct clt__mpi {
     int rank, size;
     int nlanes;
     MPI_Comm host;             /* the trainer's host-side exchanges, on the calling thread */
     MPI_Comm *lanes;           /* lane r: device r of every process */
+    shm_lane *shm;             /* per lane when every process shares this node, else NULL */
     uint32_t *seq;             /* calls made per lane; [nlanes]: the host comm's */
     char (*hosts)[HOST_NAME];  /* each process's processor name, for messages */
     MPI_Op op_max, op_min;
@@ -320,6 +340,114 @@ static clt_status lane_check(clt__mpi *m, int lane, size_t count, const char *wh
     return CLT_OK;
 }
 
+/* ---- the shared-memory all-reduce (every process on one node) ------------------------------- */
+
+static clt_status shm_fail(clt__mpi *m, clt_status st)
+{
+    snprintf(m->broken_msg, sizeof m->broken_msg, "%s", clt_last_error());
+    atomic_store(&m->broken, true);
+    return st;
+}
+
+/* Every process of the lane reaches the same point: this one's counter goes up, then each
+ * other's is awaited, for at most `timeout` seconds (the late one is named). */
+static clt_status shm_sync(clt__mpi *m, shm_lane *s, uint32_t call, double timeout)
+{
+    uint64_t e = ++s->syncs;
+    atomic_store_explicit(s->arrived[m->rank], e, memory_order_release);
+    double t0 = clt__now();
+    for (int q = 0; q < m->size; q++) {
+        int spins = 0;
+        while (atomic_load_explicit(s->arrived[q], memory_order_acquire) < e) {
+            if (++spins < 256) continue;
+            sched_yield();   /* leave the core to the process we wait for */
+            if ((spins & 255) == 0 && clt__now() - t0 > timeout)
+                return shm_fail(m, clt__fail(CLT_ERR_TIMEOUT,
+                                             "shared-memory all-reduce on process %d (%s): "
+                                             "process(es) %d (%s) did not reach call %u within %g s "
+                                             "(stopped, hung or died)", m->rank,
+                                             m->hosts[m->rank], q, m->hosts[q], (unsigned)call,
+                                             timeout));
+        }
+    }
+    return CLT_OK;
+}
+
+static void free_data_window(shm_lane *s)
+{
+    if (s->cap) MPI_Win_free(&s->data);
+    s->cap = 0;
+}
+
+/* Makes every process's halves hold at least count floats (a collective over the lane, at the
+ * same call everywhere: every process passes the same count). */
+static clt_status shm_reserve(clt__mpi *m, int lane, size_t count)
+{
+    shm_lane *s = &m->shm[lane];
+    if (s->cap >= count) return CLT_OK;
+    free_data_window(s);
+    size_t want = (count + 4095) & ~(size_t)4095;
+    float *mine;
+    int rc = MPI_Win_allocate_shared((MPI_Aint)(2 * want * sizeof(float)), sizeof(float),
+                                     MPI_INFO_NULL, m->lanes[lane], &mine, &s->data);
+    if (rc != MPI_SUCCESS)
+        return shm_fail(m, fail_mpi(rc, "MPI_Win_allocate_shared (shared-memory all-reduce)"));
+    for (int q = 0; q < m->size; q++) {
+        MPI_Aint size;
+        int unit;
+        MPI_Win_shared_query(s->data, q, &size, &unit, &s->base[q]);
+    }
+    s->cap = want;
+    return CLT_OK;
+}
+
+static void shm_combine(float *out, const float *const *in, int n, size_t lo, size_t hi, clt_op op)
+{
+    for (size_t i = lo; i < hi; i++) {
+        float acc = in[0][i];
+        for (int q = 1; q < n; q++) {
+            float v = in[q][i];
+            if (op == CLT_OP_MAX) acc = v > acc || v != v ? v : acc;
+            else if (op == CLT_OP_MIN) acc = v < acc || v != v ? v : acc;
+            else acc += v;
+        }
+        out[i] = acc;
+    }
+}
+
+static clt_status shm_allreduce(clt__mpi *m, int lane, const float *send, float *recv,
+                                size_t count, clt_op op, double timeout)
+{
+    shm_lane *s = &m->shm[lane];
+    uint32_t call = ++s->calls;
+    clt_status st = CLT_OK;
+    if (s->cap < count) {   /* everyone alive and past the last call's reads: then regrow */
+        st = shm_sync(m, s, call, timeout);
+        if (st == CLT_OK) st = shm_reserve(m, lane, count);
+        if (st != CLT_OK) return st;
+    }
+    size_t half = (call & 1) ? s->cap : 0;
+    float *stack[64];
+    float **parts = m->size <= 64 ? stack : malloc((size_t)m->size * sizeof *parts);
+    if (!parts) return clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
+    for (int q = 0; q < m->size; q++) parts[q] = s->base[q] + half;
+    float *mine = parts[m->rank];
+    memcpy(mine, send, count * sizeof(float));
+    st = shm_sync(m, s, call, timeout);
+    /* this process's slice of everyone's, written over its own copy (only it reads that) */
+    size_t q0 = count / (size_t)m->size, rem = count % (size_t)m->size;
+#define SLICE_LO(p) ((size_t)(p) * q0 + ((size_t)(p) < rem ? (size_t)(p) : rem))
+    if (st == CLT_OK)
+        shm_combine(mine, (const float *const *)parts, m->size, SLICE_LO(m->rank),
+                    SLICE_LO(m->rank + 1), op);
+    if (st == CLT_OK) st = shm_sync(m, s, call, timeout);
+    for (int q = 0; q < m->size && st == CLT_OK; q++)
+        memcpy(recv + SLICE_LO(q), parts[q] + SLICE_LO(q), (SLICE_LO(q + 1) - SLICE_LO(q)) * sizeof(float));
+#undef SLICE_LO
+    if (parts != stack) free(parts);
+    return st;
+}
+
 static MPI_Op mpi_op(const clt__mpi *m, clt_op op)
 {
     return op == CLT_OP_MAX ? m->op_max : op == CLT_OP_MIN ? m->op_min : MPI_SUM;
@@ -330,6 +458,10 @@ clt_status clt__mpi_allreduce(clt__mpi *m, int lane, const float *send, float *r
 {
     static const char what[] = "cross-process all-reduce";
     CLT_ASSERT(lane >= 0 && lane < m->nlanes, CLT_ERR_STATE);
+    if (m->shm) {
+        clt_status st = check_usable(m, what);
+        return st == CLT_OK ? shm_allreduce(m, lane, send, recv, count, op, timeout) : st;
+    }
     MPI_Op mop = mpi_op(m, op);
     const size_t piece = (size_t)1 << 30;   /* MPI counts are ints */
     clt_status st = CLT_OK;
@@ -428,19 +560,36 @@ static void finalize_at_exit(void)
     if (!fin) MPI_Finalize();
 }
 
+/* Whether every process's layer is intact (a bounded vote over the host comm): only then are
+ * the shared windows freed, since MPI_Win_free waits for every process. */
+static bool all_intact(clt__mpi *m)
+{
+    if (m->host == MPI_COMM_NULL) return false;
+    int mine = !atomic_load(&m->broken), all = 0;
+    MPI_Request req;
+    if (MPI_Iallreduce(&mine, &all, 1, MPI_INT, MPI_LAND, m->host, &req) != MPI_SUCCESS) return false;
+    return wait_reqs(m, "closing the MPI layer", 0, &req, 1, NULL, NULL, 0, 30.0) == CLT_OK && all;
+}
+
 void clt__mpi_close(clt__mpi *m)
 {
     if (!m) return;
     int fin = 0;
     MPI_Finalized(&fin);
-    if (!fin && !atomic_load(&m->broken)) {   /* a broken comm has requests that never end */
+    /* a broken comm has requests that never end, and a broken peer frees nothing */
+    if (!fin && (m->shm ? all_intact(m) : !atomic_load(&m->broken))) {
+        for (int r = 0; r < m->nlanes && m->shm; r++) {
+            free_data_window(&m->shm[r]);
+            if (m->shm[r].flags != MPI_WIN_NULL) MPI_Win_free(&m->shm[r].flags);
+        }
         for (int r = 0; r < m->nlanes && m->lanes; r++)
             if (m->lanes[r] != MPI_COMM_NULL) MPI_Comm_free(&m->lanes[r]);
         if (m->host != MPI_COMM_NULL) MPI_Comm_free(&m->host);
         if (m->op_max != MPI_OP_NULL) MPI_Op_free(&m->op_max);
         if (m->op_min != MPI_OP_NULL) MPI_Op_free(&m->op_min);
     }
-    free(m->lanes), free(m->seq), free(m->hosts);
+    for (int r = 0; r < m->nlanes && m->shm; r++) free(m->shm[r].base), free(m->shm[r].arrived);
+    free(m->lanes), free(m->seq), free(m->hosts), free(m->shm);
     free(m);
 }
 
@@ -448,6 +597,40 @@ static clt_status wait_plain(clt__mpi *m, MPI_Request *reqs, int n, const char *
 {
     /* before the processes are known, no tokens: a bounded wait on the requests alone */
     return wait_reqs(m, what, 0, reqs, n, NULL, NULL, 0, HOST_TIMEOUT);
+}
+
+/* With every process on this node: each lane's flag window (its data window comes with the
+ * first call). MPI_Comm_split_type is a blocking collective; every process is known alive. */
+static clt_status shm_open_lanes(clt__mpi *m)
+{
+    MPI_Comm node;
+    int rc = MPI_Comm_split_type(m->host, MPI_COMM_TYPE_SHARED, 0, MPI_INFO_NULL, &node);
+    if (rc != MPI_SUCCESS) return fail_mpi(rc, "MPI_Comm_split_type");
+    int here = 0;
+    MPI_Comm_size(node, &here);
+    MPI_Comm_free(&node);
+    if (here != m->size) return CLT_OK;   /* several nodes: MPI's own messages */
+    m->shm = calloc((size_t)m->nlanes, sizeof *m->shm);
+    if (!m->shm) return clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
+    for (int r = 0; r < m->nlanes; r++) m->shm[r].flags = MPI_WIN_NULL;
+    for (int r = 0; r < m->nlanes; r++) {
+        shm_lane *s = &m->shm[r];
+        s->base = calloc((size_t)m->size, sizeof *s->base);
+        s->arrived = calloc((size_t)m->size, sizeof *s->arrived);
+        if (!s->base || !s->arrived) return clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
+        _Atomic uint64_t *mine;
+        rc = MPI_Win_allocate_shared(64, sizeof(uint64_t), MPI_INFO_NULL, m->lanes[r], &mine, &s->flags);
+        if (rc != MPI_SUCCESS) return fail_mpi(rc, "MPI_Win_allocate_shared (arrival counters)");
+        atomic_init(mine, 0);
+        for (int q = 0; q < m->size; q++) {
+            MPI_Aint size;
+            int unit;
+            MPI_Win_shared_query(s->flags, q, &size, &unit, &s->arrived[q]);
+        }
+    }
+    /* every counter is zero before anyone counts */
+    rc = MPI_Barrier(m->host);
+    return rc == MPI_SUCCESS ? CLT_OK : fail_mpi(rc, "MPI_Barrier");
 }
 
 /* Joins the runtime to comm: every process's device count must match. */
@@ -480,7 +663,7 @@ static clt_status attach(clt_runtime *rt, MPI_Comm comm)
     m->lanes = malloc((size_t)n * sizeof *m->lanes);
     m->seq = calloc((size_t)n + 1, sizeof *m->seq);
     m->hosts = calloc((size_t)m->size, sizeof *m->hosts);
-    int *ndev = calloc((size_t)m->size, sizeof *ndev);
+    int *ndev = calloc(2 * (size_t)m->size, sizeof *ndev);   /* devices, shared memory wanted */
     clt_status st = m->lanes && m->seq && m->hosts && ndev
                         ? CLT_OK
                         : clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
@@ -495,20 +678,25 @@ static clt_status attach(clt_runtime *rt, MPI_Comm comm)
     MPI_Get_processor_name(name, &len);
     name[HOST_NAME - 1] = '\0';   /* kept short for messages */
     memcpy(m->hosts[m->rank], name, strlen(name) + 1);
-    ndev[m->rank] = n;
+    const char *shm_env = getenv("CLT_MPI_SHM");
+    ndev[2 * m->rank] = n;
+    ndev[2 * m->rank + 1] = !(shm_env && !strcmp(shm_env, "0"));
     MPI_Request reqs[2];
-    int rc = MPI_Iallgather(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, ndev, 1, MPI_INT, comm, &reqs[0]);
+    int rc = MPI_Iallgather(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, ndev, 2, MPI_INT, comm, &reqs[0]);
     if (rc == MPI_SUCCESS)
         rc = MPI_Iallgather(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, m->hosts, HOST_NAME, MPI_CHAR,
                             comm, &reqs[1]);
     if (rc != MPI_SUCCESS) st = fail_mpi(rc, what);
     if (st == CLT_OK) st = wait_plain(m, reqs, 2, what);
-    for (int q = 0; q < m->size && st == CLT_OK; q++)
-        if (ndev[q] != n)
+    bool shm_wanted = true;
+    for (int q = 0; q < m->size && st == CLT_OK; q++) {
+        shm_wanted &= ndev[2 * q + 1] != 0;
+        if (ndev[2 * q] != n)
             st = clt__fail(CLT_ERR_INVALID_ARG,
                            "%s: process %d (%s) opened %d device(s), process %d (%s) %d: every "
-                           "process needs the same number", what, q, m->hosts[q], ndev[q],
+                           "process needs the same number", what, q, m->hosts[q], ndev[2 * q],
                            m->rank, m->hosts[m->rank], n);
+    }
     free(ndev);
     /* One duplicate per lane and one for the host: the calls on each never meet another's. */
     MPI_Request *dup = st == CLT_OK ? malloc((size_t)(n + 1) * sizeof *dup) : NULL;
@@ -529,9 +717,10 @@ static clt_status attach(clt_runtime *rt, MPI_Comm comm)
     if (st == CLT_OK && (MPI_Op_create(op_max, 1, &m->op_max) != MPI_SUCCESS ||
                          MPI_Op_create(op_min, 1, &m->op_min) != MPI_SUCCESS))
         st = clt__fail(CLT_ERR_STATE, "%s: MPI_Op_create failed", what);
+    if (st == CLT_OK && shm_wanted && m->size > 1) st = shm_open_lanes(m);
     if (st == CLT_OK)
-        clt__log(CLT_LOG_INFO, "MPI: process %d of %d (%s), %d device(s) each", m->rank, m->size,
-                 m->hosts[m->rank], n);
+        clt__log(CLT_LOG_INFO, "MPI: process %d of %d (%s), %d device(s) each, all-reduce %s", m->rank,
+                 m->size, m->hosts[m->rank], n, m->shm ? "through shared memory" : "by MPI");
     return st;
 }
 

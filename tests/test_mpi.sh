@@ -1,6 +1,6 @@
 #!/bin/sh
 # The MPI tests (TAP): each MPI test program under mpirun with 2 and 3 processes and a few
-# PoCL devices each (the machine may have 2 cores: --oversubscribe), its test points renumbered
+# PoCL devices each, the collectives both through shared memory and through MPI's messages (the machine may have 2 cores: --oversubscribe), its test points renumbered
 # into one plan and prefixed with the configuration. A program that dies, or prints fewer test
 # points than its plan, fails. Run from the build folder (make check does); MPIRUN names mpirun.
 MPIRUN=${MPIRUN:-mpirun}
@@ -60,6 +60,10 @@ root=
 run "mpi_collective np 2 x 2 devices" 2 "basic basic" tests/mpi_collective
 run "mpi_collective np 3 x 1 device" 3 "basic" tests/mpi_collective
 run "mpi_collective thread level, np 2" 2 "basic" tests/mpi_collective --thread-level
+# the cross-process step by MPI's messages rather than the shared window (one node here)
+export CLT_MPI_SHM=0
+run "mpi_collective np 3 x 1 device, CLT_MPI_SHM=0" 3 "basic" tests/mpi_collective
+unset CLT_MPI_SHM
 run "mpi_data_parallel np 2 x 1 device" 2 "basic" tests/mpi_data_parallel
 run "mpi_data_parallel np 3 x 1 device" 3 "basic" tests/mpi_data_parallel
 run "mpi_data_parallel np 2 x 2 devices" 2 "basic basic" tests/mpi_data_parallel
