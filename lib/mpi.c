@@ -458,6 +458,7 @@ clt_status clt__mpi_allreduce(clt__mpi *m, int lane, const float *send, float *r
 {
     static const char what[] = "cross-process all-reduce";
     CLT_ASSERT(lane >= 0 && lane < m->nlanes, CLT_ERR_STATE);
+    if (count == 0) return CLT_OK;   /* the lane's segment is empty in every process alike */
     if (m->shm) {
         clt_status st = check_usable(m, what);
         return st == CLT_OK ? shm_allreduce(m, lane, send, recv, count, op, timeout) : st;
