@@ -561,15 +561,16 @@ static void finalize_at_exit(void)
     if (!fin) MPI_Finalize();
 }
 
-/* Whether every process's layer is intact (a bounded vote over the host comm): only then are
- * the shared windows freed, since MPI_Win_free waits for every process. */
-static bool all_intact(clt__mpi *m)
+/* A bounded vote over the host comm at close: -1 when not every process answered (one died
+ * or hangs), else whether every process's layer is intact. */
+static int vote_intact(clt__mpi *m)
 {
-    if (m->host == MPI_COMM_NULL) return false;
+    if (m->host == MPI_COMM_NULL) return -1;
     int mine = !atomic_load(&m->broken), all = 0;
     MPI_Request req;
-    if (MPI_Iallreduce(&mine, &all, 1, MPI_INT, MPI_LAND, m->host, &req) != MPI_SUCCESS) return false;
-    return wait_reqs(m, "closing the MPI layer", 0, &req, 1, NULL, NULL, 0, 30.0) == CLT_OK && all;
+    if (MPI_Iallreduce(&mine, &all, 1, MPI_INT, MPI_LAND, m->host, &req) != MPI_SUCCESS) return -1;
+    if (wait_reqs(m, "closing the MPI layer", 0, &req, 1, NULL, NULL, 0, 30.0) != CLT_OK) return -1;
+    return all;
 }
 
 void clt__mpi_close(clt__mpi *m)
@@ -577,12 +578,16 @@ void clt__mpi_close(clt__mpi *m)
     if (!m) return;
     int fin = 0;
     MPI_Finalized(&fin);
-    /* a broken comm has requests that never end, and a broken peer frees nothing */
-    if (!fin && (m->shm ? all_intact(m) : !atomic_load(&m->broken))) {
-        for (int r = 0; r < m->nlanes && m->shm; r++) {
-            free_data_window(&m->shm[r]);
-            if (m->shm[r].flags != MPI_WIN_NULL) MPI_Win_free(&m->shm[r].flags);
-        }
+    int vote = fin ? -1 : m->shm ? vote_intact(m) : !atomic_load(&m->broken);
+    /* MPI_Win_free waits for every process: with all of them here the windows go, in lane order
+     * (left to MPI_Finalize, they would go in each process's creation order, which the lanes'
+     * threads race for). The shared path leaves no MPI request behind, even after a failure. */
+    for (int r = 0; r < m->nlanes && m->shm && vote >= 0; r++) {
+        free_data_window(&m->shm[r]);
+        if (m->shm[r].flags != MPI_WIN_NULL) MPI_Win_free(&m->shm[r].flags);
+    }
+    /* a broken comm may have requests that never end */
+    if (vote == 1) {
         for (int r = 0; r < m->nlanes && m->lanes; r++)
             if (m->lanes[r] != MPI_COMM_NULL) MPI_Comm_free(&m->lanes[r]);
         if (m->host != MPI_COMM_NULL) MPI_Comm_free(&m->host);
