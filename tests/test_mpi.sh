@@ -56,6 +56,10 @@ tmp=$(mktemp -d "${TMPDIR:-/tmp}/cltrain-mpi.XXXXXX") || exit 1
 trap 'rm -rf "$tmp"' EXIT
 root=
 [ "$(id -u)" -eq 0 ] && root=--allow-run-as-root
+# Containers often forbid the cross-process reads (ptrace scope) that Open MPI's shared-memory
+# transport tries first; plain copies work everywhere.
+OMPI_MCA_btl_vader_single_copy_mechanism=${OMPI_MCA_btl_vader_single_copy_mechanism-none}
+export OMPI_MCA_btl_vader_single_copy_mechanism
 
 run "mpi_collective np 2 x 2 devices" 2 "basic basic" tests/mpi_collective
 run "mpi_collective np 3 x 1 device" 3 "basic" tests/mpi_collective
