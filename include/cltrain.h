@@ -316,6 +316,14 @@ typedef struct {
      * then on) and write it to this file as Chrome trace JSON at clt_runtime_destroy. NULL:
      * $CLT_TRACE, else no timeline. */
     const char *trace_path;
+    /* Span every process of MPI_COMM_WORLD: the runtime's collectives and data-parallel trainers
+     * then act on the devices of all processes, device ranks being (process, local device).
+     * Every process must create it (a collective call) with the same number of devices. MPI is
+     * initialised with MPI_THREAD_MULTIPLE when the program has not done it (and finalised at
+     * exit); a program that has must have asked for MPI_THREAD_MULTIPLE. A communicator of
+     * your own: clt_runtime_create_mpi() in cltrain_mpi.h. CLT_ERR_UNSUPPORTED in a build
+     * without MPI (see clt_have_mpi). */
+    int mpi;
 } clt_runtime_options;
 
 /* Defaults: devices NULL, CLT_CONTEXT_PER_PLATFORM, no profiling. */
@@ -327,8 +335,14 @@ CLT_API clt_status clt_runtime_create_ex(clt_runtime **out, const clt_runtime_op
 /* Stops the workers and releases everything. NULL is fine. */
 CLT_API void clt_runtime_destroy(clt_runtime *rt);
 
-/* Number of runtime devices (repeats counted); 0 for NULL. */
+/* Number of runtime devices (repeats counted); 0 for NULL. Under MPI: this process's own. */
 CLT_API int clt_runtime_device_count(const clt_runtime *rt);
+/* Under MPI (opts.mpi or clt_runtime_create_mpi): the processes the runtime spans and this
+ * one's rank among them; 1 and 0 otherwise (and for NULL). */
+CLT_API int clt_runtime_process_count(const clt_runtime *rt);
+CLT_API int clt_runtime_process_rank(const clt_runtime *rt);
+/* 1 when the library was built with MPI (configure --with-mpi), else 0. */
+CLT_API int clt_have_mpi(void);
 CLT_API clt_status clt_runtime_device_info(const clt_runtime *rt, int device, clt_device_info *out);
 /* The context that runtime device `device` lives in, for creating your own buffers there.
  * The runtime owns it: retain it if you keep it past clt_runtime_destroy. NULL on bad input. */
@@ -777,6 +791,16 @@ CLT_API clt_status clt_trainer_data_position(const clt_trainer *t, clt_data_posi
  * When a device fails during a collective every device stops within the timeout; the call
  * returns the failing device's error and the runtime stays usable. A device that makes no
  * progress for timeout_s seconds gives CLT_ERR_TIMEOUT naming it.
+ *
+ * Under MPI (a runtime with opts.mpi, or clt_runtime_create_mpi) every process calls the same
+ * collective with its own devices' buffers and the collective spans the n devices of all P
+ * processes (every process has the same n): an all-reduce is hierarchical (the ring inside each
+ * process, then each local device's reduced chunk all-reduced with the same local device of the
+ * other processes, then the ring's all-gather) and gives the same bits on every device of every
+ * process. In a reduce-scatter or all-gather "n" is then n * P, and device d of process p holds
+ * block d * P + p. A broadcast does not cross processes (CLT_ERR_UNSUPPORTED). A process that
+ * does not reach a collective within timeout_s (default 300 s under MPI) is named in the
+ * CLT_ERR_TIMEOUT of the others; the runtime cannot run collectives afterwards.
  */
 typedef enum {
     CLT_OP_SUM = 0,

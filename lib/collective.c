@@ -19,6 +19,7 @@
 
 #define CHUNK_BYTES_DEFAULT ((size_t)1 << 20)
 #define TIMEOUT_DEFAULT 60.0
+#define MPI_TIMEOUT_DEFAULT 300.0 /* across processes, one may still be compiling kernels */
 #define MAX_EVENTS 65536          /* in-flight host copies per rank and call */
 #define UNITS_DONE 0xFFFFFFFFu    /* a rank's progress once its call has finished */
 #define NAIVE_SLAB 16384          /* floats reduced across all ranks at a time, for the cache */
@@ -47,6 +48,10 @@ struct clt__comm {
     int abort_rank;
     clt_status abort_status;
     char abort_msg[1024];
+    /* Under MPI (the runtime's whole group only): the processes, each with n ranks; rank r
+     * also runs the cross-process step of its segment on lane r. */
+    clt__mpi *mpi;
+    int procs, proc;
 };
 
 static int mod(int a, int n) { return ((a % n) + n) % n; }
@@ -55,7 +60,13 @@ static int mod(int a, int n) { return ((a % n) + n) % n; }
 
 clt_status clt__comm_create(clt__comm **out, clt_runtime *rt)
 {
-    return clt__comm_create_group(out, rt, NULL, rt->nworkers);
+    clt_status st = clt__comm_create_group(out, rt, NULL, rt->nworkers);
+    if (st == CLT_OK && rt->mpi) {
+        (*out)->mpi = rt->mpi;
+        (*out)->procs = clt__mpi_size(rt->mpi);
+        (*out)->proc = clt__mpi_rank(rt->mpi);
+    }
+    return st;
 }
 
 clt_status clt__comm_create_group(clt__comm **out, clt_runtime *rt, const int *devices, int n)
@@ -90,6 +101,7 @@ clt_status clt__comm_create_group(clt__comm **out, clt_runtime *rt, const int *d
     c->ranks = ranks;
     atomic_init(&c->aborted, false);
     pthread_mutex_init(&c->abort_lock, NULL);
+    c->procs = 1;
     *out = c;
     return CLT_OK;
 }
@@ -293,7 +305,9 @@ static clt_status run_begin(rank_run *x, clt__comm *c, clt__worker *w,
     x->what = what;
     x->algo = o && o->algo != CLT_ALGO_AUTO ? o->algo : CLT_ALGO_RING;
     x->chunk_bytes = o && o->chunk_bytes ? o->chunk_bytes : CHUNK_BYTES_DEFAULT;
-    x->timeout = o && o->timeout_s > 0 ? o->timeout_s : TIMEOUT_DEFAULT;
+    x->timeout = o && o->timeout_s > 0 ? o->timeout_s
+                 : c->mpi                    ? MPI_TIMEOUT_DEFAULT
+                                             : TIMEOUT_DEFAULT;
     x->me = -1;
     for (int r = 0; r < c->n; r++)
         if (c->members[r] == w) x->me = r;
@@ -497,6 +511,49 @@ static bool own_in_place(const plan *P, const layout *L, int r)
                                      dev_off(L, r, off, P->recv_off, P->recv_all);
 }
 
+/* ---- across processes (MPI): the step between the in-process reduce-scatter and all-gather -- */
+
+static void divide(float *p, size_t len, float div)
+{
+    for (size_t i = 0; i < len; i++) p[i] /= div;
+}
+
+/* Rank r's segment, reduced over this process's devices (in `in`, len floats), reduced over
+ * the processes into `out` on lane r: all of it (all-reduce) or block `proc` of it into
+ * out[0, len / procs) (reduce-scatter). AVG divides the sum by every device of every process
+ * here, once, so every process computes the same bits. */
+static clt_status cross_reduce(rank_run *x, const plan *P, const float *in, float *out, size_t len)
+{
+    clt__comm *c = x->c;
+    double t0 = x->w->trace ? clt__now() : 0;
+    clt_status st;
+    size_t keep = len;
+    if (P->gather) {
+        st = clt__mpi_allreduce(c->mpi, x->me, in, out, len, P->op, x->timeout);
+    } else {
+        keep = len / (size_t)c->procs;
+        if (in != out) memcpy(out, in, len * sizeof(float));
+        st = clt__mpi_reduce_scatter(c->mpi, x->me, out, keep, P->op, x->timeout);
+    }
+    if (st == CLT_OK && P->op == CLT_OP_AVG) divide(out, keep, (float)(x->n * c->procs));
+    if (x->w->trace) clt__worker_span(x->w, "MPI: across processes", t0, clt__now());
+    return st;
+}
+
+/* All-gather under MPI: rank r's segment holds block r * procs + p of every process p. This
+ * rank's block goes to the host and the segment is gathered over lane r into staging. */
+static clt_status cross_gather(rank_run *x, const plan *P, const layout *L)
+{
+    clt__comm *c = x->c;
+    size_t count = seg_len(L, x->me) / (size_t)c->procs;
+    float *seg = c->ranks[x->me].host + seg_off(L, x->me);
+    clt_status st = d2h(x, P->send, P->send_off, seg + (size_t)c->proc * count, count, NULL);
+    double t0 = x->w->trace ? clt__now() : 0;
+    if (st == CLT_OK) st = clt__mpi_all_gather(c->mpi, x->me, seg, count, x->timeout);
+    if (x->w->trace) clt__worker_span(x->w, "MPI: across processes", t0, clt__now());
+    return st;
+}
+
 /* Ring, rank r, left neighbour l = r-1. Units: block 0 is the copy to the host of the segment
  * the right neighbour needs first; reduce-scatter step s (segment r-2-s, reduced into this
  * rank's staging from l's) is block s+1, so rank r ends owning segment r; all-gather step t
@@ -513,7 +570,8 @@ static clt_status ring_run(rank_run *x, const plan *P, const layout *L)
 
     /* Every copy to the host is queued at once, in the order the segments are needed, so the
      * device copies chunk k+1 while this thread reduces chunk k. */
-    int ncopy = P->send_all ? n : 1;
+    int ncopy = x->c->mpi && !P->reduce ? 0 : P->send_all ? n : 1;
+    if (!ncopy) st = cross_gather(x, P, L);   /* our segment, from every process */
     for (int k = 0; k < ncopy && st == CLT_OK; k++) {
         int seg = P->reduce ? mod(r - 1 - k, n) : r;
         for (size_t c = 0; c < C && st == CLT_OK; c++) {
@@ -524,7 +582,8 @@ static clt_status ring_run(rank_run *x, const plan *P, const layout *L)
     }
     clFlush(x->q);
     int first = P->reduce ? mod(r - 1, n) : r;
-    bool same_place = own_in_place(P, L, r);
+    bool cross = x->c->mpi != NULL;
+    bool same_place = own_in_place(P, L, r) && !cross;
     for (size_t c = 0; c < C && st == CLT_OK; c++) {
         st = wait_event(x, &x->ev[c]);
         size_t len, off = chunk_of(L, first, c, &len);
@@ -536,16 +595,26 @@ static clt_status ring_run(rank_run *x, const plan *P, const layout *L)
     for (int s = 0; P->reduce && s < n - 1 && st == CLT_OK; s++, b++) {
         int seg = mod(r - 2 - s, n);
         bool last = s == n - 2;
-        float div = last && P->op == CLT_OP_AVG ? (float)n : 0.0f;
+        float div = last && !cross && P->op == CLT_OP_AVG ? (float)n : 0.0f;
         for (size_t c = 0; c < C && st == CLT_OK; c++) {
             size_t len, off = chunk_of(L, seg, c, &len);
             st = wait_event(x, &x->ev[(size_t)(s + 1) * C + c]);
             if (st == CLT_OK) st = wait_peer(x, left, x->tag | ((b - 1) * C + c + 1));
             if (st != CLT_OK) break;
             combine(mine + off, lt->host + off, mine + off, len, P->op, div);
-            if (last) st = h2d(x, P->recv, dev_off(L, r, off, P->recv_off, P->recv_all), mine + off, len);
-            if (st == CLT_OK) st = post(x, (uint32_t)(b * C + c + 1));
+            if (last && !cross)
+                st = h2d(x, P->recv, dev_off(L, r, off, P->recv_off, P->recv_all), mine + off, len);
+            /* Under MPI the last step's result is posted once it has crossed the processes. */
+            if (st == CLT_OK && !(last && cross)) st = post(x, (uint32_t)(b * C + c + 1));
         }
+    }
+    if (cross && P->reduce && st == CLT_OK) {
+        size_t off = seg_off(L, r), len = seg_len(L, r);
+        st = cross_reduce(x, P, mine + off, mine + off, len);
+        if (st == CLT_OK)
+            st = h2d(x, P->recv, dev_off(L, r, off, P->recv_off, P->recv_all), mine + off,
+                     P->gather ? len : len / (size_t)x->c->procs);
+        if (st == CLT_OK) st = post(x, (uint32_t)((size_t)n * C));   /* the last reduce block */
     }
     for (int t = 0; P->gather && t < n - 1 && st == CLT_OK; t++, b++) {
         int seg = mod(r - 1 - t, n);
@@ -605,16 +674,23 @@ static clt_status ring_mapped_run(rank_run *x, const plan *P, const layout *L, s
     me->dst = dst;
     for (size_t c = 0; c < C && st == CLT_OK; c++) st = post(x, (uint32_t)(c + 1));
     uint32_t b = 1;
+    bool cross = x->c->mpi != NULL;
     for (int s = 0; s < n - 1 && st == CLT_OK; s++, b++) {
         int seg = mod(r - 2 - s, n);
-        float div = s == n - 2 && P->op == CLT_OP_AVG ? (float)n : 0.0f;
+        bool last = s == n - 2;
+        float div = last && !cross && P->op == CLT_OP_AVG ? (float)n : 0.0f;
         for (size_t c = 0; c < C && st == CLT_OK; c++) {
             size_t len, off = chunk_of(L, seg, c, &len);
             st = wait_peer(x, left, x->tag | ((b - 1) * C + c + 1));
             if (st != CLT_OK) break;
             combine(dst + off, (s == 0 ? lt->src : lt->dst) + off, src + off, len, P->op, div);
-            st = post(x, (uint32_t)(b * C + c + 1));
+            if (!(last && cross)) st = post(x, (uint32_t)(b * C + c + 1));
         }
+    }
+    if (cross && st == CLT_OK) {   /* one device here: its input is the local "sum" */
+        size_t off = seg_off(L, r);
+        st = cross_reduce(x, P, (n == 1 ? src : dst) + off, dst + off, seg_len(L, r));
+        if (st == CLT_OK) st = post(x, (uint32_t)((size_t)n * C));
     }
     for (int t = 0; t < n - 1 && st == CLT_OK; t++, b++) {
         int seg = mod(r - 1 - t, n);
@@ -724,19 +800,22 @@ static clt_status run_collective(clt__comm *c, clt__worker *w, const clt_collect
     rank_run x;
     layout L;
     size_t chunk_bytes = o && o->chunk_bytes ? o->chunk_bytes : CHUNK_BYTES_DEFAULT;
+    /* Under MPI a reduce-scatter's or all-gather's segment r holds device r's block of every
+     * process: procs blocks. */
+    size_t block = (size_t)c->procs * count;
     if (k == KIND_BROADCAST)
         layout_init(&L, 1, count, 0, chunk_bytes);
     else if (bounds)
         layout_init_bounds(&L, n, bounds, chunk_bytes);
     else
-        layout_init(&L, n, k == KIND_ALLREDUCE ? count : (size_t)n * count,
-                    k == KIND_ALLREDUCE ? 0 : count, chunk_bytes);
+        layout_init(&L, n, k == KIND_ALLREDUCE ? count : (size_t)n * block,
+                    k == KIND_ALLREDUCE ? 0 : block, chunk_bytes);
     size_t total = seg_off(&L, L.n - 1) + seg_len(&L, L.n - 1);
     clt_status st = run_begin(&x, c, w, o, names[k], total * sizeof(float), (size_t)L.n * L.nchunks);
     if (st == CLT_OK) {
         if (k == KIND_BROADCAST)
             st = broadcast_run(&x, P, &L);
-        else if (x.algo == CLT_ALGO_NAIVE)
+        else if (x.algo == CLT_ALGO_NAIVE && !c->mpi)
             st = naive_run(&x, P, &L);
         else if (k == KIND_ALLREDUCE && x.algo == CLT_ALGO_RING && c->unified)
             st = ring_mapped_run(&x, P, &L, count);
@@ -751,7 +830,7 @@ clt_status clt__comm_allreduce(clt__comm *c, clt__worker *w, cl_mem send, size_t
                                const clt_collective_options *o)
 {
     if (count == 0) return CLT_OK;
-    if (c->n == 1) return local_copy(w, send, send_off, recv, recv_off, count);
+    if (c->n == 1 && !c->mpi) return local_copy(w, send, send_off, recv, recv_off, count);
     plan P = {.reduce = true, .gather = true, .op = op, .send = send, .send_off = send_off,
               .send_all = true, .recv = recv, .recv_off = recv_off, .recv_all = true};
     return run_collective(c, w, o, KIND_ALLREDUCE, &P, count, NULL);
@@ -761,6 +840,7 @@ clt_status clt__comm_broadcast(clt__comm *c, clt__worker *w, cl_mem buf, size_t 
                                int root, const clt_collective_options *o)
 {
     if (count == 0 || c->n == 1) return CLT_OK;
+    CLT_ASSERT(!c->mpi, CLT_ERR_STATE);   /* the public call refuses it */
     plan P = {.send = buf, .send_off = off, .recv = buf, .recv_off = off, .root = root};
     return run_collective(c, w, o, KIND_BROADCAST, &P, count, NULL);
 }
@@ -770,7 +850,7 @@ clt_status clt__comm_reduce_scatter(clt__comm *c, clt__worker *w, cl_mem send, s
                                     const clt_collective_options *o)
 {
     if (count == 0) return CLT_OK;
-    if (c->n == 1) return local_copy(w, send, send_off, recv, recv_off, count);
+    if (c->n == 1 && !c->mpi) return local_copy(w, send, send_off, recv, recv_off, count);
     plan P = {.reduce = true, .op = op, .send = send, .send_off = send_off, .send_all = true,
               .recv = recv, .recv_off = recv_off};
     return run_collective(c, w, o, KIND_REDUCE_SCATTER, &P, count, NULL);
@@ -783,6 +863,7 @@ clt_status clt__comm_reduce_scatter_v(clt__comm *c, clt__worker *w, cl_mem buf, 
     int r = -1;
     for (int i = 0; i < c->n; i++)
         if (c->members[i] == w) r = i;
+    CLT_ASSERT(!c->mpi, CLT_ERR_STATE);   /* the data strategy keeps one bucket under MPI */
     if (bounds[c->n] == bounds[0] || c->n == 1) return CLT_OK;
     /* The vector starts at off + bounds[0]; this rank's sum lands where its segment was (a
      * worker outside the group gets run_begin's error). */
@@ -796,7 +877,7 @@ clt_status clt__comm_all_gather(clt__comm *c, clt__worker *w, cl_mem send, size_
                                 const clt_collective_options *o)
 {
     if (count == 0) return CLT_OK;
-    if (c->n == 1) return local_copy(w, send, send_off, recv, recv_off, count);
+    if (c->n == 1 && !c->mpi) return local_copy(w, send, send_off, recv, recv_off, count);
     /* Our block goes to recv at block w->index: seen from the vector, recv starts recv_off. */
     plan P = {.gather = true, .send = send, .send_off = send_off, .recv = recv,
               .recv_off = recv_off, .recv_all = true};
@@ -893,13 +974,18 @@ static clt_status validate(clt_runtime *rt, const call_desc *d, const clt_collec
     if (!d->send) return clt__fail(CLT_ERR_INVALID_ARG, "%s: the buffer array is NULL", fn);
     if (d->k != KIND_ALL_GATHER && d->k != KIND_BROADCAST && (unsigned)d->op > CLT_OP_MIN)
         return clt__fail(CLT_ERR_INVALID_ARG, "%s: unknown op %d", fn, (int)d->op);
+    if (rt->mpi && d->k == KIND_BROADCAST)
+        return clt__fail(CLT_ERR_UNSUPPORTED, "%s: under MPI a broadcast does not cross processes "
+                         "(use clt_allreduce, or broadcast with MPI yourself)", fn);
+    if (rt->mpi && o && o->algo == CLT_ALGO_NAIVE)
+        return clt__fail(CLT_ERR_UNSUPPORTED, "%s: CLT_ALGO_NAIVE does not cross processes", fn);
     if (d->k == KIND_BROADCAST && (d->root < 0 || d->root >= n))
         return clt__fail(CLT_ERR_INVALID_ARG, "%s: root %d out of range (the runtime has %d)", fn,
                          d->root, n);
     if (o && ((unsigned)o->algo > CLT_ALGO_RING_STAGED || !(o->timeout_s >= 0) || isinf(o->timeout_s)))
         return clt__fail(CLT_ERR_INVALID_ARG, "%s: bad options (algo %d, timeout_s %g)", fn,
                          (int)o->algo, o->timeout_s);
-    if (d->count > SIZE_MAX / sizeof(float) / (size_t)n)
+    if (d->count > SIZE_MAX / sizeof(float) / (size_t)n / (size_t)clt_runtime_process_count(rt))
         return clt__fail(CLT_ERR_INVALID_ARG, "%s: count %zu is too large", fn, d->count);
     const char *sname = d->k == KIND_BROADCAST                  ? "bufs"
                         : d->k == KIND_ALL_GATHER && !d->recv ? "recv"
@@ -942,9 +1028,11 @@ static clt_status run_public(clt_runtime *rt, const call_desc *d, const clt_coll
         a->o = o;
         a->send = d->send[i];
         a->recv = d->recv ? d->recv[i] : d->send[i];
-        /* In place: the result (reduce-scatter) or the input (all-gather) is block i. */
-        if (!d->recv && d->k == KIND_REDUCE_SCATTER) a->recv_off = (size_t)i * d->count;
-        if (!d->recv && d->k == KIND_ALL_GATHER) a->send_off = (size_t)i * d->count;
+        /* In place: the result (reduce-scatter) or the input (all-gather) is device i's block:
+         * block i, or under MPI block i * procs + proc. */
+        size_t block = (size_t)i * (size_t)c->procs + (size_t)c->proc;
+        if (!d->recv && d->k == KIND_REDUCE_SCATTER) a->recv_off = block * d->count;
+        if (!d->recv && d->k == KIND_ALL_GATHER) a->send_off = block * d->count;
     }
     if (st == CLT_OK) st = clt__runtime_parallel(rt, rank_task, args, sizeof *args);
     if (st != CLT_OK && c && atomic_load(&c->aborted)) {
@@ -978,7 +1066,7 @@ clt_status clt_broadcast(clt_runtime *rt, cl_mem const bufs[], size_t count, int
 clt_status clt_reduce_scatter(clt_runtime *rt, cl_mem const send[], cl_mem const recv[],
                               size_t count, clt_op op, const clt_collective_options *opts)
 {
-    size_t n = rt ? (size_t)rt->nworkers : 1;
+    size_t n = rt ? (size_t)rt->nworkers * (size_t)clt_runtime_process_count(rt) : 1;
     call_desc d = {"clt_reduce_scatter", KIND_REDUCE_SCATTER, send, recv,
                    n * count, count, count, op, 0};
     return run_public(rt, &d, opts);
@@ -988,7 +1076,7 @@ clt_status clt_all_gather(clt_runtime *rt, cl_mem const send[], cl_mem const rec
                           const clt_collective_options *opts)
 {
     /* The in-place form has only recv: validate it as the one array. */
-    size_t n = rt ? (size_t)rt->nworkers : 1;
+    size_t n = rt ? (size_t)rt->nworkers * (size_t)clt_runtime_process_count(rt) : 1;
     call_desc d = {"clt_all_gather", KIND_ALL_GATHER, send ? send : recv, send ? recv : NULL,
                    send ? count : n * count, n * count, count, CLT_OP_SUM, 0};
     return run_public(rt, &d, opts);

@@ -697,6 +697,7 @@ clt_status clt__partition(int nlayers, int ndev, const double *cost, const doubl
 /* ---- runtime (lib/runtime.c) --------------------------------------------------------------- */
 
 typedef struct clt__comm clt__comm;
+typedef struct clt__mpi clt__mpi;
 
 struct clt_runtime {
     char *trace_path;         /* timeline file written at destroy (CLT_TRACE or the option) */
@@ -710,6 +711,7 @@ struct clt_runtime {
     clt_runtime_options opts;
     pthread_mutex_t comm_lock;   /* held through each public collective: one at a time */
     clt__comm *comm;             /* the public collectives' group, made on first use */
+    clt__mpi *mpi;               /* the processes the runtime spans (lib/mpi.c), or NULL */
 };
 
 /* Timelines (lib/trace.c): start recording on every worker (clocks aligned), and write what
@@ -773,5 +775,35 @@ clt_status clt__comm_reduce_scatter_v(clt__comm *c, clt__worker *w, cl_mem buf, 
 clt_status clt__comm_all_gather(clt__comm *c, clt__worker *w, cl_mem send, size_t send_off,
                                 cl_mem recv, size_t recv_off, size_t count,
                                 const clt_collective_options *o);
+
+/* ---- MPI (lib/mpi.c) -------------------------------------------------------------------- */
+
+/* A runtime spanning the processes of an MPI communicator: lane r joins local device r of every
+ * process (each process has the same device count). Built without MPI, attaching fails with
+ * CLT_ERR_UNSUPPORTED and the rest is never reached. Every call is bounded by its timeout and
+ * names a process that never reached it (CLT_ERR_TIMEOUT); after any failure the layer refuses
+ * further calls (CLT_ERR_ABORTED). */
+/* opts.mpi: initialises MPI (MPI_THREAD_MULTIPLE) if needed and joins MPI_COMM_WORLD. */
+clt_status clt__mpi_attach_world(clt_runtime *rt);
+void clt__mpi_close(clt__mpi *m);
+int clt__mpi_size(const clt__mpi *m);
+int clt__mpi_rank(const clt__mpi *m);
+/* On lane `lane`'s worker thread: recv = op over processes of send (count floats; send == recv
+ * in place). CLT_OP_AVG sums: the caller divides. */
+clt_status clt__mpi_allreduce(clt__mpi *m, int lane, const float *send, float *recv, size_t count,
+                              clt_op op, double timeout);
+/* buf holds size * count floats; block `rank` of the sum over processes lands in buf[0, count). */
+clt_status clt__mpi_reduce_scatter(clt__mpi *m, int lane, float *buf, size_t count, clt_op op,
+                                   double timeout);
+/* buf holds size * count floats, this process's block at rank * count: every block arrives. */
+clt_status clt__mpi_all_gather(clt__mpi *m, int lane, float *buf, size_t count, double timeout);
+/* On the calling thread (no worker inside MPI): every process's k doubles, in process order,
+ * into all (size * k); mine is copied to its place. */
+clt_status clt__mpi_gather_doubles(clt__mpi *m, const double *mine, int k, double *all);
+/* buf holds every process's rows, process q's counts[q] floats after those of the ones before;
+ * this process's are filled in, the others' arrive. */
+clt_status clt__mpi_gather_rows(clt__mpi *m, float *buf, const size_t *counts);
+/* On the calling thread: buf (count floats) becomes its sum over the processes. */
+clt_status clt__mpi_sum_floats(clt__mpi *m, float *buf, size_t count);
 
 #endif /* CLT_INTERNAL_H */

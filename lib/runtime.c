@@ -132,6 +132,7 @@ clt_status clt_runtime_create_ex(clt_runtime **out, const clt_runtime_options *o
                  rt->devs[sel[i]].info.platform_name);
     }
     if (rt->trace_path && (st = clt__trace_start(rt)) != CLT_OK) goto fail;
+    if (o.mpi && (st = clt__mpi_attach_world(rt)) != CLT_OK) goto fail;
     free(sel);
     free(ctx_of);
     *out = rt;
@@ -165,6 +166,7 @@ void clt_runtime_destroy(clt_runtime *rt)
     }
     free(rt->trace_path);
     clt__comm_destroy(rt->comm);   /* its staging is unmapped on the workers' threads */
+    clt__mpi_close(rt->mpi);
     for (int i = 0; i < rt->nworkers && rt->workers; i++) clt__worker_stop(&rt->workers[i]);
     pthread_mutex_destroy(&rt->comm_lock);
     for (int i = 0; i < rt->ncontexts; i++) clReleaseContext(rt->contexts[i]);

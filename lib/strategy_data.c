@@ -17,7 +17,14 @@
  * lowest layer, and the worker reduce-scatters bucket k on the device's second queue as soon
  * as its marker completes, while the first queue computes the layers before it. A bucket's
  * segment r is its part of shard r, so ownership, the optimizer state and the order every sum
- * is taken in are those of the unbucketed reduce-scatter: any bucket size gives the same bits. */
+ * is taken in are those of the unbucketed reduce-scatter: any bucket size gives the same bits.
+ *
+ * Under MPI the ranks are the n devices of each of the P processes: global rank p * n + r takes
+ * the rows of the global batch that rank would take in one process with n * P devices (every
+ * process passes the same global batch and uploads only its own rows), and owns shard
+ * r * P + p, the block the hierarchical reduce-scatter leaves on it. The host's decisions use
+ * every process's numbers, gathered and added in the one-process order. Gradients are then
+ * reduce-scattered in one bucket, after backward (the hierarchical reduce-scatter is whole). */
 #include "internal.h"
 
 #include <errno.h>
@@ -30,15 +37,18 @@
 #include <time.h>
 
 typedef struct {
-    int n;                  /* ranks */
+    int n;                  /* ranks in this process */
+    int procs, proc;        /* MPI: processes and this one's rank; 1 and 0 without */
+    int G;                  /* ranks in all: n * procs */
+    clt__mpi *mpi;
     int *dev;               /* runtime device of rank r */
     clt__net **nets;
-    size_t shard;           /* parameters per rank; nets are padded to n * shard */
+    size_t shard;           /* parameters per rank; nets are padded to G * shard */
     clt__comm *comm;        /* NULL with one rank */
     clt_collective_options copts;
     /* the split */
-    double *weights;        /* relative speed or given weight per rank */
-    size_t *counts;         /* samples of the last step per rank */
+    double *weights;        /* relative speed or given weight per global rank */
+    size_t *counts;         /* samples of the last step per global rank */
     double *win_time, *win_samples;   /* CLT_SPLIT_AUTO's measuring window */
     double *last_seconds;             /* compute seconds of the last step per rank */
     int win_steps;
@@ -73,18 +83,18 @@ typedef struct {
 static void split_batch(const data_state *s, size_t batch, size_t *counts)
 {
     double sum = 0;
-    for (int r = 0; r < s->n; r++) sum += s->weights[r];
+    for (int r = 0; r < s->G; r++) sum += s->weights[r];
     size_t given = 0;
-    double *rem = malloc((size_t)s->n * sizeof *rem);
-    for (int r = 0; r < s->n; r++) {
-        double share = sum > 0 ? (double)batch * s->weights[r] / sum : (double)batch / s->n;
+    double *rem = malloc((size_t)s->G * sizeof *rem);
+    for (int r = 0; r < s->G; r++) {
+        double share = sum > 0 ? (double)batch * s->weights[r] / sum : (double)batch / s->G;
         counts[r] = (size_t)floor(share);
         if (rem) rem[r] = share - (double)counts[r];
         given += counts[r];
     }
     while (given < batch) {
         int best = 0;
-        for (int r = 1; r < s->n; r++)
+        for (int r = 1; r < s->G; r++)
             if (rem && rem[r] > rem[best]) best = r;
         counts[best]++;
         if (rem) rem[best] = -1;
@@ -107,6 +117,21 @@ static void auto_rebalance(clt_trainer *t, data_state *s)
     memset(s->win_samples, 0, (size_t)s->n * sizeof *s->win_samples);
     s->win_steps = 0;
     s->measured++;
+}
+
+/* The global rank of local rank r (its rows of the batch), and where its shard starts. */
+static int global_rank(const data_state *s, int r) { return s->proc * s->n + r; }
+
+static size_t shard_off(const data_state *s, int r)
+{
+    return ((size_t)r * (size_t)s->procs + (size_t)s->proc) * s->shard;
+}
+
+/* Shard k of the flat numbering: whether it lives in this process, and on which local rank. */
+static bool shard_here(const data_state *s, size_t k, int *local)
+{
+    *local = (int)(k / (size_t)s->procs);
+    return (int)(k % (size_t)s->procs) == s->proc;
 }
 
 /* ---- per-rank tasks ------------------------------------------------------------------------- */
@@ -301,7 +326,7 @@ static clt_status phase_a_body(clt__worker *w, rank_job *j)
     if (st == CLT_OK && j->count) st = rank_forward(j, w, 1, 1);
     if (st == CLT_OK && j->count) st = clt__fault_point(w, CLT__FAULT_BACKWARD, 1, "the backward");
     if (st != CLT_OK) return st;
-    size_t off = (size_t)j->rank * s->shard;
+    size_t off = shard_off(s, j->rank);
     if (j->update && s->comm && s->nbuckets > 1) {
         st = backward_buckets(w, j, t0);
     } else {
@@ -315,9 +340,12 @@ static clt_status phase_a_body(clt__worker *w, rank_job *j)
         if (j->count) clt__worker_throttle(w, clt__now() - t0);
         j->seconds = clt__now() - t0;
         clt__worker_span(w, "forward + backward", t0, t0 + j->seconds);
-        if (st == CLT_OK && j->update && s->comm && s->nbuckets == 1) {   /* on the one queue */
+        if (st == CLT_OK && j->update && s->comm) {   /* one bucket, on the one queue */
+            /* In place: this rank's summed shard lands where its own shard of the gradients was
+             * (hierarchically across the processes under MPI). */
             double t1 = clt__now();
-            st = clt__comm_reduce_scatter_v(s->comm, w, n->grads, 0, s->bucket_bounds, CLT_OP_SUM, &s->copts);
+            st = clt__comm_reduce_scatter(s->comm, w, n->grads, 0, n->grads, off, s->shard, CLT_OP_SUM,
+                                          &s->copts);
             clt__worker_span(w, "reduce-scatter gradients", t1, clt__now());
         }
     }
@@ -335,7 +363,7 @@ static clt_status phase_b_body(clt__worker *w, rank_job *j)
     clt_trainer *t = j->t;
     data_state *s = j->s;
     clt__net *n = s->nets[j->rank];
-    size_t off = (size_t)j->rank * s->shard;
+    size_t off = shard_off(s, j->rank);
     double t0 = clt__now();
     n->backup_valid = false;
     clt_status st = clt__net_backup(n);
@@ -436,7 +464,7 @@ typedef struct {
 static clt_status warm_up(clt__worker *w, clt_trainer *t, data_state *s, int rank, size_t rows)
 {
     clt__net *n = s->nets[rank];
-    size_t off = (size_t)rank * s->shard, C = out_numel(t);
+    size_t off = shard_off(s, rank), C = out_numel(t);
     clt_status st = clt__zero(w, (clt__view){n->input, 0}, rows * in_numel(t));
     if (st == CLT_OK) st = clt__zero(w, (clt__view){n->labels, 0}, rows);   /* class 0 */
     if (st == CLT_OK) st = clt__zero(w, (clt__view){n->targets, 0}, rows * C);
@@ -463,7 +491,7 @@ static clt_status create_rank(clt__worker *w, void *arg)
 {
     create_job *j = arg;
     clt__net *n;
-    clt_status st = clt__net_create(w, j->m, 0, j->m->nlayers - 1, j->max_batch, (size_t)j->s->n, &n);
+    clt_status st = clt__net_create(w, j->m, 0, j->m->nlayers - 1, j->max_batch, (size_t)j->s->G, &n);
     if (st != CLT_OK) return st;
     j->s->nets[j->rank] = n;
     if (n->nparams) {
@@ -472,7 +500,7 @@ static clt_status create_rank(clt__worker *w, void *arg)
         if (err != CL_SUCCESS) return clt__fail_cl(err, clt__worker_name(w), "uploading the parameters");
     }
     /* the largest share a rank can get, and the equal share */
-    size_t share = (j->max_batch + (size_t)j->s->n - 1) / (size_t)j->s->n;
+    size_t share = (j->max_batch + (size_t)j->s->G - 1) / (size_t)j->s->G;
     st = warm_up(w, j->t, j->s, j->rank, j->max_batch);
     if (st == CLT_OK && share != j->max_batch) st = warm_up(w, j->t, j->s, j->rank, share);
     return st;
@@ -557,15 +585,18 @@ static clt_status build_ranks(clt_trainer *t, data_state *s, const float *init)
     int n = s->n;
     create_job *jobs = calloc((size_t)n, sizeof *jobs);
     if (!jobs) return clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
-    s->shard = (t->model->nparams + (size_t)n - 1) / (size_t)n;
+    s->G = n * s->procs;
+    s->shard = (t->model->nparams + (size_t)s->G - 1) / (size_t)s->G;
     clt_status st = CLT_OK;
     for (int r = 0; r < n; r++) jobs[r] = (create_job){t, s, r, t->model, t->p.max_batch, init};
     for (int r = 0; r < n && st == CLT_OK; r++)
         st = clt__worker_call(&t->rt->workers[s->dev[r]], create_rank, &jobs[r]);
     free(jobs);
-    if (st == CLT_OK && n > 1) st = clt__comm_create_group(&s->comm, t->rt, s->dev, n);
+    /* under MPI the runtime's whole group, which the MPI layer joins across the processes */
+    if (st == CLT_OK && s->G > 1)
+        st = s->mpi ? clt__comm_create(&s->comm, t->rt) : clt__comm_create_group(&s->comm, t->rt, s->dev, n);
     s->unoverlapped_updates = 0;
-    if (st == CLT_OK) st = make_buckets(t, s, t->p.bucket_bytes);
+    if (st == CLT_OK) st = make_buckets(t, s, s->mpi ? 0 : t->p.bucket_bytes);
     return st;
 }
 
@@ -578,11 +609,15 @@ static clt_status data_create(clt_trainer *t, const float *init)
     t->state = s;
     bool data = t->p.parallel == CLT_PARALLEL_DATA;
     s->n = data ? t->rt->nworkers : 1;
+    s->mpi = t->rt->mpi;   /* the facade allows only CLT_PARALLEL_DATA under MPI */
+    s->procs = clt_runtime_process_count(t->rt);
+    s->proc = clt_runtime_process_rank(t->rt);
+    s->G = s->n * s->procs;
     int n = s->n;
     s->dev = calloc((size_t)n, sizeof *s->dev);
     s->nets = calloc((size_t)n, sizeof *s->nets);
-    s->weights = calloc((size_t)n, sizeof *s->weights);
-    s->counts = calloc((size_t)n, sizeof *s->counts);
+    s->weights = calloc((size_t)s->G, sizeof *s->weights);
+    s->counts = calloc((size_t)s->G, sizeof *s->counts);
     s->win_time = calloc((size_t)n, sizeof *s->win_time);
     s->win_samples = calloc((size_t)n, sizeof *s->win_samples);
     s->last_seconds = calloc((size_t)n, sizeof *s->last_seconds);
@@ -595,10 +630,9 @@ static clt_status data_create(clt_trainer *t, const float *init)
     if (!s->dev || !s->nets || !s->weights || !s->counts || !s->win_time || !s->win_samples ||
         !s->last_seconds || !host_ok)
         return clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
-    for (int r = 0; r < n; r++) {
-        s->dev[r] = data ? r : t->p.device;
-        s->weights[r] = (data && t->p.split == CLT_SPLIT_WEIGHTS) ? t->p.split_weights[r] : 1.0;
-    }
+    for (int r = 0; r < n; r++) s->dev[r] = data ? r : t->p.device;
+    for (int g = 0; g < s->G; g++)   /* weights only without MPI: then G == n */
+        s->weights[g] = (data && t->p.split == CLT_SPLIT_WEIGHTS) ? t->p.split_weights[g] : 1.0;
     s->copts = clt_collective_options_default();
     return build_ranks(t, s, init);
 }
@@ -670,6 +704,51 @@ static clt_status drop_rank(clt_trainer *t, data_state *s, int f)
     return st;
 }
 
+/* The first row of this process's share of the batch (global ranks before its first). */
+static size_t first_row(const data_state *s, const size_t *counts)
+{
+    size_t start = 0;
+    for (int g = 0; g < global_rank(s, 0); g++) start += counts[g];
+    return start;
+}
+
+/* Every rank's k numbers (vals: this process's n * k) into all (G * k, global rank order),
+ * gathered from every process under MPI together with whether each failed: a process that
+ * failed makes the others fail too, naming it. Returns st, or the gathering's failure. */
+static clt_status gather_ranks(const data_state *s, const double *vals, int k, clt_status st,
+                               double *all)
+{
+    size_t nk = (size_t)s->n * (size_t)k;
+    if (!s->mpi) {
+        memcpy(all, vals, nk * sizeof *all);
+        return st;
+    }
+    double *mine = malloc((nk + 1) * sizeof *mine);
+    double *got = malloc((size_t)s->procs * (nk + 1) * sizeof *got);
+    clt_status gst = mine && got ? CLT_OK : clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
+    if (gst == CLT_OK) {
+        memcpy(mine, vals, nk * sizeof *mine);
+        mine[nk] = st != CLT_OK;
+        gst = clt__mpi_gather_doubles(s->mpi, mine, (int)(nk + 1), got);
+    }
+    for (int q = 0; q < s->procs && gst == CLT_OK; q++) {
+        memcpy(all + (size_t)q * nk, got + (size_t)q * (nk + 1), nk * sizeof *all);
+        if (got[(size_t)q * (nk + 1) + nk] != 0 && q != s->proc && st == CLT_OK)
+            st = clt__fail(CLT_ERR_ABORTED, "MPI process %d failed in this step (its own error "
+                           "says why); this one, %d, stops too", q, s->proc);
+    }
+    free(mine), free(got);
+    return st != CLT_OK ? st : gst;
+}
+
+/* Sum over the processes of count floats of host, where each process filled in the parts it
+ * holds and zeros elsewhere (x + 0 is x: the parts arrive unchanged). */
+static clt_status sum_parts(const data_state *s, float *host, size_t count, clt_status st)
+{
+    if (!s->mpi || st != CLT_OK) return st;
+    return clt__mpi_sum_floats(s->mpi, host, count);
+}
+
 static clt_status data_step(clt_trainer *t, const clt__batch *b, int update, float lr, double *loss,
                             size_t *correct)
 {
@@ -683,17 +762,30 @@ static clt_status data_step(clt_trainer *t, const clt__batch *b, int update, flo
     s->hstale = false;
     rank_job stack[16];
     rank_job *jobs = n <= 16 ? stack : calloc((size_t)n, sizeof *jobs);
-    if (!jobs) return clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
+    double *vals = malloc((size_t)n * 3 * sizeof *vals), *all = malloc((size_t)s->G * 3 * sizeof *all);
+    if (!jobs || !vals || !all) {
+        if (jobs != stack) free(jobs);
+        free(vals), free(all);
+        return clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
+    }
     split_batch(s, b->batch, s->counts);
-    size_t start = 0;
+    size_t start = first_row(s, s->counts);
     for (int r = 0; r < n; r++) {
-        jobs[r] = (rank_job){t, s, r, b, start, s->counts[r], update, t->micro == 0, lr, 1.0f, 0, 0, 0, NULL, 0, 0, CLT_OK};
-        start += s->counts[r];
+        size_t count = s->counts[global_rank(s, r)];
+        jobs[r] = (rank_job){t, s, r, b, start, count, update, t->micro == 0, lr, 1.0f, 0, 0, 0, NULL, 0, 0, CLT_OK};
+        start += count;
     }
     st = run_ranks(t, s, phase_a, jobs);
+    for (int r = 0; r < n; r++)
+        vals[3 * r] = jobs[r].loss_sum, vals[3 * r + 1] = jobs[r].sumsq, vals[3 * r + 2] = (double)jobs[r].correct;
+    st = gather_ranks(s, vals, 3, st, all);
+    /* Losses in row order, squares in shard order (shard k: local rank k / P of process k % P),
+     * as one process with every device adds them. */
     double loss_sum = 0, sumsq = 0;
     *correct = 0;
-    for (int r = 0; r < n; r++) loss_sum += jobs[r].loss_sum, sumsq += jobs[r].sumsq, *correct += jobs[r].correct;
+    for (int g = 0; g < s->G; g++) loss_sum += all[3 * g], *correct += (size_t)all[3 * g + 2];
+    for (int k = 0; k < s->G; k++) sumsq += all[3 * ((k % s->procs) * n + k / s->procs) + 1];
+    free(vals), free(all);
     *loss = clt__loss_mean(t, loss_sum, b->batch);
     if (st == CLT_OK && t->p.check_numerics && !isfinite(*loss))
         st = clt__grad_scale(t, *loss, 0, &jobs[0].gscale);   /* says which: the loss */
@@ -721,7 +813,7 @@ static clt_status data_step(clt_trainer *t, const clt__batch *b, int update, flo
         if (lost < 0 && device_lost(jobs[r].st)) lost = r;
     if (st == CLT_OK)
         for (int r = 0; r < n; r++) {
-            s->last_seconds[r] = jobs[r].count ? jobs[r].seconds : 0.0;
+            s->last_seconds[r] = jobs[r].count ? jobs[r].seconds : 0.0;   /* this process's */
             if (jobs[r].count) s->win_time[r] += jobs[r].seconds, s->win_samples[r] += (double)jobs[r].count;
         }
     if (st == CLT_OK && update) {
@@ -762,21 +854,30 @@ static clt_status data_forward(clt_trainer *t, const clt__batch *b, float *out, 
     rank_job stack[16];
     rank_job *jobs = n <= 16 ? stack : calloc((size_t)n, sizeof *jobs);
     if (!jobs) return clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
-    size_t *counts = calloc((size_t)n, sizeof *counts);
-    if (!counts) {
+    size_t *counts = calloc((size_t)s->G, sizeof *counts);
+    size_t *rows = calloc((size_t)s->procs, sizeof *rows);
+    double *vals = malloc((size_t)n * sizeof *vals), *all = malloc((size_t)s->G * sizeof *all);
+    if (!counts || !rows || !vals || !all) {
         if (jobs != stack) free(jobs);
+        free(counts), free(rows), free(vals), free(all);
         return clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
     }
     split_batch(s, b->batch, counts);
-    size_t start = 0;
+    size_t start = first_row(s, counts);
     for (int r = 0; r < n; r++) {
-        jobs[r] = (rank_job){t, s, r, b, start, counts[r], 0, 0, 0, 1.0f, 0, 0, 0, out, 0, 0, CLT_OK};
-        start += counts[r];
+        size_t count = counts[global_rank(s, r)];
+        jobs[r] = (rank_job){t, s, r, b, start, count, 0, 0, 0, 1.0f, 0, 0, 0, out, 0, 0, CLT_OK};
+        start += count;
     }
     clt_status st = run_ranks(t, s, forward_task, jobs);
+    for (int r = 0; r < n; r++) vals[r] = jobs[r].loss_sum;
+    st = gather_ranks(s, vals, 1, st, all);
     *loss_sum = 0;
-    for (int r = 0; r < n; r++) *loss_sum += jobs[r].loss_sum;
-    free(counts);
+    for (int g = 0; g < s->G; g++) *loss_sum += all[g];
+    /* Under MPI every process gets every output row: process q's follow those before it. */
+    for (int g = 0; g < s->G; g++) rows[g / n] += counts[g] * out_numel(t);
+    if (st == CLT_OK && s->mpi) st = clt__mpi_gather_rows(s->mpi, out, rows);
+    free(counts), free(rows), free(vals), free(all);
     if (jobs != stack) free(jobs);
     return st;
 }
@@ -793,18 +894,27 @@ static clt_status data_param_io(clt_trainer *t, size_t off, size_t count, float 
         }
         return st;
     }
+    /* Under MPI each process reads the shards it holds, and the sum over processes fills in
+     * the rest: every process must make this call. */
     for (size_t done = 0; done < count && st == CLT_OK;) {
         size_t at = off + done;
-        int r = s->n == 1 ? 0 : (int)(at / s->shard);
-        size_t end = s->n == 1 ? off + count : ((size_t)r + 1) * s->shard;
+        size_t k = s->G == 1 ? 0 : at / s->shard;
+        int r;
+        bool here = shard_here(s, k, &r);
+        size_t end = s->G == 1 ? off + count : (k + 1) * s->shard;
         size_t take = end - at < count - done ? end - at : count - done;
-        st = clt__buffer_io(&t->rt->workers[s->dev[r]], s->nets[r]->grads, at, take, host + done, 0);
+        if (here)
+            st = clt__buffer_io(&t->rt->workers[s->dev[r]], s->nets[r]->grads, at, take, host + done, 0);
+        else
+            memset(host + done, 0, take * sizeof *host);
         done += take;
     }
-    return st;
+    return sum_parts(s, host, count, st);
 }
 
-/* Optimizer state: rank r keeps elements [r * shard, (r + 1) * shard) of each array. */
+/* Optimizer state: the rank owning shard k keeps elements [k * shard, (k + 1) * shard) of each
+ * array. Under MPI a write keeps the parts this process holds, and a read is summed over the
+ * processes as for gradients: every process must make the call. */
 static clt_status data_state_io(clt_trainer *t, int which, size_t off, size_t count, float *host,
                                 int write)
 {
@@ -813,13 +923,18 @@ static clt_status data_state_io(clt_trainer *t, int which, size_t off, size_t co
     if (write) s->hstale = true;
     for (size_t done = 0; done < count && st == CLT_OK;) {
         size_t at = off + done;
-        int r = (int)(at / s->shard);
-        size_t end = ((size_t)r + 1) * s->shard;
+        size_t k = at / s->shard;
+        int r;
+        bool here = shard_here(s, k, &r);
+        size_t end = (k + 1) * s->shard;
         size_t take = end - at < count - done ? end - at : count - done;
-        st = clt__net_state_io(s->nets[r], which, s->shard, at - (size_t)r * s->shard, take, host + done, write);
+        if (here)
+            st = clt__net_state_io(s->nets[r], which, s->shard, at - k * s->shard, take, host + done, write);
+        else if (!write)
+            memset(host + done, 0, take * sizeof *host);
         done += take;
     }
-    return st;
+    return write ? st : sum_parts(s, host, count, st);
 }
 
 static clt_status data_split(const clt_trainer *t, size_t *counts, int n)
@@ -827,7 +942,7 @@ static clt_status data_split(const clt_trainer *t, size_t *counts, int n)
     const data_state *s = t->state;
     for (int i = 0; i < n; i++) counts[i] = 0;
     for (int r = 0; r < s->n; r++)
-        if (s->dev[r] < n) counts[s->dev[r]] = s->counts[r];
+        if (s->dev[r] < n) counts[s->dev[r]] = s->counts[global_rank(s, r)];
     return CLT_OK;
 }
 

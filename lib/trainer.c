@@ -130,6 +130,15 @@ static clt_status check_params(const clt_train_params *p, const clt_runtime *rt)
     if (p->elastic && p->parallel != CLT_PARALLEL_DATA)
         return clt__fail(CLT_ERR_INVALID_ARG, "elastic mode needs data parallelism (CLT_PARALLEL_DATA): a "
                          "pipeline cannot train without one of its stages");
+    if (rt->mpi && p->parallel != CLT_PARALLEL_DATA)
+        return clt__fail(CLT_ERR_UNSUPPORTED, "a runtime spanning MPI processes trains data "
+                         "parallel only (CLT_PARALLEL_DATA): this mode would not cross processes");
+    if (rt->mpi && p->elastic)
+        return clt__fail(CLT_ERR_UNSUPPORTED, "elastic mode does not cross MPI processes: a lost "
+                         "device would leave the other processes' groups waiting for it");
+    if (rt->mpi && p->split != CLT_SPLIT_EQUAL)
+        return clt__fail(CLT_ERR_UNSUPPORTED, "under MPI the batch is split in equal shares "
+                         "(CLT_SPLIT_EQUAL): weighted and measured splits do not cross processes");
     if (p->rebalance_every < 0) return clt__fail(CLT_ERR_INVALID_ARG, "rebalance_every is negative");
     if (p->micro_batches < 1 || p->micro_batches > 65536)
         return clt__fail(CLT_ERR_INVALID_ARG, "micro_batches %d must be in 1..65536", p->micro_batches);

@@ -213,6 +213,25 @@ int main(void)
     ok(rt == NULL, "and leaves *out NULL");
     ok_error(clt_runtime_create(&rt, "gpu,,"), CLT_ERR_BAD_SPEC, "empty entry", "a spec that does not parse");
     setenv("CLT_DEVICES", "0:0,0:0,0:0", 1);
+    /* Outside MPI a runtime is one process; asking for MPI in a build without it says how to
+     * get it (in a build with it, tests/test_mpi.sh runs the MPI runtimes under mpirun). */
+    ok_status(clt_runtime_create(&rt, "0:0"), "a runtime for the MPI queries");
+    ok(clt_runtime_process_count(rt) == 1 && clt_runtime_process_rank(rt) == 0 &&
+           clt_runtime_process_count(NULL) == 1 && clt_runtime_process_rank(NULL) == 0,
+       "without opts.mpi: one process, rank 0 (and for NULL)");
+    clt_runtime_destroy(rt);
+    rt = NULL;
+#ifdef CLT_HAVE_MPI
+    ok(clt_have_mpi() == 1, "clt_have_mpi() says what configure built: with MPI");
+#else
+    ok(clt_have_mpi() == 0, "clt_have_mpi() says what configure built: without MPI");
+    clt_runtime_options mo = clt_runtime_options_default();
+    mo.devices = "0:0";
+    mo.mpi = 1;
+    ok_error(clt_runtime_create_ex(&rt, &mo), CLT_ERR_UNSUPPORTED, "--with-mpi",
+             "opts.mpi in a build without MPI: CLT_ERR_UNSUPPORTED naming configure --with-mpi");
+    ok(rt == NULL, "  ... and no runtime");
+#endif
     ok_status(clt_runtime_create(&rt, NULL), "a NULL spec takes $CLT_DEVICES");
     ok(clt_runtime_device_count(rt) == 3, "$CLT_DEVICES=0:0,0:0,0:0 gives three devices");
     clt_runtime_destroy(rt);

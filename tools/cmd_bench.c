@@ -1,7 +1,10 @@
 /* cltrain bench: benchmarks. `dispatch` measures the host cost of handing work to the device
  * worker threads, the overhead every training step pays; `train` the training steps of a model;
  * `allreduce` times clt_allreduce per size like nccl-tests, next to a host memcpy of the same
- * size, and checks every result. */
+ * size, and checks every result; under mpirun, across the devices of every process, next to
+ * MPI's own MPI_Allreduce of host buffers of the same size over the same processes. */
+#include "config.h"
+
 #include "commands.h"
 
 #include <ctype.h>
@@ -10,6 +13,10 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+
+#ifdef CLT_HAVE_MPI
+#include <mpi.h>
+#endif
 
 static double now(void)
 {
@@ -271,7 +278,8 @@ static clt_status io_on_device(void *user, const clt_device_ctx *d)
     return err == CL_SUCCESS ? CLT_OK : CLT_ERR_OPENCL;
 }
 
-/* Device d's input: small integers, so the sum is exact whatever the order. */
+/* Global device d's input (process p's device r is p * n + r): small integers, so the sum is
+ * exact whatever the order. */
 static float input(int d, size_t i) { return (float)(i % 13) + (float)d; }
 
 /* "64M", "4K", "1G" or plain bytes; 0 on error. */
@@ -307,20 +315,71 @@ typedef struct {
     size_t min_bytes, max_bytes, chunk_bytes;
     int iters, json;
     int algos;   /* bit per clt_algo */
+    int mpi;     /* a runtime over every process of the MPI job */
 } allreduce_args;
+
+/* Under MPI: the slowest process's time (every process waits for it), whether every process
+ * got the right result, and MPI_Allreduce's own seconds per call on host buffers of `count`
+ * floats. Without MPI: as given, and no MPI time. */
+static double across(double t, int *correct)
+{
+#ifdef CLT_HAVE_MPI
+    int init = 0;
+    MPI_Initialized(&init);
+    if (init) {
+        double tmax = t;
+        int all = *correct;
+        MPI_Allreduce(&t, &tmax, 1, MPI_DOUBLE, MPI_MAX, MPI_COMM_WORLD);
+        MPI_Allreduce(correct, &all, 1, MPI_INT, MPI_LAND, MPI_COMM_WORLD);
+        *correct = all;
+        return tmax;
+    }
+#endif
+    return t;
+}
+
+static double time_mpi_allreduce(float *send, float *recv, size_t count, int iters)
+{
+#ifdef CLT_HAVE_MPI
+    for (int i = 0; i < 2; i++) MPI_Allreduce(send, recv, (int)count, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+    MPI_Barrier(MPI_COMM_WORLD);
+    double t0 = now();
+    for (int i = 0; i < iters; i++) MPI_Allreduce(send, recv, (int)count, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+    int unused = 1;
+    return across((now() - t0) / iters, &unused);
+#else
+    (void)send, (void)recv, (void)count, (void)iters;
+    return 0;
+#endif
+}
+
+static void barrier(int procs)
+{
+#ifdef CLT_HAVE_MPI
+    if (procs > 1) MPI_Barrier(MPI_COMM_WORLD);
+#else
+    (void)procs;
+#endif
+}
 
 static int bench_allreduce(const allreduce_args *a)
 {
     clt_runtime *rt;
-    clt_status st = clt_runtime_create(&rt, a->spec);
+    clt_runtime_options ro = clt_runtime_options_default();
+    ro.devices = a->spec;
+    ro.mpi = a->mpi;
+    clt_status st = clt_runtime_create_ex(&rt, &ro);
     if (st != CLT_OK) return tool_fail("opening devices", st);
-    int n = clt_runtime_device_count(rt);
+    int n = clt_runtime_device_count(rt), procs = clt_runtime_process_count(rt);
+    int proc = clt_runtime_process_rank(rt), G = n * procs;
+    if (proc != 0 && !freopen("/dev/null", "w", stdout)) return 1;   /* process 0 reports */
     size_t max_floats = a->max_bytes / sizeof(float);
     cl_mem *send = calloc((size_t)n, sizeof *send), *recv = calloc((size_t)n, sizeof *recv);
     float *host = malloc((size_t)n * max_floats * sizeof(float));
     char *ma = malloc(a->max_bytes), *mb = malloc(a->max_bytes);
+    float *mpi_send = procs > 1 ? malloc(a->max_bytes) : NULL, *mpi_recv = procs > 1 ? malloc(a->max_bytes) : NULL;
     int bad = 0;
-    if (!send || !recv || !host || !ma || !mb) {
+    if (!send || !recv || !host || !ma || !mb || (procs > 1 && (!mpi_send || !mpi_recv))) {
         fprintf(stderr, "cltrain bench: out of host memory\n");
         bad = 1;
         goto out;
@@ -335,30 +394,43 @@ static int bench_allreduce(const allreduce_args *a)
             fprintf(stderr, "cltrain bench: cannot allocate 2 x %zu bytes on device %d\n", a->max_bytes, d);
             bad = 1;
         }
-        for (size_t i = 0; i < max_floats; i++) host[(size_t)d * max_floats + i] = input(d, i);
+        for (size_t i = 0; i < max_floats; i++) host[(size_t)d * max_floats + i] = input(proc * n + d, i);
     }
     bufs_io io = {send, host, max_floats, 1};
     if (!bad && (st = clt_runtime_exec_all(rt, io_on_device, &io)) != CLT_OK) {
         bad = tool_fail("writing the inputs", st);
         goto out;
     }
-    if (!a->json) {
+    if (!a->json && procs == 1) {
         printf("# cltrain bench allreduce: %d device%s (%s), %d iterations after 2 warm-up, out of place\n",
                n, n == 1 ? "" : "s", a->spec ? a->spec : "default", a->iters);
         printf("# busbw = algbw * 2(n-1)/n; memcpy: one host thread copying the same bytes\n#\n");
         printf("#%12s %11s %6s %11s %11s %11s %12s %6s\n", "bytes", "count", "algo", "time(us)",
                "algbw(GB/s)", "busbw(GB/s)", "memcpy(GB/s)", "check");
+    } else if (!a->json) {
+        printf("# cltrain bench allreduce: %d processes x %d device%s (%s) = %d devices, %d iterations "
+               "after 2 warm-up, out of place, device memory to device memory\n", procs, n,
+               n == 1 ? "" : "s", a->spec ? a->spec : "default", G, a->iters);
+        printf("# busbw = algbw * 2(G-1)/G over the G devices; time: the slowest process's\n");
+        printf("# mpi: MPI_Allreduce of host buffers of the same bytes over the %d processes, its busbw "
+               "with 2(P-1)/P; ratio: MPI's time / ours\n#\n", procs);
+        printf("#%12s %11s %6s %11s %11s %11s %11s %11s %6s %6s\n", "bytes", "count", "algo",
+               "time(us)", "algbw(GB/s)", "busbw(GB/s)", "mpi(us)", "mpi_busbw", "ratio", "check");
     }
+    for (size_t i = 0; procs > 1 && !bad && i < max_floats; i++) mpi_send[i] = input(proc, i);
     for (size_t bytes = a->min_bytes; bytes <= a->max_bytes && !bad; bytes *= 2) {
         size_t count = bytes / sizeof(float);
         double mt = time_memcpy(mb, ma, bytes, a->iters);
         double memcpy_gbps = (double)bytes / mt / 1e9;
+        double mpi_t = procs > 1 ? time_mpi_allreduce(mpi_send, mpi_recv, count, a->iters) : 0;
         for (int algo = CLT_ALGO_RING; algo <= CLT_ALGO_RING_STAGED && !bad; algo++) {
             if (!(a->algos & (1 << algo))) continue;
+            if (procs > 1 && algo == CLT_ALGO_NAIVE) continue;   /* it does not cross processes */
             clt_collective_options o = clt_collective_options_default();
             o.algo = (clt_algo)algo;
             o.chunk_bytes = a->chunk_bytes;
             for (int i = 0; i < 2 && st == CLT_OK; i++) st = clt_allreduce(rt, send, recv, count, CLT_OP_SUM, &o);
+            barrier(procs);
             double t0 = now();
             for (int i = 0; i < a->iters && st == CLT_OK; i++)
                 st = clt_allreduce(rt, send, recv, count, CLT_OP_SUM, &o);
@@ -373,18 +445,24 @@ static int bench_allreduce(const allreduce_args *a)
             int correct = st == CLT_OK;
             for (int d = 0; d < n && correct; d++)
                 for (size_t i = 0; i < count && correct; i++)
-                    correct = host[(size_t)d * count + i] == (float)n * (float)(i % 13) + (float)(n * (n - 1) / 2);
+                    correct = host[(size_t)d * count + i] == (float)G * (float)(i % 13) + (float)(G * (G - 1) / 2);
+            t = across(t, &correct);
             for (size_t i = 0; i < (size_t)n * count; i++) host[i] = NAN;
             rd.write = 1;
             if (st == CLT_OK) st = clt_runtime_exec_all(rt, io_on_device, &rd);
-            double algbw = (double)bytes / t / 1e9, busbw = algbw * 2.0 * (n - 1) / n;
+            double algbw = (double)bytes / t / 1e9, busbw = algbw * 2.0 * (G - 1) / G;
             const char *name = algo == CLT_ALGO_RING ? "ring" : algo == CLT_ALGO_NAIVE ? "naive" : "staged";
+            double mpi_busbw = procs > 1 ? (double)bytes / mpi_t / 1e9 * 2.0 * (procs - 1) / procs : 0;
             if (a->json)
-                printf("{\"bench\":\"allreduce\",\"bytes\":%zu,\"count\":%zu,\"devices\":%d,\"algo\":\"%s\","
-                       "\"iters\":%d,\"time_us\":%.2f,\"algbw_gbps\":%.3f,\"busbw_gbps\":%.3f,"
-                       "\"memcpy_gbps\":%.3f,\"correct\":%s}\n",
-                       bytes, count, n, name, a->iters, t * 1e6, algbw, busbw, memcpy_gbps,
-                       correct ? "true" : "false");
+                printf("{\"bench\":\"allreduce\",\"bytes\":%zu,\"count\":%zu,\"devices\":%d,\"processes\":%d,"
+                       "\"algo\":\"%s\",\"iters\":%d,\"time_us\":%.2f,\"algbw_gbps\":%.3f,\"busbw_gbps\":%.3f,"
+                       "\"memcpy_gbps\":%.3f,\"mpi_time_us\":%.2f,\"mpi_busbw_gbps\":%.3f,\"correct\":%s}\n",
+                       bytes, count, G, procs, name, a->iters, t * 1e6, algbw, busbw, memcpy_gbps,
+                       mpi_t * 1e6, mpi_busbw, correct ? "true" : "false");
+            else if (procs > 1)
+                printf(" %12zu %11zu %6s %11.1f %11.3f %11.3f %11.1f %11.3f %6.2f %6s\n", bytes, count,
+                       name, t * 1e6, algbw, busbw, mpi_t * 1e6, mpi_busbw, mpi_t / t,
+                       correct ? "OK" : "WRONG");
             else
                 printf(" %12zu %11zu %6s %11.1f %11.3f %11.3f %12.3f %6s\n", bytes, count, name,
                        t * 1e6, algbw, busbw, memcpy_gbps, correct ? "OK" : "WRONG");
@@ -403,6 +481,8 @@ out:
     free(host);
     free(ma);
     free(mb);
+    free(mpi_send);
+    free(mpi_recv);
     clt_runtime_destroy(rt);
     return bad ? 1 : 0;
 }
@@ -417,9 +497,10 @@ static void bench_usage(void)
             "                           [--bucket-bytes N]\n"
             "       cltrain bench gemm [--devices SPEC] [--batch N] [--iters N] [--json]\n"
             "       cltrain bench allreduce [--devices SPEC] [--min-bytes A] [--max-bytes B] [--iters N]\n"
-            "                               [--algo ring|naive|staged|all] [--chunk-bytes C] [--json]\n"
+            "                               [--algo ring|naive|staged|all] [--chunk-bytes C] [--mpi] [--json]\n"
             "sizes take K, M, G suffixes (powers of 1024); allreduce doubles from A (4K) to B (64M);\n"
             "staged is the ring forced through host staging; all (the default) runs the three;\n"
+            "under mpirun (or with --mpi) allreduce spans every process's devices, next to MPI_Allreduce\n"
             "train --parallel model: --schedule all (the default) runs one device, naive (one\n"
             "micro-batch), gpipe and 1f1b (M micro-batches, default 4) in turn; placement auto\n"
             "(the default) partitions by measured layer times, seed is fc1 on 0, fc2-fc3 on 1, fc4 on 0\n");
@@ -435,12 +516,18 @@ int cmd_bench(int argc, char **argv)
     int steps = 20;
     long batch = 256;
     const int all = (1 << CLT_ALGO_RING) | (1 << CLT_ALGO_NAIVE) | (1 << CLT_ALGO_RING_STAGED);
-    allreduce_args ar = {NULL, 4 << 10, 64 << 20, 0, 0, 0, all};
+    /* Started by mpirun (Open MPI, MPICH or PMIx): the allreduce spans the job. */
+    int under_mpi = getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMI_SIZE") || getenv("PMIX_RANK");
+    allreduce_args ar = {NULL, 4 << 10, 64 << 20, 0, 0, 0, all, under_mpi && clt_have_mpi()};
     train_args ta = {NULL, NULL, 0, 0, 0, CLT_PARALLEL_NONE, -1, 4, 0, CLT_SPLIT_EQUAL, -1};
     for (int i = 2; i < argc; i++) {
         const char *opt = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(opt, "--json")) {
             ar.json = 1;
+            continue;
+        }
+        if (!strcmp(opt, "--mpi")) {
+            ar.mpi = 1;
             continue;
         }
         if (!val) {
