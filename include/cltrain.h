@@ -502,7 +502,15 @@ typedef struct {
 typedef enum {
     CLT_PARALLEL_NONE = 0,     /* one device: `device` */
     CLT_PARALLEL_DATA = 1,     /* a replica on every runtime device, the batch split between them */
-    CLT_PARALLEL_MODEL = 2     /* layers placed on devices (clt_model_place), a pipeline */
+    CLT_PARALLEL_MODEL = 2,    /* layers placed on devices (clt_model_place), a pipeline */
+    CLT_PARALLEL_TENSOR = 3    /* Linear layers split across devices (Megatron-LM's MLP): each
+                                  pair of Linear layers with only elementwise activations between
+                                  them becomes a column-parallel layer (a slice of the output
+                                  features on each device) then a row-parallel one (a slice of its
+                                  input features; the partial outputs are all-reduced and the bias
+                                  added once), one all-reduce forward and one backward per pair.
+                                  Other layers (and a Linear left without a partner) are replicated:
+                                  every device computes them on the same bits. See tensor_group. */
 } clt_parallel;
 
 /* How a model-parallel step moves micro-batches through the stages. Every schedule accumulates
@@ -544,11 +552,16 @@ typedef struct {
 
     /* Parallelism. */
     clt_parallel parallel;
-    clt_split split;              /* data: how the batch is shared */
-    const float *split_weights;   /* data, CLT_SPLIT_WEIGHTS: one weight >= 0 per device */
+    clt_split split;              /* data: how the batch is shared; tensor: how the features of
+                                   * split layers are shared (CLT_SPLIT_EQUAL or _WEIGHTS) */
+    const float *split_weights;   /* data, CLT_SPLIT_WEIGHTS: one weight >= 0 per device; tensor:
+                                   * one weight > 0 per device, slices in proportion, the same
+                                   * weights in every group (matching slices are the same size) */
     int rebalance_every;          /* data, CLT_SPLIT_AUTO: steps between re-measurements (20) */
     int verify_replicas;          /* data: after each update, check that every replica holds the
-                                   * same bits as device 0 (slow: a debugging aid) */
+                                   * same bits as device 0 (slow: a debugging aid); tensor: that
+                                   * replicated layers, matching slices of other groups and the
+                                   * outputs on every device of a group are the same bits */
     int micro_batches;            /* model: micro-batches per step (default 1), 1..65536; a batch
                                    * of B splits into min(B, micro_batches) as equal as can be */
     clt_pipeline_schedule pipeline;   /* model: the schedule (default CLT_PIPELINE_NAIVE) */
@@ -558,6 +571,11 @@ typedef struct {
                                    * gets runtime devices / P, partitioned alike. The batch is split
                                    * between the copies and matching stages all-reduce their
                                    * gradients before the update. */
+    int tensor_group;             /* tensor: devices per tensor-parallel group (default 0: all the
+                                   * runtime's). It must divide the device count: devices
+                                   * g*T .. g*T+T-1 form group g, each group a replica of the whole
+                                   * model, the batch split equally between groups and the
+                                   * gradients of matching slices all-reduced across them. */
 } clt_train_params;
 
 /* Cross-entropy, SGD lr 0.01 without momentum, constant schedule, no clipping, max_batch 256,
@@ -599,6 +617,12 @@ CLT_API clt_status clt_trainer_set_param(clt_trainer *t, int layer, const char *
                                          const float *in, size_t count);
 CLT_API clt_status clt_trainer_get_grad(clt_trainer *t, int layer, const char *name, float *out,
                                         size_t count);
+/* Tensor parallel: the slice of layer `layer` that runtime device `device` holds, as
+ * [*first, *first + *count) of the output features (a column-parallel Linear) or of the input
+ * features (a row-parallel one); *kind is 1 for column, 2 for row, 0 for a replicated layer (the
+ * whole layer: first 0, count its output features). CLT_ERR_UNSUPPORTED for other strategies. */
+CLT_API clt_status clt_trainer_tensor_slice(const clt_trainer *t, int layer, int device, int *kind,
+                                            int *first, int *count);
 /* Data parallel: how many samples of the last step each device took (counts[device]; n is the
  * array's length). The split changes with CLT_SPLIT_AUTO. */
 CLT_API clt_status clt_trainer_split(const clt_trainer *t, size_t *counts, int n);
