@@ -75,6 +75,8 @@ typedef struct {
     int micro;                /* micro-batches of gpipe and 1f1b (naive runs the batch whole) */
     int seed_placement;       /* model: the seed's placement instead of the automatic one */
     clt_split split;          /* data: how the batch is shared */
+    int tensor_group;         /* tensor: devices per group (0: all) */
+    const float *weights;     /* tensor: slice weights per device, or NULL for equal slices */
 } train_args;
 
 typedef struct {
@@ -83,6 +85,8 @@ typedef struct {
     char name[160];
     size_t split[16];         /* data parallel: the last step's rows per device */
     uint64_t act[16];         /* model parallel: activation bytes allocated per device */
+    int slices[16];           /* tensor parallel: the first split layer's features per device */
+    double base_sps;          /* one device's samples/s in the same run, or 0 */
 } train_result;
 
 /* Training steps on random data after warm-up: samples/s without profiling, then the same steps
@@ -121,6 +125,8 @@ static int train_run(const train_args *a, clt_parallel parallel, int schedule, i
     p.rebalance_every = 5;
     p.pipeline = schedule < 0 ? CLT_PIPELINE_NAIVE : (clt_pipeline_schedule)schedule;
     p.micro_batches = micro;
+    p.tensor_group = a->tensor_group;
+    if (parallel == CLT_PARALLEL_TENSOR && a->weights) p.split = CLT_SPLIT_WEIGHTS, p.split_weights = a->weights;
     double wall = 0;
     clt_device_stats ds = {0};
     memset(r, 0, sizeof *r);
@@ -145,6 +151,11 @@ static int train_run(const train_args *a, clt_parallel parallel, int schedule, i
             r->devices = parallel == CLT_PARALLEL_NONE ? 1 : clt_runtime_device_count(rt);
             memset(r->split, 0, sizeof r->split);
             if (parallel == CLT_PARALLEL_DATA) clt_trainer_split(t, r->split, 16);
+            for (int l = 0, k, f, c; parallel == CLT_PARALLEL_TENSOR && l < clt_model_layer_count(m); l++) {
+                if (clt_trainer_tensor_slice(t, l, 0, &k, &f, &c) != CLT_OK || k != 1) continue;
+                for (int d = 0; d < r->devices && d < 16; d++) clt_trainer_tensor_slice(t, l, d, &k, &f, &r->slices[d]);
+                break;
+            }
             for (int d = 0; d < r->devices && d < 16 && st == CLT_OK; d++) {
                 clt_device_stats a_ds;
                 st = clt_runtime_device_stats(rt, d, &a_ds, 0);
@@ -169,7 +180,7 @@ static int train_run(const train_args *a, clt_parallel parallel, int schedule, i
 
 static const char *parallel_name(clt_parallel p)
 {
-    return p == CLT_PARALLEL_MODEL ? "model" : p == CLT_PARALLEL_DATA ? "data" : "none";
+    return p == CLT_PARALLEL_MODEL ? "model" : p == CLT_PARALLEL_DATA ? "data" : p == CLT_PARALLEL_TENSOR ? "tensor" : "none";
 }
 
 static void train_print(const train_args *a, clt_parallel parallel, int schedule, int micro, const train_result *r)
@@ -180,6 +191,12 @@ static void train_print(const train_args *a, clt_parallel parallel, int schedule
     size_t len = 0;
     for (int i = 0; parallel == CLT_PARALLEL_DATA && i < r->devices && i < 16; i++)
         len += (size_t)snprintf(split + len, sizeof split - len, "%s%zu", i ? "," : "", r->split[i]);
+    char slices[256] = "";  /* tensor parallel: "256,256" */
+    len = 0;
+    for (int i = 0; parallel == CLT_PARALLEL_TENSOR && i < r->devices && i < 16; i++)
+        len += (size_t)snprintf(slices + len, sizeof slices - len, "%s%d", i ? "," : "", r->slices[i]);
+    char vs[64] = "";       /* the speed-up over one device measured in the same run */
+    if (r->base_sps > 0) snprintf(vs, sizeof vs, ",\"vs_one_device\":%.3f", r->sps / r->base_sps);
     char act[400] = "";     /* model parallel: "123,456" */
     len = 0;
     for (int i = 0; parallel == CLT_PARALLEL_MODEL && i < r->devices && i < 16; i++)
@@ -188,10 +205,12 @@ static void train_print(const train_args *a, clt_parallel parallel, int schedule
         printf("{\"bench\":\"train\",\"model\":\"%s\",\"batch\":%zu,\"steps\":%d,\"parallel\":\"%s\","
                "\"schedule\":\"%s\",\"micro_batches\":%d,\"placement\":\"%s\",\"split\":[%s],\"devices\":%d,"
                "\"device\":\"%s\",\"samples_per_s\":%.1f,\"kernel_fraction\":%.3f,"
-               "\"transfer_fraction\":%.3f,\"kernels_per_step\":%.1f,\"activation_bytes\":[%s]}\n",
+               "\"transfer_fraction\":%.3f,\"kernels_per_step\":%.1f,\"activation_bytes\":[%s],"
+               "\"tensor_group\":%d,\"slices\":[%s]%s}\n",
                a->model, a->batch, a->steps, parallel_name(parallel), sched,
                parallel == CLT_PARALLEL_MODEL ? micro : 1, placement, split, r->devices, r->name, r->sps,
-               r->kfrac, r->tfrac, r->kernels, act);
+               r->kfrac, r->tfrac, r->kernels, act,
+               parallel == CLT_PARALLEL_TENSOR ? (a->tensor_group ? a->tensor_group : r->devices) : 0, slices, vs);
         return;
     }
     printf("train %s, batch %zu, %d steps on %d device%s (%s), parallel %s", a->model, a->batch, a->steps,
@@ -200,15 +219,35 @@ static void train_print(const train_args *a, clt_parallel parallel, int schedule
                                                micro == 1 ? "" : "es", placement);
     if (parallel == CLT_PARALLEL_DATA) printf(", split %s", split);
     if (parallel == CLT_PARALLEL_MODEL) printf(", activation bytes per device %s", act);
-    printf(":\n  %.1f samples/s\n"
+    if (parallel == CLT_PARALLEL_TENSOR) printf(", groups of %d, slices %s", a->tensor_group ? a->tensor_group : r->devices, slices);
+    printf(":\n  %.1f samples/s", r->sps);
+    if (r->base_sps > 0) printf(" (%.2fx one device)", r->sps / r->base_sps);
+    printf("\n"
            "  profiled: %.1f%% of device 0's step in kernels, %.1f%% in transfers, %.1f%% other (host, waits),\n"
            "            %.1f kernels per step\n",
-           r->sps, 100 * r->kfrac, 100 * r->tfrac, 100 * (1 - r->kfrac - r->tfrac), r->kernels);
+           100 * r->kfrac, 100 * r->tfrac, 100 * (1 - r->kfrac - r->tfrac), r->kernels);
 }
 
 static int bench_train(const train_args *a)
 {
     train_result r;
+    if (a->parallel == CLT_PARALLEL_TENSOR) {
+        /* one device, tensor parallel, then model parallel by layers (naive, and 1f1b with M
+         * micro-batches) on the same devices, back to back in this run */
+        int rc = train_run(a, CLT_PARALLEL_NONE, 0, 1, &r);
+        double base = r.sps;
+        if (!rc) train_print(a, CLT_PARALLEL_NONE, 0, 1, &r);
+        if (!rc) rc = train_run(a, CLT_PARALLEL_TENSOR, 0, 1, &r);
+        r.base_sps = base;
+        if (!rc) train_print(a, CLT_PARALLEL_TENSOR, 0, 1, &r);
+        for (int s = CLT_PIPELINE_NAIVE; s <= CLT_PIPELINE_1F1B && !rc; s += CLT_PIPELINE_1F1B - CLT_PIPELINE_NAIVE) {
+            int micro = s == CLT_PIPELINE_NAIVE ? 1 : a->micro;
+            rc = train_run(a, CLT_PARALLEL_MODEL, s, micro, &r);
+            r.base_sps = base;
+            if (!rc) train_print(a, CLT_PARALLEL_MODEL, s, micro, &r);
+        }
+        return rc;
+    }
     if (a->parallel != CLT_PARALLEL_MODEL || a->schedule >= 0) {
         int micro = a->parallel == CLT_PARALLEL_MODEL ? a->micro : 1;
         int rc = train_run(a, a->parallel, a->schedule < 0 ? 0 : a->schedule, micro, &r);
@@ -387,15 +426,19 @@ static void bench_usage(void)
     fprintf(stderr,
             "usage: cltrain bench dispatch [--devices SPEC] [--iters N] [--json]\n"
             "       cltrain bench train [--model seed-mlp|deep-mlp|cnn] [--batch N] [--steps N] [--devices SPEC] [--json]\n"
-            "                           [--parallel none|data|model] [--schedule naive|gpipe|1f1b|all]\n"
+            "                           [--parallel none|data|model|tensor] [--schedule naive|gpipe|1f1b|all]\n"
             "                           [--micro-batches M] [--placement seed|auto] [--split equal|auto]\n"
+            "                           [--tensor-group T] [--slices W,W,...]\n"
             "       cltrain bench allreduce [--devices SPEC] [--min-bytes A] [--max-bytes B] [--iters N]\n"
             "                               [--algo ring|naive|staged|all] [--chunk-bytes C] [--json]\n"
             "sizes take K, M, G suffixes (powers of 1024); allreduce doubles from A (4K) to B (64M);\n"
             "staged is the ring forced through host staging; all (the default) runs the three;\n"
             "train --parallel model: --schedule all (the default) runs one device, naive (one\n"
             "micro-batch), gpipe and 1f1b (M micro-batches, default 4) in turn; placement auto\n"
-            "(the default) partitions by measured layer times, seed is fc1 on 0, fc2-fc3 on 1, fc4 on 0\n");
+            "(the default) partitions by measured layer times, seed is fc1 on 0, fc2-fc3 on 1, fc4 on 0;\n"
+            "train --parallel tensor runs one device, tensor parallel (groups of T devices, default all;\n"
+            "slices in proportion to the weights, one per device, default equal), then model parallel\n"
+            "naive and 1f1b on the same devices, and reports each one's speed-up over one device\n");
 }
 
 int cmd_bench(int argc, char **argv)
@@ -409,7 +452,8 @@ int cmd_bench(int argc, char **argv)
     long batch = 256;
     const int all = (1 << CLT_ALGO_RING) | (1 << CLT_ALGO_NAIVE) | (1 << CLT_ALGO_RING_STAGED);
     allreduce_args ar = {NULL, 4 << 10, 64 << 20, 0, 0, 0, all};
-    train_args ta = {NULL, NULL, 0, 0, 0, CLT_PARALLEL_NONE, -1, 4, 0, CLT_SPLIT_EQUAL};
+    train_args ta = {NULL, NULL, 0, 0, 0, CLT_PARALLEL_NONE, -1, 4, 0, CLT_SPLIT_EQUAL, 0, NULL};
+    float weights[16];
     for (int i = 2; i < argc; i++) {
         const char *opt = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(opt, "--json")) {
@@ -431,11 +475,23 @@ int cmd_bench(int argc, char **argv)
         else if (!strcmp(opt, "--chunk-bytes")) ar.chunk_bytes = parse_bytes(val);
         else if (!strcmp(opt, "--parallel")) {
             ta.parallel = !strcmp(val, "model") ? CLT_PARALLEL_MODEL : !strcmp(val, "data") ? CLT_PARALLEL_DATA
-                          : CLT_PARALLEL_NONE;
-            if (strcmp(val, "model") && strcmp(val, "data") && strcmp(val, "none")) {
-                fprintf(stderr, "cltrain bench: --parallel takes none, data or model\n");
+                          : !strcmp(val, "tensor") ? CLT_PARALLEL_TENSOR : CLT_PARALLEL_NONE;
+            if (strcmp(val, "model") && strcmp(val, "data") && strcmp(val, "tensor") && strcmp(val, "none")) {
+                fprintf(stderr, "cltrain bench: --parallel takes none, data, model or tensor\n");
                 return 2;
             }
+        } else if (!strcmp(opt, "--tensor-group")) {
+            ta.tensor_group = atoi(val);
+            if (ta.tensor_group < 1) {
+                fprintf(stderr, "cltrain bench: --tensor-group takes a device count >= 1\n");
+                return 2;
+            }
+        } else if (!strcmp(opt, "--slices")) {
+            if (tool_parse_weights(val, weights, 16) < 1) {
+                fprintf(stderr, "cltrain bench: --slices takes up to 16 weights > 0, comma-separated (3,1)\n");
+                return 2;
+            }
+            ta.weights = weights;
         } else if (!strcmp(opt, "--schedule")) {
             clt_pipeline_schedule sc;
             if (!strcmp(val, "all")) {
