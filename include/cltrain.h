@@ -723,12 +723,15 @@ typedef enum {
 } clt_op;
 
 typedef enum {
-    CLT_ALGO_AUTO = 0,        /* the ring */
+    CLT_ALGO_AUTO = 0,        /* an all-reduce of up to 32 KiB: direct; otherwise the ring */
     CLT_ALGO_RING = 1,        /* ring reduce-scatter + all-gather; on devices that all share host
                                  memory (CPUs, integrated GPUs) an all-reduce maps the device
                                  buffers instead of copying them to staging */
     CLT_ALGO_NAIVE = 2,       /* device 0's thread reduces everything; a baseline for benchmarks */
-    CLT_ALGO_RING_STAGED = 3  /* the ring, always through host staging */
+    CLT_ALGO_RING_STAGED = 3, /* the ring, always through host staging */
+    CLT_ALGO_DIRECT = 4       /* all-reduce only (others take the ring): every device copies its
+                                 vector to staging, waits for all, and reduces all of them itself
+                                 in device order; one exchange, for small latency-bound sizes */
 } clt_algo;
 
 typedef struct {

@@ -23,7 +23,7 @@ static void usage(FILE *f)
             "              [--parallel none|data|model|tensor] (cltrain bench lists the rest)\n"
             "                                   samples/s of training steps, and the share in kernels\n"
             "  bench allreduce [--devices SPEC] [--min-bytes A] [--max-bytes B] [--iters N]\n"
-            "                  [--algo ring|naive|staged|all] [--chunk-bytes C] [--json]\n"
+            "                  [--algo ring|naive|staged|direct|all] [--chunk-bytes C] [--json]\n"
             "                                   clt_allreduce per size (nccl-tests style) next to a\n"
             "                                   host memcpy of the same size, every result checked\n"
             "  version                          print the version\n"

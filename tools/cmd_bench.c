@@ -367,7 +367,7 @@ static int bench_allreduce(const allreduce_args *a)
         size_t count = bytes / sizeof(float);
         double mt = time_memcpy(mb, ma, bytes, a->iters);
         double memcpy_gbps = (double)bytes / mt / 1e9;
-        for (int algo = CLT_ALGO_RING; algo <= CLT_ALGO_RING_STAGED && !bad; algo++) {
+        for (int algo = CLT_ALGO_RING; algo <= CLT_ALGO_DIRECT && !bad; algo++) {
             if (!(a->algos & (1 << algo))) continue;
             clt_collective_options o = clt_collective_options_default();
             o.algo = (clt_algo)algo;
@@ -392,7 +392,8 @@ static int bench_allreduce(const allreduce_args *a)
             rd.write = 1;
             if (st == CLT_OK) st = clt_runtime_exec_all(rt, io_on_device, &rd);
             double algbw = (double)bytes / t / 1e9, busbw = algbw * 2.0 * (n - 1) / n;
-            const char *name = algo == CLT_ALGO_RING ? "ring" : algo == CLT_ALGO_NAIVE ? "naive" : "staged";
+            const char *name = algo == CLT_ALGO_RING ? "ring" : algo == CLT_ALGO_NAIVE ? "naive"
+                               : algo == CLT_ALGO_DIRECT ? "direct" : "staged";
             if (a->json)
                 printf("{\"bench\":\"allreduce\",\"bytes\":%zu,\"count\":%zu,\"devices\":%d,\"algo\":\"%s\","
                        "\"iters\":%d,\"time_us\":%.2f,\"algbw_gbps\":%.3f,\"busbw_gbps\":%.3f,"
@@ -430,9 +431,10 @@ static void bench_usage(void)
             "                           [--micro-batches M] [--placement seed|auto] [--split equal|auto]\n"
             "                           [--tensor-group T] [--slices W,W,...]\n"
             "       cltrain bench allreduce [--devices SPEC] [--min-bytes A] [--max-bytes B] [--iters N]\n"
-            "                               [--algo ring|naive|staged|all] [--chunk-bytes C] [--json]\n"
+            "                               [--algo ring|naive|staged|direct|all] [--chunk-bytes C] [--json]\n"
             "sizes take K, M, G suffixes (powers of 1024); allreduce doubles from A (4K) to B (64M);\n"
-            "staged is the ring forced through host staging; all (the default) runs the three;\n"
+            "staged is the ring forced through host staging; direct is the small-message path (each\n"
+            "device reduces every device's copy itself); all (the default) runs the four;\n"
             "train --parallel model: --schedule all (the default) runs one device, naive (one\n"
             "micro-batch), gpipe and 1f1b (M micro-batches, default 4) in turn; placement auto\n"
             "(the default) partitions by measured layer times, seed is fc1 on 0, fc2-fc3 on 1, fc4 on 0;\n"
@@ -450,7 +452,8 @@ int cmd_bench(int argc, char **argv)
     const char *what = argv[1], *model = "seed-mlp";
     int steps = 20;
     long batch = 256;
-    const int all = (1 << CLT_ALGO_RING) | (1 << CLT_ALGO_NAIVE) | (1 << CLT_ALGO_RING_STAGED);
+    const int all = (1 << CLT_ALGO_RING) | (1 << CLT_ALGO_NAIVE) | (1 << CLT_ALGO_RING_STAGED) |
+                    (1 << CLT_ALGO_DIRECT);
     allreduce_args ar = {NULL, 4 << 10, 64 << 20, 0, 0, 0, all};
     train_args ta = {NULL, NULL, 0, 0, 0, CLT_PARALLEL_NONE, -1, 4, 0, CLT_SPLIT_EQUAL, 0, NULL};
     float weights[16];
@@ -520,9 +523,10 @@ int cmd_bench(int argc, char **argv)
             ar.algos = !strcmp(val, "ring") ? 1 << CLT_ALGO_RING
                        : !strcmp(val, "naive") ? 1 << CLT_ALGO_NAIVE
                        : !strcmp(val, "staged") ? 1 << CLT_ALGO_RING_STAGED
+                       : !strcmp(val, "direct") ? 1 << CLT_ALGO_DIRECT
                        : !strcmp(val, "all") ? all : 0;
             if (!ar.algos) {
-                fprintf(stderr, "cltrain bench: --algo takes ring, naive, staged or all\n");
+                fprintf(stderr, "cltrain bench: --algo takes ring, naive, staged, direct or all\n");
                 return 2;
             }
         } else {
