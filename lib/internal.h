@@ -460,6 +460,9 @@ struct clt__strategy_ops {
 extern const clt__strategy_ops clt__strategy_data;   /* one device, or a replica on each */
 extern const clt__strategy_ops clt__strategy_model;  /* layers in stages on devices, a pipeline */
 extern const clt__strategy_ops clt__strategy_tensor; /* Linear layers split across devices */
+/* Test hook of a CLT_PARALLEL_TENSOR trainer: runtime device `device` fails a real OpenCL command
+ * at progress unit `unit` of every later all-reduce within its group; -1 turns it off. */
+void clt__tensor_inject_fault(clt_trainer *t, int device, unsigned unit);
 /* Test hook of a CLT_PARALLEL_MODEL trainer: runtime device `device` fails a real OpenCL command
  * instead of running instruction `op` of its list, in every later pipeline run; -1 turns it off. */
 void clt__model_inject_fault(clt_trainer *t, int device, size_t op);

@@ -367,9 +367,11 @@ static clt_status owned_sumsq(rank_job *j, double *out)
     return st;
 }
 
+/* A rank that failed, or was stopped by a failure in one of its groups, stops both: a rank of
+ * another group waiting for it across groups must not wait out the timeout. */
 static void abort_peers(rank_job *j, clt_status st)
 {
-    if (st == CLT_OK || st == CLT_ERR_ABORTED) return;
+    if (st == CLT_OK) return;
     tensor_state *s = j->s;
     int dev = j->rank;
     if (s->tcomm) clt__comm_abort(s->tcomm[group_of(j)], dev, st, clt_last_error());
@@ -780,4 +782,11 @@ clt_status clt_trainer_tensor_slice(const clt_trainer *t, int layer, int device,
     *count = s->part[layer] == PART_REPL ? (int)t->model->layers[layer].out_numel : s->len[layer * s->T + r];
     if (s->part[layer] == PART_ROW) *first = s->lo[layer * s->T + r];
     return CLT_OK;
+}
+
+void clt__tensor_inject_fault(clt_trainer *t, int device, unsigned unit)
+{
+    tensor_state *s = t->state;
+    for (int g = 0; s->tcomm && g < s->G; g++) clt__comm_inject_fault(s->tcomm[g], -1, 0);
+    if (device >= 0 && s->tcomm) clt__comm_inject_fault(s->tcomm[device / s->T], device % s->T, unit);
 }

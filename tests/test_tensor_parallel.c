@@ -275,6 +275,33 @@ int main(void)
         clt_model_destroy(m);
     }
 
+    /* A device failing in a group's all-reduce: the step returns its error at once, the other
+     * group (waiting for the gradients across groups) included, and the trainer works on. */
+    {
+        clt_runtime *rt;
+        clt_model *m = ref_seed_mlp(0.0f);
+        clt_trainer *t = NULL;
+        clt_train_params p = tp;
+        p.tensor_group = 2;
+        p.max_batch = BATCH;
+        if (ok_status(clt_runtime_create(&rt, "0:0,0:0,0:0,0:0"), "runtime of 4 devices") &&
+            ok_status(clt_trainer_create(&t, rt, m, &p), "2 groups of 2 for the failure")) {
+            clt__tensor_inject_fault(t, 1, 1);
+            double t0 = clt__now();
+            ok_error(clt_trainer_step(t, xs[0], ys[0], BATCH, NULL), CLT_ERR_INVALID_BUFFER, "injected fault",
+                     "device 1 failing in its group's all-reduce: the step returns its error");
+            double took = clt__now() - t0;
+            ok(took < 10.0, "every device stopped within %.2f s (the collective timeout is 60 s)", took);
+            clt__tensor_inject_fault(t, -1, 0);
+            float l;
+            ok_status(clt_trainer_step(t, xs[0], ys[0], BATCH, &l), "the next step works");
+            ok(isfinite(l) && clt_trainer_step_count(t) == 1, "and it is the first update (loss %g)", (double)l);
+        }
+        clt_trainer_destroy(t);
+        clt_runtime_destroy(rt);
+        clt_model_destroy(m);
+    }
+
     /* Bad settings. */
     {
         clt_runtime *rt;
