@@ -667,7 +667,8 @@ CLT_API float clt_trainer_lr(const clt_trainer *t);
  * position and, with the seed, the dropout generator's state), the run's hyper-parameters
  * (optimizer settings, schedule, clipping, accumulation, seed) and the caller's data position.
  * Loading and training on gives the same losses as never stopping: bit for bit on one device;
- * a checkpoint written with N data-parallel devices loads on any other number.
+ * a checkpoint written with N data-parallel devices (or tensor-parallel: the state is saved in
+ * the model's numbering, gathered from the slices) loads on any other number and mode.
  */
 
 /* Where the caller's data order stands: saved and loaded with the checkpoint, never used by the
