@@ -618,13 +618,15 @@ CLT_API clt_status clt_trainer_set_param(clt_trainer *t, int layer, const char *
 CLT_API clt_status clt_trainer_get_grad(clt_trainer *t, int layer, const char *name, float *out,
                                         size_t count);
 /* Tensor parallel: the slice of layer `layer` that runtime device `device` holds, as
- * [*first, *first + *count) of the output features (a column-parallel Linear) or of the input
- * features (a row-parallel one); *kind is 1 for column, 2 for row, 0 for a replicated layer (the
- * whole layer: first 0, count its output features). CLT_ERR_UNSUPPORTED for other strategies. */
+ * [*first, *first + *count) of the output features (*kind 1: a column-parallel Linear, or 3: an
+ * activation between the pair, running on that slice) or of the input features (*kind 2: a
+ * row-parallel Linear); *kind 0 is a replicated layer (first 0, count its output features).
+ * CLT_ERR_UNSUPPORTED for other strategies. */
 CLT_API clt_status clt_trainer_tensor_slice(const clt_trainer *t, int layer, int device, int *kind,
                                             int *first, int *count);
 /* Data parallel: how many samples of the last step each device took (counts[device]; n is the
- * array's length). The split changes with CLT_SPLIT_AUTO. */
+ * array's length). The split changes with CLT_SPLIT_AUTO. Tensor parallel: every device of a
+ * group gives its group's rows. */
 CLT_API clt_status clt_trainer_split(const clt_trainer *t, size_t *counts, int n);
 /* Progress, reported after every successful step (the library never prints). The arrays have
  * `devices` entries, one per runtime device, and are valid during the call only. */
