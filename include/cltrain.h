@@ -342,6 +342,11 @@ typedef struct {
      * flight there. Parameters, their gradients, optimizer state, workspace, labels and the
      * host staging of transfers are not counted. Only model parallelism reports it; 0 otherwise. */
     uint64_t activation_bytes;
+    /* CPU seconds the device's worker thread used (counted with or without profiling; reset
+     * like the totals). On a CPU device that runs kernels on that thread (PoCL 'basic') this is
+     * the device's compute, whatever else the machine runs: a busy machine stretches the wall
+     * clock, not this. */
+    double worker_cpu_s;
 } clt_device_stats;
 
 /* Writes the timeline recorded so far (see trace_path) to path; recording goes on. Not while

@@ -129,6 +129,7 @@ struct clt__worker {
     size_t nevents, events_cap;
     clt_device_stats stats;
     uint64_t activation_bytes;    /* what stats reports: set by the strategies that know it */
+    double cpu_base;                /* the thread's CPU seconds at the last stats reset */
 
     pthread_t thread;
     pthread_mutex_t lock;

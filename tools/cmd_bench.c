@@ -87,6 +87,8 @@ typedef struct {
     uint64_t act[16];         /* model parallel: activation bytes allocated per device */
     int slices[16];           /* tensor parallel: the first split layer's features per device */
     double base_sps;          /* one device's samples/s in the same run, or 0 */
+    double cpu[16];           /* each device's worker thread: CPU seconds per timed step */
+    double base_cpu;          /* the one-device run's, or 0 */
 } train_result;
 
 /* Training steps on random data after warm-up: samples/s without profiling, then the same steps
@@ -140,6 +142,8 @@ static int train_run(const train_args *a, clt_parallel parallel, int schedule, i
         if (st == CLT_OK) st = clt_trainer_create(&t, rt, m, &p);
         for (int i = 0; i < 3 && st == CLT_OK; i++) st = clt_trainer_step(t, x, y, batch, NULL);
         if (st == CLT_OK && profiled) st = clt_runtime_device_stats(rt, 0, &ds, 1);
+        for (int d = 0; !profiled && d < clt_runtime_device_count(rt) && d < 16 && st == CLT_OK; d++)
+            st = clt_runtime_device_stats(rt, d, &ds, 1);   /* zero the worker CPU clocks */
         double t0 = now();
         for (int i = 0; i < a->steps && st == CLT_OK; i++) st = clt_trainer_step(t, x, y, batch, NULL);
         double dt = now() - t0;
@@ -160,6 +164,7 @@ static int train_run(const train_args *a, clt_parallel parallel, int schedule, i
                 clt_device_stats a_ds;
                 st = clt_runtime_device_stats(rt, d, &a_ds, 0);
                 r->act[d] = a_ds.activation_bytes;
+                r->cpu[d] = a_ds.worker_cpu_s / a->steps;
             }
             clt_device_info info;
             clt_runtime_device_info(rt, 0, &info);
@@ -195,8 +200,23 @@ static void train_print(const train_args *a, clt_parallel parallel, int schedule
     len = 0;
     for (int i = 0; parallel == CLT_PARALLEL_TENSOR && i < r->devices && i < 16; i++)
         len += (size_t)snprintf(slices + len, sizeof slices - len, "%s%d", i ? "," : "", r->slices[i]);
-    char vs[64] = "";       /* the speed-up over one device measured in the same run */
-    if (r->base_sps > 0) snprintf(vs, sizeof vs, ",\"vs_one_device\":%.3f", r->sps / r->base_sps);
+    char cpu[300] = "";     /* each worker thread's CPU seconds per step: "0.110,0.111" */
+    double busiest = 0, sum = 0;
+    len = 0;
+    for (int i = 0; i < r->devices && i < 16; i++) {
+        len += (size_t)snprintf(cpu + len, sizeof cpu - len, "%s%.4f", i ? "," : "", r->cpu[i]);
+        if (r->cpu[i] > busiest) busiest = r->cpu[i];
+        sum += r->cpu[i];
+    }
+    /* The naive pipeline's devices take turns: its step is the sum of their times, not the
+     * busiest one's. */
+    if (parallel == CLT_PARALLEL_MODEL && schedule == CLT_PIPELINE_NAIVE) busiest = sum;
+    /* the speed-up over one device measured in the same run, and the one the workers' CPU time
+     * allows (what a machine with a free core per device would give, waits aside) */
+    char vs[128] = "";
+    if (r->base_sps > 0)
+        snprintf(vs, sizeof vs, ",\"vs_one_device\":%.3f,\"cpu_bound_vs_one_device\":%.3f", r->sps / r->base_sps,
+                 busiest > 0 ? r->base_cpu / busiest : 0.0);
     char act[400] = "";     /* model parallel: "123,456" */
     len = 0;
     for (int i = 0; parallel == CLT_PARALLEL_MODEL && i < r->devices && i < 16; i++)
@@ -206,11 +226,11 @@ static void train_print(const train_args *a, clt_parallel parallel, int schedule
                "\"schedule\":\"%s\",\"micro_batches\":%d,\"placement\":\"%s\",\"split\":[%s],\"devices\":%d,"
                "\"device\":\"%s\",\"samples_per_s\":%.1f,\"kernel_fraction\":%.3f,"
                "\"transfer_fraction\":%.3f,\"kernels_per_step\":%.1f,\"activation_bytes\":[%s],"
-               "\"tensor_group\":%d,\"slices\":[%s]%s}\n",
+               "\"tensor_group\":%d,\"slices\":[%s],\"worker_cpu_s_per_step\":[%s]%s}\n",
                a->model, a->batch, a->steps, parallel_name(parallel), sched,
                parallel == CLT_PARALLEL_MODEL ? micro : 1, placement, split, r->devices, r->name, r->sps,
                r->kfrac, r->tfrac, r->kernels, act,
-               parallel == CLT_PARALLEL_TENSOR ? (a->tensor_group ? a->tensor_group : r->devices) : 0, slices, vs);
+               parallel == CLT_PARALLEL_TENSOR ? (a->tensor_group ? a->tensor_group : r->devices) : 0, slices, cpu, vs);
         return;
     }
     printf("train %s, batch %zu, %d steps on %d device%s (%s), parallel %s", a->model, a->batch, a->steps,
@@ -221,7 +241,10 @@ static void train_print(const train_args *a, clt_parallel parallel, int schedule
     if (parallel == CLT_PARALLEL_MODEL) printf(", activation bytes per device %s", act);
     if (parallel == CLT_PARALLEL_TENSOR) printf(", groups of %d, slices %s", a->tensor_group ? a->tensor_group : r->devices, slices);
     printf(":\n  %.1f samples/s", r->sps);
-    if (r->base_sps > 0) printf(" (%.2fx one device)", r->sps / r->base_sps);
+    if (r->base_sps > 0)
+        printf(" (%.2fx one device; the workers' CPU time allows %.2fx)", r->sps / r->base_sps,
+               busiest > 0 ? r->base_cpu / busiest : 0.0);
+    printf("\n  worker CPU seconds per step: %s", cpu);
     printf("\n"
            "  profiled: %.1f%% of device 0's step in kernels, %.1f%% in transfers, %.1f%% other (host, waits),\n"
            "            %.1f kernels per step\n",
@@ -235,15 +258,15 @@ static int bench_train(const train_args *a)
         /* one device, tensor parallel, then model parallel by layers (naive, and 1f1b with M
          * micro-batches) on the same devices, back to back in this run */
         int rc = train_run(a, CLT_PARALLEL_NONE, 0, 1, &r);
-        double base = r.sps;
+        double base = r.sps, base_cpu = r.cpu[0];
         if (!rc) train_print(a, CLT_PARALLEL_NONE, 0, 1, &r);
         if (!rc) rc = train_run(a, CLT_PARALLEL_TENSOR, 0, 1, &r);
-        r.base_sps = base;
+        r.base_sps = base, r.base_cpu = base_cpu;
         if (!rc) train_print(a, CLT_PARALLEL_TENSOR, 0, 1, &r);
         for (int s = CLT_PIPELINE_NAIVE; s <= CLT_PIPELINE_1F1B && !rc; s += CLT_PIPELINE_1F1B - CLT_PIPELINE_NAIVE) {
             int micro = s == CLT_PIPELINE_NAIVE ? 1 : a->micro;
             rc = train_run(a, CLT_PARALLEL_MODEL, s, micro, &r);
-            r.base_sps = base;
+            r.base_sps = base, r.base_cpu = base_cpu;
             if (!rc) train_print(a, CLT_PARALLEL_MODEL, s, micro, &r);
         }
         return rc;
