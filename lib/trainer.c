@@ -229,6 +229,12 @@ clt_status clt_trainer_create(clt_trainer **out, clt_runtime *rt, const clt_mode
     clt_train_params p = params ? *params : clt_train_params_default();
     clt_status st = check_params(&p, rt);
     if (st != CLT_OK) return st;
+    for (int i = 0; p.parallel == CLT_PARALLEL_TENSOR && i < m->nlayers; i++)
+        if (m->layers[i].device >= 0)
+            return clt__fail(CLT_ERR_UNSUPPORTED, "tensor parallelism with pipeline stages is not "
+                             "supported yet: the model has a placement (layer %d on device %d); use "
+                             "CLT_PARALLEL_MODEL, or a model without clt_model_place", i,
+                             m->layers[i].device);
 
     clt_trainer *t = calloc(1, sizeof *t);
     float *init = NULL;
@@ -239,15 +245,6 @@ clt_status clt_trainer_create(clt_trainer **out, clt_runtime *rt, const clt_mode
     t->ops = p.parallel == CLT_PARALLEL_MODEL    ? &clt__strategy_model
              : p.parallel == CLT_PARALLEL_TENSOR ? &clt__strategy_tensor
                                                  : &clt__strategy_data;
-    if (p.parallel == CLT_PARALLEL_TENSOR)
-        for (int i = 0; i < m->nlayers; i++)
-            if (m->layers[i].device >= 0) {
-                free(t);
-                return clt__fail(CLT_ERR_UNSUPPORTED, "tensor parallelism with pipeline stages is "
-                                 "not supported yet: the model has a placement (layer %d on device "
-                                 "%d); use CLT_PARALLEL_MODEL, or a model without clt_model_place",
-                                 i, m->layers[i].device);
-            }
     st = clt__model_clone(m, &t->model);
     if (st == CLT_OK && !(init = malloc((m->nparams ? m->nparams : 1) * sizeof *init)))
         st = clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory (%zu parameters)", m->nparams);
