@@ -558,7 +558,8 @@ typedef struct {
     /* Parallelism. */
     clt_parallel parallel;
     clt_split split;              /* data: how the batch is shared; tensor: how the features of
-                                   * split layers are shared (CLT_SPLIT_EQUAL or _WEIGHTS) */
+                                   * split layers are shared (CLT_SPLIT_AUTO: by each device's
+                                   * speed, timed once at create) */
     const float *split_weights;   /* data, CLT_SPLIT_WEIGHTS: one weight >= 0 per device; tensor:
                                    * one weight > 0 per device, slices in proportion, the same
                                    * weights in every group (matching slices are the same size) */

@@ -593,6 +593,8 @@ typedef struct {
     clt_trainer *t;
     int rank;
     const float *init;
+    bool measure;           /* CLT_SPLIT_AUTO: time one more warm-up step */
+    double seconds;
 } create_job;
 
 /* One step over `rows` rows of zeros with learning rate 0 on this rank alone, without the
@@ -646,7 +648,39 @@ static clt_status create_rank(clt__worker *w, void *arg)
     size_t per_group = (t->p.max_batch + (size_t)s->G - 1) / (size_t)s->G;
     if (st == CLT_OK) st = warm_up(w, t, j->rank, t->p.max_batch);
     if (st == CLT_OK && per_group != t->p.max_batch) st = warm_up(w, t, j->rank, per_group);
+    if (st == CLT_OK && j->measure) {   /* compiled by now: this is the device's speed */
+        double t0 = clt__now();
+        st = warm_up(w, t, j->rank, per_group);
+        clt__worker_throttle(w, clt__now() - t0);
+        j->seconds = clt__now() - t0;
+    }
     return st;
+}
+
+/* Plans the slices for weights w (one per tensor rank), builds each rank's model and net with
+ * its slices of init; with `measure`, times each rank's step into seconds[rank]. */
+static clt_status build_ranks(clt_trainer *t, const float *init, const double *w, bool measure,
+                              double *seconds)
+{
+    tensor_state *s = t->state;
+    clt_status st = plan(s, t->model, w);
+    for (int r = 0; r < s->T && st == CLT_OK; r++) st = local_model(s, t->model, r, &s->local[r]);
+    /* one rank at a time: each allocates its own buffers and compiles alone */
+    for (int q = 0; q < s->n && st == CLT_OK; q++) {
+        create_job j = {t, q, init, measure, 0};
+        st = clt__worker_call(&t->rt->workers[q], create_rank, &j);
+        if (seconds) seconds[q] = j.seconds;
+    }
+    return st;
+}
+
+static void free_ranks(clt_trainer *t)
+{
+    tensor_state *s = t->state;
+    for (int q = 0; s->nets && q < s->n; q++)
+        if (s->nets[q]) clt__worker_call(&t->rt->workers[q], clt__net_destroy_task, s->nets[q]);
+    for (int r = 0; s->local && r < s->T; r++) clt_model_destroy(s->local[r]), s->local[r] = NULL;
+    if (s->nets) memset(s->nets, 0, (size_t)s->n * sizeof *s->nets);
 }
 
 static void tensor_destroy(clt_trainer *t)
@@ -655,9 +689,7 @@ static void tensor_destroy(clt_trainer *t)
     if (!s) return;
     for (int g = 0; s->tcomm && g < s->G; g++) clt__comm_destroy(s->tcomm[g]);
     for (int r = 0; s->dcomm && r < s->T; r++) clt__comm_destroy(s->dcomm[r]);
-    for (int q = 0; s->nets && q < s->n; q++)
-        if (s->nets[q]) clt__worker_call(&t->rt->workers[q], clt__net_destroy_task, s->nets[q]);
-    for (int r = 0; s->local && r < s->T; r++) clt_model_destroy(s->local[r]);
+    free_ranks(t);
     free(s->tcomm), free(s->dcomm), free(s->nets), free(s->local);
     free(s->part), free(s->lo), free(s->len), free(s->counts), free(s->seconds);
     free(s);
@@ -682,22 +714,38 @@ static clt_status tensor_create(clt_trainer *t, const float *init)
     s->nets = calloc((size_t)s->n, sizeof *s->nets);
     s->counts = calloc((size_t)s->G, sizeof *s->counts);
     s->seconds = calloc((size_t)s->n, sizeof *s->seconds);
-    double *w = calloc((size_t)T, sizeof *w);
-    if (!s->part || !s->lo || !s->len || !s->local || !s->nets || !s->counts || !s->seconds || !w) {
-        free(w);
+    double *w = calloc((size_t)T, sizeof *w), *secs = calloc((size_t)s->n, sizeof *secs);
+    if (!s->part || !s->lo || !s->len || !s->local || !s->nets || !s->counts || !s->seconds || !w || !secs) {
+        free(w), free(secs);
         return clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
     }
     for (int r = 0; r < T; r++)
         w[r] = t->p.split == CLT_SPLIT_WEIGHTS ? (double)t->p.split_weights[r] : 1.0;
-    clt_status st = plan(s, m, w);
-    free(w);
     s->copts = clt_collective_options_default();
-    for (int r = 0; r < T && st == CLT_OK; r++) st = local_model(s, m, r, &s->local[r]);
-    /* one rank at a time: each allocates its own buffers and compiles alone */
-    for (int q = 0; q < s->n && st == CLT_OK; q++) {
-        create_job j = {t, q, init};
-        st = clt__worker_call(&t->rt->workers[q], create_rank, &j);
+    bool measure = t->p.split == CLT_SPLIT_AUTO && T > 1;
+    clt_status st = build_ranks(t, init, w, measure, secs);
+    if (st == CLT_OK && measure) {
+        /* CLT_SPLIT_AUTO: slices in proportion to each device's speed on equal slices (tensor
+         * rank r's mean over the groups, so that every group slices alike), measured once */
+        int *old = malloc((size_t)L * (size_t)T * sizeof *old);
+        if (!old) st = clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
+        for (int r = 0; r < T && st == CLT_OK; r++) {
+            double sum = 0;
+            for (int g = 0; g < s->G; g++) sum += secs[g * T + r];
+            w[r] = sum > 0 ? (double)s->G / sum : 1.0;
+        }
+        if (st == CLT_OK) {
+            memcpy(old, s->len, (size_t)L * (size_t)T * sizeof *old);
+            st = plan(s, m, w);
+        }
+        if (st == CLT_OK && memcmp(old, s->len, (size_t)L * (size_t)T * sizeof *old)) {
+            clt__log(CLT_LOG_INFO, "tensor parallel: slices re-sized to the measured speeds");
+            free_ranks(t);
+            st = build_ranks(t, init, w, false, NULL);
+        }
+        free(old);
     }
+    free(w), free(secs);
     if (st == CLT_OK && T > 1) {
         if (!(s->tcomm = calloc((size_t)s->G, sizeof *s->tcomm)))
             return clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");

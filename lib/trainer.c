@@ -130,10 +130,6 @@ static clt_status check_params(const clt_train_params *p, const clt_runtime *rt)
         }
         if (!(sum > 0)) return clt__fail(CLT_ERR_INVALID_ARG, "the split weights add up to 0");
     }
-    if (p->parallel == CLT_PARALLEL_TENSOR && p->split == CLT_SPLIT_AUTO)
-        return clt__fail(CLT_ERR_UNSUPPORTED, "tensor parallelism sizes its slices once, at "
-                         "create: CLT_SPLIT_AUTO is not supported (give CLT_SPLIT_WEIGHTS, for "
-                         "example each device's measured speed)");
     if (p->parallel == CLT_PARALLEL_TENSOR && p->split == CLT_SPLIT_WEIGHTS) {
         if (!p->split_weights)
             return clt__fail(CLT_ERR_INVALID_ARG, "CLT_SPLIT_WEIGHTS needs split_weights (one per device)");

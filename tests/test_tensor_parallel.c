@@ -1,6 +1,6 @@
-/* Tensor parallelism: the seed MLP with its Linear layers split over 2 and 3 devices (even and
- * uneven slices), and over 2 groups of 2 (tensor x data), trains like one device: the same losses,
- * parameters and gradients gathered back in the model's numbering; replicated state and outputs
+/* Tensor parallelism: the seed MLP with its Linear layers split over 2 and 3 devices (even, and
+ * uneven by weights or by measured speed), and over 2 groups of 2 (tensor x data), trains like
+ * one device: the same losses, parameters and gradients gathered back in the model's numbering; replicated state and outputs
  * are the same bits on every device (verify_replicas); predict and evaluate agree; checkpoints
  * go on with the same losses; bad settings are refused with clear messages.
  * Tolerance: |got - ref| <= 1e-6 + 1e-5*|ref|. */
@@ -221,6 +221,20 @@ int main(void)
            r.slice[0][2], r.slice[1][2], r.slice[2][2], r.slice2[0][1], r.slice2[1][1], r.slice2[2][1]);
     }
 
+    /* CLT_SPLIT_AUTO times each device once at create and slices by speed: with device 1 made
+     * 3 times slower (CLT_SLOW_DEVICES, read when the runtime starts), device 0 gets more. */
+    {
+        clt_train_params p = tp;
+        p.split = CLT_SPLIT_AUTO;
+        setenv("CLT_SLOW_DEVICES", "1:3", 1);
+        if (ok_status(train("0:0,0:0", p, &r), "measured slices, device 1 slowed 3x: %d steps", STEPS)) {
+            compare(&single, &r, "measured slices", ATOL);
+            ok(r.slice[0][2] > r.slice[1][2] && r.slice[0][2] + r.slice[1][2] == 512,
+               "measured slices: device 0 takes more of fc1 (%d and %d of 512 outputs)", r.slice[0][2], r.slice[1][2]);
+        }
+        unsetenv("CLT_SLOW_DEVICES");
+    }
+
     /* Adam with clipping: the optimizer state lives with the slices; clipping needs the norm
      * of every parameter once. Adam divides by sqrt(v): a rounding difference in a gradient near
      * zero moves a parameter by up to lr, so parameters are held to 2e-5 absolute (2% of lr):
@@ -325,9 +339,6 @@ int main(void)
                      "a weight of 0 (every device needs a slice)");
             p.split_weights = nan3;
             ok_error(clt_trainer_create(&t, rt, m, &p), CLT_ERR_INVALID_ARG, "split weight 1", "a NaN weight");
-            p = tp;
-            p.split = CLT_SPLIT_AUTO;
-            ok_error(clt_trainer_create(&t, rt, m, &p), CLT_ERR_UNSUPPORTED, "CLT_SPLIT_AUTO", "measured split");
             p = tp;
             p.parallel = (clt_parallel)7;
             ok_error(clt_trainer_create(&t, rt, m, &p), CLT_ERR_INVALID_ARG, "parallel mode 7", "an unknown mode");

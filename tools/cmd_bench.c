@@ -462,7 +462,8 @@ static void bench_usage(void)
             "micro-batch), gpipe and 1f1b (M micro-batches, default 4) in turn; placement auto\n"
             "(the default) partitions by measured layer times, seed is fc1 on 0, fc2-fc3 on 1, fc4 on 0;\n"
             "train --parallel tensor runs one device, tensor parallel (groups of T devices, default all;\n"
-            "slices in proportion to the weights, one per device, default equal), then model parallel\n"
+            "slices in proportion to the weights, one per device, or with --split auto to each\n"
+            "device's speed timed at create; default equal), then model parallel\n"
             "naive and 1f1b on the same devices, and reports each one's speed-up over one device\n");
 }
 
