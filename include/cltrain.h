@@ -362,6 +362,11 @@ typedef struct {
      * flight there. Parameters, their gradients, optimizer state, workspace, labels and the
      * host staging of transfers are not counted. Only model parallelism reports it; 0 otherwise. */
     uint64_t activation_bytes;
+    /* CPU seconds the device's worker thread used (counted with or without profiling; reset
+     * like the totals). On a CPU device that runs kernels on that thread (PoCL 'basic') this is
+     * the device's compute, whatever else the machine runs: a busy machine stretches the wall
+     * clock, not this. */
+    double worker_cpu_s;
 } clt_device_stats;
 
 /* Writes the timeline recorded so far (see trace_path) to path; recording goes on. Not while
@@ -578,7 +583,15 @@ typedef struct {
 typedef enum {
     CLT_PARALLEL_NONE = 0,     /* one device: `device` */
     CLT_PARALLEL_DATA = 1,     /* a replica on every runtime device, the batch split between them */
-    CLT_PARALLEL_MODEL = 2     /* layers placed on devices (clt_model_place), a pipeline */
+    CLT_PARALLEL_MODEL = 2,    /* layers placed on devices (clt_model_place), a pipeline */
+    CLT_PARALLEL_TENSOR = 3    /* Linear layers split across devices (Megatron-LM's MLP): each
+                                  pair of Linear layers with only elementwise activations between
+                                  them becomes a column-parallel layer (a slice of the output
+                                  features on each device) then a row-parallel one (a slice of its
+                                  input features; the partial outputs are all-reduced and the bias
+                                  added once), one all-reduce forward and one backward per pair.
+                                  Other layers (and a Linear left without a partner) are replicated:
+                                  every device computes them on the same bits. See tensor_group. */
 } clt_parallel;
 
 /* How a model-parallel step moves micro-batches through the stages. Every schedule accumulates
@@ -620,11 +633,17 @@ typedef struct {
 
     /* Parallelism. */
     clt_parallel parallel;
-    clt_split split;              /* data: how the batch is shared */
-    const float *split_weights;   /* data, CLT_SPLIT_WEIGHTS: one weight >= 0 per device */
+    clt_split split;              /* data: how the batch is shared; tensor: how the features of
+                                   * split layers are shared (CLT_SPLIT_AUTO: by each device's
+                                   * speed, timed once at create) */
+    const float *split_weights;   /* data, CLT_SPLIT_WEIGHTS: one weight >= 0 per device; tensor:
+                                   * one weight > 0 per device, slices in proportion, the same
+                                   * weights in every group (matching slices are the same size) */
     int rebalance_every;          /* data, CLT_SPLIT_AUTO: steps between re-measurements (20) */
     int verify_replicas;          /* data: after each update, check that every replica holds the
-                                   * same bits as device 0 (slow: a debugging aid) */
+                                   * same bits as device 0 (slow: a debugging aid); tensor: that
+                                   * replicated layers, matching slices of other groups and the
+                                   * outputs on every device of a group are the same bits */
     size_t bucket_bytes;          /* data: the gradients are reduce-scattered in buckets of whole
                                    * layers, from the last layer back, each of at least this many
                                    * bytes (default 512 KiB); a bucket starts as soon as backward has
@@ -651,6 +670,11 @@ typedef struct {
                                    * gets runtime devices / P, partitioned alike. The batch is split
                                    * between the copies and matching stages all-reduce their
                                    * gradients before the update. */
+    int tensor_group;             /* tensor: devices per tensor-parallel group (default 0: all the
+                                   * runtime's). It must divide the device count: devices
+                                   * g*T .. g*T+T-1 form group g, each group a replica of the whole
+                                   * model, the batch split equally between groups and the
+                                   * gradients of matching slices all-reduced across them. */
 } clt_train_params;
 
 /* Cross-entropy, SGD lr 0.01 without momentum, constant schedule, no clipping, max_batch 256,
@@ -692,8 +716,16 @@ CLT_API clt_status clt_trainer_set_param(clt_trainer *t, int layer, const char *
                                          const float *in, size_t count);
 CLT_API clt_status clt_trainer_get_grad(clt_trainer *t, int layer, const char *name, float *out,
                                         size_t count);
+/* Tensor parallel: the slice of layer `layer` that runtime device `device` holds, as
+ * [*first, *first + *count) of the output features (*kind 1: a column-parallel Linear, or 3: an
+ * activation between the pair, running on that slice) or of the input features (*kind 2: a
+ * row-parallel Linear); *kind 0 is a replicated layer (first 0, count its output features).
+ * CLT_ERR_UNSUPPORTED for other strategies. */
+CLT_API clt_status clt_trainer_tensor_slice(const clt_trainer *t, int layer, int device, int *kind,
+                                            int *first, int *count);
 /* Data parallel: how many samples of the last step each device took (counts[device]; n is the
- * array's length). The split changes with CLT_SPLIT_AUTO. */
+ * array's length). The split changes with CLT_SPLIT_AUTO. Tensor parallel: every device of a
+ * group gives its group's rows. */
 CLT_API clt_status clt_trainer_split(const clt_trainer *t, size_t *counts, int n);
 /* Progress, reported after every successful step (the library never prints). The arrays have
  * `devices` entries, one per runtime device, and are valid during the call only. */
@@ -744,7 +776,8 @@ CLT_API float clt_trainer_lr(const clt_trainer *t);
  * position and, with the seed, the dropout generator's state), the run's hyper-parameters
  * (optimizer settings, schedule, clipping, accumulation, seed) and the caller's data position.
  * Loading and training on gives the same losses as never stopping: bit for bit on one device;
- * a checkpoint written with N data-parallel devices loads on any other number.
+ * a checkpoint written with N data-parallel devices (or tensor-parallel: the state is saved in
+ * the model's numbering, gathered from the slices) loads on any other number and mode.
  */
 
 /* Where the caller's data order stands: saved and loaded with the checkpoint, never used by the
@@ -798,7 +831,8 @@ CLT_API clt_status clt_trainer_data_position(const clt_trainer *t, clt_data_posi
  * process, then each local device's reduced chunk all-reduced with the same local device of the
  * other processes, then the ring's all-gather) and gives the same bits on every device of every
  * process. In a reduce-scatter or all-gather "n" is then n * P, and device d of process p holds
- * block d * P + p. A broadcast does not cross processes (CLT_ERR_UNSUPPORTED). A process that
+ * block d * P + p. A broadcast, CLT_ALGO_NAIVE and CLT_ALGO_DIRECT do not cross processes
+ * (CLT_ERR_UNSUPPORTED; CLT_ALGO_AUTO takes the ring there at every size). A process that
  * does not reach a collective within timeout_s (default 300 s under MPI) is named in the
  * CLT_ERR_TIMEOUT of the others; the runtime cannot run collectives afterwards.
  */
@@ -810,12 +844,15 @@ typedef enum {
 } clt_op;
 
 typedef enum {
-    CLT_ALGO_AUTO = 0,        /* the ring */
+    CLT_ALGO_AUTO = 0,        /* an all-reduce of up to 32 KiB: direct; otherwise the ring */
     CLT_ALGO_RING = 1,        /* ring reduce-scatter + all-gather; on devices that all share host
                                  memory (CPUs, integrated GPUs) an all-reduce maps the device
                                  buffers instead of copying them to staging */
     CLT_ALGO_NAIVE = 2,       /* device 0's thread reduces everything; a baseline for benchmarks */
-    CLT_ALGO_RING_STAGED = 3  /* the ring, always through host staging */
+    CLT_ALGO_RING_STAGED = 3, /* the ring, always through host staging */
+    CLT_ALGO_DIRECT = 4       /* all-reduce only (others take the ring): every device copies its
+                                 vector to staging, waits for all, and reduces all of them itself
+                                 in device order; one exchange, for small latency-bound sizes */
 } clt_algo;
 
 typedef struct {

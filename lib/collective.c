@@ -23,6 +23,10 @@
 #define MAX_EVENTS 65536          /* in-flight host copies per rank and call */
 #define UNITS_DONE 0xFFFFFFFFu    /* a rank's progress once its call has finished */
 #define NAIVE_SLAB 16384          /* floats reduced across all ranks at a time, for the cache */
+/* CLT_ALGO_AUTO's all-reduces up to this size take the direct path: latency-bound sizes (the
+ * activations of tensor parallelism) where one exchange beats the ring's 2(n-1) steps; see
+ * docs/PERFORMANCE.md for the measurement behind it. */
+#define DIRECT_BYTES ((size_t)32 << 10)
 
 typedef struct {
     _Alignas(64) _Atomic uint64_t progress;   /* call << 32 | units; release/acquire */
@@ -745,6 +749,28 @@ static clt_status naive_run(rank_run *x, const plan *P, const layout *L)
     return st;
 }
 
+/* Small all-reduces: every rank copies its vector to its staging, waits for all the others,
+ * then reduces every rank's staging itself, in rank order, into the second half of its own
+ * staging and writes that back: one exchange instead of the ring's 2(n-1) dependent steps, the
+ * reduction done n times over (cheap at these sizes). Every rank adds in the same order, so all
+ * get the same bits. */
+static clt_status direct_run(rank_run *x, const plan *P, size_t count)
+{
+    int n = x->n, r = x->me;
+    rank_state *ranks = x->c->ranks;
+    float *acc = ranks[r].host + count;
+    clt_status st = d2h(x, P->send, P->send_off, ranks[r].host, count, NULL);
+    if (st == CLT_OK) st = post(x, 1);
+    for (int p = 0; p < n && st == CLT_OK; p++)
+        if (p != r) st = wait_peer(x, p, x->tag | 1);
+    if (st != CLT_OK) return st;
+    memcpy(acc, ranks[0].host, count * sizeof(float));
+    for (int p = 1; p < n; p++)
+        combine(acc, ranks[p].host, acc, count, P->op, p == n - 1 && P->op == CLT_OP_AVG ? (float)n : 0.0f);
+    st = h2d(x, P->recv, P->recv_off, acc, count);
+    return st == CLT_OK ? post(x, 2) : st;   /* unit 2: reduced (the fault hook counts it) */
+}
+
 /* Broadcast: a chain from the root around the ring, chunk by chunk (ring), or every rank
  * copying from the root's staging (naive). One segment: layout with n = 1. */
 static clt_status broadcast_run(rank_run *x, const plan *P, const layout *L)
@@ -811,9 +837,16 @@ static clt_status run_collective(clt__comm *c, clt__worker *w, const clt_collect
         layout_init(&L, n, k == KIND_ALLREDUCE ? count : (size_t)n * block,
                     k == KIND_ALLREDUCE ? 0 : block, chunk_bytes);
     size_t total = seg_off(&L, L.n - 1) + seg_len(&L, L.n - 1);
-    clt_status st = run_begin(&x, c, w, o, names[k], total * sizeof(float), (size_t)L.n * L.nchunks);
+    /* (not across MPI processes: there the ring's segments carry the cross-process step) */
+    bool direct = k == KIND_ALLREDUCE && !c->mpi &&
+                  (o && o->algo != CLT_ALGO_AUTO ? o->algo == CLT_ALGO_DIRECT
+                                                 : total * sizeof(float) <= DIRECT_BYTES);
+    clt_status st = run_begin(&x, c, w, o, names[k], (direct ? 2 : 1) * total * sizeof(float),
+                              (size_t)L.n * L.nchunks);
     if (st == CLT_OK) {
-        if (k == KIND_BROADCAST)
+        if (direct)
+            st = direct_run(&x, P, count);
+        else if (k == KIND_BROADCAST)
             st = broadcast_run(&x, P, &L);
         else if (x.algo == CLT_ALGO_NAIVE && !c->mpi)
             st = naive_run(&x, P, &L);
@@ -977,12 +1010,13 @@ static clt_status validate(clt_runtime *rt, const call_desc *d, const clt_collec
     if (rt->mpi && d->k == KIND_BROADCAST)
         return clt__fail(CLT_ERR_UNSUPPORTED, "%s: under MPI a broadcast does not cross processes "
                          "(use clt_allreduce, or broadcast with MPI yourself)", fn);
-    if (rt->mpi && o && o->algo == CLT_ALGO_NAIVE)
-        return clt__fail(CLT_ERR_UNSUPPORTED, "%s: CLT_ALGO_NAIVE does not cross processes", fn);
+    if (rt->mpi && o && (o->algo == CLT_ALGO_NAIVE || o->algo == CLT_ALGO_DIRECT))
+        return clt__fail(CLT_ERR_UNSUPPORTED, "%s: CLT_ALGO_%s does not cross processes", fn,
+                         o->algo == CLT_ALGO_NAIVE ? "NAIVE" : "DIRECT");
     if (d->k == KIND_BROADCAST && (d->root < 0 || d->root >= n))
         return clt__fail(CLT_ERR_INVALID_ARG, "%s: root %d out of range (the runtime has %d)", fn,
                          d->root, n);
-    if (o && ((unsigned)o->algo > CLT_ALGO_RING_STAGED || !(o->timeout_s >= 0) || isinf(o->timeout_s)))
+    if (o && ((unsigned)o->algo > CLT_ALGO_DIRECT || !(o->timeout_s >= 0) || isinf(o->timeout_s)))
         return clt__fail(CLT_ERR_INVALID_ARG, "%s: bad options (algo %d, timeout_s %g)", fn,
                          (int)o->algo, o->timeout_s);
     if (d->count > SIZE_MAX / sizeof(float) / (size_t)n / (size_t)clt_runtime_process_count(rt))

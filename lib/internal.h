@@ -135,6 +135,7 @@ struct clt__worker {
     size_t nevents, events_cap;
     clt_device_stats stats;
     uint64_t activation_bytes;    /* what stats reports: set by the strategies that know it */
+    double cpu_base;                /* the thread's CPU seconds at the last stats reset */
 
     pthread_t thread;
     pthread_mutex_t lock;
@@ -472,6 +473,15 @@ clt_status clt__net_backward_rows(clt__net *n, size_t row, size_t batch, clt__vi
 typedef clt_status (*clt__layer_done_fn)(void *user, int layer);
 clt_status clt__net_backward_hook(clt__net *n, size_t row, size_t batch, clt__view dout,
                                   clt__view din, uint64_t seed, clt__layer_done_fn done, void *user);
+/* Tensor parallelism's pieces: forward of layers [first, last] only (rows from 0), the output
+ * of one layer, and backward of layers last..first from dout, each input gradient going to the
+ * ping-pong buffer dout is not in; *din is where layer first's went (mem NULL without
+ * want_din), so a caller can all-reduce it and go on below. */
+clt_status clt__net_forward_span(clt__net *n, int first, int last, size_t row, size_t batch,
+                                 int training, uint64_t seed);
+clt__view clt__net_act(const clt__net *n, int layer);
+clt_status clt__net_backward_span(clt__net *n, int first, int last, size_t batch, clt__view dout,
+                                  int want_din, clt__view *din, uint64_t seed);
 /* Loss of the last forward against labels/targets already in n->labels / n->targets. Writes
  * the loss gradient (scaled by grad_scale per row) into n->gbuf[0] when want_grad; *sum is
  * the plain sum of the per-row losses, added in row order in double; *correct (when not NULL)
@@ -501,6 +511,11 @@ clt_status clt__net_restore(clt__net *n);
  * writing makes it (zeros, then the floats written). */
 clt_status clt__net_state_io(clt__net *n, int which, size_t size, size_t off, size_t count, float *host,
                              int write);
+/* Warming up (a step over zeros compiles every kernel): zeros rows of the input, labels and
+ * targets; and, with the gradients zeroed, an optimizer step of rate 0 over params[off,
+ * off + count) that compiles the optimizer, resets its state and drains the queue. */
+clt_status clt__net_zero_batch(clt__net *n, size_t rows);
+clt_status clt__net_warm_optimizer(clt__net *n, const clt_optimizer *o, size_t off, size_t count);
 
 /* From any thread: reads or writes count floats of buf (w's) from element off, on w's thread,
  * blocking (parameters and gradients to and from the host). */
@@ -517,6 +532,13 @@ typedef struct {
 } clt__batch;
 
 typedef struct clt__strategy_ops clt__strategy_ops;
+
+/* On n's worker: queues the upload of rows [start, start + count) of the batch's inputs, and of
+ * its labels or targets when it has them, to the start of n's buffers (asynchronous: drain the
+ * queue before the caller's arrays go). */
+clt_status clt__net_upload_rows(clt__net *n, const clt__batch *b, size_t start, size_t count);
+/* A worker task destroying the clt__net passed as its argument. */
+clt_status clt__net_destroy_task(clt__worker *w, void *net);
 
 struct clt_trainer {
     clt_runtime *rt;
@@ -570,6 +592,7 @@ struct clt__strategy_ops {
 
 extern const clt__strategy_ops clt__strategy_data;   /* one device, or a replica on each */
 extern const clt__strategy_ops clt__strategy_model;  /* layers in stages on devices, a pipeline */
+extern const clt__strategy_ops clt__strategy_tensor; /* Linear layers split across devices */
 
 /* The numbers every strategy shares: the loss gradient's scale for a global batch and the mean
  * of a loss sum; the clipping factor for a gradient sum of squares (CLT_ERR_NUMERIC when the

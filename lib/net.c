@@ -116,8 +116,14 @@ clt_status clt__net_forward(clt__net *n, size_t batch, int training, uint64_t se
 
 clt_status clt__net_forward_rows(clt__net *n, size_t row, size_t batch, int training, uint64_t seed)
 {
-    CLT_ASSERT(row + batch <= n->max_batch, CLT_ERR_STATE);
-    for (int i = n->first; i <= n->last; i++) {
+    return clt__net_forward_span(n, n->first, n->last, row, batch, training, seed);
+}
+
+clt_status clt__net_forward_span(clt__net *n, int first, int last, size_t row, size_t batch,
+                                 int training, uint64_t seed)
+{
+    CLT_ASSERT(row + batch <= n->max_batch && first >= n->first && last <= n->last, CLT_ERR_STATE);
+    for (int i = first; i <= last; i++) {
         clt__layer_io io = io_of(n, i, row, batch, training, seed);
         const clt__layer *l = &n->m->layers[i];
         /* Linear then ReLU: one pass writes both outputs where the SGEMM can (both are kept:
@@ -136,6 +142,29 @@ clt_status clt__net_forward_rows(clt__net *n, size_t row, size_t batch, int trai
         clt_status st = clt__layer_forward(l, &io);
         if (st != CLT_OK) return st;
     }
+    return CLT_OK;
+}
+
+clt__view clt__net_act(const clt__net *n, int layer)
+{
+    return (clt__view){n->acts[layer - n->first], 0};
+}
+
+clt_status clt__net_backward_span(clt__net *n, int first, int last, size_t batch, clt__view dout,
+                                  int want_din, clt__view *din, uint64_t seed)
+{
+    CLT_ASSERT(batch <= n->max_batch && first >= n->first && last <= n->last, CLT_ERR_STATE);
+    for (int i = last; i >= first; i--) {
+        clt__layer_io io = io_of(n, i, 0, batch, 1, seed);
+        io.dout = dout;
+        /* the ping-pong buffer dout is not in */
+        io.din = (clt__view){n->gbuf[dout.mem == n->gbuf[0] ? 1 : 0], 0};
+        if (i == first && !want_din) io.din = (clt__view){NULL, 0};
+        clt_status st = clt__layer_backward(&n->m->layers[i], &io);
+        if (st != CLT_OK) return st;
+        dout = io.din;
+    }
+    *din = dout;
     return CLT_OK;
 }
 
@@ -371,4 +400,54 @@ clt_status clt__net_state_io(clt__net *n, int which, size_t size, size_t off, si
 {
     state_job j = {n, which, size, off, count, host, write};
     return clt__worker_call(n->w, state_task, &j);
+}
+
+static clt_status upload(clt__worker *w, cl_mem dst, const void *src, size_t bytes)
+{
+    if (!bytes) return CLT_OK;
+    cl_int err = clEnqueueWriteBuffer(w->queue, dst, CL_FALSE, 0, bytes, src, 0, NULL,
+                                      clt__worker_event(w));
+    if (err != CL_SUCCESS) return clt__fail_cl(err, clt__worker_name(w), "uploading the batch");
+    clt__worker_record_named(w, CLT__EV_TRANSFER, "upload");
+    return CLT_OK;
+}
+
+clt_status clt__net_upload_rows(clt__net *n, const clt__batch *b, size_t start, size_t count)
+{
+    size_t in = n->m->layers[n->first].in_numel, C = n->m->layers[n->last].out_numel;
+    clt_status st = clt__fault_point(n->w, CLT__FAULT_COPY, 1, "uploading the batch");
+    if (st == CLT_OK) st = upload(n->w, n->input, b->x + start * in, count * in * sizeof(float));
+    if (st == CLT_OK && b->labels) st = upload(n->w, n->labels, b->labels + start, count * sizeof(int32_t));
+    if (st == CLT_OK && b->targets) st = upload(n->w, n->targets, b->targets + start * C, count * C * sizeof(float));
+    return st;
+}
+
+clt_status clt__net_destroy_task(clt__worker *w, void *net)
+{
+    (void)w;
+    clt__net_destroy(net);
+    return CLT_OK;
+}
+
+clt_status clt__net_zero_batch(clt__net *n, size_t rows)
+{
+    clt__worker *w = n->w;
+    clt_status st = clt__zero(w, (clt__view){n->input, 0}, rows * n->m->layers[n->first].in_numel);
+    if (st == CLT_OK) st = clt__zero(w, (clt__view){n->labels, 0}, rows);   /* class 0 */
+    if (st == CLT_OK) st = clt__zero(w, (clt__view){n->targets, 0}, rows * n->m->layers[n->last].out_numel);
+    return st;
+}
+
+clt_status clt__net_warm_optimizer(clt__net *n, const clt_optimizer *o, size_t off, size_t count)
+{
+    clt__worker *w = n->w;
+    /* zero gradients and rate: the parameters stay as they are; the optimizer state is reset */
+    clt_status st = clt__net_optimizer_step(n, o, 0.0f, 1, 1.0f, off, count, (clt__view){n->grads, off});
+    for (int i = 0; i < 2 && st == CLT_OK; i++)
+        if (n->opt[i]) st = clt__zero(w, (clt__view){n->opt[i], 0}, n->opt_count);
+    if (st == CLT_OK) {
+        cl_int err = clFinish(w->queue);
+        if (err != CL_SUCCESS) st = clt__fail_cl(err, clt__worker_name(w), "warming up");
+    }
+    return st;
 }

@@ -4,6 +4,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 clt_runtime_options clt_runtime_options_default(void)
 {
@@ -304,7 +305,10 @@ static clt_status stats_task(clt__worker *w, void *arg)
     clt__worker_collect(w);
     *a->out = w->stats;
     a->out->activation_bytes = w->activation_bytes;   /* a level, not a total: never reset */
-    if (a->reset) memset(&w->stats, 0, sizeof w->stats);
+    struct timespec ts;   /* on the worker's own thread: its CPU clock */
+    double cpu = clock_gettime(CLOCK_THREAD_CPUTIME_ID, &ts) == 0 ? (double)ts.tv_sec + (double)ts.tv_nsec * 1e-9 : 0.0;
+    a->out->worker_cpu_s = cpu - w->cpu_base;
+    if (a->reset) memset(&w->stats, 0, sizeof w->stats), w->cpu_base = cpu;
     return CLT_OK;
 }
 

@@ -151,17 +151,6 @@ typedef struct {
     clt_status st;          /* this rank's own result (set on failure) */
 } rank_job;
 
-static clt_status upload(clt__worker *w, cl_mem dst, const void *src, size_t bytes)
-{
-    if (!bytes) return CLT_OK;
-    cl_int err = clEnqueueWriteBuffer(w->queue, dst, CL_FALSE, 0, bytes, src, 0, NULL,
-                                      clt__worker_event(w));
-    if (err != CL_SUCCESS) return clt__fail_cl(err, clt__worker_name(w), "uploading the batch");
-    clt__worker_record_named(w, CLT__EV_TRANSFER, "upload");
-    return CLT_OK;
-}
-
-static size_t in_numel(const clt_trainer *t) { return clt_shape_numel(t->model->input); }
 static size_t out_numel(const clt_trainer *t) { return t->model->layers[t->model->nlayers - 1].out_numel; }
 
 /* Uploads this rank's rows and runs forward (and the loss when labels or targets are given). */
@@ -170,13 +159,8 @@ static clt_status rank_forward(rank_job *j, clt__worker *w, int training, int wa
     clt_trainer *t = j->t;
     clt__net *n = j->s->nets[j->rank];
     const clt__batch *b = j->b;
-    size_t in = in_numel(t), C = out_numel(t);
-    clt_status st = clt__fault_point(w, CLT__FAULT_COPY, 1, "uploading the batch");
-    if (st == CLT_OK) st = upload(w, n->input, b->x + j->start * in, j->count * in * sizeof(float));
-    if (st == CLT_OK && b->labels)
-        st = upload(w, n->labels, b->labels + j->start, j->count * sizeof(int32_t));
-    if (st == CLT_OK && b->targets)
-        st = upload(w, n->targets, b->targets + j->start * C, j->count * C * sizeof(float));
+    (void)w;
+    clt_status st = clt__net_upload_rows(n, b, j->start, j->count);
     n->row0 = j->start;
     if (st == CLT_OK) st = clt__fault_point(w, CLT__FAULT_FORWARD, 1, "the forward");
     if (st == CLT_OK) st = clt__net_forward(n, j->count, training, clt__step_seed(t));
@@ -464,10 +448,8 @@ typedef struct {
 static clt_status warm_up(clt__worker *w, clt_trainer *t, data_state *s, int rank, size_t rows)
 {
     clt__net *n = s->nets[rank];
-    size_t off = shard_off(s, rank), C = out_numel(t);
-    clt_status st = clt__zero(w, (clt__view){n->input, 0}, rows * in_numel(t));
-    if (st == CLT_OK) st = clt__zero(w, (clt__view){n->labels, 0}, rows);   /* class 0 */
-    if (st == CLT_OK) st = clt__zero(w, (clt__view){n->targets, 0}, rows * C);
+    size_t off = shard_off(s, rank);
+    clt_status st = clt__net_zero_batch(n, rows);
     if (st == CLT_OK) st = clt__net_forward(n, rows, 1, 0);
     double unused;
     if (st == CLT_OK) st = clt__net_loss(n, t->p.loss, rows, 1.0f, 1, &unused, NULL);
@@ -475,15 +457,7 @@ static clt_status warm_up(clt__worker *w, clt_trainer *t, data_state *s, int ran
         st = clt__net_backward(n, rows, (clt__view){n->gbuf[0], 0}, (clt__view){NULL, 0}, 0);
     if (st == CLT_OK) st = clt__zero(w, (clt__view){n->grads, 0}, n->padded);
     if (st == CLT_OK) st = clt__net_sumsq(n, (clt__view){n->grads, off}, s->shard, &unused);
-    /* zero gradients and rate: the parameters stay as they are; the optimizer state is reset */
-    if (st == CLT_OK)
-        st = clt__net_optimizer_step(n, &t->p.optim, 0.0f, 1, 1.0f, off, s->shard, (clt__view){n->grads, off});
-    for (int i = 0; i < 2 && st == CLT_OK; i++)
-        if (n->opt[i]) st = clt__zero(w, (clt__view){n->opt[i], 0}, n->opt_count);
-    if (st == CLT_OK) {
-        cl_int err = clFinish(w->queue);
-        if (err != CL_SUCCESS) st = clt__fail_cl(err, clt__worker_name(w), "warming up");
-    }
+    if (st == CLT_OK) st = clt__net_warm_optimizer(n, &t->p.optim, off, s->shard);
     return st;
 }
 
@@ -506,20 +480,13 @@ static clt_status create_rank(clt__worker *w, void *arg)
     return st;
 }
 
-static clt_status destroy_rank(clt__worker *w, void *arg)
-{
-    (void)w;
-    clt__net_destroy(arg);
-    return CLT_OK;
-}
-
 /* The group and every replica (their devices' buffers); the host side stays. */
 static void destroy_ranks(clt_trainer *t, data_state *s)
 {
     if (s->comm) clt__comm_destroy(s->comm);
     s->comm = NULL;
     for (int r = 0; r < s->n && s->nets; r++)
-        if (s->nets[r]) clt__worker_call(&t->rt->workers[s->dev[r]], destroy_rank, s->nets[r]);
+        if (s->nets[r]) clt__worker_call(&t->rt->workers[s->dev[r]], clt__net_destroy_task, s->nets[r]);
     for (int r = 0; r < s->n && s->nets; r++) s->nets[r] = NULL;
 }
 

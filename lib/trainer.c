@@ -111,8 +111,12 @@ static clt_status check_params(const clt_train_params *p, const clt_runtime *rt)
         return clt__fail(CLT_ERR_INVALID_ARG, "device %d out of range (the runtime has %d)",
                          p->device, rt->nworkers);
     if (p->parallel != CLT_PARALLEL_NONE && p->parallel != CLT_PARALLEL_DATA &&
-        p->parallel != CLT_PARALLEL_MODEL)
+        p->parallel != CLT_PARALLEL_MODEL && p->parallel != CLT_PARALLEL_TENSOR)
         return clt__fail(CLT_ERR_INVALID_ARG, "unknown parallel mode %d", (int)p->parallel);
+    if (p->tensor_group < 0 || p->tensor_group > rt->nworkers ||
+        (p->tensor_group && rt->nworkers % p->tensor_group))
+        return clt__fail(CLT_ERR_INVALID_ARG, "tensor_group %d must divide the runtime's %d devices "
+                         "(0: all of them in one group)", p->tensor_group, rt->nworkers);
     if (p->split != CLT_SPLIT_EQUAL && p->split != CLT_SPLIT_WEIGHTS && p->split != CLT_SPLIT_AUTO)
         return clt__fail(CLT_ERR_INVALID_ARG, "unknown batch split %d", (int)p->split);
     if (p->parallel == CLT_PARALLEL_DATA && p->split == CLT_SPLIT_WEIGHTS) {
@@ -139,6 +143,22 @@ static clt_status check_params(const clt_train_params *p, const clt_runtime *rt)
     if (rt->mpi && p->split != CLT_SPLIT_EQUAL)
         return clt__fail(CLT_ERR_UNSUPPORTED, "under MPI the batch is split in equal shares "
                          "(CLT_SPLIT_EQUAL): weighted and measured splits do not cross processes");
+    if (p->parallel == CLT_PARALLEL_TENSOR && p->split == CLT_SPLIT_WEIGHTS) {
+        if (!p->split_weights)
+            return clt__fail(CLT_ERR_INVALID_ARG, "CLT_SPLIT_WEIGHTS needs split_weights (one per device)");
+        int T = p->tensor_group ? p->tensor_group : rt->nworkers;
+        for (int i = 0; i < rt->nworkers; i++) {
+            if (!(p->split_weights[i] > 0.0f) || !isfinite(p->split_weights[i]))
+                return clt__fail(CLT_ERR_INVALID_ARG, "split weight %d (%g) must be finite and > 0: "
+                                 "every device of a tensor-parallel group holds a slice",
+                                 i, (double)p->split_weights[i]);
+            if (p->split_weights[i] != p->split_weights[i % T])
+                return clt__fail(CLT_ERR_INVALID_ARG, "split weight %d (%g) differs from weight %d "
+                                 "(%g): every tensor-parallel group needs the same weights, since "
+                                 "matching slices sum their gradients", i, (double)p->split_weights[i],
+                                 i % T, (double)p->split_weights[i % T]);
+        }
+    }
     if (p->rebalance_every < 0) return clt__fail(CLT_ERR_INVALID_ARG, "rebalance_every is negative");
     if (p->micro_batches < 1 || p->micro_batches > 65536)
         return clt__fail(CLT_ERR_INVALID_ARG, "micro_batches %d must be in 1..65536", p->micro_batches);
@@ -219,6 +239,12 @@ clt_status clt_trainer_create(clt_trainer **out, clt_runtime *rt, const clt_mode
     clt_status st = check_params(&p, rt);
     if (st == CLT_OK) st = clt__fault_from_env(rt);
     if (st != CLT_OK) return st;
+    for (int i = 0; p.parallel == CLT_PARALLEL_TENSOR && i < m->nlayers; i++)
+        if (m->layers[i].device >= 0)
+            return clt__fail(CLT_ERR_UNSUPPORTED, "tensor parallelism with pipeline stages is not "
+                             "supported yet: the model has a placement (layer %d on device %d); use "
+                             "CLT_PARALLEL_MODEL, or a model without clt_model_place", i,
+                             m->layers[i].device);
 
     clt_trainer *t = calloc(1, sizeof *t);
     float *init = NULL;
@@ -226,7 +252,9 @@ clt_status clt_trainer_create(clt_trainer **out, clt_runtime *rt, const clt_mode
     t->rt = rt;
     t->p = p;
     t->p.split_weights = NULL;   /* the caller's array is not ours to keep: strategies copy it */
-    t->ops = p.parallel == CLT_PARALLEL_MODEL ? &clt__strategy_model : &clt__strategy_data;
+    t->ops = p.parallel == CLT_PARALLEL_MODEL    ? &clt__strategy_model
+             : p.parallel == CLT_PARALLEL_TENSOR ? &clt__strategy_tensor
+                                                 : &clt__strategy_data;
     st = clt__model_clone(m, &t->model);
     if (st == CLT_OK && !(init = malloc((m->nparams ? m->nparams : 1) * sizeof *init)))
         st = clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory (%zu parameters)", m->nparams);

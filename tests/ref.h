@@ -109,4 +109,15 @@ static inline clt_model *ref_seed_mlp(float dropout)
     return m;
 }
 
+/* Inputs (steps, batch, 1024) in [-1, 1) and labels (steps, batch) in 0..9, the batches the
+ * parallel tests train on, drawn from seed 2024. */
+static inline void ref_seed_batches(float *x, int32_t *y, int steps, int batch)
+{
+    ref_rng r = {2024};
+    for (int s = 0; s < steps; s++) {
+        ref_fill(&r, x + (size_t)s * (size_t)batch * 1024, (size_t)batch * 1024, 1.0);
+        for (int i = 0; i < batch; i++) y[s * batch + i] = (int32_t)((ref_next(&r) >> 33) % 10);
+    }
+}
+
 #endif

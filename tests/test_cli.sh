@@ -160,6 +160,32 @@ assert total[0]["tuned"] == 0 and (total[0]["openblas_gflops"] > 0) == total[0][
 else
     skip "tune writes its record to CLT_CACHE_DIR; bench gemm gives the 12 shapes and a total" "no python3"
 fi
+# ---- tensor parallelism: bench train and train --parallel tensor -------------------------------
+run_ok "cltrain bench train --parallel tensor --slices 3,1 --json exits 0" "$tmp/tensor.json" \
+    "$CLTRAIN" bench train --parallel tensor --model seed-mlp --batch 32 --steps 2 --devices 0:0,0:0 \
+    --slices 3,1 --json
+if [ $have_py -eq 1 ]; then
+    python3 -c '
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]).read().split("\n") if l]
+kinds = [(r["parallel"], r["schedule"]) for r in rows]
+assert kinds == [("none", "-"), ("tensor", "-"), ("model", "naive"), ("model", "1f1b")], kinds
+t = rows[1]
+assert t["slices"] == [384, 128] and t["tensor_group"] == 2 and t["samples_per_s"] > 0, t
+assert all(r["vs_one_device"] > 0 for r in rows[1:]), rows
+' "$tmp/tensor.json"
+    ok $? "bench train --parallel tensor: one device, tensor (slices 384/128), model naive and 1f1b, each with its speed-up"
+else
+    skip "bench train --parallel tensor reports slices and speed-ups" "no python3"
+fi
+run_ok "cltrain train --parallel tensor on 3 devices exits 0" "$tmp/tensor.out" \
+    "$CLTRAIN" train --parallel tensor --devices 0:0,0:0,0:0 --epochs 1 --limit 512 --batch 64
+grep -q "layer 0 column-parallel, output features 0..170 on 0, 171..341 on 1, 342..511 on 2" "$tmp/tensor.out"
+ok $? "train --parallel tensor prints fc1's slices on the 3 devices"
+"$CLTRAIN" train --parallel tensor --tensor-group 2 --devices 0:0,0:0,0:0 --epochs 1 --limit 512 \
+    >"$tmp/tg.out" 2>&1
+[ $? -ne 0 ] && grep -q "tensor_group 2 must divide the runtime's 3 devices" "$tmp/tg.out"
+ok $? "train --tensor-group 2 on 3 devices fails and says why"
 
 echo "1..$n"
 [ $fails -eq 0 ]

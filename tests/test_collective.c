@@ -123,7 +123,8 @@ static void check_allreduce(clt_runtime *rt, bench *B, size_t count, clt_op op, 
     char what[200];
     snprintf(what, sizeof what, "%s: allreduce %s count %zu %s%s", cfg, OP_NAMES[op], count,
              in_place ? "in place" : "out of place",
-             !o ? "" : o->algo == CLT_ALGO_NAIVE ? " naive" : o->algo == CLT_ALGO_RING_STAGED ? " staged" : " small chunks");
+             !o ? "" : o->algo == CLT_ALGO_NAIVE ? " naive" : o->algo == CLT_ALGO_RING_STAGED ? " staged"
+             : o->algo == CLT_ALGO_DIRECT ? " direct" : " small chunks");
     clt_status st = clt_allreduce(rt, B->a, in_place ? NULL : B->b, count, op, o);
     if (!ok(st == CLT_OK, "%s returns CLT_OK", what)) {
         diag("%s: %s", clt_status_name(st), clt_last_error());
@@ -294,7 +295,9 @@ static void check_config(int n, clt_context_mode mode, bool full)
     bench B;
     size_t big_count = COUNTS[NCOUNTS - 1];
     bench_init(&B, rt, full ? (size_t)n * big_count : big_count + 1000 * (size_t)n);
-    clt_collective_options small = clt_collective_options_default(), naive = small, staged = small;
+    clt_collective_options small = clt_collective_options_default(), naive = small, staged = small,
+                           direct = small;
+    direct.algo = CLT_ALGO_DIRECT;   /* what AUTO takes for small vectors, here at every size */
     small.chunk_bytes = 64 << 10;   /* many chunks in flight */
     naive.algo = CLT_ALGO_NAIVE;
     staged.algo = CLT_ALGO_RING_STAGED;   /* CPU devices share host memory: the ring maps */
@@ -307,6 +310,8 @@ static void check_config(int n, clt_context_mode mode, bool full)
             check_allreduce(rt, &B, count, (clt_op)op, op % 2, big ? &small : NULL, cfg);
         }
         if (full || !big) check_allreduce(rt, &B, count, CLT_OP_SUM, 0, &naive, cfg);
+        check_allreduce(rt, &B, count, big ? CLT_OP_SUM : CLT_OP_AVG, 1, &direct, cfg);
+        if (!big) check_allreduce(rt, &B, count, CLT_OP_MIN, 0, &direct, cfg);
         check_allreduce(rt, &B, count, big ? CLT_OP_AVG : CLT_OP_MAX, 0, &staged, cfg);
         check_allreduce(rt, &B, count, CLT_OP_MIN, 1, &staged, cfg);
         if (big && !full) continue;

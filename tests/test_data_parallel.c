@@ -22,14 +22,7 @@ static clt_model *seed_mlp(void) { return ref_seed_mlp(with_dropout ? 0.2f : 0.0
 static float xs[STEPS][BATCH * 1024];
 static int32_t ys[STEPS][BATCH];
 
-static void make_data(void)
-{
-    ref_rng r = {2024};
-    for (int s = 0; s < STEPS; s++) {
-        ref_fill(&r, xs[s], BATCH * 1024, 1.0);
-        for (int i = 0; i < BATCH; i++) ys[s][i] = (int32_t)((ref_next(&r) >> 33) % 10);
-    }
-}
+static void make_data(void) { ref_seed_batches(xs[0], ys[0], STEPS, BATCH); }
 
 typedef struct {
     float loss[STEPS];

@@ -173,7 +173,7 @@ static void check_parse(void)
 /* ---- a fault in each strategy at each point ------------------------------------------------ */
 
 static const char *const strategy_names[] = {"one device", "data parallel", "model parallel",
-                                             "two pipelines of two stages"};
+                                             "two pipelines of two stages", "tensor parallel"};
 
 static void check_fault(clt_runtime *rt, int strategy, const char *op, const char *code)
 {
@@ -185,7 +185,10 @@ static void check_fault(clt_runtime *rt, int strategy, const char *op, const cha
     clt_train_params p = clt_train_params_default();
     p.optim = clt_adam(0.01f);
     p.max_batch = BATCH;
-    p.parallel = strategy == 0 ? CLT_PARALLEL_NONE : strategy == 1 ? CLT_PARALLEL_DATA : CLT_PARALLEL_MODEL;
+    p.parallel = strategy == 0   ? CLT_PARALLEL_NONE
+                 : strategy == 1 ? CLT_PARALLEL_DATA
+                 : strategy == 4 ? CLT_PARALLEL_TENSOR
+                                 : CLT_PARALLEL_MODEL;
     p.pipelines = strategy == 3 ? 2 : 1;
     p.device = strategy == 0 ? 1 : 0;
     p.micro_batches = 3;
@@ -240,12 +243,14 @@ static void check_faults(void)
 {
     clt_runtime *rt;
     if (!ok_status(clt_runtime_create(&rt, three), "runtime of 3 devices")) return;
-    static const char *const ops[3][5] = {
+    static const char *const ops[5][5] = {
         {"forward", "backward", "copy", "optimizer", NULL},
         {"forward", "backward", "allreduce", "copy", "optimizer"},
         {"forward", "backward", "copy", "optimizer", "any"},
+        {NULL},   /* two pipelines: on four devices, below */
+        {"forward", "backward", "allreduce", "copy", "optimizer"},
     };
-    for (int s = 0; s < 3; s++)
+    for (int s = 0; s < 5; s++)
         for (int i = 0; i < 5 && ops[s][i]; i++) check_fault(rt, s, ops[s][i], NULL);
     check_fault(rt, 1, "any", "resources");
     wd_arm(10, "clt_runtime_destroy after faults");

@@ -381,8 +381,12 @@ static void check_stats(void)
                (unsigned long long)s.kernels, s.kernel_s, (unsigned long long)s.transfers);
         else
             ok(s.kernels == 0 && s.transfers == 0, "without profiling nothing is counted");
+        /* the worker compiled and ran kernels on its thread (PoCL 'basic' runs them there) */
+        ok(s.worker_cpu_s > 0 && s.worker_cpu_s < 3600, "the worker thread's CPU time is counted (%.3f s)",
+           s.worker_cpu_s);
         clt_runtime_device_stats(r, 0, &s, 0);
         ok(s.kernels == 0 && s.kernel_s == 0, "reset zeroes the totals");
+        ok(s.worker_cpu_s >= 0 && s.worker_cpu_s < 0.5, "and the worker CPU clock (%.4f s since)", s.worker_cpu_s);
         ok_error(clt_runtime_device_stats(r, 1, &s, 0), CLT_ERR_INVALID_ARG, "out of range", "stats of a device out of range");
         clt_trainer_destroy(t);
         clt_runtime_destroy(r);

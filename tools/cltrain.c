@@ -1,7 +1,9 @@
 /* cltrain: the command-line face of the library (info, selftest, bench). */
 #include "commands.h"
 
+#include <math.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 static void usage(FILE *f)
@@ -18,6 +20,7 @@ static void usage(FILE *f)
             "  bench dispatch [--devices SPEC] [--iters N] [--json]\n"
             "                                   host cost of handing work to the device threads\n"
             "  bench train [--model seed-mlp|deep-mlp|cnn] [--batch N] [--steps N] [--devices SPEC] [--json]\n"
+            "              [--parallel none|data|model|tensor] (cltrain bench lists the rest)\n"
             "                                   samples/s of training steps, and the share in kernels\n"
             "  tune [--devices SPEC] [--budget SECONDS] [--seed N] [--batch N] [--json]\n"
             "                                   search CLBlast's GEMM parameters per device (bounded\n"
@@ -26,7 +29,7 @@ static void usage(FILE *f)
             "                                   GFLOPS of the seed MLP's GEMMs: CLBlast's own parameters,\n"
             "                                   the cached tuning, and OpenBLAS on one thread\n"
             "  bench allreduce [--devices SPEC] [--min-bytes A] [--max-bytes B] [--iters N]\n"
-            "                  [--algo ring|naive|staged|all] [--chunk-bytes C] [--json]\n"
+            "                  [--algo ring|naive|staged|direct|all] [--chunk-bytes C] [--json]\n"
             "                                   clt_allreduce per size (nccl-tests style) next to a\n"
             "                                   host memcpy of the same size, every result checked\n"
             "  version                          print the version\n"
@@ -39,6 +42,20 @@ int tool_fail(const char *what, clt_status st)
 {
     fprintf(stderr, "cltrain: %s: %s\n  %s\n", what, clt_status_str(st), clt_last_error());
     return 1;
+}
+
+int tool_parse_weights(const char *text, float *out, int cap)
+{
+    int n = 0;
+    for (int i = 0; i < cap; i++) out[i] = 0.0f;   /* missing weights are refused as 0 */
+    while (*text && n < cap) {
+        char *end;
+        double v = strtod(text, &end);
+        if (end == text || !(v > 0) || !isfinite(v) || (*end && *end != ',')) return -1;
+        out[n++] = (float)v;
+        text = *end ? end + 1 : end;
+    }
+    return *text ? -1 : n;
 }
 
 const char *tool_bytes(uint64_t bytes, char *buf, size_t cap)

@@ -83,6 +83,8 @@ typedef struct {
     int seed_placement;       /* model: the seed's placement instead of the automatic one */
     clt_split split;          /* data: how the batch is shared */
     long long bucket_bytes;   /* data: gradient bucket size, or -1 for the library's default */
+    int tensor_group;         /* tensor: devices per group (0: all) */
+    const float *weights;     /* tensor: slice weights per device, or NULL for equal slices */
 } train_args;
 
 typedef struct {
@@ -93,6 +95,10 @@ typedef struct {
     uint64_t act[16];         /* model parallel: activation bytes allocated per device */
     int buckets;              /* data parallel: gradient buckets per update */
     double overlapped;        /* and how many overlapped backward, on average */
+    int slices[16];           /* tensor parallel: the first split layer's features per device */
+    double base_sps;          /* one device's samples/s in the same run, or 0 */
+    double cpu[16];           /* each device's worker thread: CPU seconds per timed step */
+    double base_cpu;          /* the one-device run's, or 0 */
 } train_result;
 
 /* Sums what the steps report about the gradient buckets. */
@@ -146,6 +152,8 @@ static int train_run(const train_args *a, clt_parallel parallel, int schedule, i
     if (a->bucket_bytes >= 0) p.bucket_bytes = (size_t)a->bucket_bytes;
     p.pipeline = schedule < 0 ? CLT_PIPELINE_NAIVE : (clt_pipeline_schedule)schedule;
     p.micro_batches = micro;
+    p.tensor_group = a->tensor_group;
+    if (parallel == CLT_PARALLEL_TENSOR && a->weights) p.split = CLT_SPLIT_WEIGHTS, p.split_weights = a->weights;
     double wall = 0;
     clt_device_stats ds = {0};
     memset(r, 0, sizeof *r);
@@ -161,6 +169,8 @@ static int train_run(const train_args *a, clt_parallel parallel, int schedule, i
         if (st == CLT_OK && profiled) st = clt_runtime_device_stats(rt, 0, &ds, 1);
         bucket_tally tally = {0, 0, 0};
         if (st == CLT_OK && !profiled) st = clt_trainer_set_progress(t, tally_buckets, &tally);
+        for (int d = 0; !profiled && d < clt_runtime_device_count(rt) && d < 16 && st == CLT_OK; d++)
+            st = clt_runtime_device_stats(rt, d, &ds, 1);   /* zero the worker CPU clocks */
         double t0 = now();
         for (int i = 0; i < a->steps && st == CLT_OK; i++) st = clt_trainer_step(t, x, y, batch, NULL);
         double dt = now() - t0;
@@ -174,10 +184,16 @@ static int train_run(const train_args *a, clt_parallel parallel, int schedule, i
             r->devices = parallel == CLT_PARALLEL_NONE ? 1 : clt_runtime_device_count(rt);
             memset(r->split, 0, sizeof r->split);
             if (parallel == CLT_PARALLEL_DATA) clt_trainer_split(t, r->split, 16);
+            for (int l = 0, k, f, c; parallel == CLT_PARALLEL_TENSOR && l < clt_model_layer_count(m); l++) {
+                if (clt_trainer_tensor_slice(t, l, 0, &k, &f, &c) != CLT_OK || k != 1) continue;
+                for (int d = 0; d < r->devices && d < 16; d++) clt_trainer_tensor_slice(t, l, d, &k, &f, &r->slices[d]);
+                break;
+            }
             for (int d = 0; d < r->devices && d < 16 && st == CLT_OK; d++) {
                 clt_device_stats a_ds;
                 st = clt_runtime_device_stats(rt, d, &a_ds, 0);
                 r->act[d] = a_ds.activation_bytes;
+                r->cpu[d] = a_ds.worker_cpu_s / a->steps;
             }
             clt_device_info info;
             clt_runtime_device_info(rt, 0, &info);
@@ -198,7 +214,7 @@ static int train_run(const train_args *a, clt_parallel parallel, int schedule, i
 
 static const char *parallel_name(clt_parallel p)
 {
-    return p == CLT_PARALLEL_MODEL ? "model" : p == CLT_PARALLEL_DATA ? "data" : "none";
+    return p == CLT_PARALLEL_MODEL ? "model" : p == CLT_PARALLEL_DATA ? "data" : p == CLT_PARALLEL_TENSOR ? "tensor" : "none";
 }
 
 static void train_print(const train_args *a, clt_parallel parallel, int schedule, int micro, const train_result *r)
@@ -209,6 +225,27 @@ static void train_print(const train_args *a, clt_parallel parallel, int schedule
     size_t len = 0;
     for (int i = 0; parallel == CLT_PARALLEL_DATA && i < r->devices && i < 16; i++)
         len += (size_t)snprintf(split + len, sizeof split - len, "%s%zu", i ? "," : "", r->split[i]);
+    char slices[256] = "";  /* tensor parallel: "256,256" */
+    len = 0;
+    for (int i = 0; parallel == CLT_PARALLEL_TENSOR && i < r->devices && i < 16; i++)
+        len += (size_t)snprintf(slices + len, sizeof slices - len, "%s%d", i ? "," : "", r->slices[i]);
+    char cpu[300] = "";     /* each worker thread's CPU seconds per step: "0.110,0.111" */
+    double busiest = 0, sum = 0;
+    len = 0;
+    for (int i = 0; i < r->devices && i < 16; i++) {
+        len += (size_t)snprintf(cpu + len, sizeof cpu - len, "%s%.4f", i ? "," : "", r->cpu[i]);
+        if (r->cpu[i] > busiest) busiest = r->cpu[i];
+        sum += r->cpu[i];
+    }
+    /* The naive pipeline's devices take turns: its step is the sum of their times, not the
+     * busiest one's. */
+    if (parallel == CLT_PARALLEL_MODEL && schedule == CLT_PIPELINE_NAIVE) busiest = sum;
+    /* the speed-up over one device measured in the same run, and the one the workers' CPU time
+     * allows (what a machine with a free core per device would give, waits aside) */
+    char vs[128] = "";
+    if (r->base_sps > 0)
+        snprintf(vs, sizeof vs, ",\"vs_one_device\":%.3f,\"cpu_bound_vs_one_device\":%.3f", r->sps / r->base_sps,
+                 busiest > 0 ? r->base_cpu / busiest : 0.0);
     char act[400] = "";     /* model parallel: "123,456" */
     len = 0;
     for (int i = 0; parallel == CLT_PARALLEL_MODEL && i < r->devices && i < 16; i++)
@@ -218,10 +255,12 @@ static void train_print(const train_args *a, clt_parallel parallel, int schedule
                "\"schedule\":\"%s\",\"micro_batches\":%d,\"placement\":\"%s\",\"split\":[%s],\"devices\":%d,"
                "\"device\":\"%s\",\"samples_per_s\":%.1f,\"kernel_fraction\":%.3f,"
                "\"transfer_fraction\":%.3f,\"kernels_per_step\":%.1f,\"activation_bytes\":[%s],"
-               "\"buckets\":%d,\"buckets_overlapped\":%.2f}\n",
+               "\"buckets\":%d,\"buckets_overlapped\":%.2f,"
+               "\"tensor_group\":%d,\"slices\":[%s],\"worker_cpu_s_per_step\":[%s]%s}\n",
                a->model, a->batch, a->steps, parallel_name(parallel), sched,
                parallel == CLT_PARALLEL_MODEL ? micro : 1, placement, split, r->devices, r->name, r->sps,
-               r->kfrac, r->tfrac, r->kernels, act, r->buckets, r->overlapped);
+               r->kfrac, r->tfrac, r->kernels, act, r->buckets, r->overlapped,
+               parallel == CLT_PARALLEL_TENSOR ? (a->tensor_group ? a->tensor_group : r->devices) : 0, slices, cpu, vs);
         return;
     }
     printf("train %s, batch %zu, %d steps on %d device%s (%s), parallel %s", a->model, a->batch, a->steps,
@@ -232,15 +271,38 @@ static void train_print(const train_args *a, clt_parallel parallel, int schedule
         printf(", split %s, %d gradient bucket%s (%.2f per step began while backward ran)", split,
                r->buckets, r->buckets == 1 ? "" : "s", r->overlapped);
     if (parallel == CLT_PARALLEL_MODEL) printf(", activation bytes per device %s", act);
-    printf(":\n  %.1f samples/s\n"
+    if (parallel == CLT_PARALLEL_TENSOR) printf(", groups of %d, slices %s", a->tensor_group ? a->tensor_group : r->devices, slices);
+    printf(":\n  %.1f samples/s", r->sps);
+    if (r->base_sps > 0)
+        printf(" (%.2fx one device; the workers' CPU time allows %.2fx)", r->sps / r->base_sps,
+               busiest > 0 ? r->base_cpu / busiest : 0.0);
+    printf("\n  worker CPU seconds per step: %s", cpu);
+    printf("\n"
            "  profiled: %.1f%% of device 0's step in kernels, %.1f%% in transfers, %.1f%% other (host, waits),\n"
            "            %.1f kernels per step\n",
-           r->sps, 100 * r->kfrac, 100 * r->tfrac, 100 * (1 - r->kfrac - r->tfrac), r->kernels);
+           100 * r->kfrac, 100 * r->tfrac, 100 * (1 - r->kfrac - r->tfrac), r->kernels);
 }
 
 static int bench_train(const train_args *a)
 {
     train_result r;
+    if (a->parallel == CLT_PARALLEL_TENSOR) {
+        /* one device, tensor parallel, then model parallel by layers (naive, and 1f1b with M
+         * micro-batches) on the same devices, back to back in this run */
+        int rc = train_run(a, CLT_PARALLEL_NONE, 0, 1, &r);
+        double base = r.sps, base_cpu = r.cpu[0];
+        if (!rc) train_print(a, CLT_PARALLEL_NONE, 0, 1, &r);
+        if (!rc) rc = train_run(a, CLT_PARALLEL_TENSOR, 0, 1, &r);
+        r.base_sps = base, r.base_cpu = base_cpu;
+        if (!rc) train_print(a, CLT_PARALLEL_TENSOR, 0, 1, &r);
+        for (int s = CLT_PIPELINE_NAIVE; s <= CLT_PIPELINE_1F1B && !rc; s += CLT_PIPELINE_1F1B - CLT_PIPELINE_NAIVE) {
+            int micro = s == CLT_PIPELINE_NAIVE ? 1 : a->micro;
+            rc = train_run(a, CLT_PARALLEL_MODEL, s, micro, &r);
+            r.base_sps = base, r.base_cpu = base_cpu;
+            if (!rc) train_print(a, CLT_PARALLEL_MODEL, s, micro, &r);
+        }
+        return rc;
+    }
     if (a->parallel != CLT_PARALLEL_MODEL || a->schedule >= 0) {
         int micro = a->parallel == CLT_PARALLEL_MODEL ? a->micro : 1;
         int rc = train_run(a, a->parallel, a->schedule < 0 ? 0 : a->schedule, micro, &r);
@@ -423,7 +485,7 @@ static int bench_allreduce(const allreduce_args *a)
         double mt = time_memcpy(mb, ma, bytes, a->iters);
         double memcpy_gbps = (double)bytes / mt / 1e9;
         double mpi_t = procs > 1 ? time_mpi_allreduce(mpi_send, mpi_recv, count, a->iters) : 0;
-        for (int algo = CLT_ALGO_RING; algo <= CLT_ALGO_RING_STAGED && !bad; algo++) {
+        for (int algo = CLT_ALGO_RING; algo <= CLT_ALGO_DIRECT && !bad; algo++) {
             if (!(a->algos & (1 << algo))) continue;
             if (procs > 1 && algo == CLT_ALGO_NAIVE) continue;   /* it does not cross processes */
             clt_collective_options o = clt_collective_options_default();
@@ -451,7 +513,8 @@ static int bench_allreduce(const allreduce_args *a)
             rd.write = 1;
             if (st == CLT_OK) st = clt_runtime_exec_all(rt, io_on_device, &rd);
             double algbw = (double)bytes / t / 1e9, busbw = algbw * 2.0 * (G - 1) / G;
-            const char *name = algo == CLT_ALGO_RING ? "ring" : algo == CLT_ALGO_NAIVE ? "naive" : "staged";
+            const char *name = algo == CLT_ALGO_RING ? "ring" : algo == CLT_ALGO_NAIVE ? "naive"
+                               : algo == CLT_ALGO_DIRECT ? "direct" : "staged";
             double mpi_busbw = procs > 1 ? (double)bytes / mpi_t / 1e9 * 2.0 * (procs - 1) / procs : 0;
             if (a->json)
                 printf("{\"bench\":\"allreduce\",\"bytes\":%zu,\"count\":%zu,\"devices\":%d,\"processes\":%d,"
@@ -492,18 +555,23 @@ static void bench_usage(void)
     fprintf(stderr,
             "usage: cltrain bench dispatch [--devices SPEC] [--iters N] [--json]\n"
             "       cltrain bench train [--model seed-mlp|deep-mlp|cnn] [--batch N] [--steps N] [--devices SPEC] [--json]\n"
-            "                           [--parallel none|data|model] [--schedule naive|gpipe|1f1b|all]\n"
+            "                           [--parallel none|data|model|tensor] [--schedule naive|gpipe|1f1b|all]\n"
             "                           [--micro-batches M] [--placement seed|auto] [--split equal|auto]\n"
-            "                           [--bucket-bytes N]\n"
+            "                           [--bucket-bytes N] [--tensor-group T] [--slices W,W,...]\n"
             "       cltrain bench gemm [--devices SPEC] [--batch N] [--iters N] [--json]\n"
             "       cltrain bench allreduce [--devices SPEC] [--min-bytes A] [--max-bytes B] [--iters N]\n"
-            "                               [--algo ring|naive|staged|all] [--chunk-bytes C] [--mpi] [--json]\n"
+            "                               [--algo ring|naive|staged|direct|all] [--chunk-bytes C] [--mpi] [--json]\n"
             "sizes take K, M, G suffixes (powers of 1024); allreduce doubles from A (4K) to B (64M);\n"
-            "staged is the ring forced through host staging; all (the default) runs the three;\n"
+            "staged is the ring forced through host staging; direct is the small-message path (each\n"
+            "device reduces every device's copy itself); all (the default) runs the four;\n"
             "under mpirun (or with --mpi) allreduce spans every process's devices, next to MPI_Allreduce\n"
             "train --parallel model: --schedule all (the default) runs one device, naive (one\n"
             "micro-batch), gpipe and 1f1b (M micro-batches, default 4) in turn; placement auto\n"
-            "(the default) partitions by measured layer times, seed is fc1 on 0, fc2-fc3 on 1, fc4 on 0\n");
+            "(the default) partitions by measured layer times, seed is fc1 on 0, fc2-fc3 on 1, fc4 on 0;\n"
+            "train --parallel tensor runs one device, tensor parallel (groups of T devices, default all;\n"
+            "slices in proportion to the weights, one per device, or with --split auto to each\n"
+            "device's speed timed at create; default equal), then model parallel\n"
+            "naive and 1f1b on the same devices, and reports each one's speed-up over one device\n");
 }
 
 int cmd_bench(int argc, char **argv)
@@ -515,11 +583,13 @@ int cmd_bench(int argc, char **argv)
     const char *what = argv[1], *model = "seed-mlp";
     int steps = 20;
     long batch = 256;
-    const int all = (1 << CLT_ALGO_RING) | (1 << CLT_ALGO_NAIVE) | (1 << CLT_ALGO_RING_STAGED);
+    const int all = (1 << CLT_ALGO_RING) | (1 << CLT_ALGO_NAIVE) | (1 << CLT_ALGO_RING_STAGED) |
+                    (1 << CLT_ALGO_DIRECT);
     /* Started by mpirun (Open MPI, MPICH or PMIx): the allreduce spans the job. */
     int under_mpi = getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMI_SIZE") || getenv("PMIX_RANK");
     allreduce_args ar = {NULL, 4 << 10, 64 << 20, 0, 0, 0, all, under_mpi && clt_have_mpi()};
-    train_args ta = {NULL, NULL, 0, 0, 0, CLT_PARALLEL_NONE, -1, 4, 0, CLT_SPLIT_EQUAL, -1};
+    train_args ta = {NULL, NULL, 0, 0, 0, CLT_PARALLEL_NONE, -1, 4, 0, CLT_SPLIT_EQUAL, -1, 0, NULL};
+    float weights[16];
     for (int i = 2; i < argc; i++) {
         const char *opt = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
         if (!strcmp(opt, "--json")) {
@@ -545,11 +615,23 @@ int cmd_bench(int argc, char **argv)
         else if (!strcmp(opt, "--chunk-bytes")) ar.chunk_bytes = parse_bytes(val);
         else if (!strcmp(opt, "--parallel")) {
             ta.parallel = !strcmp(val, "model") ? CLT_PARALLEL_MODEL : !strcmp(val, "data") ? CLT_PARALLEL_DATA
-                          : CLT_PARALLEL_NONE;
-            if (strcmp(val, "model") && strcmp(val, "data") && strcmp(val, "none")) {
-                fprintf(stderr, "cltrain bench: --parallel takes none, data or model\n");
+                          : !strcmp(val, "tensor") ? CLT_PARALLEL_TENSOR : CLT_PARALLEL_NONE;
+            if (strcmp(val, "model") && strcmp(val, "data") && strcmp(val, "tensor") && strcmp(val, "none")) {
+                fprintf(stderr, "cltrain bench: --parallel takes none, data, model or tensor\n");
                 return 2;
             }
+        } else if (!strcmp(opt, "--tensor-group")) {
+            ta.tensor_group = atoi(val);
+            if (ta.tensor_group < 1) {
+                fprintf(stderr, "cltrain bench: --tensor-group takes a device count >= 1\n");
+                return 2;
+            }
+        } else if (!strcmp(opt, "--slices")) {
+            if (tool_parse_weights(val, weights, 16) < 1) {
+                fprintf(stderr, "cltrain bench: --slices takes up to 16 weights > 0, comma-separated (3,1)\n");
+                return 2;
+            }
+            ta.weights = weights;
         } else if (!strcmp(opt, "--schedule")) {
             clt_pipeline_schedule sc;
             if (!strcmp(val, "all")) {
@@ -584,9 +666,10 @@ int cmd_bench(int argc, char **argv)
             ar.algos = !strcmp(val, "ring") ? 1 << CLT_ALGO_RING
                        : !strcmp(val, "naive") ? 1 << CLT_ALGO_NAIVE
                        : !strcmp(val, "staged") ? 1 << CLT_ALGO_RING_STAGED
+                       : !strcmp(val, "direct") ? 1 << CLT_ALGO_DIRECT
                        : !strcmp(val, "all") ? all : 0;
             if (!ar.algos) {
-                fprintf(stderr, "cltrain bench: --algo takes ring, naive, staged or all\n");
+                fprintf(stderr, "cltrain bench: --algo takes ring, naive, staged, direct or all\n");
                 return 2;
             }
         } else {

@@ -25,7 +25,8 @@ static void usage(void)
             "usage: cltrain train [--model seed-mlp|deep-mlp|cnn] [--devices SPEC] [--data DIR] [--epochs N]\n"
             "                     [--batch N] [--optim sgd|adam|adamw] [--lr X] [--momentum X]\n"
             "                     [--weight-decay X] [--schedule constant|cosine] [--seed N]\n"
-            "                     [--limit N] [--parallel none|data] [--split equal|auto]\n"
+            "                     [--limit N] [--parallel none|data|tensor] [--split equal|auto]\n"
+            "                     [--tensor-group T]\n"
             "                     [--metrics FILE.csv] [--plot FILE.svg]\n"
             "                     [--checkpoint PATH [--checkpoint-every N] [--resume]] [--json]\n");
 }
@@ -87,7 +88,7 @@ int cmd_train(int argc, char **argv)
     const char *model_name = "seed-mlp", *spec = NULL, *data = NULL, *optim = "adam", *sched = "cosine";
     const char *parallel = "none", *split = "equal", *metrics_path = NULL, *plot_path = NULL;
     const char *ckpt = NULL;
-    long epochs = 10, batch = 128, seed = 1, limit = 0, every = 0;
+    long epochs = 10, batch = 128, seed = 1, limit = 0, every = 0, tgroup = 0;
     double lr = -1, momentum = 0.9, wd = 0;
     int json = 0, resume = 0;
     for (int i = 1; i < argc; i++) {
@@ -113,11 +114,16 @@ int cmd_train(int argc, char **argv)
         else if (!strcmp(a, "--batch")) batch = strtol(v, &end, 10);
         else if (!strcmp(a, "--seed")) seed = strtol(v, &end, 10);
         else if (!strcmp(a, "--limit")) limit = strtol(v, &end, 10);
+        else if (!strcmp(a, "--tensor-group")) tgroup = strtol(v, &end, 10);
         else if (!strcmp(a, "--lr")) lr = strtod(v, &end);
         else if (!strcmp(a, "--momentum")) momentum = strtod(v, &end);
         else if (!strcmp(a, "--weight-decay")) wd = strtod(v, &end);
         else { fprintf(stderr, "cltrain train: unknown option '%s'\n", a); usage(); return 2; }
         if (end && *end) { fprintf(stderr, "cltrain train: %s: '%s' is not a number\n", a, v); return 2; }
+    }
+    if (tgroup < 0 || tgroup > 65536) {
+        fprintf(stderr, "cltrain train: --tensor-group takes a device count (0: all devices)\n");
+        return 2;
     }
     if (epochs < 1 || batch < 1 || batch > 65536 || limit < 0) {
         fprintf(stderr, "cltrain train: --epochs and --batch must be positive (batch <= 65536)\n");
@@ -134,7 +140,9 @@ int cmd_train(int argc, char **argv)
     else { fprintf(stderr, "cltrain train: unknown optimizer '%s'\n", optim); return 2; }
 
     if (!strcmp(parallel, "data")) p.parallel = CLT_PARALLEL_DATA;
-    else if (strcmp(parallel, "none")) { fprintf(stderr, "cltrain train: --parallel takes none or data\n"); return 2; }
+    else if (!strcmp(parallel, "tensor")) p.parallel = CLT_PARALLEL_TENSOR;
+    else if (strcmp(parallel, "none")) { fprintf(stderr, "cltrain train: --parallel takes none, data or tensor\n"); return 2; }
+    p.tensor_group = (int)tgroup;
     if (!strcmp(split, "auto")) p.split = CLT_SPLIT_AUTO;
     else if (strcmp(split, "equal")) { fprintf(stderr, "cltrain train: --split takes equal or auto\n"); return 2; }
 
@@ -198,15 +206,24 @@ int cmd_train(int argc, char **argv)
     } else if (resume) {
         printf("cltrain: %s does not exist yet: starting afresh\n", ckpt);
     }
-    int nd = p.parallel == CLT_PARALLEL_DATA ? clt_runtime_device_count(rt) : 1;
-    printf("cltrain: %s, %s, on", model_name, nd > 1 ? "data parallel" : "one device");
+    int nd = p.parallel != CLT_PARALLEL_NONE ? clt_runtime_device_count(rt) : 1;
+    printf("cltrain: %s, %s, on", model_name, nd == 1 ? "one device" : p.parallel == CLT_PARALLEL_TENSOR ? "tensor parallel" : "data parallel");
     for (int d = 0; d < clt_runtime_device_count(rt); d++) {
         clt_device_info info;
         if (nd == 1 && d != p.device) continue;
         clt_runtime_device_info(rt, d, &info);
         printf("%s %d:%d %s", d && nd > 1 ? "," : "", info.platform, info.device, info.name);
     }
-    printf("\ncltrain: %zu training and %zu test samples from %s\n", ntrain, ntest, source);
+    printf("\n");
+    /* tensor parallel: each split layer's slices, device by device */
+    for (int l = 0, k, f, c; p.parallel == CLT_PARALLEL_TENSOR && l < clt_model_layer_count(m); l++) {
+        if (clt_trainer_tensor_slice(t, l, 0, &k, &f, &c) != CLT_OK || (k != 1 && k != 2)) continue;
+        printf("cltrain: layer %d %s-parallel, %s features", l, k == 1 ? "column" : "row", k == 1 ? "output" : "input");
+        for (int d = 0; d < nd && clt_trainer_tensor_slice(t, l, d, &k, &f, &c) == CLT_OK; d++)
+            printf("%s %d..%d on %d", d ? "," : "", f, f + c - 1, d);
+        printf("\n");
+    }
+    printf("cltrain: %zu training and %zu test samples from %s\n", ntrain, ntest, source);
     printf("cltrain: %zu parameters, %s lr %g, %s schedule, batch %ld, %ld epochs\n",
            clt_model_param_count(m), optim, (double)p.optim.lr, sched, batch, epochs);
     fflush(stdout);

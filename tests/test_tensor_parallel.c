@@ -1,0 +1,378 @@
+/* Tensor parallelism: the seed MLP with its Linear layers split over 2 and 3 devices (even, and
+ * uneven by weights or by measured speed), and over 2 groups of 2 (tensor x data), trains like
+ * one device: the same losses, parameters and gradients gathered back in the model's numbering; replicated state and outputs
+ * are the same bits on every device (verify_replicas); predict and evaluate agree; checkpoints
+ * go on with the same losses; bad settings are refused with clear messages.
+ * Tolerance: |got - ref| <= 1e-6 + 1e-5*|ref|. */
+#include "internal.h"
+#include "ref.h"
+#include "tap.h"
+
+#include <math.h>
+#include <stdio.h>
+#include <unistd.h>
+
+#define ATOL 1e-6
+#define RTOL 1e-5
+#define STEPS 5
+#define BATCH 16
+#define NPARAMS (1024 * 512 + 512 + 512 * 256 + 256 + 256 * 128 + 128 + 1290)
+
+static float xs[STEPS][BATCH * 1024];
+static int32_t ys[STEPS][BATCH];
+
+static void make_data(void) { ref_seed_batches(xs[0], ys[0], STEPS, BATCH); }
+
+typedef struct {
+    float loss[STEPS];
+    float params[NPARAMS];
+    float grads[NPARAMS];
+    float out[BATCH * 10];     /* predict on batch 0 after training */
+    float eval_loss, eval_acc;
+    int slice[3][3];           /* fc1's (kind, first, count) on devices 0..2 */
+    int slice2[3][3];          /* fc2's */
+} run_result;
+
+/* Every Linear's weight and bias (or their gradients) into the flat numbering. */
+static clt_status gather(clt_trainer *t, const clt_model *m, float *flat, int grads)
+{
+    clt_status st = CLT_OK;
+    for (int l = 0; l < clt_model_layer_count(m) && st == CLT_OK; l++) {
+        if (m->layers[l].desc.kind != CLT_LAYER_LINEAR) continue;
+        size_t off = m->layers[l].param_off, w = m->layers[l].w_count, b = m->layers[l].b_count;
+        st = (grads ? clt_trainer_get_grad : clt_trainer_get_param)(t, l, "weight", flat + off, w);
+        if (st == CLT_OK) st = (grads ? clt_trainer_get_grad : clt_trainer_get_param)(t, l, "bias", flat + off + w, b);
+    }
+    return st;
+}
+
+static clt_status train(const char *spec, clt_train_params p, run_result *out)
+{
+    clt_runtime *rt = NULL;
+    clt_trainer *t = NULL;
+    clt_model *m = ref_seed_mlp(0.0f);
+    p.max_batch = BATCH;
+    clt_status st = clt_runtime_create(&rt, spec);
+    if (st == CLT_OK) st = clt_trainer_create(&t, rt, m, &p);
+    for (int s = 0; s < STEPS && st == CLT_OK; s++) st = clt_trainer_step(t, xs[s], ys[s], BATCH, &out->loss[s]);
+    if (st == CLT_OK) st = gather(t, m, out->params, 0);
+    if (st == CLT_OK) st = gather(t, m, out->grads, 1);
+    if (st == CLT_OK) st = clt_trainer_predict(t, xs[0], BATCH, out->out);
+    if (st == CLT_OK) st = clt_trainer_evaluate(t, xs[1], ys[1], BATCH, &out->eval_loss, &out->eval_acc);
+    memset(out->slice, 0, sizeof out->slice);
+    memset(out->slice2, 0, sizeof out->slice2);
+    for (int d = 0; d < clt_runtime_device_count(rt) && d < 3 && st == CLT_OK && p.parallel == CLT_PARALLEL_TENSOR; d++) {
+        st = clt_trainer_tensor_slice(t, 0, d, &out->slice[d][0], &out->slice[d][1], &out->slice[d][2]);
+        if (st == CLT_OK) st = clt_trainer_tensor_slice(t, 2, d, &out->slice2[d][0], &out->slice2[d][1], &out->slice2[d][2]);
+    }
+    if (st != CLT_OK) diag("training on '%s': %s", spec, clt_last_error());
+    clt_trainer_destroy(t);
+    clt_model_destroy(m);
+    clt_runtime_destroy(rt);
+    return st;
+}
+
+static void compare(const run_result *ref, const run_result *got, const char *what, double patol)
+{
+    char w[200];
+    snprintf(w, sizeof w, "%s: losses of %d steps", what, STEPS);
+    ok_close(got->loss, ref->loss, STEPS, ATOL, RTOL, w);
+    snprintf(w, sizeof w, "%s: parameters gathered back after %d steps", what, STEPS);
+    ok_close(got->params, ref->params, NPARAMS, patol, RTOL, w);
+    snprintf(w, sizeof w, "%s: gradients of the last step gathered back", what);
+    ok_close(got->grads, ref->grads, NPARAMS, ATOL, RTOL, w);
+    snprintf(w, sizeof w, "%s: predict", what);
+    ok_close(got->out, ref->out, BATCH * 10, ATOL, RTOL, w);
+    ok(fabsf(got->eval_loss - ref->eval_loss) <= ATOL + RTOL * fabsf(ref->eval_loss) &&
+       got->eval_acc == ref->eval_acc, "%s: evaluate gives loss %g (one device %g), accuracy %g (%g)",
+       what, (double)got->eval_loss, (double)ref->eval_loss, (double)got->eval_acc, (double)ref->eval_acc);
+}
+
+/* A model with what cannot be split: Linear, GELU, Linear (a pair), LayerNorm, Linear (left
+ * alone, replicated), trained 3 steps on one device and on `spec`. */
+static void odd_model(const char *spec, clt_train_params p, const char *what)
+{
+    float loss[2][3], params[2][64 * 1024 + 64 + 37 * 64 + 37 + 2 * 37 + 10 * 37 + 10];
+    size_t np = 0;
+    for (int k = 0; k < 2; k++) {
+        clt_model *m = NULL;
+        clt_model_create(&m, clt_shape1(1024));
+        clt_model_add(m, clt_linear(64));
+        clt_model_add(m, clt_gelu());
+        clt_model_add(m, clt_linear(37));
+        clt_model_add(m, clt_layernorm(1e-5f));
+        clt_model_add(m, clt_linear(10));
+        np = clt_model_param_count(m);
+        clt_runtime *rt = NULL;
+        clt_trainer *t = NULL;
+        clt_train_params q = p;
+        if (!k) q.parallel = CLT_PARALLEL_NONE, q.verify_replicas = 0;
+        q.max_batch = BATCH;
+        clt_status st = clt_runtime_create(&rt, k ? spec : "0:0");
+        if (st == CLT_OK) st = clt_trainer_create(&t, rt, m, &q);
+        for (int s = 0; s < 3 && st == CLT_OK; s++) st = clt_trainer_step(t, xs[s], ys[s], BATCH, &loss[k][s]);
+        for (int l = 0; l < 5 && st == CLT_OK; l++) {
+            const clt__layer *L = &m->layers[l];
+            if (L->w_count) st = clt_trainer_get_param(t, l, "weight", params[k] + L->param_off, L->w_count);
+            if (st == CLT_OK && L->b_count)
+                st = clt_trainer_get_param(t, l, "bias", params[k] + L->param_off + L->w_count, L->b_count);
+        }
+        int kinds[5] = {0}, first, count;
+        for (int l = 0; k && l < 5 && st == CLT_OK; l++) st = clt_trainer_tensor_slice(t, l, 1, &kinds[l], &first, &count);
+        if (k && st == CLT_OK)
+            ok(kinds[0] == 1 && kinds[1] == 3 && kinds[2] == 2 && kinds[3] == 0 && kinds[4] == 0,
+               "%s: linear column, gelu on the slice, linear row, layernorm and the last linear "
+               "replicated (%d %d %d %d %d)", what, kinds[0], kinds[1], kinds[2], kinds[3], kinds[4]);
+        ok_status(st, "%s: 3 steps on %s", what, k ? spec : "one device");
+        clt_trainer_destroy(t);
+        clt_runtime_destroy(rt);
+        clt_model_destroy(m);
+    }
+    ok_close(loss[1], loss[0], 3, ATOL, RTOL, what);
+    ok_close(params[1], params[0], np, ATOL, RTOL, what);
+}
+
+/* Save after 3 steps, go on 2; a new trainer loads and goes on 2: the same losses (bit for bit
+ * on the same devices); the file loads into one device too. */
+static void checkpoint(const char *spec, clt_train_params p)
+{
+    char path[] = "/tmp/clt-tensor-XXXXXX";
+    int fd = mkstemp(path);
+    if (fd >= 0) close(fd);
+    clt_runtime *rt = NULL, *rt1 = NULL;
+    clt_model *m = ref_seed_mlp(0.0f);
+    clt_trainer *a = NULL, *b = NULL, *c = NULL;
+    float la[2], lb[2], lc[2];
+    p.max_batch = BATCH;
+    clt_status st = clt_runtime_create(&rt, spec);
+    if (st == CLT_OK) st = clt_runtime_create(&rt1, "0:0");
+    if (st == CLT_OK) st = clt_trainer_create(&a, rt, m, &p);
+    for (int s = 0; s < 3 && st == CLT_OK; s++) st = clt_trainer_step(a, xs[s], ys[s], BATCH, NULL);
+    if (ok_status(st == CLT_OK ? clt_trainer_save(a, path) : st, "checkpoint: 3 Adam steps on %s, saved", spec)) {
+        for (int s = 0; s < 2 && st == CLT_OK; s++) st = clt_trainer_step(a, xs[3 + s], ys[3 + s], BATCH, &la[s]);
+        clt_train_params q = p;
+        q.seed = 99;   /* other initial parameters: the load must replace them */
+        if (st == CLT_OK) st = clt_trainer_create(&b, rt, m, &q);
+        if (st == CLT_OK) st = clt_trainer_load(b, path);
+        for (int s = 0; s < 2 && st == CLT_OK; s++) st = clt_trainer_step(b, xs[3 + s], ys[3 + s], BATCH, &lb[s]);
+        if (ok_status(st, "checkpoint: a new tensor-parallel trainer loads it and trains 2 steps"))
+            ok(!memcmp(la, lb, sizeof la), "checkpoint: the same losses bit for bit (%.9g %.9g / %.9g %.9g)",
+               (double)la[0], (double)la[1], (double)lb[0], (double)lb[1]);
+        clt_train_params one = q;
+        one.parallel = CLT_PARALLEL_NONE;
+        one.verify_replicas = 0;
+        st = clt_trainer_create(&c, rt1, m, &one);
+        if (st == CLT_OK) st = clt_trainer_load(c, path);
+        for (int s = 0; s < 2 && st == CLT_OK; s++) st = clt_trainer_step(c, xs[3 + s], ys[3 + s], BATCH, &lc[s]);
+        if (ok_status(st, "checkpoint: one device loads the tensor-parallel file and trains 2 steps"))
+            ok_close(lc, la, 2, ATOL, RTOL, "checkpoint: one device goes on with the same losses");
+    }
+    clt_trainer_destroy(a), clt_trainer_destroy(b), clt_trainer_destroy(c);
+    clt_runtime_destroy(rt), clt_runtime_destroy(rt1);
+    clt_model_destroy(m);
+    remove(path);
+}
+
+int main(void)
+{
+    tap_require_device();
+    size_t ndev = 0;
+    clt_devices_list(NULL, 0, &ndev);
+    const char *three = ndev >= 3 ? "all" : "0:0,0:0,0:0";
+    make_data();
+
+    clt_train_params base = clt_train_params_default();
+    base.optim = clt_sgd(0.05f, 0.9f, 1e-4f, 0);
+    base.seed = 3;
+    static run_result single, r;
+    if (!ok_status(train("0:0", base, &single), "one device: %d steps of the seed MLP", STEPS)) return tap_done();
+
+    clt_train_params tp = base;
+    tp.parallel = CLT_PARALLEL_TENSOR;
+    tp.verify_replicas = 1;   /* every step checks the bits that must match across devices */
+    const float w121[3] = {1, 2, 1}, w31[2] = {3, 1}, w31x2[4] = {3, 1, 3, 1};
+    struct {
+        const char *spec;
+        int group;
+        const float *weights;
+        int fc1[3], fc2[3];     /* fc1's slice count, fc2's (row) slice first on devices 0..2 */
+        const char *what;
+    } cases[] = {
+        {"0:0,0:0", 0, NULL, {256, 256, 0}, {0, 256, 0}, "2 devices, even slices"},
+        {three, 0, NULL, {171, 171, 170}, {0, 171, 342}, "3 devices, even slices (512 = 171+171+170)"},
+        {three, 0, w121, {128, 256, 128}, {0, 128, 384}, "3 devices, slices 1:2:1"},
+        {"0:0,0:0", 0, w31, {384, 128, 0}, {0, 384, 0}, "2 devices, slices 3:1"},
+        {"0:0,0:0,0:0,0:0", 2, w31x2, {384, 128, 384}, {0, 384, 0}, "4 devices = 2 groups of 2 (tensor x data), slices 3:1"},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        clt_train_params p = tp;
+        p.tensor_group = cases[c].group;
+        p.split = cases[c].weights ? CLT_SPLIT_WEIGHTS : CLT_SPLIT_EQUAL;
+        p.split_weights = cases[c].weights;
+        if (!ok_status(train(cases[c].spec, p, &r), "%s: %d steps, replicas checked every step", cases[c].what, STEPS))
+            continue;
+        compare(&single, &r, cases[c].what, ATOL);
+        int nd = cases[c].spec == three || cases[c].group ? 3 : 2;
+        bool good = true;
+        for (int d = 0; d < nd; d++)
+            good &= r.slice[d][0] == 1 && r.slice[d][2] == cases[c].fc1[d] && r.slice2[d][0] == 2 &&
+                    r.slice2[d][1] == cases[c].fc2[d] && r.slice2[d][2] == cases[c].fc1[d];
+        ok(good, "%s: fc1 column slices of %d/%d/%d outputs, fc2 row slices from %d/%d/%d", cases[c].what,
+           r.slice[0][2], r.slice[1][2], r.slice[2][2], r.slice2[0][1], r.slice2[1][1], r.slice2[2][1]);
+    }
+
+    /* CLT_SPLIT_AUTO times each device once at create and slices by speed: with device 1 made
+     * 3 times slower (CLT_SLOW_DEVICES, read when the runtime starts), device 0 gets more. */
+    {
+        clt_train_params p = tp;
+        p.split = CLT_SPLIT_AUTO;
+        setenv("CLT_SLOW_DEVICES", "1:3", 1);
+        if (ok_status(train("0:0,0:0", p, &r), "measured slices, device 1 slowed 3x: %d steps", STEPS)) {
+            compare(&single, &r, "measured slices", ATOL);
+            ok(r.slice[0][2] > r.slice[1][2] && r.slice[0][2] + r.slice[1][2] == 512,
+               "measured slices: device 0 takes more of fc1 (%d and %d of 512 outputs)", r.slice[0][2], r.slice[1][2]);
+        }
+        unsetenv("CLT_SLOW_DEVICES");
+    }
+
+    /* Adam with clipping: the optimizer state lives with the slices; clipping needs the norm
+     * of every parameter once. Adam divides by sqrt(v): a rounding difference in a gradient near
+     * zero moves a parameter by up to lr, so parameters are held to 2e-5 absolute (2% of lr):
+     * a column slice's weight gradient is a GEMM of another shape, whose sums CLBlast may order
+     * differently. */
+    clt_train_params adam = base;
+    adam.optim = clt_adam(1e-3f);
+    adam.clip_norm = 0.5f;
+    static run_result a1;
+    ok_status(train("0:0", adam, &a1), "Adam with clipping on one device");
+    adam.parallel = CLT_PARALLEL_TENSOR;
+    adam.verify_replicas = 1;
+    if (ok_status(train(three, adam, &r), "Adam with clipping on 3 devices")) compare(&a1, &r, "Adam + clipping, 3 devices", 2e-5);
+
+    /* SGD with clipping: its update scales with the global norm, which counts every slice and
+     * every replicated parameter once (Adam's barely depends on it). */
+    clt_train_params clip = base;
+    clip.clip_norm = 0.5f;
+    static run_result c1;
+    ok_status(train("0:0", clip, &c1), "SGD with clipping on one device");
+    clip.parallel = CLT_PARALLEL_TENSOR;
+    clip.verify_replicas = 1;
+    clip.tensor_group = 2;
+    if (ok_status(train("0:0,0:0,0:0,0:0", clip, &r), "SGD with clipping on 2 groups of 2"))
+        compare(&c1, &r, "SGD + clipping, 2 groups of 2", ATOL);
+
+    /* Layers that cannot be split are replicated. */
+    clt_train_params op = tp;
+    odd_model(three, op, "linear-gelu-linear-layernorm-linear on 3 devices");
+
+    checkpoint(three, adam);
+
+    /* A batch smaller than the groups: a group with no rows still takes part. */
+    {
+        clt_runtime *rt;
+        clt_model *m = ref_seed_mlp(0.0f);
+        clt_trainer *t = NULL;
+        clt_train_params p = tp;
+        p.tensor_group = 1;   /* 3 groups of 1: plain data parallelism through this strategy */
+        p.max_batch = 4;
+        if (ok_status(clt_runtime_create(&rt, three), "runtime of 3 devices")) {
+            if (ok_status(clt_trainer_create(&t, rt, m, &p), "tensor trainer with groups of 1")) {
+                float l;
+                ok_status(clt_trainer_step(t, xs[0], ys[0], 2, &l), "a batch of 2 over 3 groups");
+                size_t counts[3];
+                ok_status(clt_trainer_split(t, counts, 3), "the split");
+                ok(counts[0] == 1 && counts[1] == 1 && counts[2] == 0, "rows 1/1/0 (%zu/%zu/%zu)", counts[0], counts[1], counts[2]);
+            }
+            clt_trainer_destroy(t);
+            clt_runtime_destroy(rt);
+        }
+        clt_model_destroy(m);
+    }
+
+    /* A device failing in a group's all-reduce: the step returns its error at once, the other
+     * group (waiting for the gradients across groups) included, and the trainer works on. */
+    {
+        clt_runtime *rt;
+        clt_model *m = ref_seed_mlp(0.0f);
+        clt_trainer *t = NULL;
+        clt_train_params p = tp;
+        p.tensor_group = 2;
+        p.max_batch = BATCH;
+        if (ok_status(clt_runtime_create(&rt, "0:0,0:0,0:0,0:0"), "runtime of 4 devices") &&
+            ok_status(clt_trainer_create(&t, rt, m, &p), "2 groups of 2 for the failure")) {
+            clt__fault_arm(&(clt__fault){1, 0, CLT__FAULT_ALLREDUCE, 1, CL_DEVICE_NOT_AVAILABLE});
+            double t0 = clt__now();
+            ok_error(clt_trainer_step(t, xs[0], ys[0], BATCH, NULL), CLT_ERR_DEVICE_NOT_AVAILABLE, "CLT_FAULT",
+                     "device 1 failing in its group's all-reduce: the step returns its error");
+            double took = clt__now() - t0;
+            ok(took < 10.0, "every device stopped within %.2f s (the collective timeout is 60 s)", took);
+            clt__fault_arm(NULL);
+            float l;
+            ok_status(clt_trainer_step(t, xs[0], ys[0], BATCH, &l), "the next step works");
+            ok(isfinite(l) && clt_trainer_step_count(t) == 1, "and it is the first update (loss %g)", (double)l);
+        }
+        clt_trainer_destroy(t);
+        clt_runtime_destroy(rt);
+        clt_model_destroy(m);
+    }
+
+    /* Bad settings. */
+    {
+        clt_runtime *rt;
+        clt_model *m = ref_seed_mlp(0.0f);
+        clt_trainer *t = NULL;
+        if (ok_status(clt_runtime_create(&rt, three), "runtime for the bad settings")) {
+            clt_train_params p = tp;
+            p.tensor_group = 2;
+            ok_error(clt_trainer_create(&t, rt, m, &p), CLT_ERR_INVALID_ARG, "tensor_group 2 must divide",
+                     "tensor_group 2 on 3 devices");
+            p.tensor_group = -1;
+            ok_error(clt_trainer_create(&t, rt, m, &p), CLT_ERR_INVALID_ARG, "tensor_group -1", "tensor_group -1");
+            p.tensor_group = 4;
+            ok_error(clt_trainer_create(&t, rt, m, &p), CLT_ERR_INVALID_ARG, "tensor_group 4", "tensor_group past the devices");
+            p = tp;
+            p.split = CLT_SPLIT_WEIGHTS;
+            ok_error(clt_trainer_create(&t, rt, m, &p), CLT_ERR_INVALID_ARG, "split_weights", "weights missing");
+            const float zero[3] = {1, 0, 1}, nan3[3] = {1, NAN, 1};
+            p.split_weights = zero;
+            ok_error(clt_trainer_create(&t, rt, m, &p), CLT_ERR_INVALID_ARG, "split weight 1 (0) must be finite and > 0",
+                     "a weight of 0 (every device needs a slice)");
+            p.split_weights = nan3;
+            ok_error(clt_trainer_create(&t, rt, m, &p), CLT_ERR_INVALID_ARG, "split weight 1", "a NaN weight");
+            p = tp;
+            p.parallel = (clt_parallel)7;
+            ok_error(clt_trainer_create(&t, rt, m, &p), CLT_ERR_INVALID_ARG, "parallel mode 7", "an unknown mode");
+            clt_model *placed = ref_seed_mlp(0.0f);
+            clt_model_place(placed, 0, 3, 0);
+            clt_model_place(placed, 4, 6, 1);
+            ok_error(clt_trainer_create(&t, rt, placed, &tp), CLT_ERR_UNSUPPORTED, "pipeline stages",
+                     "tensor parallelism with a placement (pipeline stages)");
+            clt_model_destroy(placed);
+            int kind, first, count;
+            clt_train_params dp = base;
+            dp.parallel = CLT_PARALLEL_DATA;
+            if (ok_status(clt_trainer_create(&t, rt, m, &dp), "a data-parallel trainer"))
+                ok_error(clt_trainer_tensor_slice(t, 0, 0, &kind, &first, &count), CLT_ERR_UNSUPPORTED,
+                         "not tensor parallel", "slices of a data-parallel trainer");
+            clt_trainer_destroy(t);
+            t = NULL;
+            if (ok_status(clt_trainer_create(&t, rt, m, &tp), "a tensor-parallel trainer")) {
+                ok_error(clt_trainer_tensor_slice(t, 7, 0, &kind, &first, &count), CLT_ERR_INVALID_ARG,
+                         "layer 7 out of range", "slice of layer 7 of 7");
+                ok_error(clt_trainer_tensor_slice(t, 0, 3, &kind, &first, &count), CLT_ERR_INVALID_ARG,
+                         "device 3 out of range", "slice on device 3 of 3");
+                ok_error(clt_trainer_tensor_slice(t, 0, 0, NULL, &first, &count), CLT_ERR_INVALID_ARG,
+                         "kind is NULL", "slice into NULL");
+                ok_error(clt_trainer_tensor_slice(NULL, 0, 0, &kind, &first, &count), CLT_ERR_INVALID_ARG,
+                         "trainer is NULL", "slice of NULL");
+                ok_status(clt_trainer_tensor_slice(t, 6, 2, &kind, &first, &count), "slice of fc4 on device 2");
+                ok(kind == 2 && first == 86 && count == 42, "fc4 is row-parallel: inputs 86..127 on device 2 (%d, %d, %d)",
+                   kind, first, count);
+            }
+            clt_trainer_destroy(t);
+            clt_runtime_destroy(rt);
+        }
+        clt_model_destroy(m);
+    }
+    return tap_done();
+}
