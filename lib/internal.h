@@ -505,6 +505,9 @@ clt_status clt__net_optimizer_step(clt__net *n, const clt_optimizer *o, float lr
  * during the update, clt__net_restore puts them back and drains the queue. */
 clt_status clt__net_backup(clt__net *n);
 clt_status clt__net_restore(clt__net *n);
+/* After a failed update: nets[i] (on runtime device devs[i], or i when devs is NULL) restored,
+ * all at once; the failure's own error message stays the thread's last error. */
+void clt__nets_undo(clt_runtime *rt, const int *devs, clt__net *const *nets, int n);
 
 /* From any thread: count floats of optimizer state array `which` of n (size elements: the range
  * its updates cover) from element off, on n's worker. Reading state not made yet gives zeros;

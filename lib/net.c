@@ -4,6 +4,7 @@
 #include "internal.h"
 
 #include <math.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -393,6 +394,20 @@ static clt_status state_task(clt__worker *w, void *arg)
         n->opt_count = j->size;
     }
     return clt__buffer_io(w, n->opt[j->which], j->off, j->count, j->host, j->write);
+}
+
+static clt_status restore_task(clt__worker *w, void *arg)
+{
+    (void)w;
+    return clt__net_restore(*(clt__net *const *)arg);
+}
+
+void clt__nets_undo(clt_runtime *rt, const int *devs, clt__net *const *nets, int n)
+{
+    char keep[512];
+    snprintf(keep, sizeof keep, "%s", clt_last_error());
+    clt__run_on(rt, devs, n, restore_task, (void *)nets, sizeof *nets);
+    clt__error_set_message(keep);
 }
 
 clt_status clt__net_state_io(clt__net *n, int which, size_t size, size_t off, size_t count, float *host,

@@ -399,14 +399,6 @@ static clt_status phase_b(clt__worker *w, void *arg)
     return st == CLT_OK ? st : failed(w, arg, st);
 }
 
-/* After a failed update: every rank's parameters and state back to the last good step. */
-static clt_status undo_task(clt__worker *w, void *arg)
-{
-    (void)w;
-    rank_job *j = arg;
-    return clt__net_restore(j->s->nets[j->rank]);
-}
-
 static clt_status forward_task(clt__worker *w, void *arg)
 {
     rank_job *j = arg;
@@ -764,10 +756,7 @@ static clt_status data_step(clt_trainer *t, const clt__batch *b, int update, flo
         if (st != CLT_OK && st != CLT_ERR_NUMERIC) {
             /* some ranks may have updated: all back to the last good step (a lost device's own
              * undo may fail too; its error is the one reported) */
-            char keep[512];
-            snprintf(keep, sizeof keep, "%s", clt_last_error());
-            clt__run_on(t->rt, s->dev, n, undo_task, jobs, sizeof *jobs);
-            clt__error_set_message(keep);
+            clt__nets_undo(t->rt, s->dev, s->nets, n);
         }
         if (st == CLT_OK && t->p.verify_replicas && n > 1) st = verify(t, s);
         for (int i = 0; i < s->nstate && st == CLT_OK; i++) {   /* the new state is the copy */

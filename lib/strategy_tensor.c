@@ -451,14 +451,6 @@ static clt_status phase_b(clt__worker *w, void *arg)
     return st;
 }
 
-/* After a failed update: this rank's parameters and optimizer state back to the last good step. */
-static clt_status undo_task(clt__worker *w, void *arg)
-{
-    (void)w;
-    rank_job *j = arg;
-    return clt__net_restore(j->s->nets[j->rank]);
-}
-
 static clt_status forward_task(clt__worker *w, void *arg)
 {
     rank_job *j = arg;
@@ -577,11 +569,8 @@ static clt_status tensor_step(clt_trainer *t, const clt__batch *b, int update, f
         for (int q = 0; q < s->n; q++) jobs[q].gscale = gscale;
         if (st == CLT_OK) st = run_ranks(t, s, phase_b, jobs);
         if (st != CLT_OK && st != CLT_ERR_NUMERIC) {
-            /* some ranks may have updated: all back to the last good step (keeping the error) */
-            char keep[512];
-            snprintf(keep, sizeof keep, "%s", clt_last_error());
-            clt__run_on(t->rt, NULL, s->n, undo_task, jobs, sizeof *jobs);
-            clt__error_set_message(keep);
+            /* some ranks may have updated: all back to the last good step */
+            clt__nets_undo(t->rt, NULL, s->nets, s->n);
         }
         if (st == CLT_OK && t->p.verify_replicas && s->n > 1) st = verify(t, s);
     }
