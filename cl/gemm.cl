@@ -95,3 +95,24 @@ __kernel void unpad(const uint M, const uint N, __global const float *P, const u
         C[co + r * ldc + c] = beta != 0.0f ? v + beta * C[co + r * ldc + c] : v;
     }
 }
+
+/* The swapped product back: C (M, N) = P^T + beta C (+ bias per column), P (N, ldp) holding
+ * C^T, and with relu R = max(C, 0) (blas.c's own_sgemm for B transposed and few rows). The same
+ * operations in the same order as gemm_rb's epilogue, so the same bits. 16 columns of one row
+ * per work-item. */
+__kernel void untrans(const uint M, const uint N, __global const float *P, const ulong po,
+                      const uint ldp, const float beta, __global float *C, const ulong co,
+                      const uint ldc, __global const float *bias, const ulong bio,
+                      const int has_bias, __global float *R, const ulong ro, const int has_relu)
+{
+    const size_t c0 = get_global_id(0) * 16, r = get_global_id(1);
+    if (r >= M || c0 >= N) return;
+    const size_t cn = min((size_t)16, N - c0);
+    for (size_t c = c0; c < c0 + cn; c++) {
+        float v = P[po + c * ldp + r];
+        if (beta != 0.0f) v += beta * C[co + r * ldc + c];   /* beta 0: C may hold NaN */
+        if (has_bias) v += bias[bio + c];
+        C[co + r * ldc + c] = v;
+        if (has_relu) R[ro + r * ldc + c] = fmax(v, 0.0f);
+    }
+}

@@ -178,14 +178,29 @@ static clt_status pack(clt__worker *w, cl_mem in, cl_ulong io, size_t ld, size_t
                                    CLT_ARG(ri), CLT_ARG(ci), CLT_ARG(t), CLT_ARG(out), CLT_ARG(oo)}, 10);
 }
 
+/* B transposed (the weight of a Linear's forward, x W^T) and few rows: packing B costs k * n
+ * floats per call, more than the product itself when m is small (a 64-row micro-batch through a
+ * 1024 x 1024 layer). Computing C^T = B A^T instead packs A (k * m) and transposes the (n, m)
+ * product back, so it pays when that traffic is well below k * n. B must then fill gemm_rb's
+ * rows exactly (n a multiple of GEMM_RM), or B would be packed after all. */
+static bool swap_pays(clt__trans ta, clt__trans tb, size_t m, size_t n, size_t k)
+{
+    size_t mp = round_up(m, 16 * GEMM_NV), np = round_up(n, 16 * GEMM_NV);
+    return ta == CLT__NOTRANS && tb == CLT__TRANS && n % GEMM_RM == 0 &&
+           2 * mp * (k + n) < k * np;
+}
+
 /* Whether w's scratch holds what own_sgemm needs for this call, growing it if not; false (and
  * no error left) when the device cannot give that much: CLBlast takes the call then. */
 static bool scratch_ready(clt__worker *w, clt__trans ta, clt__trans tb, size_t m, size_t n, size_t k)
 {
-    (void)ta;
     size_t mp = round_up(m, rows_per_item(m)), np = round_up(n, 16 * GEMM_NV);
     size_t need = (mp != m ? mp * k : 0) + (np != n || tb == CLT__TRANS ? k * np : 0) +
                   (mp != m || np != n ? mp * np : 0);
+    if (swap_pays(ta, tb, m, n, k)) {   /* A packed (k, m16), then the product (n, m16) */
+        size_t m16 = round_up(m, 16 * GEMM_NV);
+        need = (k + n) * m16;
+    }
     cl_mem unused;
     if (need == 0 || scratch(w, need, &unused) == CLT_OK) return true;
     clt__log(CLT_LOG_INFO, "device %d: no room for the own SGEMM's scratch (%zu floats): CLBlast "
@@ -200,8 +215,45 @@ static bool scratch_ready(clt__worker *w, clt__trans ta, clt__trans tb, size_t m
 static clt_status own_sgemm(clt__worker *w, clt__trans ta, clt__trans tb, size_t m, size_t n,
                             size_t k, float alpha, cl_mem a, size_t a_off, size_t lda, cl_mem b,
                             size_t b_off, size_t ldb, float beta, cl_mem c, size_t c_off, size_t ldc,
+                            const clt__view *bias, const clt__view *relu);
+
+/* C = alpha A B^T + beta C as C^T = alpha B A^T into scratch (after A^T packed there), then
+ * untrans: C from it, with beta, the bias and ReLU (see swap_pays). Each element is the same
+ * chain of fma as the direct product (a * b = b * a exactly), so the same bits. */
+static clt_status swapped_sgemm(clt__worker *w, size_t m, size_t n, size_t k, float alpha, cl_mem a,
+                                size_t a_off, size_t lda, cl_mem b, size_t b_off, size_t ldb,
+                                float beta, cl_mem c, size_t c_off, size_t ldc,
+                                const clt__view *bias, const clt__view *relu)
+{
+    size_t m16 = round_up(m, 16 * GEMM_NV), pk = k * m16;
+    cl_mem sc;
+    clt_status st = scratch(w, pk + n * m16, &sc);   /* the inner call needs only pk: no regrowth */
+    if (st == CLT_OK)
+        st = own_sgemm(w, CLT__NOTRANS, CLT__TRANS, n, m, k, alpha, b, b_off, ldb, a, a_off, lda, 0.0f,
+                       sc, pk, m16, NULL, NULL);
+    cl_kernel uk;
+    if (st == CLT_OK) st = clt__kernel_get(w, "gemm", NULL, "untrans", &uk);
+    if (st != CLT_OK) return st;
+    cl_uint um = (cl_uint)m, un = (cl_uint)n, lp = (cl_uint)m16, ul = (cl_uint)ldc;
+    cl_ulong po = pk, co = c_off;
+    cl_mem bm = bias ? bias->mem : c, rm = relu ? relu->mem : c;
+    cl_ulong bio = bias ? bias->off : 0, ro = relu ? relu->off : 0;
+    cl_int has_bias = bias != NULL, has_relu = relu != NULL;
+    return enqueue_2d(w, uk, "untrans", (n + 15) / 16, m, true,
+                      (clt__arg[]){CLT_ARG(um), CLT_ARG(un), CLT_ARG(sc), CLT_ARG(po), CLT_ARG(lp),
+                                   CLT_ARG(beta), CLT_ARG(c), CLT_ARG(co), CLT_ARG(ul), CLT_ARG(bm),
+                                   CLT_ARG(bio), CLT_ARG(has_bias), CLT_ARG(rm), CLT_ARG(ro),
+                                   CLT_ARG(has_relu)}, 15);
+}
+
+static clt_status own_sgemm(clt__worker *w, clt__trans ta, clt__trans tb, size_t m, size_t n,
+                            size_t k, float alpha, cl_mem a, size_t a_off, size_t lda, cl_mem b,
+                            size_t b_off, size_t ldb, float beta, cl_mem c, size_t c_off, size_t ldc,
                             const clt__view *bias, const clt__view *relu)
 {
+    if (swap_pays(ta, tb, m, n, k))
+        return swapped_sgemm(w, m, n, k, alpha, a, a_off, lda, b, b_off, ldb, beta, c, c_off, ldc,
+                             bias, relu);
     size_t rm_ = rows_per_item(m);
     char opts[96];
     snprintf(opts, sizeof opts, "-DRM=%zu -DNV=%d -DTA=%d", rm_, GEMM_NV, ta == CLT__TRANS);
