@@ -182,12 +182,15 @@ static clt_status pack(clt__worker *w, cl_mem in, cl_ulong io, size_t ld, size_t
  * floats per call, more than the product itself when m is small (a 64-row micro-batch through a
  * 1024 x 1024 layer). Computing C^T = B A^T instead packs A (k * m) and transposes the (n, m)
  * product back, so it pays when that traffic is well below k * n. B must then fill gemm_rb's
- * rows exactly (n a multiple of GEMM_RM), or B would be packed after all. */
+ * rows exactly (n a multiple of GEMM_RM), or B would be packed after all. Only for m a multiple
+ * of 16 from 32 up (pipeline micro-batches): with the few-row shapes of data-parallel shares
+ * (5, 6 rows) PoCL 3.1's CPU driver aborted (pocl_release_dlhandle_cache) in 1 of 3
+ * ThreadSanitizer runs of test_data_parallel, and never without this path. */
 static bool swap_pays(clt__trans ta, clt__trans tb, size_t m, size_t n, size_t k)
 {
-    size_t mp = round_up(m, 16 * GEMM_NV), np = round_up(n, 16 * GEMM_NV);
-    return ta == CLT__NOTRANS && tb == CLT__TRANS && n % GEMM_RM == 0 &&
-           2 * mp * (k + n) < k * np;
+    size_t np = round_up(n, 16 * GEMM_NV);
+    return ta == CLT__NOTRANS && tb == CLT__TRANS && n % GEMM_RM == 0 && m >= 32 &&
+           m % (16 * GEMM_NV) == 0 && 2 * m * (k + n) < k * np;
 }
 
 /* Whether w's scratch holds what own_sgemm needs for this call, growing it if not; false (and

@@ -25,8 +25,8 @@ static const gemm_case cases[] = {
     {CLT__TRANS, CLT__NOTRANS, 16, 32, 70, 1, 2.0f, 1.0f},
     {CLT__NOTRANS, CLT__TRANS, 24, 16, 5, 1, 1.0f, 0.0f},
     /* B transposed and few rows: computed as C^T = B A^T, then transposed back (blas.c) */
-    {CLT__NOTRANS, CLT__TRANS, 16, 512, 256, 1, 1.0f, 0.5f},
-    {CLT__NOTRANS, CLT__TRANS, 5, 64, 300, 1, 2.0f, -1.0f},
+    {CLT__NOTRANS, CLT__TRANS, 32, 512, 256, 1, 1.0f, 0.5f},
+    {CLT__NOTRANS, CLT__TRANS, 48, 1024, 300, 1, 2.0f, -1.0f},
 };
 #define NCASES (sizeof cases / sizeof cases[0])
 

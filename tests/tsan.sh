@@ -34,6 +34,7 @@ for t in "${tests[@]}"; do
         failed=1
         grep "^SUMMARY: ThreadSanitizer" "$t.err" | sort | uniq -c | sort -rn | head -20
         grep -A24 "^WARNING: ThreadSanitizer" "$t.err" | head -60
+        [ "$rc" -ne 0 ] && [ "$reports" -eq 0 ] && tail -n 15 "$t.err"
     fi
 done
 [ "$failed" -eq 0 ] && echo "tsan: clean"
