@@ -393,6 +393,7 @@ static clt_status state_task(clt__worker *w, void *arg)
         n->opt[j->which] = buf;
         n->opt_count = j->size;
     }
+    if (!j->count) return CLT_OK;   /* a write of nothing still makes the state */
     return clt__buffer_io(w, n->opt[j->which], j->off, j->count, j->host, j->write);
 }
 

@@ -159,7 +159,6 @@ static clt_status rank_forward(rank_job *j, clt__worker *w, int training, int wa
     clt_trainer *t = j->t;
     clt__net *n = j->s->nets[j->rank];
     const clt__batch *b = j->b;
-    (void)w;
     clt_status st = clt__net_upload_rows(n, b, j->start, j->count);
     n->row0 = j->start;
     if (st == CLT_OK) st = clt__fault_point(w, CLT__FAULT_FORWARD, 1, "the forward");

@@ -154,45 +154,16 @@ static size_t map_layer(const tensor_state *s, const clt_model *m, int l, int r,
 
 /* ---- buffers on the ranks ------------------------------------------------------------------- */
 
-typedef struct {
-    clt__net *n;
-    int which;              /* 0 parameters, 1 gradients, 2 + k optimizer state k */
-    size_t off, count;
-    float *host;
-    int write;
-} buf_job;
-
-/* On the rank's worker: reads or writes a range of one of its flat buffers; optimizer state not
- * made yet reads as zeros and is made (zeroed, as the optimizer would) on a write. */
-static clt_status buf_task(clt__worker *w, void *arg)
-{
-    buf_job *j = arg;
-    clt__net *n = j->n;
-    cl_mem buf = j->which == 0 ? n->params : j->which == 1 ? n->grads : n->opt[j->which - 2];
-    if (!buf && !j->write) {
-        memset(j->host, 0, j->count * sizeof(float));
-        return CLT_OK;
-    }
-    if (!buf) {
-        clt_status st = clt__alloc(w, n->nparams, "optimizer state", &buf);
-        if (st == CLT_OK) st = clt__zero(w, (clt__view){buf, 0}, n->nparams);
-        if (st != CLT_OK) {
-            if (buf) clReleaseMemObject(buf);
-            return st;
-        }
-        n->opt[j->which - 2] = buf;
-        n->opt_count = n->nparams;
-    }
-    if (!j->count) return CLT_OK;
-    return clt__buffer_io(w, buf, j->off, j->count, j->host, j->write);
-}
-
+/* Reads or writes a range of one of a rank's flat buffers: `which` 0 parameters, 1 gradients,
+ * 2 + k optimizer state k (over all the rank holds; not made yet, it reads as zeros and a write
+ * makes it, as clt__net_state_io does for every strategy). */
 static clt_status rank_io(clt_trainer *t, int rank, int which, size_t off, size_t count, float *host,
                           int write)
 {
-    tensor_state *s = t->state;
-    buf_job j = {s->nets[rank], which, off, count, host, write};
-    return clt__worker_call(&t->rt->workers[rank], buf_task, &j);
+    clt__net *n = ((tensor_state *)t->state)->nets[rank];
+    if (which >= 2) return clt__net_state_io(n, which - 2, n->nparams, off, count, host, write);
+    if (!count) return CLT_OK;
+    return clt__buffer_io(&t->rt->workers[rank], which == 0 ? n->params : n->grads, off, count, host, write);
 }
 
 /* Layer l's whole tensors (weight then bias, the model's layout) from group 0's ranks. */
