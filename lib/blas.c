@@ -163,7 +163,8 @@ static size_t rows_per_item(size_t m)
     return m % 4 == 0 ? 4 : m % 2 == 0 ? 2 : 1;
 }
 
-/* Enqueues pack: out (R, Cc) from in (rows_in, cols_in) stored with ld, transposed or not. */
+/* Enqueues pack: out (R, Cc) from in (rows_in, cols_in) stored with ld, transposed or not. A
+ * work-item moves a strip of 16 columns by 64 rows (PACK_TILES in cl/gemm.cl). */
 static clt_status pack(clt__worker *w, cl_mem in, cl_ulong io, size_t ld, size_t rows_in,
                        size_t cols_in, int trans, size_t R, size_t Cc, cl_mem out, cl_ulong oo)
 {
@@ -173,7 +174,7 @@ static clt_status pack(clt__worker *w, cl_mem in, cl_ulong io, size_t ld, size_t
     cl_uint r = (cl_uint)R, cc = (cl_uint)Cc, l = (cl_uint)ld, ri = (cl_uint)rows_in,
             ci = (cl_uint)cols_in;
     cl_int t = trans;
-    return enqueue_2d(w, k, "pack", (Cc + 15) / 16, (R + 15) / 16, false,
+    return enqueue_2d(w, k, "pack", (Cc + 15) / 16, (R + 63) / 64, false,
                       (clt__arg[]){CLT_ARG(r), CLT_ARG(cc), CLT_ARG(in), CLT_ARG(io), CLT_ARG(l),
                                    CLT_ARG(ri), CLT_ARG(ci), CLT_ARG(t), CLT_ARG(out), CLT_ARG(oo)}, 10);
 }

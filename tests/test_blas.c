@@ -27,6 +27,10 @@ static const gemm_case cases[] = {
     /* B transposed and few rows: computed as C^T = B A^T, then transposed back (blas.c) */
     {CLT__NOTRANS, CLT__TRANS, 32, 512, 256, 1, 1.0f, 0.5f},
     {CLT__NOTRANS, CLT__TRANS, 48, 1024, 300, 1, 2.0f, -1.0f},
+    /* packed operands spanning several 16x16 tiles and 64-row strips, with ragged edges: the
+     * pack kernel's vector path for whole tiles and its element loop at the edges */
+    {CLT__NOTRANS, CLT__TRANS, 20, 100, 200, 1, 1.0f, 0.0f},
+    {CLT__TRANS, CLT__NOTRANS, 20, 40, 90, 1, 1.0f, 1.0f},
 };
 #define NCASES (sizeof cases / sizeof cases[0])
 
