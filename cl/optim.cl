@@ -1,29 +1,34 @@
 /* Optimizers on flat parameter buffers, with PyTorch's semantics (torch.optim, single-tensor
  * code path), and the sum of squares behind gradient clipping. gscale multiplies the gradient
- * first (clipping); it is 1 when clipping is off. */
+ * first (clipping); it is 1 when clipping is off. Out of place: the parameters and state are
+ * read from p, buf (m, v) and the new ones written to pn, bufn (mn, vn), which may be the same
+ * buffers (an update in place); an update that fails part-way leaves the old ones intact. */
 
-__kernel void sgd_step(const ulong n, __global float *p, const ulong po,
+__kernel void sgd_step(const ulong n, __global const float *p, const ulong po, __global float *pn,
                        __global const float *g, const ulong go,
-                       __global float *buf, const float lr, const float momentum,
-                       const float dampening, const float weight_decay, const int nesterov,
-                       const int first_step, const float gscale)
+                       __global const float *buf, __global float *bufn, const float lr,
+                       const float momentum, const float dampening, const float weight_decay,
+                       const int nesterov, const int first_step, const float gscale)
 {
     const size_t i = get_global_id(0);
     if (i >= n) return;
+    const float w = p[po + i];
     float d = g[go + i] * gscale;
-    if (weight_decay != 0.0f) d += weight_decay * p[po + i];
+    if (weight_decay != 0.0f) d += weight_decay * w;
     if (momentum != 0.0f) {
         const float b = first_step ? d : momentum * buf[i] + (1.0f - dampening) * d;
-        buf[i] = b;
+        bufn[i] = b;
         d = nesterov ? d + momentum * b : b;
     }
-    p[po + i] -= lr * d;
+    pn[po + i] = w - lr * d;
 }
 
 /* Adam (decoupled = 0, weight decay as L2) and AdamW (decoupled = 1). bc1 = 1 - beta1^t,
  * bc2_sqrt = sqrt(1 - beta2^t), computed on the host in double. */
-__kernel void adam_step(const ulong n, __global float *p, const ulong po,
-                        __global const float *g, const ulong go, __global float *m, __global float *v, const float lr, const float beta1,
+__kernel void adam_step(const ulong n, __global const float *p, const ulong po, __global float *pn,
+                        __global const float *g, const ulong go, __global const float *m,
+                        __global const float *v, __global float *mn, __global float *vn,
+                        const float lr, const float beta1,
                         const float beta2, const float eps, const float weight_decay,
                         const int decoupled, const float bc1, const float bc2_sqrt,
                         const float gscale)
@@ -36,10 +41,10 @@ __kernel void adam_step(const ulong n, __global float *p, const ulong po,
     else if (weight_decay != 0.0f) d += weight_decay * w;
     const float mi = beta1 * m[i] + (1.0f - beta1) * d;
     const float vi = beta2 * v[i] + (1.0f - beta2) * d * d;
-    m[i] = mi;
-    v[i] = vi;
+    mn[i] = mi;
+    vn[i] = vi;
     const float denom = sqrt(vi) / bc2_sqrt + eps;
-    p[po + i] = w - (lr / bc1) * (mi / denom);
+    pn[po + i] = w - (lr / bc1) * (mi / denom);
 }
 
 /* partial[k] = sum of x[xo + i]^2 over the k-th slice of `per` elements (fixed order). */

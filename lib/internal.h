@@ -433,10 +433,12 @@ typedef struct {
     cl_mem opt[2];                /* optimizer state (momentum; Adam's m and v) of the elements
                                    * this net updates, made on the first update */
     size_t opt_count;
-    cl_mem backup;                /* the update's undo copy: params (padded), then opt[0], opt[1] */
-    size_t backup_cap;            /* its floats */
-    int backup_state;             /* bit i: opt[i] is in the backup */
-    bool backup_valid;            /* backed up in this update (the strategy clears it first) */
+    cl_mem params_next;           /* an update writes the new parameters here (and the data
+                                   * strategy's all-gather the other shards), opt_next the new
+                                   * state: params and opt stay the last good step's until
+                                   * clt__net_commit swaps them in */
+    cl_mem opt_next[2];
+    bool updating;                /* between clt__net_update_begin and commit or discard */
     cl_mem input;                 /* (max_batch, input numel of layer first) */
     cl_mem *acts;                 /* acts[i]: output of layer first + i */
     cl_mem saved;                 /* per-layer state kept for backward */
@@ -499,13 +501,20 @@ clt_status clt__net_sumsq(clt__net *n, clt__view g, size_t count, double *out);
 clt_status clt__net_optimizer_step(clt__net *n, const clt_optimizer *o, float lr, long step,
                                    float grad_scale, size_t off, size_t count, clt__view g);
 
-/* The update's undo (every strategy's second phase is all or nothing): before the optimizer,
- * clt__net_backup enqueues a device-local copy of the parameters and the optimizer state (no
- * host traffic; one more parameter-sized buffer per device); after a failure on any device
- * during the update, clt__net_restore puts them back and drains the queue. */
-clt_status clt__net_backup(clt__net *n);
-clt_status clt__net_restore(clt__net *n);
-/* After a failed update: nets[i] (on runtime device devs[i], or i when devs is NULL) restored,
+/* The update is all or nothing (every strategy's second phase): after clt__net_update_begin
+ * the optimizer reads params and opt and writes params_next and opt_next (no copy of the old
+ * ones is needed, and a device that fails part-way leaves every device's params intact); once
+ * every device has finished, the caller swaps them in with clt__net_commit (host side, workers
+ * idle); after a failure anywhere, clt__net_discard drops them and drains the queue. Out of
+ * an update (warm-up) the optimizer works in place. */
+clt_status clt__net_update_begin(clt__net *n);
+void clt__net_commit(clt__net *n);
+clt_status clt__net_discard(clt__net *n);
+/* The optimizer state array `which` the update in progress writes (opt[which] otherwise). */
+cl_mem clt__net_new_state(const clt__net *n, int which);
+/* After a successful update on every device: nets[0..n) committed. */
+void clt__nets_commit(clt__net *const *nets, int n);
+/* After a failed update: nets[i] (on runtime device devs[i], or i when devs is NULL) discarded,
  * all at once; the failure's own error message stays the thread's last error. */
 void clt__nets_undo(clt_runtime *rt, const int *devs, clt__net *const *nets, int n);
 

@@ -13,7 +13,8 @@
 void clt__net_destroy(clt__net *n)
 {
     if (!n) return;
-    cl_mem *all[] = {&n->params, &n->grads, &n->opt[0], &n->opt[1], &n->backup, &n->input, &n->saved,
+    cl_mem *all[] = {&n->params, &n->grads, &n->opt[0], &n->opt[1], &n->params_next,
+                     &n->opt_next[0], &n->opt_next[1], &n->input, &n->saved,
                      &n->gbuf[0], &n->gbuf[1], &n->scratch, &n->labels, &n->targets,
                      &n->loss_rows, &n->partial};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
@@ -264,6 +265,16 @@ clt_status clt__net_sumsq(clt__net *n, clt__view g, size_t count, double *out)
     return CLT_OK;
 }
 
+/* A zeroed buffer of count floats in *buf, unless it is there already. */
+static clt_status ensure_zeroed(clt__worker *w, cl_mem *buf, size_t count, const char *what)
+{
+    if (*buf) return CLT_OK;
+    clt_status st = clt__alloc(w, count, what, buf);
+    if (st == CLT_OK) st = clt__zero(w, (clt__view){*buf, 0}, count);
+    if (st != CLT_OK && *buf) clReleaseMemObject(*buf), *buf = NULL;
+    return st;
+}
+
 clt_status clt__net_optimizer_step(clt__net *n, const clt_optimizer *o, float lr, long step,
                                    float grad_scale, size_t off, size_t count, clt__view g)
 {
@@ -271,76 +282,67 @@ clt_status clt__net_optimizer_step(clt__net *n, const clt_optimizer *o, float lr
     if (count == 0) return CLT_OK;
     CLT_ASSERT(off + count <= n->padded && (!n->opt_count || n->opt_count == count), CLT_ERR_STATE);
     int nstate = clt__optim_state_arrays(o);
-    for (int i = 0; i < nstate; i++)
-        if (!n->opt[i]) {
-            clt_status st = clt__alloc(w, count, "optimizer state", &n->opt[i]);
-            if (st == CLT_OK) st = clt__zero(w, (clt__view){n->opt[i], 0}, count);
-            if (st != CLT_OK) return st;
-        }
+    for (int i = 0; i < nstate; i++) {
+        clt_status st = ensure_zeroed(w, &n->opt[i], count, "optimizer state");
+        if (st == CLT_OK && n->updating)
+            st = ensure_zeroed(w, &n->opt_next[i], count, "the update's optimizer state");
+        if (st != CLT_OK) return st;
+    }
     n->opt_count = count;
+    /* inside an update the new values go to the _next buffers (clt__net_update_begin) */
+    cl_mem pn = n->updating ? n->params_next : n->params;
+    cl_mem on[2] = {n->updating ? n->opt_next[0] : n->opt[0], n->updating ? n->opt_next[1] : n->opt[1]};
     cl_ulong cnt = count, po = off;
     if (o->kind == CLT_OPTIM_SGD) {
-        cl_mem buf = n->opt[0] ? n->opt[0] : n->params;   /* unused without momentum */
+        cl_mem buf = n->opt[0] ? n->opt[0] : n->params, bufn = on[0] ? on[0] : pn;   /* unused without momentum */
         cl_int nesterov = o->nesterov != 0, first = step == 1;
         return CLT_LAUNCH(w, "optim", "sgd_step", count, CLT_ARG(cnt), CLT_ARG(n->params), CLT_ARG(po),
-                          CLT_ARG(g.mem), CLT_ARG(g.off), CLT_ARG(buf), CLT_ARG(lr), CLT_ARG(o->momentum),
-                          CLT_ARG(o->dampening), CLT_ARG(o->weight_decay), CLT_ARG(nesterov),
-                          CLT_ARG(first), CLT_ARG(grad_scale));
+                          CLT_ARG(pn), CLT_ARG(g.mem), CLT_ARG(g.off), CLT_ARG(buf), CLT_ARG(bufn),
+                          CLT_ARG(lr), CLT_ARG(o->momentum), CLT_ARG(o->dampening),
+                          CLT_ARG(o->weight_decay), CLT_ARG(nesterov), CLT_ARG(first),
+                          CLT_ARG(grad_scale));
     }
     cl_int decoupled = o->kind == CLT_OPTIM_ADAMW;
     cl_float bc1 = (float)(1.0 - pow((double)o->beta1, (double)step));
     cl_float bc2s = (float)sqrt(1.0 - pow((double)o->beta2, (double)step));
     return CLT_LAUNCH(w, "optim", "adam_step", count, CLT_ARG(cnt), CLT_ARG(n->params), CLT_ARG(po),
-                      CLT_ARG(g.mem), CLT_ARG(g.off), CLT_ARG(n->opt[0]), CLT_ARG(n->opt[1]), CLT_ARG(lr),
-                      CLT_ARG(o->beta1), CLT_ARG(o->beta2), CLT_ARG(o->eps), CLT_ARG(o->weight_decay),
-                      CLT_ARG(decoupled), CLT_ARG(bc1), CLT_ARG(bc2s), CLT_ARG(grad_scale));
+                      CLT_ARG(pn), CLT_ARG(g.mem), CLT_ARG(g.off), CLT_ARG(n->opt[0]), CLT_ARG(n->opt[1]),
+                      CLT_ARG(on[0]), CLT_ARG(on[1]), CLT_ARG(lr), CLT_ARG(o->beta1), CLT_ARG(o->beta2),
+                      CLT_ARG(o->eps), CLT_ARG(o->weight_decay), CLT_ARG(decoupled), CLT_ARG(bc1),
+                      CLT_ARG(bc2s), CLT_ARG(grad_scale));
 }
 
-/* Copies count floats inside w's context, enqueued on its queue. */
-static clt_status copy(clt__worker *w, cl_mem from, size_t from_off, cl_mem to, size_t to_off, size_t count)
+clt_status clt__net_update_begin(clt__net *n)
 {
-    if (!count) return CLT_OK;
-    cl_int err = clEnqueueCopyBuffer(w->queue, from, to, from_off * sizeof(float), to_off * sizeof(float),
-                                     count * sizeof(float), 0, NULL, NULL);
-    return err == CL_SUCCESS ? CLT_OK : clt__fail_cl(err, clt__worker_name(w), "copying for the update's undo");
-}
-
-clt_status clt__net_backup(clt__net *n)
-{
-    clt__worker *w = n->w;
-    clt_status st = CLT_OK;
-    size_t need = n->padded + 2 * n->opt_count;
-    if (n->backup && n->backup_cap < need) clReleaseMemObject(n->backup), n->backup = NULL;
-    if (!n->backup) st = clt__alloc(w, need, "the update's undo copy", &n->backup);
-    if (st == CLT_OK) n->backup_cap = need;
-    n->backup_state = 0;
-    if (st == CLT_OK) st = copy(w, n->params, 0, n->backup, 0, n->padded);
-    for (int i = 0; i < 2 && st == CLT_OK; i++)
-        if (n->opt[i] && n->opt_count) {
-            st = copy(w, n->opt[i], 0, n->backup, n->padded + (size_t)i * n->opt_count, n->opt_count);
-            n->backup_state |= 1 << i;
-        }
-    n->backup_valid = st == CLT_OK;
+    /* zeros: the padding past nparams is never written and must stay zero on both sides */
+    clt_status st = ensure_zeroed(n->w, &n->params_next, n->padded, "the update's parameters");
+    n->updating = st == CLT_OK;
     return st;
 }
 
-clt_status clt__net_restore(clt__net *n)
+void clt__net_commit(clt__net *n)
+{
+    if (!n->updating) return;
+    n->updating = false;
+    cl_mem p = n->params;
+    n->params = n->params_next, n->params_next = p;
+    for (int i = 0; i < 2; i++) {
+        cl_mem o = n->opt[i];
+        if (n->opt_next[i]) n->opt[i] = n->opt_next[i], n->opt_next[i] = o;
+    }
+}
+
+cl_mem clt__net_new_state(const clt__net *n, int which)
+{
+    return n->updating && n->opt_next[which] ? n->opt_next[which] : n->opt[which];
+}
+
+clt_status clt__net_discard(clt__net *n)
 {
     clt__worker *w = n->w;
-    if (!n->backup_valid) return CLT_OK;   /* the update never began here */
-    n->backup_valid = false;
-    clt_status st = copy(w, n->backup, 0, n->params, 0, n->padded);
-    for (int i = 0; i < 2 && st == CLT_OK; i++) {
-        if (n->backup_state & (1 << i))
-            st = copy(w, n->backup, n->padded + (size_t)i * n->opt_count, n->opt[i], 0, n->opt_count);
-        else if (n->opt[i])   /* made by the failed update: state not made yet is zeros */
-            st = clt__zero(w, (clt__view){n->opt[i], 0}, n->opt_count);
-    }
-    if (st == CLT_OK) {
-        cl_int err = clFinish(w->queue);
-        if (err != CL_SUCCESS) st = clt__fail_cl(err, clt__worker_name(w), "undoing the update");
-    }
-    return st;
+    n->updating = false;
+    cl_int err = clFinish(w->queue);   /* nothing may still write the _next buffers */
+    return err == CL_SUCCESS ? CLT_OK : clt__fail_cl(err, clt__worker_name(w), "dropping the failed update");
 }
 
 typedef struct {
@@ -397,17 +399,22 @@ static clt_status state_task(clt__worker *w, void *arg)
     return clt__buffer_io(w, n->opt[j->which], j->off, j->count, j->host, j->write);
 }
 
-static clt_status restore_task(clt__worker *w, void *arg)
+static clt_status discard_task(clt__worker *w, void *arg)
 {
     (void)w;
-    return clt__net_restore(*(clt__net *const *)arg);
+    return clt__net_discard(*(clt__net *const *)arg);
+}
+
+void clt__nets_commit(clt__net *const *nets, int n)
+{
+    for (int i = 0; i < n; i++) clt__net_commit(nets[i]);
 }
 
 void clt__nets_undo(clt_runtime *rt, const int *devs, clt__net *const *nets, int n)
 {
     char keep[512];
     snprintf(keep, sizeof keep, "%s", clt_last_error());
-    clt__run_on(rt, devs, n, restore_task, (void *)nets, sizeof *nets);
+    clt__run_on(rt, devs, n, discard_task, (void *)nets, sizeof *nets);
     clt__error_set_message(keep);
 }
 

@@ -348,8 +348,7 @@ static clt_status phase_b_body(clt__worker *w, rank_job *j)
     clt__net *n = s->nets[j->rank];
     size_t off = shard_off(s, j->rank);
     double t0 = clt__now();
-    n->backup_valid = false;
-    clt_status st = clt__net_backup(n);
+    clt_status st = clt__net_update_begin(n);   /* into params_next: all or nothing */
     if (st == CLT_OK) st = clt__fault_point(w, CLT__FAULT_OPTIMIZER, 1, "the optimizer");
     if (st == CLT_OK)
         st = clt__net_optimizer_step(n, &t->p.optim, j->lr, t->steps + 1, j->gscale, off, s->shard,
@@ -361,11 +360,11 @@ static clt_status phase_b_body(clt__worker *w, rank_job *j)
     /* elastic: this rank's shard of the new state, to the host */
     size_t np = t->model->nparams, mine = off < np ? (np - off < s->shard ? np - off : s->shard) : 0;
     for (int i = 0; i < s->nstate && st == CLT_OK && mine; i++)
-        st = clt__buffer_io(w, n->opt[i], 0, mine, s->pending[i] + off, 0);
+        st = clt__buffer_io(w, clt__net_new_state(n, i), 0, mine, s->pending[i] + off, 0);
     double t1 = clt__now();
     clt__worker_span(w, "optimizer (own shard)", t0, t1);
     if (st == CLT_OK && s->comm)
-        st = clt__comm_all_gather(s->comm, w, n->params, off, n->params, 0, s->shard, &s->copts);
+        st = clt__comm_all_gather(s->comm, w, n->params_next, off, n->params_next, 0, s->shard, &s->copts);
     if (s->comm) clt__worker_span(w, "all-gather parameters", t1, clt__now());
     if (st == CLT_OK) {
         cl_int err = clFinish(w->queue);
@@ -757,6 +756,7 @@ static clt_status data_step(clt_trainer *t, const clt__batch *b, int update, flo
              * undo may fail too; its error is the one reported) */
             clt__nets_undo(t->rt, s->dev, s->nets, n);
         }
+        if (st == CLT_OK) clt__nets_commit(s->nets, n);
         if (st == CLT_OK && t->p.verify_replicas && n > 1) st = verify(t, s);
         for (int i = 0; i < s->nstate && st == CLT_OK; i++) {   /* the new state is the copy */
             float *tmp = s->hstate[i];

@@ -270,11 +270,9 @@ static clt_status phase_b(clt__worker *w, void *arg)
     clt_trainer *t = j->t;
     clt_status st = CLT_OK;
     double t0 = clt__now();
-    for (int k = 0; k < s->P * s->S; k++)
-        if (s->st[k].cdev == j->cdev) s->st[k].net->backup_valid = false;
     for (int k = 0; k < s->P * s->S && st == CLT_OK; k++) {
         clt__net *n = s->st[k].net;
-        if (s->st[k].cdev == j->cdev) st = clt__net_backup(n);
+        if (s->st[k].cdev == j->cdev) st = clt__net_update_begin(n);   /* all or nothing */
         if (s->st[k].cdev == j->cdev && st == CLT_OK) st = clt__fault_point(w, CLT__FAULT_OPTIMIZER, 1, "the optimizer");
         if (s->st[k].cdev == j->cdev && st == CLT_OK)
             st = clt__net_optimizer_step(n, &t->p.optim, j->lr, t->steps + 1, j->gscale, 0, n->nparams,
@@ -287,14 +285,14 @@ static clt_status phase_b(clt__worker *w, void *arg)
     return st;
 }
 
-/* After a failed update: every stage of the device back to the last good step. */
+/* After a failed update: every stage of the device keeps the last good step. */
 static clt_status undo(clt__worker *w, void *arg)
 {
     dev_job *j = arg;
     clt_status st = CLT_OK;
     for (int k = 0; k < j->s->P * j->s->S; k++)
         if (j->s->st[k].cdev == j->cdev) {
-            clt_status one = clt__net_restore(j->s->st[k].net);
+            clt_status one = clt__net_discard(j->s->st[k].net);
             if (st == CLT_OK) st = one;
         }
     (void)w;
@@ -402,6 +400,7 @@ static clt_status model_step(clt_trainer *t, const clt__batch *b, int update, fl
             clt__run_on(t->rt, s->devs, s->ndev, undo, jobs, sizeof *jobs);
             clt__error_set_message(keep);
         }
+        for (int k = 0; k < s->P * s->S && st == CLT_OK; k++) clt__net_commit(s->st[k].net);
     }
     free(jobs), free(rows);
     return st;

@@ -390,8 +390,7 @@ static clt_status phase_b_body(clt__worker *w, rank_job *j)
     clt_trainer *t = j->t;
     clt__net *n = j->s->nets[j->rank];
     double t0 = clt__now();
-    n->backup_valid = false;
-    clt_status st = clt__net_backup(n);   /* the update is all or nothing (tensor_step) */
+    clt_status st = clt__net_update_begin(n);   /* the update is all or nothing (tensor_step) */
     if (st == CLT_OK) st = clt__fault_point(w, CLT__FAULT_OPTIMIZER, 1, "the optimizer");
     if (st == CLT_OK)
         st = clt__net_optimizer_step(n, &t->p.optim, j->lr, t->steps + 1, j->gscale, 0, n->nparams,
@@ -543,6 +542,7 @@ static clt_status tensor_step(clt_trainer *t, const clt__batch *b, int update, f
             /* some ranks may have updated: all back to the last good step */
             clt__nets_undo(t->rt, NULL, s->nets, s->n);
         }
+        if (st == CLT_OK) clt__nets_commit(s->nets, s->n);
         if (st == CLT_OK && t->p.verify_replicas && s->n > 1) st = verify(t, s);
     }
     if (st == CLT_OK)
