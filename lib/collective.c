@@ -641,6 +641,10 @@ static clt_status ring_run(rank_run *x, const plan *P, const layout *L)
 static clt_status map_range(rank_run *x, int i, cl_mem buf, size_t off, size_t count,
                             float **out)
 {
+    if (count == 0) {   /* nothing to map (an empty segment): never dereferenced */
+        *out = NULL;
+        return CLT_OK;
+    }
     cl_int err;
     void *p = clEnqueueMapBuffer(x->q, buf, CL_TRUE, CL_MAP_READ | CL_MAP_WRITE,
                                  off * sizeof(float), count * sizeof(float), 0, NULL, NULL, &err);
@@ -650,6 +654,26 @@ static clt_status map_range(rank_run *x, int i, cl_mem buf, size_t off, size_t c
     x->mapped_at[i] = p;
     *out = p;
     return CLT_OK;
+}
+
+/* Maps send's [send_off, + send_count) and recv's [recv_off, + recv_count) for the host: one
+ * mapping of the span both cover when they are the same buffer (in place). */
+static clt_status map_pair(rank_run *x, const plan *P, size_t send_count, size_t recv_count,
+                           float **src, float **dst)
+{
+    if (P->send == P->recv) {
+        size_t lo = P->send_off < P->recv_off ? P->send_off : P->recv_off;
+        size_t send_end = P->send_off + send_count, recv_end = P->recv_off + recv_count;
+        size_t hi = send_end > recv_end ? send_end : recv_end;
+        float *p;
+        clt_status st = map_range(x, 0, P->send, lo, hi - lo, &p);
+        if (st != CLT_OK) return st;
+        *src = p + (P->send_off - lo);
+        *dst = p + (P->recv_off - lo);
+        return CLT_OK;
+    }
+    clt_status st = map_range(x, 0, P->send, P->send_off, send_count, src);
+    return st == CLT_OK ? map_range(x, 1, P->recv, P->recv_off, recv_count, dst) : st;
 }
 
 /* The ring of ring_run on devices that share host memory: the device buffers are mapped (no
@@ -662,17 +686,7 @@ static clt_status ring_mapped_run(rank_run *x, const plan *P, const layout *L, s
     rank_state *me = &x->c->ranks[r];
     const rank_state *lt = &x->c->ranks[left];
     float *src, *dst;
-    clt_status st;
-    if (P->send == P->recv) {   /* one mapping of the span both ranges cover */
-        size_t lo = P->send_off < P->recv_off ? P->send_off : P->recv_off;
-        size_t hi = (P->send_off > P->recv_off ? P->send_off : P->recv_off) + count;
-        st = map_range(x, 0, P->send, lo, hi - lo, &src);
-        dst = src + (P->recv_off - lo);
-        src += P->send_off - lo;
-    } else {
-        st = map_range(x, 0, P->send, P->send_off, count, &src);
-        if (st == CLT_OK) st = map_range(x, 1, P->recv, P->recv_off, count, &dst);
-    }
+    clt_status st = map_pair(x, P, count, count, &src, &dst);
     if (st != CLT_OK) return st;
     me->src = src;
     me->dst = dst;
@@ -707,6 +721,63 @@ static clt_status ring_mapped_run(rank_run *x, const plan *P, const layout *L, s
             memcpy(dst + off, lt->dst + off, len * sizeof(float));
             st = post(x, (uint32_t)(b * C + c + 1));
         }
+    }
+    return st;
+}
+
+/* The ring's reduce-scatter (in process) on devices that share host memory: the inputs are
+ * read where they are (mapped), the partial sums go to the staging buffers and the last step
+ * writes this rank's result into place; the same units and order of reduction as ring_run, so
+ * the same bits, without copying the whole vector to the host and the result back. Only the
+ * right neighbour reads this rank's input, and never its own segment, which the result may
+ * overwrite (in place). */
+static clt_status rs_mapped_run(rank_run *x, const plan *P, const layout *L)
+{
+    int n = x->n, r = x->me, left = mod(r - 1, n);
+    size_t C = L->nchunks, total = seg_off(L, n - 1) + seg_len(L, n - 1), own = seg_off(L, r);
+    rank_state *me = &x->c->ranks[r];
+    const rank_state *lt = &x->c->ranks[left];
+    float *src, *dst;
+    clt_status st = map_pair(x, P, total, seg_len(L, r), &src, &dst);
+    if (st != CLT_OK) return st;
+    me->src = src;
+    for (size_t c = 0; c < C && st == CLT_OK; c++) st = post(x, (uint32_t)(c + 1));
+    uint32_t b = 1;
+    for (int s = 0; s < n - 1 && st == CLT_OK; s++, b++) {
+        int seg = mod(r - 2 - s, n);
+        bool last = s == n - 2;
+        float div = last && P->op == CLT_OP_AVG ? (float)n : 0.0f;
+        for (size_t c = 0; c < C && st == CLT_OK; c++) {
+            size_t len, off = chunk_of(L, seg, c, &len);
+            st = wait_peer(x, left, x->tag | ((b - 1) * C + c + 1));
+            if (st != CLT_OK) break;
+            if (len)
+                combine(last ? dst + (off - own) : me->host + off,
+                        (s == 0 ? lt->src : lt->host) + off, src + off, len, P->op, div);
+            st = post(x, (uint32_t)(b * C + c + 1));
+        }
+    }
+    return st;
+}
+
+/* All-gather (in process) on devices that share host memory: each rank puts its segment in
+ * place in its mapped result, then copies every other rank's straight from that rank's result;
+ * one copy per segment instead of the ring's two through staging. */
+static clt_status ag_mapped_run(rank_run *x, const plan *P, const layout *L)
+{
+    int n = x->n, r = x->me;
+    size_t total = seg_off(L, n - 1) + seg_len(L, n - 1), own = seg_off(L, r);
+    float *src, *dst;
+    clt_status st = map_pair(x, P, seg_len(L, r), total, &src, &dst);
+    if (st != CLT_OK) return st;
+    if (seg_len(L, r) && src != dst + own) memmove(dst + own, src, seg_len(L, r) * sizeof(float));
+    x->c->ranks[r].dst = dst;
+    st = post(x, 1);
+    for (int k = 1; k < n && st == CLT_OK; k++) {   /* the left neighbour first, as in the ring */
+        int j = mod(r - k, n);
+        st = wait_peer(x, j, x->tag | 1);
+        if (st == CLT_OK && seg_len(L, j))
+            memcpy(dst + seg_off(L, j), x->c->ranks[j].dst + seg_off(L, j), seg_len(L, j) * sizeof(float));
     }
     return st;
 }
@@ -852,6 +923,10 @@ static clt_status run_collective(clt__comm *c, clt__worker *w, const clt_collect
             st = naive_run(&x, P, &L);
         else if (k == KIND_ALLREDUCE && x.algo == CLT_ALGO_RING && c->unified)
             st = ring_mapped_run(&x, P, &L, count);
+        else if (k == KIND_REDUCE_SCATTER && x.algo == CLT_ALGO_RING && c->unified && !c->mpi)
+            st = rs_mapped_run(&x, P, &L);
+        else if (k == KIND_ALL_GATHER && x.algo == CLT_ALGO_RING && c->unified && !c->mpi)
+            st = ag_mapped_run(&x, P, &L);
         else
             st = ring_run(&x, P, &L);
     }
