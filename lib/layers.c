@@ -77,7 +77,7 @@ static clt_status linear_backward(const clt__layer *l, const clt__layer_io *io)
                                io->grads.off, in);
     if (st == CLT_OK && l->b_count) {
         clt__view db = clt__at(io->grads, l->w_count);
-        st = CLT_LAUNCH(w, "linear", "colsum_acc", out, CLT_ARG(B), CLT_ARG(out),
+        st = CLT_LAUNCH(w, "linear", "colsum_acc", (out + 15) / 16, CLT_ARG(B), CLT_ARG(out),
                         CLT_ARG(io->dout.mem), CLT_ARG(io->dout.off), CLT_ARG(db.mem), CLT_ARG(db.off));
     }
     /* dx (B, in) = dy (B, out) W (out, in) */
