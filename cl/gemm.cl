@@ -15,6 +15,9 @@
 #ifndef TA
 #define TA 0
 #endif
+#ifndef TC
+#define TC 0
+#endif
 
 /* The epilogue can add a bias per column (bias != 0: Linear's b) and write ReLU of the result to
  * a second matrix R (relu != 0, same leading dimension): Linear + ReLU in one pass, the same
@@ -44,6 +47,26 @@ __kernel void gemm_rb(const uint M, const uint N, const uint K, const float alph
             _Pragma("unroll") for (int v = 0; v < NV; v++) c[i][v] = fma((float16)(av), bv[v], c[i][v]);
         }
     }
+#if TC
+    /* The block is of C^T (blas.c's swapped product): row m0 + i of it is column m0 + i of C,
+     * (ldc, R alike), and the bias is per row here. The same operations in the same order as
+     * below, element by element, so the same bits as the direct product. */
+    _Pragma("unroll") for (int i = 0; i < RM; i++) {
+        const float bi = has_bias ? bias[bio + m0 + i] : 0.0f;
+        _Pragma("unroll") for (int v = 0; v < NV; v++) {
+            float t[16];
+            vstore16(alpha * c[i][v], 0, t);
+            for (int l = 0; l < 16; l++) {
+                const size_t at = (n0 + 16 * v + l) * ldc + m0 + i;
+                float r = t[l];
+                if (beta != 0.0f) r += beta * C[co + at];   /* beta 0: C may hold NaN */
+                if (has_bias) r += bi;
+                C[co + at] = r;
+                if (has_relu) R[ro + at] = fmax(r, 0.0f);
+            }
+        }
+    }
+#else
     float16 bv[NV];
     _Pragma("unroll") for (int v = 0; v < NV; v++)
         bv[v] = has_bias ? vload16(v, bias + bio + n0) : (float16)(0.0f);
@@ -57,6 +80,7 @@ __kernel void gemm_rb(const uint M, const uint N, const uint K, const float alph
             if (has_relu) vstore16(fmax(r, (float16)(0.0f)), v, R + ro + (m0 + i) * ldc + n0);
         }
     }
+#endif
 }
 
 /* Packs a matrix into a (R, Cc) buffer, zero-filled past the source's rows_in x cols_in: the
@@ -126,26 +150,5 @@ __kernel void unpad(const uint M, const uint N, __global const float *P, const u
     for (size_t c = c0; c < c0 + cn; c++) {
         const float v = P[po + r * ldp + c];
         C[co + r * ldc + c] = beta != 0.0f ? v + beta * C[co + r * ldc + c] : v;
-    }
-}
-
-/* The swapped product back: C (M, N) = P^T + beta C (+ bias per column), P (N, ldp) holding
- * C^T, and with relu R = max(C, 0) (blas.c's own_sgemm for B transposed and few rows). The same
- * operations in the same order as gemm_rb's epilogue, so the same bits. 16 columns of one row
- * per work-item. */
-__kernel void untrans(const uint M, const uint N, __global const float *P, const ulong po,
-                      const uint ldp, const float beta, __global float *C, const ulong co,
-                      const uint ldc, __global const float *bias, const ulong bio,
-                      const int has_bias, __global float *R, const ulong ro, const int has_relu)
-{
-    const size_t c0 = get_global_id(0) * 16, r = get_global_id(1);
-    if (r >= M || c0 >= N) return;
-    const size_t cn = min((size_t)16, N - c0);
-    for (size_t c = c0; c < c0 + cn; c++) {
-        float v = P[po + c * ldp + r];
-        if (beta != 0.0f) v += beta * C[co + r * ldc + c];   /* beta 0: C may hold NaN */
-        if (has_bias) v += bias[bio + c];
-        C[co + r * ldc + c] = v;
-        if (has_relu) R[ro + r * ldc + c] = fmax(v, 0.0f);
     }
 }

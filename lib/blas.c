@@ -179,19 +179,21 @@ static clt_status pack(clt__worker *w, cl_mem in, cl_ulong io, size_t ld, size_t
                                    CLT_ARG(ri), CLT_ARG(ci), CLT_ARG(t), CLT_ARG(out), CLT_ARG(oo)}, 10);
 }
 
-/* B transposed (the weight of a Linear's forward, x W^T) and few rows: packing B costs k * n
- * floats per call, more than the product itself when m is small (a 64-row micro-batch through a
- * 1024 x 1024 layer). Computing C^T = B A^T instead packs A (k * m) and transposes the (n, m)
- * product back, so it pays when that traffic is well below k * n. B must then fill gemm_rb's
- * rows exactly (n a multiple of GEMM_RM), or B would be packed after all. Only for m a multiple
- * of 16 from 32 up (pipeline micro-batches): with the few-row shapes of data-parallel shares
- * (5, 6 rows) PoCL 3.1's CPU driver aborted (pocl_release_dlhandle_cache) in 1 of 3
+/* B transposed (the weight of a Linear's forward, x W^T): the direct product packs B^T, k * n
+ * floats per call, which costs as much as the product itself when m is small (a 64-row
+ * micro-batch through a 1024 x 1024 layer) and is paid again by every data-parallel replica.
+ * Computing C^T = B A^T instead packs A^T (k * m) and stores the product transposed from the
+ * kernel's epilogue (TC in cl/gemm.cl), so it pays when m < n. B must then fill gemm_rb's rows
+ * exactly (n a multiple of GEMM_RM) and A^T its columns (m a multiple of 16), or an operand would
+ * be padded after all. Only from 32 rows up: with the few-row shapes of data-parallel shares (5,
+ * 6 rows) PoCL 3.1's CPU driver aborted (pocl_release_dlhandle_cache) in 1 of 3
  * ThreadSanitizer runs of test_data_parallel, and never without this path. */
 static bool swap_pays(clt__trans ta, clt__trans tb, size_t m, size_t n, size_t k)
 {
+    (void)k;
     size_t np = round_up(n, 16 * GEMM_NV);
     return ta == CLT__NOTRANS && tb == CLT__TRANS && n % GEMM_RM == 0 && m >= 32 &&
-           m % (16 * GEMM_NV) == 0 && 2 * m * (k + n) < k * np;
+           m % (16 * GEMM_NV) == 0 && m < np;
 }
 
 /* Whether w's scratch holds what own_sgemm needs for this call, growing it if not; false (and
@@ -201,10 +203,7 @@ static bool scratch_ready(clt__worker *w, clt__trans ta, clt__trans tb, size_t m
     size_t mp = round_up(m, rows_per_item(m)), np = round_up(n, 16 * GEMM_NV);
     size_t need = (mp != m ? mp * k : 0) + (np != n || tb == CLT__TRANS ? k * np : 0) +
                   (mp != m || np != n ? mp * np : 0);
-    if (swap_pays(ta, tb, m, n, k)) {   /* A packed (k, m16), then the product (n, m16) */
-        size_t m16 = round_up(m, 16 * GEMM_NV);
-        need = (k + n) * m16;
-    }
+    if (swap_pays(ta, tb, m, n, k)) need = k * m;   /* only A^T packed */
     cl_mem unused;
     if (need == 0 || scratch(w, need, &unused) == CLT_OK) return true;
     clt__log(CLT_LOG_INFO, "device %d: no room for the own SGEMM's scratch (%zu floats): CLBlast "
@@ -213,60 +212,47 @@ static bool scratch_ready(clt__worker *w, clt__trans ta, clt__trans tb, size_t m
     return false;
 }
 
-/* gemm_rb over (mp, np) = (m, n) rounded up to its block; the operands packed with zeros when
- * they do not fill it (or B is transposed), the result copied back from a padded one. bias and
- * relu only for shapes that need no padding (clt__sgemm_fused checks). */
-static clt_status own_sgemm(clt__worker *w, clt__trans ta, clt__trans tb, size_t m, size_t n,
+static clt_status gemm_core(clt__worker *w, clt__trans ta, clt__trans tb, size_t m, size_t n,
                             size_t k, float alpha, cl_mem a, size_t a_off, size_t lda, cl_mem b,
                             size_t b_off, size_t ldb, float beta, cl_mem c, size_t c_off, size_t ldc,
-                            const clt__view *bias, const clt__view *relu);
+                            const clt__view *bias, const clt__view *relu, bool trans_c);
 
-/* C = alpha A B^T + beta C as C^T = alpha B A^T into scratch (after A^T packed there), then
- * untrans: C from it, with beta, the bias and ReLU (see swap_pays). Each element is the same
- * chain of fma as the direct product (a * b = b * a exactly), so the same bits. */
-static clt_status swapped_sgemm(clt__worker *w, size_t m, size_t n, size_t k, float alpha, cl_mem a,
-                                size_t a_off, size_t lda, cl_mem b, size_t b_off, size_t ldb,
-                                float beta, cl_mem c, size_t c_off, size_t ldc,
-                                const clt__view *bias, const clt__view *relu)
-{
-    size_t m16 = round_up(m, 16 * GEMM_NV), pk = k * m16;
-    cl_mem sc;
-    clt_status st = scratch(w, pk + n * m16, &sc);   /* the inner call needs only pk: no regrowth */
-    if (st == CLT_OK)
-        st = own_sgemm(w, CLT__NOTRANS, CLT__TRANS, n, m, k, alpha, b, b_off, ldb, a, a_off, lda, 0.0f,
-                       sc, pk, m16, NULL, NULL);
-    cl_kernel uk;
-    if (st == CLT_OK) st = clt__kernel_get(w, "gemm", NULL, "untrans", &uk);
-    if (st != CLT_OK) return st;
-    cl_uint um = (cl_uint)m, un = (cl_uint)n, lp = (cl_uint)m16, ul = (cl_uint)ldc;
-    cl_ulong po = pk, co = c_off;
-    cl_mem bm = bias ? bias->mem : c, rm = relu ? relu->mem : c;
-    cl_ulong bio = bias ? bias->off : 0, ro = relu ? relu->off : 0;
-    cl_int has_bias = bias != NULL, has_relu = relu != NULL;
-    return enqueue_2d(w, uk, "untrans", (n + 15) / 16, m, true,
-                      (clt__arg[]){CLT_ARG(um), CLT_ARG(un), CLT_ARG(sc), CLT_ARG(po), CLT_ARG(lp),
-                                   CLT_ARG(beta), CLT_ARG(c), CLT_ARG(co), CLT_ARG(ul), CLT_ARG(bm),
-                                   CLT_ARG(bio), CLT_ARG(has_bias), CLT_ARG(rm), CLT_ARG(ro),
-                                   CLT_ARG(has_relu)}, 15);
-}
-
+/* gemm_rb over (mp, np) = (m, n) rounded up to its block; the operands packed with zeros when
+ * they do not fill it (or B is transposed), the result copied back from a padded one. bias and
+ * relu only for shapes that need no padding (clt__sgemm_fused checks). With B transposed and
+ * few rows, the swapped product (swap_pays). */
 static clt_status own_sgemm(clt__worker *w, clt__trans ta, clt__trans tb, size_t m, size_t n,
                             size_t k, float alpha, cl_mem a, size_t a_off, size_t lda, cl_mem b,
                             size_t b_off, size_t ldb, float beta, cl_mem c, size_t c_off, size_t ldc,
                             const clt__view *bias, const clt__view *relu)
 {
+    /* C = alpha A B^T + beta C as C^T = alpha B A^T, stored transposed: each element is the
+     * same chain of fma as the direct product (a * b = b * a exactly), then the same epilogue,
+     * so the same bits */
     if (swap_pays(ta, tb, m, n, k))
-        return swapped_sgemm(w, m, n, k, alpha, a, a_off, lda, b, b_off, ldb, beta, c, c_off, ldc,
-                             bias, relu);
+        return gemm_core(w, CLT__NOTRANS, CLT__TRANS, n, m, k, alpha, b, b_off, ldb, a, a_off, lda,
+                         beta, c, c_off, ldc, bias, relu, true);
+    return gemm_core(w, ta, tb, m, n, k, alpha, a, a_off, lda, b, b_off, ldb, beta, c, c_off, ldc,
+                     bias, relu, false);
+}
+
+/* trans_c: the product is C^T (m, n here are C's n, m), written to C (ldc) transposed, the bias
+ * per row; it must fill gemm_rb's block exactly. */
+static clt_status gemm_core(clt__worker *w, clt__trans ta, clt__trans tb, size_t m, size_t n,
+                            size_t k, float alpha, cl_mem a, size_t a_off, size_t lda, cl_mem b,
+                            size_t b_off, size_t ldb, float beta, cl_mem c, size_t c_off, size_t ldc,
+                            const clt__view *bias, const clt__view *relu, bool trans_c)
+{
     size_t rm_ = rows_per_item(m);
     char opts[96];
-    snprintf(opts, sizeof opts, "-DRM=%zu -DNV=%d -DTA=%d", rm_, GEMM_NV, ta == CLT__TRANS);
+    snprintf(opts, sizeof opts, "-DRM=%zu -DNV=%d -DTA=%d -DTC=%d", rm_, GEMM_NV, ta == CLT__TRANS,
+             trans_c);
     cl_kernel kern;
     clt_status st = clt__kernel_get(w, "gemm", opts, "gemm_rb", &kern);
     if (st != CLT_OK) return st;
     size_t mp = round_up(m, rm_), np = round_up(n, 16 * GEMM_NV);
     bool pad_a = mp != m, pad_b = np != n || tb == CLT__TRANS, pad_c = mp != m || np != n;
-    CLT_ASSERT(!pad_c || (!bias && !relu), CLT_ERR_STATE);
+    CLT_ASSERT(!pad_c || (!bias && !relu && !trans_c), CLT_ERR_STATE);
     size_t a_floats = pad_a ? mp * k : 0, b_floats = pad_b ? k * np : 0;
     cl_mem sc = NULL;
     if (pad_a || pad_b || pad_c) {

@@ -129,6 +129,77 @@ static clt_status covers_task(clt__worker *w, void *arg)
     return CLT_OK;
 }
 
+/* Linear + bias + ReLU, x (M, K) W^T with W (N, K): at 64 rows the own kernel computes the
+ * swapped product C^T = W x^T and stores it transposed from its epilogue; 16-row blocks take
+ * the direct product. out[0]: the swapped C and R, out[1]: the direct ones. */
+#define SW_M 64
+#define SW_N 128
+#define SW_K 96
+typedef struct {
+    float x[SW_M * SW_K], wt[SW_N * SW_K], bias[SW_N];
+    float c[2][SW_M * SW_N], r[2][SW_M * SW_N];
+    int fused[2];
+} swap_job;
+
+static clt_status swap_task(clt__worker *w, void *arg)
+{
+    swap_job *j = arg;
+    cl_int e[5];
+    cl_mem x = clCreateBuffer(w->context, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, sizeof j->x, j->x, &e[0]);
+    cl_mem wt = clCreateBuffer(w->context, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, sizeof j->wt, j->wt, &e[1]);
+    cl_mem b = clCreateBuffer(w->context, CL_MEM_READ_ONLY | CL_MEM_COPY_HOST_PTR, sizeof j->bias, j->bias, &e[2]);
+    cl_mem c = clCreateBuffer(w->context, CL_MEM_READ_WRITE, sizeof j->c[0], NULL, &e[3]);
+    cl_mem r = clCreateBuffer(w->context, CL_MEM_READ_WRITE, sizeof j->r[0], NULL, &e[4]);
+    clt_status st = CLT_OK;
+    for (int i = 0; i < 5 && st == CLT_OK; i++)
+        if (e[i]) st = clt__fail_cl(e[i], clt__worker_name(w), "clCreateBuffer");
+    for (int way = 0; way < 2 && st == CLT_OK; way++) {
+        size_t rows = way ? 16 : SW_M;   /* 16 rows: below the swapped path's 32 */
+        bool all = true;
+        for (size_t r0 = 0; r0 < SW_M && st == CLT_OK; r0 += rows) {
+            bool done = false;
+            clt__view bias = {b, 0}, relu = {r, r0 * SW_N};
+            st = clt__sgemm_fused(w, CLT__NOTRANS, CLT__TRANS, rows, SW_N, SW_K, x, r0 * SW_K, SW_K,
+                                  wt, 0, SW_K, c, r0 * SW_N, SW_N, &bias, &relu, &done);
+            all &= done;
+        }
+        j->fused[way] = all;
+        if (st == CLT_OK && (clEnqueueReadBuffer(w->queue, c, CL_TRUE, 0, sizeof j->c[way], j->c[way], 0, NULL, NULL) ||
+                             clEnqueueReadBuffer(w->queue, r, CL_TRUE, 0, sizeof j->r[way], j->r[way], 0, NULL, NULL)))
+            st = clt__fail(CLT_ERR_OPENCL, "reading the products back");
+    }
+    cl_mem all[] = {x, wt, b, c, r};
+    for (int i = 0; i < 5; i++)
+        if (all[i]) clReleaseMemObject(all[i]);
+    return st;
+}
+
+static void check_swapped(clt_runtime *rt)
+{
+    swap_job *j = calloc(1, sizeof *j);
+    fill(j->x, SW_M * SW_K, 3), fill(j->wt, SW_N * SW_K, 5), fill(j->bias, SW_N, 9);
+    if (!ok_status(clt__worker_call(&rt->workers[0], swap_task, j),
+                   "Linear + bias + ReLU at %d rows, then in blocks of 16", SW_M)) {
+        free(j);
+        return;
+    }
+    float ref[SW_M * SW_N];
+    gemm_case lin = {CLT__NOTRANS, CLT__TRANS, SW_M, SW_N, SW_K, 1, 1.0f, 0.0f};
+    memset(ref, 0, sizeof ref);
+    ref_gemm(&lin, j->x, j->wt, ref);
+    for (size_t i = 0; i < SW_M * SW_N; i++) ref[i] += j->bias[i % SW_N];
+    ok_close(j->c[0], ref, SW_M * SW_N, ATOL, RTOL, "the swapped product with its bias matches the CPU loop");
+    bool relu_ok = true;
+    for (size_t i = 0; i < SW_M * SW_N; i++) relu_ok &= j->r[0][i] == (j->c[0][i] > 0.0f ? j->c[0][i] : 0.0f);
+    ok(relu_ok, "its ReLU output is max(C, 0)");
+    if (j->fused[0] && j->fused[1])
+        ok(!memcmp(j->c[0], j->c[1], sizeof j->c[0]) && !memcmp(j->r[0], j->r[1], sizeof j->r[0]),
+           "the swapped product (stored transposed) gives the direct product's bits, bias and ReLU included");
+    else
+        ok(!j->fused[0] && !j->fused[1], "neither way fused: the device does not run cltrain's kernel");
+    free(j);
+}
+
 /* Runs every case on every device of rt at once (all devices' first uses race each other). */
 static void run_cases(clt_runtime *rt, const char *what)
 {
@@ -167,6 +238,7 @@ int main(void)
     clt_runtime *rt = NULL;
     if (!ok_status(clt_runtime_create(&rt, "all"), "runtime on all devices")) return tap_done();
     run_cases(rt, "all devices");
+    check_swapped(rt);
     int cov[4] = {0};
     ok_status(clt__worker_call(&rt->workers[0], covers_task, cov), "asking which SGEMM runs");
     ok(cov[0] == cov[3] && cov[1] == cov[3] && !cov[2], "cltrain's kernel is picked on CPU devices, padded "
