@@ -37,6 +37,11 @@ const char *clt__op_name(int kind)
     return kind >= 0 && kind <= CLT__OP_OUTPUT ? names[kind] : "?";
 }
 
+int clt__op_fault_kind(int kind)
+{
+    return kind == CLT__OP_FWD ? CLT__FAULT_FORWARD : kind == CLT__OP_BWD ? CLT__FAULT_BACKWARD : CLT__FAULT_COPY;
+}
+
 /* ---- one stage's list ------------------------------------------------------------------- */
 
 typedef struct {
@@ -153,6 +158,26 @@ clt_status clt__schedule_build(clt__schedule **out, clt_pipeline_schedule kind, 
     }
     *out = sc;
     return CLT_OK;
+}
+
+clt_status clt__schedule_cached(clt__schedule **cache, clt_pipeline_schedule kind, int nstages,
+                                const int *stage_dev, int ndev, int micro, int train, const clt__schedule **out)
+{
+    if (!*cache || (*cache)->micro != micro || (*cache)->kind != kind) {
+        clt__schedule_free(*cache);
+        *cache = NULL;
+        clt_status st = clt__schedule_build(cache, kind, nstages, stage_dev, ndev, micro, train);
+        if (st != CLT_OK) return st;
+    }
+    *out = *cache;
+    return CLT_OK;
+}
+
+void clt__pipeline_slots(clt_pipeline_schedule kind, int S, int k, int M, int *slots, int *gslots)
+{
+    int in_flight = kind == CLT_PIPELINE_NAIVE ? 1 : kind == CLT_PIPELINE_GPIPE ? M : S - k;
+    *slots = in_flight < M ? in_flight : M;
+    *gslots = kind == CLT_PIPELINE_GPIPE ? M : (in_flight + 1 < M ? in_flight + 1 : M);
 }
 
 /* ---- automatic partitioning ------------------------------------------------------------- */

@@ -345,8 +345,9 @@ int main(void)
             clt_model *placed = ref_seed_mlp(0.0f);
             clt_model_place(placed, 0, 3, 0);
             clt_model_place(placed, 4, 6, 1);
-            ok_error(clt_trainer_create(&t, rt, placed, &tp), CLT_ERR_UNSUPPORTED, "pipeline stages",
-                     "tensor parallelism with a placement (pipeline stages)");
+            ok_error(clt_trainer_create(&t, rt, placed, &tp), CLT_ERR_INVALID_ARG,
+                     "layer 4 (linear) is placed on tensor group 1, but the runtime's 3 devices in groups of 3",
+                     "a placement on 2 groups when 3 devices make one group of 3");
             clt_model_destroy(placed);
             int kind, first, count;
             clt_train_params dp = base;
