@@ -1109,6 +1109,10 @@ static clt_status tensor_create(clt_trainer *t, const float *init)
         return clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
     }
     clt_status st = stages(s, m);
+    if (st == CLT_OK && s->S && t->p.pipelines > 1)
+        st = clt__fail(CLT_ERR_UNSUPPORTED, "clt_trainer_create: copies of a pipeline of tensor groups "
+                       "(pipelines %d) are not supported yet: use pipelines 1 (groups past the "
+                       "placement stay idle)", t->p.pipelines);
     if (st != CLT_OK) {
         free(w), free(secs);
         return st;

@@ -294,6 +294,9 @@ int main(void)
             m = placed_model(0.0f, &two_stages);
             ok_error(clt_trainer_create(&t, rt, m, &p), CLT_ERR_INVALID_ARG, "make 1 group",
                      "2 stages when all 4 devices form one group");
+            p.tensor_group = 2, p.pipelines = 2;
+            ok_error(clt_trainer_create(&t, rt, m, &p), CLT_ERR_UNSUPPORTED, "pipelines 2",
+                     "2 copies of the pipeline of groups");
             clt_model_destroy(m);
             ok(t == NULL, "no trainer made by the refused calls");
             clt_runtime_destroy(rt);
