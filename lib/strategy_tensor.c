@@ -727,7 +727,7 @@ static clt_status pipe_jobs(clt_trainer *t, const clt__batch *b, int train, size
                                              (int)M, train, &sched)
                       : CLT_OK;
     uint32_t tag = ++s->tag;
-    for (int g = 0; g < s->G; g++) s->counts[g] = g < s->used ? b->batch : 0;
+    for (int g = 0; g < s->G && train; g++) s->counts[g] = g < s->used ? b->batch : 0;   /* the step's split */
     for (int q = 0; q < s->n; q++) {
         bool in = q / s->T < s->used;
         jobs[q] = (rank_job){.t = t, .s = s, .rank = q, .b = b, .count = in ? b->batch : 0,

@@ -3,8 +3,8 @@
  * 1F1B schedules. 5 steps of the seed MLP train like one device (losses, parameters and
  * gradients gathered back in the model's numbering, predict, evaluate); 2 stages x 2-way
  * groups on 4 devices, the seed placement (group 0 holding two stages), 3 stages of 1-device
- * groups, one stage on a 3-way group; dropout; Adam with clipping; a checkpoint loads into one
- * device; bad placements are refused naming the layer and the group; a device failing anywhere
+ * groups, one stage on a 3-way group; accumulation; slices sized by measured speed; dropout;
+ * Adam with clipping; a checkpoint loads into a new pipeline and into one device; bad placements are refused naming the layer and the group; a device failing anywhere
  * in a step returns its error at once and leaves the parameters as the last good step left them.
  * Tolerance: |got - ref| <= 1e-6 + 1e-5*|ref|. */
 #include "internal.h"
@@ -243,6 +243,46 @@ int main(void)
         clt_train_params p = tp;
         p.tensor_group = 2;
         check_slices(four, p);
+    }
+
+    /* Accumulation: two steps' gradients add up before one update, through the micro-batches. */
+    {
+        static run_result acc1;
+        clt_train_params p = base;
+        p.accumulation = 2;
+        if (ok_status(train("0:0", p, 0.0f, NULL, &acc1), "accumulation 2 on one device")) {
+            p = tp;
+            p.accumulation = 2, p.tensor_group = 2, p.micro_batches = 2, p.pipeline = CLT_PIPELINE_GPIPE;
+            if (ok_status(train(four, p, 0.0f, &two_stages, &r), "accumulation 2 in 2 stages x 2-way groups"))
+                compare(&acc1, &r, "accumulation 2, 2 stages x 2-way groups", ATOL);
+        }
+    }
+
+    /* CLT_SPLIT_AUTO times each device once at create, over the stages it holds: with tensor
+     * rank 1 of both groups made 3 times slower, tensor rank 0 gets more of every pair. */
+    {
+        clt_train_params p = tp;
+        p.split = CLT_SPLIT_AUTO, p.tensor_group = 2, p.micro_batches = 2;
+        setenv("CLT_SLOW_DEVICES", "1:3,3:3", 1);
+        clt_runtime *rt = NULL;
+        clt_trainer *t = NULL;
+        clt_model *m = placed_model(0.0f, &two_stages);
+        int k, f, c0 = 0, c1 = 0, c2 = 0, c3 = 0;
+        clt_status st = clt_runtime_create(&rt, four);
+        if (st == CLT_OK) st = clt_trainer_create(&t, rt, m, &p);
+        for (int s = 0; s < 2 && st == CLT_OK; s++) st = clt_trainer_step(t, xs[s], ys[s], BATCH, NULL);
+        if (st == CLT_OK) st = clt_trainer_tensor_slice(t, 0, 0, &k, &f, &c0);
+        if (st == CLT_OK) st = clt_trainer_tensor_slice(t, 0, 1, &k, &f, &c1);
+        if (st == CLT_OK) st = clt_trainer_tensor_slice(t, 4, 2, &k, &f, &c2);
+        if (st == CLT_OK) st = clt_trainer_tensor_slice(t, 4, 3, &k, &f, &c3);
+        if (ok_status(st, "measured slices in 2 stages, devices 1 and 3 slowed 3x: 2 steps"))
+            ok(c0 > c1 && c0 + c1 == 512 && c2 > c3 && c2 + c3 == 128,
+               "measured slices: tensor rank 0 takes more of fc1 (%d and %d of 512) and of fc3 (%d and %d of 128)",
+               c0, c1, c2, c3);
+        clt_trainer_destroy(t);
+        clt_model_destroy(m);
+        clt_runtime_destroy(rt);
+        unsetenv("CLT_SLOW_DEVICES");
     }
 
     /* Dropout draws its mask by the row's place in the batch, whichever micro-batch and slot. */
