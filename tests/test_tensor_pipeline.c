@@ -7,30 +7,16 @@
  * Adam with clipping; a checkpoint loads into a new pipeline and into one device; bad placements are refused naming the layer and the group; a device failing anywhere
  * in a step returns its error at once and leaves the parameters as the last good step left them.
  * Tolerance: |got - ref| <= 1e-6 + 1e-5*|ref|. */
-#include "internal.h"
-#include "ref.h"
-#include "tap.h"
+#include "seed_check.h"
 
-#include <math.h>
-#include <stdio.h>
-#include <unistd.h>
-
-#define ATOL 1e-6
-#define RTOL 1e-5
-#define STEPS 5
-#define BATCH 16
-#define NPARAMS (1024 * 512 + 512 + 512 * 256 + 256 + 256 * 128 + 128 + 1290)
+#define ATOL SEED_ATOL
+#define RTOL SEED_RTOL
+#define STEPS SEED_STEPS
+#define BATCH SEED_BATCH
+#define NPARAMS SEED_NPARAMS
 
 static float xs[STEPS][BATCH * 1024];
 static int32_t ys[STEPS][BATCH];
-
-typedef struct {
-    float loss[STEPS];
-    float params[NPARAMS];
-    float grads[NPARAMS];
-    float out[BATCH * 10];     /* predict on batch 0 after training */
-    float eval_loss, eval_acc;
-} run_result;
 
 /* A placement as group of each layer; -1 ends it. */
 typedef struct {
@@ -50,20 +36,7 @@ static clt_model *placed_model(float dropout, const placement *pl)
     return m;
 }
 
-/* Every Linear's weight and bias (or their gradients) into the flat numbering. */
-static clt_status gather(clt_trainer *t, const clt_model *m, float *flat, int grads)
-{
-    clt_status st = CLT_OK;
-    for (int l = 0; l < clt_model_layer_count(m) && st == CLT_OK; l++) {
-        if (m->layers[l].desc.kind != CLT_LAYER_LINEAR) continue;
-        size_t off = m->layers[l].param_off, w = m->layers[l].w_count, b = m->layers[l].b_count;
-        st = (grads ? clt_trainer_get_grad : clt_trainer_get_param)(t, l, "weight", flat + off, w);
-        if (st == CLT_OK) st = (grads ? clt_trainer_get_grad : clt_trainer_get_param)(t, l, "bias", flat + off + w, b);
-    }
-    return st;
-}
-
-static clt_status train(const char *spec, clt_train_params p, float dropout, const placement *pl, run_result *out)
+static clt_status train(const char *spec, clt_train_params p, float dropout, const placement *pl, seed_result *out)
 {
     clt_runtime *rt = NULL;
     clt_trainer *t = NULL;
@@ -71,32 +44,12 @@ static clt_status train(const char *spec, clt_train_params p, float dropout, con
     p.max_batch = BATCH;
     clt_status st = clt_runtime_create(&rt, spec);
     if (st == CLT_OK) st = clt_trainer_create(&t, rt, m, &p);
-    for (int s = 0; s < STEPS && st == CLT_OK; s++) st = clt_trainer_step(t, xs[s], ys[s], BATCH, &out->loss[s]);
-    if (st == CLT_OK) st = gather(t, m, out->params, 0);
-    if (st == CLT_OK) st = gather(t, m, out->grads, 1);
-    if (st == CLT_OK) st = clt_trainer_predict(t, xs[0], BATCH, out->out);
-    if (st == CLT_OK) st = clt_trainer_evaluate(t, xs[1], ys[1], BATCH, &out->eval_loss, &out->eval_acc);
+    if (st == CLT_OK) st = seed_run(t, m, xs, ys, out);
     if (st != CLT_OK) diag("training on '%s': %s", spec, clt_last_error());
     clt_trainer_destroy(t);
     clt_model_destroy(m);
     clt_runtime_destroy(rt);
     return st;
-}
-
-static void compare(const run_result *ref, const run_result *got, const char *what, double patol)
-{
-    char w[240];
-    snprintf(w, sizeof w, "%s: losses of %d steps", what, STEPS);
-    ok_close(got->loss, ref->loss, STEPS, ATOL, RTOL, w);
-    snprintf(w, sizeof w, "%s: parameters gathered back after %d steps", what, STEPS);
-    ok_close(got->params, ref->params, NPARAMS, patol, RTOL, w);
-    snprintf(w, sizeof w, "%s: gradients of the last step gathered back", what);
-    ok_close(got->grads, ref->grads, NPARAMS, ATOL, RTOL, w);
-    snprintf(w, sizeof w, "%s: predict", what);
-    ok_close(got->out, ref->out, BATCH * 10, ATOL, RTOL, w);
-    ok(fabsf(got->eval_loss - ref->eval_loss) <= ATOL + RTOL * fabsf(ref->eval_loss) &&
-       got->eval_acc == ref->eval_acc, "%s: evaluate gives loss %g (one device %g), accuracy %g (%g)",
-       what, (double)got->eval_loss, (double)ref->eval_loss, (double)got->eval_acc, (double)ref->eval_acc);
 }
 
 /* Which layers the trainer split on which device: (kind, first, count) of fc1 and fc3. */
@@ -121,49 +74,6 @@ static void check_slices(const char *spec, clt_train_params p)
     clt_runtime_destroy(rt);
 }
 
-/* Save after 3 steps on the pipeline; a new pipeline trainer loads the file and goes on with the
- * same losses bit for bit, and one device with the same losses. */
-static void checkpoint(const char *spec, clt_train_params p)
-{
-    char path[] = "/tmp/clt-tpipe-XXXXXX";
-    int fd = mkstemp(path);
-    if (fd >= 0) close(fd);
-    clt_runtime *rt = NULL, *rt1 = NULL;
-    clt_model *m = placed_model(0.0f, &two_stages);
-    clt_trainer *a = NULL, *b = NULL, *c = NULL;
-    float la[2], lb[2], lc[2];
-    p.max_batch = BATCH;
-    clt_status st = clt_runtime_create(&rt, spec);
-    if (st == CLT_OK) st = clt_runtime_create(&rt1, "0:0");
-    if (st == CLT_OK) st = clt_trainer_create(&a, rt, m, &p);
-    for (int s = 0; s < 3 && st == CLT_OK; s++) st = clt_trainer_step(a, xs[s], ys[s], BATCH, NULL);
-    if (ok_status(st == CLT_OK ? clt_trainer_save(a, path) : st, "checkpoint: 3 Adam steps in 2 stages, saved")) {
-        for (int s = 0; s < 2 && st == CLT_OK; s++) st = clt_trainer_step(a, xs[3 + s], ys[3 + s], BATCH, &la[s]);
-        clt_train_params q = p;
-        q.seed = 99;   /* other initial parameters: the load must replace them */
-        if (st == CLT_OK) st = clt_trainer_create(&b, rt, m, &q);
-        if (st == CLT_OK) st = clt_trainer_load(b, path);
-        for (int s = 0; s < 2 && st == CLT_OK; s++) st = clt_trainer_step(b, xs[3 + s], ys[3 + s], BATCH, &lb[s]);
-        if (ok_status(st, "checkpoint: a new trainer in 2 stages loads it and trains 2 steps"))
-            ok(!memcmp(la, lb, sizeof la), "checkpoint: the same losses bit for bit (%.9g %.9g / %.9g %.9g)",
-               (double)la[0], (double)la[1], (double)lb[0], (double)lb[1]);
-        clt_train_params one = p;
-        one.parallel = CLT_PARALLEL_NONE;
-        one.verify_replicas = 0;
-        one.tensor_group = 0;
-        one.seed = 99;   /* other initial parameters: the load must replace them */
-        if (st == CLT_OK) st = clt_trainer_create(&c, rt1, m, &one);
-        if (st == CLT_OK) st = clt_trainer_load(c, path);
-        for (int s = 0; s < 2 && st == CLT_OK; s++) st = clt_trainer_step(c, xs[3 + s], ys[3 + s], BATCH, &lc[s]);
-        if (ok_status(st, "checkpoint: one device loads the file and trains 2 steps"))
-            ok_close(lc, la, 2, ATOL, RTOL, "checkpoint: one device goes on with the pipeline's losses");
-    }
-    clt_trainer_destroy(a), clt_trainer_destroy(b), clt_trainer_destroy(c);
-    clt_runtime_destroy(rt), clt_runtime_destroy(rt1);
-    clt_model_destroy(m);
-    remove(path);
-}
-
 /* A device failing at `op` in the second update: the step returns the lost-device status within
  * a bound, every parameter is the bits the first update left, and the next step works. */
 static void fault(const char *spec, clt_train_params p, int device, int op, const char *what)
@@ -176,7 +86,7 @@ static void fault(const char *spec, clt_train_params p, int device, int op, cons
     clt_status st = clt_runtime_create(&rt, spec);
     if (st == CLT_OK) st = clt_trainer_create(&t, rt, m, &p);
     if (st == CLT_OK) st = clt_trainer_step(t, xs[0], ys[0], BATCH, NULL);
-    if (st == CLT_OK) st = gather(t, m, before, 0);
+    if (st == CLT_OK) st = seed_gather(t, m, before, 0);
     if (ok_status(st, "%s: a good step first", what)) {
         clt__fault_arm(&(clt__fault){device, 2, op, 0, CL_DEVICE_NOT_AVAILABLE});
         double t0 = clt__now();
@@ -185,7 +95,7 @@ static void fault(const char *spec, clt_train_params p, int device, int op, cons
         double took = clt__now() - t0;
         ok(took < 10.0, "%s: every device stopped within %.2f s (the waits' timeouts are minutes)", what, took);
         clt__fault_arm(NULL);
-        st = gather(t, m, after, 0);
+        st = seed_gather(t, m, after, 0);
         ok(st == CLT_OK && !memcmp(before, after, sizeof before) && clt_trainer_step_count(t) == 1,
            "%s: the parameters are the bits of the last good step", what);
         float l;
@@ -207,7 +117,7 @@ int main(void)
     clt_train_params base = clt_train_params_default();
     base.optim = clt_sgd(0.05f, 0.9f, 1e-4f, 0);
     base.seed = 3;
-    static run_result single, r;
+    static seed_result single, r;
     if (!ok_status(train("0:0", base, 0.0f, NULL, &single), "one device: %d steps of the seed MLP", STEPS))
         return tap_done();
 
@@ -237,7 +147,7 @@ int main(void)
         p.micro_batches = cases[c].micro;
         p.pipeline = cases[c].sched;
         if (ok_status(train(cases[c].spec, p, 0.0f, cases[c].pl, &r), "%s: %d steps", cases[c].what, STEPS))
-            compare(&single, &r, cases[c].what, ATOL);
+            seed_compare(&single, &r, cases[c].what, ATOL);
     }
     {
         clt_train_params p = tp;
@@ -247,14 +157,14 @@ int main(void)
 
     /* Accumulation: two steps' gradients add up before one update, through the micro-batches. */
     {
-        static run_result acc1;
+        static seed_result acc1;
         clt_train_params p = base;
         p.accumulation = 2;
         if (ok_status(train("0:0", p, 0.0f, NULL, &acc1), "accumulation 2 on one device")) {
             p = tp;
             p.accumulation = 2, p.tensor_group = 2, p.micro_batches = 2, p.pipeline = CLT_PIPELINE_GPIPE;
             if (ok_status(train(four, p, 0.0f, &two_stages, &r), "accumulation 2 in 2 stages x 2-way groups"))
-                compare(&acc1, &r, "accumulation 2, 2 stages x 2-way groups", ATOL);
+                seed_compare(&acc1, &r, "accumulation 2, 2 stages x 2-way groups", ATOL);
         }
     }
 
@@ -287,13 +197,13 @@ int main(void)
 
     /* Dropout draws its mask by the row's place in the batch, whichever micro-batch and slot. */
     {
-        static run_result d1;
+        static seed_result d1;
         clt_train_params p = base;
         if (ok_status(train("0:0", p, 0.25f, NULL, &d1), "dropout 0.25 on one device")) {
             p = tp;
             p.tensor_group = 2, p.micro_batches = 4, p.pipeline = CLT_PIPELINE_GPIPE;
             if (ok_status(train(four, p, 0.25f, &dropout_two, &r), "dropout in 2 stages x 2-way groups, gpipe, 4 micro-batches"))
-                compare(&d1, &r, "dropout, 2 stages x 2-way groups", ATOL);
+                seed_compare(&d1, &r, "dropout, 2 stages x 2-way groups", ATOL);
         }
     }
 
@@ -302,14 +212,16 @@ int main(void)
     clt_train_params adam = base;
     adam.optim = clt_adam(1e-3f);
     adam.clip_norm = 0.5f;
-    static run_result a1;
+    static seed_result a1;
     if (ok_status(train("0:0", adam, 0.0f, NULL, &a1), "Adam with clipping on one device")) {
         clt_train_params p = adam;
         p.parallel = CLT_PARALLEL_TENSOR, p.verify_replicas = 1;
         p.tensor_group = 2, p.micro_batches = 4, p.pipeline = CLT_PIPELINE_1F1B;
         if (ok_status(train(four, p, 0.0f, &two_stages, &r), "Adam with clipping in 2 stages x 2-way groups"))
-            compare(&a1, &r, "Adam + clipping, 2 stages x 2-way groups", 2e-5);
-        checkpoint(four, p);
+            seed_compare(&a1, &r, "Adam + clipping, 2 stages x 2-way groups", 2e-5);
+        clt_model *m = placed_model(0.0f, &two_stages);
+        seed_checkpoint(four, p, m, xs, ys, "Adam, 2 stages x 2-way groups");
+        clt_model_destroy(m);
     }
 
     /* Bad placements. */
