@@ -729,6 +729,8 @@ clt_status clt__schedule_cached(clt__schedule **cache, clt_pipeline_schedule kin
  * its activations, *gslots for the gradient it sends back (lib/strategy_model.c says why). */
 void clt__pipeline_slots(clt_pipeline_schedule kind, int S, int k, int M, int *slots, int *gslots);
 const char *clt__op_name(int kind);
+/* The timeline name of an instruction ("forward mb 3"; a static string), NULL for none. */
+const char *clt__op_span_name(clt__op op);
 /* Where CLT_FAULT strikes an instruction of this kind (CLT__FAULT_*). */
 int clt__op_fault_kind(int kind);
 

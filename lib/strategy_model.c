@@ -146,21 +146,6 @@ static clt_status exec_op(dev_job *j, clt__worker *w, clt__op op)
     return clt__fail(CLT_ERR_STATE, "internal error: unknown pipeline instruction %d", op.kind);
 }
 
-/* Timeline names of the instructions (the trace keeps the pointer: static strings), by kind
- * and micro-batch; micro-batches from 16 on share the name without a number. */
-#define MB16(s) {s " 0", s " 1", s " 2", s " 3", s " 4", s " 5", s " 6", s " 7", s " 8", s " 9", \
-                 s " 10", s " 11", s " 12", s " 13", s " 14", s " 15", s}
-static const char *const op_names[][17] = {
-    [CLT__OP_FWD] = MB16("forward mb"),
-    [CLT__OP_BWD] = MB16("backward mb"),
-    [CLT__OP_SEND_ACT] = MB16("send activations mb"),
-    [CLT__OP_RECV_ACT] = MB16("wait for activations mb"),
-    [CLT__OP_SEND_GRAD] = MB16("send gradients mb"),
-    [CLT__OP_RECV_GRAD] = MB16("wait for gradients mb"),
-    [CLT__OP_OUTPUT] = MB16("read outputs mb"),
-};
-#undef MB16
-
 /* One instruction, as a host phase on the timeline: the time the device's thread spent on it
  * (enqueueing, or waiting for a neighbour's rows), so pipeline bubbles show on the host rows. */
 static clt_status exec_op_traced(dev_job *j, clt__worker *w, clt__op op)
@@ -168,8 +153,7 @@ static clt_status exec_op_traced(dev_job *j, clt__worker *w, clt__op op)
     if (!w->trace) return exec_op(j, w, op);
     double t0 = clt__now();
     clt_status st = exec_op(j, w, op);
-    if (op.kind >= 0 && op.kind < (int)(sizeof op_names / sizeof op_names[0]) && op_names[op.kind][0])
-        clt__worker_span(w, op_names[op.kind][op.mb >= 0 && op.mb < 16 ? op.mb : 16], t0, clt__now());
+    if (clt__op_span_name(op)) clt__worker_span(w, clt__op_span_name(op), t0, clt__now());
     return st;
 }
 

@@ -538,7 +538,10 @@ static clt_status pipe_a_body(clt__worker *w, rank_job *j)
     for (size_t i = 0; j->sched && i < j->sched->nops[g] && st == CLT_OK; i++) {
         clt__op op = j->sched->ops[g][i];
         st = clt__fault_point(w, clt__op_fault_kind(op.kind), (unsigned)i + 1, clt__op_name(op.kind));
+        double t1 = clt__now();
         if (st == CLT_OK) st = pipe_op(j, w, op, &t0);
+        /* the timeline shows each instruction, waits for a neighbour's rows included */
+        if (w->trace && clt__op_span_name(op)) clt__worker_span(w, clt__op_span_name(op), t1, clt__now());
     }
     if (st == CLT_OK) {
         cl_int err = clFinish(w->queue);

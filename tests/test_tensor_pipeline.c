@@ -9,6 +9,9 @@
  * Tolerance: |got - ref| <= 1e-6 + 1e-5*|ref|. */
 #include "seed_check.h"
 
+#include <string.h>
+#include <unistd.h>
+
 #define ATOL SEED_ATOL
 #define RTOL SEED_RTOL
 #define STEPS SEED_STEPS
@@ -72,6 +75,37 @@ static void check_slices(const char *spec, clt_train_params p)
     clt_trainer_destroy(t);
     clt_model_destroy(m);
     clt_runtime_destroy(rt);
+}
+
+/* A timeline of one step shows each instruction of every group, and the tensor all-reduces. */
+static void timeline(const char *spec, clt_train_params p)
+{
+    char path[] = "/tmp/clt-tpipe-trace-XXXXXX";
+    int fd = mkstemp(path);
+    if (fd >= 0) close(fd);
+    clt_runtime_options o = clt_runtime_options_default();
+    o.devices = spec;
+    o.trace_path = path;
+    clt_runtime *rt = NULL;
+    clt_trainer *t = NULL;
+    clt_model *m = placed_model(0.0f, &two_stages);
+    p.max_batch = BATCH;
+    clt_status st = clt_runtime_create_ex(&rt, &o);
+    if (st == CLT_OK) st = clt_trainer_create(&t, rt, m, &p);
+    if (st == CLT_OK) st = clt_trainer_step(t, xs[0], ys[0], BATCH, NULL);
+    clt_trainer_destroy(t);
+    clt_runtime_destroy(rt);   /* writes the file */
+    clt_model_destroy(m);
+    static char text[1 << 22];
+    FILE *f = fopen(path, "rb");
+    size_t n = f ? fread(text, 1, sizeof text - 1, f) : 0;
+    if (f) fclose(f);
+    text[n] = 0;
+    if (ok_status(st, "timeline: one step in 2 stages recorded"))
+        ok(strstr(text, "\"forward mb 1\"") && strstr(text, "\"wait for activations mb 1\"") &&
+           strstr(text, "\"send gradients mb 1\"") && strstr(text, "\"tensor all-reduce\""),
+           "timeline: the instructions of micro-batch 1 and the tensor all-reduces are on it (%zu bytes)", n);
+    remove(path);
 }
 
 /* A device failing at `op` in the second update: the step returns the lost-device status within
@@ -253,6 +287,12 @@ int main(void)
             ok(t == NULL, "no trainer made by the refused calls");
             clt_runtime_destroy(rt);
         }
+    }
+
+    {
+        clt_train_params p = tp;
+        p.tensor_group = 2, p.micro_batches = 2, p.pipeline = CLT_PIPELINE_GPIPE;
+        timeline(four, p);
     }
 
     /* Faults: in a forward of the first stage's group, in a backward of the last, in a tensor
