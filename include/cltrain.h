@@ -637,7 +637,7 @@ typedef struct {
     clt_parallel parallel;
     clt_split split;              /* data: how the batch is shared; tensor: how the features of
                                    * split layers are shared (CLT_SPLIT_AUTO: by each device's
-                                   * speed, timed once at create) */
+                                   * speed, timed at create: the fastest of 3 steps) */
     const float *split_weights;   /* data, CLT_SPLIT_WEIGHTS: one weight >= 0 per device; tensor:
                                    * one weight > 0 per device, slices in proportion, the same
                                    * weights in every group (matching slices are the same size) */
