@@ -544,7 +544,8 @@ CLT_API const char *clt_model_describe(clt_model *m);
  * Place every layer or none: with none, a CLT_PARALLEL_MODEL trainer partitions the layers
  * itself. A range outside the model, a negative device, or a layer placed twice (overlapping
  * ranges) is CLT_ERR_INVALID_ARG and changes nothing; a device the runtime does not have is
- * refused by clt_trainer_create. Placement only matters to CLT_PARALLEL_MODEL. */
+ * refused by clt_trainer_create. Placement only matters to CLT_PARALLEL_MODEL, and to
+ * CLT_PARALLEL_TENSOR, where `device` names a tensor group instead (see tensor_group). */
 CLT_API clt_status clt_model_place(clt_model *m, int first_layer, int last_layer, int device);
 /* The device layer `layer` is placed on; -1 when it is not placed (or on bad input). */
 CLT_API int clt_model_placement(const clt_model *m, int layer);
@@ -591,7 +592,8 @@ typedef enum {
                                   input features; the partial outputs are all-reduced and the bias
                                   added once), one all-reduce forward and one backward per pair.
                                   Other layers (and a Linear left without a partner) are replicated:
-                                  every device computes them on the same bits. See tensor_group. */
+                                  every device computes them on the same bits. See tensor_group;
+                                  with a placement, a pipeline of tensor groups. */
 } clt_parallel;
 
 /* How a model-parallel step moves micro-batches through the stages. Every schedule accumulates
@@ -635,7 +637,7 @@ typedef struct {
     clt_parallel parallel;
     clt_split split;              /* data: how the batch is shared; tensor: how the features of
                                    * split layers are shared (CLT_SPLIT_AUTO: by each device's
-                                   * speed, timed once at create) */
+                                   * speed, timed at create: the fastest of 3 steps) */
     const float *split_weights;   /* data, CLT_SPLIT_WEIGHTS: one weight >= 0 per device; tensor:
                                    * one weight > 0 per device, slices in proportion, the same
                                    * weights in every group (matching slices are the same size) */
@@ -661,9 +663,11 @@ typedef struct {
                                    * Keeps a host copy of the optimizer state, refreshed each
                                    * update. clt_trainer_dropped_devices lists what was dropped.
                                    * Other modes: CLT_ERR_INVALID_ARG. Default 0. */
-    int micro_batches;            /* model: micro-batches per step (default 1), 1..65536; a batch
+    int micro_batches;            /* model, and tensor with a placement: micro-batches per step
+                                   * (default 1), 1..65536; a batch
                                    * of B splits into min(B, micro_batches) as equal as can be */
-    clt_pipeline_schedule pipeline;   /* model: the schedule (default CLT_PIPELINE_NAIVE) */
+    clt_pipeline_schedule pipeline;   /* model, and tensor with a placement: the schedule
+                                       * (default CLT_PIPELINE_NAIVE) */
     int pipelines;                /* model, hybrid: P data-parallel copies of the pipeline (default
                                    * 1). With a placement on devices 0..D-1, copy p runs on devices
                                    * p*D .. p*D+D-1 (the runtime needs P*D); without one, each copy
@@ -674,7 +678,16 @@ typedef struct {
                                    * runtime's). It must divide the device count: devices
                                    * g*T .. g*T+T-1 form group g, each group a replica of the whole
                                    * model, the batch split equally between groups and the
-                                   * gradients of matching slices all-reduced across them. */
+                                   * gradients of matching slices all-reduced across them.
+                                   * With a placement (clt_model_place), its device numbers
+                                   * name groups instead, every layer placed on a group the
+                                   * runtime has: the runs of layers on one group are pipeline
+                                   * stages, each tensor-parallel inside its group (a pair is
+                                   * split only within one stage), run by `pipeline` with
+                                   * `micro_batches`; every device of the next group receives
+                                   * the whole activation, and gradients come back the same way.
+                                   * Groups past the highest one placed stay idle, and copies of
+                                   * such a pipeline (pipelines > 1) are not supported. */
 } clt_train_params;
 
 /* Cross-entropy, SGD lr 0.01 without momentum, constant schedule, no clipping, max_batch 256,
@@ -720,7 +733,8 @@ CLT_API clt_status clt_trainer_get_grad(clt_trainer *t, int layer, const char *n
  * [*first, *first + *count) of the output features (*kind 1: a column-parallel Linear, or 3: an
  * activation between the pair, running on that slice) or of the input features (*kind 2: a
  * row-parallel Linear); *kind 0 is a replicated layer (first 0, count its output features).
- * CLT_ERR_UNSUPPORTED for other strategies. */
+ * With a placement the layer lives on its group's devices only; `device` gives the slice its
+ * tensor rank (device % tensor_group) holds there. CLT_ERR_UNSUPPORTED for other strategies. */
 CLT_API clt_status clt_trainer_tensor_slice(const clt_trainer *t, int layer, int device, int *kind,
                                             int *first, int *count);
 /* Data parallel: how many samples of the last step each device took (counts[device]; n is the

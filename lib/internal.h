@@ -484,6 +484,12 @@ clt_status clt__net_forward_span(clt__net *n, int first, int last, size_t row, s
 clt__view clt__net_act(const clt__net *n, int layer);
 clt_status clt__net_backward_span(clt__net *n, int first, int last, size_t batch, clt__view dout,
                                   int want_din, clt__view *din, uint64_t seed);
+/* The same over rows [row, row + batch) of the activation buffers (a pipeline slot; the
+ * gradients between layers still use rows from 0 of the ping-pong buffers), layer first's input
+ * gradient going to din_to when its mem is set. */
+clt_status clt__net_backward_span_rows(clt__net *n, int first, int last, size_t row, size_t batch,
+                                       clt__view dout, clt__view din_to, int want_din, clt__view *din,
+                                       uint64_t seed);
 /* Loss of the last forward against labels/targets already in n->labels / n->targets. Writes
  * the loss gradient (scaled by grad_scale per row) into n->gbuf[0] when want_grad; *sum is
  * the plain sum of the per-row losses, added in row order in double; *correct (when not NULL)
@@ -549,6 +555,10 @@ typedef struct clt__strategy_ops clt__strategy_ops;
  * its labels or targets when it has them, to the start of n's buffers (asynchronous: drain the
  * queue before the caller's arrays go). */
 clt_status clt__net_upload_rows(clt__net *n, const clt__batch *b, size_t start, size_t count);
+/* Its two halves, on n's worker, without a fault point: the input rows to rows [row, row +
+ * count) of n->input, and the labels or targets to the start of n's. */
+clt_status clt__net_upload_input(clt__net *n, const clt__batch *b, size_t start, size_t count, size_t row);
+clt_status clt__net_upload_truth(clt__net *n, const clt__batch *b, size_t start, size_t count);
 /* A worker task destroying the clt__net passed as its argument. */
 clt_status clt__net_destroy_task(clt__worker *w, void *net);
 
@@ -720,7 +730,18 @@ typedef struct {
 clt_status clt__schedule_build(clt__schedule **out, clt_pipeline_schedule kind, int nstages,
                                const int *stage_dev, int ndev, int micro, int train);
 void clt__schedule_free(clt__schedule *s);
+/* The schedule kept in *cache (NULL at first; the caller frees it), rebuilt when the kind or the
+ * micro-batch count changes. */
+clt_status clt__schedule_cached(clt__schedule **cache, clt_pipeline_schedule kind, int nstages,
+                                const int *stage_dev, int ndev, int micro, int train, const clt__schedule **out);
+/* The micro-batches stage k of S holds at once under a schedule of M micro-batches: *slots for
+ * its activations, *gslots for the gradient it sends back (lib/strategy_model.c says why). */
+void clt__pipeline_slots(clt_pipeline_schedule kind, int S, int k, int M, int *slots, int *gslots);
 const char *clt__op_name(int kind);
+/* The timeline name of an instruction ("forward mb 3"; a static string), NULL for none. */
+const char *clt__op_span_name(clt__op op);
+/* Where CLT_FAULT strikes an instruction of this kind (CLT__FAULT_*). */
+int clt__op_fault_kind(int kind);
 
 /* Automatic partitioning: contiguous ranges of layers to devices in order (a device may get
  * none) minimising the slowest device's total of cost[d * nlayers + i] (layer i's measured time

@@ -155,13 +155,21 @@ clt__view clt__net_act(const clt__net *n, int layer)
 clt_status clt__net_backward_span(clt__net *n, int first, int last, size_t batch, clt__view dout,
                                   int want_din, clt__view *din, uint64_t seed)
 {
-    CLT_ASSERT(batch <= n->max_batch && first >= n->first && last <= n->last, CLT_ERR_STATE);
+    return clt__net_backward_span_rows(n, first, last, 0, batch, dout, (clt__view){NULL, 0}, want_din, din, seed);
+}
+
+clt_status clt__net_backward_span_rows(clt__net *n, int first, int last, size_t row, size_t batch,
+                                       clt__view dout, clt__view din_to, int want_din, clt__view *din,
+                                       uint64_t seed)
+{
+    CLT_ASSERT(row + batch <= n->max_batch && first >= n->first && last <= n->last, CLT_ERR_STATE);
     for (int i = last; i >= first; i--) {
-        clt__layer_io io = io_of(n, i, 0, batch, 1, seed);
+        clt__layer_io io = io_of(n, i, row, batch, 1, seed);
         io.dout = dout;
         /* the ping-pong buffer dout is not in */
         io.din = (clt__view){n->gbuf[dout.mem == n->gbuf[0] ? 1 : 0], 0};
         if (i == first && !want_din) io.din = (clt__view){NULL, 0};
+        else if (i == first && din_to.mem) io.din = din_to;
         clt_status st = clt__layer_backward(&n->m->layers[i], &io);
         if (st != CLT_OK) return st;
         dout = io.din;
@@ -425,23 +433,36 @@ clt_status clt__net_state_io(clt__net *n, int which, size_t size, size_t off, si
     return clt__worker_call(n->w, state_task, &j);
 }
 
-static clt_status upload(clt__worker *w, cl_mem dst, const void *src, size_t bytes)
+static clt_status upload(clt__worker *w, cl_mem dst, size_t at_bytes, const void *src, size_t bytes)
 {
     if (!bytes) return CLT_OK;
-    cl_int err = clEnqueueWriteBuffer(w->queue, dst, CL_FALSE, 0, bytes, src, 0, NULL,
+    cl_int err = clEnqueueWriteBuffer(w->queue, dst, CL_FALSE, at_bytes, bytes, src, 0, NULL,
                                       clt__worker_event(w));
     if (err != CL_SUCCESS) return clt__fail_cl(err, clt__worker_name(w), "uploading the batch");
     clt__worker_record_named(w, CLT__EV_TRANSFER, "upload");
     return CLT_OK;
 }
 
+clt_status clt__net_upload_input(clt__net *n, const clt__batch *b, size_t start, size_t count, size_t row)
+{
+    size_t in = n->m->layers[n->first].in_numel;
+    return upload(n->w, n->input, row * in * sizeof(float), b->x + start * in, count * in * sizeof(float));
+}
+
+clt_status clt__net_upload_truth(clt__net *n, const clt__batch *b, size_t start, size_t count)
+{
+    size_t C = n->m->layers[n->last].out_numel;
+    clt_status st = CLT_OK;
+    if (b->labels) st = upload(n->w, n->labels, 0, b->labels + start, count * sizeof(int32_t));
+    if (st == CLT_OK && b->targets) st = upload(n->w, n->targets, 0, b->targets + start * C, count * C * sizeof(float));
+    return st;
+}
+
 clt_status clt__net_upload_rows(clt__net *n, const clt__batch *b, size_t start, size_t count)
 {
-    size_t in = n->m->layers[n->first].in_numel, C = n->m->layers[n->last].out_numel;
     clt_status st = clt__fault_point(n->w, CLT__FAULT_COPY, 1, "uploading the batch");
-    if (st == CLT_OK) st = upload(n->w, n->input, b->x + start * in, count * in * sizeof(float));
-    if (st == CLT_OK && b->labels) st = upload(n->w, n->labels, b->labels + start, count * sizeof(int32_t));
-    if (st == CLT_OK && b->targets) st = upload(n->w, n->targets, b->targets + start * C, count * C * sizeof(float));
+    if (st == CLT_OK) st = clt__net_upload_input(n, b, start, count, 0);
+    if (st == CLT_OK) st = clt__net_upload_truth(n, b, start, count);
     return st;
 }
 

@@ -37,6 +37,32 @@ const char *clt__op_name(int kind)
     return kind >= 0 && kind <= CLT__OP_OUTPUT ? names[kind] : "?";
 }
 
+/* Timeline names of the instructions (the trace keeps the pointer: static strings), by kind
+ * and micro-batch; micro-batches from 16 on share the name without a number. */
+#define MB16(s) {s " 0", s " 1", s " 2", s " 3", s " 4", s " 5", s " 6", s " 7", s " 8", s " 9", \
+                 s " 10", s " 11", s " 12", s " 13", s " 14", s " 15", s}
+static const char *const op_names[][17] = {
+    [CLT__OP_FWD] = MB16("forward mb"),
+    [CLT__OP_BWD] = MB16("backward mb"),
+    [CLT__OP_SEND_ACT] = MB16("send activations mb"),
+    [CLT__OP_RECV_ACT] = MB16("wait for activations mb"),
+    [CLT__OP_SEND_GRAD] = MB16("send gradients mb"),
+    [CLT__OP_RECV_GRAD] = MB16("wait for gradients mb"),
+    [CLT__OP_OUTPUT] = MB16("read outputs mb"),
+};
+#undef MB16
+
+const char *clt__op_span_name(clt__op op)
+{
+    if (op.kind < 0 || op.kind >= (int)(sizeof op_names / sizeof op_names[0]) || !op_names[op.kind][0]) return NULL;
+    return op_names[op.kind][op.mb >= 0 && op.mb < 16 ? op.mb : 16];
+}
+
+int clt__op_fault_kind(int kind)
+{
+    return kind == CLT__OP_FWD ? CLT__FAULT_FORWARD : kind == CLT__OP_BWD ? CLT__FAULT_BACKWARD : CLT__FAULT_COPY;
+}
+
 /* ---- one stage's list ------------------------------------------------------------------- */
 
 typedef struct {
@@ -153,6 +179,26 @@ clt_status clt__schedule_build(clt__schedule **out, clt_pipeline_schedule kind, 
     }
     *out = sc;
     return CLT_OK;
+}
+
+clt_status clt__schedule_cached(clt__schedule **cache, clt_pipeline_schedule kind, int nstages,
+                                const int *stage_dev, int ndev, int micro, int train, const clt__schedule **out)
+{
+    if (!*cache || (*cache)->micro != micro || (*cache)->kind != kind) {
+        clt__schedule_free(*cache);
+        *cache = NULL;
+        clt_status st = clt__schedule_build(cache, kind, nstages, stage_dev, ndev, micro, train);
+        if (st != CLT_OK) return st;
+    }
+    *out = *cache;
+    return CLT_OK;
+}
+
+void clt__pipeline_slots(clt_pipeline_schedule kind, int S, int k, int M, int *slots, int *gslots)
+{
+    int in_flight = kind == CLT_PIPELINE_NAIVE ? 1 : kind == CLT_PIPELINE_GPIPE ? M : S - k;
+    *slots = in_flight < M ? in_flight : M;
+    *gslots = kind == CLT_PIPELINE_GPIPE ? M : (in_flight + 1 < M ? in_flight + 1 : M);
 }
 
 /* ---- automatic partitioning ------------------------------------------------------------- */

@@ -60,8 +60,6 @@ typedef struct {
     clt__schedule **sched[2];  /* [train][p]: the last built (rebuilt when the micro-batches change) */
 } model_state;
 
-static size_t out_numel(const clt_trainer *t) { return t->model->layers[t->model->nlayers - 1].out_numel; }
-
 /* ---- one device's part of a step: interpret its instruction list ---------------------------- */
 
 typedef struct {
@@ -81,26 +79,6 @@ typedef struct {
     size_t correct;                 /* the last stage's rows whose largest output is right */
 } dev_job;
 
-static clt_status upload(clt__worker *w, cl_mem dst, size_t dst_bytes, const void *src, size_t bytes)
-{
-    if (!bytes) return CLT_OK;
-    cl_int err = clEnqueueWriteBuffer(w->queue, dst, CL_FALSE, dst_bytes, bytes, src, 0, NULL,
-                                      clt__worker_event(w));
-    if (err != CL_SUCCESS) return clt__fail_cl(err, clt__worker_name(w), "uploading the batch");
-    clt__worker_record(w, CLT__EV_TRANSFER);
-    return CLT_OK;
-}
-
-/* The labels or targets of micro-batch rows [r0, r0 + n) to the start of the last stage's. */
-static clt_status upload_truth(dev_job *j, clt__worker *w, clt__net *n, size_t r0, size_t cnt)
-{
-    const clt__batch *b = j->b;
-    size_t C = out_numel(j->t);
-    if (b->labels) return upload(w, n->labels, 0, b->labels + r0, cnt * sizeof(int32_t));
-    if (b->targets) return upload(w, n->targets, 0, b->targets + r0 * C, cnt * C * sizeof(float));
-    return CLT_OK;
-}
-
 static clt_status exec_op(dev_job *j, clt__worker *w, clt__op op)
 {
     model_state *s = j->s;
@@ -117,9 +95,7 @@ static clt_status exec_op(dev_job *j, clt__worker *w, clt__op op)
     n->row0 = r0 - b0;   /* dropout: buffer row b0 is row r0 (wraps around, and back, when b0 > r0) */
     switch ((clt__op_kind)op.kind) {
     case CLT__OP_FWD:
-        if (op.stage == 0)
-            st = upload(w, n->input, b0 * g->in * sizeof(float), j->b->x + g0 * g->in,
-                        cnt * g->in * sizeof(float));
+        if (op.stage == 0) st = clt__net_upload_input(n, j->b, g0, cnt, b0);
         if (st == CLT_OK) st = clt__net_forward_rows(n, b0, cnt, j->train, clt__step_seed(t));
         return st;
     case CLT__OP_SEND_ACT:
@@ -133,7 +109,7 @@ static clt_status exec_op(dev_job *j, clt__worker *w, clt__op op)
         if (last) {
             double sum = 0;
             size_t hits = 0;
-            st = upload_truth(j, w, n, g0, cnt);
+            st = clt__net_upload_truth(n, j->b, g0, cnt);
             if (st == CLT_OK)
                 st = clt__net_loss_rows(n, t->p.loss, b0, cnt, clt__loss_grad_scale(t, j->b->batch), 1, &sum,
                                         &hits);
@@ -154,7 +130,7 @@ static clt_status exec_op(dev_job *j, clt__worker *w, clt__op op)
     case CLT__OP_OUTPUT: {
         if (j->b->labels || j->b->targets) {
             double sum = 0;
-            st = upload_truth(j, w, n, g0, cnt);
+            st = clt__net_upload_truth(n, j->b, g0, cnt);
             if (st == CLT_OK) st = clt__net_loss_rows(n, t->p.loss, b0, cnt, 1.0f, 0, &sum, NULL);
             j->loss_sum += sum;
         }
@@ -170,21 +146,6 @@ static clt_status exec_op(dev_job *j, clt__worker *w, clt__op op)
     return clt__fail(CLT_ERR_STATE, "internal error: unknown pipeline instruction %d", op.kind);
 }
 
-/* Timeline names of the instructions (the trace keeps the pointer: static strings), by kind
- * and micro-batch; micro-batches from 16 on share the name without a number. */
-#define MB16(s) {s " 0", s " 1", s " 2", s " 3", s " 4", s " 5", s " 6", s " 7", s " 8", s " 9", \
-                 s " 10", s " 11", s " 12", s " 13", s " 14", s " 15", s}
-static const char *const op_names[][17] = {
-    [CLT__OP_FWD] = MB16("forward mb"),
-    [CLT__OP_BWD] = MB16("backward mb"),
-    [CLT__OP_SEND_ACT] = MB16("send activations mb"),
-    [CLT__OP_RECV_ACT] = MB16("wait for activations mb"),
-    [CLT__OP_SEND_GRAD] = MB16("send gradients mb"),
-    [CLT__OP_RECV_GRAD] = MB16("wait for gradients mb"),
-    [CLT__OP_OUTPUT] = MB16("read outputs mb"),
-};
-#undef MB16
-
 /* One instruction, as a host phase on the timeline: the time the device's thread spent on it
  * (enqueueing, or waiting for a neighbour's rows), so pipeline bubbles show on the host rows. */
 static clt_status exec_op_traced(dev_job *j, clt__worker *w, clt__op op)
@@ -192,8 +153,7 @@ static clt_status exec_op_traced(dev_job *j, clt__worker *w, clt__op op)
     if (!w->trace) return exec_op(j, w, op);
     double t0 = clt__now();
     clt_status st = exec_op(j, w, op);
-    if (op.kind >= 0 && op.kind < (int)(sizeof op_names / sizeof op_names[0]) && op_names[op.kind][0])
-        clt__worker_span(w, op_names[op.kind][op.mb >= 0 && op.mb < 16 ? op.mb : 16], t0, clt__now());
+    if (clt__op_span_name(op)) clt__worker_span(w, clt__op_span_name(op), t0, clt__now());
     return st;
 }
 
@@ -201,12 +161,6 @@ static clt_status finish(clt__worker *w, const char *what)
 {
     cl_int err = clFinish(w->queue);
     return err == CL_SUCCESS ? CLT_OK : clt__fail_cl(err, clt__worker_name(w), what);
-}
-
-/* Where CLT_FAULT can strike an instruction. */
-static int fault_kind(int kind)
-{
-    return kind == CLT__OP_FWD ? CLT__FAULT_FORWARD : kind == CLT__OP_BWD ? CLT__FAULT_BACKWARD : CLT__FAULT_COPY;
 }
 
 /* Phase A (and forward-only calls): the device's list, then with an update coming the sum of
@@ -221,7 +175,7 @@ static clt_status phase_a_body(clt__worker *w, dev_job *j)
     int cd = j->cdev % s->ndev1;   /* the schedule numbers pipeline 0's devices */
     for (size_t i = 0; j->sched && i < j->sched->nops[cd] && st == CLT_OK; i++) {
         clt__op op = j->sched->ops[cd][i];
-        st = clt__fault_point(w, fault_kind(op.kind), (unsigned)i + 1, clt__op_name(op.kind));
+        st = clt__fault_point(w, clt__op_fault_kind(op.kind), (unsigned)i + 1, clt__op_name(op.kind));
         if (st == CLT_OK) st = exec_op_traced(j, w, op);
     }
     double t0 = clt__now();
@@ -315,15 +269,7 @@ static clt_status run_devices(clt_trainer *t, model_state *s, clt__task_fn fn, d
 static clt_status schedule_for(model_state *s, int p, clt_pipeline_schedule kind, int micro, int train,
                                const clt__schedule **out)
 {
-    clt__schedule **c = &s->sched[train ? 1 : 0][p];
-    if (!*c || (*c)->micro != micro || (*c)->kind != kind) {
-        clt__schedule_free(*c);
-        *c = NULL;
-        clt_status st = clt__schedule_build(c, kind, s->S, s->stage_cdev, s->ndev1, micro, train);
-        if (st != CLT_OK) return st;
-    }
-    *out = *c;
-    return CLT_OK;
+    return clt__schedule_cached(&s->sched[train ? 1 : 0][p], kind, s->S, s->stage_cdev, s->ndev1, micro, train, out);
 }
 
 /* n rows in k shares as equal as can be, the first ones one more. */
@@ -741,10 +687,8 @@ static clt_status model_create(clt_trainer *t, const float *init)
     s->mrows = (s->rows + (size_t)M - 1) / (size_t)M;
     s->round = M;
     for (int k = 0; k < P * S && st == CLT_OK; k++) {
-        int in_flight = t->p.pipeline == CLT_PIPELINE_NAIVE ? 1 : t->p.pipeline == CLT_PIPELINE_GPIPE ? M : S - k % S;
         stage *g = &s->st[k];
-        g->slots = in_flight < M ? in_flight : M;
-        g->gslots = t->p.pipeline == CLT_PIPELINE_GPIPE ? M : (in_flight + 1 < M ? in_flight + 1 : M);
+        clt__pipeline_slots(t->p.pipeline, S, k % S, M, &g->slots, &g->gslots);
         if (g->slots < s->round) s->round = g->slots;
     }
     /* stages, one at a time: each allocates its own buffers, and a failure stops the rest */

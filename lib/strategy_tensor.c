@@ -16,7 +16,16 @@
  *
  * With several groups (tensor_group < devices), group g is devices g*T .. g*T+T-1, the batch is
  * split between groups, and rank r of every group all-reduces its whole gradient buffer with
- * rank r of the others (the slices match) before every rank updates all it holds. */
+ * rank r of the others (the slices match) before every rank updates all it holds.
+ *
+ * With a placement (clt_model_place naming groups, not devices), the groups are pipeline stages
+ * instead: the runs of layers on one group are stages, each tensor-parallel inside its group (a
+ * pair never crosses a stage), run by lib/pipeline.c's schedules with the group as the
+ * schedule's device: every rank of a group interprets its group's instruction list, so the
+ * group's all-reduces come in the same order everywhere. A stage's output and its input
+ * gradient are the same bits on every rank of its group, so tensor rank r sends them to tensor
+ * rank r of the next (previous) stage's group through its own lib/transfer.c link. Micro-batch
+ * slots are the model strategy's (lib/strategy_model.c says why they suffice). */
 #include "internal.h"
 
 #include <math.h>
@@ -26,6 +35,17 @@
 
 /* What a layer is to tensor parallelism (clt_trainer_tensor_slice's kinds). */
 enum { PART_REPL = 0, PART_COL = 1, PART_ROW = 2, PART_INSIDE = 3 /* elementwise, on the slice */ };
+
+/* A pipeline stage on one rank: layers first..last of the rank's sliced model. */
+typedef struct {
+    clt__net *net;              /* NULL on ranks outside the stage's group */
+    size_t in, out;             /* numel per sample of the stage's input and output */
+    int slots, gslots;          /* micro-batches the net's buffers hold; gout's */
+    cl_mem gin;                 /* (mrows, out): gradient from the next stage; NULL on the last */
+    cl_mem gout;                /* (gslots * mrows, in): gradient for the previous; NULL on stage 0 */
+    clt__link *act;             /* to the same tensor rank of the next stage's group */
+    clt__link *grad;            /* to the same tensor rank of the previous stage's group */
+} tstage;
 
 typedef struct {
     int T, G, n;                /* devices per group, groups, ranks; rank g*T + r is device g*T + r */
@@ -39,6 +59,17 @@ typedef struct {
     size_t *counts;             /* per group: rows of the last step */
     double *seconds;            /* per rank: compute seconds of the last step */
     clt_collective_options copts;
+    /* pipeline stages (a placement); S == 0 without one */
+    int S;
+    int used;                   /* groups up to the last one placed (the schedule's devices) */
+    int *layer_group;           /* per layer: its group (0 without a placement) */
+    int *stage_first, *stage_last, *stage_group;   /* per stage */
+    tstage *st;                 /* st[q * S + k]: stage k on rank q */
+    size_t mrows;               /* rows of the largest micro-batch */
+    int round;                  /* forward only: micro-batches per run, the fewest slots */
+    clt__xfer_group *xg;
+    uint32_t tag;               /* numbers the pipeline runs, so links never mix two */
+    clt__schedule *sched[2];    /* [train]: the last built */
 } tensor_state;
 
 static size_t out_numel(const clt_trainer *t) { return t->model->layers[t->model->nlayers - 1].out_numel; }
@@ -49,7 +80,55 @@ static bool elementwise(clt_layer_kind k)
            k == CLT_LAYER_TANH || k == CLT_LAYER_SIGMOID;
 }
 
+/* How many nets a rank may hold, and its k-th (NULL where it holds none). */
+static int nstages(const tensor_state *s) { return s->S ? s->S : 1; }
+static clt__net *rank_net(const tensor_state *s, int q, int k)
+{
+    return s->S ? s->st[q * s->S + k].net : s->nets[q];
+}
+
+/* Whether rank q holds layer l. */
+static bool holds(const tensor_state *s, int q, int l) { return !s->S || q / s->T == s->layer_group[l]; }
+
 /* ---- the plan: which layers split, and the slices --------------------------------------------- */
+
+/* With a placement: every layer placed, on a group the runtime has; the stages are the runs of
+ * layers on one group. Without one, every layer is in group 0 and S stays 0. */
+static clt_status stages(tensor_state *s, const clt_model *m)
+{
+    int placed = 0, L = m->nlayers;
+    for (int i = 0; i < L; i++) placed += m->layers[i].device >= 0;
+    if (!placed) return CLT_OK;
+    for (int i = 0; i < L; i++) {
+        const clt__layer *l = &m->layers[i];
+        if (l->device < 0)
+            return clt__fail(CLT_ERR_INVALID_ARG, "clt_trainer_create: layer %d (%s) is not placed: "
+                             "with tensor parallelism a placement names tensor groups, and every "
+                             "layer needs one (or place none)", i, clt__layer_kind_name(l->desc.kind));
+        if (l->device >= s->G)
+            return clt__fail(CLT_ERR_INVALID_ARG, "clt_trainer_create: layer %d (%s) is placed on "
+                             "tensor group %d, but the runtime's %d devices in groups of %d "
+                             "(tensor_group) make %d group%s", i, clt__layer_kind_name(l->desc.kind),
+                             l->device, s->n, s->T, s->G, s->G == 1 ? "" : "s");
+        s->layer_group[i] = l->device;
+        s->S += i == 0 || l->device != m->layers[i - 1].device;
+        if (l->device + 1 > s->used) s->used = l->device + 1;
+    }
+    s->stage_first = calloc((size_t)s->S, sizeof *s->stage_first);
+    s->stage_last = calloc((size_t)s->S, sizeof *s->stage_last);
+    s->stage_group = calloc((size_t)s->S, sizeof *s->stage_group);
+    s->st = calloc((size_t)s->S * (size_t)s->n, sizeof *s->st);
+    if (!s->stage_first || !s->stage_last || !s->stage_group || !s->st)
+        return clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
+    for (int i = 0, k = -1; i < L; i++) {
+        if (i == 0 || s->layer_group[i] != s->layer_group[i - 1]) {
+            s->stage_first[++k] = i;
+            s->stage_group[k] = s->layer_group[i];
+        }
+        s->stage_last[k] = i;
+    }
+    return CLT_OK;
+}
 
 /* len[r] = total * w_r / sum(w) by largest remainders (ties to the lower rank); false when a
  * slice would be empty. */
@@ -96,6 +175,9 @@ static clt_status plan(tensor_state *s, const clt_model *m, const double *w)
         int j = i + 1;
         while (j < m->nlayers && elementwise(m->layers[j].desc.kind)) j++;
         if (j >= m->nlayers || m->layers[j].desc.kind != CLT_LAYER_LINEAR) continue;
+        bool one_stage = true;   /* a pair never crosses a stage boundary */
+        for (int k = i; k <= j; k++) one_stage &= s->layer_group[k] == s->layer_group[i];
+        if (!one_stage) continue;
         /* too narrow for a slice on every device: stays replicated */
         if (!share((int)m->layers[i].out_numel, w, T, lo, len)) continue;
         for (int k = i; k <= j; k++) {
@@ -160,32 +242,41 @@ static size_t map_layer(const tensor_state *s, const clt_model *m, int l, int r,
 static clt_status rank_io(clt_trainer *t, int rank, int which, size_t off, size_t count, float *host,
                           int write)
 {
-    clt__net *n = ((tensor_state *)t->state)->nets[rank];
-    if (which >= 2) return clt__net_state_io(n, which - 2, n->nparams, off, count, host, write);
+    tensor_state *s = t->state;
     if (!count) return CLT_OK;
+    clt__net *n = NULL;   /* the net (of the rank's stages) holding the range */
+    for (int k = 0; k < nstages(s) && !n; k++) {
+        clt__net *c = rank_net(s, rank, k);
+        if (c && off >= c->param_base && off + count <= c->param_base + c->nparams) n = c;
+    }
+    CLT_ASSERT(n, CLT_ERR_STATE);
+    off -= n->param_base;
+    if (which >= 2) return clt__net_state_io(n, which - 2, n->nparams, off, count, host, write);
     return clt__buffer_io(&t->rt->workers[rank], which == 0 ? n->params : n->grads, off, count, host, write);
 }
 
-/* Layer l's whole tensors (weight then bias, the model's layout) from group 0's ranks. */
+/* Layer l's whole tensors (weight then bias, the model's layout) from the ranks of its group
+ * (group 0 without a placement). */
 static clt_status gather_layer(clt_trainer *t, int l, int which, float *full, float *tmp, size_t *idx)
 {
     tensor_state *s = t->state;
     clt_status st = CLT_OK;
     for (int r = 0; r < (s->part[l] == PART_REPL ? 1 : s->T) && st == CLT_OK; r++) {
         size_t n = map_layer(s, t->model, l, r, idx);
-        st = rank_io(t, r, which, s->local[r]->layers[l].param_off, n, tmp, 0);
+        st = rank_io(t, s->layer_group[l] * s->T + r, which, s->local[r]->layers[l].param_off, n, tmp, 0);
         for (size_t k = 0; k < n && st == CLT_OK; k++) full[idx[k]] = tmp[k];
     }
     return st;
 }
 
-/* Layer l's whole tensors to every rank of every group, each its slice. */
+/* Layer l's whole tensors to every rank holding it, each its slice. */
 static clt_status scatter_layer(clt_trainer *t, int l, int which, const float *full, float *tmp, size_t *idx)
 {
     tensor_state *s = t->state;
     clt_status st = CLT_OK;
     for (int q = 0; q < s->n && st == CLT_OK; q++) {
         int r = q % s->T;
+        if (!holds(s, q, l)) continue;
         size_t n = map_layer(s, t->model, l, r, idx);
         for (size_t k = 0; k < n; k++) tmp[k] = full[idx[k]];
         st = rank_io(t, q, which, s->local[r]->layers[l].param_off, n, tmp, 1);
@@ -237,6 +328,11 @@ typedef struct {
     size_t correct;
     float *out;                 /* forward: the caller's outputs */
     bool comm;                  /* false while warming up alone */
+    /* pipeline stages */
+    const size_t *mstart, *mcount;   /* rows of each micro-batch of this run */
+    const clt__schedule *sched;      /* NULL: nothing to run (a group past the placement) */
+    uint32_t tag;
+    int train;
 } rank_job;
 
 static int tensor_rank(const rank_job *j) { return j->rank % j->s->T; }
@@ -265,25 +361,56 @@ static clt_status group_sum(rank_job *j, clt__worker *w, clt__view v, size_t cou
     return st;
 }
 
+/* Forward of n's layers over rows [row, row + B) of its buffers, all-reducing the outputs of
+ * row-parallel layers within the group. */
+static clt_status span_forward(rank_job *j, clt__worker *w, clt__net *n, size_t row, size_t B, int training,
+                               uint64_t seed, double *t0)
+{
+    tensor_state *s = j->s;
+    clt_status st = CLT_OK;
+    for (int i = n->first, a = n->first; i <= n->last && st == CLT_OK; i++) {
+        if (!cut_after(s, i) && i < n->last) continue;
+        st = clt__net_forward_span(n, a, i, row, B, training, seed);
+        size_t C = n->m->layers[i].out_numel;
+        if (st == CLT_OK && s->part[i] == PART_ROW) st = group_sum(j, w, clt__at(clt__net_act(n, i), row * C), B * C, t0);
+        a = i + 1;
+    }
+    return st;
+}
+
+/* Backward of n's layers over rows [row, row + B) from dout, all-reducing the input gradient of
+ * column-parallel layers; layer n->first's input gradient (computed above the model's first
+ * layer only) goes to din_to when its mem is set. */
+static clt_status span_backward(rank_job *j, clt__worker *w, clt__net *n, size_t row, size_t B, clt__view dout,
+                                clt__view din_to, uint64_t seed, double *t0)
+{
+    tensor_state *s = j->s;
+    clt__view din;
+    clt_status st = CLT_OK;
+    for (int i = n->last, last = n->last; i >= n->first && st == CLT_OK; i--) {
+        if (i > n->first && !cut_after(s, i - 1)) continue;
+        clt__view to = i == n->first ? din_to : (clt__view){NULL, 0};
+        st = clt__net_backward_span_rows(n, i, last, row, B, dout, to, i > 0, &din, seed);
+        if (st == CLT_OK && i > 0 && s->part[i] == PART_COL)
+            st = group_sum(j, w, din, B * n->m->layers[i].in_numel, t0);
+        dout = din;
+        last = i - 1;
+    }
+    return st;
+}
+
 /* Forward through every layer with the row-parallel all-reduces, then the loss when the batch
  * has labels or targets. x, labels and targets are NULL while warming up (already zeros). */
 static clt_status rank_forward(rank_job *j, clt__worker *w, int training, int want_grad, double *t0)
 {
     clt_trainer *t = j->t;
-    tensor_state *s = j->s;
-    clt__net *n = s->nets[j->rank];
+    clt__net *n = j->s->nets[j->rank];
     const clt__batch *b = j->b;
     size_t B = j->count;
     clt_status st = b ? clt__net_upload_rows(n, b, j->start, B) : CLT_OK;
     n->row0 = j->start;
     uint64_t seed = b ? clt__step_seed(t) : 0;
-    for (int i = 0, a = 0; i < s->nlayers && st == CLT_OK; i++) {
-        if (!cut_after(s, i) && i + 1 < s->nlayers) continue;
-        st = clt__net_forward_span(n, a, i, 0, B, training, seed);
-        if (st == CLT_OK && s->part[i] == PART_ROW)
-            st = group_sum(j, w, clt__net_act(n, i), B * n->m->layers[i].out_numel, t0);
-        a = i + 1;
-    }
+    if (st == CLT_OK) st = span_forward(j, w, n, 0, B, training, seed, t0);
     if (st == CLT_OK && (!b || b->labels || b->targets)) {
         float scale = b ? clt__loss_grad_scale(t, b->batch) : 1.0f;
         st = clt__net_loss(n, t->p.loss, B, scale, want_grad, &j->loss_sum, &j->correct);
@@ -294,37 +421,25 @@ static clt_status rank_forward(rank_job *j, clt__worker *w, int training, int wa
 /* Backward from the loss gradient, all-reducing the input gradient of column-parallel layers. */
 static clt_status rank_backward(rank_job *j, clt__worker *w, double *t0)
 {
-    tensor_state *s = j->s;
-    clt__net *n = s->nets[j->rank];
+    clt__net *n = j->s->nets[j->rank];
     uint64_t seed = j->b ? clt__step_seed(j->t) : 0;
-    clt__view dout = {n->gbuf[0], 0}, din;
-    clt_status st = CLT_OK;
-    for (int i = s->nlayers - 1, last = s->nlayers - 1; i >= 0 && st == CLT_OK; i--) {
-        if (i > 0 && !cut_after(s, i - 1)) continue;
-        st = clt__net_backward_span(n, i, last, j->count, dout, i > 0, &din, seed);
-        if (st == CLT_OK && i > 0 && s->part[i] == PART_COL)
-            st = group_sum(j, w, din, j->count * n->m->layers[i].in_numel, t0);
-        dout = din;
-        last = i - 1;
-    }
-    return st;
+    return span_backward(j, w, n, 0, j->count, (clt__view){n->gbuf[0], 0}, (clt__view){NULL, 0}, seed, t0);
 }
 
-/* The sum of squares of the gradients this rank alone holds: its slices, and on tensor rank 0
- * the replicated layers too, so the group's ranks add up to the whole model once. */
-static clt_status owned_sumsq(rank_job *j, double *out)
+/* The sum of squares of the gradients of net n this rank alone holds: its slices, and on tensor
+ * rank 0 the replicated layers too, so the group's ranks add up to n's layers once. */
+static clt_status owned_sumsq(rank_job *j, clt__net *n, double *out)
 {
     tensor_state *s = j->s;
-    clt__net *n = s->nets[j->rank];
     const clt_model *lm = n->m;
     int r = tensor_rank(j);
     *out = 0;
-    size_t a = 0, b = 0;   /* the range being gathered */
+    size_t a = 0, b = 0;   /* the range being gathered, from n's first parameter */
     clt_status st = CLT_OK;
-    for (int l = 0; l <= lm->nlayers && st == CLT_OK; l++) {
-        bool own = l < lm->nlayers && (r == 0 || s->part[l] != PART_REPL);
-        size_t lo = l < lm->nlayers ? lm->layers[l].param_off : lm->nparams;
-        size_t cnt = l < lm->nlayers ? lm->layers[l].w_count + lm->layers[l].b_count : 0;
+    for (int l = n->first; l <= n->last + 1 && st == CLT_OK; l++) {
+        bool in = l <= n->last, own = in && (r == 0 || s->part[l] != PART_REPL);
+        size_t lo = in ? lm->layers[l].param_off - n->param_base : n->nparams;
+        size_t cnt = in ? lm->layers[l].w_count + lm->layers[l].b_count : 0;
         if (own && lo == b) {
             b = lo + cnt;
             continue;
@@ -339,15 +454,123 @@ static clt_status owned_sumsq(rank_job *j, double *out)
     return st;
 }
 
+/* ---- a pipeline stage's instructions on one rank -------------------------------------------- */
+
+/* Tensor rank r's copy of stage k: where its links are. */
+static tstage *stage_at(tensor_state *s, int k, int r) { return &s->st[(s->stage_group[k] * s->T + r) * s->S + k]; }
+
+static clt_status pipe_op(rank_job *j, clt__worker *w, clt__op op, double *t0)
+{
+    tensor_state *s = j->s;
+    clt_trainer *t = j->t;
+    const clt__batch *b = j->b;
+    int r = tensor_rank(j);
+    tstage *g = &s->st[j->rank * s->S + op.stage];
+    clt__net *n = g->net;
+    /* r0: the micro-batch's first row in the batch; b0: in the stage's buffers, its slot; gb0: in gout */
+    size_t r0 = j->mstart[op.mb], cnt = j->mcount[op.mb];
+    size_t b0 = (size_t)(op.mb % g->slots) * s->mrows, gb0 = (size_t)(op.mb % g->gslots) * s->mrows;
+    uint64_t seed = clt__step_seed(t);
+    clt_status st = CLT_OK;
+    n->row0 = r0 - b0;   /* dropout: buffer row b0 is row r0 (wraps around, and back, when b0 > r0) */
+    switch ((clt__op_kind)op.kind) {
+    case CLT__OP_FWD:
+        if (op.stage == 0) st = clt__net_upload_input(n, b, r0, cnt, b0);
+        if (st == CLT_OK) st = span_forward(j, w, n, b0, cnt, j->train, seed, t0);
+        return st;
+    case CLT__OP_SEND_ACT:
+        return clt__link_send(g->act, j->tag, op.mb, r0 * g->out, clt__at(clt__net_output(n), b0 * g->out),
+                              cnt * g->out);
+    case CLT__OP_RECV_ACT:
+        return clt__link_recv(stage_at(s, op.stage - 1, r)->act, j->tag, op.mb, r0 * g->in,
+                              (clt__view){n->input, b0 * g->in}, cnt * g->in);
+    case CLT__OP_BWD: {
+        clt__view dout = {g->gin, 0};
+        if (op.stage == s->S - 1) {   /* every rank of the group computes the same loss */
+            double sum = 0;
+            size_t hits = 0;
+            st = clt__net_upload_truth(n, b, r0, cnt);
+            if (st == CLT_OK)
+                st = clt__net_loss_rows(n, t->p.loss, b0, cnt, clt__loss_grad_scale(t, b->batch), 1, &sum, &hits);
+            j->loss_sum += sum;
+            j->correct += hits;
+            dout = (clt__view){n->gbuf[0], 0};
+        }
+        if (st == CLT_OK) st = span_backward(j, w, n, b0, cnt, dout, (clt__view){g->gout, gb0 * g->in}, seed, t0);
+        return st;
+    }
+    case CLT__OP_SEND_GRAD:
+        return clt__link_send(g->grad, j->tag, op.mb, r0 * g->in, (clt__view){g->gout, gb0 * g->in}, cnt * g->in);
+    case CLT__OP_RECV_GRAD:   /* the backward after it on this queue consumes it: one slot */
+        return clt__link_recv(stage_at(s, op.stage + 1, r)->grad, j->tag, op.mb, r0 * g->out,
+                              (clt__view){g->gin, 0}, cnt * g->out);
+    case CLT__OP_OUTPUT: {
+        if (b->labels || b->targets) {
+            double sum = 0;
+            st = clt__net_upload_truth(n, b, r0, cnt);
+            if (st == CLT_OK) st = clt__net_loss_rows(n, t->p.loss, b0, cnt, 1.0f, 0, &sum, NULL);
+            j->loss_sum += sum;
+        }
+        if (st != CLT_OK || r) return st;   /* tensor rank 0 reads the outputs */
+        clt__view o = clt__at(clt__net_output(n), b0 * g->out);
+        cl_int err = clEnqueueReadBuffer(w->queue, o.mem, CL_TRUE, o.off * sizeof(float), cnt * g->out * sizeof(float),
+                                         j->out + r0 * g->out, 0, NULL, NULL);
+        return err == CL_SUCCESS ? CLT_OK : clt__fail_cl(err, clt__worker_name(w), "reading the outputs");
+    }
+    }
+    return clt__fail(CLT_ERR_STATE, "internal error: unknown pipeline instruction %d", op.kind);
+}
+
+/* Phase A with stages (and forward-only runs): the group's instruction list, then with an
+ * update coming this rank's share of the sum of squares (every group's: each holds its layers). */
+static clt_status pipe_a_body(clt__worker *w, rank_job *j)
+{
+    tensor_state *s = j->s;
+    clt_trainer *t = j->t;
+    clt_status st = CLT_OK;
+    double t0 = clt__now();
+    j->seconds = 0;
+    for (int k = 0; k < s->S && st == CLT_OK && j->train && j->first_micro; k++) {
+        clt__net *n = rank_net(s, j->rank, k);
+        if (n) st = clt__zero(w, (clt__view){n->grads, 0}, n->padded);
+    }
+    int g = group_of(j);
+    for (size_t i = 0; j->sched && i < j->sched->nops[g] && st == CLT_OK; i++) {
+        clt__op op = j->sched->ops[g][i];
+        st = clt__fault_point(w, clt__op_fault_kind(op.kind), (unsigned)i + 1, clt__op_name(op.kind));
+        double t1 = clt__now();
+        if (st == CLT_OK) st = pipe_op(j, w, op, &t0);
+        /* the timeline shows each instruction, waits for a neighbour's rows included */
+        if (w->trace && clt__op_span_name(op)) clt__worker_span(w, clt__op_span_name(op), t1, clt__now());
+    }
+    if (st == CLT_OK) {
+        cl_int err = clFinish(w->queue);
+        if (err != CL_SUCCESS) st = clt__fail_cl(err, clt__worker_name(w), "finishing the pipeline");
+    }
+    if (j->sched) clt__worker_throttle(w, clt__now() - t0);
+    j->seconds += clt__now() - t0;
+    if (st != CLT_OK || !j->update || !(t->p.clip_norm > 0.0f || t->p.check_numerics)) return st;
+    for (int k = 0; k < s->S && st == CLT_OK; k++) {
+        clt__net *n = rank_net(s, j->rank, k);
+        double part = 0;
+        if (n) st = owned_sumsq(j, n, &part);
+        j->sumsq += part;
+    }
+    return st;
+}
+
 /* A rank that failed, or was stopped by a failure in one of its groups, stops both: a rank of
- * another group waiting for it across groups must not wait out the timeout. */
+ * another group waiting for it across groups must not wait out the timeout. With stages, every
+ * group and link stops: a rank of another stage may wait for this one's rows. */
 static void abort_peers(rank_job *j, clt_status st)
 {
     if (st == CLT_OK) return;
     tensor_state *s = j->s;
     int dev = j->rank;
-    if (s->tcomm) clt__comm_abort(s->tcomm[group_of(j)], dev, st, clt_last_error());
+    for (int g = 0; s->tcomm && g < s->G; g++)
+        if (s->S || g == group_of(j)) clt__comm_abort(s->tcomm[g], dev, st, clt_last_error());
     if (s->dcomm) clt__comm_abort(s->dcomm[tensor_rank(j)], dev, st, clt_last_error());
+    if (s->xg) clt__xfer_group_abort(s->xg, dev, st, clt_last_error());
 }
 
 /* Phase A: forward and backward (gradients accumulate); with an update coming, the gradients
@@ -356,6 +579,7 @@ static clt_status phase_a_body(clt__worker *w, rank_job *j)
 {
     clt_trainer *t = j->t;
     tensor_state *s = j->s;
+    if (s->S) return pipe_a_body(w, j);
     clt__net *n = s->nets[j->rank];
     clt_status st = CLT_OK;
     double t0 = clt__now();
@@ -380,7 +604,7 @@ static clt_status phase_a_body(clt__worker *w, rank_job *j)
                                  CLT_OP_SUM, &s->copts);
     if (s->dcomm) clt__worker_span(w, "all-reduce gradients across groups", t1, clt__now());
     if (st == CLT_OK && group_of(j) == 0 && (t->p.clip_norm > 0.0f || t->p.check_numerics))
-        st = owned_sumsq(j, &j->sumsq);
+        st = owned_sumsq(j, n, &j->sumsq);
     return st;
 }
 
@@ -388,13 +612,18 @@ static clt_status phase_a_body(clt__worker *w, rank_job *j)
 static clt_status phase_b_body(clt__worker *w, rank_job *j)
 {
     clt_trainer *t = j->t;
-    clt__net *n = j->s->nets[j->rank];
+    tensor_state *s = j->s;
     double t0 = clt__now();
-    clt_status st = clt__net_update_begin(n);   /* the update is all or nothing (tensor_step) */
-    if (st == CLT_OK) st = clt__fault_point(w, CLT__FAULT_OPTIMIZER, 1, "the optimizer");
-    if (st == CLT_OK)
-        st = clt__net_optimizer_step(n, &t->p.optim, j->lr, t->steps + 1, j->gscale, 0, n->nparams,
-                                     (clt__view){n->grads, 0});
+    clt_status st = CLT_OK;
+    for (int k = 0; k < nstages(s) && st == CLT_OK; k++) {
+        clt__net *n = rank_net(s, j->rank, k);
+        if (!n) continue;
+        st = clt__net_update_begin(n);   /* the update is all or nothing (tensor_step) */
+        if (st == CLT_OK) st = clt__fault_point(w, CLT__FAULT_OPTIMIZER, 1, "the optimizer");
+        if (st == CLT_OK)
+            st = clt__net_optimizer_step(n, &t->p.optim, j->lr, t->steps + 1, j->gscale, 0, n->nparams,
+                                         (clt__view){n->grads, 0});
+    }
     if (st == CLT_OK) {
         cl_int err = clFinish(w->queue);
         if (err != CL_SUCCESS) st = clt__fail_cl(err, clt__worker_name(w), "finishing the update");
@@ -441,6 +670,7 @@ static void reset_comms(tensor_state *s)
 {
     for (int g = 0; s->tcomm && g < s->G; g++) clt__comm_reset(s->tcomm[g]);
     for (int r = 0; s->dcomm && r < s->T; r++) clt__comm_reset(s->dcomm[r]);
+    if (s->xg) clt__xfer_group_reset(s->xg);
 }
 
 static clt_status run_ranks(clt_trainer *t, tensor_state *s, clt__task_fn fn, rank_job *jobs)
@@ -466,10 +696,47 @@ static clt_status make_jobs(clt_trainer *t, const clt__batch *b, size_t *counts,
         int g = q / s->T;
         size_t start = 0;
         for (int k = 0; k < g; k++) start += counts[k];
-        jobs[q] = (rank_job){t, s, q, b, start, counts[g], 0, t->micro == 0, 0, 1.0f, 0, 0, 0, 0, NULL, true};
+        jobs[q] = (rank_job){.t = t, .s = s, .rank = q, .b = b, .start = start, .count = counts[g],
+                             .first_micro = t->micro == 0, .gscale = 1.0f, .comm = true};
     }
     *out = jobs;
     return CLT_OK;
+}
+
+/* With stages: one run of the pipeline over micro-batches [m0, m0 + mcap) of the batch's
+ * min(batch, micro_batches), as equal as can be; *more says whether some come after. *rows
+ * holds the micro-batches' rows (the caller frees it with the jobs). */
+static clt_status pipe_jobs(clt_trainer *t, const clt__batch *b, int train, size_t m0, size_t mcap,
+                            rank_job **out, size_t **rows_out, bool *more)
+{
+    tensor_state *s = t->state;
+    size_t Mmax = (size_t)t->p.micro_batches, all = Mmax < b->batch ? Mmax : b->batch;
+    size_t *rows = malloc(2 * Mmax * sizeof *rows);
+    rank_job *jobs = calloc((size_t)s->n, sizeof *jobs);
+    *out = jobs, *rows_out = rows;
+    if (!rows || !jobs) return clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
+    size_t *start = rows, *count = rows + Mmax;
+    for (size_t i = 0, at = 0; i < all; i++) {
+        count[i] = b->batch / all + (i < b->batch % all);
+        start[i] = at;
+        at += count[i];
+    }
+    size_t M = all > m0 ? (all - m0 < mcap ? all - m0 : mcap) : 0;
+    *more = m0 + M < all;
+    const clt__schedule *sched = NULL;
+    clt_status st = M ? clt__schedule_cached(&s->sched[train ? 1 : 0], t->p.pipeline, s->S, s->stage_group, s->used,
+                                             (int)M, train, &sched)
+                      : CLT_OK;
+    uint32_t tag = ++s->tag;
+    for (int g = 0; g < s->G && train; g++) s->counts[g] = g < s->used ? b->batch : 0;   /* the step's split */
+    for (int q = 0; q < s->n; q++) {
+        bool in = q / s->T < s->used;
+        jobs[q] = (rank_job){.t = t, .s = s, .rank = q, .b = b, .count = in ? b->batch : 0,
+                             .first_micro = t->micro == 0, .gscale = 1.0f, .comm = true,
+                             .mstart = start + (M ? m0 : 0), .mcount = count + (M ? m0 : 0),
+                             .sched = in ? sched : NULL, .tag = tag, .train = train};
+    }
+    return st;
 }
 
 /* With verify_replicas: what should be the same bits is. Every layer a rank holds equals the
@@ -479,7 +746,7 @@ static clt_status verify(clt_trainer *t, tensor_state *s)
 {
     size_t most = 1, C = out_numel(t);
     for (int q = 0; q < s->n; q++) {
-        size_t np = s->nets[q]->nparams, rows = s->counts[q / s->T] * C;
+        size_t np = s->local[q % s->T]->nparams, rows = s->counts[q / s->T] * C;
         if (np > most) most = np;
         if (rows > most) most = rows;
     }
@@ -488,10 +755,10 @@ static clt_status verify(clt_trainer *t, tensor_state *s)
     for (int q = 1; q < s->n && st == CLT_OK; q++) {
         const clt_model *lm = s->local[q % s->T];
         for (int l = 0; l < lm->nlayers && st == CLT_OK; l++) {
-            int from = s->part[l] == PART_REPL ? 0 : q % s->T;
+            int from = s->layer_group[l] * s->T + (s->part[l] == PART_REPL ? 0 : q % s->T);
             size_t off = lm->layers[l].param_off, cnt = lm->layers[l].w_count + lm->layers[l].b_count;
-            if (from == q || !cnt) continue;
-            st = rank_io(t, from, 0, s->local[from]->layers[l].param_off, cnt, ref, 0);
+            if (from == q || !cnt || !holds(s, q, l)) continue;
+            st = rank_io(t, from, 0, s->local[from % s->T]->layers[l].param_off, cnt, ref, 0);
             if (st == CLT_OK) st = rank_io(t, q, 0, off, cnt, got, 0);
             for (size_t i = 0; i < cnt && st == CLT_OK; i++)
                 if (memcmp(&ref[i], &got[i], sizeof(float)))
@@ -501,7 +768,7 @@ static clt_status verify(clt_trainer *t, tensor_state *s)
         }
         size_t rows = s->counts[q / s->T] * C;
         int first = q - q % s->T;
-        if (st != CLT_OK || q == first || !rows) continue;
+        if (st != CLT_OK || q == first || !rows || s->S) continue;   /* stages: outputs are in slots */
         clt__view o = clt__net_output(s->nets[first]);
         st = clt__buffer_io(&t->rt->workers[first], o.mem, o.off, rows, ref, 0);
         o = clt__net_output(s->nets[q]);
@@ -514,13 +781,40 @@ static clt_status verify(clt_trainer *t, tensor_state *s)
     return st;
 }
 
+/* After a successful update on every rank: every net's new parameters and state swapped in. */
+static void commit_all(tensor_state *s)
+{
+    for (int q = 0; q < s->n; q++)
+        for (int i = 0; i < nstages(s); i++)
+            if (rank_net(s, q, i)) clt__net_commit(rank_net(s, q, i));
+}
+
+/* After a failed update: every net of every rank keeps the last good step. */
+static void undo_all(clt_trainer *t, tensor_state *s)
+{
+    int cap = s->n * nstages(s), k = 0;
+    int *devs = malloc((size_t)cap * sizeof *devs);
+    clt__net **nets = malloc((size_t)cap * sizeof *nets);
+    for (int q = 0; devs && nets && q < s->n; q++)
+        for (int i = 0; i < nstages(s); i++)
+            if (rank_net(s, q, i)) devs[k] = q, nets[k++] = rank_net(s, q, i);
+    if (devs && nets) clt__nets_undo(t->rt, devs, nets, k);
+    free(devs), free(nets);
+}
+
 static clt_status tensor_step(clt_trainer *t, const clt__batch *b, int update, float lr, double *loss,
                               size_t *correct)
 {
     tensor_state *s = t->state;
     rank_job *jobs;
-    clt_status st = make_jobs(t, b, s->counts, &jobs);
-    if (st != CLT_OK) return st;
+    size_t *rows = NULL;
+    bool more;
+    clt_status st = s->S ? pipe_jobs(t, b, 1, 0, (size_t)t->p.micro_batches, &jobs, &rows, &more)
+                         : make_jobs(t, b, s->counts, &jobs);
+    if (st != CLT_OK) {
+        free(jobs), free(rows);
+        return st;
+    }
     for (int q = 0; q < s->n; q++) jobs[q].update = update, jobs[q].lr = lr;
     st = run_ranks(t, s, phase_a, jobs);
     double loss_sum = 0, sumsq = 0;
@@ -529,7 +823,7 @@ static clt_status tensor_step(clt_trainer *t, const clt__batch *b, int update, f
         if (q % s->T) continue;   /* the group's ranks computed the same loss */
         loss_sum += jobs[q].loss_sum, *correct += jobs[q].correct;
     }
-    for (int q = 0; q < s->T; q++) sumsq += jobs[q].sumsq;   /* group 0 */
+    for (int q = 0; q < s->n; q++) sumsq += jobs[q].sumsq;   /* group 0's, or every stage's */
     *loss = clt__loss_mean(t, loss_sum, b->batch);
     if (st == CLT_OK && t->p.check_numerics && !isfinite(*loss))
         st = clt__grad_scale(t, *loss, 0, &jobs[0].gscale);   /* says which: the loss */
@@ -538,22 +832,44 @@ static clt_status tensor_step(clt_trainer *t, const clt__batch *b, int update, f
         st = clt__grad_scale(t, *loss, sumsq, &gscale);
         for (int q = 0; q < s->n; q++) jobs[q].gscale = gscale;
         if (st == CLT_OK) st = run_ranks(t, s, phase_b, jobs);
-        if (st != CLT_OK && st != CLT_ERR_NUMERIC) {
-            /* some ranks may have updated: all back to the last good step */
-            clt__nets_undo(t->rt, NULL, s->nets, s->n);
-        }
-        if (st == CLT_OK) clt__nets_commit(s->nets, s->n);
+        if (st != CLT_OK && st != CLT_ERR_NUMERIC) undo_all(t, s);
+        if (st == CLT_OK) commit_all(s);
         if (st == CLT_OK && t->p.verify_replicas && s->n > 1) st = verify(t, s);
     }
     if (st == CLT_OK)
         for (int q = 0; q < s->n; q++) s->seconds[q] = jobs[q].count ? jobs[q].seconds : 0.0;
-    free(jobs);
+    free(jobs), free(rows);
+    return st;
+}
+
+/* With stages: in runs of s->round micro-batches, at most the fewest slots of a stage (a
+ * forward-only run has no backwards to order the reuse of a slot); each rank's loss sum carries
+ * on from run to run. */
+static clt_status pipe_forward(clt_trainer *t, const clt__batch *b, float *out, double *loss_sum)
+{
+    tensor_state *s = t->state;
+    double *sums = calloc((size_t)s->n, sizeof *sums);
+    clt_status st = sums ? CLT_OK : clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
+    bool more = true;
+    for (size_t m0 = 0; more && st == CLT_OK; m0 += (size_t)s->round) {
+        rank_job *jobs;
+        size_t *rows;
+        st = pipe_jobs(t, b, 0, m0, (size_t)s->round, &jobs, &rows, &more);
+        for (int q = 0; q < s->n && st == CLT_OK; q++) jobs[q].out = out, jobs[q].loss_sum = sums[q];
+        if (st == CLT_OK) st = run_ranks(t, s, phase_a, jobs);
+        for (int q = 0; jobs && q < s->n && st == CLT_OK; q++) sums[q] = jobs[q].loss_sum;
+        free(jobs), free(rows);
+    }
+    *loss_sum = 0;
+    for (int q = 0; sums && q < s->n; q += s->T) *loss_sum += sums[q];
+    free(sums);
     return st;
 }
 
 static clt_status tensor_forward(clt_trainer *t, const clt__batch *b, float *out, double *loss_sum)
 {
     tensor_state *s = t->state;
+    if (s->S) return pipe_forward(t, b, out, loss_sum);
     size_t *counts = calloc((size_t)s->G, sizeof *counts);
     rank_job *jobs = NULL;
     clt_status st = counts ? make_jobs(t, b, counts, &jobs)
@@ -571,11 +887,14 @@ static clt_status tensor_forward(clt_trainer *t, const clt__batch *b, float *out
 
 /* ---- create and destroy ---------------------------------------------------------------------- */
 
+/* CLT_SPLIT_AUTO: warm-up steps timed per device, the fastest counting. */
+#define MEASURE_PASSES 3
+
 typedef struct {
     clt_trainer *t;
     int rank;
     const float *init;
-    bool measure;           /* CLT_SPLIT_AUTO: time one more warm-up step */
+    bool measure;           /* CLT_SPLIT_AUTO: time MEASURE_PASSES more warm-up steps */
     double seconds;
 } create_job;
 
@@ -587,14 +906,84 @@ static clt_status warm_up(clt__worker *w, clt_trainer *t, int rank, size_t rows)
 {
     tensor_state *s = t->state;
     clt__net *n = s->nets[rank];
-    rank_job j = {t, s, rank, NULL, 0, rows, 0, 1, 0, 1.0f, 0, 0, 0, 0, NULL, false};
+    rank_job j = {.t = t, .s = s, .rank = rank, .count = rows, .first_micro = 1, .gscale = 1.0f};
     double t0 = clt__now(), unused;
     clt_status st = clt__net_zero_batch(n, rows);
     if (st == CLT_OK) st = rank_forward(&j, w, 1, 1, &t0);
     if (st == CLT_OK) st = rank_backward(&j, w, &t0);
     if (st == CLT_OK) st = clt__zero(w, (clt__view){n->grads, 0}, n->padded);
-    if (st == CLT_OK) st = owned_sumsq(&j, &unused);
+    if (st == CLT_OK) st = owned_sumsq(&j, n, &unused);
     if (st == CLT_OK) st = clt__net_warm_optimizer(n, &t->p.optim, 0, n->nparams);
+    return st;
+}
+
+/* With stages: rank q's nets, one per stage of its group, and the buffers the pipeline adds. */
+static clt_status make_stages(clt__worker *w, clt_trainer *t, int q)
+{
+    tensor_state *s = t->state;
+    const clt_model *lm = s->local[q % s->T];
+    clt_status st = CLT_OK;
+    for (int k = 0; k < s->S && st == CLT_OK; k++) {
+        tstage *x = &s->st[q * s->S + k];
+        int first = s->stage_first[k], last = s->stage_last[k];
+        if (s->stage_group[k] != q / s->T) continue;
+        x->in = lm->layers[first].in_numel, x->out = lm->layers[last].out_numel;
+        st = clt__net_create(w, lm, first, last, (size_t)x->slots * s->mrows, 1, &x->net);
+        if (st == CLT_OK && k < s->S - 1)
+            st = clt__alloc(w, s->mrows * x->out, "gradients from the next stage", &x->gin);
+        if (st == CLT_OK && k > 0)
+            st = clt__alloc(w, (size_t)x->gslots * s->mrows * x->in, "gradients for the previous stage", &x->gout);
+    }
+    return st;
+}
+
+static clt_status destroy_stage(clt__worker *w, void *arg)
+{
+    tstage *x = arg;
+    (void)w;
+    if (x->gin) clReleaseMemObject(x->gin);
+    if (x->gout) clReleaseMemObject(x->gout);
+    clt__net_destroy(x->net);
+    x->gin = x->gout = NULL;
+    x->net = NULL;
+    return CLT_OK;
+}
+
+/* warm_up for stage k on rank q: a micro-batch of zeros through the stage alone. */
+static clt_status stage_warm_up(clt__worker *w, clt_trainer *t, int q, int k)
+{
+    tensor_state *s = t->state;
+    tstage *x = &s->st[q * s->S + k];
+    clt__net *n = x->net;
+    size_t R = s->mrows;
+    bool last = k == s->S - 1;
+    rank_job j = {.t = t, .s = s, .rank = q, .gscale = 1.0f};   /* comm false: no all-reduces */
+    double t0 = clt__now(), unused;
+    clt_status st = clt__net_zero_batch(n, R);
+    if (st == CLT_OK && x->gin) st = clt__zero(w, (clt__view){x->gin, 0}, R * x->out);
+    if (st == CLT_OK) st = span_forward(&j, w, n, 0, R, 1, 0, &t0);
+    if (st == CLT_OK && last) st = clt__net_loss_rows(n, t->p.loss, 0, R, 1.0f, 1, &unused, NULL);
+    clt__view dout = last ? (clt__view){n->gbuf[0], 0} : (clt__view){x->gin, 0};
+    if (st == CLT_OK) st = span_backward(&j, w, n, 0, R, dout, (clt__view){x->gout, 0}, 0, &t0);
+    if (st == CLT_OK) st = clt__zero(w, (clt__view){n->grads, 0}, n->padded);
+    if (st == CLT_OK) st = owned_sumsq(&j, n, &unused);
+    if (st == CLT_OK) st = clt__net_warm_optimizer(n, &t->p.optim, 0, n->nparams);
+    return st;
+}
+
+/* Every stage of the rank warmed up; with `measure`, timed MEASURE_PASSES times more into
+ * j->seconds (see create_rank). */
+static clt_status warm_stages(clt__worker *w, create_job *j)
+{
+    tensor_state *s = j->t->state;
+    clt_status st = CLT_OK;
+    for (int pass = 0; pass <= (j->measure ? MEASURE_PASSES : 0) && st == CLT_OK; pass++) {
+        double t0 = clt__now();
+        for (int k = 0; k < s->S && st == CLT_OK; k++)
+            if (rank_net(s, j->rank, k)) st = stage_warm_up(w, j->t, j->rank, k);
+        if (pass) clt__worker_throttle(w, clt__now() - t0);
+        if (pass && (pass == 1 || clt__now() - t0 < j->seconds)) j->seconds = clt__now() - t0;
+    }
     return st;
 }
 
@@ -605,10 +994,10 @@ static clt_status create_rank(clt__worker *w, void *arg)
     tensor_state *s = t->state;
     int r = j->rank % s->T;
     const clt_model *lm = s->local[r];
-    clt__net *n;
-    clt_status st = clt__net_create(w, lm, 0, lm->nlayers - 1, t->p.max_batch, 1, &n);
+    clt__net *n = NULL;
+    clt_status st = s->S ? make_stages(w, t, j->rank) : clt__net_create(w, lm, 0, lm->nlayers - 1, t->p.max_batch, 1, &n);
     if (st != CLT_OK) return st;
-    s->nets[j->rank] = n;
+    if (!s->S) s->nets[j->rank] = n;
     /* this rank's slices of the initial parameters, in its own numbering */
     size_t most = 1;
     for (int l = 0; l < lm->nlayers; l++)
@@ -621,20 +1010,25 @@ static clt_status create_rank(clt__worker *w, void *arg)
         for (size_t k = 0; k < cnt; k++)
             mine[lm->layers[l].param_off + k] = j->init[t->model->layers[l].param_off + idx[k]];
     }
-    if (st == CLT_OK && lm->nparams) {
-        cl_int err = clEnqueueWriteBuffer(w->queue, n->params, CL_TRUE, 0, lm->nparams * sizeof(float),
-                                          mine, 0, NULL, NULL);
+    for (int k = 0; k < nstages(s) && st == CLT_OK; k++) {   /* each net its range */
+        clt__net *c = rank_net(s, j->rank, k);
+        if (!c || !c->nparams) continue;
+        cl_int err = clEnqueueWriteBuffer(w->queue, c->params, CL_TRUE, 0, c->nparams * sizeof(float),
+                                          mine + c->param_base, 0, NULL, NULL);
         if (err != CL_SUCCESS) st = clt__fail_cl(err, clt__worker_name(w), "uploading the parameters");
     }
     free(mine), free(idx);
+    if (s->S) return st == CLT_OK ? warm_stages(w, j) : st;
     size_t per_group = (t->p.max_batch + (size_t)s->G - 1) / (size_t)s->G;
     if (st == CLT_OK) st = warm_up(w, t, j->rank, t->p.max_batch);
     if (st == CLT_OK && per_group != t->p.max_batch) st = warm_up(w, t, j->rank, per_group);
-    if (st == CLT_OK && j->measure) {   /* compiled by now: this is the device's speed */
+    /* compiled by now: this is the device's speed, the fastest of a few steps (the one least
+     * disturbed by whatever else the machine runs) */
+    for (int pass = 0; pass < (j->measure ? MEASURE_PASSES : 0) && st == CLT_OK; pass++) {
         double t0 = clt__now();
         st = warm_up(w, t, j->rank, per_group);
         clt__worker_throttle(w, clt__now() - t0);
-        j->seconds = clt__now() - t0;
+        if (!pass || clt__now() - t0 < j->seconds) j->seconds = clt__now() - t0;
     }
     return st;
 }
@@ -661,6 +1055,12 @@ static void free_ranks(clt_trainer *t)
     tensor_state *s = t->state;
     for (int q = 0; s->nets && q < s->n; q++)
         if (s->nets[q]) clt__worker_call(&t->rt->workers[q], clt__net_destroy_task, s->nets[q]);
+    for (int i = 0; s->st && i < s->n * s->S; i++) {
+        tstage *x = &s->st[i];
+        clt__link_destroy(x->act), clt__link_destroy(x->grad);
+        x->act = x->grad = NULL;
+        if (x->net || x->gin || x->gout) clt__worker_call(&t->rt->workers[i / s->S], destroy_stage, x);
+    }
     for (int r = 0; s->local && r < s->T; r++) clt_model_destroy(s->local[r]), s->local[r] = NULL;
     if (s->nets) memset(s->nets, 0, (size_t)s->n * sizeof *s->nets);
 }
@@ -672,10 +1072,31 @@ static void tensor_destroy(clt_trainer *t)
     for (int g = 0; s->tcomm && g < s->G; g++) clt__comm_destroy(s->tcomm[g]);
     for (int r = 0; s->dcomm && r < s->T; r++) clt__comm_destroy(s->dcomm[r]);
     free_ranks(t);
+    clt__xfer_group_destroy(s->xg);
+    for (int i = 0; i < 2; i++) clt__schedule_free(s->sched[i]);
     free(s->tcomm), free(s->dcomm), free(s->nets), free(s->local);
     free(s->part), free(s->lo), free(s->len), free(s->counts), free(s->seconds);
+    free(s->layer_group), free(s->stage_first), free(s->stage_last), free(s->stage_group), free(s->st);
     free(s);
     t->state = NULL;
+}
+
+/* With stages: tensor rank r of each stage's group to tensor rank r of the next, activations
+ * forward and their gradients back, each link with room for a whole batch. */
+static clt_status make_links(clt_trainer *t, tensor_state *s)
+{
+    size_t rows = t->p.max_batch;
+    int slots = rows < 65536 ? (int)rows : 65536;
+    clt_status st = clt__xfer_group_create(&s->xg, 0);
+    for (int k = 0; k + 1 < s->S && st == CLT_OK; k++)
+        for (int r = 0; r < s->T && st == CLT_OK; r++) {
+            tstage *a = stage_at(s, k, r), *b = stage_at(s, k + 1, r);
+            clt__worker *wa = &t->rt->workers[s->stage_group[k] * s->T + r];
+            clt__worker *wb = &t->rt->workers[s->stage_group[k + 1] * s->T + r];
+            st = clt__link_create(&a->act, s->xg, wa, wb, rows * a->out, slots, 0);
+            if (st == CLT_OK) st = clt__link_create(&b->grad, s->xg, wb, wa, rows * b->in, slots, 0);
+        }
+    return st;
 }
 
 static clt_status tensor_create(clt_trainer *t, const float *init)
@@ -696,16 +1117,39 @@ static clt_status tensor_create(clt_trainer *t, const float *init)
     s->nets = calloc((size_t)s->n, sizeof *s->nets);
     s->counts = calloc((size_t)s->G, sizeof *s->counts);
     s->seconds = calloc((size_t)s->n, sizeof *s->seconds);
+    s->layer_group = calloc((size_t)L, sizeof *s->layer_group);
+    s->used = s->G;
     double *w = calloc((size_t)T, sizeof *w), *secs = calloc((size_t)s->n, sizeof *secs);
-    if (!s->part || !s->lo || !s->len || !s->local || !s->nets || !s->counts || !s->seconds || !w || !secs) {
+    if (!s->part || !s->lo || !s->len || !s->local || !s->nets || !s->counts || !s->seconds || !s->layer_group ||
+        !w || !secs) {
         free(w), free(secs);
         return clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
+    }
+    clt_status st = stages(s, m);
+    if (st == CLT_OK && s->S && t->p.pipelines > 1)
+        st = clt__fail(CLT_ERR_UNSUPPORTED, "clt_trainer_create: copies of a pipeline of tensor groups "
+                       "(pipelines %d) are not supported yet: use pipelines 1 (groups past the "
+                       "placement stay idle)", t->p.pipelines);
+    if (st != CLT_OK) {
+        free(w), free(secs);
+        return st;
+    }
+    if (s->S) {   /* the model strategy's slots, the same on every rank (lib/strategy_model.c) */
+        int M = t->p.micro_batches, S = s->S;
+        s->mrows = (t->p.max_batch + (size_t)M - 1) / (size_t)M;
+        s->round = M;
+        for (int k = 0; k < S; k++) {
+            int slots, gslots;
+            clt__pipeline_slots(t->p.pipeline, S, k, M, &slots, &gslots);
+            for (int q = 0; q < s->n; q++) s->st[q * S + k].slots = slots, s->st[q * S + k].gslots = gslots;
+            if (slots < s->round) s->round = slots;
+        }
     }
     for (int r = 0; r < T; r++)
         w[r] = t->p.split == CLT_SPLIT_WEIGHTS ? (double)t->p.split_weights[r] : 1.0;
     s->copts = clt_collective_options_default();
     bool measure = t->p.split == CLT_SPLIT_AUTO && T > 1;
-    clt_status st = build_ranks(t, init, w, measure, secs);
+    st = build_ranks(t, init, w, measure, secs);
     if (st == CLT_OK && measure) {
         /* CLT_SPLIT_AUTO: slices in proportion to each device's speed on equal slices (tensor
          * rank r's mean over the groups, so that every group slices alike), measured once */
@@ -713,8 +1157,9 @@ static clt_status tensor_create(clt_trainer *t, const float *init)
         if (!old) st = clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
         for (int r = 0; r < T && st == CLT_OK; r++) {
             double sum = 0;
-            for (int g = 0; g < s->G; g++) sum += secs[g * T + r];
-            w[r] = sum > 0 ? (double)s->G / sum : 1.0;
+            int timed = 0;   /* with stages, the groups holding one */
+            for (int g = 0; g < s->G; g++) sum += secs[g * T + r], timed += secs[g * T + r] > 0;
+            w[r] = sum > 0 ? (double)timed / sum : 1.0;
         }
         if (st == CLT_OK) {
             memcpy(old, s->len, (size_t)L * (size_t)T * sizeof *old);
@@ -739,7 +1184,7 @@ static clt_status tensor_create(clt_trainer *t, const float *init)
         }
         free(devs);
     }
-    if (st == CLT_OK && s->G > 1) {
+    if (st == CLT_OK && s->G > 1 && !s->S) {
         if (!(s->dcomm = calloc((size_t)T, sizeof *s->dcomm)))
             return clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
         int *devs = malloc((size_t)s->n * sizeof *devs);
@@ -750,12 +1195,20 @@ static clt_status tensor_create(clt_trainer *t, const float *init)
         }
         free(devs);
     }
-    if (st == CLT_OK && clt__log_enabled(CLT_LOG_INFO))
+    if (st == CLT_OK && s->S) st = make_links(t, s);
+    if (st == CLT_OK && clt__log_enabled(CLT_LOG_INFO)) {
         for (int l = 0; l < L; l++)
             if (s->part[l] != PART_REPL)
                 clt__log(CLT_LOG_INFO, "tensor parallel: layer %d %s-parallel over %d devices, "
                          "tensor rank 0 has %d features", l, s->part[l] == PART_COL ? "column" : "row",
                          T, s->len[l * T]);
+        for (int k = 0; k < s->S; k++)
+            clt__log(CLT_LOG_INFO, "tensor parallel: stage %d: layers %d..%d on group %d (devices %d..%d), "
+                     "%s schedule, %d micro-batch%s", k, s->stage_first[k], s->stage_last[k], s->stage_group[k],
+                     s->stage_group[k] * T, s->stage_group[k] * T + T - 1,
+                     clt_pipeline_schedule_name(t->p.pipeline), t->p.micro_batches,
+                     t->p.micro_batches == 1 ? "" : "es");
+    }
     return st;
 }
 

@@ -239,12 +239,6 @@ clt_status clt_trainer_create(clt_trainer **out, clt_runtime *rt, const clt_mode
     clt_status st = check_params(&p, rt);
     if (st == CLT_OK) st = clt__fault_from_env(rt);
     if (st != CLT_OK) return st;
-    for (int i = 0; p.parallel == CLT_PARALLEL_TENSOR && i < m->nlayers; i++)
-        if (m->layers[i].device >= 0)
-            return clt__fail(CLT_ERR_UNSUPPORTED, "tensor parallelism with pipeline stages is not "
-                             "supported yet: the model has a placement (layer %d on device %d); use "
-                             "CLT_PARALLEL_MODEL, or a model without clt_model_place", i,
-                             m->layers[i].device);
 
     clt_trainer *t = calloc(1, sizeof *t);
     float *init = NULL;

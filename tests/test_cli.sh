@@ -178,6 +178,23 @@ assert all(r["vs_one_device"] > 0 for r in rows[1:]), rows
 else
     skip "bench train --parallel tensor reports slices and speed-ups" "no python3"
 fi
+run_ok "cltrain bench train --parallel tensor --placement seed --tensor-group 2 --json exits 0" "$tmp/tpipe.json" \
+    "$CLTRAIN" bench train --parallel tensor --placement seed --tensor-group 2 --micro-batches 2 \
+    --model seed-mlp --batch 32 --steps 2 --devices 0:0,0:0,0:0,0:0 --json
+if [ $have_py -eq 1 ]; then
+    python3 -c '
+import json, sys
+rows = [json.loads(l) for l in open(sys.argv[1]).read().split("\n") if l]
+kinds = [(r["parallel"], r["schedule"], r["placement"]) for r in rows]
+assert kinds == [("none", "-", "-"), ("tensor", "1f1b", "seed"), ("model", "naive", "seed"), ("model", "1f1b", "seed")], kinds
+t = rows[1]
+assert t["micro_batches"] == 2 and t["tensor_group"] == 2 and t["slices"][:2] == [128, 128], t
+assert t["samples_per_s"] > 0 and t["vs_one_device"] > 0, t
+' "$tmp/tpipe.json"
+    ok $? "bench train --parallel tensor --placement seed: a 1f1b pipeline of 2-way groups (fc2 split 128/128)"
+else
+    skip "bench train --parallel tensor --placement seed reports its pipeline" "no python3"
+fi
 run_ok "cltrain train --parallel tensor on 3 devices exits 0" "$tmp/tensor.out" \
     "$CLTRAIN" train --parallel tensor --devices 0:0,0:0,0:0 --epochs 1 --limit 512 --batch 64
 grep -q "layer 0 column-parallel, output features 0..170 on 0, 171..341 on 1, 342..511 on 2" "$tmp/tensor.out"

@@ -4,19 +4,12 @@
  * are the same bits on every device (verify_replicas); predict and evaluate agree; checkpoints
  * go on with the same losses; bad settings are refused with clear messages.
  * Tolerance: |got - ref| <= 1e-6 + 1e-5*|ref|. */
-#include "internal.h"
-#include "ref.h"
-#include "tap.h"
+#include "seed_check.h"
 
-#include <math.h>
-#include <stdio.h>
-#include <unistd.h>
-
-#define ATOL 1e-6
-#define RTOL 1e-5
-#define STEPS 5
-#define BATCH 16
-#define NPARAMS (1024 * 512 + 512 + 512 * 256 + 256 + 256 * 128 + 128 + 1290)
+#define ATOL SEED_ATOL
+#define RTOL SEED_RTOL
+#define STEPS SEED_STEPS
+#define BATCH SEED_BATCH
 
 static float xs[STEPS][BATCH * 1024];
 static int32_t ys[STEPS][BATCH];
@@ -24,27 +17,10 @@ static int32_t ys[STEPS][BATCH];
 static void make_data(void) { ref_seed_batches(xs[0], ys[0], STEPS, BATCH); }
 
 typedef struct {
-    float loss[STEPS];
-    float params[NPARAMS];
-    float grads[NPARAMS];
-    float out[BATCH * 10];     /* predict on batch 0 after training */
-    float eval_loss, eval_acc;
+    seed_result r;
     int slice[3][3];           /* fc1's (kind, first, count) on devices 0..2 */
     int slice2[3][3];          /* fc2's */
 } run_result;
-
-/* Every Linear's weight and bias (or their gradients) into the flat numbering. */
-static clt_status gather(clt_trainer *t, const clt_model *m, float *flat, int grads)
-{
-    clt_status st = CLT_OK;
-    for (int l = 0; l < clt_model_layer_count(m) && st == CLT_OK; l++) {
-        if (m->layers[l].desc.kind != CLT_LAYER_LINEAR) continue;
-        size_t off = m->layers[l].param_off, w = m->layers[l].w_count, b = m->layers[l].b_count;
-        st = (grads ? clt_trainer_get_grad : clt_trainer_get_param)(t, l, "weight", flat + off, w);
-        if (st == CLT_OK) st = (grads ? clt_trainer_get_grad : clt_trainer_get_param)(t, l, "bias", flat + off + w, b);
-    }
-    return st;
-}
 
 static clt_status train(const char *spec, clt_train_params p, run_result *out)
 {
@@ -54,11 +30,7 @@ static clt_status train(const char *spec, clt_train_params p, run_result *out)
     p.max_batch = BATCH;
     clt_status st = clt_runtime_create(&rt, spec);
     if (st == CLT_OK) st = clt_trainer_create(&t, rt, m, &p);
-    for (int s = 0; s < STEPS && st == CLT_OK; s++) st = clt_trainer_step(t, xs[s], ys[s], BATCH, &out->loss[s]);
-    if (st == CLT_OK) st = gather(t, m, out->params, 0);
-    if (st == CLT_OK) st = gather(t, m, out->grads, 1);
-    if (st == CLT_OK) st = clt_trainer_predict(t, xs[0], BATCH, out->out);
-    if (st == CLT_OK) st = clt_trainer_evaluate(t, xs[1], ys[1], BATCH, &out->eval_loss, &out->eval_acc);
+    if (st == CLT_OK) st = seed_run(t, m, xs, ys, &out->r);
     memset(out->slice, 0, sizeof out->slice);
     memset(out->slice2, 0, sizeof out->slice2);
     for (int d = 0; d < clt_runtime_device_count(rt) && d < 3 && st == CLT_OK && p.parallel == CLT_PARALLEL_TENSOR; d++) {
@@ -74,18 +46,7 @@ static clt_status train(const char *spec, clt_train_params p, run_result *out)
 
 static void compare(const run_result *ref, const run_result *got, const char *what, double patol)
 {
-    char w[200];
-    snprintf(w, sizeof w, "%s: losses of %d steps", what, STEPS);
-    ok_close(got->loss, ref->loss, STEPS, ATOL, RTOL, w);
-    snprintf(w, sizeof w, "%s: parameters gathered back after %d steps", what, STEPS);
-    ok_close(got->params, ref->params, NPARAMS, patol, RTOL, w);
-    snprintf(w, sizeof w, "%s: gradients of the last step gathered back", what);
-    ok_close(got->grads, ref->grads, NPARAMS, ATOL, RTOL, w);
-    snprintf(w, sizeof w, "%s: predict", what);
-    ok_close(got->out, ref->out, BATCH * 10, ATOL, RTOL, w);
-    ok(fabsf(got->eval_loss - ref->eval_loss) <= ATOL + RTOL * fabsf(ref->eval_loss) &&
-       got->eval_acc == ref->eval_acc, "%s: evaluate gives loss %g (one device %g), accuracy %g (%g)",
-       what, (double)got->eval_loss, (double)ref->eval_loss, (double)got->eval_acc, (double)ref->eval_acc);
+    seed_compare(&ref->r, &got->r, what, patol);
 }
 
 /* A model with what cannot be split: Linear, GELU, Linear (a pair), LayerNorm, Linear (left
@@ -130,47 +91,6 @@ static void odd_model(const char *spec, clt_train_params p, const char *what)
     }
     ok_close(loss[1], loss[0], 3, ATOL, RTOL, what);
     ok_close(params[1], params[0], np, ATOL, RTOL, what);
-}
-
-/* Save after 3 steps, go on 2; a new trainer loads and goes on 2: the same losses (bit for bit
- * on the same devices); the file loads into one device too. */
-static void checkpoint(const char *spec, clt_train_params p)
-{
-    char path[] = "/tmp/clt-tensor-XXXXXX";
-    int fd = mkstemp(path);
-    if (fd >= 0) close(fd);
-    clt_runtime *rt = NULL, *rt1 = NULL;
-    clt_model *m = ref_seed_mlp(0.0f);
-    clt_trainer *a = NULL, *b = NULL, *c = NULL;
-    float la[2], lb[2], lc[2];
-    p.max_batch = BATCH;
-    clt_status st = clt_runtime_create(&rt, spec);
-    if (st == CLT_OK) st = clt_runtime_create(&rt1, "0:0");
-    if (st == CLT_OK) st = clt_trainer_create(&a, rt, m, &p);
-    for (int s = 0; s < 3 && st == CLT_OK; s++) st = clt_trainer_step(a, xs[s], ys[s], BATCH, NULL);
-    if (ok_status(st == CLT_OK ? clt_trainer_save(a, path) : st, "checkpoint: 3 Adam steps on %s, saved", spec)) {
-        for (int s = 0; s < 2 && st == CLT_OK; s++) st = clt_trainer_step(a, xs[3 + s], ys[3 + s], BATCH, &la[s]);
-        clt_train_params q = p;
-        q.seed = 99;   /* other initial parameters: the load must replace them */
-        if (st == CLT_OK) st = clt_trainer_create(&b, rt, m, &q);
-        if (st == CLT_OK) st = clt_trainer_load(b, path);
-        for (int s = 0; s < 2 && st == CLT_OK; s++) st = clt_trainer_step(b, xs[3 + s], ys[3 + s], BATCH, &lb[s]);
-        if (ok_status(st, "checkpoint: a new tensor-parallel trainer loads it and trains 2 steps"))
-            ok(!memcmp(la, lb, sizeof la), "checkpoint: the same losses bit for bit (%.9g %.9g / %.9g %.9g)",
-               (double)la[0], (double)la[1], (double)lb[0], (double)lb[1]);
-        clt_train_params one = q;
-        one.parallel = CLT_PARALLEL_NONE;
-        one.verify_replicas = 0;
-        st = clt_trainer_create(&c, rt1, m, &one);
-        if (st == CLT_OK) st = clt_trainer_load(c, path);
-        for (int s = 0; s < 2 && st == CLT_OK; s++) st = clt_trainer_step(c, xs[3 + s], ys[3 + s], BATCH, &lc[s]);
-        if (ok_status(st, "checkpoint: one device loads the tensor-parallel file and trains 2 steps"))
-            ok_close(lc, la, 2, ATOL, RTOL, "checkpoint: one device goes on with the same losses");
-    }
-    clt_trainer_destroy(a), clt_trainer_destroy(b), clt_trainer_destroy(c);
-    clt_runtime_destroy(rt), clt_runtime_destroy(rt1);
-    clt_model_destroy(m);
-    remove(path);
 }
 
 int main(void)
@@ -265,7 +185,11 @@ int main(void)
     clt_train_params op = tp;
     odd_model(three, op, "linear-gelu-linear-layernorm-linear on 3 devices");
 
-    checkpoint(three, adam);
+    {
+        clt_model *m = ref_seed_mlp(0.0f);
+        seed_checkpoint(three, adam, m, xs, ys, "Adam, 3 tensor-parallel devices");
+        clt_model_destroy(m);
+    }
 
     /* A batch smaller than the groups: a group with no rows still takes part. */
     {
@@ -345,8 +269,9 @@ int main(void)
             clt_model *placed = ref_seed_mlp(0.0f);
             clt_model_place(placed, 0, 3, 0);
             clt_model_place(placed, 4, 6, 1);
-            ok_error(clt_trainer_create(&t, rt, placed, &tp), CLT_ERR_UNSUPPORTED, "pipeline stages",
-                     "tensor parallelism with a placement (pipeline stages)");
+            ok_error(clt_trainer_create(&t, rt, placed, &tp), CLT_ERR_INVALID_ARG,
+                     "layer 4 (linear) is placed on tensor group 1, but the runtime's 3 devices in groups of 3",
+                     "a placement on 2 groups when 3 devices make one group of 3");
             clt_model_destroy(placed);
             int kind, first, count;
             clt_train_params dp = base;

@@ -80,7 +80,8 @@ typedef struct {
     clt_parallel parallel;
     int schedule;             /* clt_pipeline_schedule, or -1: one device, naive, gpipe, 1f1b */
     int micro;                /* micro-batches of gpipe and 1f1b (naive runs the batch whole) */
-    int seed_placement;       /* model: the seed's placement instead of the automatic one */
+    int seed_placement;       /* model: the seed's placement instead of the automatic one;
+                               * tensor: the same on tensor groups, a pipeline of groups */
     clt_split split;          /* data: how the batch is shared */
     long long bucket_bytes;   /* data: gradient bucket size, or -1 for the library's default */
     int tensor_group;         /* tensor: devices per group (0: all) */
@@ -123,13 +124,14 @@ static int train_run(const train_args *a, clt_parallel parallel, int schedule, i
     clt_model *m;
     clt_status st = tool_model_build(a->model, &m);
     if (st != CLT_OK) return 2;
-    if (parallel == CLT_PARALLEL_MODEL && a->seed_placement) {
+    if ((parallel == CLT_PARALLEL_MODEL || parallel == CLT_PARALLEL_TENSOR) && a->seed_placement) {
         if (strcmp(a->model, "seed-mlp")) {
             fprintf(stderr, "cltrain bench: --placement seed needs --model seed-mlp\n");
             clt_model_destroy(m);
             return 2;
         }
-        /* PyTorch's ModelParallelNN: fc1 (and its relu) on 0; fc2, fc3 on 1; fc4 on 0 */
+        /* PyTorch's ModelParallelNN: fc1 (and its relu) on 0; fc2, fc3 on 1; fc4 on 0 (tensor
+         * parallel: on groups 0 and 1) */
         st = clt_model_place(m, 0, 1, 0);
         if (st == CLT_OK) st = clt_model_place(m, 2, 5, 1);
         if (st == CLT_OK) st = clt_model_place(m, 6, 6, 0);
@@ -219,8 +221,10 @@ static const char *parallel_name(clt_parallel p)
 
 static void train_print(const train_args *a, clt_parallel parallel, int schedule, int micro, const train_result *r)
 {
-    const char *sched = parallel == CLT_PARALLEL_MODEL ? clt_pipeline_schedule_name((clt_pipeline_schedule)schedule) : "-";
-    const char *placement = parallel != CLT_PARALLEL_MODEL ? "-" : a->seed_placement ? "seed" : "auto";
+    /* a pipeline: model parallel, or tensor parallel with the seed placement on groups */
+    int staged = parallel == CLT_PARALLEL_MODEL || (parallel == CLT_PARALLEL_TENSOR && a->seed_placement);
+    const char *sched = staged ? clt_pipeline_schedule_name((clt_pipeline_schedule)schedule) : "-";
+    const char *placement = !staged ? "-" : a->seed_placement ? "seed" : "auto";
     char split[256] = "";   /* data parallel: "256,256" */
     size_t len = 0;
     for (int i = 0; parallel == CLT_PARALLEL_DATA && i < r->devices && i < 16; i++)
@@ -258,15 +262,14 @@ static void train_print(const train_args *a, clt_parallel parallel, int schedule
                "\"buckets\":%d,\"buckets_overlapped\":%.2f,"
                "\"tensor_group\":%d,\"slices\":[%s],\"worker_cpu_s_per_step\":[%s]%s}\n",
                a->model, a->batch, a->steps, parallel_name(parallel), sched,
-               parallel == CLT_PARALLEL_MODEL ? micro : 1, placement, split, r->devices, r->name, r->sps,
+               staged ? micro : 1, placement, split, r->devices, r->name, r->sps,
                r->kfrac, r->tfrac, r->kernels, act, r->buckets, r->overlapped,
                parallel == CLT_PARALLEL_TENSOR ? (a->tensor_group ? a->tensor_group : r->devices) : 0, slices, cpu, vs);
         return;
     }
     printf("train %s, batch %zu, %d steps on %d device%s (%s), parallel %s", a->model, a->batch, a->steps,
            r->devices, r->devices == 1 ? "" : "s", r->name, parallel_name(parallel));
-    if (parallel == CLT_PARALLEL_MODEL) printf(", %s schedule, %d micro-batch%s, %s placement", sched, micro,
-                                               micro == 1 ? "" : "es", placement);
+    if (staged) printf(", %s schedule, %d micro-batch%s, %s placement", sched, micro, micro == 1 ? "" : "es", placement);
     if (parallel == CLT_PARALLEL_DATA)
         printf(", split %s, %d gradient bucket%s (%.2f per step began while backward ran)", split,
                r->buckets, r->buckets == 1 ? "" : "s", r->overlapped);
@@ -292,9 +295,12 @@ static int bench_train(const train_args *a)
         int rc = train_run(a, CLT_PARALLEL_NONE, 0, 1, &r);
         double base = r.sps, base_cpu = r.cpu[0];
         if (!rc) train_print(a, CLT_PARALLEL_NONE, 0, 1, &r);
-        if (!rc) rc = train_run(a, CLT_PARALLEL_TENSOR, 0, 1, &r);
+        /* with the seed placement, a pipeline of tensor groups: --schedule (1f1b by default) */
+        int ts = !a->seed_placement ? 0 : a->schedule < 0 ? CLT_PIPELINE_1F1B : a->schedule;
+        int tm = a->seed_placement && ts != CLT_PIPELINE_NAIVE ? a->micro : 1;
+        if (!rc) rc = train_run(a, CLT_PARALLEL_TENSOR, ts, tm, &r);
         r.base_sps = base, r.base_cpu = base_cpu;
-        if (!rc) train_print(a, CLT_PARALLEL_TENSOR, 0, 1, &r);
+        if (!rc) train_print(a, CLT_PARALLEL_TENSOR, ts, tm, &r);
         for (int s = CLT_PIPELINE_NAIVE; s <= CLT_PIPELINE_1F1B && !rc; s += CLT_PIPELINE_1F1B - CLT_PIPELINE_NAIVE) {
             int micro = s == CLT_PIPELINE_NAIVE ? 1 : a->micro;
             rc = train_run(a, CLT_PARALLEL_MODEL, s, micro, &r);
@@ -571,7 +577,9 @@ static void bench_usage(void)
             "train --parallel tensor runs one device, tensor parallel (groups of T devices, default all;\n"
             "slices in proportion to the weights, one per device, or with --split auto to each\n"
             "device's speed timed at create; default equal), then model parallel\n"
-            "naive and 1f1b on the same devices, and reports each one's speed-up over one device\n");
+            "naive and 1f1b on the same devices, and reports each one's speed-up over one device;\n"
+            "with --placement seed the tensor run is a pipeline of tensor groups (fc1 on group 0,\n"
+            "fc2-fc3 on group 1, fc4 on group 0; --schedule, default 1f1b, with M micro-batches)\n");
 }
 
 int cmd_bench(int argc, char **argv)
