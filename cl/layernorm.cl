@@ -56,7 +56,7 @@ __kernel void layernorm_backward_params(const uint B, const uint D,
                                         __global const float *dy, const ulong dyo,
                                         __global const float *stats, const ulong so,
                                         __global float *dw, const ulong dwo,
-                                        __global float *db, const ulong dbo)
+                                        __global float *db, const ulong dbo, const int acc)
 {
     const size_t j = get_global_id(0);
     if (j >= D) return;
@@ -66,6 +66,6 @@ __kernel void layernorm_backward_params(const uint B, const uint D,
         sw += g * (x[xo + b * D + j] - stats[so + 2 * b]) * stats[so + 2 * b + 1];
         sb += g;
     }
-    dw[dwo + j] += sw;
-    db[dbo + j] += sb;
+    dw[dwo + j] = acc ? dw[dwo + j] + sw : sw;   /* acc 0: the first pass of an update */
+    db[dbo + j] = acc ? db[dbo + j] + sb : sb;
 }

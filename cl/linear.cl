@@ -11,36 +11,36 @@ __kernel void bias_add_rows(const ulong rows, const ulong cols,
     y[yo + i] += b[bo + i % cols];
 }
 
-/* db[c] += sum over rows of dy[r, c]: 16 columns per work-item, each summed over the rows in
- * order, as one column per work-item did (the same bits) but with vector loads along the rows:
- * the column-wise loop took ~0.7 ns per element on PoCL. */
+/* db[c] += sum over rows of dy[r, c] (acc 0: db[c] = the sum): 16 columns per work-item, each
+ * summed over the rows in order, as one column per work-item did (the same bits) but with
+ * vector loads along the rows: the column-wise loop took ~0.7 ns per element on PoCL. */
 __kernel void colsum_acc(const ulong rows, const ulong cols,
                          __global const float *dy, const ulong dyo,
-                         __global float *db, const ulong dbo)
+                         __global float *db, const ulong dbo, const int acc)
 {
     const size_t c0 = get_global_id(0) * 16;
     if (c0 >= cols) return;
     if (c0 + 16 <= cols) {
         float16 s = (float16)(0.0f);
         for (size_t r = 0; r < rows; r++) s += vload16(0, dy + dyo + r * cols + c0);
-        vstore16(vload16(0, db + dbo + c0) + s, 0, db + dbo + c0);
+        vstore16(acc ? vload16(0, db + dbo + c0) + s : s, 0, db + dbo + c0);
         return;
     }
     for (size_t c = c0; c < cols; c++) {
         float s = 0.0f;
         for (size_t r = 0; r < rows; r++) s += dy[dyo + r * cols + c];
-        db[dbo + c] += s;
+        db[dbo + c] = acc ? db[dbo + c] + s : s;
     }
 }
 
-/* db[r] += sum over columns of m[r, c] (one work-item per row). */
+/* db[r] += sum over columns of m[r, c] (acc 0: db[r] = the sum; one work-item per row). */
 __kernel void rowsum_acc(const ulong rows, const ulong cols,
                          __global const float *m, const ulong mo,
-                         __global float *db, const ulong dbo)
+                         __global float *db, const ulong dbo, const int acc)
 {
     const size_t r = get_global_id(0);
     if (r >= rows) return;
     float s = 0.0f;
     for (size_t c = 0; c < cols; c++) s += m[mo + r * cols + c];
-    db[dbo + r] += s;
+    db[dbo + r] = acc ? db[dbo + r] + s : s;
 }

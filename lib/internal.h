@@ -400,7 +400,9 @@ typedef struct {
     clt__view in;         /* (B, in_numel) */
     clt__view out;        /* (B, out_numel) */
     clt__view params;     /* the layer's parameters: weight then bias */
-    clt__view grads;      /* their gradients, accumulated into */
+    clt__view grads;      /* their gradients, accumulated into (written when grads_fresh) */
+    int grads_fresh;      /* backward writes the parameter gradients instead of adding to them:
+                           * the first pass of an update, the buffer not zeroed first */
     clt__view saved;      /* (B, saved_per_sample) */
     clt__view scratch;    /* workspace of clt__layer_scratch() floats */
     clt__view dout;       /* backward: (B, out_numel) */
@@ -439,6 +441,8 @@ typedef struct {
                                    * clt__net_commit swaps them in */
     cl_mem opt_next[2];
     bool updating;                /* between clt__net_update_begin and commit or discard */
+    bool grads_fresh;             /* the next backward writes every parameter gradient instead of
+                                   * adding to it (the caller skips zeroing the buffer) */
     cl_mem input;                 /* (max_batch, input numel of layer first) */
     cl_mem *acts;                 /* acts[i]: output of layer first + i */
     cl_mem saved;                 /* per-layer state kept for backward */

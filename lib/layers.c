@@ -1,6 +1,7 @@
 /* Forward and backward of every layer kind, on one worker: CLBlast for the GEMMs, cl/ kernels
- * for the rest. Gradients of parameters are accumulated (+=) so micro-batches can add up;
- * gradients of inputs are overwritten. A layer never knows how many devices there are. */
+ * for the rest. Gradients of parameters are accumulated (+=) so micro-batches can add up, or
+ * written (grads_fresh: the first pass of an update, no zeroing needed); gradients of inputs are
+ * overwritten. A layer never knows how many devices there are. */
 #include "internal.h"
 
 /* Activation kernels take the layer kind number; keep cl/activation.cl's defines in step. */
@@ -71,14 +72,16 @@ static clt_status linear_backward(const clt__layer *l, const clt__layer_io *io)
 {
     clt__worker *w = io->w;
     cl_ulong B = io->batch, in = l->in_numel, out = l->out_numel;
+    cl_int acc = !io->grads_fresh;
     /* dW (out, in) += dy^T (out, B) x (B, in) */
     clt_status st = clt__sgemm(w, CLT__TRANS, CLT__NOTRANS, out, in, B, 1.0f, io->dout.mem,
-                               io->dout.off, out, io->in.mem, io->in.off, in, 1.0f, io->grads.mem,
-                               io->grads.off, in);
+                               io->dout.off, out, io->in.mem, io->in.off, in, acc ? 1.0f : 0.0f,
+                               io->grads.mem, io->grads.off, in);
     if (st == CLT_OK && l->b_count) {
         clt__view db = clt__at(io->grads, l->w_count);
         st = CLT_LAUNCH(w, "linear", "colsum_acc", (out + 15) / 16, CLT_ARG(B), CLT_ARG(out),
-                        CLT_ARG(io->dout.mem), CLT_ARG(io->dout.off), CLT_ARG(db.mem), CLT_ARG(db.off));
+                        CLT_ARG(io->dout.mem), CLT_ARG(io->dout.off), CLT_ARG(db.mem), CLT_ARG(db.off),
+                        CLT_ARG(acc));
     }
     /* dx (B, in) = dy (B, out) W (out, in) */
     if (st == CLT_OK && io->din.mem)
@@ -130,14 +133,16 @@ static clt_status conv_backward(const clt__layer *l, const clt__layer_io *io)
                         CLT_ARG(g.OC), CLT_ARG(hw), CLT_ARG(io->dout.mem), CLT_ARG(io->dout.off),
                         CLT_ARG(dyp.mem), CLT_ARG(dyp.off));
     /* dW (OC, CKK) += dyp (OC, n) col^T (n, CKK) */
+    cl_int acc = !io->grads_fresh;
     if (st == CLT_OK)
         st = clt__sgemm(w, CLT__NOTRANS, CLT__TRANS, g.OC, ckk, n, 1.0f, dyp.mem, dyp.off, n,
-                        col.mem, col.off, n, 1.0f, io->grads.mem, io->grads.off, ckk);
+                        col.mem, col.off, n, acc ? 1.0f : 0.0f, io->grads.mem, io->grads.off, ckk);
     if (st == CLT_OK && l->b_count) {
         clt__view db = clt__at(io->grads, l->w_count);
         cl_ulong rows = g.OC, cols = n;
         st = CLT_LAUNCH(w, "linear", "rowsum_acc", rows, CLT_ARG(rows), CLT_ARG(cols),
-                        CLT_ARG(dyp.mem), CLT_ARG(dyp.off), CLT_ARG(db.mem), CLT_ARG(db.off));
+                        CLT_ARG(dyp.mem), CLT_ARG(dyp.off), CLT_ARG(db.mem), CLT_ARG(db.off),
+                        CLT_ARG(acc));
     }
     if (st != CLT_OK || !io->din.mem) return st;
     /* dcol (CKK, n) = W^T (CKK, OC) dyp (OC, n), into col's place */
@@ -236,11 +241,12 @@ static clt_status layernorm_backward(const clt__layer *l, const clt__layer_io *i
 {
     cl_uint B = (cl_uint)io->batch, D = (cl_uint)l->in_numel;
     clt__view db = clt__at(io->grads, l->w_count);
+    cl_int acc = !io->grads_fresh;
     clt_status st = CLT_LAUNCH(io->w, "layernorm", "layernorm_backward_params", D, CLT_ARG(B),
                                CLT_ARG(D), CLT_ARG(io->in.mem), CLT_ARG(io->in.off),
                                CLT_ARG(io->dout.mem), CLT_ARG(io->dout.off), CLT_ARG(io->saved.mem),
                                CLT_ARG(io->saved.off), CLT_ARG(io->grads.mem), CLT_ARG(io->grads.off),
-                               CLT_ARG(db.mem), CLT_ARG(db.off));
+                               CLT_ARG(db.mem), CLT_ARG(db.off), CLT_ARG(acc));
     if (st != CLT_OK || !io->din.mem) return st;
     return CLT_LAUNCH(io->w, "layernorm", "layernorm_backward_input", B, CLT_ARG(B), CLT_ARG(D),
                       CLT_ARG(io->in.mem), CLT_ARG(io->in.off), CLT_ARG(io->dout.mem),

@@ -106,6 +106,7 @@ static clt__layer_io io_of(clt__net *n, int i, size_t row, size_t batch, int tra
     io.out = (clt__view){n->acts[k], row * l->out_numel};
     io.params = (clt__view){n->params, l->param_off - n->param_base};
     io.grads = (clt__view){n->grads, l->param_off - n->param_base};
+    io.grads_fresh = n->grads_fresh;
     io.saved = (clt__view){n->saved, n->saved_off[k] + row * l->saved_per_sample};
     io.scratch = (clt__view){n->scratch, 0};
     return io;

@@ -305,7 +305,11 @@ static clt_status phase_a_body(clt__worker *w, rank_job *j)
     clt__net *n = s->nets[j->rank];
     clt_status st = CLT_OK;
     double t0 = clt__now();
-    if (j->first_micro) st = clt__zero(w, (clt__view){n->grads, 0}, n->padded);
+    /* The first backward of an update writes the gradients rather than adding to them (no
+     * zeroing pass over the whole buffer: a fixed cost of every replica); a rank without rows
+     * this step runs no backward, so its gradients are zeroed. */
+    n->grads_fresh = j->first_micro && j->count;
+    if (j->first_micro && !j->count) st = clt__zero(w, (clt__view){n->grads, 0}, n->padded);
     if (st == CLT_OK && j->count) st = rank_forward(j, w, 1, 1);
     if (st == CLT_OK && j->count) st = clt__fault_point(w, CLT__FAULT_BACKWARD, 1, "the backward");
     if (st != CLT_OK) return st;

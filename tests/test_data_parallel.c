@@ -109,6 +109,104 @@ static void progress_cb(const clt_step_info *info, void *user)
     (*calls)++;
 }
 
+/* A small CNN (Conv2d, ReLU, Flatten, LayerNorm, Linear: every layer kind with parameters) for
+ * CNN_STEPS updates of accumulation `micro` on `spec`: its losses and all its parameters. The
+ * first backward of each update writes the gradients instead of adding to zeroed ones, and a
+ * device given no rows zeroes them: both must give the update of one device. */
+#define CNN_STEPS 3
+#define CNN_BATCH 12
+#define CNN_IN (2 * 6 * 6)
+static clt_status train_cnn(const char *spec, clt_train_params p, int micro, const float *weights,
+                            float *losses, float **params, size_t *np)
+{
+    clt_model *m = NULL;
+    clt_status st = clt_model_create(&m, clt_shape3(2, 6, 6));
+    clt_layer_desc layers[] = {clt_conv2d(3, 3, 1, 1), clt_relu(), clt_flatten(), clt_layernorm(1e-5f),
+                               clt_linear(5)};
+    for (size_t i = 0; i < sizeof layers / sizeof layers[0] && st == CLT_OK; i++) st = clt_model_add(m, layers[i]);
+    static float x[CNN_STEPS][CNN_BATCH * CNN_IN];
+    static int32_t y[CNN_STEPS][CNN_BATCH];
+    unsigned seed = 7;
+    for (int s = 0; s < CNN_STEPS; s++)
+        for (int i = 0; i < CNN_BATCH * CNN_IN; i++) {
+            seed = seed * 1664525u + 1013904223u;
+            x[s][i] = (float)((seed >> 8) & 0xffff) / 32768.0f - 1.0f;
+            if (i < CNN_BATCH) y[s][i] = (int32_t)((seed >> 20) % 5);
+        }
+    p.accumulation = micro;
+    /* every step's shares were warmed up at create (max_batch rows and the equal share): PoCL
+     * 3.1 can abort when a device compiles a new size while another runs (README, Limits) */
+    p.max_batch = CNN_BATCH / (size_t)micro;
+    p.split_weights = weights;
+    if (weights) p.split = CLT_SPLIT_WEIGHTS;
+    clt_runtime *rt = NULL;
+    clt_trainer *t = NULL;
+    if (st == CLT_OK) st = clt_runtime_create(&rt, spec);
+    if (st == CLT_OK) st = clt_trainer_create(&t, rt, m, &p);
+    for (int s = 0; s < CNN_STEPS && st == CLT_OK; s++) {
+        size_t b = CNN_BATCH / (size_t)micro;
+        double sum = 0;
+        for (int k = 0; k < micro && st == CLT_OK; k++) {
+            float l;
+            st = clt_trainer_step(t, x[s] + (size_t)k * b * CNN_IN, y[s] + (size_t)k * b, b, &l);
+            sum += l;
+        }
+        losses[s] = (float)(sum / micro);
+    }
+    *np = m ? clt_model_param_count(m) : 0;
+    *params = calloc(*np ? *np : 1, sizeof(float));
+    for (int l = 0; m && l < clt_model_layer_count(m) && st == CLT_OK; l++) {
+        clt_shape ws, bs;
+        if (clt_model_param_shape(m, l, "weight", &ws) != CLT_OK) {
+            clt__error_clear();
+            continue;   /* no parameters */
+        }
+        clt_model_param_shape(m, l, "bias", &bs);
+        size_t off = m->layers[l].param_off;
+        st = clt_trainer_get_param(t, l, "weight", *params + off, clt_shape_numel(ws));
+        if (st == CLT_OK)
+            st = clt_trainer_get_param(t, l, "bias", *params + off + clt_shape_numel(ws), clt_shape_numel(bs));
+    }
+    if (st != CLT_OK) diag("CNN on '%s': %s", spec, clt_last_error());
+    clt_trainer_destroy(t);
+    clt_model_destroy(m);
+    clt_runtime_destroy(rt);
+    return st;
+}
+
+static void check_cnn(void)
+{
+    clt_train_params p = clt_train_params_default();
+    p.optim = clt_sgd(0.1f, 0.9f, 0.0f, 0);
+    p.seed = 5;
+    float ref_loss[CNN_STEPS], loss[CNN_STEPS];
+    float *ref = NULL, *got = NULL;
+    size_t np = 0;
+    if (!ok_status(train_cnn("0:0", p, 1, NULL, ref_loss, &ref, &np), "CNN (conv, layernorm, linear): one device")) {
+        free(ref);
+        return;
+    }
+    p.parallel = CLT_PARALLEL_DATA;
+    const float w10[2] = {1, 0};
+    struct { const char *spec; int micro; const float *w; const char *what; } cases[] = {
+        {"all", 1, NULL, "CNN on 3 devices"},
+        {"all", 2, NULL, "CNN on 3 devices, 2 accumulation steps"},
+        {"0:0,0:0", 2, w10, "CNN on 2 devices, the second without rows, 2 accumulation steps"},
+    };
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        size_t n2 = 0;
+        if (ok_status(train_cnn(cases[c].spec, p, cases[c].micro, cases[c].w, loss, &got, &n2), "%s",
+                      cases[c].what) && n2 == np) {
+            ok_close(loss, ref_loss, CNN_STEPS, ATOL, RTOL, cases[c].what);
+            char what[160];
+            snprintf(what, sizeof what, "%s: every parameter after %d steps", cases[c].what, CNN_STEPS);
+            ok_close(got, ref, np, ATOL, RTOL, what);
+        }
+        free(got), got = NULL;
+    }
+    free(ref);
+}
+
 int main(void)
 {
     tap_require_device();
@@ -122,6 +220,7 @@ int main(void)
     run_result single = {0};
     if (!ok_status(train("0:0", CLT_CONTEXT_PER_PLATFORM, base, 1, &single), "one device: %d steps of seed MLP", STEPS))
         return tap_done();
+    check_cnn();
 
     clt_train_params dp = base;
     dp.parallel = CLT_PARALLEL_DATA;
