@@ -467,10 +467,19 @@ static clt_status create_rank(clt__worker *w, void *arg)
                                           j->init, 0, NULL, NULL);
         if (err != CL_SUCCESS) return clt__fail_cl(err, clt__worker_name(w), "uploading the parameters");
     }
-    /* the largest share a rank can get, and the equal share */
-    size_t share = (j->max_batch + (size_t)j->s->G - 1) / (size_t)j->s->G;
+    /* the largest share a rank can get, the equal share, and this rank's share of max_batch
+     * under the split's weights (user-given ones stay: a 3:1 split of 16 runs 12 and 4 rows) */
+    size_t share = (j->max_batch + (size_t)j->s->G - 1) / (size_t)j->s->G, mine = share;
+    size_t *counts = calloc((size_t)j->s->G, sizeof *counts);
+    if (counts) {
+        split_batch(j->s, j->max_batch, counts);
+        mine = counts[global_rank(j->s, j->rank)];
+        free(counts);
+    }
     st = warm_up(w, j->t, j->s, j->rank, j->max_batch);
     if (st == CLT_OK && share != j->max_batch) st = warm_up(w, j->t, j->s, j->rank, share);
+    if (st == CLT_OK && mine && mine != share && mine != j->max_batch)
+        st = warm_up(w, j->t, j->s, j->rank, mine);
     return st;
 }
 
