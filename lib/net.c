@@ -394,14 +394,8 @@ static clt_status state_task(clt__worker *w, void *arg)
             memset(j->host, 0, j->count * sizeof(float));
             return CLT_OK;
         }
-        cl_mem buf = NULL;
-        clt_status st = clt__alloc(w, j->size, "optimizer state", &buf);
-        if (st == CLT_OK) st = clt__zero(w, (clt__view){buf, 0}, j->size);
-        if (st != CLT_OK) {
-            if (buf) clReleaseMemObject(buf);
-            return st;
-        }
-        n->opt[j->which] = buf;
+        clt_status st = ensure_zeroed(w, &n->opt[j->which], j->size, "optimizer state");
+        if (st != CLT_OK) return st;
         n->opt_count = j->size;
     }
     if (!j->count) return CLT_OK;   /* a write of nothing still makes the state */
