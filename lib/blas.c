@@ -192,9 +192,8 @@ static clt_status pack(clt__worker *w, cl_mem in, cl_ulong io, size_t ld, size_t
  * be padded after all. Only from 32 rows up: with the few-row shapes of data-parallel shares (5,
  * 6 rows) PoCL 3.1's CPU driver aborted (pocl_release_dlhandle_cache) in 1 of 3
  * ThreadSanitizer runs of test_data_parallel, and never without this path. */
-static bool swap_pays(clt__trans ta, clt__trans tb, size_t m, size_t n, size_t k)
+static bool swap_pays(clt__trans ta, clt__trans tb, size_t m, size_t n)
 {
-    (void)k;
     size_t np = round_up(n, 16 * GEMM_NV);
     return ta == CLT__NOTRANS && tb == CLT__TRANS && n % GEMM_RM == 0 && m >= 32 &&
            m % (16 * GEMM_NV) == 0 && m < np;
@@ -207,7 +206,7 @@ static bool scratch_ready(clt__worker *w, clt__trans ta, clt__trans tb, size_t m
     size_t mp = round_up(m, rows_per_item(m, ta)), np = round_up(n, 16 * GEMM_NV);
     size_t need = (mp != m ? mp * k : 0) + (np != n || tb == CLT__TRANS ? k * np : 0) +
                   (mp != m || np != n ? mp * np : 0);
-    if (swap_pays(ta, tb, m, n, k)) need = k * m;   /* only A^T packed */
+    if (swap_pays(ta, tb, m, n)) need = k * m;   /* only A^T packed */
     cl_mem unused;
     if (need == 0 || scratch(w, need, &unused) == CLT_OK) return true;
     clt__log(CLT_LOG_INFO, "device %d: no room for the own SGEMM's scratch (%zu floats): CLBlast "
@@ -233,7 +232,7 @@ static clt_status own_sgemm(clt__worker *w, clt__trans ta, clt__trans tb, size_t
     /* C = alpha A B^T + beta C as C^T = alpha B A^T, stored transposed: each element is the
      * same chain of fma as the direct product (a * b = b * a exactly), then the same epilogue,
      * so the same bits */
-    if (swap_pays(ta, tb, m, n, k))
+    if (swap_pays(ta, tb, m, n))
         return gemm_core(w, CLT__NOTRANS, CLT__TRANS, n, m, k, alpha, b, b_off, ldb, a, a_off, lda,
                          beta, c, c_off, ldc, bias, relu, true);
     return gemm_core(w, ta, tb, m, n, k, alpha, a, a_off, lda, b, b_off, ldb, beta, c, c_off, ldc,
