@@ -346,6 +346,8 @@ clt_status clt__launch(clt__worker *w, const char *source, const char *kernel, s
 /* On w's thread: allocates a float buffer of n elements (n = 0 allocates one), naming the device
  * and the size on failure. */
 clt_status clt__alloc(clt__worker *w, size_t n, const char *what, cl_mem *out);
+/* On w's thread: enqueues a copy of n floats (nothing when src is dst). */
+clt_status clt__copy(clt__worker *w, clt__view src, clt__view dst, size_t n);
 /* On w's thread: enqueues a fill of n floats with zero. */
 clt_status clt__zero(clt__worker *w, clt__view v, size_t n);
 
@@ -407,7 +409,16 @@ typedef struct {
     clt__view scratch;    /* workspace of clt__layer_scratch() floats */
     clt__view dout;       /* backward: (B, out_numel) */
     clt__view din;        /* backward: (B, in_numel); mem NULL when not wanted */
+    int part;             /* backward: clt__bwd_part */
 } clt__layer_io;
+
+/* A backward in two parts, so a pipeline stage can send its input gradient before it computes
+ * its weight gradients: INPUT does everything but a Linear layer's dW and db, PARAMS only those.
+ * Each kernel is the one ALL runs, on the same data, so the bits do not change. */
+typedef enum { CLT__BWD_ALL = 0, CLT__BWD_INPUT, CLT__BWD_PARAMS } clt__bwd_part;
+/* Whether PARAMS has anything to do for the layer (its gradient for the layer's output must
+ * then live until PARAMS runs). */
+bool clt__layer_splits(const clt__layer *l);
 
 /* Workspace floats a layer needs for a batch. */
 size_t clt__layer_scratch(const clt__layer *l, size_t batch);
@@ -449,6 +460,10 @@ typedef struct {
     size_t *saved_off;
     cl_mem gbuf[2];               /* gradient ping-pong between layers */
     size_t gbuf_cap;
+    cl_mem wsave;                 /* split backward: the output gradient of every layer that
+                                   * splits, wsave_rows rows each, kept from INPUT to PARAMS */
+    size_t wsave_rows;
+    clt__view *wdout;             /* per layer: where INPUT left that gradient */
     cl_mem scratch;
     cl_mem labels, targets, loss_rows, partial;
     size_t npartial;
@@ -479,6 +494,14 @@ clt_status clt__net_backward_rows(clt__net *n, size_t row, size_t batch, clt__vi
 typedef clt_status (*clt__layer_done_fn)(void *user, int layer);
 clt_status clt__net_backward_hook(clt__net *n, size_t row, size_t batch, clt__view dout,
                                   clt__view din, uint64_t seed, clt__layer_done_fn done, void *user);
+/* The backward of rows [row, row + batch) in two parts (clt__bwd_part): INPUT as
+ * clt__net_backward_rows without the weight gradients, PARAMS those, from the output gradients
+ * INPUT kept. No other backward of the net may run in between. clt__net_split_reserve makes
+ * room for `rows` rows first (the largest batch INPUT will see). */
+clt_status clt__net_split_reserve(clt__net *n, size_t rows);
+clt_status clt__net_backward_input_rows(clt__net *n, size_t row, size_t batch, clt__view dout,
+                                        clt__view din, uint64_t seed);
+clt_status clt__net_backward_params_rows(clt__net *n, size_t row, size_t batch, uint64_t seed);
 /* Tensor parallelism's pieces: forward of layers [first, last] only (rows from 0), the output
  * of one layer, and backward of layers last..first from dout, each input gradient going to the
  * ping-pong buffer dout is not in; *din is where layer first's went (mem NULL without
@@ -711,7 +734,9 @@ typedef enum {
     CLT__OP_RECV_ACT,         /* input rows from stage - 1 */
     CLT__OP_SEND_GRAD,        /* input gradient rows to stage - 1 */
     CLT__OP_RECV_GRAD,        /* output gradient rows from stage + 1 */
-    CLT__OP_OUTPUT            /* forward only, last stage: read outputs (and the loss) back */
+    CLT__OP_OUTPUT,           /* forward only, last stage: read outputs (and the loss) back */
+    CLT__OP_WGRAD             /* split schedules: the weight gradients of a backward (BWD then
+                               * computes the input gradient only, sent before these) */
 } clt__op_kind;
 
 typedef struct {
@@ -725,19 +750,23 @@ typedef struct {
 typedef struct {
     clt_pipeline_schedule kind;
     int nstages, ndev, micro, train;
+    int split;                /* backwards are BWD (input gradient), SEND_GRAD, then WGRAD */
     clt__op **ops;            /* ops[d]: device d's list, in order */
     size_t *nops;
 } clt__schedule;
 
 /* stage_dev[s] in 0..ndev-1 is the device of stage s. train 0: forward only (every schedule is
- * then all forwards, with OUTPUT on the last stage). */
+ * then all forwards, with OUTPUT on the last stage). split: each backward is split, its input
+ * gradient sent before its weight gradients are computed (WGRAD), so the previous stage starts
+ * sooner. */
 clt_status clt__schedule_build(clt__schedule **out, clt_pipeline_schedule kind, int nstages,
-                               const int *stage_dev, int ndev, int micro, int train);
+                               const int *stage_dev, int ndev, int micro, int train, int split);
 void clt__schedule_free(clt__schedule *s);
 /* The schedule kept in *cache (NULL at first; the caller frees it), rebuilt when the kind or the
  * micro-batch count changes. */
 clt_status clt__schedule_cached(clt__schedule **cache, clt_pipeline_schedule kind, int nstages,
-                                const int *stage_dev, int ndev, int micro, int train, const clt__schedule **out);
+                                const int *stage_dev, int ndev, int micro, int train, int split,
+                                const clt__schedule **out);
 /* The micro-batches stage k of S holds at once under a schedule of M micro-batches: *slots for
  * its activations, *gslots for the gradient it sends back (lib/strategy_model.c says why). */
 void clt__pipeline_slots(clt_pipeline_schedule kind, int S, int k, int M, int *slots, int *gslots);

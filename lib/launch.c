@@ -50,6 +50,14 @@ clt_status clt__alloc(clt__worker *w, size_t n, const char *what, cl_mem *out)
     return CLT_OK;
 }
 
+clt_status clt__copy(clt__worker *w, clt__view src, clt__view dst, size_t n)
+{
+    if (n == 0 || (src.mem == dst.mem && src.off == dst.off)) return CLT_OK;
+    cl_int err = clEnqueueCopyBuffer(w->queue, src.mem, dst.mem, src.off * sizeof(float),
+                                     dst.off * sizeof(float), n * sizeof(float), 0, NULL, NULL);
+    return err == CL_SUCCESS ? CLT_OK : clt__fail_cl(err, clt__worker_name(w), "clEnqueueCopyBuffer");
+}
+
 clt_status clt__zero(clt__worker *w, clt__view v, size_t n)
 {
     if (n == 0) return CLT_OK;

@@ -32,14 +32,6 @@ static geom geometry(const clt__layer *l, size_t batch)
     return g;
 }
 
-static clt_status copy(clt__worker *w, clt__view src, clt__view dst, size_t n)
-{
-    if (n == 0 || (src.mem == dst.mem && src.off == dst.off)) return CLT_OK;
-    cl_int err = clEnqueueCopyBuffer(w->queue, src.mem, dst.mem, src.off * sizeof(float),
-                                     dst.off * sizeof(float), n * sizeof(float), 0, NULL, NULL);
-    return err == CL_SUCCESS ? CLT_OK : clt__fail_cl(err, clt__worker_name(w), "clEnqueueCopyBuffer");
-}
-
 /* ---- Linear: y (B, out) = x (B, in) W^T + b --------------------------------------------------- */
 
 clt_status clt__linear_relu_forward(const clt__layer *l, const clt__layer_io *io, clt__view relu_out,
@@ -73,18 +65,19 @@ static clt_status linear_backward(const clt__layer *l, const clt__layer_io *io)
     clt__worker *w = io->w;
     cl_ulong B = io->batch, in = l->in_numel, out = l->out_numel;
     cl_int acc = !io->grads_fresh;
+    clt_status st = CLT_OK;
     /* dW (out, in) += dy^T (out, B) x (B, in) */
-    clt_status st = clt__sgemm(w, CLT__TRANS, CLT__NOTRANS, out, in, B, 1.0f, io->dout.mem,
-                               io->dout.off, out, io->in.mem, io->in.off, in, acc ? 1.0f : 0.0f,
-                               io->grads.mem, io->grads.off, in);
-    if (st == CLT_OK && l->b_count) {
+    if (io->part != CLT__BWD_INPUT)
+        st = clt__sgemm(w, CLT__TRANS, CLT__NOTRANS, out, in, B, 1.0f, io->dout.mem, io->dout.off, out,
+                        io->in.mem, io->in.off, in, acc ? 1.0f : 0.0f, io->grads.mem, io->grads.off, in);
+    if (st == CLT_OK && l->b_count && io->part != CLT__BWD_INPUT) {
         clt__view db = clt__at(io->grads, l->w_count);
         st = CLT_LAUNCH(w, "linear", "colsum_acc", (out + 15) / 16, CLT_ARG(B), CLT_ARG(out),
                         CLT_ARG(io->dout.mem), CLT_ARG(io->dout.off), CLT_ARG(db.mem), CLT_ARG(db.off),
                         CLT_ARG(acc));
     }
     /* dx (B, in) = dy (B, out) W (out, in) */
-    if (st == CLT_OK && io->din.mem)
+    if (st == CLT_OK && io->din.mem && io->part != CLT__BWD_PARAMS)
         st = clt__sgemm(w, CLT__NOTRANS, CLT__NOTRANS, B, in, out, 1.0f, io->dout.mem,
                         io->dout.off, out, io->params.mem, io->params.off, in, 0.0f, io->din.mem,
                         io->din.off, in);
@@ -207,7 +200,7 @@ static clt_status act_backward(const clt__layer *l, const clt__layer_io *io)
 static clt_status dropout_forward(const clt__layer *l, const clt__layer_io *io)
 {
     cl_ulong n = io->batch * l->in_numel;
-    if (!io->training || l->desc.alpha == 0.0f) return copy(io->w, io->in, io->out, n);
+    if (!io->training || l->desc.alpha == 0.0f) return clt__copy(io->w, io->in, io->out, n);
     cl_float p = l->desc.alpha;
     cl_ulong seed = io->seed, first = io->row0 * l->in_numel;
     return CLT_LAUNCH(io->w, "dropout", "dropout_forward", n, CLT_ARG(n), CLT_ARG(p), CLT_ARG(seed),
@@ -220,7 +213,7 @@ static clt_status dropout_backward(const clt__layer *l, const clt__layer_io *io)
 {
     if (!io->din.mem) return CLT_OK;
     cl_ulong n = io->batch * l->in_numel;
-    if (l->desc.alpha == 0.0f) return copy(io->w, io->dout, io->din, n);
+    if (l->desc.alpha == 0.0f) return clt__copy(io->w, io->dout, io->din, n);
     return CLT_LAUNCH(io->w, "dropout", "dropout_backward", n, CLT_ARG(n), CLT_ARG(io->dout.mem),
                       CLT_ARG(io->dout.off), CLT_ARG(io->saved.mem), CLT_ARG(io->saved.off),
                       CLT_ARG(io->din.mem), CLT_ARG(io->din.off));
@@ -265,7 +258,7 @@ clt_status clt__layer_forward(const clt__layer *l, const clt__layer_io *io)
     case CLT_LAYER_CONV2D: return conv_forward(l, io);
     case CLT_LAYER_MAXPOOL2D:
     case CLT_LAYER_AVGPOOL2D: return pool_forward(l, io);
-    case CLT_LAYER_FLATTEN: return copy(io->w, io->in, io->out, io->batch * l->in_numel);
+    case CLT_LAYER_FLATTEN: return clt__copy(io->w, io->in, io->out, io->batch * l->in_numel);
     case CLT_LAYER_RELU:
     case CLT_LAYER_LEAKY_RELU:
     case CLT_LAYER_GELU:
@@ -277,16 +270,19 @@ clt_status clt__layer_forward(const clt__layer *l, const clt__layer_io *io)
     return clt__fail(CLT_ERR_INVALID_ARG, "unknown layer kind %d", (int)l->desc.kind);
 }
 
+bool clt__layer_splits(const clt__layer *l) { return l->desc.kind == CLT_LAYER_LINEAR; }
+
 clt_status clt__layer_backward(const clt__layer *l, const clt__layer_io *io)
 {
-    if (io->batch == 0) return CLT_OK;
+    /* a layer that does not split does all its work in INPUT */
+    if (io->batch == 0 || (io->part == CLT__BWD_PARAMS && !clt__layer_splits(l))) return CLT_OK;
     switch (l->desc.kind) {
     case CLT_LAYER_LINEAR: return linear_backward(l, io);
     case CLT_LAYER_CONV2D: return conv_backward(l, io);
     case CLT_LAYER_MAXPOOL2D:
     case CLT_LAYER_AVGPOOL2D: return pool_backward(l, io);
     case CLT_LAYER_FLATTEN:
-        return io->din.mem ? copy(io->w, io->dout, io->din, io->batch * l->in_numel) : CLT_OK;
+        return io->din.mem ? clt__copy(io->w, io->dout, io->din, io->batch * l->in_numel) : CLT_OK;
     case CLT_LAYER_RELU:
     case CLT_LAYER_LEAKY_RELU:
     case CLT_LAYER_GELU:

@@ -33,8 +33,9 @@ clt_status clt_pipeline_schedule_parse(const char *name, clt_pipeline_schedule *
 
 const char *clt__op_name(int kind)
 {
-    static const char *const names[] = {"FWD", "BWD", "SEND_ACT", "RECV_ACT", "SEND_GRAD", "RECV_GRAD", "OUTPUT"};
-    return kind >= 0 && kind <= CLT__OP_OUTPUT ? names[kind] : "?";
+    static const char *const names[] = {"FWD", "BWD", "SEND_ACT", "RECV_ACT", "SEND_GRAD", "RECV_GRAD", "OUTPUT",
+                                        "WGRAD"};
+    return kind >= 0 && kind <= CLT__OP_WGRAD ? names[kind] : "?";
 }
 
 /* Timeline names of the instructions (the trace keeps the pointer: static strings), by kind
@@ -49,6 +50,7 @@ static const char *const op_names[][17] = {
     [CLT__OP_SEND_GRAD] = MB16("send gradients mb"),
     [CLT__OP_RECV_GRAD] = MB16("wait for gradients mb"),
     [CLT__OP_OUTPUT] = MB16("read outputs mb"),
+    [CLT__OP_WGRAD] = MB16("weight gradients mb"),
 };
 #undef MB16
 
@@ -60,7 +62,9 @@ const char *clt__op_span_name(clt__op op)
 
 int clt__op_fault_kind(int kind)
 {
-    return kind == CLT__OP_FWD ? CLT__FAULT_FORWARD : kind == CLT__OP_BWD ? CLT__FAULT_BACKWARD : CLT__FAULT_COPY;
+    return kind == CLT__OP_FWD                           ? CLT__FAULT_FORWARD
+           : kind == CLT__OP_BWD || kind == CLT__OP_WGRAD ? CLT__FAULT_BACKWARD
+                                                          : CLT__FAULT_COPY;
 }
 
 /* ---- one stage's list ------------------------------------------------------------------- */
@@ -68,6 +72,7 @@ int clt__op_fault_kind(int kind)
 typedef struct {
     clt__op *ops;
     size_t n;
+    int split;      /* backwards in two parts, the input gradient sent in between */
 } op_list;
 
 static void emit(op_list *l, int kind, int stage, int mb) { l->ops[l->n++] = (clt__op){kind, stage, mb}; }
@@ -85,6 +90,7 @@ static void emit_backward(op_list *l, int s, int m, int S)
     if (s < S - 1) emit(l, CLT__OP_RECV_GRAD, s, m);
     emit(l, CLT__OP_BWD, s, m);
     if (s > 0) emit(l, CLT__OP_SEND_GRAD, s, m);
+    if (l->split) emit(l, CLT__OP_WGRAD, s, m);
 }
 
 /* Backwards always run in micro-batch order, so every schedule adds the micro-batches'
@@ -124,7 +130,7 @@ void clt__schedule_free(clt__schedule *s)
 }
 
 clt_status clt__schedule_build(clt__schedule **out, clt_pipeline_schedule kind, int nstages,
-                               const int *stage_dev, int ndev, int micro, int train)
+                               const int *stage_dev, int ndev, int micro, int train, int split)
 {
     *out = NULL;
     CLT_ASSERT(nstages > 0 && ndev > 0 && micro > 0, CLT_ERR_STATE);
@@ -132,7 +138,7 @@ clt_status clt__schedule_build(clt__schedule **out, clt_pipeline_schedule kind, 
     if (kind != CLT_PIPELINE_NAIVE && kind != CLT_PIPELINE_GPIPE && kind != CLT_PIPELINE_1F1B)
         return clt__fail(CLT_ERR_INVALID_ARG, "unknown pipeline schedule %d", (int)kind);
     int S = nstages, M = micro;
-    size_t per_stage = (size_t)6 * (size_t)M;
+    size_t per_stage = (size_t)7 * (size_t)M;
     clt__schedule *sc = calloc(1, sizeof *sc);
     op_list *lists = calloc((size_t)S, sizeof *lists);
     size_t *head = calloc((size_t)S, sizeof *head);
@@ -140,12 +146,16 @@ clt_status clt__schedule_build(clt__schedule **out, clt_pipeline_schedule kind, 
     bool ok = sc && lists && head && sent;
     if (ok) {
         sc->kind = kind, sc->nstages = S, sc->ndev = ndev, sc->micro = M, sc->train = train;
+        sc->split = split && train;
         ok = (sc->ops = calloc((size_t)ndev, sizeof *sc->ops)) && (sc->nops = calloc((size_t)ndev, sizeof *sc->nops));
     }
     for (int d = 0; ok && d < ndev; d++) ok = (sc->ops[d] = malloc(per_stage * (size_t)S * sizeof **sc->ops)) != NULL;
     for (int s = 0; ok && s < S; s++) ok = (lists[s].ops = malloc(per_stage * sizeof *lists[s].ops)) != NULL;
     clt_status st = ok ? CLT_OK : clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
-    for (int s = 0; st == CLT_OK && s < S; s++) stage_list(&lists[s], kind, s, S, M, train);
+    for (int s = 0; st == CLT_OK && s < S; s++) {
+        lists[s].split = sc->split;
+        stage_list(&lists[s], kind, s, S, M, train);
+    }
 
     /* Rounds of a simulated run: each device takes one ready instruction per round, the latest
      * stage's first (it drains the pipeline). A receive is ready once its send was taken. */
@@ -182,12 +192,13 @@ clt_status clt__schedule_build(clt__schedule **out, clt_pipeline_schedule kind, 
 }
 
 clt_status clt__schedule_cached(clt__schedule **cache, clt_pipeline_schedule kind, int nstages,
-                                const int *stage_dev, int ndev, int micro, int train, const clt__schedule **out)
+                                const int *stage_dev, int ndev, int micro, int train, int split,
+                                const clt__schedule **out)
 {
-    if (!*cache || (*cache)->micro != micro || (*cache)->kind != kind) {
+    if (!*cache || (*cache)->micro != micro || (*cache)->kind != kind || (*cache)->split != (split && train)) {
         clt__schedule_free(*cache);
         *cache = NULL;
-        clt_status st = clt__schedule_build(cache, kind, nstages, stage_dev, ndev, micro, train);
+        clt_status st = clt__schedule_build(cache, kind, nstages, stage_dev, ndev, micro, train, split);
         if (st != CLT_OK) return st;
     }
     *out = *cache;

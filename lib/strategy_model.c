@@ -118,9 +118,13 @@ static clt_status exec_op(dev_job *j, clt__worker *w, clt__op op)
             dout = (clt__view){n->gbuf[0], 0};
         }
         clt__view din = {op.stage > 0 ? g->gout : NULL, op.stage > 0 ? gb0 * g->in : 0};
-        if (st == CLT_OK) st = clt__net_backward_rows(n, b0, cnt, dout, din, clt__step_seed(t));
+        if (st == CLT_OK)
+            st = j->sched->split ? clt__net_backward_input_rows(n, b0, cnt, dout, din, clt__step_seed(t))
+                                 : clt__net_backward_rows(n, b0, cnt, dout, din, clt__step_seed(t));
         return st;
     }
+    case CLT__OP_WGRAD:
+        return clt__net_backward_params_rows(n, b0, cnt, clt__step_seed(t));
     case CLT__OP_SEND_GRAD:
         return clt__link_send(g->grad, j->tag, op.mb, r0 * g->in, (clt__view){g->gout, gb0 * g->in},
                               cnt * g->in);
@@ -265,11 +269,17 @@ static clt_status run_devices(clt_trainer *t, model_state *s, clt__task_fn fn, d
     return st;
 }
 
+/* Whether backwards split (send the input gradient, then compute the weight gradients): under
+ * GPipe and 1F1B, so the previous stage starts its backward sooner; the naive schedule stays
+ * the seed's, one whole backward after the other. */
+static bool split_backward(const clt_trainer *t) { return t->p.pipeline != CLT_PIPELINE_NAIVE; }
+
 /* Pipeline p's schedule for `micro` micro-batches, built once per count. */
-static clt_status schedule_for(model_state *s, int p, clt_pipeline_schedule kind, int micro, int train,
+static clt_status schedule_for(clt_trainer *t, model_state *s, int p, int micro, int train,
                                const clt__schedule **out)
 {
-    return clt__schedule_cached(&s->sched[train ? 1 : 0][p], kind, s->S, s->stage_cdev, s->ndev1, micro, train, out);
+    return clt__schedule_cached(&s->sched[train ? 1 : 0][p], t->p.pipeline, s->S, s->stage_cdev, s->ndev1, micro,
+                                train, split_backward(t), out);
 }
 
 /* n rows in k shares as equal as can be, the first ones one more. */
@@ -307,7 +317,7 @@ static clt_status run_pipeline(clt_trainer *t, const clt__batch *b, int train, s
         start += all > m0 ? m0 : 0, count += all > m0 ? m0 : 0;
         *more = *more || m0 + M < all;
         const clt__schedule *sched = NULL;
-        if (M) st = schedule_for(s, (int)p, t->p.pipeline, (int)M, train, &sched);
+        if (M) st = schedule_for(t, s, (int)p, (int)M, train, &sched);
         for (int c = 0; c < s->ndev1; c++)
             jobs[p * (size_t)s->ndev1 + (size_t)c] =
                 (dev_job){.t = t, .s = s, .cdev = (int)p * s->ndev1 + c, .p = (int)p, .b = b,
@@ -540,7 +550,12 @@ static clt_status warm_up(clt__worker *w, clt_trainer *t, stage *g, int first, i
     if (st == CLT_OK && is_last) st = clt__net_loss_rows(n, t->p.loss, 0, rows, 1.0f, 1, &unused, NULL);
     clt__view dout = is_last ? (clt__view){n->gbuf[0], 0} : (clt__view){g->gin, 0};
     clt__view din = {first > 0 ? g->gout : NULL, 0};
-    if (st == CLT_OK) st = clt__net_backward_rows(n, 0, rows, dout, din, 0);
+    if (st == CLT_OK && split_backward(t)) {
+        st = clt__net_backward_input_rows(n, 0, rows, dout, din, 0);
+        if (st == CLT_OK) st = clt__net_backward_params_rows(n, 0, rows, 0);
+    } else if (st == CLT_OK) {
+        st = clt__net_backward_rows(n, 0, rows, dout, din, 0);
+    }
     if (st == CLT_OK) st = clt__zero(w, (clt__view){n->grads, 0}, n->padded);
     if (st == CLT_OK && n->nparams) st = clt__net_sumsq(n, (clt__view){n->grads, 0}, n->nparams, &unused);
     /* zero gradients and rate: the parameters stay as they are; the optimizer state is reset */
@@ -553,12 +568,16 @@ static clt_status warm_up(clt__worker *w, clt_trainer *t, stage *g, int first, i
 }
 
 /* What clt_device_stats.activation_bytes counts: the input, every layer's output and saved
- * state, the backward's two gradient buffers, and gin and gout. */
+ * state, the backward's two gradient buffers, the output gradients a split backward keeps, and
+ * gin and gout. */
 static uint64_t stage_activation_bytes(const stage *g, size_t mrows)
 {
     const clt__net *n = g->net;
     size_t floats = g->in * n->max_batch + n->saved_off[n->last - n->first + 1] + 2 * n->gbuf_cap;
-    for (int i = n->first; i <= n->last; i++) floats += n->m->layers[i].out_numel * n->max_batch;
+    for (int i = n->first; i <= n->last; i++) {
+        const clt__layer *l = &n->m->layers[i];
+        floats += l->out_numel * n->max_batch + (n->wsave && clt__layer_splits(l) ? l->out_numel * n->wsave_rows : 0);
+    }
     if (g->gin) floats += mrows * g->out;
     if (g->gout) floats += (size_t)g->gslots * mrows * g->in;
     return sizeof(float) * (uint64_t)floats;
@@ -578,6 +597,7 @@ static clt_status create_stage(clt__worker *w, void *arg)
     if (j->last < m->nlayers - 1) st = clt__alloc(w, R * g->out, "gradients from the next stage", &g->gin);
     if (st == CLT_OK && j->first > 0)
         st = clt__alloc(w, (size_t)g->gslots * R * g->in, "gradients for the previous stage", &g->gout);
+    if (st == CLT_OK && split_backward(j->t)) st = clt__net_split_reserve(n, R);
     if (st == CLT_OK) w->activation_bytes += g->act_bytes = stage_activation_bytes(g, R);
     if (st == CLT_OK && n->nparams) {
         cl_int err = clEnqueueWriteBuffer(w->queue, n->params, CL_TRUE, 0, n->nparams * sizeof(float),

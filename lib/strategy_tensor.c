@@ -517,6 +517,8 @@ static clt_status pipe_op(rank_job *j, clt__worker *w, clt__op op, double *t0)
                                          j->out + r0 * g->out, 0, NULL, NULL);
         return err == CL_SUCCESS ? CLT_OK : clt__fail_cl(err, clt__worker_name(w), "reading the outputs");
     }
+    case CLT__OP_WGRAD:   /* not in this strategy's schedules: its backwards do not split */
+        break;
     }
     return clt__fail(CLT_ERR_STATE, "internal error: unknown pipeline instruction %d", op.kind);
 }
@@ -725,7 +727,7 @@ static clt_status pipe_jobs(clt_trainer *t, const clt__batch *b, int train, size
     *more = m0 + M < all;
     const clt__schedule *sched = NULL;
     clt_status st = M ? clt__schedule_cached(&s->sched[train ? 1 : 0], t->p.pipeline, s->S, s->stage_group, s->used,
-                                             (int)M, train, &sched)
+                                             (int)M, train, 0, &sched)
                       : CLT_OK;
     uint32_t tag = ++s->tag;
     for (int g = 0; g < s->G && train; g++) s->counts[g] = g < s->used ? b->batch : 0;   /* the step's split */

@@ -13,16 +13,19 @@
 
 /* ---- schedules ---------------------------------------------------------------------------- */
 
-static void check_schedule_shape(clt_pipeline_schedule kind, int S, const int *stage_dev, int ndev, int M)
+/* split: each backward must be BWD, then SEND_GRAD (not on stage 0), then WGRAD of the same
+ * micro-batch, in that stage's order; without it there is no WGRAD. */
+static void check_schedule_shape(clt_pipeline_schedule kind, int S, const int *stage_dev, int ndev, int M, int split)
 {
     clt__schedule *sc;
-    if (!ok_status(clt__schedule_build(&sc, kind, S, stage_dev, ndev, M, 1), "%s, %d stages, %d micro-batches: built",
-                   clt_pipeline_schedule_name(kind), S, M))
+    if (!ok_status(clt__schedule_build(&sc, kind, S, stage_dev, ndev, M, 1, split), "%s%s, %d stages, %d micro-batches: built",
+                   clt_pipeline_schedule_name(kind), split ? " split" : "", S, M))
         return;
     bool good = true;
     int worst_live = 0;
     for (int s = 0; s < S; s++) {
-        int fwd = 0, bwd = 0, live = 0, most = 0, next_bwd = 0;
+        int fwd = 0, bwd = 0, wgrad = 0, live = 0, most = 0, next_bwd = 0;
+        int after = -1;   /* split: ops of this stage since its last BWD, -1 before any */
         for (int d = 0; d < ndev; d++)
             for (size_t i = 0; i < sc->nops[d]; i++) {
                 clt__op op = sc->ops[d][i];
@@ -32,10 +35,18 @@ static void check_schedule_shape(clt_pipeline_schedule kind, int S, const int *s
                 if (op.kind == CLT__OP_BWD) {
                     good &= op.mb == next_bwd++;   /* backwards in micro-batch order */
                     bwd++, live--;
+                    after = 0;
+                    continue;
+                }
+                if (op.kind == CLT__OP_WGRAD) wgrad++;
+                if (split && after >= 0) {
+                    after++;
+                    int want = s > 0 && after == 1 ? CLT__OP_SEND_GRAD : CLT__OP_WGRAD;
+                    if (after == 1 || (s > 0 && after == 2)) good &= op.kind == want && op.mb == next_bwd - 1;
                 }
                 if (live > most) most = live;
             }
-        good &= fwd == M && bwd == M;
+        good &= fwd == M && bwd == M && wgrad == (split ? M : 0);
         int bound = kind == CLT_PIPELINE_NAIVE ? 1 : kind == CLT_PIPELINE_GPIPE ? M : (S - s < M ? S - s : M);
         if (most != bound) {
             diag("stage %d holds %d micro-batches at once, expected %d", s, most, bound);
@@ -43,9 +54,10 @@ static void check_schedule_shape(clt_pipeline_schedule kind, int S, const int *s
         }
         if (most > worst_live) worst_live = most;
     }
-    ok(good, "%s, %d stages on %d devices, %d micro-batches: every stage runs each forward and "
-       "backward once, backwards in order, at most %d micro-batches alive on a stage",
-       clt_pipeline_schedule_name(kind), S, ndev, M, worst_live);
+    ok(good, "%s%s, %d stages on %d devices, %d micro-batches: every stage runs each forward and "
+       "backward once, backwards in order%s, at most %d micro-batches alive on a stage",
+       clt_pipeline_schedule_name(kind), split ? " split" : "", S, ndev, M,
+       split ? ", each followed by its send and its weight gradients" : "", worst_live);
     clt__schedule_free(sc);
 }
 
@@ -54,26 +66,33 @@ static void check_schedules(void)
     const int seed[] = {0, 1, 0}, three[] = {0, 1, 2}, four[] = {0, 1, 0, 1}, one[] = {0};
     for (int k = CLT_PIPELINE_NAIVE; k <= CLT_PIPELINE_1F1B; k++) {
         clt_pipeline_schedule kind = (clt_pipeline_schedule)k;
-        check_schedule_shape(kind, 3, seed, 2, 1);
-        check_schedule_shape(kind, 3, seed, 2, 4);
-        check_schedule_shape(kind, 3, three, 3, 5);
-        check_schedule_shape(kind, 4, four, 2, 8);
-        check_schedule_shape(kind, 1, one, 1, 3);
+        for (int split = 0; split < 2; split++) {
+            check_schedule_shape(kind, 3, seed, 2, 1, split);
+            check_schedule_shape(kind, 3, seed, 2, 4, split);
+            check_schedule_shape(kind, 3, three, 3, 5, split);
+            check_schedule_shape(kind, 4, four, 2, 8, split);
+            check_schedule_shape(kind, 1, one, 1, 3, split);
+        }
     }
-    /* the seed's naive list on device 0, written out */
+    /* the seed's list on device 0 for one micro-batch, written out, whole and split */
     clt__schedule *sc;
-    if (ok_status(clt__schedule_build(&sc, CLT_PIPELINE_NAIVE, 3, seed, 2, 1, 1), "seed naive schedule")) {
+    static const char *const want[2] = {
+        "FWD(0) SEND_ACT(0) RECV_ACT(2) FWD(2) BWD(2) SEND_GRAD(2) RECV_GRAD(0) BWD(0)",
+        "FWD(0) SEND_ACT(0) RECV_ACT(2) FWD(2) BWD(2) SEND_GRAD(2) WGRAD(2) RECV_GRAD(0) BWD(0) WGRAD(0)"};
+    for (int split = 0; split < 2; split++) {
+        if (!ok_status(clt__schedule_build(&sc, CLT_PIPELINE_NAIVE, 3, seed, 2, 1, 1, split), "seed schedule"))
+            continue;
         char got[256] = "";
         for (size_t i = 0; i < sc->nops[0]; i++) {
             char one_op[32];
             snprintf(one_op, sizeof one_op, "%s%s(%d)", i ? " " : "", clt__op_name(sc->ops[0][i].kind), sc->ops[0][i].stage);
             strncat(got, one_op, sizeof got - strlen(got) - 1);
         }
-        ok(!strcmp(got, "FWD(0) SEND_ACT(0) RECV_ACT(2) FWD(2) BWD(2) SEND_GRAD(2) RECV_GRAD(0) BWD(0)"),
-           "the seed's device 0 runs fc1, sends, runs fc4 and the loss, sends back, then fc1's backward: %s", got);
+        ok(!strcmp(got, want[split]), "the seed's device 0 runs fc1, sends, runs fc4 and the loss, sends back%s, "
+           "then fc1's backward: %s", split ? " before fc4's weight gradients" : "", got);
         clt__schedule_free(sc);
     }
-    if (ok_status(clt__schedule_build(&sc, CLT_PIPELINE_GPIPE, 3, seed, 2, 2, 0), "forward-only schedule")) {
+    if (ok_status(clt__schedule_build(&sc, CLT_PIPELINE_GPIPE, 3, seed, 2, 2, 0, 0), "forward-only schedule")) {
         size_t outputs = 0, bwd = 0;
         for (int d = 0; d < 2; d++)
             for (size_t i = 0; i < sc->nops[d]; i++)
@@ -81,7 +100,7 @@ static void check_schedules(void)
         ok(outputs == 2 && bwd == 0, "forward only: an OUTPUT per micro-batch, no backward");
         clt__schedule_free(sc);
     }
-    ok_error(clt__schedule_build(&sc, (clt_pipeline_schedule)9, 3, seed, 2, 2, 1), CLT_ERR_INVALID_ARG,
+    ok_error(clt__schedule_build(&sc, (clt_pipeline_schedule)9, 3, seed, 2, 2, 1, 0), CLT_ERR_INVALID_ARG,
              "unknown pipeline schedule 9", "the generator refuses an unknown schedule");
 }
 
@@ -499,11 +518,13 @@ static void check_memory(clt_context_mode mode)
     ok(ds.activation_bytes == 0, "%s: destroying the trainer gives its activation bytes back", mname);
     /* device 1 (the last stage: fc3 256->128, relu, fc4 128->10; 2-row slots): per row, the
      * input 256, outputs 128 + 128 + 10, no saved state, two gradient buffers of 256 and the
-     * 128 of gin... gin is on stage 0; gout (256 per row) has gslots of its own */
-    uint64_t row1 = 4 * (256 + 128 + 128 + 10 + 2 * 256);
-    ok(bytes[CLT_PIPELINE_GPIPE][1] == 16 * row1 + 4 * 16 * 256 && bytes[CLT_PIPELINE_1F1B][1] == 2 * row1 + 4 * 2 * 2 * 256,
+     * 128 of gin... gin is on stage 0; gout (256 per row) has gslots of its own; the split
+     * backward keeps fc3's and fc4's output gradients (128 + 10) for one micro-batch */
+    uint64_t row1 = 4 * (256 + 128 + 128 + 10 + 2 * 256), kept = 4 * 2 * (128 + 10);
+    ok(bytes[CLT_PIPELINE_GPIPE][1] == 16 * row1 + 4 * 16 * 256 + kept &&
+           bytes[CLT_PIPELINE_1F1B][1] == 2 * row1 + 4 * 2 * 2 * 256 + kept,
        "%s: the last stage holds 8 slots of 2 rows under gpipe (%llu bytes), 1 under 1f1b (%llu), with 8 and 2 "
-       "of gout", mname, (unsigned long long)bytes[CLT_PIPELINE_GPIPE][1], (unsigned long long)bytes[CLT_PIPELINE_1F1B][1]);
+       "of gout and one micro-batch's kept output gradients", mname, (unsigned long long)bytes[CLT_PIPELINE_GPIPE][1], (unsigned long long)bytes[CLT_PIPELINE_1F1B][1]);
     bool less = true;
     for (int d = 0; d < 2; d++) {
         diag("%s: device %d: naive %llu, gpipe %llu, 1f1b %llu activation bytes", mname, d,
