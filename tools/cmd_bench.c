@@ -86,6 +86,7 @@ typedef struct {
     long long bucket_bytes;   /* data: gradient bucket size, or -1 for the library's default */
     int tensor_group;         /* tensor: devices per group (0: all) */
     const float *weights;     /* tensor: slice weights per device, or NULL for equal slices */
+    int rounds;               /* > 1: the configurations timed in turns (bench_train_rounds) */
 } train_args;
 
 typedef struct {
@@ -116,19 +117,17 @@ static void tally_buckets(const clt_step_info *info, void *user)
     b->overlapped += info->buckets_overlapped;
 }
 
-/* Training steps on random data after warm-up: samples/s without profiling, then the same steps
- * with profiling events to split device 0's time into kernels, transfers and the rest (host work,
- * dispatch, and in a pipeline the waits for the other devices). */
-static int train_run(const train_args *a, clt_parallel parallel, int schedule, int micro, train_result *r)
+/* The model of a run, placed as the arguments say (NULL after a message on error). */
+static clt_model *train_model(const train_args *a, clt_parallel parallel)
 {
     clt_model *m;
     clt_status st = tool_model_build(a->model, &m);
-    if (st != CLT_OK) return 2;
+    if (st != CLT_OK) return NULL;
     if ((parallel == CLT_PARALLEL_MODEL || parallel == CLT_PARALLEL_TENSOR) && a->seed_placement) {
         if (strcmp(a->model, "seed-mlp")) {
             fprintf(stderr, "cltrain bench: --placement seed needs --model seed-mlp\n");
             clt_model_destroy(m);
-            return 2;
+            return NULL;
         }
         /* PyTorch's ModelParallelNN: fc1 (and its relu) on 0; fc2, fc3 on 1; fc4 on 0 (tensor
          * parallel: on groups 0 and 1) */
@@ -136,18 +135,34 @@ static int train_run(const train_args *a, clt_parallel parallel, int schedule, i
         if (st == CLT_OK) st = clt_model_place(m, 2, 5, 1);
         if (st == CLT_OK) st = clt_model_place(m, 6, 6, 0);
     }
-    size_t batch = a->batch, in = clt_shape_numel(clt_model_input_shape(m));
-    float *x = malloc(batch * in * sizeof *x);
-    int32_t *y = malloc(batch * sizeof *y);
+    return m;
+}
+
+/* A batch of random inputs in [-0.5, 0.5) and labels 0..9, the same in every run. */
+static int train_data(const clt_model *m, size_t batch, float **x, int32_t **y)
+{
+    size_t in = clt_shape_numel(clt_model_input_shape(m));
+    *x = malloc(batch * in * sizeof **x);
+    *y = malloc(batch * sizeof **y);
+    if (!*x || !*y) {
+        free(*x), free(*y);
+        fprintf(stderr, "cltrain bench: out of host memory\n");
+        return 0;
+    }
     uint64_t rnd = 12345;
     for (size_t i = 0; i < batch * in; i++) {
         rnd = rnd * 6364136223846793005ull + 1442695040888963407ull;
-        x[i] = (float)(rnd >> 40) / 16777216.0f - 0.5f;
+        (*x)[i] = (float)(rnd >> 40) / 16777216.0f - 0.5f;
     }
-    for (size_t i = 0; i < batch; i++) y[i] = (int32_t)(i % 10);
+    for (size_t i = 0; i < batch; i++) (*y)[i] = (int32_t)(i % 10);
+    return 1;
+}
+
+static clt_train_params train_params(const train_args *a, clt_parallel parallel, int schedule, int micro)
+{
     clt_train_params p = clt_train_params_default();
     p.optim = clt_sgd(0.01f, 0.9f, 0.0f, 0);
-    p.max_batch = batch;
+    p.max_batch = a->batch;
     p.parallel = parallel;
     p.split = a->split;
     p.rebalance_every = 5;
@@ -156,6 +171,25 @@ static int train_run(const train_args *a, clt_parallel parallel, int schedule, i
     p.micro_batches = micro;
     p.tensor_group = a->tensor_group;
     if (parallel == CLT_PARALLEL_TENSOR && a->weights) p.split = CLT_SPLIT_WEIGHTS, p.split_weights = a->weights;
+    return p;
+}
+
+/* Training steps on random data after warm-up: samples/s without profiling, then the same steps
+ * with profiling events to split device 0's time into kernels, transfers and the rest (host work,
+ * dispatch, and in a pipeline the waits for the other devices). */
+static int train_run(const train_args *a, clt_parallel parallel, int schedule, int micro, train_result *r)
+{
+    clt_model *m = train_model(a, parallel);
+    float *x;
+    int32_t *y;
+    if (!m) return 2;
+    if (!train_data(m, a->batch, &x, &y)) {
+        clt_model_destroy(m);
+        return 2;
+    }
+    size_t batch = a->batch;
+    clt_train_params p = train_params(a, parallel, schedule, micro);
+    clt_status st = CLT_OK;
     double wall = 0;
     clt_device_stats ds = {0};
     memset(r, 0, sizeof *r);
@@ -286,8 +320,106 @@ static void train_print(const train_args *a, clt_parallel parallel, int schedule
            100 * r->kfrac, 100 * r->tfrac, 100 * (1 - r->kfrac - r->tfrac), r->kernels);
 }
 
+static int cmp_double(const void *x, const void *y)
+{
+    double a = *(const double *)x, b = *(const double *)y;
+    return a < b ? -1 : a > b;
+}
+
+static double median(const double *v, int n)
+{
+    double s[64];
+    memcpy(s, v, (size_t)n * sizeof *s);
+    qsort(s, (size_t)n, sizeof *s, cmp_double);
+    return n % 2 ? s[n / 2] : 0.5 * (s[n / 2 - 1] + s[n / 2]);
+}
+
+/* --rounds R: every configuration of the comparison (one device and data parallel; or one
+ * device and the three schedules) as a trainer of its own on one runtime, timed in turns,
+ * `steps` steps each, R rounds, each round starting with the next one. A burst of load on a
+ * shared machine then slows every configuration of a round alike, and each ratio is taken
+ * within its round; the medians are what to quote. */
+static int bench_train_rounds(const train_args *a)
+{
+    enum { MAXC = 4 };
+    clt_parallel par[MAXC] = {CLT_PARALLEL_NONE, a->parallel, a->parallel, a->parallel};
+    int sched[MAXC] = {0, 0, CLT_PIPELINE_GPIPE, CLT_PIPELINE_1F1B}, micro[MAXC] = {1, 1, a->micro, a->micro};
+    int nc = a->parallel == CLT_PARALLEL_MODEL ? 4 : 2, base = a->parallel == CLT_PARALLEL_MODEL ? 1 : 0;
+    clt_model *m[MAXC] = {NULL};
+    clt_trainer *t[MAXC] = {NULL};
+    double sps[MAXC][64];
+    float *x = NULL;
+    int32_t *y = NULL;
+    clt_runtime *rt = NULL;
+    clt_runtime_options o = clt_runtime_options_default();
+    o.devices = a->spec;
+    clt_status st = clt_runtime_create_ex(&rt, &o);
+    int rc = st == CLT_OK ? 0 : 1;
+    for (int c = 0; c < nc && !rc; c++) {
+        if (!(m[c] = train_model(a, par[c]))) rc = 2;
+        if (!rc && !x && !train_data(m[c], a->batch, &x, &y)) rc = 2;
+        clt_train_params p = train_params(a, par[c], sched[c], micro[c]);
+        if (!rc) st = clt_trainer_create(&t[c], rt, m[c], &p);
+        for (int i = 0; i < 3 && !rc && st == CLT_OK; i++) st = clt_trainer_step(t[c], x, y, a->batch, NULL);
+        if (st != CLT_OK) rc = 1;
+    }
+    for (int r = 0; r < a->rounds && !rc; r++)
+        for (int i = 0; i < nc && !rc; i++) {
+            int c = (r + i) % nc;
+            double t0 = now();
+            for (int k = 0; k < a->steps && st == CLT_OK; k++) st = clt_trainer_step(t[c], x, y, a->batch, NULL);
+            sps[c][r] = (double)a->batch * a->steps / (now() - t0);
+            if (st != CLT_OK) rc = 1;
+        }
+    if (st != CLT_OK) tool_fail("training steps", st);
+    for (int c = 0; c < nc && !rc; c++) {
+        double vs_one[64], vs_base[64];
+        char list[3][64 * 12];
+        size_t len[3] = {0, 0, 0};
+        for (int r = 0; r < a->rounds; r++) {
+            vs_one[r] = sps[c][r] / sps[0][r], vs_base[r] = sps[c][r] / sps[base][r];
+            len[0] += (size_t)snprintf(list[0] + len[0], sizeof list[0] - len[0], "%s%.1f", r ? "," : "", sps[c][r]);
+            len[1] += (size_t)snprintf(list[1] + len[1], sizeof list[1] - len[1], "%s%.3f", r ? "," : "", vs_one[r]);
+            len[2] += (size_t)snprintf(list[2] + len[2], sizeof list[2] - len[2], "%s%.3f", r ? "," : "", vs_base[r]);
+        }
+        int staged = par[c] == CLT_PARALLEL_MODEL;
+        const char *sname = staged ? clt_pipeline_schedule_name((clt_pipeline_schedule)sched[c]) : "-";
+        char vs_naive[64 * 12 + 64] = "";   /* model parallel: against the naive schedule */
+        if (base)
+            snprintf(vs_naive, sizeof vs_naive, ",\"vs_naive\":%.3f,\"vs_naive_rounds\":[%s]",
+                     median(vs_base, a->rounds), list[2]);
+        if (a->json)
+            printf("{\"bench\":\"train_rounds\",\"model\":\"%s\",\"batch\":%zu,\"steps\":%d,\"rounds\":%d,"
+                   "\"parallel\":\"%s\",\"schedule\":\"%s\",\"micro_batches\":%d,\"placement\":\"%s\","
+                   "\"devices\":%d,\"samples_per_s\":%.1f,\"samples_per_s_rounds\":[%s],"
+                   "\"vs_one_device\":%.3f,\"vs_one_device_rounds\":[%s]%s}\n",
+                   a->model, a->batch, a->steps, a->rounds, parallel_name(par[c]), sname, micro[c],
+                   !staged ? "-" : a->seed_placement ? "seed" : "auto",
+                   par[c] == CLT_PARALLEL_NONE ? 1 : clt_runtime_device_count(rt), median(sps[c], a->rounds),
+                   list[0], median(vs_one, a->rounds), list[1], vs_naive);
+        else
+            printf("%-6s %-6s %2d micro-batch%s  median %8.1f samples/s, %.2fx one device; rounds: %s\n",
+                   parallel_name(par[c]), sname, micro[c], micro[c] == 1 ? "  " : "es", median(sps[c], a->rounds),
+                   median(vs_one, a->rounds), list[0]);
+        if (!a->json && base && c > base)
+            printf("       %s/naive per round: %s, median %.2fx\n", sname, list[2], median(vs_base, a->rounds));
+    }
+    for (int c = 0; c < nc; c++) clt_trainer_destroy(t[c]), clt_model_destroy(m[c]);
+    clt_runtime_destroy(rt);
+    free(x), free(y);
+    return rc;
+}
+
 static int bench_train(const train_args *a)
 {
+    if (a->rounds > 1) {
+        if (!(a->parallel == CLT_PARALLEL_MODEL && a->schedule < 0) && a->parallel != CLT_PARALLEL_DATA) {
+            fprintf(stderr, "cltrain bench: --rounds compares data parallel with one device, or every schedule "
+                    "(--parallel model --schedule all) with one device\n");
+            return 2;
+        }
+        return bench_train_rounds(a);
+    }
     train_result r;
     if (a->parallel == CLT_PARALLEL_TENSOR) {
         /* one device, tensor parallel, then model parallel by layers (naive, and 1f1b with M
@@ -596,7 +728,7 @@ int cmd_bench(int argc, char **argv)
     /* Started by mpirun (Open MPI, MPICH or PMIx): the allreduce spans the job. */
     int under_mpi = getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMI_SIZE") || getenv("PMIX_RANK");
     allreduce_args ar = {NULL, 4 << 10, 64 << 20, 0, 0, 0, all, under_mpi && clt_have_mpi()};
-    train_args ta = {NULL, NULL, 0, 0, 0, CLT_PARALLEL_NONE, -1, 4, 0, CLT_SPLIT_EQUAL, -1, 0, NULL};
+    train_args ta = {NULL, NULL, 0, 0, 0, CLT_PARALLEL_NONE, -1, 4, 0, CLT_SPLIT_EQUAL, -1, 0, NULL, 1};
     float weights[16];
     for (int i = 2; i < argc; i++) {
         const char *opt = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
@@ -617,6 +749,7 @@ int cmd_bench(int argc, char **argv)
         else if (!strcmp(opt, "--model")) model = val;
         else if (!strcmp(opt, "--batch")) batch = atol(val);
         else if (!strcmp(opt, "--steps")) steps = atoi(val);
+        else if (!strcmp(opt, "--rounds")) ta.rounds = atoi(val);
         else if (!strcmp(opt, "--iters")) ar.iters = atoi(val) > 0 ? atoi(val) : -1;
         else if (!strcmp(opt, "--min-bytes")) ar.min_bytes = parse_bytes(val);
         else if (!strcmp(opt, "--max-bytes")) ar.max_bytes = parse_bytes(val);
@@ -685,9 +818,10 @@ int cmd_bench(int argc, char **argv)
             return 2;
         }
     }
-    if (ar.iters < 0 || steps < 1 || batch < 1 || batch > 65536 || ta.micro < 1 || ta.micro > 65536) {
+    if (ar.iters < 0 || steps < 1 || batch < 1 || batch > 65536 || ta.micro < 1 || ta.micro > 65536 ||
+        ta.rounds < 1 || ta.rounds > 64) {
         fprintf(stderr, "cltrain bench: --iters, --steps and --micro-batches must be at least 1, "
-                "--batch 1..65536\n");
+                "--batch 1..65536, --rounds 1..64\n");
         return 2;
     }
     if (!strcmp(what, "dispatch")) return bench_dispatch(ar.spec, ar.iters ? ar.iters : 20000, ar.json);
