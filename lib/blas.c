@@ -191,17 +191,12 @@ static clt_status pack(clt__worker *w, cl_mem in, cl_ulong io, size_t ld, size_t
  * exactly (n a multiple of GEMM_RM) and A^T its columns (m a multiple of 16), or an operand would
  * be padded after all. Only from 32 rows up: with the few-row shapes of data-parallel shares (5,
  * 6 rows) PoCL 3.1's CPU driver aborted (pocl_release_dlhandle_cache) in 1 of 3
- * ThreadSanitizer runs of test_data_parallel, and never without this path.
- * Neither transposed (a Linear's input gradient dy W) with m at most n / 4: the direct product
- * streams a 16-column strip of B for every RM rows of C, which a pipeline's 64-row micro-batch
- * reuses too little (1024 x 1024 layer: 65 GFLOPS at 64 rows, 77 at 512); the swapped one reads
- * B as TA's A and packs the small A^T: 78 GFLOPS at 64 rows, 85 at 128, 83 at 256, but 72 at 512
- * (docs/PERFORMANCE.md, "Pipelines"). */
+ * ThreadSanitizer runs of test_data_parallel, and never without this path. */
 static bool swap_pays(clt__trans ta, clt__trans tb, size_t m, size_t n)
 {
     size_t np = round_up(n, 16 * GEMM_NV);
-    return ta == CLT__NOTRANS && n % GEMM_RM == 0 && m >= 32 && m % (16 * GEMM_NV) == 0 &&
-           (tb == CLT__TRANS ? m < np : 4 * m <= np);
+    return ta == CLT__NOTRANS && tb == CLT__TRANS && n % GEMM_RM == 0 && m >= 32 &&
+           m % (16 * GEMM_NV) == 0 && m < np;
 }
 
 /* Whether w's scratch holds what own_sgemm needs for this call, growing it if not; false (and
@@ -234,12 +229,12 @@ static clt_status own_sgemm(clt__worker *w, clt__trans ta, clt__trans tb, size_t
                             size_t b_off, size_t ldb, float beta, cl_mem c, size_t c_off, size_t ldc,
                             const clt__view *bias, const clt__view *relu)
 {
-    /* C = alpha A op(B) + beta C as C^T = alpha op(B)^T A^T, stored transposed (B untransposed
-     * is read as a transposed A): each element is the same chain of fma as the direct product
-     * (a * b = b * a exactly), then the same epilogue, so the same bits */
+    /* C = alpha A B^T + beta C as C^T = alpha B A^T, stored transposed: each element is the
+     * same chain of fma as the direct product (a * b = b * a exactly), then the same epilogue,
+     * so the same bits */
     if (swap_pays(ta, tb, m, n))
-        return gemm_core(w, tb == CLT__TRANS ? CLT__NOTRANS : CLT__TRANS, CLT__TRANS, n, m, k, alpha, b, b_off,
-                         ldb, a, a_off, lda, beta, c, c_off, ldc, bias, relu, true);
+        return gemm_core(w, CLT__NOTRANS, CLT__TRANS, n, m, k, alpha, b, b_off, ldb, a, a_off, lda,
+                         beta, c, c_off, ldc, bias, relu, true);
     return gemm_core(w, ta, tb, m, n, k, alpha, a, a_off, lda, b, b_off, ldb, beta, c, c_off, ldc,
                      bias, relu, false);
 }
