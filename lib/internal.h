@@ -461,9 +461,8 @@ typedef struct {
     cl_mem gbuf[2];               /* gradient ping-pong between layers */
     size_t gbuf_cap;
     cl_mem wsave;                 /* split backward: the output gradient of every layer that
-                                   * splits, wsave_rows rows each, kept from INPUT to PARAMS */
-    size_t wsave_rows;
-    clt__view *wdout;             /* per layer: where INPUT left that gradient */
+                                   * splits, max_batch rows each (rows as in the activations),
+                                   * kept from INPUT to PARAMS; NULL until reserved */
     cl_mem scratch;
     cl_mem labels, targets, loss_rows, partial;
     size_t npartial;
@@ -496,9 +495,10 @@ clt_status clt__net_backward_hook(clt__net *n, size_t row, size_t batch, clt__vi
                                   clt__view din, uint64_t seed, clt__layer_done_fn done, void *user);
 /* The backward of rows [row, row + batch) in two parts (clt__bwd_part): INPUT as
  * clt__net_backward_rows without the weight gradients, PARAMS those, from the output gradients
- * INPUT kept. No other backward of the net may run in between. clt__net_split_reserve makes
- * room for `rows` rows first (the largest batch INPUT will see). */
-clt_status clt__net_split_reserve(clt__net *n, size_t rows);
+ * INPUT kept at the same rows. So PARAMS may come later, and take the rows of several INPUT
+ * calls at once (one pass over adjacent micro-batches, as a whole batch). clt__net_split_reserve
+ * makes the room first. */
+clt_status clt__net_split_reserve(clt__net *n);
 clt_status clt__net_backward_input_rows(clt__net *n, size_t row, size_t batch, clt__view dout,
                                         clt__view din, uint64_t seed);
 clt_status clt__net_backward_params_rows(clt__net *n, size_t row, size_t batch, uint64_t seed);
@@ -736,8 +736,10 @@ typedef enum {
     CLT__OP_RECV_GRAD,        /* output gradient rows from stage + 1 */
     CLT__OP_OUTPUT,           /* forward only, last stage: read outputs (and the loss) back */
     CLT__OP_WGRAD             /* split schedules: the weight gradients of a backward (BWD then
-                               * computes the input gradient only, sent before these) */
+                               * computes the input gradient only, sent before these); GPipe's
+                               * one WGRAD takes every micro-batch (mb CLT__MB_ALL) */
 } clt__op_kind;
+#define CLT__MB_ALL (-1)
 
 typedef struct {
     int kind;                 /* clt__op_kind */
@@ -758,7 +760,8 @@ typedef struct {
 /* stage_dev[s] in 0..ndev-1 is the device of stage s. train 0: forward only (every schedule is
  * then all forwards, with OUTPUT on the last stage). split: each backward is split, its input
  * gradient sent before its weight gradients are computed (WGRAD), so the previous stage starts
- * sooner. */
+ * sooner; GPipe, which keeps every micro-batch's activations anyway, computes the weight
+ * gradients of all of them in one WGRAD at the end (a whole batch's GEMMs, not M thin ones). */
 clt_status clt__schedule_build(clt__schedule **out, clt_pipeline_schedule kind, int nstages,
                                const int *stage_dev, int ndev, int micro, int train, int split);
 void clt__schedule_free(clt__schedule *s);

@@ -23,7 +23,6 @@ void clt__net_destroy(clt__net *n)
         for (int i = 0; i <= n->last - n->first; i++)
             if (n->acts[i]) clReleaseMemObject(n->acts[i]);
     free(n->acts);
-    free(n->wdout);
     free(n->saved_off);
     free(n->host_rows);
     free(n);
@@ -39,7 +38,6 @@ clt_status clt__net_create(clt__worker *w, const clt_model *m, int first, int la
     int count = last - first + 1;
     if (!n || !(n->acts = calloc((size_t)count, sizeof *n->acts)) ||
         !(n->saved_off = calloc((size_t)count + 1, sizeof *n->saved_off)) ||
-        !(n->wdout = calloc((size_t)count, sizeof *n->wdout)) ||
         !(n->host_rows = calloc(2 * max_batch + SUMSQ_PER, sizeof *n->host_rows))) {
         clt__net_destroy(n);
         return clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
@@ -181,50 +179,45 @@ clt_status clt__net_backward_span_rows(clt__net *n, int first, int last, size_t 
     return CLT_OK;
 }
 
-/* Layer i's region of wsave: its output gradient, rows from 0. */
-static clt__view wsave_of(const clt__net *n, int i)
+/* Layer i's output gradient at `row` in wsave. */
+static clt__view wsave_of(const clt__net *n, int i, size_t row)
 {
     size_t off = 0;
     for (int k = n->first; k < i; k++)
-        if (clt__layer_splits(&n->m->layers[k])) off += n->m->layers[k].out_numel * n->wsave_rows;
-    return (clt__view){n->wsave, off};
+        if (clt__layer_splits(&n->m->layers[k])) off += n->m->layers[k].out_numel * n->max_batch;
+    return (clt__view){n->wsave, off + row * n->m->layers[i].out_numel};
 }
 
-clt_status clt__net_split_reserve(clt__net *n, size_t rows)
+clt_status clt__net_split_reserve(clt__net *n)
 {
-    CLT_ASSERT(rows > 0 && rows <= n->max_batch, CLT_ERR_STATE);
-    if (n->wsave && n->wsave_rows >= rows) return CLT_OK;
+    if (n->wsave) return CLT_OK;
     size_t floats = 0;
     for (int i = n->first; i <= n->last; i++)
-        if (clt__layer_splits(&n->m->layers[i])) floats += n->m->layers[i].out_numel * rows;
-    if (n->wsave) clReleaseMemObject(n->wsave);
-    n->wsave = NULL;
-    n->wsave_rows = rows;
+        if (clt__layer_splits(&n->m->layers[i])) floats += n->m->layers[i].out_numel * n->max_batch;
     return clt__alloc(n->w, floats, "output gradients kept for the weight gradients", &n->wsave);
 }
 
 clt_status clt__net_backward_input_rows(clt__net *n, size_t row, size_t batch, clt__view dout,
                                         clt__view din, uint64_t seed)
 {
-    CLT_ASSERT(row + batch <= n->max_batch && n->wsave && batch <= n->wsave_rows, CLT_ERR_STATE);
+    CLT_ASSERT(row + batch <= n->max_batch && n->wsave, CLT_ERR_STATE);
     const clt__layer *L = n->m->layers;
     for (int i = n->last; i >= n->first; i--) {
         clt__layer_io io = io_of(n, i, row, batch, 1, seed);
         io.part = CLT__BWD_INPUT;
         if (clt__layer_splits(&L[i]) && dout.mem != n->wsave) {
-            /* the caller's buffer may change before PARAMS: keep a copy */
-            clt_status st = clt__copy(n->w, dout, wsave_of(n, i), batch * L[i].out_numel);
+            /* the caller's buffer changes before PARAMS: keep a copy */
+            clt_status st = clt__copy(n->w, dout, wsave_of(n, i, row), batch * L[i].out_numel);
             if (st != CLT_OK) return st;
-            dout = wsave_of(n, i);
+            dout = wsave_of(n, i, row);
         }
-        n->wdout[i - n->first] = dout;
         io.dout = dout;
         /* a layer's input gradient goes where the layer below keeps it, or to the ping-pong
-         * buffer dout is not in */
+         * buffer dout is not in (rows from 0) */
         if (i == n->first)
             io.din = din;
         else if (clt__layer_splits(&L[i - 1]))
-            io.din = wsave_of(n, i - 1);
+            io.din = wsave_of(n, i - 1, row);
         else
             io.din = (clt__view){n->gbuf[dout.mem == n->gbuf[0] ? 1 : 0], 0};
         clt_status st = clt__layer_backward(&L[i], &io);
@@ -236,12 +229,12 @@ clt_status clt__net_backward_input_rows(clt__net *n, size_t row, size_t batch, c
 
 clt_status clt__net_backward_params_rows(clt__net *n, size_t row, size_t batch, uint64_t seed)
 {
-    CLT_ASSERT(row + batch <= n->max_batch && n->wsave && batch <= n->wsave_rows, CLT_ERR_STATE);
+    CLT_ASSERT(row + batch <= n->max_batch && n->wsave, CLT_ERR_STATE);
     for (int i = n->last; i >= n->first; i--) {
         if (!clt__layer_splits(&n->m->layers[i])) continue;
         clt__layer_io io = io_of(n, i, row, batch, 1, seed);
         io.part = CLT__BWD_PARAMS;
-        io.dout = n->wdout[i - n->first];
+        io.dout = wsave_of(n, i, row);
         clt_status st = clt__layer_backward(&n->m->layers[i], &io);
         if (st != CLT_OK) return st;
     }

@@ -56,6 +56,7 @@ static const char *const op_names[][17] = {
 
 const char *clt__op_span_name(clt__op op)
 {
+    if (op.kind == CLT__OP_WGRAD && op.mb == CLT__MB_ALL) return "weight gradients of every micro-batch";
     if (op.kind < 0 || op.kind >= (int)(sizeof op_names / sizeof op_names[0]) || !op_names[op.kind][0]) return NULL;
     return op_names[op.kind][op.mb >= 0 && op.mb < 16 ? op.mb : 16];
 }
@@ -73,6 +74,7 @@ typedef struct {
     clt__op *ops;
     size_t n;
     int split;      /* backwards in two parts, the input gradient sent in between */
+    int wgrad_each; /* and each backward's weight gradients right after its send */
 } op_list;
 
 static void emit(op_list *l, int kind, int stage, int mb) { l->ops[l->n++] = (clt__op){kind, stage, mb}; }
@@ -90,7 +92,7 @@ static void emit_backward(op_list *l, int s, int m, int S)
     if (s < S - 1) emit(l, CLT__OP_RECV_GRAD, s, m);
     emit(l, CLT__OP_BWD, s, m);
     if (s > 0) emit(l, CLT__OP_SEND_GRAD, s, m);
-    if (l->split) emit(l, CLT__OP_WGRAD, s, m);
+    if (l->wgrad_each) emit(l, CLT__OP_WGRAD, s, m);
 }
 
 /* Backwards always run in micro-batch order, so every schedule adds the micro-batches'
@@ -101,6 +103,7 @@ static void stage_list(op_list *l, clt_pipeline_schedule kind, int s, int S, int
         for (int m = 0; m < M; m++) emit_forward(l, s, m, S, 0);
         return;
     }
+    l->wgrad_each = l->split && kind != CLT_PIPELINE_GPIPE;
     switch (kind) {
     case CLT_PIPELINE_NAIVE:
         for (int m = 0; m < M; m++) emit_forward(l, s, m, S, 1), emit_backward(l, s, m, S);
@@ -108,6 +111,7 @@ static void stage_list(op_list *l, clt_pipeline_schedule kind, int s, int S, int
     case CLT_PIPELINE_GPIPE:
         for (int m = 0; m < M; m++) emit_forward(l, s, m, S, 1);
         for (int m = 0; m < M; m++) emit_backward(l, s, m, S);
+        if (l->split) emit(l, CLT__OP_WGRAD, s, CLT__MB_ALL);
         break;
     case CLT_PIPELINE_1F1B: {
         int warm = S - 1 - s < M ? S - 1 - s : M;

@@ -79,6 +79,21 @@ typedef struct {
     size_t correct;                 /* the last stage's rows whose largest output is right */
 } dev_job;
 
+/* GPipe's weight gradients of every micro-batch at once: one pass over each run of adjacent
+ * slots (all of them when the micro-batches are the same size: the rows of the whole share, as
+ * one device computes them). */
+static clt_status wgrad_all(dev_job *j, stage *g)
+{
+    size_t mrows = j->s->mrows;
+    clt_status st = CLT_OK;
+    for (int m = 0, M = j->sched->micro; m < M && st == CLT_OK;) {
+        size_t row = (size_t)(m % g->slots) * mrows, rows = j->count[m++];
+        for (; m < M && (size_t)(m % g->slots) * mrows == row + rows; m++) rows += j->count[m];
+        st = clt__net_backward_params_rows(g->net, row, rows, clt__step_seed(j->t));
+    }
+    return st;
+}
+
 static clt_status exec_op(dev_job *j, clt__worker *w, clt__op op)
 {
     model_state *s = j->s;
@@ -86,6 +101,7 @@ static clt_status exec_op(dev_job *j, clt__worker *w, clt__op op)
     int k = j->p * s->S + op.stage;   /* op.stage of this pipeline */
     stage *g = &s->st[k];
     clt__net *n = g->net;
+    if (op.kind == CLT__OP_WGRAD && op.mb == CLT__MB_ALL) return wgrad_all(j, g);
     /* r0: the micro-batch's first row in the pipeline's share (links stage messages there);
      * b0: in the stage's buffers, its slot; gb0: in gout */
     size_t r0 = j->start[op.mb], cnt = j->count[op.mb], g0 = j->base + r0;
@@ -576,7 +592,7 @@ static uint64_t stage_activation_bytes(const stage *g, size_t mrows)
     size_t floats = g->in * n->max_batch + n->saved_off[n->last - n->first + 1] + 2 * n->gbuf_cap;
     for (int i = n->first; i <= n->last; i++) {
         const clt__layer *l = &n->m->layers[i];
-        floats += l->out_numel * n->max_batch + (n->wsave && clt__layer_splits(l) ? l->out_numel * n->wsave_rows : 0);
+        floats += l->out_numel * n->max_batch * (n->wsave && clt__layer_splits(l) ? 2 : 1);
     }
     if (g->gin) floats += mrows * g->out;
     if (g->gout) floats += (size_t)g->gslots * mrows * g->in;
@@ -597,7 +613,7 @@ static clt_status create_stage(clt__worker *w, void *arg)
     if (j->last < m->nlayers - 1) st = clt__alloc(w, R * g->out, "gradients from the next stage", &g->gin);
     if (st == CLT_OK && j->first > 0)
         st = clt__alloc(w, (size_t)g->gslots * R * g->in, "gradients for the previous stage", &g->gout);
-    if (st == CLT_OK && split_backward(j->t)) st = clt__net_split_reserve(n, R);
+    if (st == CLT_OK && split_backward(j->t)) st = clt__net_split_reserve(n);
     if (st == CLT_OK) w->activation_bytes += g->act_bytes = stage_activation_bytes(g, R);
     if (st == CLT_OK && n->nparams) {
         cl_int err = clEnqueueWriteBuffer(w->queue, n->params, CL_TRUE, 0, n->nparams * sizeof(float),
