@@ -735,15 +735,15 @@ typedef enum {
     CLT__OP_SEND_GRAD,        /* input gradient rows to stage - 1 */
     CLT__OP_RECV_GRAD,        /* output gradient rows from stage + 1 */
     CLT__OP_OUTPUT,           /* forward only, last stage: read outputs (and the loss) back */
-    CLT__OP_WGRAD             /* split schedules: the weight gradients of a backward (BWD then
-                               * computes the input gradient only, sent before these); GPipe's
-                               * one WGRAD takes every micro-batch (mb CLT__MB_ALL) */
+    CLT__OP_WGRAD             /* split schedules: the weight gradients of backwards (BWD then
+                               * computes the input gradient only, sent before these), of mbs
+                               * micro-batches from mb at once */
 } clt__op_kind;
-#define CLT__MB_ALL (-1)
 
 typedef struct {
     int kind;                 /* clt__op_kind */
     int stage, mb;
+    int mbs;                  /* WGRAD: micro-batches mb .. mb + mbs - 1; 1 for the others */
 } clt__op;
 
 /* Per-device instruction lists for a pipeline: the generator writes each stage's list from the
@@ -760,8 +760,10 @@ typedef struct {
 /* stage_dev[s] in 0..ndev-1 is the device of stage s. train 0: forward only (every schedule is
  * then all forwards, with OUTPUT on the last stage). split: each backward is split, its input
  * gradient sent before its weight gradients are computed (WGRAD), so the previous stage starts
- * sooner; GPipe, which keeps every micro-batch's activations anyway, computes the weight
- * gradients of all of them in one WGRAD at the end (a whole batch's GEMMs, not M thin ones). */
+ * sooner; and the weight gradients of several micro-batches are one WGRAD, one pass over their
+ * rows (GEMMs as thick as the group, not one thin one each): GPipe, which keeps every
+ * micro-batch's activations anyway, all of them at the end; 1F1B pairs (one more slot, see
+ * clt__pipeline_slots); naive (tests only) each on its own. */
 clt_status clt__schedule_build(clt__schedule **out, clt_pipeline_schedule kind, int nstages,
                                const int *stage_dev, int ndev, int micro, int train, int split);
 void clt__schedule_free(clt__schedule *s);
@@ -771,8 +773,11 @@ clt_status clt__schedule_cached(clt__schedule **cache, clt_pipeline_schedule kin
                                 const int *stage_dev, int ndev, int micro, int train, int split,
                                 const clt__schedule **out);
 /* The micro-batches stage k of S holds at once under a schedule of M micro-batches: *slots for
- * its activations, *gslots for the gradient it sends back (lib/strategy_model.c says why). */
-void clt__pipeline_slots(clt_pipeline_schedule kind, int S, int k, int M, int *slots, int *gslots);
+ * its activations, *gslots for the gradient it sends back (lib/strategy_model.c says why).
+ * split: the schedule's (clt__schedule_build). */
+void clt__pipeline_slots(clt_pipeline_schedule kind, int S, int k, int M, int split, int *slots, int *gslots);
+/* Micro-batches per WGRAD of a split schedule of M micro-batches. */
+int clt__pipeline_wgroup(clt_pipeline_schedule kind, int M);
 const char *clt__op_name(int kind);
 /* The timeline name of an instruction ("forward mb 3"; a static string), NULL for none. */
 const char *clt__op_span_name(clt__op op);

@@ -51,13 +51,14 @@ static const char *const op_names[][17] = {
     [CLT__OP_RECV_GRAD] = MB16("wait for gradients mb"),
     [CLT__OP_OUTPUT] = MB16("read outputs mb"),
     [CLT__OP_WGRAD] = MB16("weight gradients mb"),
+    [CLT__OP_WGRAD + 1] = MB16("weight gradients of micro-batches from"),   /* several */
 };
 #undef MB16
 
 const char *clt__op_span_name(clt__op op)
 {
-    if (op.kind == CLT__OP_WGRAD && op.mb == CLT__MB_ALL) return "weight gradients of every micro-batch";
-    if (op.kind < 0 || op.kind >= (int)(sizeof op_names / sizeof op_names[0]) || !op_names[op.kind][0]) return NULL;
+    if (op.kind == CLT__OP_WGRAD && op.mbs > 1) return op_names[CLT__OP_WGRAD + 1][op.mb >= 0 && op.mb < 16 ? op.mb : 16];
+    if (op.kind < 0 || op.kind > CLT__OP_WGRAD || !op_names[op.kind][0]) return NULL;
     return op_names[op.kind][op.mb >= 0 && op.mb < 16 ? op.mb : 16];
 }
 
@@ -73,11 +74,10 @@ int clt__op_fault_kind(int kind)
 typedef struct {
     clt__op *ops;
     size_t n;
-    int split;      /* backwards in two parts, the input gradient sent in between */
-    int wgrad_each; /* and each backward's weight gradients right after its send */
+    int wgroup;     /* split backwards: micro-batches per WGRAD; 0: whole backwards */
 } op_list;
 
-static void emit(op_list *l, int kind, int stage, int mb) { l->ops[l->n++] = (clt__op){kind, stage, mb}; }
+static void emit(op_list *l, int kind, int stage, int mb) { l->ops[l->n++] = (clt__op){kind, stage, mb, 1}; }
 
 static void emit_forward(op_list *l, int s, int m, int S, int train)
 {
@@ -87,12 +87,15 @@ static void emit_forward(op_list *l, int s, int m, int S, int train)
     else if (!train) emit(l, CLT__OP_OUTPUT, s, m);
 }
 
-static void emit_backward(op_list *l, int s, int m, int S)
+/* Split: the weight gradients of a group once the group's last backward has sent its input
+ * gradient. */
+static void emit_backward(op_list *l, int s, int m, int S, int M)
 {
     if (s < S - 1) emit(l, CLT__OP_RECV_GRAD, s, m);
     emit(l, CLT__OP_BWD, s, m);
     if (s > 0) emit(l, CLT__OP_SEND_GRAD, s, m);
-    if (l->wgrad_each) emit(l, CLT__OP_WGRAD, s, m);
+    if (l->wgroup && ((m + 1) % l->wgroup == 0 || m == M - 1))
+        l->ops[l->n++] = (clt__op){CLT__OP_WGRAD, s, m - m % l->wgroup, m % l->wgroup + 1};
 }
 
 /* Backwards always run in micro-batch order, so every schedule adds the micro-batches'
@@ -103,21 +106,19 @@ static void stage_list(op_list *l, clt_pipeline_schedule kind, int s, int S, int
         for (int m = 0; m < M; m++) emit_forward(l, s, m, S, 0);
         return;
     }
-    l->wgrad_each = l->split && kind != CLT_PIPELINE_GPIPE;
     switch (kind) {
     case CLT_PIPELINE_NAIVE:
-        for (int m = 0; m < M; m++) emit_forward(l, s, m, S, 1), emit_backward(l, s, m, S);
+        for (int m = 0; m < M; m++) emit_forward(l, s, m, S, 1), emit_backward(l, s, m, S, M);
         break;
     case CLT_PIPELINE_GPIPE:
         for (int m = 0; m < M; m++) emit_forward(l, s, m, S, 1);
-        for (int m = 0; m < M; m++) emit_backward(l, s, m, S);
-        if (l->split) emit(l, CLT__OP_WGRAD, s, CLT__MB_ALL);
+        for (int m = 0; m < M; m++) emit_backward(l, s, m, S, M);
         break;
     case CLT_PIPELINE_1F1B: {
         int warm = S - 1 - s < M ? S - 1 - s : M;
         for (int m = 0; m < warm; m++) emit_forward(l, s, m, S, 1);
-        for (int i = 0; i < M - warm; i++) emit_forward(l, s, warm + i, S, 1), emit_backward(l, s, i, S);
-        for (int m = M - warm; m < M; m++) emit_backward(l, s, m, S);
+        for (int i = 0; i < M - warm; i++) emit_forward(l, s, warm + i, S, 1), emit_backward(l, s, i, S, M);
+        for (int m = M - warm; m < M; m++) emit_backward(l, s, m, S, M);
         break;
     }
     }
@@ -157,7 +158,7 @@ clt_status clt__schedule_build(clt__schedule **out, clt_pipeline_schedule kind, 
     for (int s = 0; ok && s < S; s++) ok = (lists[s].ops = malloc(per_stage * sizeof *lists[s].ops)) != NULL;
     clt_status st = ok ? CLT_OK : clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
     for (int s = 0; st == CLT_OK && s < S; s++) {
-        lists[s].split = sc->split;
+        lists[s].wgroup = sc->split ? clt__pipeline_wgroup(kind, M) : 0;
         stage_list(&lists[s], kind, s, S, M, train);
     }
 
@@ -209,10 +210,18 @@ clt_status clt__schedule_cached(clt__schedule **cache, clt_pipeline_schedule kin
     return CLT_OK;
 }
 
-void clt__pipeline_slots(clt_pipeline_schedule kind, int S, int k, int M, int *slots, int *gslots)
+int clt__pipeline_wgroup(clt_pipeline_schedule kind, int M)
+{
+    return kind == CLT_PIPELINE_GPIPE ? M : kind == CLT_PIPELINE_1F1B ? 2 : 1;
+}
+
+/* A split 1F1B keeps a pair's first micro-batch until the second's backward: one slot more,
+ * rounded up to even so a pair always sits in adjacent slots (one pass over its rows). */
+void clt__pipeline_slots(clt_pipeline_schedule kind, int S, int k, int M, int split, int *slots, int *gslots)
 {
     int in_flight = kind == CLT_PIPELINE_NAIVE ? 1 : kind == CLT_PIPELINE_GPIPE ? M : S - k;
-    *slots = in_flight < M ? in_flight : M;
+    int held = kind == CLT_PIPELINE_1F1B && split ? (in_flight + 2) / 2 * 2 : in_flight;
+    *slots = held < M ? held : M;
     *gslots = kind == CLT_PIPELINE_GPIPE ? M : (in_flight + 1 < M ? in_flight + 1 : M);
 }
 

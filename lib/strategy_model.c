@@ -6,12 +6,13 @@
  * Each stage is a clt__net with room for only the micro-batches its schedule can have in flight
  * there: `slots` of mrows rows each (mrows: the largest micro-batch), micro-batch m in slot
  * m % slots of every activation and saved-state buffer. Naive: 1 slot; GPipe: M; 1F1B: S - s on
- * stage s. The gradient for the previous stage (gout) is the source of a send, and a direct link's
+ * stage s, plus one for the first of a pair of micro-batches whose weight gradients wait for the
+ * second's backward (rounded up to even: a pair sits in adjacent slots). The gradient for the previous stage (gout) is the source of a send, and a direct link's
  * receiver copies it later on its own queue, so it gets the slots that make a reuse wait for that
  * copy through the schedule's own dependencies: naive 2, GPipe M, 1F1B S - s + 1 (stage s - 1
  * sends micro-batch m + slots only after receiving m's gradient). Activations are safe the same
- * way: a stage reuses a slot after its backward, which waits for the next stage's gradient,
- * which comes after that stage's copy. A forward-only call has no backwards to order reuse, so
+ * way: a stage reuses a slot after its backward (and weight gradients), which waits for the next
+ * stage's gradient, which comes after that stage's copy. A forward-only call has no backwards to order reuse, so
  * it runs in rounds of at most the fewest slots of any stage, every queue drained in between.
  * The staging of host-staged links keeps a row per sample of the batch (host memory). The loss
  * scales every micro-batch by 1/(whole batch), and gradients accumulate in micro-batch order, so
@@ -79,16 +80,16 @@ typedef struct {
     size_t correct;                 /* the last stage's rows whose largest output is right */
 } dev_job;
 
-/* GPipe's weight gradients of every micro-batch at once: one pass over each run of adjacent
- * slots (all of them when the micro-batches are the same size: the rows of the whole share, as
- * one device computes them). */
-static clt_status wgrad_all(dev_job *j, stage *g)
+/* The weight gradients of micro-batches [m, end) at once: one pass over each run of adjacent
+ * slots (a single one when the micro-batches are the same size: GPipe then computes them over
+ * the rows of the whole share, as one device does). */
+static clt_status wgrad(dev_job *j, stage *g, int m, int end)
 {
     size_t mrows = j->s->mrows;
     clt_status st = CLT_OK;
-    for (int m = 0, M = j->sched->micro; m < M && st == CLT_OK;) {
+    while (m < end && st == CLT_OK) {
         size_t row = (size_t)(m % g->slots) * mrows, rows = j->count[m++];
-        for (; m < M && (size_t)(m % g->slots) * mrows == row + rows; m++) rows += j->count[m];
+        for (; m < end && (size_t)(m % g->slots) * mrows == row + rows; m++) rows += j->count[m];
         st = clt__net_backward_params_rows(g->net, row, rows, clt__step_seed(j->t));
     }
     return st;
@@ -101,7 +102,6 @@ static clt_status exec_op(dev_job *j, clt__worker *w, clt__op op)
     int k = j->p * s->S + op.stage;   /* op.stage of this pipeline */
     stage *g = &s->st[k];
     clt__net *n = g->net;
-    if (op.kind == CLT__OP_WGRAD && op.mb == CLT__MB_ALL) return wgrad_all(j, g);
     /* r0: the micro-batch's first row in the pipeline's share (links stage messages there);
      * b0: in the stage's buffers, its slot; gb0: in gout */
     size_t r0 = j->start[op.mb], cnt = j->count[op.mb], g0 = j->base + r0;
@@ -140,7 +140,7 @@ static clt_status exec_op(dev_job *j, clt__worker *w, clt__op op)
         return st;
     }
     case CLT__OP_WGRAD:
-        return clt__net_backward_params_rows(n, b0, cnt, clt__step_seed(t));
+        return wgrad(j, g, op.mb, op.mb + op.mbs);
     case CLT__OP_SEND_GRAD:
         return clt__link_send(g->grad, j->tag, op.mb, r0 * g->in, (clt__view){g->gout, gb0 * g->in},
                               cnt * g->in);
@@ -724,7 +724,7 @@ static clt_status model_create(clt_trainer *t, const float *init)
     s->round = M;
     for (int k = 0; k < P * S && st == CLT_OK; k++) {
         stage *g = &s->st[k];
-        clt__pipeline_slots(t->p.pipeline, S, k % S, M, &g->slots, &g->gslots);
+        clt__pipeline_slots(t->p.pipeline, S, k % S, M, split_backward(t), &g->slots, &g->gslots);
         if (g->slots < s->round) s->round = g->slots;
     }
     /* stages, one at a time: each allocates its own buffers, and a failure stops the rest */

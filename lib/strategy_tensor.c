@@ -1142,7 +1142,7 @@ static clt_status tensor_create(clt_trainer *t, const float *init)
         s->round = M;
         for (int k = 0; k < S; k++) {
             int slots, gslots;
-            clt__pipeline_slots(t->p.pipeline, S, k, M, &slots, &gslots);
+            clt__pipeline_slots(t->p.pipeline, S, k, M, 0, &slots, &gslots);
             for (int q = 0; q < s->n; q++) s->st[q * S + k].slots = slots, s->st[q * S + k].gslots = gslots;
             if (slots < s->round) s->round = slots;
         }

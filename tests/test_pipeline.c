@@ -3,7 +3,7 @@
  * in both context modes (chunked, out of order, timeout, abort), and the seed MLP trained with
  * the seed's placement under every schedule against one-device training: losses, parameters,
  * gradients and predictions within 1e-5 relative; activation memory per schedule (1F1B below
- * GPipe) and micro-batches in reused slots (naive gives 1f1b's bits, GPipe one device's); hybrid
+ * GPipe) and micro-batches in reused slots (naive gives 1f1b's bits, by pairs; GPipe one device's); hybrid
  * (two pipelines) the same way;
  * a device failing mid-step. Then placement and parameter errors. */
 #include "internal.h"
@@ -14,8 +14,11 @@
 
 /* ---- schedules ---------------------------------------------------------------------------- */
 
-/* split: each backward must be BWD, then SEND_GRAD (not on stage 0), then WGRAD of the same
- * micro-batch, in that stage's order; without it there is no WGRAD. */
+/* Every stage runs each forward and backward once, backwards in order; the micro-batches alive
+ * on a stage at once (from its forward to its backward, or when split to the WGRAD that covers
+ * it) fit its slots, and without split reach the schedule's bound. Split: BWD, then SEND_GRAD
+ * (not on stage 0); a WGRAD only right after the BWD (and send) of its group's last micro-batch;
+ * the WGRADs cover every micro-batch once, in order, in groups of clt__pipeline_wgroup. */
 static void check_schedule_shape(clt_pipeline_schedule kind, int S, const int *stage_dev, int ndev, int M, int split)
 {
     clt__schedule *sc;
@@ -23,39 +26,37 @@ static void check_schedule_shape(clt_pipeline_schedule kind, int S, const int *s
                    clt_pipeline_schedule_name(kind), split ? " split" : "", S, M))
         return;
     bool good = true;
-    int worst_live = 0;
+    int worst_live = 0, group = clt__pipeline_wgroup(kind, M);
     for (int s = 0; s < S; s++) {
-        int fwd = 0, bwd = 0, wgrad = 0, live = 0, most = 0, next_bwd = 0;
-        int after = -1;   /* split: ops of this stage since its last BWD, -1 before any */
-        clt__op last_op = {-1, -1, -1};
-        bool each = split && kind != CLT_PIPELINE_GPIPE;   /* GPipe: one WGRAD of all, at the end */
+        int fwd = 0, bwd = 0, covered = 0, live = 0, most = 0, next_bwd = 0;
+        int after = -1;   /* ops of this stage since its last BWD, -1 before any */
         for (int d = 0; d < ndev; d++)
             for (size_t i = 0; i < sc->nops[d]; i++) {
                 clt__op op = sc->ops[d][i];
                 if (op.stage != s) continue;
                 good &= d == stage_dev[s];
+                after += after >= 0;
                 if (op.kind == CLT__OP_FWD) fwd++, live++;
                 if (op.kind == CLT__OP_BWD) {
                     good &= op.mb == next_bwd++;   /* backwards in micro-batch order */
-                    bwd++, live--;
+                    bwd++, live -= !split;
                     after = 0;
-                    continue;
                 }
-                if (op.kind == CLT__OP_WGRAD) wgrad++;
-                last_op = op;
-                if (split && after >= 0) {
-                    after++;
-                    int want = s > 0 && after == 1 ? CLT__OP_SEND_GRAD : CLT__OP_WGRAD;
-                    if ((after == 1 && (each || s > 0)) || (each && s > 0 && after == 2))
-                        good &= op.kind == want && op.mb == next_bwd - 1;
+                if (split && s > 0 && after == 1) good &= op.kind == CLT__OP_SEND_GRAD && op.mb == next_bwd - 1;
+                if (op.kind == CLT__OP_WGRAD) {
+                    int end = op.mb + op.mbs;
+                    good &= split && after == (s > 0 ? 2 : 1) && op.mb == covered && end == next_bwd &&
+                            (op.mbs == group || end == M);
+                    covered = end, live -= op.mbs;
                 }
                 if (live > most) most = live;
             }
-        good &= fwd == M && bwd == M && wgrad == (!split ? 0 : each ? M : 1);
-        if (split && !each) good &= last_op.kind == CLT__OP_WGRAD && last_op.mb == CLT__MB_ALL;
+        good &= fwd == M && bwd == M && covered == (split ? M : 0);
         int bound = kind == CLT_PIPELINE_NAIVE ? 1 : kind == CLT_PIPELINE_GPIPE ? M : (S - s < M ? S - s : M);
-        if (most != bound) {
-            diag("stage %d holds %d micro-batches at once, expected %d", s, most, bound);
+        int slots, gslots;
+        clt__pipeline_slots(kind, S, s, M, split, &slots, &gslots);
+        if ((!split && most != bound) || most > slots) {
+            diag("stage %d holds %d micro-batches at once, expected %d (slots %d)", s, most, bound, slots);
             good = false;
         }
         if (most > worst_live) worst_live = most;
@@ -63,8 +64,7 @@ static void check_schedule_shape(clt_pipeline_schedule kind, int S, const int *s
     ok(good, "%s%s, %d stages on %d devices, %d micro-batches: every stage runs each forward and "
        "backward once, backwards in order%s, at most %d micro-batches alive on a stage",
        clt_pipeline_schedule_name(kind), split ? " split" : "", S, ndev, M,
-       !split ? "" : kind == CLT_PIPELINE_GPIPE ? ", each followed by its send, the weight gradients of all at the end"
-                                                : ", each followed by its send and its weight gradients", worst_live);
+       split ? ", each sent before the weight gradients of its group" : "", worst_live);
     clt__schedule_free(sc);
 }
 
@@ -446,12 +446,12 @@ static void check_equivalence(clt_context_mode mode, int ndev)
         if (k == CLT_PIPELINE_1F1B) f1b4 = got;
         else result_free(&got);
     }
-    /* micro-batches change the summation order of the weight gradients where each one's are
-     * added on their own, not the schedule: naive with 4 gives 1f1b's bits */
+    /* the weight gradients' passes set the summation order, not the schedule: 1F1B computes
+     * them by pairs of micro-batches, so naive with 2 gives the bits of 1f1b with 4 */
     p.pipeline = CLT_PIPELINE_NAIVE;
-    p.micro_batches = 4;
+    p.micro_batches = 2;
     train(rt, seed, &p, MAXB, &got);
-    ok(same_bits(&f1b4, &got), "%s: naive with 4 micro-batches gives 1f1b's bits", mname);
+    ok(same_bits(&f1b4, &got), "%s: naive with 2 micro-batches gives 1f1b's bits with 4", mname);
     result_free(&got), result_free(&f1b4);
 
     /* 3 stages on 3 devices; micro-batches that do not divide the batch */
@@ -526,9 +526,9 @@ static void check_memory(clt_context_mode mode)
      * 128 of gin... gin is on stage 0; gout (256 per row) has gslots of its own; the split
      * backward keeps fc3's and fc4's output gradients (128 + 10) per row of the slots */
     uint64_t row1 = 4 * (256 + 128 + 128 + 10 + 2 * 256 + 128 + 10);
-    ok(bytes[CLT_PIPELINE_GPIPE][1] == 16 * row1 + 4 * 16 * 256 && bytes[CLT_PIPELINE_1F1B][1] == 2 * row1 + 4 * 2 * 2 * 256,
-       "%s: the last stage holds 8 slots of 2 rows under gpipe (%llu bytes), 1 under 1f1b (%llu), with 8 and 2 "
-       "of gout, and the output gradients kept for the weight gradients", mname, (unsigned long long)bytes[CLT_PIPELINE_GPIPE][1], (unsigned long long)bytes[CLT_PIPELINE_1F1B][1]);
+    ok(bytes[CLT_PIPELINE_GPIPE][1] == 16 * row1 + 4 * 16 * 256 && bytes[CLT_PIPELINE_1F1B][1] == 4 * row1 + 4 * 2 * 2 * 256,
+       "%s: the last stage holds 8 slots of 2 rows under gpipe (%llu bytes), 2 under 1f1b (%llu: a pair's weight "
+       "gradients at once), with 8 and 2 of gout, and the output gradients kept for the weight gradients", mname, (unsigned long long)bytes[CLT_PIPELINE_GPIPE][1], (unsigned long long)bytes[CLT_PIPELINE_1F1B][1]);
     bool less = true;
     for (int d = 0; d < 2; d++) {
         diag("%s: device %d: naive %llu, gpipe %llu, 1f1b %llu activation bytes", mname, d,
@@ -552,9 +552,11 @@ static void check_memory(clt_context_mode mode)
     p.pipeline = CLT_PIPELINE_1F1B;
     train(rt, two, &p, MAXB, &f1b8);
     p.pipeline = CLT_PIPELINE_NAIVE;
+    p.micro_batches = 4;
     train(rt, two, &p, MAXB, &got);
     ok(same_bits(&f1b8, &got) && !memcmp(got.pred, f1b8.pred, MAXB * 10 * sizeof(float)),
-       "%s: 2 stages, 8 micro-batches in reused slots: naive (1 slot) gives 1f1b's bits and predictions", mname);
+       "%s: 2 stages, micro-batches in reused slots: naive with 4 (1 slot) gives the bits and predictions of "
+       "1f1b with 8 (4 and 2 slots, by pairs)", mname);
     result_free(&got), result_free(&f1b8);
     result_free(&ref), result_free(&gpipe8);
     clt_model_destroy(plain), clt_model_destroy(two);
