@@ -160,6 +160,36 @@ assert total[0]["tuned"] == 0 and (total[0]["openblas_gflops"] > 0) == total[0][
 else
     skip "tune writes its record to CLT_CACHE_DIR; bench gemm gives the 12 shapes and a total" "no python3"
 fi
+# ---- bench train --rounds: every schedule timed in turns, ratios per round ---------------------
+run_ok "cltrain bench train --parallel model --rounds 3 --json exits 0" "$tmp/rounds.json" \
+    "$CLTRAIN" bench train --parallel model --placement seed --micro-batches 2 --model seed-mlp --batch 32 \
+    --steps 1 --rounds 3 --devices 0:0,0:0 --json
+if [ $have_py -eq 1 ]; then
+    python3 -c '
+import json, sys, statistics
+rows = [json.loads(l) for l in open(sys.argv[1]).read().split("\n") if l]
+assert [(r["parallel"], r["schedule"], r["micro_batches"]) for r in rows] == \
+    [("none", "-", 1), ("model", "naive", 1), ("model", "gpipe", 2), ("model", "1f1b", 2)], rows
+naive = rows[1]["samples_per_s_rounds"]
+for r in rows:
+    sps = r["samples_per_s_rounds"]
+    assert r["rounds"] == 3 and len(sps) == 3 and min(sps) > 0, r
+    assert abs(r["samples_per_s"] - statistics.median(sps)) < 0.1, r
+    mine = [a / b for a, b in zip(sps, rows[0]["samples_per_s_rounds"])]
+    assert all(abs(x - y) < 2e-3 for x, y in zip(mine, r["vs_one_device_rounds"])), r
+for r in rows[1:]:
+    ratios = [a / b for a, b in zip(r["samples_per_s_rounds"], naive)]
+    assert all(abs(x - y) < 2e-3 for x, y in zip(ratios, r["vs_naive_rounds"])), r
+    assert abs(r["vs_naive"] - statistics.median(r["vs_naive_rounds"])) < 2e-3, r
+' "$tmp/rounds.json"
+    ok $? "bench train --rounds 3: one device and the three schedules, each ratio taken within its round, medians"
+else
+    skip "bench train --rounds reports every round and the medians" "no python3"
+fi
+"$CLTRAIN" bench train --parallel tensor --rounds 3 >/dev/null 2>"$tmp/rounds.err"
+[ $? -eq 2 ] && grep -q "rounds compares data parallel" "$tmp/rounds.err"
+ok $? "bench train --rounds with tensor parallelism is refused, saying what it compares"
+
 # ---- tensor parallelism: bench train and train --parallel tensor -------------------------------
 run_ok "cltrain bench train --parallel tensor --slices 3,1 --json exits 0" "$tmp/tensor.json" \
     "$CLTRAIN" bench train --parallel tensor --model seed-mlp --batch 32 --steps 2 --devices 0:0,0:0 \

@@ -353,13 +353,16 @@ static int bench_train_rounds(const train_args *a)
     clt_runtime *rt = NULL;
     clt_runtime_options o = clt_runtime_options_default();
     o.devices = a->spec;
+    const char *what = "opening devices";
     clt_status st = clt_runtime_create_ex(&rt, &o);
     int rc = st == CLT_OK ? 0 : 1;
     for (int c = 0; c < nc && !rc; c++) {
         if (!(m[c] = train_model(a, par[c]))) rc = 2;
         if (!rc && !x && !train_data(m[c], a->batch, &x, &y)) rc = 2;
         clt_train_params p = train_params(a, par[c], sched[c], micro[c]);
+        what = "creating a trainer";
         if (!rc) st = clt_trainer_create(&t[c], rt, m[c], &p);
+        what = "training steps";
         for (int i = 0; i < 3 && !rc && st == CLT_OK; i++) st = clt_trainer_step(t[c], x, y, a->batch, NULL);
         if (st != CLT_OK) rc = 1;
     }
@@ -371,7 +374,7 @@ static int bench_train_rounds(const train_args *a)
             sps[c][r] = (double)a->batch * a->steps / (now() - t0);
             if (st != CLT_OK) rc = 1;
         }
-    if (st != CLT_OK) tool_fail("training steps", st);
+    if (st != CLT_OK) tool_fail(what, st);
     for (int c = 0; c < nc && !rc; c++) {
         double vs_one[64], vs_base[64];
         char list[3][64 * 12];
@@ -696,6 +699,7 @@ static void bench_usage(void)
             "                           [--parallel none|data|model|tensor] [--schedule naive|gpipe|1f1b|all]\n"
             "                           [--micro-batches M] [--placement seed|auto] [--split equal|auto]\n"
             "                           [--bucket-bytes N] [--tensor-group T] [--slices W,W,...]\n"
+            "                           [--rounds R] (data, or model with --schedule all: timed in turns)\n"
             "       cltrain bench gemm [--devices SPEC] [--batch N] [--iters N] [--json]\n"
             "       cltrain bench allreduce [--devices SPEC] [--min-bytes A] [--max-bytes B] [--iters N]\n"
             "                               [--algo ring|naive|staged|direct|all] [--chunk-bytes C] [--mpi] [--json]\n"
