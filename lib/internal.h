@@ -767,8 +767,8 @@ typedef struct {
 clt_status clt__schedule_build(clt__schedule **out, clt_pipeline_schedule kind, int nstages,
                                const int *stage_dev, int ndev, int micro, int train, int split);
 void clt__schedule_free(clt__schedule *s);
-/* The schedule kept in *cache (NULL at first; the caller frees it), rebuilt when the kind or the
- * micro-batch count changes. */
+/* The schedule kept in *cache (NULL at first; the caller frees it), rebuilt when the kind, the
+ * micro-batch count or split changes. */
 clt_status clt__schedule_cached(clt__schedule **cache, clt_pipeline_schedule kind, int nstages,
                                 const int *stage_dev, int ndev, int micro, int train, int split,
                                 const clt__schedule **out);

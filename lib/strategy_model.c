@@ -7,17 +7,20 @@
  * there: `slots` of mrows rows each (mrows: the largest micro-batch), micro-batch m in slot
  * m % slots of every activation and saved-state buffer. Naive: 1 slot; GPipe: M; 1F1B: S - s on
  * stage s, plus one for the first of a pair of micro-batches whose weight gradients wait for the
- * second's backward (rounded up to even: a pair sits in adjacent slots). The gradient for the previous stage (gout) is the source of a send, and a direct link's
- * receiver copies it later on its own queue, so it gets the slots that make a reuse wait for that
- * copy through the schedule's own dependencies: naive 2, GPipe M, 1F1B S - s + 1 (stage s - 1
- * sends micro-batch m + slots only after receiving m's gradient). Activations are safe the same
- * way: a stage reuses a slot after its backward (and weight gradients), which waits for the next
- * stage's gradient, which comes after that stage's copy. A forward-only call has no backwards to order reuse, so
- * it runs in rounds of at most the fewest slots of any stage, every queue drained in between.
- * The staging of host-staged links keeps a row per sample of the batch (host memory). The loss
- * scales every micro-batch by 1/(whole batch), and gradients accumulate in micro-batch order, so
- * the update is the whole batch's, with the same bits as before slots: a row's result does not
- * depend on where in a buffer it sits (dropout hashes its row in the batch, not in the buffer).
+ * second's backward (rounded up to even: a pair sits in adjacent slots). The gradient for the
+ * previous stage (gout) is the source of a send, and a direct link's receiver copies it later on
+ * its own queue, so it gets the slots that make a reuse wait for that copy through the
+ * schedule's own dependencies: naive 2, GPipe M, 1F1B S - s + 1 (stage s - 1 sends micro-batch
+ * m + slots only after receiving m's gradient). Activations are safe the same way: a stage
+ * reuses a slot after its backward (and weight gradients), which waits for the next stage's
+ * gradient, which comes after that stage's copy. A forward-only call has no backwards to order
+ * reuse, so it runs in rounds of at most the fewest slots of any stage, every queue drained in
+ * between. The staging of host-staged links keeps a row per sample of the batch (host memory).
+ * The loss scales every micro-batch by 1/(whole batch), and gradients accumulate in micro-batch
+ * order, so the update is the whole batch's; a row's result does not depend on where in a buffer
+ * it sits (dropout hashes its row in the batch, not in the buffer), so the bits depend only on
+ * how the weight gradients' passes group the rows (one device's under GPipe with equal
+ * micro-batches).
  *
  * Hybrid: P copies of the pipeline (on P times its devices) each take a share of the batch;
  * before the update, the copies of each stage all-reduce their gradients (lib/collective.c,
@@ -471,10 +474,11 @@ static clt_status measure_task(clt__worker *w, void *arg)
 
 /* Bytes a layer needs on a device: parameters, gradients and two optimizer states; its output,
  * saved state and gradient rows; its input rows (a stage's first layer holds them). */
-static double layer_bytes(const clt__layer *l, size_t batch)
+static double layer_bytes(const clt__layer *l, size_t batch, bool split)
 {
     double np = (double)(l->w_count + l->b_count), B = (double)batch;
-    return 4.0 * (4 * np + B * (double)(l->in_numel + 2 * l->out_numel + l->saved_per_sample));
+    size_t kept = split && clt__layer_splits(l) ? l->out_numel : 0;   /* the output gradient kept */
+    return 4.0 * (4 * np + B * (double)(l->in_numel + 2 * l->out_numel + kept + l->saved_per_sample));
 }
 
 /* Over the first N devices (a pipeline's). */
@@ -496,7 +500,7 @@ static clt_status auto_place(clt_trainer *t, int N, int *device_of)
         st = clt__worker_call(&t->rt->workers[d], measure_task, &j);
         cap[d] = 0.9 * (double)t->rt->workers[d].dev->info.global_mem_bytes;
     }
-    for (int i = 0; i < L && st == CLT_OK; i++) mem[i] = layer_bytes(&m->layers[i], t->p.max_batch);
+    for (int i = 0; i < L && st == CLT_OK; i++) mem[i] = layer_bytes(&m->layers[i], t->p.max_batch, split_backward(t));
     if (st == CLT_OK) st = clt__partition(L, N, cost, mem, cap, device_of);
     if (st == CLT_OK && clt__log_enabled(CLT_LOG_INFO))
         for (int i = 0; i < L; i++)
