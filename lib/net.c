@@ -197,34 +197,44 @@ clt_status clt__net_split_reserve(clt__net *n)
     return clt__alloc(n->w, floats, "output gradients kept for the weight gradients", &n->wsave);
 }
 
-clt_status clt__net_backward_input_rows(clt__net *n, size_t row, size_t batch, clt__view dout,
-                                        clt__view din, uint64_t seed)
+/* Backward of layers last..first over rows [row, row + batch): each layer's input gradient goes
+ * to the ping-pong buffer its output gradient is not in (rows from 0), or with part INPUT where
+ * the layer below keeps it for PARAMS (wsave, at `row`); layer first's goes to din. done (when
+ * set) is called after each layer's. */
+static clt_status backward_layers(clt__net *n, size_t row, size_t batch, clt__view dout, clt__view din,
+                                  uint64_t seed, clt__bwd_part part, clt__layer_done_fn done, void *user)
 {
-    CLT_ASSERT(row + batch <= n->max_batch && n->wsave, CLT_ERR_STATE);
     const clt__layer *L = n->m->layers;
+    bool keep = part == CLT__BWD_INPUT;
     for (int i = n->last; i >= n->first; i--) {
         clt__layer_io io = io_of(n, i, row, batch, 1, seed);
-        io.part = CLT__BWD_INPUT;
-        if (clt__layer_splits(&L[i]) && dout.mem != n->wsave) {
+        io.part = part;
+        if (keep && clt__layer_splits(&L[i]) && dout.mem != n->wsave) {
             /* the caller's buffer changes before PARAMS: keep a copy */
             clt_status st = clt__copy(n->w, dout, wsave_of(n, i, row), batch * L[i].out_numel);
             if (st != CLT_OK) return st;
             dout = wsave_of(n, i, row);
         }
         io.dout = dout;
-        /* a layer's input gradient goes where the layer below keeps it, or to the ping-pong
-         * buffer dout is not in (rows from 0) */
         if (i == n->first)
             io.din = din;
-        else if (clt__layer_splits(&L[i - 1]))
+        else if (keep && clt__layer_splits(&L[i - 1]))
             io.din = wsave_of(n, i - 1, row);
         else
             io.din = (clt__view){n->gbuf[dout.mem == n->gbuf[0] ? 1 : 0], 0};
         clt_status st = clt__layer_backward(&L[i], &io);
+        if (st == CLT_OK && done) st = done(user, i);
         if (st != CLT_OK) return st;
         dout = io.din;
     }
     return CLT_OK;
+}
+
+clt_status clt__net_backward_input_rows(clt__net *n, size_t row, size_t batch, clt__view dout,
+                                        clt__view din, uint64_t seed)
+{
+    CLT_ASSERT(row + batch <= n->max_batch && n->wsave, CLT_ERR_STATE);
+    return backward_layers(n, row, batch, dout, din, seed, CLT__BWD_INPUT, NULL, NULL);
 }
 
 clt_status clt__net_backward_params_rows(clt__net *n, size_t row, size_t batch, uint64_t seed)
@@ -257,21 +267,7 @@ clt_status clt__net_backward_hook(clt__net *n, size_t row, size_t batch, clt__vi
                                   clt__view din, uint64_t seed, clt__layer_done_fn done, void *user)
 {
     CLT_ASSERT(row + batch <= n->max_batch, CLT_ERR_STATE);
-    int flip = (dout.mem == n->gbuf[0]) ? 1 : 0;   /* the buffer dout is not in */
-    for (int i = n->last; i >= n->first; i--) {
-        clt__layer_io io = io_of(n, i, row, batch, 1, seed);
-        io.dout = dout;
-        if (i > n->first)
-            io.din = (clt__view){n->gbuf[flip], 0};
-        else
-            io.din = din;
-        clt_status st = clt__layer_backward(&n->m->layers[i], &io);
-        if (st == CLT_OK && done) st = done(user, i);
-        if (st != CLT_OK) return st;
-        dout = io.din;
-        flip ^= 1;
-    }
-    return CLT_OK;
+    return backward_layers(n, row, batch, dout, din, seed, CLT__BWD_ALL, done, user);
 }
 
 clt_status clt__net_loss(clt__net *n, clt_loss loss, size_t batch, float grad_scale,
