@@ -260,9 +260,15 @@ static clt_status backward_buckets(clt__worker *w, rank_job *j, double t0)
         }
     }
     double t_end = t0;
+    /* Queue order: bucket k's reduce-scatter runs on the side queue only once everything the
+     * main queue holds before it has completed: its marker, behind the backward of the bucket's
+     * layers, or where there is none (a rank without rows has no backward and no markers, only
+     * the zero fill of its gradients) the whole main queue. Nothing else orders the two queues,
+     * and implementations that run a device's queues concurrently (GPUs, rusticl) would read
+     * gradients not yet written. The main queue's later layers write other buckets. */
     w->comm_queue = side;
     for (int k = 0; k < nb && st == CLT_OK; k++) {
-        cl_int err = ev[k] ? clWaitForEvents(1, &ev[k]) : CL_SUCCESS;
+        cl_int err = ev[k] ? clWaitForEvents(1, &ev[k]) : clFinish(w->queue);
         if (err != CL_SUCCESS) {
             st = clt__fail_cl(err, clt__worker_name(w), "backward");
             break;

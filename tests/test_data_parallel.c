@@ -225,7 +225,7 @@ int main(void)
     clt_train_params dp = base;
     dp.parallel = CLT_PARALLEL_DATA;
     dp.verify_replicas = 1;   /* every step also checks that replicas hold the same bits */
-    const float w121[3] = {1, 2, 1}, w31[2] = {3, 1};
+    const float w121[3] = {1, 2, 1}, w31[2] = {3, 1}, w110[3] = {1, 1, 0}, w011[3] = {0, 1, 1};
     struct {
         const char *spec;
         clt_context_mode mode;
@@ -239,6 +239,10 @@ int main(void)
         {"all", CLT_CONTEXT_PER_DEVICE, CLT_SPLIT_WEIGHTS, w121, {4, 8, 4}, "3 devices, weights 1:2:1, separate contexts"},
         {"0:0,0:0", CLT_CONTEXT_PER_DEVICE, CLT_SPLIT_WEIGHTS, w31, {12, 4, 0}, "2 devices, weights 3:1"},
         {"all", CLT_CONTEXT_PER_PLATFORM, CLT_SPLIT_AUTO, NULL, {0, 0, 0}, "3 devices, auto split"},
+        /* A rank without rows zeroes its gradients and runs no backward: its reduce-scatters on
+         * the second queue must still wait for the zeroing (devices with concurrent queues). */
+        {"all", CLT_CONTEXT_PER_PLATFORM, CLT_SPLIT_WEIGHTS, w110, {8, 8, 0}, "3 devices, weights 1:1:0 (the last without rows)"},
+        {"all", CLT_CONTEXT_PER_DEVICE, CLT_SPLIT_WEIGHTS, w011, {0, 8, 8}, "3 devices, weights 0:1:1 (the first without rows)"},
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         if (!strcmp(cases[c].spec, "all") && ndev < 3) {
