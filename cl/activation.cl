@@ -1,5 +1,6 @@
 /* Elementwise activations, forward and backward. `kind` picks the function (the same numbers as
  * clt_layer_kind); alpha is LeakyReLU's negative slope. Buffers come with element offsets. */
+#pragma OPENCL FP_CONTRACT OFF   /* the same bits on every vendor; fma() where fusing is meant */
 #define KIND_RELU 6
 #define KIND_LEAKY_RELU 7
 #define KIND_GELU 8

@@ -2,6 +2,7 @@
  * the whole batch: out_p (OC, B*OHW) = W (OC, CKK) x col. These kernels build col, scatter it back
  * (col2im, as a gather per input pixel: no atomics, fixed order), and move between the batch-
  * major (B, OC, OHW) layout of activations and the channel-major (OC, B*OHW) layout of the GEMM. */
+#pragma OPENCL FP_CONTRACT OFF   /* the same bits on every vendor; fma() where fusing is meant */
 
 /* col[(c*K + ki)*K + kj, b*OHW + oh*OW + ow] = x[b, c, oh*S - P + ki, ow*S - P + kj] or 0.
  * One work-item per (row, b, oh) writes the OW contiguous elements of that output row: the index

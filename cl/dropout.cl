@@ -1,6 +1,7 @@
 /* Dropout with inverted scaling: kept elements are multiplied by 1/(1-p). The mask comes from a
  * counter-based hash of (seed, element index in the whole batch): a sample draws the same mask
  * on whichever device computes it, run after run. `first` is this call's first element there. */
+#pragma OPENCL FP_CONTRACT OFF   /* the same bits on every vendor; fma() where fusing is meant */
 
 static ulong mix64(ulong z)
 {

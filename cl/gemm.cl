@@ -6,6 +6,7 @@
  * N of 16 NV; K is free. TA: A stored (K, M). Other shapes, and B transposed, go through pack
  * (zero padding) and unpad (blas.c). Measured on PoCL 3.1's AVX-512 CPU device: about OpenBLAS's speed on one core
  * (docs/PERFORMANCE.md, "GEMM"). */
+#pragma OPENCL FP_CONTRACT OFF   /* the same bits on every vendor; fma() where fusing is meant */
 #ifndef RM
 #define RM 8
 #endif

@@ -1,5 +1,6 @@
 /* LayerNorm over each sample's D features with affine weight and bias, as PyTorch's
  * nn.LayerNorm(sample shape). Forward keeps each row's mean and 1/std for backward. */
+#pragma OPENCL FP_CONTRACT OFF   /* the same bits on every vendor; fma() where fusing is meant */
 
 __kernel void layernorm_forward(const uint B, const uint D, const float eps,
                                 __global const float *x, const ulong xo,

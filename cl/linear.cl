@@ -1,5 +1,6 @@
 /* The small kernels around the GEMMs of Linear and Conv2d: bias broadcast and bias gradients.
  * Reductions loop in a fixed order (no atomics), so results are the same bits every run. */
+#pragma OPENCL FP_CONTRACT OFF   /* the same bits on every vendor; fma() where fusing is meant */
 
 /* y[r, c] += b[c] for a (rows, cols) matrix. */
 __kernel void bias_add_rows(const ulong rows, const ulong cols,

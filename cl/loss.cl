@@ -3,6 +3,7 @@
  * batch of B; with data parallelism, 1/global batch). Each kernel also writes loss_rows[B + b]:
  * 1 when the row's largest output (the first on ties) is the right class, else 0; the label for
  * cross-entropy, the target's largest entry for MSE (the label when the targets are one-hot). */
+#pragma OPENCL FP_CONTRACT OFF   /* the same bits on every vendor; fma() where fusing is meant */
 
 /* Softmax cross-entropy over integer labels, numerically stable (log-sum-exp around the max).
  * A label outside [0, C) gives a NaN loss instead of reading out of bounds (the host checks

@@ -3,6 +3,7 @@
  * first (clipping); it is 1 when clipping is off. Out of place: the parameters and state are
  * read from p, buf (m, v) and the new ones written to pn, bufn (mn, vn), which may be the same
  * buffers (an update in place); an update that fails part-way leaves the old ones intact. */
+#pragma OPENCL FP_CONTRACT OFF   /* the same bits on every vendor; fma() where fusing is meant */
 
 __kernel void sgd_step(const ulong n, __global const float *p, const ulong po, __global float *pn,
                        __global const float *g, const ulong go,

@@ -1,6 +1,7 @@
 /* MaxPool2d and AvgPool2d (no padding), forward and backward. Backward gathers per input pixel
  * over the windows that contain it: no atomics, fixed order. Both kinds share one signature;
  * average pooling ignores `arg` (where max pooling keeps its argmax). */
+#pragma OPENCL FP_CONTRACT OFF   /* the same bits on every vendor; fma() where fusing is meant */
 
 /* One work-item per output element. Max keeps the first maximum (as PyTorch does) and stores its
  * position h*W + w in arg. */

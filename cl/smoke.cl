@@ -1,4 +1,5 @@
 /* Smoke-test kernels: prove that a device builds and runs our code with -D options. */
+#pragma OPENCL FP_CONTRACT OFF   /* the same bits on every vendor; fma() where fusing is meant */
 #ifndef SMOKE_BIAS
 #define SMOKE_BIAS 0.0f
 #endif
