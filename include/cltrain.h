@@ -644,8 +644,11 @@ typedef struct {
     int rebalance_every;          /* data, CLT_SPLIT_AUTO: steps between re-measurements (20) */
     int verify_replicas;          /* data: after each update, check that every replica holds the
                                    * same bits as device 0 (slow: a debugging aid); tensor: that
-                                   * replicated layers, matching slices of other groups and the
-                                   * outputs on every device of a group are the same bits */
+                                   * replicated layers, matching slices of other groups and (on
+                                   * devices of one implementation) the outputs on every device
+                                   * of a group are the same bits; model with pipelines > 1: that
+                                   * the copies of every stage are. Parameters hold on any mix of
+                                   * vendors: each is computed on one device and shared */
     size_t bucket_bytes;          /* data: the gradients are reduce-scattered in buckets of whole
                                    * layers, from the last layer back, each of at least this many
                                    * bytes (default 512 KiB); a bucket starts as soon as backward has

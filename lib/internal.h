@@ -12,6 +12,7 @@
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 /* ---- errors (lib/error.c) ------------------------------------------------------------------ */
 
@@ -72,6 +73,14 @@ typedef struct {
     cl_device_id device;
     clt_device_info info;
 } clt__device;
+
+/* Whether two devices are one implementation (platform, device name and driver alike): the
+ * same kernels then give the same bits on both; across implementations they may round apart. */
+static inline bool clt__device_same_impl(const clt__device *a, const clt__device *b)
+{
+    return !strcmp(a->info.platform_name, b->info.platform_name) && !strcmp(a->info.name, b->info.name) &&
+           !strcmp(a->info.driver_version, b->info.driver_version);
+}
 
 /* Discovers every device on every platform. *out is malloc'ed (free it); *count may be 0. */
 clt_status clt__devices_discover(clt__device **out, size_t *count);
@@ -545,6 +554,15 @@ void clt__net_commit(clt__net *n);
 clt_status clt__net_discard(clt__net *n);
 /* The optimizer state array `which` the update in progress writes (opt[which] otherwise). */
 cl_mem clt__net_new_state(const clt__net *n, int which);
+/* Inside an update, after the optimizer (a collective of group c, called alike on each of its
+ * ranks): the root rank's new parameters and optimizer state over [off, off + count) replace
+ * every other rank's. A parameter held on several devices (a replicated layer of a tensor
+ * group, the copies of a pipeline stage) then has one value, computed on one device: the
+ * vendors' kernels may round differently (GEMMs, division, sqrt), so the copies' own updates
+ * could drift apart by ulps. The state covers the range the optimizer was run over from 0. */
+typedef struct clt__comm clt__comm;   /* lib/collective.c, below */
+clt_status clt__net_share_update(clt__net *n, clt__comm *c, size_t off, size_t count, int root,
+                                 const clt_collective_options *o);
 /* After a successful update on every device: nets[0..n) committed. */
 void clt__nets_commit(clt__net *const *nets, int n);
 /* After a failed update: nets[i] (on runtime device devs[i], or i when devs is NULL) discarded,

@@ -404,6 +404,21 @@ cl_mem clt__net_new_state(const clt__net *n, int which)
     return n->updating && n->opt_next[which] ? n->opt_next[which] : n->opt[which];
 }
 
+clt_status clt__net_share_update(clt__net *n, clt__comm *c, size_t off, size_t count, int root,
+                                 const clt_collective_options *o)
+{
+    CLT_ASSERT(n->updating && off + count <= n->nparams, CLT_ERR_STATE);
+    if (!count) return CLT_OK;
+    /* on the worker's queue, behind the optimizer's kernels that wrote the _next buffers */
+    clt_status st = clt__comm_broadcast(c, n->w, n->params_next, off, count, root, o);
+    for (int i = 0; i < 2 && st == CLT_OK; i++)
+        if (n->opt_next[i]) {
+            CLT_ASSERT(off + count <= n->opt_count, CLT_ERR_STATE);
+            st = clt__comm_broadcast(c, n->w, n->opt_next[i], off, count, root, o);
+        }
+    return st;
+}
+
 clt_status clt__net_discard(clt__net *n)
 {
     clt__worker *w = n->w;

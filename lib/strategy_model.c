@@ -24,7 +24,9 @@
  *
  * Hybrid: P copies of the pipeline (on P times its devices) each take a share of the batch;
  * before the update, the copies of each stage all-reduce their gradients (lib/collective.c,
- * a group per stage), so every copy applies the same update to the same parameters.
+ * a group per stage), and after it pipeline 0's new parameters and optimizer state replace the
+ * other copies' (devices of other vendors may round the same update apart), so every stage has
+ * one version of its parameters.
  *
  * A step runs in two phases on every device in use, with the host deciding in between (loss,
  * gradient norm, NaN check) so no stage updates unless all can. */
@@ -226,20 +228,24 @@ static clt_status phase_a_body(clt__worker *w, dev_job *j)
 
 /* A failing device aborts the links, so no other waits for what it will never send; the
  * uploads read the caller's arrays asynchronously, so the queue drains on every exit. */
-static clt_status phase_a(clt__worker *w, void *arg)
+static clt_status failed(clt__worker *w, dev_job *j, clt_status st)
 {
-    dev_job *j = arg;
-    clt_status st = phase_a_body(w, j);
-    if (st != CLT_OK) {
-        clt__xfer_group_abort(j->s->g, w->index, st, clt_last_error());
-        for (int k = 0; j->s->comms && k < j->s->S; k++)
-            clt__comm_abort(j->s->comms[k], w->index, st, clt_last_error());
-        clFinish(w->queue);
-    }
+    clt__xfer_group_abort(j->s->g, w->index, st, clt_last_error());
+    for (int k = 0; j->s->comms && k < j->s->S; k++)
+        clt__comm_abort(j->s->comms[k], w->index, st, clt_last_error());
+    clFinish(w->queue);
     return st;
 }
 
-/* Phase B: the optimizer on every stage of the device. */
+static clt_status phase_a(clt__worker *w, void *arg)
+{
+    clt_status st = phase_a_body(w, arg);
+    return st == CLT_OK ? st : failed(w, arg, st);
+}
+
+/* Phase B: the optimizer on every stage of the device; hybrid: then pipeline 0's update of each
+ * stage replaces its copies' (clt__net_share_update: one version of every parameter, whatever
+ * the vendors), stage by stage in the same order on every device, as the gradients were summed. */
 static clt_status phase_b(clt__worker *w, void *arg)
 {
     dev_job *j = arg;
@@ -255,10 +261,38 @@ static clt_status phase_b(clt__worker *w, void *arg)
             st = clt__net_optimizer_step(n, &t->p.optim, j->lr, t->steps + 1, j->gscale, 0, n->nparams,
                                          (clt__view){n->grads, 0});
     }
+    stage *mine = &s->st[j->p * s->S];
+    for (int k = 0; k < s->S && st == CLT_OK && s->comms; k++)
+        if (mine[k].cdev == j->cdev)
+            st = clt__net_share_update(mine[k].net, s->comms[k], 0, mine[k].net->nparams, 0, NULL);
     if (st == CLT_OK) st = finish(w, "finishing the update");
-    else clFinish(w->queue);
     clt__worker_span(w, "optimizer", t0, clt__now());
     clt__worker_collect(w);
+    return st == CLT_OK ? st : failed(w, j, st);
+}
+
+/* With verify_replicas (hybrid): the copies of every stage hold pipeline 0's bits. */
+static clt_status verify(clt_trainer *t, model_state *s)
+{
+    clt_status st = CLT_OK;
+    for (int k = 0; k < s->S && st == CLT_OK; k++) {
+        const stage *a = &s->st[k];
+        size_t np = a->net->nparams;
+        float *ref = malloc((np ? np : 1) * sizeof *ref), *got = malloc((np ? np : 1) * sizeof *got);
+        st = ref && got ? CLT_OK : clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
+        if (st == CLT_OK) st = clt__buffer_io(&t->rt->workers[s->devs[a->cdev]], a->net->params, 0, np, ref, 0);
+        for (int p = 1; p < s->P && st == CLT_OK; p++) {
+            const stage *b = &s->st[p * s->S + k];
+            st = clt__buffer_io(&t->rt->workers[s->devs[b->cdev]], b->net->params, 0, np, got, 0);
+            for (size_t i = 0; i < np && st == CLT_OK; i++)
+                if (memcmp(&ref[i], &got[i], sizeof(float)))
+                    st = clt__fail(CLT_ERR_STATE, "replica check after step %ld: stage %d's parameter %zu is "
+                                   "%.9g on device %d (pipeline %d), %.9g on device %d (pipeline 0)",
+                                   t->steps + 1, k, i, (double)got[i], s->devs[b->cdev], p, (double)ref[i],
+                                   s->devs[a->cdev]);
+        }
+        free(ref), free(got);
+    }
     return st;
 }
 
@@ -376,6 +410,7 @@ static clt_status model_step(clt_trainer *t, const clt__batch *b, int update, fl
             clt__error_set_message(keep);
         }
         for (int k = 0; k < s->P * s->S && st == CLT_OK; k++) clt__net_commit(s->st[k].net);
+        if (st == CLT_OK && t->p.verify_replicas && s->P > 1) st = verify(t, s);
     }
     free(jobs), free(rows);
     return st;

@@ -10,13 +10,16 @@
  *
  * so a pair costs one all-reduce forward and one backward (none when the pair starts the model,
  * whose input gradient nobody needs). Every other layer is replicated: each rank computes it
- * from the same bits and gets the same bits. Each rank runs its own sliced copy of the model (a
+ * from the same inputs, and after each update tensor rank 0's new parameters of it replace the
+ * others' (on devices of different vendors its activations and gradients may differ by a few
+ * ulps, its parameters never). Each rank runs its own sliced copy of the model (a
  * clt_model with narrower layers, so lib/layers.c needs no change) in one clt__net; the sliced
  * parameters' gradients are complete on their rank, the replicated ones identical everywhere.
  *
  * With several groups (tensor_group < devices), group g is devices g*T .. g*T+T-1, the batch is
  * split between groups, and rank r of every group all-reduces its whole gradient buffer with
- * rank r of the others (the slices match) before every rank updates all it holds.
+ * rank r of the others (the slices match) before every rank updates all it holds; group 0's
+ * new parameters and state then replace the other groups' (share_update).
  *
  * With a placement (clt_model_place naming groups, not devices), the groups are pipeline stages
  * instead: the runs of layers on one group are stages, each tensor-parallel inside its group (a
@@ -610,7 +613,36 @@ static clt_status phase_a_body(clt__worker *w, rank_job *j)
     return st;
 }
 
-/* Phase B: every rank updates all it holds (slices and replicated layers alike). */
+/* After the optimizer, what several ranks hold gets one rank's bits (clt__net_share_update):
+ * the replicated layers, which every rank of the group holds (each computed their gradients
+ * from its own activations, which devices of other vendors round differently), come from tensor
+ * rank 0, then the whole net of group 0's rank r replaces rank r's of the other groups. In the
+ * same order on every rank: the group's runs of layers from the first, then the groups. */
+static clt_status share_update(rank_job *j, clt__net *n)
+{
+    tensor_state *s = j->s;
+    clt_status st = CLT_OK;
+    size_t a = 0, b = 0;   /* a run of shared parameters, from n's first: layers are contiguous */
+    for (int l = n->first; s->tcomm && l <= n->last && st == CLT_OK; l++) {
+        const clt__layer *L = &n->m->layers[l];
+        size_t lo = L->param_off - n->param_base, hi = lo + L->w_count + L->b_count;
+        if (s->part[l] != PART_COL && s->part[l] != PART_ROW) {
+            b = hi;   /* replicated, or elementwise without parameters */
+            continue;
+        }
+        /* A slice is this rank's alone, a row-parallel layer's bias tensor rank 0's: the run
+         * before it ends here on every rank (a slice's length differs between ranks). */
+        st = clt__net_share_update(n, s->tcomm[group_of(j)], a, b - a, 0, &s->copts);
+        a = b = hi;
+    }
+    if (st == CLT_OK && s->tcomm) st = clt__net_share_update(n, s->tcomm[group_of(j)], a, b - a, 0, &s->copts);
+    if (st == CLT_OK && s->dcomm)
+        st = clt__net_share_update(n, s->dcomm[tensor_rank(j)], 0, n->nparams, 0, &s->copts);
+    return st;
+}
+
+/* Phase B: every rank updates all it holds (slices and replicated layers alike), then what
+ * several ranks hold is made one version (share_update). */
 static clt_status phase_b_body(clt__worker *w, rank_job *j)
 {
     clt_trainer *t = j->t;
@@ -625,6 +657,7 @@ static clt_status phase_b_body(clt__worker *w, rank_job *j)
         if (st == CLT_OK)
             st = clt__net_optimizer_step(n, &t->p.optim, j->lr, t->steps + 1, j->gscale, 0, n->nparams,
                                          (clt__view){n->grads, 0});
+        if (st == CLT_OK) st = share_update(j, n);
     }
     if (st == CLT_OK) {
         cl_int err = clFinish(w->queue);
@@ -743,7 +776,8 @@ static clt_status pipe_jobs(clt_trainer *t, const clt__batch *b, int train, size
 
 /* With verify_replicas: what should be the same bits is. Every layer a rank holds equals the
  * same layer on group 0's rank of its slice (replicated layers: on device 0), and the last
- * step's outputs on every rank of a group equal its first rank's. */
+ * step's outputs on every rank of a group equal its first rank's where both devices are one
+ * implementation. */
 static clt_status verify(clt_trainer *t, tensor_state *s)
 {
     size_t most = 1, C = out_numel(t);
@@ -770,7 +804,11 @@ static clt_status verify(clt_trainer *t, tensor_state *s)
         }
         size_t rows = s->counts[q / s->T] * C;
         int first = q - q % s->T;
-        if (st != CLT_OK || q == first || !rows || s->S) continue;   /* stages: outputs are in slots */
+        /* stages: outputs are in slots; a replicated layer's outputs are the same bits on one
+         * implementation only (the parameters are on any: share_update) */
+        if (st != CLT_OK || q == first || !rows || s->S ||
+            !clt__device_same_impl(t->rt->workers[q].dev, t->rt->workers[first].dev))
+            continue;
         clt__view o = clt__net_output(s->nets[first]);
         st = clt__buffer_io(&t->rt->workers[first], o.mem, o.off, rows, ref, 0);
         o = clt__net_output(s->nets[q]);
