@@ -251,13 +251,24 @@ CLT_API clt_status clt_dataset_batch(const clt_dataset *d, const uint32_t *order
  *   all | gpu | cpu | accelerator    every device (of that type), platform by platform
  *   P:D                              device D of platform P, as `cltrain info` numbers them
  *   P:*                              every device of platform P
- *   any other word                   devices whose name, vendor or platform name contains it,
- *                                    case-insensitively ("nvidia", "gfx1100", "pocl")
+ *   any other word                   devices whose name, vendor, platform name or platform
+ *                                    vendor contains it, or whose platform version has it as
+ *                                    a word, case-insensitively ("pocl", "rusticl", "nvidia",
+ *                                    "gfx1100")
+ *
+ * P:D numbers follow the ICD loader's order and shift when an implementation is installed;
+ * words do not. clt_device_info.words lists the stable words that select a device. A word
+ * names hardware or software wherever it appears: "intel" selects Intel's own runtime and
+ * also PoCL's CPU device on an Intel processor (its vendor is GenuineIntel); "pocl" selects
+ * only PoCL's devices.
  *
  * Entries are separated by commas and taken in order. An entry may repeat ("0:0,0:0"): each
  * occurrence opens the device again as a separate runtime device, with its own worker thread
- * and queue, so multi-device code runs on a one-device machine. A spec, or any entry of it,
- * that selects nothing is an error whose message lists the devices that exist.
+ * and queue, so multi-device code runs on a one-device machine. NULL means $CLT_DEVICES, and
+ * "all" where it is unset. A spec that is empty (given as "" or as an empty CLT_DEVICES), has
+ * an empty entry or does not parse is CLT_ERR_BAD_SPEC; one with an entry that selects nothing
+ * is CLT_ERR_DEVICE_NOT_FOUND. Either message says where the spec came from and lists the
+ * devices that exist with their P:D and words.
  */
 typedef enum {
     CLT_DEVICE_CPU = 1,
@@ -284,6 +295,10 @@ typedef struct {
     size_t max_work_group_size;
     int has_fp16, has_fp64;
     int unified_memory;        /* host and device share memory (CPUs, integrated GPUs) */
+    char platform_vendor[128]; /* CL_PLATFORM_VENDOR: "The pocl project", "Mesa/X.org" */
+    char platform_version[128];/* CL_PLATFORM_VERSION: "OpenCL 3.0 PoCL 3.1+debian ..." */
+    char words[128];           /* spec words that select this device, stable when ICDs come
+                                * and go: "pocl, intel, cpu, basic" */
 } clt_device_info;
 
 /* Every device on every platform, in "P:D" order. With infos = NULL only *count is set; else up

@@ -2,6 +2,7 @@
 #include "internal.h"
 
 #include <ctype.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -17,38 +18,50 @@ const char *clt__device_type_str(clt_device_type t)
     }
 }
 
-static void info_string(cl_device_id d, cl_device_info what, char *out, size_t cap)
+/* clGetDeviceInfo on d, or clGetPlatformInfo on p when d is NULL. */
+static cl_int get_info(cl_platform_id p, cl_device_id d, cl_uint what, size_t size, void *out,
+                       size_t *got)
+{
+    return d ? clGetDeviceInfo(d, what, size, out, got) : clGetPlatformInfo(p, what, size, out, got);
+}
+
+/* One string of the device d, or of the platform p when d is NULL, trailing spaces dropped. */
+static void info_string(cl_platform_id p, cl_device_id d, cl_uint what, char *out, size_t cap)
 {
     size_t n = 0;
     out[0] = '\0';
-    if (clGetDeviceInfo(d, what, cap - 1, out, &n) != CL_SUCCESS) {
+    if (get_info(p, d, what, cap - 1, out, &n) != CL_SUCCESS) {
         /* too long for the field: take what fits */
         char *tmp = NULL;
-        if (clGetDeviceInfo(d, what, 0, NULL, &n) == CL_SUCCESS && (tmp = malloc(n + 1)) &&
-            clGetDeviceInfo(d, what, n, tmp, NULL) == CL_SUCCESS) {
+        if (get_info(p, d, what, 0, NULL, &n) == CL_SUCCESS && (tmp = malloc(n + 1)) &&
+            get_info(p, d, what, n, tmp, NULL) == CL_SUCCESS) {
             tmp[n] = '\0';
             snprintf(out, cap, "%s", tmp);
         }
         free(tmp);
-        return;
+    } else {
+        out[n < cap ? n : cap - 1] = '\0';
     }
-    out[n < cap ? n : cap - 1] = '\0';
     /* some drivers pad names with spaces */
     size_t len = strlen(out);
     while (len && isspace((unsigned char)out[len - 1])) out[--len] = '\0';
 }
 
-static void fill_info(clt__device *d, int p, int i, const char *platform_name)
+static void fill_info(clt__device *d, int p, int i)
 {
     clt_device_info *f = &d->info;
     memset(f, 0, sizeof *f);
     f->platform = p;
     f->device = i;
-    snprintf(f->platform_name, sizeof f->platform_name, "%s", platform_name);
-    info_string(d->device, CL_DEVICE_NAME, f->name, sizeof f->name);
-    info_string(d->device, CL_DEVICE_VENDOR, f->vendor, sizeof f->vendor);
-    info_string(d->device, CL_DEVICE_VERSION, f->version, sizeof f->version);
-    info_string(d->device, CL_DRIVER_VERSION, f->driver_version, sizeof f->driver_version);
+    info_string(d->platform, NULL, CL_PLATFORM_NAME, f->platform_name, sizeof f->platform_name);
+    info_string(d->platform, NULL, CL_PLATFORM_VENDOR, f->platform_vendor,
+                sizeof f->platform_vendor);
+    info_string(d->platform, NULL, CL_PLATFORM_VERSION, f->platform_version,
+                sizeof f->platform_version);
+    info_string(NULL, d->device, CL_DEVICE_NAME, f->name, sizeof f->name);
+    info_string(NULL, d->device, CL_DEVICE_VENDOR, f->vendor, sizeof f->vendor);
+    info_string(NULL, d->device, CL_DEVICE_VERSION, f->version, sizeof f->version);
+    info_string(NULL, d->device, CL_DRIVER_VERSION, f->driver_version, sizeof f->driver_version);
     if (sscanf(f->version, "OpenCL %d.%d", &f->opencl_major, &f->opencl_minor) != 2)
         f->opencl_major = 1, f->opencl_minor = 0;
 
@@ -91,6 +104,7 @@ static void fill_info(clt__device *d, int p, int i, const char *platform_name)
         }
         free(ext);
     }
+    clt__device_words(f, f->words, sizeof f->words);
 }
 
 clt_status clt__devices_discover(clt__device **out, size_t *count)
@@ -138,7 +152,7 @@ clt_status clt__devices_discover(clt__device **out, size_t *count)
             for (cl_uint i = 0; i < nd; i++) {
                 devs[ndev].platform = plats[p];
                 devs[ndev].device = ids[i];
-                fill_info(&devs[ndev], (int)p, (int)i, pname);
+                fill_info(&devs[ndev], (int)p, (int)i);
                 ndev++;
             }
         }
@@ -148,6 +162,74 @@ clt_status clt__devices_discover(clt__device **out, size_t *count)
     *out = devs;
     *count = ndev;
     return CLT_OK;
+}
+
+/* The keyword an entry is: -1 for "all", a clt_device_type, or 0 for none. */
+static int type_keyword(const char *e)
+{
+    if (!strcasecmp(e, "all")) return -1;
+    if (!strcasecmp(e, "gpu")) return CLT_DEVICE_GPU;
+    if (!strcasecmp(e, "cpu")) return CLT_DEVICE_CPU;
+    if (!strcasecmp(e, "accelerator") || !strcasecmp(e, "acc")) return CLT_DEVICE_ACCELERATOR;
+    return 0;
+}
+
+/* Whether s holds word, ignoring case, with no letter or digit touching it on either side. */
+static bool has_word(const char *s, const char *word)
+{
+    size_t n = strlen(word);
+    if (n == 0) return false;
+    for (const char *h = s; *h; h++) {
+        if (h > s && isalnum((unsigned char)h[-1])) continue;
+        if (!strncasecmp(h, word, n) && !isalnum((unsigned char)h[n])) return true;
+    }
+    return false;
+}
+
+/* Whether a name entry selects the device. The platform version only by whole words: it is
+ * full of numbers ("OpenCL 3.0 PoCL 3.1+debian ... LLVM 15.0.6") that a substring would hit. */
+static bool name_selects(const clt_device_info *f, const char *e)
+{
+    return clt__contains_nocase(f->name, e) || clt__contains_nocase(f->vendor, e) ||
+           clt__contains_nocase(f->platform_name, e) ||
+           clt__contains_nocase(f->platform_vendor, e) || has_word(f->platform_version, e);
+}
+
+/* Implementations and hardware vendors users name a device by; a device's words list the ones
+ * that select it. */
+static const char *const known_words[] = {"pocl",   "rusticl", "clover", "mesa", "oclgrind",
+                                          "nvidia", "amd",     "intel",  "apple"};
+
+/* Appends w unless it is there already or does not fit whole: a cut word would select
+ * something else. */
+static void add_word(char *out, size_t cap, const char *w)
+{
+    size_t len = strlen(out);
+    if (has_word(out, w) || len + (len ? 2 : 0) + strlen(w) >= cap) return;
+    snprintf(out + len, cap - len, "%s%s", len ? ", " : "", w);
+}
+
+void clt__device_words(const clt_device_info *f, char *out, size_t cap)
+{
+    out[0] = '\0';
+    for (size_t i = 0; i < sizeof known_words / sizeof *known_words; i++)
+        if (name_selects(f, known_words[i])) add_word(out, cap, known_words[i]);
+    if (f->type == CLT_DEVICE_CPU) add_word(out, cap, "cpu");
+    else if (f->type == CLT_DEVICE_GPU) add_word(out, cap, "gpu");
+    else if (f->type == CLT_DEVICE_ACCELERATOR) add_word(out, cap, "accelerator");
+    /* The name's first word tells devices of one implementation apart: PoCL's "basic" and
+     * "pthread", "llvmpipe", "gfx1100". */
+    char first[32];
+    size_t n = 0;
+    bool letter = false;
+    while (n + 1 < sizeof first && isalnum((unsigned char)f->name[n])) {
+        first[n] = (char)tolower((unsigned char)f->name[n]);
+        letter |= isalpha((unsigned char)first[n]) != 0;
+        n++;
+    }
+    first[n] = '\0';
+    if (n >= 3 && letter && !isalnum((unsigned char)f->name[n]) && !type_keyword(first))
+        add_word(out, cap, first);
 }
 
 char *clt__devices_describe(const clt__device *devs, size_t ndev)
@@ -160,11 +242,14 @@ char *clt__devices_describe(const clt__device *devs, size_t ndev)
         return buf;
     }
     clt__sbuf_printf(&buf, &len, &cap, "devices that exist:");
-    for (size_t i = 0; i < ndev; i++)
-        clt__sbuf_printf(&buf, &len, &cap, " %d:%d '%s' (%s, %s)%s", devs[i].info.platform,
-                         devs[i].info.device, devs[i].info.name,
-                         clt__device_type_str(devs[i].info.type), devs[i].info.platform_name,
-                         i + 1 < ndev ? ";" : "");
+    for (size_t i = 0; i < ndev; i++) {
+        const clt_device_info *f = &devs[i].info;
+        char words[sizeof f->words];
+        clt__device_words(f, words, sizeof words);
+        clt__sbuf_printf(&buf, &len, &cap, " %d:%d '%s' (%s, %s; select with %s)%s", f->platform,
+                         f->device, f->name, clt__device_type_str(f->type), f->platform_name,
+                         words, i + 1 < ndev ? ";" : "");
+    }
     return buf;
 }
 
@@ -194,17 +279,39 @@ static bool parse_uint(const char *s, size_t len, int *out)
     return true;
 }
 
-/* Selects the devices of one entry (already trimmed, NUL-terminated). Returns the number
- * selected, or -1 when the entry does not parse (message set), -2 on OOM. */
-static int select_entry(const char *e, const clt__device *devs, size_t ndev, int **sel, size_t *n,
+/* A spec being resolved: its text, where it came from, and the devices it chooses from. */
+typedef struct {
+    const char *spec;
+    const char *source;   /* "given as an argument", "from the CLT_DEVICES environment variable" */
+    const clt__device *devs;
+    size_t ndev;
+} spec_ctx;
+
+/* Fails with "device spec 'S' (source) <problem>; devices that exist: ...". */
+static clt_status spec_fail(const spec_ctx *c, clt_status st, const char *fmt, ...)
+    __attribute__((format(printf, 3, 4)));
+static clt_status spec_fail(const spec_ctx *c, clt_status st, const char *fmt, ...)
+{
+    char problem[1024];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(problem, sizeof problem, fmt, ap);
+    va_end(ap);
+    char *desc = clt__devices_describe(c->devs, c->ndev);
+    int shown = strlen(c->spec) > 80 ? 80 : (int)strlen(c->spec);   /* a long spec, cut */
+    clt__fail(st, "device spec '%.*s%s' (%s) %s; %s", shown, c->spec,
+              c->spec[shown] ? "..." : "", c->source, problem, desc ? desc : "");
+    free(desc);
+    return st;
+}
+
+/* Selects the devices of one entry (already trimmed, NUL-terminated) when ndev > 0. Returns
+ * the number selected, -1 when the entry does not parse (message set), -2 on OOM. */
+static int select_entry(const spec_ctx *c, const char *e, size_t ndev, int **sel, size_t *n,
                         size_t *cap)
 {
-    int type = 0;
-    if (!strcasecmp(e, "all")) type = -1;
-    else if (!strcasecmp(e, "gpu")) type = CLT_DEVICE_GPU;
-    else if (!strcasecmp(e, "cpu")) type = CLT_DEVICE_CPU;
-    else if (!strcasecmp(e, "accelerator") || !strcasecmp(e, "acc")) type = CLT_DEVICE_ACCELERATOR;
-
+    const clt__device *devs = c->devs;
+    int type = type_keyword(e);
     int before = (int)*n;
     const char *colon = strchr(e, ':');
     if (type) {
@@ -216,24 +323,23 @@ static int select_entry(const char *e, const clt__device *devs, size_t ndev, int
         const char *rest = colon + 1;
         bool any = !strcmp(rest, "*");
         if (!parse_uint(e, (size_t)(colon - e), &p) || (!any && !parse_uint(rest, strlen(rest), &d))) {
-            clt__fail(CLT_ERR_BAD_SPEC, "device spec entry '%s' does not parse: expected P:D or "
-                      "P:* with numbers, as `cltrain info` lists them", e);
+            spec_fail(c, CLT_ERR_BAD_SPEC, "does not parse: entry '%s' is not P:D or P:* with "
+                      "numbers, as `cltrain info` lists them", e);
             return -1;
         }
         for (size_t i = 0; i < ndev; i++)
             if (devs[i].info.platform == p && (any || devs[i].info.device == d))
                 if (!push(sel, n, cap, (int)i)) return -2;
     } else {
-        for (const char *c = e; *c; c++)
-            if (!isalnum((unsigned char)*c) && !strchr(" -_.()+@#/", *c)) {
-                clt__fail(CLT_ERR_BAD_SPEC, "device spec entry '%s' does not parse: a name "
-                          "substring has letters, digits, spaces and -_.()+@#/ only", e);
+        for (const char *ch = e; *ch; ch++)
+            if (!isalnum((unsigned char)*ch) && !strchr(" -_.()+@#/", *ch)) {
+                spec_fail(c, CLT_ERR_BAD_SPEC, "does not parse: entry '%s' is neither a keyword "
+                          "nor P:D, and a name word has only letters, digits, spaces and "
+                          "-_.()+@#/", e);
                 return -1;
             }
         for (size_t i = 0; i < ndev; i++)
-            if (clt__contains_nocase(devs[i].info.name, e) ||
-                clt__contains_nocase(devs[i].info.vendor, e) ||
-                clt__contains_nocase(devs[i].info.platform_name, e))
+            if (name_selects(&devs[i].info, e))
                 if (!push(sel, n, cap, (int)i)) return -2;
     }
     return (int)*n - before;
@@ -241,10 +347,9 @@ static int select_entry(const char *e, const clt__device *devs, size_t ndev, int
 
 /* One pass over the spec's entries. With check_only, entries are parsed but an entry that
  * selects nothing is not an error: the whole spec's syntax is checked before any selection. */
-static clt_status spec_pass(const char *spec, const clt__device *devs, size_t ndev,
-                            bool check_only, int **sel, size_t *n)
+static clt_status spec_pass(const spec_ctx *c, bool check_only, int **sel, size_t *n)
 {
-    char *copy = strdup(spec);
+    char *copy = strdup(c->spec);
     if (!copy) return clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
     size_t cap = 0;
     clt_status st = CLT_OK;
@@ -259,11 +364,10 @@ static clt_status spec_pass(const char *spec, const clt__device *devs, size_t nd
         while (end > e && isspace((unsigned char)end[-1])) *--end = '\0';
         entries++;
         if (!*e) {
-            st = clt__fail(CLT_ERR_BAD_SPEC, "device spec '%s' has an empty entry (entry %d)",
-                           spec, entries);
+            st = spec_fail(c, CLT_ERR_BAD_SPEC, "has an empty entry (entry %d)", entries);
             break;
         }
-        int got = select_entry(e, devs, check_only ? 0 : ndev, sel, n, &cap);
+        int got = select_entry(c, e, check_only ? 0 : c->ndev, sel, n, &cap);
         if (got == -2) {
             st = clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
             break;
@@ -273,10 +377,8 @@ static clt_status spec_pass(const char *spec, const clt__device *devs, size_t nd
             break;
         }
         if (got == 0 && !check_only) {
-            char *desc = clt__devices_describe(devs, ndev);
-            st = clt__fail(CLT_ERR_DEVICE_NOT_FOUND, "device spec entry '%s' (of '%s') selects "
-                           "no device; %s", e, spec, desc ? desc : "");
-            free(desc);
+            st = spec_fail(c, CLT_ERR_DEVICE_NOT_FOUND, "has entry '%s', which selects no device",
+                           e);
             break;
         }
         if (!comma) break;
@@ -291,17 +393,27 @@ clt_status clt__spec_resolve(const char *spec, const clt__device *devs, size_t n
 {
     *out = NULL;
     *count = 0;
-    if (!spec) spec = getenv("CLT_DEVICES");
-    if (!spec || !*spec) spec = "all";
-    size_t speclen = strlen(spec);
+    spec_ctx c = {spec, "given as an argument", devs, ndev};
+    if (!spec) {
+        c.spec = getenv("CLT_DEVICES");
+        c.source = "from the CLT_DEVICES environment variable";
+    }
+    if (!c.spec) c.spec = "all", c.source = "the default";
+    size_t speclen = strlen(c.spec);
     if (speclen > 4096)
-        return clt__fail(CLT_ERR_BAD_SPEC, "device spec is %zu characters long; 4096 at most",
-                         speclen);
+        return spec_fail(&c, CLT_ERR_BAD_SPEC, "is %zu characters long; 4096 at most", speclen);
+    const char *t = c.spec;
+    while (isspace((unsigned char)*t)) t++;
+    /* "" is refused rather than read as "all": an empty variable or option is more often a
+     * script's mistake than a wish for every device. */
+    if (!*t)
+        return spec_fail(&c, CLT_ERR_BAD_SPEC, "is empty: say \"all\" for every device%s, or "
+                         "name the devices", spec ? "" : " (or unset CLT_DEVICES)");
 
     int *sel = NULL;
     size_t n = 0;
-    clt_status st = spec_pass(spec, devs, ndev, true, &sel, &n);
-    if (st == CLT_OK) st = spec_pass(spec, devs, ndev, false, &sel, &n);
+    clt_status st = spec_pass(&c, true, &sel, &n);
+    if (st == CLT_OK) st = spec_pass(&c, false, &sel, &n);
     if (st != CLT_OK) {
         free(sel);
         return st;

@@ -87,8 +87,11 @@ clt_status clt__devices_discover(clt__device **out, size_t *count);
 /* Resolves a spec against discovered devices into indices (malloc'ed, repeats kept). */
 clt_status clt__spec_resolve(const char *spec, const clt__device *devs, size_t ndev, int **out,
                              size_t *count);
-/* "P:D name (type)" lines of what exists, for error messages. Malloc'ed. */
+/* "P:D 'name' (type, platform; select with words)" of what exists, for error messages.
+ * Malloc'ed. */
 char *clt__devices_describe(const clt__device *devs, size_t ndev);
+/* The stable spec words that select a device ("pocl, intel, cpu, basic"), into out (cap). */
+void clt__device_words(const clt_device_info *f, char *out, size_t cap);
 const char *clt__device_type_str(clt_device_type t);
 
 /* ---- workers (lib/worker.c) ---------------------------------------------------------------- */

@@ -1,7 +1,8 @@
 #!/bin/sh
 # The cltrain command as a user runs it (TAP): `train --metrics --plot` writes a CSV with the
 # promised columns and an SVG that is well-formed XML with two panels and their series; the
-# progress line shows the running accuracy; `info --json` and `bench train --json` emit JSON;
+# progress line shows the running accuracy; `info` lists the words that select each device and
+# reports a bad spec on stderr; `info --json` and `bench train --json` emit JSON;
 # `tune` writes its cache record and `bench gemm --json` reports every seed-MLP GEMM.
 # Trains on /usr/share/datasets/fashion-mnist when it is there, else on the generated fallback,
 # and once more on a small IDX set written here (--data). Skips only without an OpenCL device.
@@ -111,6 +112,54 @@ EOF
 else
     skip "cltrain train --data on generated IDX files" "no python3"
 fi
+
+# ---- info: each device's words, and spec errors on stderr ------------------------------------
+run_ok "cltrain info exits 0" "$tmp/info.txt" "$CLTRAIN" info
+ndev=$(grep -Ec '^  [0-9]+:[0-9]+  ' "$tmp/info.txt")
+[ "$ndev" -ge 1 ] && [ "$(grep -c '^        select with: [a-z0-9]' "$tmp/info.txt")" -eq "$ndev" ]
+ok $? "cltrain info prints a 'select with:' line for each of its $ndev devices"
+# Each device's words, each given as --devices, select that device.
+awk '/^  [0-9]+:[0-9]+  / { id = $1 } /^        select with: / { sub(/^ *select with: /, ""); n = split($0, w, ", "); for (i = 1; i <= n; i++) print id, w[i] }' \
+    "$tmp/info.txt" >"$tmp/words.txt"
+bad=0
+while read -r id word; do
+    "$CLTRAIN" info --devices "$word" 2>/dev/null | grep -Eq "^device spec '$word' \(--devices\) selects .* $id( |\$)" ||
+        { echo "# --devices $word does not select $id"; bad=1; }
+done <"$tmp/words.txt"
+[ -s "$tmp/words.txt" ] && [ $bad -eq 0 ]
+ok $? "every word 'select with:' lists selects its device ($(wc -l <"$tmp/words.txt") words)"
+"$CLTRAIN" info --devices no-such-device >"$tmp/nodev.out" 2>"$tmp/nodev.err"
+rc=$?
+[ $rc -eq 1 ] && grep -q "^cltrain info --devices: device spec 'no-such-device' (given as an argument) has entry 'no-such-device', which selects no device; devices that exist: 0:0 '.*select with" "$tmp/nodev.err" &&
+    ! grep -q 'no-such-device' "$tmp/nodev.out"
+ok $? "info --devices with a name that selects nothing: exit 1, the error and the devices on stderr only (rc $rc)"
+"$CLTRAIN" info --devices "" >/dev/null 2>"$tmp/empty.err"
+[ $? -eq 1 ] && grep -q "device spec '' (given as an argument) is empty" "$tmp/empty.err"
+ok $? "info --devices '': an empty spec is an error on stderr"
+env CLT_DEVICES= "$CLTRAIN" info >/dev/null 2>"$tmp/envempty.err"
+[ $? -eq 1 ] && grep -q "^cltrain info: device spec '' (from the CLT_DEVICES environment variable) is empty" "$tmp/envempty.err"
+ok $? "info with CLT_DEVICES set but empty: an error naming CLT_DEVICES"
+env CLT_DEVICES="gpu;cpu" "$CLTRAIN" info >/dev/null 2>"$tmp/envbad.err"
+[ $? -eq 1 ] && grep -q "(from the CLT_DEVICES environment variable) does not parse" "$tmp/envbad.err"
+ok $? "info with a CLT_DEVICES that does not parse: an error naming CLT_DEVICES"
+"$CLTRAIN" info --json --devices no-such-device >"$tmp/nodev.json" 2>"$tmp/nodevj.err"
+rc=$?
+[ $rc -eq 1 ] && grep -q "selects no device" "$tmp/nodevj.err"
+ok $? "info --json with a spec that selects nothing: exit 1 and the error on stderr (rc $rc)"
+if [ $have_py -eq 1 ]; then
+    python3 -c '
+import json, sys
+d = json.load(open(sys.argv[1]))
+assert d["selected"] == [] and "selects no device" in d["error"], d
+assert all(dev["words"] and dev["platform_vendor"] for dev in d["devices"]), d
+' "$tmp/nodev.json"
+    ok $? "  ... and its JSON still lists the devices with their words, and the error"
+else
+    skip "  ... and its JSON still lists the devices with their words, and the error" "no python3"
+fi
+"$CLTRAIN" selftest --devices no-such-device >/dev/null 2>"$tmp/selftest.err"
+[ $? -ne 0 ] && grep -q "opening the devices --devices names" "$tmp/selftest.err"
+ok $? "selftest --devices with a name that selects nothing names the option"
 
 # ---- info --json and bench train --json ------------------------------------------------------
 run_ok "cltrain info --json exits 0" "$tmp/info.json" "$CLTRAIN" info --json

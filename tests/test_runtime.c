@@ -235,7 +235,16 @@ int main(void)
     ok_status(clt_runtime_create(&rt, NULL), "a NULL spec takes $CLT_DEVICES");
     ok(clt_runtime_device_count(rt) == 3, "$CLT_DEVICES=0:0,0:0,0:0 gives three devices");
     clt_runtime_destroy(rt);
+    rt = (clt_runtime *)1;
+    ok_error(clt_runtime_create(&rt, ""), CLT_ERR_BAD_SPEC, "(given as an argument) is empty",
+             "an empty spec is refused, not read as all");
+    ok(rt == NULL, "  ... and no runtime");
+    setenv("CLT_DEVICES", "", 1);
+    ok_error(clt_runtime_create(&rt, NULL), CLT_ERR_BAD_SPEC, "CLT_DEVICES environment variable",
+             "an empty $CLT_DEVICES is refused, naming the variable");
     unsetenv("CLT_DEVICES");
+    ok_status(clt_runtime_create(&rt, NULL), "a NULL spec with CLT_DEVICES unset opens all");
+    clt_runtime_destroy(rt);
 
     /* Create and destroy in a loop: no thread or object is left behind to pile up. */
     bool loop_ok = true;

@@ -34,14 +34,20 @@ static void usage(FILE *f)
             "                                   host memcpy of the same size, every result checked\n"
             "  version                          print the version\n"
             "\n"
-            "SPEC: all | gpu | cpu | accelerator | P:D | P:* | a name substring, comma-separated;\n"
-            "an entry may repeat to open a device twice. Default: $CLT_DEVICES, else all.\n");
+            "SPEC: all | gpu | cpu | accelerator | P:D | P:* | a name word (pocl, rusticl, nvidia,\n"
+            "gfx1100; `cltrain info` lists each device's), comma-separated; an entry may repeat to\n"
+            "open a device twice. Default: $CLT_DEVICES, else all.\n");
 }
 
 int tool_fail(const char *what, clt_status st)
 {
     fprintf(stderr, "cltrain: %s: %s\n  %s\n", what, clt_status_str(st), clt_last_error());
     return 1;
+}
+
+const char *tool_opening(const char *spec)
+{
+    return spec ? "opening the devices --devices names" : "opening devices";
 }
 
 int tool_parse_weights(const char *text, float *out, int cap)

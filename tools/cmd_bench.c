@@ -42,7 +42,7 @@ static int bench_dispatch(const char *spec, int iters, int json)
 {
     clt_runtime *rt;
     clt_status st = clt_runtime_create(&rt, spec);
-    if (st != CLT_OK) return tool_fail("opening devices", st);
+    if (st != CLT_OK) return tool_fail(tool_opening(spec), st);
     int nd = clt_runtime_device_count(rt);
     volatile long counter = 0;
     /* warm-up */
@@ -353,7 +353,7 @@ static int bench_train_rounds(const train_args *a)
     clt_runtime *rt = NULL;
     clt_runtime_options o = clt_runtime_options_default();
     o.devices = a->spec;
-    const char *what = "opening devices";
+    const char *what = tool_opening(a->spec);
     clt_status st = clt_runtime_create_ex(&rt, &o);
     int rc = st == CLT_OK ? 0 : 1;
     for (int c = 0; c < nc && !rc; c++) {
@@ -572,7 +572,7 @@ static int bench_allreduce(const allreduce_args *a)
     ro.devices = a->spec;
     ro.mpi = a->mpi;
     clt_status st = clt_runtime_create_ex(&rt, &ro);
-    if (st != CLT_OK) return tool_fail("opening devices", st);
+    if (st != CLT_OK) return tool_fail(tool_opening(a->spec), st);
     int n = clt_runtime_device_count(rt), procs = clt_runtime_process_count(rt);
     int proc = clt_runtime_process_rank(rt), G = n * procs;
     if (proc != 0 && !freopen("/dev/null", "w", stdout)) return 1;   /* process 0 reports */

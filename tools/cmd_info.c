@@ -36,9 +36,10 @@ int cmd_info(int argc, char **argv)
             return 2;
         }
     }
+    /* NULL lets the library read $CLT_DEVICES itself, so its errors name the variable. */
     const char *env = getenv("CLT_DEVICES");
-    const char *eff = spec ? spec : (env && *env) ? env : "all";
-    const char *from = spec ? "--devices" : (env && *env) ? "$CLT_DEVICES" : "default";
+    const char *eff = spec ? spec : env ? env : "all";
+    const char *from = spec ? "--devices" : env ? "$CLT_DEVICES" : "default";
 
     size_t n = 0;
     clt_status st = clt_devices_list(NULL, 0, &n);
@@ -49,13 +50,13 @@ int cmd_info(int argc, char **argv)
 
     int *sel = NULL;
     size_t nsel = 0;
-    clt_status sst = n ? clt_devices_select(eff, NULL, 0, &nsel) : CLT_ERR_DEVICE_NOT_FOUND;
-    char sel_err[1024] = "";
+    clt_status sst = clt_devices_select(spec, NULL, 0, &nsel);
+    char sel_err[8192] = "";
     if (sst == CLT_OK) {
         sel = calloc(nsel ? nsel : 1, sizeof *sel);
-        clt_devices_select(eff, sel, nsel, &nsel);
+        clt_devices_select(spec, sel, nsel, &nsel);
     } else {
-        snprintf(sel_err, sizeof sel_err, "%s", n ? clt_last_error() : "no OpenCL device");
+        snprintf(sel_err, sizeof sel_err, "%s", clt_last_error());
     }
 
     if (json) {
@@ -72,7 +73,19 @@ int cmd_info(int argc, char **argv)
             json_str(d->vendor);
             printf(",\"platform\":");
             json_str(d->platform_name);
-            printf(",\"type\":\"%s\",\"global_mem_bytes\":%llu,\"compute_units\":%u,"
+            printf(",\"platform_vendor\":");
+            json_str(d->platform_vendor);
+            printf(",\"platform_version\":");
+            json_str(d->platform_version);
+            printf(",\"words\":[");
+            /* d->words is "a, b, c": one JSON string per word */
+            for (const char *w = d->words; *w;) {
+                size_t len = strcspn(w, ",");
+                printf("%s\"%.*s\"", w == d->words ? "" : ",", (int)len, w);
+                w += len;
+                w += strspn(w, ", ");
+            }
+            printf("],\"type\":\"%s\",\"global_mem_bytes\":%llu,\"compute_units\":%u,"
                    "\"opencl\":\"%d.%d\",\"driver\":",
                    type_name(d->type), (unsigned long long)d->global_mem_bytes, d->compute_units,
                    d->opencl_major, d->opencl_minor);
@@ -95,7 +108,8 @@ int cmd_info(int argc, char **argv)
         for (size_t i = 0; i < n; i++) {
             const clt_device_info *d = &infos[i];
             if (d->platform != last_platform) {
-                printf("\nplatform %d: %s\n", d->platform, d->platform_name);
+                printf("\nplatform %d: %s (%s)\n", d->platform, d->platform_name,
+                       d->platform_vendor);
                 last_platform = d->platform;
             }
             char mem[32];
@@ -103,21 +117,27 @@ int cmd_info(int argc, char **argv)
                    d->platform, d->device, d->name, type_name(d->type), d->vendor,
                    tool_bytes(d->global_mem_bytes, mem, sizeof mem), d->compute_units, d->version,
                    d->driver_version);
+            printf("        select with: %s\n", d->words);
+            if (sst != CLT_OK) continue;
             printf("        selected as runtime device:");
             int any = 0;
             for (size_t k = 0; k < nsel && sel; k++)
                 if ((size_t)sel[k] == i) printf(" %zu", k), any = 1;
             printf("%s\n", any ? "" : " no");
         }
-        printf("\ndevice spec '%s' (%s) ", eff, from);
+        if (n)
+            printf("\nWords in a spec select the same devices when implementations come and go; "
+                   "P:D numbers\nfollow the ICD loader's order and shift.\n");
         if (sst == CLT_OK) {
-            printf("selects %zu device%s:", nsel, nsel == 1 ? "" : "s");
+            printf("\ndevice spec '%s' (%s) selects %zu device%s:", eff, from, nsel,
+                   nsel == 1 ? "" : "s");
             for (size_t k = 0; k < nsel; k++) printf(" %d:%d", infos[sel[k]].platform, infos[sel[k]].device);
             printf("\n");
-        } else {
-            printf("is an error: %s\n", sel_err);
         }
     }
+    /* The spec's error goes to stderr whatever the format, so a script sees it and the status. */
+    if (sst != CLT_OK)
+        fprintf(stderr, "cltrain info%s: %s\n", spec ? " --devices" : "", sel_err);
     free(sel);
     free(infos);
     return sst == CLT_OK ? 0 : 1;

@@ -71,7 +71,7 @@ int cmd_selftest(int argc, char **argv)
     }
     clt_runtime *rt;
     clt_status st = clt_runtime_create(&rt, spec);
-    if (st != CLT_OK) return tool_fail("opening devices", st);
+    if (st != CLT_OK) return tool_fail(tool_opening(spec), st);
     int nd = clt_runtime_device_count(rt);
     job *jobs = calloc((size_t)nd, sizeof *jobs);
     for (int d = 0; d < nd; d++) jobs[d].rt = rt, jobs[d].y = malloc(N * sizeof(float));

@@ -176,7 +176,7 @@ int cmd_train(int argc, char **argv)
     int32_t *labels = NULL;
     uint32_t *order = NULL;
     clt_status st = clt_runtime_create(&rt, spec);
-    if (st != CLT_OK) { tool_fail("opening devices", st); goto out; }
+    if (st != CLT_OK) { tool_fail(tool_opening(spec), st); goto out; }
     if ((st = tool_model_build(model_name, &m)) != CLT_OK) {
         if (st != CLT_ERR_INVALID_ARG) tool_fail("building the model", st);
         goto out;

@@ -80,7 +80,7 @@ int cmd_tune(int argc, char **argv)
     }
     clt_runtime *rt;
     clt_status st = open_untuned(&rt, spec);
-    if (st != CLT_OK) return tool_fail("opening devices", st);
+    if (st != CLT_OK) return tool_fail(tool_opening(spec), st);
     int nd = clt_runtime_device_count(rt);
     clt_device_info *infos = calloc((size_t)nd, sizeof *infos);
     if (!infos) {
@@ -149,7 +149,7 @@ int bench_gemm(const char *spec, size_t batch, int iters, int json)
     int ns = clt_gemm_seed_shapes(batch, shapes, 16);
     clt_runtime *rt;
     clt_status st = open_untuned(&rt, spec);
-    if (st != CLT_OK) return tool_fail("opening devices", st);
+    if (st != CLT_OK) return tool_fail(tool_opening(spec), st);
     int nd = clt_runtime_device_count(rt);
     float *a = NULL, *b = NULL, *c = NULL;
 #ifdef CLT_HAVE_OPENBLAS

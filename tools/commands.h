@@ -17,6 +17,9 @@ clt_status tool_model_build(const char *name, clt_model **out);
 
 /* Prints "cltrain: what: <last error>" to stderr and returns 1. */
 int tool_fail(const char *what, clt_status st);
+/* What opening a runtime on spec is called in tool_fail's message: it names --devices, whose
+ * text the library calls "given as an argument", when the option was given. */
+const char *tool_opening(const char *spec);
 /* Parses "3,1,2" into up to cap weights > 0 (the rest of out set to 0); the count, or -1. */
 int tool_parse_weights(const char *text, float *out, int cap);
 /* Formats a byte count as "3.6 GiB". */
