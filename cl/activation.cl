@@ -1,5 +1,9 @@
 /* Elementwise activations, forward and backward. `kind` picks the function (the same numbers as
- * clt_layer_kind); alpha is LeakyReLU's negative slope. Buffers come with element offsets. */
+ * clt_layer_kind); alpha is LeakyReLU's negative slope. Buffers come with element offsets.
+ * NaN stays NaN as in PyTorch. ReLU is written as PyTorch's threshold, x <= 0 ? 0 : x, which
+ * lets NaN through (NaN <= 0 is false; `x > 0 ? x : 0` and fmax make it 0): relu(NaN) = NaN, and
+ * the backward passes dy at a NaN input, as threshold_backward does. The other kinds carry NaN
+ * through their arithmetic; LeakyReLU's backward at NaN is alpha * dy, as PyTorch's. */
 #pragma OPENCL FP_CONTRACT OFF   /* the same bits on every vendor; fma() where fusing is meant */
 #define KIND_RELU 6
 #define KIND_LEAKY_RELU 7
@@ -17,7 +21,7 @@ __kernel void act_forward(const ulong n, const int kind, const float alpha,
     const float v = x[xo + i];
     float r;
     switch (kind) {
-    case KIND_RELU: r = v > 0.0f ? v : 0.0f; break;
+    case KIND_RELU: r = v <= 0.0f ? 0.0f : v; break;
     case KIND_LEAKY_RELU: r = v > 0.0f ? v : alpha * v; break;
     case KIND_GELU: r = 0.5f * v * (1.0f + erf(v * M_SQRT1_2_F)); break;
     case KIND_TANH: r = tanh(v); break;
@@ -38,7 +42,7 @@ __kernel void act_backward(const ulong n, const int kind, const float alpha,
     const float g = dy[dyo + i];
     float r;
     switch (kind) {
-    case KIND_RELU: r = x[xo + i] > 0.0f ? g : 0.0f; break;
+    case KIND_RELU: r = x[xo + i] <= 0.0f ? 0.0f : g; break;
     case KIND_LEAKY_RELU: r = x[xo + i] > 0.0f ? g : alpha * g; break;
     case KIND_GELU: {
         const float v = x[xo + i];

@@ -22,7 +22,8 @@
 
 /* The epilogue can add a bias per column (bias != 0: Linear's b) and write ReLU of the result to
  * a second matrix R (relu != 0, same leading dimension): Linear + ReLU in one pass, the same
- * bits as the separate kernels (the sum is rounded, then the bias added, then max(0, .)). */
+ * bits as the separate kernels (the sum is rounded, then the bias added, then activation.cl's
+ * ReLU, r <= 0 ? 0 : r: NaN stays NaN, as PyTorch's relu; fmax would make it 0). */
 __kernel void gemm_rb(const uint M, const uint N, const uint K, const float alpha, const float beta,
                       __global const float *A, const ulong ao, const uint lda,
                       __global const float *B, const ulong bo, const uint ldb,
@@ -63,7 +64,7 @@ __kernel void gemm_rb(const uint M, const uint N, const uint K, const float alph
                 if (beta != 0.0f) r += beta * C[co + at];   /* beta 0: C may hold NaN */
                 if (has_bias) r += bi;
                 C[co + at] = r;
-                if (has_relu) R[ro + at] = fmax(r, 0.0f);
+                if (has_relu) R[ro + at] = r <= 0.0f ? 0.0f : r;
             }
         }
     }
@@ -78,7 +79,8 @@ __kernel void gemm_rb(const uint M, const uint N, const uint K, const float alph
             if (beta != 0.0f) r += beta * vload16(v, crow);   /* beta 0: C may hold NaN */
             if (has_bias) r += bv[v];
             vstore16(r, v, crow);
-            if (has_relu) vstore16(fmax(r, (float16)(0.0f)), v, R + ro + (m0 + i) * ldc + n0);
+            if (has_relu)
+                vstore16(select(r, (float16)(0.0f), r <= 0.0f), v, R + ro + (m0 + i) * ldc + n0);
         }
     }
 #endif

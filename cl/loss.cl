@@ -2,8 +2,15 @@
  * losses in a fixed order. `scale` is the factor of each row's gradient (1/B for a mean over a
  * batch of B; with data parallelism, 1/global batch). Each kernel also writes loss_rows[B + b]:
  * 1 when the row's largest output (the first on ties) is the right class, else 0; the label for
- * cross-entropy, the target's largest entry for MSE (the label when the targets are one-hot). */
+ * cross-entropy, the target's largest entry for MSE (the label when the targets are one-hot).
+ * "Largest" as torch.max and torch.argmax see it: NaN above every number, the first NaN on ties. */
 #pragma OPENCL FP_CONTRACT OFF   /* the same bits on every vendor; fma() where fusing is meant */
+
+/* Whether v replaces best as the running maximum (above). */
+static bool above(const float v, const float best)
+{
+    return v > best || (isnan(v) && !isnan(best));
+}
 
 /* Softmax cross-entropy over integer labels, numerically stable (log-sum-exp around the max).
  * A label outside [0, C) gives a NaN loss instead of reading out of bounds (the host checks
@@ -20,7 +27,7 @@ __kernel void softmax_xent(const uint B, const uint C,
     __global const float *row = z + zo + b * C;
     const int y = labels[b];
     float m = row[0];
-    for (uint c = 1; c < C; c++) m = fmax(m, row[c]);
+    for (uint c = 1; c < C; c++) m = above(row[c], m) ? row[c] : m;
     float s = 0.0f;
     for (uint c = 0; c < C; c++) s += exp(row[c] - m);
     const float lse = m + log(s);
@@ -31,7 +38,7 @@ __kernel void softmax_xent(const uint B, const uint C,
     }
     uint best = 0;
     for (uint c = 1; c < C; c++)
-        if (row[c] > row[best]) best = c;
+        if (above(row[c], row[best])) best = c;
     loss_rows[b] = lse - row[y];
     loss_rows[B + b] = best == (uint)y ? 1.0f : 0.0f;
     if (!want_grad) return;
@@ -56,8 +63,8 @@ __kernel void mse(const uint B, const uint C,
         const float d = yv[yo + b * C + c] - t[b * C + c];
         s += d * d;
         if (want_grad) dy[dyo + b * C + c] = 2.0f * d * scale;
-        if (yv[yo + b * C + c] > yv[yo + b * C + best]) best = c;
-        if (t[b * C + c] > t[b * C + want]) want = c;
+        if (above(yv[yo + b * C + c], yv[yo + b * C + best])) best = c;
+        if (above(t[b * C + c], t[b * C + want])) want = c;
     }
     loss_rows[b] = s;
     loss_rows[B + b] = best == want ? 1.0f : 0.0f;

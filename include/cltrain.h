@@ -643,7 +643,8 @@ typedef struct {
     uint64_t seed;        /* parameter initialisation and dropout */
     int device;           /* runtime device that trains (single-device mode); default 0 */
     int check_numerics;   /* 1 (default): a NaN or Inf loss or gradient is CLT_ERR_NUMERIC and the
-                           * parameters stay as they were */
+                           * parameters stay as they were; 0: the update is made, NaN carried as
+                           * PyTorch carries it (a NaN input gives a NaN loss, NaN parameters) */
     int accumulation;     /* steps whose gradients add up before one update (default 1); the loss
                            * of each is scaled by 1/accumulation, so equal micro-batches give the
                            * update of their union */

@@ -215,10 +215,11 @@ clt_status clt__grad_scale(const clt_trainer *t, double loss, double sumsq, floa
     if (t->p.check_numerics && !isfinite(norm))
         return clt__fail(CLT_ERR_NUMERIC, "the gradients hold NaN or Inf at step %ld: the "
                          "parameters were not updated", t->steps + 1);
-    /* torch.nn.utils.clip_grad_norm_: coefficient max_norm / (norm + 1e-6), capped at 1 */
+    /* torch.nn.utils.clip_grad_norm_: coefficient max_norm / (norm + 1e-6), capped at 1 by
+     * torch.clamp, which keeps a NaN norm's NaN: every gradient becomes NaN, as in PyTorch */
     if (t->p.clip_norm > 0.0f) {
         double c = (double)t->p.clip_norm / (norm + 1e-6);
-        if (c < 1.0) *gscale = (float)c;
+        if (!(c >= 1.0)) *gscale = (float)c;
     }
     return CLT_OK;
 }
@@ -457,9 +458,10 @@ clt_status clt_trainer_evaluate(clt_trainer *t, const float *x, const int32_t *l
         st = t->ops->forward(t, &b, out, &part);
         loss_sum += part;
         for (size_t i = 0; i < bn && st == CLT_OK; i++) {
+            const float *row = out + i * C;
             size_t best = 0;
-            for (size_t c = 1; c < C; c++)
-                if (out[i * C + c] > out[i * C + best]) best = c;
+            for (size_t c = 1; c < C; c++)   /* torch.argmax: the first NaN is the largest */
+                if (row[c] > row[best] || (isnan(row[c]) && !isnan(row[best]))) best = c;
             correct += best == (size_t)labels[start + i];
         }
     }

@@ -90,6 +90,30 @@ static inline bool ok_close(const float *got, const float *ref, size_t n, double
     return ok(i < 0, "%s (%zu values within %g + %g*|ref|)", what, n, atol, rtol);
 }
 
+/* Whether got holds NaN where PyTorch does: `want` has one character per element, 'N' for NaN
+ * and '.' for a finite number. */
+static inline bool ok_nan_where(const float *got, const char *want, const char *what)
+{
+    size_t n = strlen(want), i = 0;
+    while (i < n && (want[i] == 'N' ? isnan(got[i]) : isfinite(got[i]))) i++;
+    if (i < n) diag("%s: element %zu is %.9g, wanted %s", what, i, got[i], want[i] == 'N' ? "NaN" : "finite");
+    return ok(i == n, "%s: NaN exactly where PyTorch has it (%s)", what, want);
+}
+
+/* ok_close where the reference holds NaN: got must be NaN exactly there, and within
+ * atol + rtol*|ref| elsewhere. */
+static inline bool ok_close_nan(const float *got, const float *ref, size_t n, double atol,
+                                double rtol, const char *what)
+{
+    size_t i = 0;
+    while (i < n && (isnan(ref[i]) ? isnan(got[i]) : tap_first_mismatch(got + i, ref + i, 1, atol, rtol) < 0)) i++;
+    if (i < n)
+        diag("%s: element %zu is %.9g, reference %.9g (atol %g, rtol %g)", what, i, got[i], ref[i],
+             atol, rtol);
+    return ok(i == n, "%s (%zu values: NaN where the reference is, else within %g + %g*|ref|)", what,
+              n, atol, rtol);
+}
+
 /* True when at least one OpenCL device exists. Without one, a test prints a TAP skip plan and
  * exits 0: TAP says "skipped" in-band (automake's TAP driver counts exit 77 as an error). */
 static inline void tap_require_device(void)

@@ -240,6 +240,104 @@ static void check_dropout(clt_runtime *rt)
     clt_model_destroy(m);
 }
 
+/* NaN in, NaN out, as in PyTorch: one NaN in the input x (x_nan) or in the output gradient g
+ * (g_nan; -1: none), and the elements of y, dx and the parameter gradients (weights, then
+ * bias) that PyTorch makes NaN ('N'; '.' finite). g is all ones; dx_at_nan is dx at x_nan
+ * where PyTorch's choice shows there (ReLU's threshold_backward passes g at NaN, max pooling
+ * routes the window's gradient to its NaN), NAN when the pattern says all. */
+typedef struct {
+    const char *name;
+    clt_shape in;
+    clt_layer_desc desc;
+    size_t B;
+    long x_nan, g_nan;
+    const char *y, *dx, *grads;
+    float dx_at_nan;
+} nan_case;
+
+static void check_nan(clt_runtime *rt, const nan_case *c)
+{
+    clt_model *m = NULL;
+    clt_model_create(&m, c->in);
+    if (!ok_status(clt_model_add(m, c->desc), "NaN %s: the layer fits its input shape", c->name)) {
+        clt_model_destroy(m);
+        return;
+    }
+    const clt__layer *l = &m->layers[0];
+    size_t nx = c->B * l->in_numel, ny = c->B * l->out_numel, np = m->nparams;
+    if (!ok(strlen(c->y) == ny && strlen(c->dx) == nx && strlen(c->grads) == np,
+            "NaN %s: the patterns have one character per element", c->name)) {
+        clt_model_destroy(m);
+        return;
+    }
+    float *x = malloc(nx * 4), *g = malloc(ny * 4), *y = malloc(ny * 4), *dx = malloc(nx * 4);
+    float *params = calloc(np + 1, 4), *grads = calloc(np + 1, 4);
+    ref_rng rng = {31};
+    ref_fill(&rng, x, nx, 1.0);
+    ref_fill(&rng, params, np, 1.0);
+    for (size_t i = 0; i < ny; i++) g[i] = 1.0f;
+    if (c->x_nan >= 0) x[c->x_nan] = NAN;
+    if (c->g_nan >= 0) g[c->g_nan] = NAN;
+    for (int d = 0; d < clt_runtime_device_count(rt); d++) {
+        rig r = {rt, d, m, c->B, NULL, NULL, x, params, g, y, dx, grads, 1, 7};
+        if (!ok_status(clt__worker_call(&rt->workers[d], rig_create_task, &r), "NaN %s: net on device %d", c->name, d))
+            continue;
+        if (ok_status(rig_run(&r), "NaN %s: forward and backward on device %d", c->name, d)) {
+            char what[128];
+            snprintf(what, sizeof what, "NaN %s: device %d output", c->name, d);
+            ok_nan_where(y, c->y, what);
+            snprintf(what, sizeof what, "NaN %s: device %d input gradient", c->name, d);
+            ok_nan_where(dx, c->dx, what);
+            if (np) {
+                snprintf(what, sizeof what, "NaN %s: device %d parameter gradients", c->name, d);
+                ok_nan_where(grads, c->grads, what);
+            }
+            if (!isnan(c->dx_at_nan))
+                ok(dx[c->x_nan] == c->dx_at_nan, "NaN %s: device %d input gradient at the NaN is %g (PyTorch's %g)",
+                   c->name, d, dx[c->x_nan], c->dx_at_nan);
+        }
+        clt__worker_call(&rt->workers[d], rig_destroy_task, &r);
+    }
+    free(x), free(g), free(y), free(dx), free(params), free(grads);
+    clt_model_destroy(m);
+}
+
+/* Every nan_case on every device. */
+static void check_nans(clt_runtime *rt)
+{
+    const nan_case cases[] = {
+        {"relu", clt_shape1(4), clt_relu(), 2, 1, -1, ".N......", "........", "", 1.0f},
+        {"leaky_relu", clt_shape1(4), clt_leaky_relu(0.1f), 2, 1, -1, ".N......", "........", "", 0.1f},
+        {"gelu", clt_shape1(4), clt_gelu(), 2, 1, -1, ".N......", ".N......", "", NAN},
+        {"tanh", clt_shape1(4), clt_tanh(), 2, 1, -1, ".N......", ".N......", "", NAN},
+        {"sigmoid", clt_shape1(4), clt_sigmoid(), 2, 1, -1, ".N......", ".N......", "", NAN},
+        /* the NaN first in its window, larger numbers after it */
+        {"maxpool_k2s2", clt_shape3(1, 4, 4), clt_maxpool2d(2, 2), 1, 0, -1, "N...",
+         "................", "", 1.0f},
+        /* the centre pixel, in all four overlapping windows */
+        {"maxpool_k3s2", clt_shape3(1, 5, 5), clt_maxpool2d(3, 2), 1, 12, -1, "NNNN",
+         ".........................", "", 4.0f},
+        {"avgpool_k2s2", clt_shape3(1, 4, 4), clt_avgpool2d(2, 2), 1, 5, -1, "N...",
+         "................", "", 0.25f},
+        {"layernorm", clt_shape1(3), clt_layernorm(1e-5f), 2, 1, -1, "NNN...", "NNN...",
+         "NNN...", NAN},
+        {"layernorm, NaN in dy", clt_shape1(3), clt_layernorm(1e-5f), 2, -1, 1, "......",
+         "NNN...", ".N..N.", NAN},
+        {"linear", clt_shape1(3), clt_linear(2), 2, 1, -1, "NN..", "......", ".N..N...", NAN},
+        /* 16 outputs: the bias gradient's vector path */
+        {"linear, NaN in dy", clt_shape1(2), clt_linear(16), 1, -1, 5, "................",
+         "NN", "..........NN.........................N..........", NAN},
+        /* the corner pixel: read by output (0, 0) through weight (0, 0) only */
+        {"conv2d", clt_shape3(1, 3, 3), clt_conv2d(2, 2, 1, 0), 1, 0, -1, "N...N...", ".........",
+         "N...N.....", NAN},
+        {"conv2d, NaN in dy", clt_shape3(1, 3, 3), clt_conv2d(2, 2, 1, 0), 1, -1, 0, "........",
+         "NN.NN....", "NNNN....N.", NAN},
+        /* a dropped NaN is NaN * 0 = NaN, as torch's dropout */
+        {"dropout", clt_shape1(8), clt_dropout(0.5f), 1, 2, -1, "..N.....", "........", "", NAN},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) check_nan(rt, &cases[i]);
+}
+
 int main(void)
 {
     tap_require_device();
@@ -263,6 +361,7 @@ int main(void)
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) check_case(rt, &cases[i]);
     check_dropout(rt);
+    check_nans(rt);
     clt_runtime_destroy(rt);
     return tap_done();
 }

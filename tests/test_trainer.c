@@ -20,6 +20,7 @@ typedef struct {
     float scale;
     double sum;
     float *dz;
+    size_t correct;
 } loss_job;
 
 static clt_status loss_task(clt__worker *w, void *arg)
@@ -32,7 +33,7 @@ static clt_status loss_task(clt__worker *w, void *arg)
     if (j->labels) clEnqueueWriteBuffer(w->queue, n->labels, CL_TRUE, 0, j->B * 4, j->labels, 0, NULL, NULL);
     if (j->targets) clEnqueueWriteBuffer(w->queue, n->targets, CL_TRUE, 0, j->B * j->C * 4, j->targets, 0, NULL, NULL);
     st = clt__net_forward(n, j->B, 1, 0);
-    if (st == CLT_OK) st = clt__net_loss(n, j->loss, j->B, j->scale, 1, &j->sum, NULL);
+    if (st == CLT_OK) st = clt__net_loss(n, j->loss, j->B, j->scale, 1, &j->sum, &j->correct);
     if (st == CLT_OK)
         clEnqueueReadBuffer(w->queue, n->gbuf[0], CL_TRUE, 0, j->B * j->C * 4, j->dz, 0, NULL, NULL);
     clt__net_destroy(n);
@@ -52,7 +53,7 @@ static void check_losses(void)
         clt_model_add(m, clt_flatten());
         float got[64];
         for (int d = 0; d < clt_runtime_device_count(rt); d++) {
-            loss_job j = {m, CLT_LOSS_CROSS_ENTROPY, z->data, NULL, labels, B, C, 1.0f / (float)B, 0, got};
+            loss_job j = {m, CLT_LOSS_CROSS_ENTROPY, z->data, NULL, labels, B, C, 1.0f / (float)B, 0, got, 0};
             ok_status(clt__worker_call(&rt->workers[d], loss_task, &j), "cross-entropy on device %d", d);
             float mean = (float)(j.sum / (double)B);
             ok_close(&mean, loss->data, 1, 1e-6, 1e-5, "cross-entropy loss matches PyTorch");
@@ -68,7 +69,7 @@ static void check_losses(void)
         clt_model_create(&m, clt_shape1((int)C));
         clt_model_add(m, clt_flatten());
         float got[64];
-        loss_job j = {m, CLT_LOSS_MSE, y->data, t->data, NULL, B, C, 1.0f / (float)(B * C), 0, got};
+        loss_job j = {m, CLT_LOSS_MSE, y->data, t->data, NULL, B, C, 1.0f / (float)(B * C), 0, got, 0};
         ok_status(clt__worker_call(&rt->workers[0], loss_task, &j), "MSE on device 0");
         float mean = (float)(j.sum / (double)(B * C));
         ok_close(&mean, loss->data, 1, 1e-6, 1e-5, "MSE loss matches PyTorch");
@@ -76,6 +77,161 @@ static void check_losses(void)
         clt_model_destroy(m);
         ref_free(&f);
     }
+}
+
+/* NaN in a row of the outputs: that row's loss and its gradient NaN, as PyTorch's (log_softmax
+ * of a row with NaN is all NaN), the other rows' finite; and the accuracy's argmax is
+ * torch.argmax's, the NaN the largest. Every device. */
+static void check_loss_nan(void)
+{
+    clt_model *m;
+    clt_model_create(&m, clt_shape1(3));
+    clt_model_add(m, clt_flatten());
+    const float z[6] = {0.5f, NAN, 2.0f, 1.0f, 3.0f, -1.0f}, y[6] = {0.5f, 1.0f, 2.0f, 1.0f, NAN, -1.0f};
+    const float t[6] = {0, 0, 1, 0, 1, 0};
+    const int32_t labels[2] = {1, 1};
+    float got[6];
+    char what[64];
+    for (int d = 0; d < clt_runtime_device_count(rt); d++) {
+        loss_job j = {m, CLT_LOSS_CROSS_ENTROPY, z, NULL, labels, 2, 3, 0.5f, 0, got, 0};
+        if (ok_status(clt__worker_call(&rt->workers[d], loss_task, &j), "cross-entropy with a NaN on device %d", d)) {
+            ok(isnan(j.sum), "device %d: the cross-entropy of a row holding NaN is NaN (%g)", d, j.sum);
+            snprintf(what, sizeof what, "device %d: the cross-entropy gradient", d);
+            ok_nan_where(got, "NNN...", what);
+            ok(j.correct == 2, "device %d: the row's NaN is its argmax, as torch.argmax's (%zu of 2 right)", d, j.correct);
+        }
+        loss_job k = {m, CLT_LOSS_MSE, y, t, NULL, 2, 3, 1.0f / 6, 0, got, 0};
+        if (ok_status(clt__worker_call(&rt->workers[d], loss_task, &k), "MSE with a NaN on device %d", d)) {
+            ok(isnan(k.sum), "device %d: the MSE of a row holding NaN is NaN (%g)", d, k.sum);
+            snprintf(what, sizeof what, "device %d: the MSE gradient", d);
+            ok_nan_where(got, "....N.", what);
+            ok(k.correct == 2, "device %d: MSE's argmax is torch.argmax's too (%zu of 2 right)", d, k.correct);
+        }
+    }
+    clt_model_destroy(m);
+}
+
+/* The sum of squares behind clipping, over 40 gradients (32 in its 16 vector lanes, 8 after):
+ * NaN in either part makes it NaN, Inf Inf, as torch.linalg.vector_norm. */
+typedef struct {
+    clt_model *m;
+    long bad;       /* element set to `value`, the rest 1 */
+    float value;
+    double sumsq;
+} sumsq_job;
+
+static clt_status sumsq_task(clt__worker *w, void *arg)
+{
+    sumsq_job *j = arg;
+    clt__net *n;
+    clt_status st = clt__net_create(w, j->m, 0, 0, 1, 1, &n);
+    if (st != CLT_OK) return st;
+    float g[40];
+    for (int i = 0; i < 40; i++) g[i] = 1.0f;
+    if (j->bad >= 0) g[j->bad] = j->value;
+    cl_int e = clEnqueueWriteBuffer(w->queue, n->grads, CL_TRUE, 0, sizeof g, g, 0, NULL, NULL);
+    st = e ? clt__fail_cl(e, clt__worker_name(w), "writing the gradients")
+           : clt__net_sumsq(n, (clt__view){n->grads, 0}, 40, &j->sumsq);
+    clt__net_destroy(n);
+    return st;
+}
+
+static void check_sumsq_nan(void)
+{
+    clt_model *m;
+    clt_model_create(&m, clt_shape1(7));
+    clt_model_add(m, clt_linear(5));   /* 35 weights and 5 biases */
+    for (int d = 0; d < clt_runtime_device_count(rt); d++) {
+        sumsq_job plain = {m, -1, 0, 0}, lane = {m, 5, NAN, 0}, tail = {m, 37, NAN, 0}, inf = {m, 3, INFINITY, 0};
+        sumsq_job *all[] = {&plain, &lane, &tail, &inf};
+        bool ran = true;
+        for (int i = 0; i < 4; i++) ran &= clt__worker_call(&rt->workers[d], sumsq_task, all[i]) == CLT_OK;
+        if (!ok(ran, "device %d: four sums of squares", d)) continue;
+        ok(plain.sumsq == 40.0 && isnan(lane.sumsq) && isnan(tail.sumsq) && isinf(inf.sumsq),
+           "device %d: the sum of squares is 40, NaN with a NaN in the vector lanes or after them, Inf "
+           "with an Inf (%g %g %g %g)", d, plain.sumsq, lane.sumsq, tail.sumsq, inf.sumsq);
+    }
+    clt_model_destroy(m);
+}
+
+/* torch.nn.utils.clip_grad_norm_ with a NaN norm scales every gradient by NaN (torch.clamp
+ * keeps it), with an Inf norm by 0; check_numerics off, so nothing stops the step. */
+static void check_clip_nan(void)
+{
+    clt_model *m;
+    clt_model_create(&m, clt_shape1(2));
+    clt_model_add(m, clt_linear(2));
+    clt_train_params p = clt_train_params_default();
+    p.clip_norm = 1.0f;
+    p.check_numerics = 0;
+    clt_trainer *t;
+    if (ok_status(clt_trainer_create(&t, rt, m, &p), "trainer clipping at 1, without numeric checks")) {
+        float nan_scale = 0, inf_scale = 1, scale = 0;
+        ok_status(clt__grad_scale(t, 1.0, NAN, &nan_scale), "the clip factor of a NaN norm");
+        ok_status(clt__grad_scale(t, 1.0, INFINITY, &inf_scale), "the clip factor of an Inf norm");
+        ok_status(clt__grad_scale(t, 1.0, 4.0, &scale), "the clip factor of norm 2");
+        ok(isnan(nan_scale) && inf_scale == 0.0f && scale == (float)(1.0 / (2.0 + 1e-6)),
+           "clipping scales by NaN, 0 and 1/(2 + 1e-6), as torch's clip_grad_norm_ (%g %g %g)",
+           nan_scale, inf_scale, scale);
+        clt_trainer_destroy(t);
+    }
+    clt_model_destroy(m);
+}
+
+/* One NaN in a batch, check_numerics off: as in PyTorch, predict gives NaN in that row's
+ * outputs (ReLU keeps it, fused with its Linear or not), the step's loss is NaN and every fc1
+ * weight is NaN after the update. Nothing may look finite. Every device. */
+static void check_nan_end_to_end(void)
+{
+    clt_model *m;
+    clt_model_create(&m, clt_shape1(8));
+    clt_model_add(m, clt_linear(16));
+    clt_model_add(m, clt_relu());
+    clt_model_add(m, clt_linear(3));
+    enum { N = 4 };
+    float x[N * 8], out[N * 3], w[16 * 8];
+    const int32_t y[N] = {0, 1, 2, 0};
+    ref_rng rng = {17};
+    ref_fill(&rng, x, N * 8, 1.0);
+    x[2 * 8 + 3] = NAN;
+    for (int d = 0; d < clt_runtime_device_count(rt); d++) {
+        clt_train_params p = clt_train_params_default();
+        p.device = d;
+        p.max_batch = N;
+        p.check_numerics = 0;
+        p.optim = clt_sgd(0.1f, 0, 0, 0);
+        clt_trainer *t;
+        if (!ok_status(clt_trainer_create(&t, rt, m, &p), "device %d: trainer without numeric checks", d)) continue;
+        char what[64];
+        snprintf(what, sizeof what, "device %d: predict's outputs", d);
+        if (ok_status(clt_trainer_predict(t, x, N, out), "device %d: predict a batch with a NaN in row 2", d))
+            ok_nan_where(out, "......NNN...", what);
+        float loss = 0;
+        if (ok_status(clt_trainer_step(t, x, y, N, &loss), "device %d: a step on that batch", d))
+            ok(isnan(loss), "device %d: the step's loss is %g, as PyTorch's", d, loss);
+        bool all_nan = clt_trainer_get_param(t, 0, "weight", w, 16 * 8) == CLT_OK;
+        for (int i = 0; i < 16 * 8; i++) all_nan &= isnan(w[i]);
+        ok(all_nan, "device %d: every fc1 weight is NaN after the update, as PyTorch's", d);
+        clt_trainer_destroy(t);
+    }
+    clt_model_destroy(m);
+
+    /* evaluate's accuracy: the argmax of a row with a NaN is that NaN (torch.argmax) */
+    clt_model_create(&m, clt_shape1(3));
+    clt_model_add(m, clt_relu());
+    const float z[6] = {0.5f, NAN, 2.0f, 1.0f, 3.0f, 0.0f};
+    const int32_t labels[2] = {1, 1};
+    clt_train_params p = clt_train_params_default();
+    p.max_batch = 2;
+    clt_trainer *t;
+    if (ok_status(clt_trainer_create(&t, rt, m, &p), "trainer of one ReLU")) {
+        float loss = 0, acc = 0;
+        ok_status(clt_trainer_evaluate(t, z, labels, 2, &loss, &acc), "evaluate rows with a NaN");
+        ok(isnan(loss) && acc == 1.0f, "evaluate: loss %g (NaN) and accuracy %g (1: the NaN is the argmax)",
+           loss, acc);
+        clt_trainer_destroy(t);
+    }
+    clt_model_destroy(m);
 }
 
 /* ---- optimizers: Linear(6, 4), 4 steps, weights after each -------------------------------- */
@@ -457,6 +613,10 @@ int main(void)
     check_training_and_bad_input();
     check_stats();
     check_accuracy_report();
+    check_loss_nan();
+    check_sumsq_nan();
+    check_clip_nan();
+    check_nan_end_to_end();
     clt_runtime_destroy(rt);
     return tap_done();
 }
