@@ -250,13 +250,16 @@ int main(void)
     clt_train_params adam = base;
     adam.optim = clt_adam(1e-3f);
     adam.clip_norm = 0.5f;
+    /* devices of other vendors round a gradient otherwise still (their own exp, sqrt and GEMM
+     * orders): 1e-4 (10% of lr) across vendors, 2e-5 among devices of one kind */
+    const double adam_atol = test_devices_alike(4) ? 2e-5 : 1e-4;
     static seed_result a1;
     if (ok_status(train(test_spec_one(), adam, 0.0f, NULL, &a1), "Adam with clipping on one device")) {
         clt_train_params p = adam;
         p.parallel = CLT_PARALLEL_TENSOR, p.verify_replicas = 1;
         p.tensor_group = 2, p.micro_batches = 4, p.pipeline = CLT_PIPELINE_1F1B;
         if (ok_status(train(four, p, 0.0f, &two_stages, &r), "Adam with clipping in 2 stages x 2-way groups"))
-            seed_compare(&a1, &r, "Adam + clipping, 2 stages x 2-way groups", 2e-5);
+            seed_compare(&a1, &r, "Adam + clipping, 2 stages x 2-way groups", adam_atol);
         clt_model *m = placed_model(0.0f, &two_stages);
         seed_checkpoint(four, p, m, xs, ys, "Adam, 2 stages x 2-way groups");
         clt_model_destroy(m);
