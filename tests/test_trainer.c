@@ -381,7 +381,7 @@ static void check_stats(void)
                (unsigned long long)s.kernels, s.kernel_s, (unsigned long long)s.transfers);
         else
             ok(s.kernels == 0 && s.transfers == 0, "without profiling nothing is counted");
-        /* the worker compiled and ran kernels on its thread (PoCL 'basic' runs them there) */
+        /* the worker built the kernels on its thread, on any device (PoCL's 'basic' runs them there too) */
         ok(s.worker_cpu_s > 0 && s.worker_cpu_s < 3600, "the worker thread's CPU time is counted (%.3f s)",
            s.worker_cpu_s);
         clt_runtime_device_stats(r, 0, &s, 0);
