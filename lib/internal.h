@@ -140,6 +140,7 @@ struct clt__worker {
     size_t gemm_scratch_floats;
     bool profiling;                 /* queue has CL_QUEUE_PROFILING_ENABLE: events are kept */
     double slowdown;                /* CLT_SLOW_DEVICES: 1, or how many times slower to act */
+    bool row_clock;                 /* CLT_SLOW_CLOCK=rows: measured seconds are counted rows */
     cl_event *events;               /* profiled commands not yet added to the totals */
     int *event_kinds;               /* CLT__EV_KERNEL or CLT__EV_TRANSFER */
     const char **event_names;       /* static strings: what each event was */
@@ -190,6 +191,10 @@ void clt__worker_mark(clt__worker *w);
  * long for work that took `elapsed` seconds (the worker sleeps the difference, leaving the
  * core to others), to stand for a slower device. */
 void clt__worker_throttle(clt__worker *w, double elapsed);
+/* The seconds a measured split records for work of `rows` rows that took `elapsed`: elapsed, or
+ * with CLT_SLOW_CLOCK=rows (a test aid) rows x the CLT_SLOW_DEVICES factor x 1 ms, and then
+ * clt__worker_throttle sleeps nothing: the split follows the factors whatever the load. */
+double clt__worker_seconds(const clt__worker *w, double elapsed, size_t rows);
 /* On w's thread: *out = w's second queue, made on first use (same properties as `queue`). */
 clt_status clt__worker_side_queue(clt__worker *w, cl_command_queue *out);
 /* The queue w's collectives use now. */

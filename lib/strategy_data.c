@@ -277,6 +277,7 @@ static clt_status backward_buckets(clt__worker *w, rank_job *j, double t0)
             t_end = done ? done_wait(done) : clt__now();
             done = NULL;
             clt__worker_throttle(w, t_end - t0);
+            t_end = clt__now();   /* the slowdown counts, as in the one-bucket path */
             clt__worker_span(w, "forward + backward", t0, t_end);
         } else if (ev[nb - 1]) {
             cl_int status = CL_COMPLETE;
@@ -297,7 +298,7 @@ static clt_status backward_buckets(clt__worker *w, rank_job *j, double t0)
     for (int k = 0; k < nb; k++)
         if (ev[k]) clReleaseEvent(ev[k]);
     if (ev != stack) free(ev);
-    j->seconds = t_end - t0;
+    j->seconds = clt__worker_seconds(w, t_end - t0, j->count);
     return st;
 }
 
@@ -331,8 +332,9 @@ static clt_status phase_a_body(clt__worker *w, rank_job *j)
             if (err != CL_SUCCESS) st = clt__fail_cl(err, clt__worker_name(w), "finishing backward");
         }
         if (j->count) clt__worker_throttle(w, clt__now() - t0);
-        j->seconds = clt__now() - t0;
-        clt__worker_span(w, "forward + backward", t0, t0 + j->seconds);
+        double t_end = clt__now();
+        j->seconds = clt__worker_seconds(w, t_end - t0, j->count);
+        clt__worker_span(w, "forward + backward", t0, t_end);
         if (st == CLT_OK && j->update && s->comm) {   /* one bucket, on the one queue */
             /* In place: this rank's summed shard lands where its own shard of the gradients was
              * (hierarchically across the processes under MPI). */

@@ -1019,10 +1019,12 @@ static clt_status warm_stages(clt__worker *w, create_job *j)
     clt_status st = CLT_OK;
     for (int pass = 0; pass <= (j->measure ? MEASURE_PASSES : 0) && st == CLT_OK; pass++) {
         double t0 = clt__now();
+        size_t rows = 0;
         for (int k = 0; k < s->S && st == CLT_OK; k++)
-            if (rank_net(s, j->rank, k)) st = stage_warm_up(w, j->t, j->rank, k);
+            if (rank_net(s, j->rank, k)) st = stage_warm_up(w, j->t, j->rank, k), rows += s->mrows;
         if (pass) clt__worker_throttle(w, clt__now() - t0);
-        if (pass && (pass == 1 || clt__now() - t0 < j->seconds)) j->seconds = clt__now() - t0;
+        double e = clt__worker_seconds(w, clt__now() - t0, rows);
+        if (pass && (pass == 1 || e < j->seconds)) j->seconds = e;
     }
     return st;
 }
@@ -1068,7 +1070,8 @@ static clt_status create_rank(clt__worker *w, void *arg)
         double t0 = clt__now();
         st = warm_up(w, t, j->rank, per_group);
         clt__worker_throttle(w, clt__now() - t0);
-        if (!pass || clt__now() - t0 < j->seconds) j->seconds = clt__now() - t0;
+        double e = clt__worker_seconds(w, clt__now() - t0, per_group);
+        if (!pass || e < j->seconds) j->seconds = e;
     }
     return st;
 }

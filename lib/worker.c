@@ -129,6 +129,8 @@ static clt_status worker_init(clt__worker *w, void *arg)
     }
     w->profiling = a->profiling;
     w->slowdown = slowdown_for(w->index);
+    const char *clock = getenv("CLT_SLOW_CLOCK");
+    w->row_clock = clock && !strcmp(clock, "rows");
     w->programs = clt__program_cache_create();
     if (!w->programs) return clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
     int tuned;
@@ -243,10 +245,15 @@ void clt__worker_collect(clt__worker *w)
 
 void clt__worker_throttle(clt__worker *w, double elapsed)
 {
-    if (w->slowdown <= 1.0 || elapsed <= 0) return;
+    if (w->slowdown <= 1.0 || elapsed <= 0 || w->row_clock) return;
     double s = elapsed * (w->slowdown - 1.0);
     struct timespec ts = {(time_t)s, (long)((s - (double)(time_t)s) * 1e9)};
     nanosleep(&ts, NULL);
+}
+
+double clt__worker_seconds(const clt__worker *w, double elapsed, size_t rows)
+{
+    return w->row_clock ? (double)rows * w->slowdown * 1e-3 : elapsed;
 }
 
 clt_status clt__worker_side_queue(clt__worker *w, cl_command_queue *out)

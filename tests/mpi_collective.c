@@ -174,6 +174,7 @@ int main(int argc, char **argv)
     if (argc > 1 && !strcmp(argv[1], "--thread-level")) return thread_level_test(argc, argv);
     clt_runtime_options ro = clt_runtime_options_default();
     ro.mpi = 1;   /* the library initialises MPI itself */
+    ro.devices = test_spec_all();   /* each process's devices: the test selection */
     clt_runtime *rt = NULL;
     clt_status st = clt_runtime_create_ex(&rt, &ro);
     if (st == CLT_ERR_DEVICE_NOT_FOUND) {

@@ -115,7 +115,7 @@ int main(int argc, char **argv)
         MPI_Finalize();
         return 77;
     }
-    int n = (int)ndev, G = n * P;
+    int n = test_ndev(), G = n * P;
     if (me == 0) printf("1..%d\n", G == 2 ? 12 : 11);
     ref_rng r = {99};
     for (int s = 0; s < STEPS; s++) {
@@ -129,10 +129,8 @@ int main(int argc, char **argv)
     run_result ref = {0};
     clt_status st = CLT_OK;
     if (me == 0) {
-        char spec[1024] = "";
-        for (int g = 0; g < G; g++) strcat(spec, g ? ",0:0" : "0:0");
         clt_runtime *rt1 = NULL;
-        st = clt_runtime_create(&rt1, spec);
+        st = clt_runtime_create(&rt1, test_spec_repeat(G));
         if (st == CLT_OK) st = train(rt1, m, &ref);
         else printf("# reference runtime: %s\n", clt_last_error());
         clt_runtime_destroy(rt1);
@@ -148,7 +146,9 @@ int main(int argc, char **argv)
     all_ok(st == CLT_OK, "reference: one process with %d devices trains %d steps", G, STEPS);
 
     clt_runtime *rt = NULL;
-    st = clt_runtime_create_mpi(&rt, NULL, MPI_COMM_WORLD);
+    clt_runtime_options ro = clt_runtime_options_default();
+    ro.devices = test_spec_all();   /* each process's devices: the test selection */
+    st = clt_runtime_create_mpi(&rt, &ro, MPI_COMM_WORLD);
     if (st != CLT_OK) printf("# process %d: %s\n", me, clt_last_error());
     all_ok(st == CLT_OK && clt_runtime_process_count(rt) == P,
            "clt_runtime_create_mpi over MPI_COMM_WORLD: %d processes x %d devices", P, n);

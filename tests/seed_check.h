@@ -86,7 +86,7 @@ static inline void seed_checkpoint(const char *spec, clt_train_params p, const c
     float la[2], lb[2], lc[2];
     p.max_batch = SEED_BATCH;
     clt_status st = clt_runtime_create(&rt, spec);
-    if (st == CLT_OK) st = clt_runtime_create(&rt1, "0:0");
+    if (st == CLT_OK) st = clt_runtime_create(&rt1, test_spec_one());
     if (st == CLT_OK) st = clt_trainer_create(&a, rt, m, &p);
     for (int s = 0; s < 3 && st == CLT_OK; s++) st = clt_trainer_step(a, xs[s], ys[s], SEED_BATCH, NULL);
     if (ok_status(st == CLT_OK ? clt_trainer_save(a, path) : st, "checkpoint (%s): 3 steps, saved", what)) {

@@ -3,6 +3,7 @@
 #ifndef CLT_TAP_H
 #define CLT_TAP_H
 
+#include "devices.h"
 #include <cltrain.h>
 #include <math.h>
 #include <stdarg.h>
@@ -114,16 +115,10 @@ static inline bool ok_close_nan(const float *got, const float *ref, size_t n, do
               n, atol, rtol);
 }
 
-/* True when at least one OpenCL device exists. Without one, a test prints a TAP skip plan and
- * exits 0: TAP says "skipped" in-band (automake's TAP driver counts exit 77 as an error). */
-static inline void tap_require_device(void)
-{
-    size_t n = 0;
-    if (clt_devices_list(NULL, 0, &n) != CLT_OK || n == 0) {
-        printf("1..0 # SKIP no OpenCL device on this machine\n");
-        exit(0);
-    }
-}
+/* Returns when at least one OpenCL device exists and CLT_TEST_DEVICES selects some (see
+ * devices.h). Without a device, a test prints a TAP skip plan and exits 0: TAP says "skipped"
+ * in-band (automake's TAP driver counts exit 77 as an error). */
+static inline void tap_require_device(void) { (void)test_selected(); }
 
 /* Ends the run: prints the plan and exits nonzero when a check failed. */
 static inline int tap_done(void)

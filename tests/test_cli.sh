@@ -34,6 +34,19 @@ if ! "$CLTRAIN" info >/dev/null 2>&1; then
     echo "1..0 # SKIP no OpenCL device (cltrain info failed)"
     exit 0
 fi
+# The devices: CLT_TEST_DEVICES (a device spec, default "all") as concrete P:D entries, as
+# tests/devices.h gives them to the C tests; commands without --devices take them through
+# CLT_DEVICES. spec_n N: N entries of the selection, cycling through it.
+selected=$("$CLTRAIN" info --devices "${CLT_TEST_DEVICES:-all}" 2>&1 | sed -n 's/^device spec .* selects [0-9]* devices*: //p')
+if [ -z "$selected" ]; then
+    echo "Bail out! CLT_TEST_DEVICES='${CLT_TEST_DEVICES:-all}' selects no device"
+    exit 1
+fi
+spec_n() {
+    echo "$selected" | awk -v n="$1" '{ s = ""; for (i = 0; i < n; i++) s = s (i ? "," : "") $(i % NF + 1); print s }'
+}
+CLT_DEVICES=$(spec_n "$(echo "$selected" | wc -w)")
+export CLT_DEVICES
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/cltrain-cli.XXXXXX") || exit 1
 trap 'rm -rf "$tmp"' EXIT
 have_py=0
@@ -189,9 +202,9 @@ fi
 
 # ---- tune and bench gemm (their own cache folder) ------------------------------------------
 run_ok "cltrain tune --budget 0 --json exits 0" "$tmp/tune.json" \
-    env CLT_CACHE_DIR="$tmp/cache" "$CLTRAIN" tune --devices 0:0 --budget 0 --batch 16 --json
+    env CLT_CACHE_DIR="$tmp/cache" "$CLTRAIN" tune --devices "$(spec_n 1)" --budget 0 --batch 16 --json
 run_ok "cltrain bench gemm --json exits 0" "$tmp/gemm.json" \
-    env CLT_CACHE_DIR="$tmp/cache" "$CLTRAIN" bench gemm --devices 0:0 --batch 16 --iters 1 --json
+    env CLT_CACHE_DIR="$tmp/cache" "$CLTRAIN" bench gemm --devices "$(spec_n 1)" --batch 16 --iters 1 --json
 if [ $have_py -eq 1 ]; then
     python3 -c '
 import json, os, sys
@@ -212,7 +225,7 @@ fi
 # ---- bench train --rounds: every schedule timed in turns, ratios per round ---------------------
 run_ok "cltrain bench train --parallel model --rounds 3 --json exits 0" "$tmp/rounds.json" \
     "$CLTRAIN" bench train --parallel model --placement seed --micro-batches 2 --model seed-mlp --batch 32 \
-    --steps 1 --rounds 3 --devices 0:0,0:0 --json
+    --steps 1 --rounds 3 --devices "$(spec_n 2)" --json
 if [ $have_py -eq 1 ]; then
     python3 -c '
 import json, sys, statistics
@@ -241,7 +254,7 @@ ok $? "bench train --rounds with tensor parallelism is refused, saying what it c
 
 # ---- tensor parallelism: bench train and train --parallel tensor -------------------------------
 run_ok "cltrain bench train --parallel tensor --slices 3,1 --json exits 0" "$tmp/tensor.json" \
-    "$CLTRAIN" bench train --parallel tensor --model seed-mlp --batch 32 --steps 2 --devices 0:0,0:0 \
+    "$CLTRAIN" bench train --parallel tensor --model seed-mlp --batch 32 --steps 2 --devices "$(spec_n 2)" \
     --slices 3,1 --json
 if [ $have_py -eq 1 ]; then
     python3 -c '
@@ -259,7 +272,7 @@ else
 fi
 run_ok "cltrain bench train --parallel tensor --placement seed --tensor-group 2 --json exits 0" "$tmp/tpipe.json" \
     "$CLTRAIN" bench train --parallel tensor --placement seed --tensor-group 2 --micro-batches 2 \
-    --model seed-mlp --batch 32 --steps 2 --devices 0:0,0:0,0:0,0:0 --json
+    --model seed-mlp --batch 32 --steps 2 --devices "$(spec_n 4)" --json
 if [ $have_py -eq 1 ]; then
     python3 -c '
 import json, sys
@@ -275,10 +288,10 @@ else
     skip "bench train --parallel tensor --placement seed reports its pipeline" "no python3"
 fi
 run_ok "cltrain train --parallel tensor on 3 devices exits 0" "$tmp/tensor.out" \
-    "$CLTRAIN" train --parallel tensor --devices 0:0,0:0,0:0 --epochs 1 --limit 512 --batch 64
+    "$CLTRAIN" train --parallel tensor --devices "$(spec_n 3)" --epochs 1 --limit 512 --batch 64
 grep -q "layer 0 column-parallel, output features 0..170 on 0, 171..341 on 1, 342..511 on 2" "$tmp/tensor.out"
 ok $? "train --parallel tensor prints fc1's slices on the 3 devices"
-"$CLTRAIN" train --parallel tensor --tensor-group 2 --devices 0:0,0:0,0:0 --epochs 1 --limit 512 \
+"$CLTRAIN" train --parallel tensor --tensor-group 2 --devices "$(spec_n 3)" --epochs 1 --limit 512 \
     >"$tmp/tg.out" 2>&1
 [ $? -ne 0 ] && grep -q "tensor_group 2 must divide the runtime's 3 devices" "$tmp/tg.out"
 ok $? "train --tensor-group 2 on 3 devices fails and says why"

@@ -266,27 +266,15 @@ static void check_determinism(clt_runtime *rt, bench *B, size_t count, const cha
     free(ref);
 }
 
-/* Device d of n opens device d mod (devices of platform 0) there: repeats when there are few. */
-static void spec_for(int n, char *spec, size_t cap)
-{
-    size_t ndev = 0;
-    clt_devices_list(NULL, 0, &ndev);
-    clt_device_info infos[64];
-    size_t got = 0;
-    clt_devices_list(infos, 64, &got);
-    int on0 = 0;
-    for (size_t i = 0; i < got && i < 64; i++) on0 += infos[i].platform == infos[0].platform;
-    spec[0] = '\0';
-    for (int d = 0; d < n; d++)
-        snprintf(spec + strlen(spec), cap - strlen(spec), "%s%d:%d", d ? "," : "",
-                 infos[0].platform, d % on0);
-}
+/* n devices of the test selection (tests/devices.h), cycling when it has fewer: a selection
+ * spanning platforms runs every collective across them. */
+static void spec_for(int n, char *spec, size_t cap) { snprintf(spec, cap, "%s", test_spec_n(n)); }
 
 static void check_config(int n, clt_context_mode mode, bool full)
 {
-    char spec[128], cfg[200];
+    char spec[TEST_SPEC_CAP], cfg[160];
     spec_for(n, spec, sizeof spec);
-    snprintf(cfg, sizeof cfg, "%d device%s (%s, %s)", n, n == 1 ? "" : "s", spec,
+    snprintf(cfg, sizeof cfg, "%d device%s (%.60s, %s)", n, n == 1 ? "" : "s", spec,
              mode == CLT_CONTEXT_PER_DEVICE ? "per-device contexts" : "per-platform contexts");
     clt_runtime_options ro = clt_runtime_options_default();
     ro.devices = spec;
@@ -399,7 +387,7 @@ static void run_ranks(clt_runtime *rt, rank_job *jobs)
 
 static void check_internal(void)
 {
-    char spec[128];
+    char spec[TEST_SPEC_CAP];
     spec_for(3, spec, sizeof spec);
     clt_runtime *rt;
     if (!ok_status(clt_runtime_create(&rt, spec), "internal: runtime on %s", spec)) return;
@@ -505,14 +493,14 @@ static clt_status allreduce_inside(void *user, const clt_device_ctx *d)
 
 static void check_errors(void)
 {
-    char spec[128];
+    char spec[TEST_SPEC_CAP];
     spec_for(2, spec, sizeof spec);
     clt_runtime_options ro = clt_runtime_options_default();
     ro.devices = spec;
     ro.context_mode = CLT_CONTEXT_PER_DEVICE;
     clt_runtime *rt, *other;
     if (!ok_status(clt_runtime_create_ex(&rt, &ro), "errors: runtime on %s, per-device contexts", spec)) return;
-    ok_status(clt_runtime_create(&other, "0:0"), "errors: a second runtime");
+    ok_status(clt_runtime_create(&other, test_spec_one()), "errors: a second runtime");
     bench B;
     bench_init(&B, rt, 100);
     cl_mem foreign = clCreateBuffer(clt_runtime_context(other, 0), CL_MEM_READ_WRITE, 400, NULL, NULL);
@@ -553,9 +541,11 @@ static void check_errors(void)
     bad.timeout_s = -1;
     ok_error(clt_allreduce(rt, B.a, NULL, 10, CLT_OP_SUM, &bad), CLT_ERR_INVALID_ARG, "bad options", "a negative timeout");
 
-    /* The same buffer for two devices (one shared context, so the context check passes). */
+    /* The same buffer for two devices (one device twice in one shared context, so the context
+     * check passes whatever platforms the selection spans). */
     clt_runtime *shared;
     ro.context_mode = CLT_CONTEXT_PER_PLATFORM;
+    ro.devices = test_spec_repeat(2);
     ok_status(clt_runtime_create_ex(&shared, &ro), "errors: a runtime with one shared context");
     cl_mem one = clCreateBuffer(clt_runtime_context(shared, 0), CL_MEM_READ_WRITE, 400, NULL, NULL);
     cl_mem twice[2] = {one, one};
@@ -598,7 +588,7 @@ int main(void)
     check_config(2, CLT_CONTEXT_PER_DEVICE, false);
     check_config(3, CLT_CONTEXT_PER_DEVICE, true);
 
-    char spec[128];
+    char spec[TEST_SPEC_CAP];
     spec_for(2, spec, sizeof spec);
     concurrent_job jobs[2] = {{spec, 0}, {spec, 0}};
     pthread_t th[2];

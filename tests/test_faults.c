@@ -65,13 +65,15 @@ static void wd_disarm(void)
     pthread_mutex_unlock(&wd_lock);
 }
 
-/* Three devices, or one opened three times where the machine has fewer. */
-static const char *three = "0:0,0:1,0:2", *two = "0:0,0:2", *four = "0:0,0:1,0:2,0:0";
+/* Three devices of the test selection (repeating where it has fewer), the two that stay when
+ * the middle one drops out, and four. */
+static const char *three, *two, *four;
+static char two_buf[TEST_SPEC_CAP];
 
 static void pick_devices(void)
 {
-    size_t n = 0;
-    if (clt_devices_list(NULL, 0, &n) != CLT_OK || n < 3) three = "0:0,0:0,0:0", two = "0:0,0:0", four = "0:0,0:0,0:0,0:0";
+    three = test_spec_n(3), four = test_spec_n(4);
+    two = test_spec_of(two_buf, 2, (const int[]){0, 2});
 }
 
 /* ---- a small problem that learns ---------------------------------------------------------- */
@@ -136,7 +138,7 @@ static void check_parse(void)
     for (size_t i = 0; i < sizeof bad / sizeof bad[0]; i++) {
         setenv("CLT_FAULT", bad[i].text, 1);
         clt_runtime *rt = (clt_runtime *)1;
-        ok_error(clt_runtime_create(&rt, "0:0"), CLT_ERR_INVALID_ARG, bad[i].needle,
+        ok_error(clt_runtime_create(&rt, test_spec_one()), CLT_ERR_INVALID_ARG, bad[i].needle,
                  "CLT_FAULT='%s' is refused at runtime create, saying why", bad[i].text);
         ok(rt == NULL, "and leaves no runtime");
     }

@@ -114,27 +114,27 @@ int main(void)
     unsigned hits, misses;
     int right;
 
-    one_start("0:0", opt1, 1.0f, &hits, &misses, &right);
+    one_start(test_spec_one(), opt1, 1.0f, &hits, &misses, &right);
     ok(right, "first start: the kernel runs right");
     ok(hits == 0 && misses == 1, "first start: a miss, built from source (hits %u misses %u)", hits, misses);
     ok(count_files(kdir, file, sizeof file) == 1, "one binary stored (%s)", file);
 
-    one_start("0:0", opt1, 1.0f, &hits, &misses, &right);
+    one_start(test_spec_one(), opt1, 1.0f, &hits, &misses, &right);
     ok(right, "second start: the kernel from the binary runs right");
     ok(hits == 1 && misses == 0, "second start: a hit (hits %u misses %u)", hits, misses);
 
-    one_start("all", opt1, 1.0f, &hits, &misses, &right);
+    one_start(test_spec_all(), opt1, 1.0f, &hits, &misses, &right);
     ok(right, "all devices: right everywhere");
     ok(hits >= 1, "all devices: the devices of 0:0's kind hit (hits %u misses %u)", hits, misses);
 
-    one_start("0:0", opt2, 2.0f, &hits, &misses, &right);
+    one_start(test_spec_one(), opt2, 2.0f, &hits, &misses, &right);
     ok(right && hits == 0 && misses == 1, "other options: another entry, built from source");
     ok(count_files(kdir, file, sizeof file) >= 2, "a second binary stored");
 
     /* damage opt1's entry in three ways: each time a fallback, and the entry written anew */
     char cmd[1024];
     for (int way = 0; way < 3; way++) {
-        one_start("0:0", opt1, 1.0f, &hits, &misses, &right);   /* make sure it is there */
+        one_start(test_spec_one(), opt1, 1.0f, &hits, &misses, &right);   /* make sure it is there */
         snprintf(cmd, sizeof cmd, "grep -l -a -- '%s' '%s'/* > '%s/which'", opt1, kdir, dir);
         if (system(cmd) != 0) diag("grep found no entry");
         char which[768] = "", path[800];
@@ -149,21 +149,19 @@ int main(void)
         if (way == 0) damage(which, -1, size / 2);
         else if (way == 1) damage(which, size - 100, -1);
         else damage(which, -1, 2);
-        one_start("0:0", opt1, 1.0f, &hits, &misses, &right);
+        one_start(test_spec_one(), opt1, 1.0f, &hits, &misses, &right);
         ok(right, "%s: the kernel still runs right", what);
         ok(hits == 0 && misses == 1, "%s: built from source instead (hits %u misses %u)", what, hits, misses);
-        one_start("0:0", opt1, 1.0f, &hits, &misses, &right);
+        one_start(test_spec_one(), opt1, 1.0f, &hits, &misses, &right);
         ok(right && hits == 1, "%s: the entry was written anew and hits again", what);
     }
 
     setenv("CLT_KERNEL_CACHE", "0", 1);
-    one_start("0:0", opt1, 1.0f, &hits, &misses, &right);
+    one_start(test_spec_one(), opt1, 1.0f, &hits, &misses, &right);
     ok(right && hits == 0 && misses == 0, "CLT_KERNEL_CACHE=0: neither loaded nor stored");
     /* unset: off where PoCL's own cache is on, on where it is off */
     unsetenv("CLT_KERNEL_CACHE");
-    clt_device_info info;
-    size_t n = 0;
-    clt_devices_list(&info, 1, &n);   /* 0:0 is the first */
+    clt_device_info info = *test_device(0);   /* the device one_start opens */
     /* the platform's own cache switch, and its value turning that cache on and off */
     const char *var = NULL, *own_on = NULL, *own_off = NULL;
     if (clt__contains_nocase(info.platform_name, "Portable Computing Language"))
@@ -171,18 +169,18 @@ int main(void)
     else if (clt__contains_nocase(info.platform_name, "NVIDIA"))
         var = "CUDA_CACHE_DISABLE", own_on = "0", own_off = "1";
     if (var) setenv(var, own_on, 1);
-    one_start("0:0", opt1, 1.0f, &hits, &misses, &right);
+    one_start(test_spec_one(), opt1, 1.0f, &hits, &misses, &right);
     ok(right && hits == (var ? 0u : 1u), "unset, the platform's cache on: ours %s (hits %u)",
        var ? "stays out of the way" : "loads (the platform has none)", hits);
     if (var) setenv(var, own_off, 1);
-    one_start("0:0", opt1, 1.0f, &hits, &misses, &right);
+    one_start(test_spec_one(), opt1, 1.0f, &hits, &misses, &right);
     ok(right && hits == 1, "unset, the platform's cache off: ours loads (hits %u)", hits);
     if (var) unsetenv(var);
     setenv("CLT_KERNEL_CACHE", "1", 1);
 
     /* an unwritable cache folder: builds still work */
     setenv("CLT_CACHE_DIR", "/proc/cltrain-no-such-place", 1);
-    one_start("0:0", opt1, 1.0f, &hits, &misses, &right);
+    one_start(test_spec_one(), opt1, 1.0f, &hits, &misses, &right);
     ok(right && hits == 0, "an unwritable cache folder only costs the cache");
     setenv("CLT_CACHE_DIR", dir, 1);
 

@@ -342,7 +342,7 @@ int main(void)
 {
     tap_require_device();
     clt_runtime *rt = NULL;
-    if (!ok_status(clt_runtime_create(&rt, "all"), "runtime on all devices")) return tap_done();
+    if (!ok_status(clt_runtime_create(&rt, test_spec_all()), "runtime on all devices")) return tap_done();
     const layer_case cases[] = {
         {"linear", clt_shape1(7), clt_linear(5), 1},
         {"conv2d_k3s2p1", clt_shape3(2, 7, 6), clt_conv2d(3, 3, 2, 1), 1},

@@ -187,7 +187,7 @@ static clt_status make_buf(clt__worker *w, void *arg)
 static void check_links(clt_context_mode mode)
 {
     const char *mname = mode == CLT_CONTEXT_PER_PLATFORM ? "shared context" : "a context per device";
-    clt_runtime *rt = open_runtime("0:0,0:0", mode, mname);
+    clt_runtime *rt = open_runtime(test_spec_n(2), mode, mname);
     if (!rt) return;
     enum { N = 4567 + 300 };
     float *a = malloc(N * 4), *zero = calloc(N, 4), *got = malloc(N * 4);
@@ -417,10 +417,10 @@ static bool same_bits(const run_result *a, const run_result *b)
     return true;
 }
 
-static void check_equivalence(clt_context_mode mode, int ndev)
+static void check_equivalence(clt_context_mode mode)
 {
     const char *mname = mode == CLT_CONTEXT_PER_PLATFORM ? "shared context" : "context per device";
-    clt_runtime *rt = open_runtime(ndev >= 3 ? "all" : "0:0,0:0,0:0", mode, mname);
+    clt_runtime *rt = open_runtime(test_spec_n(3), mode, mname);
     if (!rt) return;
     clt_model *plain = seed_model(PLACE_NONE), *seed = seed_model(PLACE_SEED), *three = seed_model(PLACE_THREE);
     clt_model *act_only = seed_model(PLACE_ACT_ONLY);
@@ -489,7 +489,7 @@ static void check_equivalence(clt_context_mode mode, int ndev)
 static void check_memory(clt_context_mode mode)
 {
     const char *mname = mode == CLT_CONTEXT_PER_PLATFORM ? "shared context" : "context per device";
-    clt_runtime *rt = open_runtime("0:0,0:0", mode, mname);
+    clt_runtime *rt = open_runtime(test_spec_n(2), mode, mname);
     if (!rt) return;
     clt_model *plain = seed_model(PLACE_NONE), *two = seed_model(PLACE_NONE);
     clt_model_place(two, 0, 3, 0);   /* fc1, fc2 on 0; fc3, fc4 on 1 */
@@ -565,10 +565,10 @@ static void check_memory(clt_context_mode mode)
 
 /* Hybrid: two copies of the pipeline on four devices, the batch split between them, gradients
  * all-reduced between matching stages: still one device's training. */
-static void check_hybrid(clt_context_mode mode, int ndev)
+static void check_hybrid(clt_context_mode mode)
 {
     const char *mname = mode == CLT_CONTEXT_PER_PLATFORM ? "shared context" : "context per device";
-    clt_runtime *rt = open_runtime(ndev >= 3 ? "0:0,0:1,0:2,0:0" : "0:0,0:0,0:0,0:0", mode, mname);
+    clt_runtime *rt = open_runtime(test_spec_n(4), mode, mname);
     if (!rt) return;
     clt_model *plain = seed_model(PLACE_NONE), *seed = seed_model(PLACE_SEED);
     clt_train_params p = clt_train_params_default();
@@ -596,7 +596,7 @@ static void check_hybrid(clt_context_mode mode, int ndev)
 static void check_failure(clt_context_mode mode)
 {
     const char *mname = mode == CLT_CONTEXT_PER_PLATFORM ? "shared context" : "context per device";
-    clt_runtime *rt = open_runtime("0:0,0:0", mode, mname);
+    clt_runtime *rt = open_runtime(test_spec_n(2), mode, mname);
     clt_trainer *t;
     clt_model *m = seed_model(PLACE_SEED);
     clt_train_params p = clt_train_params_default();
@@ -636,7 +636,7 @@ out_model:
 static void check_errors(void)
 {
     clt_runtime *rt;
-    if (!ok_status(clt_runtime_create(&rt, "0:0,0:0"), "runtime of two devices")) return;
+    if (!ok_status(clt_runtime_create(&rt, test_spec_n(2)), "runtime of two devices")) return;
     clt_model *m = seed_model(PLACE_NONE);
     ok_status(clt_model_place(m, 0, 3, 0), "layers 0..3 on device 0");
     ok_error(clt_model_place(m, 2, 4, 1), CLT_ERR_INVALID_ARG, "layer 2 (linear) is already placed on device 0",
@@ -722,17 +722,15 @@ int main(void)
     check_schedules();
     check_partition();
     tap_require_device();
-    size_t n = 0;
-    clt_devices_list(NULL, 0, &n);
     make_data();
     check_links(CLT_CONTEXT_PER_PLATFORM);
     check_links(CLT_CONTEXT_PER_DEVICE);
-    check_equivalence(CLT_CONTEXT_PER_PLATFORM, (int)n);
-    check_equivalence(CLT_CONTEXT_PER_DEVICE, (int)n);
+    check_equivalence(CLT_CONTEXT_PER_PLATFORM);
+    check_equivalence(CLT_CONTEXT_PER_DEVICE);
     check_memory(CLT_CONTEXT_PER_PLATFORM);
     check_memory(CLT_CONTEXT_PER_DEVICE);
-    check_hybrid(CLT_CONTEXT_PER_PLATFORM, (int)n);
-    check_hybrid(CLT_CONTEXT_PER_DEVICE, (int)n);
+    check_hybrid(CLT_CONTEXT_PER_PLATFORM);
+    check_hybrid(CLT_CONTEXT_PER_DEVICE);
     check_failure(CLT_CONTEXT_PER_PLATFORM);
     check_failure(CLT_CONTEXT_PER_DEVICE);
     check_errors();

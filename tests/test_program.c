@@ -63,7 +63,7 @@ int main(void)
 {
     tap_require_device();
     clt_runtime *rt = NULL;
-    if (!ok_status(clt_runtime_create(&rt, "0:0,0:0"), "runtime with 0:0 twice")) return tap_done();
+    if (!ok_status(clt_runtime_create(&rt, test_spec_repeat(2)), "runtime with one device twice (%s)", test_spec_repeat(2))) return tap_done();
     clt_device_info info;
     clt_runtime_device_info(rt, 1, &info);
 
@@ -118,19 +118,19 @@ int main(void)
     fclose(f);
     setenv("CLT_KERNEL_DIR", dir, 1);
     float y = 0;
-    ok_status(clt_runtime_create(&rt, "0:0"), "runtime with CLT_KERNEL_DIR set");
+    ok_status(clt_runtime_create(&rt, test_spec_one()), "runtime with CLT_KERNEL_DIR set");
     ok_status(clt__worker_call(&rt->workers[0], bias_task, &y), "the kernel from the folder runs");
     ok(y == 42.0f, "the folder's copy was built, not the embedded one (y = %g)", y);
     clt_runtime_destroy(rt);
 
     setenv("CLT_KERNEL_DIR", "/nonexistent/cltrain-kernels", 1);
-    ok_status(clt_runtime_create(&rt, "0:0"), "runtime with a CLT_KERNEL_DIR that does not exist");
+    ok_status(clt_runtime_create(&rt, test_spec_one()), "runtime with a CLT_KERNEL_DIR that does not exist");
     ok_error(clt__worker_call(&rt->workers[0], bias_task, &y), CLT_ERR_IO,
              "/nonexistent/cltrain-kernels/smoke.cl", "a missing kernel file is an I/O error naming the path");
     clt_runtime_destroy(rt);
     unsetenv("CLT_KERNEL_DIR");
 
-    ok_status(clt_runtime_create(&rt, "0:0"), "runtime with CLT_KERNEL_DIR unset");
+    ok_status(clt_runtime_create(&rt, test_spec_one()), "runtime with CLT_KERNEL_DIR unset");
     ok_status(clt__worker_call(&rt->workers[0], bias_task, &y), "the embedded kernel runs");
     ok(y == 0.0f, "the embedded copy has SMOKE_BIAS 0 by default (y = %g)", y);
     clt_runtime_destroy(rt);

@@ -146,13 +146,13 @@ int main(void)
 {
     tap_require_device();
     ref_seed_batches(xs[0], ys[0], STEPS, BATCH);
-    const char *four = "0:0,0:0,0:0,0:0", *three = "0:0,0:0,0:0";
+    const char *four = test_spec_n(4), *three = test_spec_n(3);
 
     clt_train_params base = clt_train_params_default();
     base.optim = clt_sgd(0.05f, 0.9f, 1e-4f, 0);
     base.seed = 3;
     static seed_result single, r;
-    if (!ok_status(train("0:0", base, 0.0f, NULL, &single), "one device: %d steps of the seed MLP", STEPS))
+    if (!ok_status(train(test_spec_one(), base, 0.0f, NULL, &single), "one device: %d steps of the seed MLP", STEPS))
         return tap_done();
 
     clt_train_params tp = base;
@@ -194,7 +194,7 @@ int main(void)
         static seed_result acc1;
         clt_train_params p = base;
         p.accumulation = 2;
-        if (ok_status(train("0:0", p, 0.0f, NULL, &acc1), "accumulation 2 on one device")) {
+        if (ok_status(train(test_spec_one(), p, 0.0f, NULL, &acc1), "accumulation 2 on one device")) {
             p = tp;
             p.accumulation = 2, p.tensor_group = 2, p.micro_batches = 2, p.pipeline = CLT_PIPELINE_GPIPE;
             if (ok_status(train(four, p, 0.0f, &two_stages, &r), "accumulation 2 in 2 stages x 2-way groups"))
@@ -203,11 +203,14 @@ int main(void)
     }
 
     /* CLT_SPLIT_AUTO times each device once at create, over the stages it holds: with tensor
-     * rank 1 of both groups made 3 times slower, tensor rank 0 gets more of every pair. */
+     * rank 1 of both groups made 3 times slower, tensor rank 0 gets 3/4 of every pair. The row
+     * clock (CLT_SLOW_CLOCK=rows) stands in for the wall clock: the machine's load is not
+     * measured. */
     {
         clt_train_params p = tp;
         p.split = CLT_SPLIT_AUTO, p.tensor_group = 2, p.micro_batches = 2;
         setenv("CLT_SLOW_DEVICES", "1:3,3:3", 1);
+        setenv("CLT_SLOW_CLOCK", "rows", 1);
         clt_runtime *rt = NULL;
         clt_trainer *t = NULL;
         clt_model *m = placed_model(0.0f, &two_stages);
@@ -220,20 +223,21 @@ int main(void)
         if (st == CLT_OK) st = clt_trainer_tensor_slice(t, 4, 2, &k, &f, &c2);
         if (st == CLT_OK) st = clt_trainer_tensor_slice(t, 4, 3, &k, &f, &c3);
         if (ok_status(st, "measured slices in 2 stages, devices 1 and 3 slowed 3x: 2 steps"))
-            ok(c0 > c1 && c0 + c1 == 512 && c2 > c3 && c2 + c3 == 128,
-               "measured slices: tensor rank 0 takes more of fc1 (%d and %d of 512) and of fc3 (%d and %d of 128)",
+            ok(c0 == 384 && c1 == 128 && c2 == 96 && c3 == 32,
+               "measured slices: tensor rank 0 takes 3/4 of fc1 (%d and %d of 512) and of fc3 (%d and %d of 128)",
                c0, c1, c2, c3);
         clt_trainer_destroy(t);
         clt_model_destroy(m);
         clt_runtime_destroy(rt);
         unsetenv("CLT_SLOW_DEVICES");
+        unsetenv("CLT_SLOW_CLOCK");
     }
 
     /* Dropout draws its mask by the row's place in the batch, whichever micro-batch and slot. */
     {
         static seed_result d1;
         clt_train_params p = base;
-        if (ok_status(train("0:0", p, 0.25f, NULL, &d1), "dropout 0.25 on one device")) {
+        if (ok_status(train(test_spec_one(), p, 0.25f, NULL, &d1), "dropout 0.25 on one device")) {
             p = tp;
             p.tensor_group = 2, p.micro_batches = 4, p.pipeline = CLT_PIPELINE_GPIPE;
             if (ok_status(train(four, p, 0.25f, &dropout_two, &r), "dropout in 2 stages x 2-way groups, gpipe, 4 micro-batches"))
@@ -246,13 +250,16 @@ int main(void)
     clt_train_params adam = base;
     adam.optim = clt_adam(1e-3f);
     adam.clip_norm = 0.5f;
+    /* devices of other vendors round a gradient otherwise still (their own exp, sqrt and GEMM
+     * orders): 1e-4 (10% of lr) across vendors, 2e-5 among devices of one kind */
+    const double adam_atol = test_devices_alike(4) ? 2e-5 : 1e-4;
     static seed_result a1;
-    if (ok_status(train("0:0", adam, 0.0f, NULL, &a1), "Adam with clipping on one device")) {
+    if (ok_status(train(test_spec_one(), adam, 0.0f, NULL, &a1), "Adam with clipping on one device")) {
         clt_train_params p = adam;
         p.parallel = CLT_PARALLEL_TENSOR, p.verify_replicas = 1;
         p.tensor_group = 2, p.micro_batches = 4, p.pipeline = CLT_PIPELINE_1F1B;
         if (ok_status(train(four, p, 0.0f, &two_stages, &r), "Adam with clipping in 2 stages x 2-way groups"))
-            seed_compare(&a1, &r, "Adam + clipping, 2 stages x 2-way groups", 2e-5);
+            seed_compare(&a1, &r, "Adam + clipping, 2 stages x 2-way groups", adam_atol);
         clt_model *m = placed_model(0.0f, &two_stages);
         seed_checkpoint(four, p, m, xs, ys, "Adam, 2 stages x 2-way groups");
         clt_model_destroy(m);

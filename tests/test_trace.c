@@ -160,9 +160,9 @@ int main(void)
     clt_train_params p = clt_train_params_default();
     p.parallel = CLT_PARALLEL_DATA;
     p.max_batch = 24;
-    check_run("data parallel", "all", m, p, 3 * 8, 3);
+    check_run("data parallel", test_spec_all(), m, p, 3 * 8, 3);
 
-    /* two stages on two devices (one device opened twice where there is one), 4 micro-batches
+    /* two stages on two devices (one device opened twice where the selection has one), 4 micro-batches
      * through GPipe: per step and device at least 4 forwards, 4 backwards and 4 receives on the
      * host row, and 4 forwards and 4 backwards of kernels */
     clt_model *mp = small_mlp();
@@ -173,7 +173,7 @@ int main(void)
     q.max_batch = 24;
     q.micro_batches = 4;
     q.pipeline = CLT_PIPELINE_GPIPE;
-    check_run("model parallel, gpipe, 4 micro-batches", "0:0,0:0", mp, q, 3 * 8, 3 * 12);
+    check_run("model parallel, gpipe, 4 micro-batches", test_spec_n(2), mp, q, 3 * 8, 3 * 12);
     clt_model_destroy(mp);
 
     char path[] = "/tmp/clt-trace-XXXXXX";
@@ -183,13 +183,13 @@ int main(void)
     clt_runtime_options o = clt_runtime_options_default();
     clt_runtime *rt;
     /* no timeline: writing one is refused; bad arguments */
-    if (clt_runtime_create(&rt, "0:0") == CLT_OK) {
+    if (clt_runtime_create(&rt, test_spec_one()) == CLT_OK) {
         ok_error(clt_runtime_trace_write(rt, path), CLT_ERR_STATE, "no timeline", "writing without recording");
         ok_error(clt_runtime_trace_write(rt, NULL), CLT_ERR_INVALID_ARG, "path is NULL", "a NULL path");
         clt_runtime_destroy(rt);
     }
     ok(access(path, F_OK) != 0, "nothing was written without a timeline");
-    o.devices = "0:0";
+    o.devices = test_spec_one();
     o.trace_path = "/nonexistent-dir/trace.json";
     if (clt_runtime_create_ex(&rt, &o) == CLT_OK) {
         ok_error(clt_runtime_trace_write(rt, o.trace_path), CLT_ERR_IO, "/nonexistent-dir/trace.json",
