@@ -247,7 +247,12 @@ clt_status clt__link_send(clt__link *l, uint32_t tag, int slot, size_t at, clt__
     uint64_t t = (uint64_t)tag << 32;
     if (!l->direct) return send_staged(l, t, slot, at, src, count);
     clt__worker *w = l->from;
-    if (l->ev[slot]) clReleaseEvent(l->ev[slot]);   /* the last tag's copy finished long ago */
+    /* Queue order across the two devices: the receiver's copy waits for this marker (behind
+     * the kernels that wrote src); the sender writes this slot's source again only after the
+     * receiver has answered for the last message in it (a pipeline reuses a slot after that
+     * micro-batch's backward, which the receiver's in-order queue runs after its copy; a
+     * forward-only run drains every queue between rounds), so the last tag's copy is done. */
+    if (l->ev[slot]) clReleaseEvent(l->ev[slot]);
     l->ev[slot] = NULL;
     cl_int err = clEnqueueMarkerWithWaitList(w->queue, 0, NULL, &l->ev[slot]);
     if (err == CL_SUCCESS) err = clFlush(w->queue);
