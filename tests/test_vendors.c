@@ -13,6 +13,7 @@
 #include <stdint.h>
 #include <unistd.h>
 
+
 #define BATCH 12
 #define STEPS 3
 #define IN 12
@@ -20,60 +21,18 @@
 static float xs[STEPS][BATCH * IN];
 static int32_t ys[STEPS][BATCH];
 
-/* The devices to take from: "P:D" entries, the ones that may be opened twice flagged. */
-static char ent[16][16];
-static bool twice[16];
-static int nent;
-
-static clt_status find_devices(void)
+/* A spec of n devices: the selection's own first, then repeats of those that may be opened
+ * twice (never Oclgrind's: it runs one kernel at a time per process). NULL when they cannot
+ * make n. */
+static const char *spec_of(int n, char *buf)
 {
-    const char *spec = getenv("CLT_TEST_DEVICES");
-    int idx[16];
-    size_t n = 0, total = 0;
-    clt_status st = clt_devices_list(NULL, 0, &total);
-    if (st != CLT_OK || total == 0) return st;   /* no device at all: the test skips */
-    st = clt_devices_select(spec && *spec ? spec : "all", idx, 16, &n);
-    clt_device_info *infos = calloc(total + 1, sizeof *infos);
-    if (st == CLT_OK) st = infos ? clt_devices_list(infos, total, &total) : CLT_ERR_OUT_OF_HOST_MEMORY;
-    if (st != CLT_OK) {
-        free(infos);
-        return st;
-    }
-    for (size_t i = 0; i < n && nent < 16; i++) {
-        const clt_device_info *d = &infos[idx[i]];
-        bool dup = false;
-        for (int k = 0; k < nent; k++) {
-            char e[16];
-            snprintf(e, sizeof e, "%d:%d", d->platform, d->device);
-            dup |= !strcmp(e, ent[k]);
-        }
-        if (dup) continue;
-        snprintf(ent[nent], sizeof ent[nent], "%d:%d", d->platform, d->device);
-        twice[nent++] = !strstr(d->platform_name, "Oclgrind");
-    }
-    free(infos);
-    return CLT_OK;
-}
-
-/* A spec of n devices: the distinct ones first, then repeats of those that allow it. NULL when
- * the devices cannot make n. */
-static const char *spec_of(int n, char *buf, size_t cap)
-{
-    buf[0] = 0;
-    int k = 0, rep = 0;
-    for (int i = 0; i < n; i++) {
-        const char *e;
-        if (k < nent) {
-            e = ent[k++];
-        } else {
-            int tries = 0;
-            while (!twice[rep % nent] && tries++ < nent) rep++;
-            if (!twice[rep % nent]) return NULL;
-            e = ent[rep++ % nent];
-        }
-        snprintf(buf + strlen(buf), cap - strlen(buf), "%s%s", i ? "," : "", e);
-    }
-    return buf;
+    int e[TEST_MAX_DEVICES], k = 0, nd = test_ndev(), reps = 0;
+    for (int i = 0; i < nd && k < n; i++) e[k++] = i;
+    for (int i = 0; i < nd; i++) reps += !test_is_oclgrind(i);
+    if (k < n && !reps) return NULL;
+    for (int i = 0; k < n; i = (i + 1) % nd)
+        if (!test_is_oclgrind(i)) e[k++] = i;
+    return test_spec_of(buf, n, e);
 }
 
 /* 12 -> 16 -> GELU -> 8 -> LayerNorm -> 8 -> ReLU -> 8 -> GELU -> 4: a column/row-parallel pair
@@ -154,8 +113,8 @@ static void compare(const run_result *ref, const run_result *got, const char *wh
 /* One configuration: trained on n devices, verify_replicas on, against the one-device run. */
 static void check(int n, clt_train_params p, const int *place, const run_result *ref, const char *what)
 {
-    char buf[256];
-    const char *spec = spec_of(n, buf, sizeof buf);
+    char buf[TEST_SPEC_CAP];
+    const char *spec = spec_of(n, buf);
     if (!spec) {
         skip("the test devices cannot make this many without opening Oclgrind twice", "%s", what);
         return;
@@ -169,12 +128,7 @@ static void check(int n, clt_train_params p, const int *place, const run_result 
 
 int main(void)
 {
-    clt_status found = find_devices();
-    if (found == CLT_OK && nent == 0) {
-        printf("1..0 # SKIP no OpenCL device\n");
-        return 0;
-    }
-    if (!ok_status(found, "the test devices (CLT_TEST_DEVICES, else all)")) return tap_done();
+    tap_require_device();
     uint64_t seed = 7;
     for (int s = 0; s < STEPS; s++)
         for (int i = 0; i < BATCH * IN; i++) {
@@ -182,9 +136,8 @@ int main(void)
             xs[s][i] = (float)((double)(seed >> 40) / (double)(1 << 24) * 2.0 - 1.0);
             if (i < BATCH) ys[s][i] = (int32_t)((seed >> 33) % 4);
         }
-    char one[16];
-    snprintf(one, sizeof one, "%s", ent[0]);
-    diag("devices: %d distinct, the first %s", nent, one);
+    const char *one = test_spec_one();
+    diag("devices: %s (CLT_TEST_DEVICES, else all)", test_spec_all());
 
     clt_train_params base = clt_train_params_default();
     base.optim = clt_adam(0.01f);
@@ -228,8 +181,7 @@ int main(void)
     /* a checkpoint written on every device, data parallel, loaded on one */
     char path[64];
     snprintf(path, sizeof path, "/tmp/clt-vendors-%d.ckpt", (int)getpid());
-    char buf[256];
-    const char *all = spec_of(nent, buf, sizeof buf);
+    const char *all = test_spec_all();
     dp.split = CLT_SPLIT_EQUAL;
     run_result saved = {0};
     if (ok_status(train(all, dp, NULL, path, &saved), "data parallel on %s, saved", all)) {

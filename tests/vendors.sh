@@ -52,10 +52,10 @@ run_tap() {
     : > "$log"
     local pass=0 fail=0 t
     for t in "$@"; do
-        echo "== $t" >> "$log"
-        local out rc
+        local out rc t0=$SECONDS
         out=$(timeout 1200 "tests/$t" 2>&1)
         rc=$?
+        echo "== $t ($((SECONDS - t0)) s)" >> "$log"
         printf '%s\n' "$out" >> "$log"
         local p f planned
         p=$(printf '%s\n' "$out" | grep -c '^ok ')
