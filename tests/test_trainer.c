@@ -23,6 +23,17 @@ typedef struct {
     size_t correct;
 } loss_job;
 
+/* in -> Linear(hidden) -> act -> Linear(out): the small model several checks train. */
+static clt_model *mlp2(int in, int hidden, clt_layer_desc act, int out)
+{
+    clt_model *m;
+    clt_model_create(&m, clt_shape1(in));
+    clt_model_add(m, clt_linear(hidden));
+    clt_model_add(m, act);
+    clt_model_add(m, clt_linear(out));
+    return m;
+}
+
 static clt_status loss_task(clt__worker *w, void *arg)
 {
     loss_job *j = arg;
@@ -183,11 +194,7 @@ static void check_clip_nan(void)
  * weight is NaN after the update. Nothing may look finite. Every device. */
 static void check_nan_end_to_end(void)
 {
-    clt_model *m;
-    clt_model_create(&m, clt_shape1(8));
-    clt_model_add(m, clt_linear(16));
-    clt_model_add(m, clt_relu());
-    clt_model_add(m, clt_linear(3));
+    clt_model *m = mlp2(8, 16, clt_relu(), 3);
     enum { N = 4 };
     float x[N * 8], out[N * 3], w[16 * 8];
     const int32_t y[N] = {0, 1, 2, 0};
@@ -408,11 +415,7 @@ static void check_schedules(void)
 
 static void check_training_and_bad_input(void)
 {
-    clt_model *m;
-    clt_model_create(&m, clt_shape1(8));
-    clt_model_add(m, clt_linear(16));
-    clt_model_add(m, clt_tanh());
-    clt_model_add(m, clt_linear(3));
+    clt_model *m = mlp2(8, 16, clt_tanh(), 3);
     clt_train_params p = clt_train_params_default();
     p.optim = clt_adam(0.02f);
     p.max_batch = 32;
@@ -511,11 +514,7 @@ static void check_training_and_bad_input(void)
 /* Profiling: kernels and transfers are counted only when the runtime asks for it. */
 static void check_stats(void)
 {
-    clt_model *m;
-    clt_model_create(&m, clt_shape1(16));
-    clt_model_add(m, clt_linear(8));
-    clt_model_add(m, clt_relu());
-    clt_model_add(m, clt_linear(4));
+    clt_model *m = mlp2(16, 8, clt_relu(), 4);
     float x[4 * 16] = {0};
     int32_t y[4] = {0, 1, 2, 3};
     for (int profiled = 0; profiled < 2; profiled++) {
