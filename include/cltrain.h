@@ -789,12 +789,20 @@ typedef void (*clt_progress_fn)(const clt_step_info *info, void *user);
 /* Calls fn (on the calling thread) after each step; fn NULL stops it. */
 CLT_API clt_status clt_trainer_set_progress(clt_trainer *t, clt_progress_fn fn, void *user);
 
-/* Steps taken so far, and the learning rate the next step will use. */
 /* Elastic mode: the runtime devices dropped so far, in order (up to cap written to devices,
  * which may be NULL when cap is 0). Returns how many were dropped; 0 for a NULL trainer. */
 CLT_API int clt_trainer_dropped_devices(const clt_trainer *t, int *devices, int cap);
+/* Steps taken so far, and the learning rate the next step will use. */
 CLT_API long clt_trainer_step_count(const clt_trainer *t);
 CLT_API float clt_trainer_lr(const clt_trainer *t);
+/* The learning-rate schedule in use (the one given at create, or the checkpoint's after
+ * clt_trainer_load), and a new one for the steps to come, checked as at create
+ * (CLT_ERR_INVALID_ARG naming the field). The position in it stays the step count: setting a
+ * cosine schedule with a larger total_steps after loading a checkpoint stretches the rest of the
+ * run to the new length from the step the file stood at, as re-creating a PyTorch scheduler
+ * with the new T_max and last_epoch = the step count does. The base rate stays optim.lr. */
+CLT_API clt_status clt_trainer_schedule(const clt_trainer *t, clt_schedule *out);
+CLT_API clt_status clt_trainer_set_schedule(clt_trainer *t, const clt_schedule *s);
 
 /* ---------------------------------------------------------------------------------------------
  * Checkpoints: the whole training state in one file (docs/CHECKPOINT.md has the format).
@@ -830,8 +838,11 @@ CLT_API clt_status clt_trainer_save(clt_trainer *t, const char *path);
 /* Reads a checkpoint into a trainer created with the same model, loss and optimizer kind
  * (otherwise CLT_ERR_SHAPE or CLT_ERR_FORMAT naming what differs). The parameters, optimizer
  * state, step count, data position and the run's hyper-parameters (optimizer settings,
- * schedule, clip_norm, accumulation, seed) come from the file; the devices, the parallel mode,
- * max_batch and check_numerics stay the trainer's. The whole file is read and checked first
+ * schedule, clip_norm, accumulation, seed) come from the file; the devices, the parallel mode
+ * and its settings (placement, pipeline, split, tensor groups), max_batch, check_numerics and
+ * the progress callback stay the trainer's. To train on past the end of the file's schedule
+ * (more epochs than it was written for), set a longer one after the load with
+ * clt_trainer_set_schedule; loading alone keeps the file's. The whole file is read and checked first
  * (magic, version, sizes, a CRC32 per section): a file that is truncated, corrupted, of another
  * version or of another model is an error that leaves the trainer as it was. */
 CLT_API clt_status clt_trainer_load(clt_trainer *t, const char *path);

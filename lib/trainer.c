@@ -60,6 +60,22 @@ clt_train_params clt_train_params_default(void)
     return p;
 }
 
+static clt_status check_schedule(const clt_schedule *s)
+{
+    if (s->kind != CLT_SCHED_CONSTANT && s->kind != CLT_SCHED_STEP && s->kind != CLT_SCHED_COSINE)
+        return clt__fail(CLT_ERR_INVALID_ARG, "unknown learning-rate schedule %d", (int)s->kind);
+    if (s->kind == CLT_SCHED_STEP && (s->step_size <= 0 || !(s->gamma > 0.0f) || !isfinite(s->gamma)))
+        return clt__fail(CLT_ERR_INVALID_ARG, "step schedule needs step_size > 0 and a finite gamma > 0");
+    if (s->kind == CLT_SCHED_COSINE && s->total_steps <= s->warmup_steps)
+        return clt__fail(CLT_ERR_INVALID_ARG, "cosine schedule needs total_steps (%ld) > warmup_steps (%ld)",
+                         s->total_steps, s->warmup_steps);
+    if (s->kind == CLT_SCHED_COSINE && (!(s->min_lr >= 0.0f) || !isfinite(s->min_lr)))
+        return clt__fail(CLT_ERR_INVALID_ARG, "cosine schedule needs a finite min_lr >= 0 (got %g)",
+                         (double)s->min_lr);
+    if (s->warmup_steps < 0) return clt__fail(CLT_ERR_INVALID_ARG, "warmup_steps is negative");
+    return CLT_OK;
+}
+
 clt_status clt__check_hyper(const clt_train_params *p)
 {
     const clt_optimizer *o = &p->optim;
@@ -80,15 +96,8 @@ clt_status clt__check_hyper(const clt_train_params *p)
         !(o->beta1 >= 0.0f && o->beta1 < 1.0f && o->beta2 >= 0.0f && o->beta2 < 1.0f && o->eps > 0.0f))
         return clt__fail(CLT_ERR_INVALID_ARG, "Adam needs betas in [0, 1) and eps > 0 (got %g, %g, %g)",
                          (double)o->beta1, (double)o->beta2, (double)o->eps);
-    const clt_schedule *s = &p->schedule;
-    if (s->kind != CLT_SCHED_CONSTANT && s->kind != CLT_SCHED_STEP && s->kind != CLT_SCHED_COSINE)
-        return clt__fail(CLT_ERR_INVALID_ARG, "unknown learning-rate schedule %d", (int)s->kind);
-    if (s->kind == CLT_SCHED_STEP && (s->step_size <= 0 || !(s->gamma > 0.0f)))
-        return clt__fail(CLT_ERR_INVALID_ARG, "step schedule needs step_size > 0 and gamma > 0");
-    if (s->kind == CLT_SCHED_COSINE && s->total_steps <= s->warmup_steps)
-        return clt__fail(CLT_ERR_INVALID_ARG, "cosine schedule needs total_steps (%ld) > warmup_steps (%ld)",
-                         s->total_steps, s->warmup_steps);
-    if (s->warmup_steps < 0) return clt__fail(CLT_ERR_INVALID_ARG, "warmup_steps is negative");
+    clt_status st = check_schedule(&p->schedule);
+    if (st != CLT_OK) return st;
     if (!(p->clip_norm >= 0.0f) || !isfinite(p->clip_norm))
         return clt__fail(CLT_ERR_INVALID_ARG, "clip_norm must be finite and >= 0");
     if (p->accumulation < 1 || p->accumulation > 65536)
@@ -294,6 +303,24 @@ int clt_trainer_dropped_devices(const clt_trainer *t, int *devices, int cap)
 
 long clt_trainer_step_count(const clt_trainer *t) { return t ? t->steps : 0; }
 float clt_trainer_lr(const clt_trainer *t) { return t ? schedule_lr(&t->p, t->steps) : 0.0f; }
+
+clt_status clt_trainer_schedule(const clt_trainer *t, clt_schedule *out)
+{
+    if (!t || !out)
+        return clt__fail(CLT_ERR_INVALID_ARG, "clt_trainer_schedule: %s is NULL", !t ? "trainer" : "out");
+    *out = t->p.schedule;
+    return CLT_OK;
+}
+
+clt_status clt_trainer_set_schedule(clt_trainer *t, const clt_schedule *s)
+{
+    if (!t || !s)
+        return clt__fail(CLT_ERR_INVALID_ARG, "clt_trainer_set_schedule: %s is NULL", !t ? "trainer" : "schedule");
+    clt_status st = check_schedule(s);
+    if (st != CLT_OK) return st;
+    t->p.schedule = *s;
+    return CLT_OK;
+}
 
 clt_status clt_trainer_split(const clt_trainer *t, size_t *counts, int n)
 {

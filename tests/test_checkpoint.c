@@ -1,7 +1,8 @@
 /* Checkpoints: resuming gives the losses of never stopping (bitwise on one device, with SGD
  * momentum and Adam, dropout and a schedule in play), a checkpoint moves between device counts,
  * a failed save leaves the old file, and every corrupted, truncated or mismatched file is refused
- * with the trainer left as it was. CLT_WRITE_CORPUS=DIR also writes the fuzz seed corpus. */
+ * with the trainer left as it was; a run resumed past the file's cosine schedule trains on once
+ * the schedule is stretched. CLT_WRITE_CORPUS=DIR also writes the fuzz seed corpus. */
 #include "internal.h"
 #include "tap.h"
 
@@ -160,6 +161,78 @@ static void check_resume(const char *name, clt_optimizer o, int model)
         clt_trainer_destroy(b);
     }
     free(sa);
+    clt_trainer_destroy(a);
+    clt_model_destroy(m);
+}
+
+/* Resuming for longer than the file's cosine schedule: after the load the learning rate is the
+ * file's end (0 here, so a fixed batch's loss stays put); clt_trainer_set_schedule with a longer
+ * total_steps continues from the file's step on the longer cosine, and the loss falls. */
+static void check_stretch(void)
+{
+    enum { K = 4, W = 1, J = 6 };
+    const float lr = 0.1f;
+    clt_model *m = small_model(16, 0);
+    clt_train_params p = params_for(clt_sgd(lr, 0.9f, 0, 0));
+    p.schedule = (clt_schedule){.kind = CLT_SCHED_COSINE, .total_steps = K, .min_lr = 0, .warmup_steps = W};
+    clt_trainer *a = NULL, *b = NULL;
+    float la[K], lb[J];
+    const char *path = path_of("stretch.ckpt");
+    if (!ok_status(clt_trainer_create(&a, rt, m, &p), "stretch: trainer")) goto out;
+    ok(train(a, 0, K, la), "stretch: %d steps of a %d-step cosine schedule", K, K);
+    ok_status(clt_trainer_save(a, path), "stretch: save at the schedule's end");
+    for (int stretch = 0; stretch < 2; stretch++) {
+        const char *how = stretch ? "stretched to 3x" : "as the file has it";
+        if (!ok_status(clt_trainer_create(&b, rt, m, &p), "stretch: a fresh trainer") ||
+            !ok_status(clt_trainer_load(b, path), "stretch: load"))
+            break;
+        clt_schedule s = {0};
+        clt_status got = clt_trainer_schedule(b, &s);
+        ok(got == CLT_OK && s.kind == CLT_SCHED_COSINE && s.total_steps == K &&
+           s.warmup_steps == W, "stretch: the schedule after the load is the file's (total %ld)", s.total_steps);
+        if (stretch) {
+            s.total_steps = 3 * K;
+            ok_status(clt_trainer_set_schedule(b, &s), "stretch: set a %d-step schedule", 3 * K);
+        }
+        /* the next step's rate: the cosine at step K of the (new) length */
+        double T = (double)(s.total_steps - W), tt = (double)(K - W);
+        float want = stretch ? (float)(lr * 0.5 * (1.0 + cos(M_PI * tt / T))) : 0.0f;
+        ok(clt_trainer_lr(b) == want, "stretch, %s: the next rate is %g (want %g)", how,
+           (double)clt_trainer_lr(b), (double)want);
+        float x[B * IN];
+        int32_t y[B];
+        batch(1000, x, y);   /* one fixed batch: its loss moves only when the rate is above 0 */
+        bool stepped = true;
+        for (int i = 0; i < J && stepped; i++) stepped = clt_trainer_step(b, x, y, B, &lb[i]) == CLT_OK;
+        ok(stepped, "stretch, %s: %d steps after the load", how, J);
+        if (stretch)
+            ok(lb[J - 1] < lb[0] && clt_trainer_lr(b) > 0.0f, "stretch: the loss keeps falling "
+               "(%.6g -> %.6g), the rate is still %g", (double)lb[0], (double)lb[J - 1],
+               (double)clt_trainer_lr(b));
+        else
+            ok(lb[J - 1] == lb[0], "stretch: without it nothing trains past the file's schedule "
+               "(%.6g -> %.6g)", (double)lb[0], (double)lb[J - 1]);
+        clt_trainer_destroy(b);
+        b = NULL;
+    }
+    /* bad schedules are refused and leave the one in use */
+    if (ok_status(clt_trainer_create(&b, rt, m, &p), "stretch: a trainer for bad schedules")) {
+        clt_schedule bad = p.schedule, got;
+        bad.total_steps = W;
+        ok(clt_trainer_set_schedule(b, &bad) == CLT_ERR_INVALID_ARG && strstr(clt_last_error(), "total_steps"),
+           "stretch: total_steps <= warmup_steps is refused: %s", clt_last_error());
+        bad = p.schedule;
+        bad.min_lr = NAN;
+        ok(clt_trainer_set_schedule(b, &bad) == CLT_ERR_INVALID_ARG && strstr(clt_last_error(), "min_lr"),
+           "stretch: a NaN min_lr is refused: %s", clt_last_error());
+        ok(clt_trainer_set_schedule(b, NULL) == CLT_ERR_INVALID_ARG &&
+           clt_trainer_schedule(NULL, &got) == CLT_ERR_INVALID_ARG, "stretch: NULL is refused");
+        got.total_steps = 0;
+        clt_status st = clt_trainer_schedule(b, &got);
+        ok(st == CLT_OK && got.total_steps == K, "stretch: the schedule stays (total %ld)", got.total_steps);
+    }
+out:
+    clt_trainer_destroy(b);
     clt_trainer_destroy(a);
     clt_model_destroy(m);
 }
@@ -502,6 +575,7 @@ int main(void)
     check_resume("Nesterov", clt_sgd(0.05f, 0.8f, 0, 1), 0);
     check_resume("Adam", clt_adam(0.01f), 0);
     check_resume("AdamW", clt_adamw(0.01f, 0.1f), 0);
+    check_stretch();
     int nd = clt_runtime_device_count(rt);
     if (nd >= 3) {
         check_resume("model parallel, SGD with momentum", clt_sgd(0.05f, 0.9f, 0.01f, 0), 1);
