@@ -210,6 +210,20 @@ else
 fi
 ok $bad "docs/cltrain.1 has a section for every command and every option their --help lists"
 
+# ---- bash completion: commands, benchmarks, options and choices from the --help texts ----------
+if command -v bash >/dev/null 2>&1; then
+    bash -c '
+. "$1"
+complete_words() { COMP_WORDS=("$@"); COMP_CWORD=$((${#COMP_WORDS[@]} - 1)); COMPREPLY=(); _cltrain; echo "${COMPREPLY[*]}"; }
+[ "$(complete_words "$2" bench "")" = "dispatch train gemm allreduce" ] &&
+[ "$(complete_words "$2" train --parallel "")" = "none data model tensor" ] &&
+[ "$(complete_words "$2" bench train --micro)" = "--micro-batches" ] &&
+[ "$(complete_words "$2" tr)" = "train" ]' sh "${CLT_TEST_SRCDIR:-.}/tools/bash-completion/cltrain" "$CLTRAIN"
+    ok $? "bash completion offers the benchmarks, --parallel's choices, options and commands"
+else
+    skip "bash completion" "no bash"
+fi
+
 # ---- train on the default data (Fashion-MNIST or the generated fallback) ----------------------
 run_ok "cltrain train --metrics --plot exits 0" "$tmp/out.txt" \
     "$CLTRAIN" train --model seed-mlp --epochs 2 --limit 600 --batch 100 \
