@@ -3,7 +3,9 @@
 # promised columns and an SVG that is well-formed XML with two panels and their series; the
 # progress line shows the running accuracy; `info` lists the words that select each device and
 # reports a bad spec on stderr; `info --json` and `bench train --json` emit JSON;
-# `tune` writes its cache record and `bench gemm --json` reports every seed-MLP GEMM.
+# `tune` writes its cache record and `bench gemm --json` reports every seed-MLP GEMM; every
+# command's --help and exit statuses, --opt=value, refused values, `train --parallel model` and
+# --verify-replicas, and a man page that covers every option.
 # Trains on /usr/share/datasets/fashion-mnist when it is there, else on the generated fallback,
 # and once more on a small IDX set written here (--data). Skips only without an OpenCL device.
 # Run from the build folder (make check does); CLTRAIN names another binary.
@@ -76,6 +78,151 @@ check_csv() {
     tail -n +2 "$f" | awk -F, '$9 == "" || $9 < 0 || $9 > 1 { bad = 1 } END { exit bad }'
     ok $? "$what: every row carries train_batch_accuracy in [0, 1]"
 }
+
+# ---- the command line: help, exit statuses, --opt=value --------------------------------------
+# Every command and bench subcommand: -h and --help print its usage on stdout and exit 0; an
+# unknown option exits 2 with one line naming it and where the usage is, on stderr only.
+commands="info selftest train tune version bench bench_dispatch bench_train bench_gemm bench_allreduce"
+bad=0
+for c in "" $commands; do
+    words=$(echo "$c" | tr _ ' ')
+    for h in -h --help; do
+        # shellcheck disable=SC2086  # words is one or two words on purpose
+        "$CLTRAIN" $words $h >"$tmp/help.out" 2>"$tmp/help.err"
+        rc=$?
+        head -n 1 "$tmp/help.out" | grep -q "^usage: cltrain $words" && [ $rc -eq 0 ] && [ ! -s "$tmp/help.err" ] ||
+            { echo "# cltrain $words $h: rc $rc, $(head -c 200 "$tmp/help.err")"; bad=1; }
+    done
+    [ -n "$c" ] || continue
+    # shellcheck disable=SC2086
+    "$CLTRAIN" $words --no-such-option >"$tmp/unk.out" 2>"$tmp/unk.err"
+    rc=$?
+    [ $rc -eq 2 ] && [ ! -s "$tmp/unk.out" ] && grep -q "^cltrain $words: unknown option '--no-such-option'" "$tmp/unk.err" &&
+        grep -q "^try 'cltrain $words --help'" "$tmp/unk.err" ||
+        { echo "# cltrain $words --no-such-option: rc $rc, $(head -c 200 "$tmp/unk.err")"; bad=1; }
+done
+ok $bad "every command and subcommand: -h/--help on stdout, exit 0; an unknown option on stderr, exit 2"
+"$CLTRAIN" help train >"$tmp/help.out" 2>&1 && head -n 1 "$tmp/help.out" | grep -q '^usage: cltrain train ' &&
+    "$CLTRAIN" help >"$tmp/help.out" 2>&1 && grep -q '^  bench ' "$tmp/help.out" &&
+    "$CLTRAIN" --version | grep -Eq '^cltrain [0-9]+\.[0-9]+'
+ok $? "cltrain help, cltrain help train and cltrain --version"
+"$CLTRAIN" >/dev/null 2>"$tmp/none.err"
+[ $? -eq 2 ] && grep -q '^usage: cltrain COMMAND' "$tmp/none.err"
+ok $? "cltrain without a command: the usage on stderr, exit 2"
+# refused LABEL PATTERN COMMAND...: exit 2, nothing on stdout, PATTERN on stderr.
+refused() {
+    what=$1 pattern=$2
+    shift 2
+    "$@" >"$tmp/ref.out" 2>"$tmp/ref.err"
+    rc=$?
+    [ $rc -eq 2 ] && [ ! -s "$tmp/ref.out" ] && grep -q -- "$pattern" "$tmp/ref.err"
+    ok $? "$what (rc $rc)"
+    if [ $rc -ne 2 ]; then head -n 3 "$tmp/ref.out" "$tmp/ref.err" | sed 's/^/# /'; fi
+}
+refused "train --lr -5 refused, naming --lr" "^cltrain train: --lr takes a number > 0" "$CLTRAIN" train --lr -5
+refused "train --lr nan refused" "^cltrain train: --lr takes a number > 0 .*'nan'" "$CLTRAIN" train --lr nan
+refused "train --lr=inf refused" "^cltrain train: --lr takes .*'inf'" "$CLTRAIN" train --lr=inf
+refused "train --epochs=0 refused" "^cltrain train: --epochs takes an integer in 1\.\." "$CLTRAIN" train --epochs=0
+refused "train --batch -1 refused" "^cltrain train: --batch takes an integer in 1\.\.65536, not '-1'" "$CLTRAIN" train --batch -1
+refused "train --epochs 2x (trailing junk) refused" "^cltrain train: --epochs .*'2x'" "$CLTRAIN" train --epochs 2x
+refused "train --momentum 2 refused" "^cltrain train: --momentum takes a number in 0\.\.1" "$CLTRAIN" train --momentum 2
+refused "train --lr with no value: needs a value" "^cltrain train: --lr needs a value" "$CLTRAIN" train --lr
+refused "train --json=1: a flag takes no value" "^cltrain train: --json takes no value" "$CLTRAIN" train --json=1
+refused "train with a stray argument" "^cltrain train: unexpected argument 'extra'" "$CLTRAIN" train --epochs 1 extra
+refused "train --model nope names the models" "^cltrain train: --model takes seed-mlp, deep-mlp or cnn, not 'nope'" \
+    "$CLTRAIN" train --model nope
+refused "train --verify-replicas on one device: nothing to compare" "^cltrain train: --verify-replicas compares" \
+    "$CLTRAIN" train --verify-replicas
+refused "train --placement seed without --parallel model" "^cltrain train: --placement needs --parallel" \
+    "$CLTRAIN" train --placement seed
+refused "train --parallel model --placement seed --model cnn" "^cltrain train: --placement seed needs --model seed-mlp" \
+    "$CLTRAIN" train --parallel model --placement seed --model cnn
+refused "tune --budget -1 refused" "^cltrain tune: --budget takes a number in 0\.\.86400" "$CLTRAIN" tune --budget -1
+refused "selftest --devices with no value" "^cltrain selftest: --devices needs a value" "$CLTRAIN" selftest --devices
+refused "bench train --micro-batches 0 refused" "^cltrain bench train: --micro-batches takes an integer in 1\.\." \
+    "$CLTRAIN" bench train --micro-batches 0
+refused "bench allreduce --min-bytes 3 refused" "^cltrain bench allreduce: --min-bytes takes a size >= 4 " \
+    "$CLTRAIN" bench allreduce --min-bytes 3
+refused "bench gemm --iters=-2 refused" "^cltrain bench gemm: --iters takes an integer" "$CLTRAIN" bench gemm --iters=-2
+refused "bench with an unknown benchmark" "^cltrain bench: unknown benchmark 'nope' (known: dispatch, train, gemm, allreduce)" \
+    "$CLTRAIN" bench nope
+# --opt=value is --opt value: the same run, to the bit (the same test loss and accuracy).
+run_ok "cltrain train --epochs=1 --batch=64 --limit=512 --json exits 0" "$tmp/eq1.txt" \
+    "$CLTRAIN" train --epochs=1 --batch=64 --limit=512 --lr=0.002 --json
+run_ok "cltrain train --epochs 1 --batch 64 --limit 512 --json exits 0" "$tmp/eq2.txt" \
+    "$CLTRAIN" train --epochs 1 --batch 64 --limit 512 --lr 0.002 --json
+results() { sed -n 's/.*"test_accuracy":\([0-9.]*\),"test_loss":\([0-9.]*\).*/\1 \2/p' "$1"; }
+[ -n "$(results "$tmp/eq1.txt")" ] && [ "$(results "$tmp/eq1.txt")" = "$(results "$tmp/eq2.txt")" ] &&
+    grep -q 'adam lr 0.002, cosine schedule, batch 64, 1 epochs' "$tmp/eq1.txt" &&
+    [ "$(grep 'parameters, adam' "$tmp/eq1.txt")" = "$(grep 'parameters, adam' "$tmp/eq2.txt")" ]
+ok $? "--opt=value and --opt value give the same run ($(results "$tmp/eq1.txt"))"
+
+# ---- model parallelism from the command line: the seed's layout, and --verify-replicas ---------
+run_ok "cltrain train --parallel model --placement seed on 2 devices exits 0" "$tmp/mp.txt" \
+    "$CLTRAIN" train --parallel model --placement seed --devices "$(spec_n 2)" --epochs 1 --limit 512 --batch 64 \
+    --lr 0.002 --json
+grep -q '^cltrain: seed-mlp, model parallel, on ' "$tmp/mp.txt" &&
+    grep -q '^cltrain: a pipeline, seed placement (layers 0\.\.1 on 0, layers 2\.\.5 on 1, layer 6 on 0), 1f1b schedule, 4 micro-batches$' "$tmp/mp.txt" &&
+    grep -q '"devices":2,"parallel":"model"' "$tmp/mp.txt"
+ok $? "  ... it says what runs: fc1 on 0, fc2-fc3 on 1, fc4 on 0, 1f1b with 4 micro-batches"
+# The same update as one device (every schedule accumulates the micro-batches' gradients), within
+# atol 1e-3 on the printed test loss, and it learned: below ln(10), the loss of a guess.
+awk -v a="$(results "$tmp/mp.txt")" -v b="$(results "$tmp/eq2.txt")" 'BEGIN {
+    split(a, x, " "); split(b, y, " ")
+    d = x[2] - y[2]; if (d < 0) d = -d
+    e = x[1] - y[1]; if (e < 0) e = -e
+    exit !(x[2] != "" && y[2] != "" && d <= 1e-3 && e <= 0.005 && x[2] < 2.3026) }'
+ok $? "  ... and trains as one device does: test accuracy and loss $(results "$tmp/mp.txt") against $(results "$tmp/eq2.txt")"
+run_ok "cltrain train --parallel model --schedule=naive --micro-batches=2 exits 0" "$tmp/mpn.txt" \
+    "$CLTRAIN" train --parallel model --schedule=naive --micro-batches=2 --devices "$(spec_n 2)" --epochs 1 --limit 256 --batch 64
+grep -q '^cltrain: a pipeline, auto placement (the layers partitioned by their measured times), naive schedule, 2 micro-batches$' "$tmp/mpn.txt"
+ok $? "  ... the automatic placement, the naive schedule and 2 micro-batches, said"
+run_ok "cltrain train --parallel data --verify-replicas on 3 devices exits 0" "$tmp/vr.txt" \
+    "$CLTRAIN" train --parallel data --verify-replicas --devices "$(spec_n 3)" --epochs 1 --limit 512 --batch 64 --json
+run_ok "cltrain train --parallel model --pipelines 2 --verify-replicas on 4 devices exits 0" "$tmp/vr2.txt" \
+    "$CLTRAIN" train --parallel model --placement seed --pipelines 2 --verify-replicas --devices "$(spec_n 4)" \
+    --epochs 1 --limit 512 --batch 64 --json
+[ -n "$(results "$tmp/vr.txt")" ] && [ "$(results "$tmp/vr.txt")" = "$(results "$tmp/vr2.txt")" ] &&
+    grep -q ', 2 copies of it, the batch split between them' "$tmp/vr2.txt"
+ok $? "  ... both verified replicas end where the other does ($(results "$tmp/vr.txt"), $(results "$tmp/vr2.txt"))"
+# bench train: every schedule with the micro-batches asked for, the naive one included.
+run_ok "cltrain bench train --parallel model --schedule naive --json exits 0" "$tmp/bn.json" \
+    "$CLTRAIN" bench train --parallel model --schedule naive --batch 32 --steps 1 --devices "$(spec_n 2)" --json
+grep -q '"parallel":"model","schedule":"naive","micro_batches":4,' "$tmp/bn.json"
+ok $? "  ... naive runs the default 4 micro-batches, as gpipe and 1f1b do, and says so"
+
+# ---- the man page: every option of every --help is in docs/cltrain.1 ---------------------------
+man=${CLT_TEST_SRCDIR:-.}/docs/cltrain.1
+bad=0
+if [ -f "$man" ]; then
+    for c in $commands; do
+        words=$(echo "$c" | tr _ ' ')
+        # shellcheck disable=SC2086
+        for o in $("$CLTRAIN" $words --help | sed -n 's/^  \(--[a-z-]*\).*/\1/p'); do
+            # the man page writes --opt as \-\-opt
+            grep -q -- "$(echo "$o" | sed 's/-/\\\\-/g')" "$man" || { echo "# $man lacks $words $o"; bad=1; }
+        done
+        grep -q "^\.SS \"\?$words" "$man" || { echo "# $man has no section for $words"; bad=1; }
+    done
+else
+    echo "# $man is missing"
+    bad=1
+fi
+ok $bad "docs/cltrain.1 has a section for every command and every option their --help lists"
+
+# ---- bash completion: commands, benchmarks, options and choices from the --help texts ----------
+if command -v bash >/dev/null 2>&1; then
+    bash -c '
+. "$1"
+complete_words() { COMP_WORDS=("$@"); COMP_CWORD=$((${#COMP_WORDS[@]} - 1)); COMPREPLY=(); _cltrain; echo "${COMPREPLY[*]}"; }
+[ "$(complete_words "$2" bench "")" = "dispatch train gemm allreduce" ] &&
+[ "$(complete_words "$2" train --parallel "")" = "none data model tensor" ] &&
+[ "$(complete_words "$2" bench train --micro)" = "--micro-batches" ] &&
+[ "$(complete_words "$2" tr)" = "train" ]' sh "${CLT_TEST_SRCDIR:-.}/tools/bash-completion/cltrain" "$CLTRAIN"
+    ok $? "bash completion offers the benchmarks, --parallel's choices, options and commands"
+else
+    skip "bash completion" "no bash"
+fi
 
 # ---- train on the default data (Fashion-MNIST or the generated fallback) ----------------------
 run_ok "cltrain train --metrics --plot exits 0" "$tmp/out.txt" \
@@ -231,7 +378,7 @@ if [ $have_py -eq 1 ]; then
 import json, sys, statistics
 rows = [json.loads(l) for l in open(sys.argv[1]).read().split("\n") if l]
 assert [(r["parallel"], r["schedule"], r["micro_batches"]) for r in rows] == \
-    [("none", "-", 1), ("model", "naive", 1), ("model", "gpipe", 2), ("model", "1f1b", 2)], rows
+    [("none", "-", 1), ("model", "naive", 2), ("model", "gpipe", 2), ("model", "1f1b", 2)], rows
 naive = rows[1]["samples_per_s_rounds"]
 for r in rows:
     sps = r["samples_per_s_rounds"]
@@ -244,7 +391,7 @@ for r in rows[1:]:
     assert all(abs(x - y) < 2e-3 for x, y in zip(ratios, r["vs_naive_rounds"])), r
     assert abs(r["vs_naive"] - statistics.median(r["vs_naive_rounds"])) < 2e-3, r
 ' "$tmp/rounds.json"
-    ok $? "bench train --rounds 3: one device and the three schedules, each ratio taken within its round, medians"
+    ok $? "bench train --rounds 3: one device and the three schedules (each with the 2 micro-batches asked), each ratio taken within its round, medians"
 else
     skip "bench train --rounds reports every round and the medians" "no python3"
 fi

@@ -1,4 +1,5 @@
-/* cltrain: the command-line face of the library (info, selftest, bench). */
+/* cltrain: the command-line face of the library. One line of the table below per command; each
+ * command parses its own options (tools/options.h). */
 #include "commands.h"
 
 #include <math.h>
@@ -6,38 +7,24 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void usage(FILE *f)
+static int cmd_version(int argc, char **argv)
 {
-    fprintf(f,
-            "usage: cltrain COMMAND [OPTIONS]\n"
-            "\n"
-            "commands:\n"
-            "  info [--devices SPEC] [--json]   list every OpenCL platform and device, and what SPEC selects\n"
-            "  selftest [--devices SPEC]        build and run a kernel on every selected device, check it\n"
-            "  train [--model seed-mlp|deep-mlp|cnn] [--epochs N] [--batch N] [--optim sgd|adam|adamw] [--lr X]\n"
-            "        [--devices SPEC] [--data DIR] [--limit N] [--json]\n"
-            "                                   train on Fashion-MNIST and report the test accuracy\n"
-            "  bench dispatch [--devices SPEC] [--iters N] [--json]\n"
-            "                                   host cost of handing work to the device threads\n"
-            "  bench train [--model seed-mlp|deep-mlp|cnn] [--batch N] [--steps N] [--devices SPEC] [--json]\n"
-            "              [--parallel none|data|model|tensor] (cltrain bench lists the rest)\n"
-            "                                   samples/s of training steps, and the share in kernels\n"
-            "  tune [--devices SPEC] [--budget SECONDS] [--seed N] [--batch N] [--json]\n"
-            "                                   search CLBlast's GEMM parameters per device (bounded\n"
-            "                                   time) and cache them; later runs apply them\n"
-            "  bench gemm [--devices SPEC] [--batch N] [--iters N] [--json]\n"
-            "                                   GFLOPS of the seed MLP's GEMMs: CLBlast's own parameters,\n"
-            "                                   the cached tuning, and OpenBLAS on one thread\n"
-            "  bench allreduce [--devices SPEC] [--min-bytes A] [--max-bytes B] [--iters N]\n"
-            "                  [--algo ring|naive|staged|direct|all] [--chunk-bytes C] [--json]\n"
-            "                                   clt_allreduce per size (nccl-tests style) next to a\n"
-            "                                   host memcpy of the same size, every result checked\n"
-            "  version                          print the version\n"
-            "\n"
-            "SPEC: all | gpu | cpu | accelerator | P:D | P:* | a name word (pocl, rusticl, nvidia,\n"
-            "gfx1100; `cltrain info` lists each device's), comma-separated; an entry may repeat to\n"
-            "open a device twice. Default: $CLT_DEVICES, else all.\n");
+    tool_opt opts[] = {TOOL_END};
+    const tool_cmd cmd = {"version", "", "Prints the version of cltrain (the library's).", NULL, opts};
+    int rc = tool_parse(&cmd, argc, argv);
+    if (rc >= 0) return rc;
+    printf("cltrain %s\n", clt_version());
+    return 0;
 }
+
+static const tool_command commands[] = {
+    {"info", cmd_info, "list every OpenCL platform and device, and what a device spec selects"},
+    {"selftest", cmd_selftest, "build and run a kernel on every selected device, check it"},
+    {"train", cmd_train, "train a model on Fashion-MNIST and report the test accuracy"},
+    {"tune", cmd_tune, "search CLBlast's GEMM parameters per device and cache them"},
+    {"bench", cmd_bench, "benchmarks: dispatch, train, gemm, allreduce (cltrain bench --help)"},
+    {"version", cmd_version, "print the version (also: cltrain --version)"},
+    {NULL, NULL, NULL}};
 
 int tool_fail(const char *what, clt_status st)
 {
@@ -50,18 +37,19 @@ const char *tool_opening(const char *spec)
     return spec ? "opening the devices --devices names" : "opening devices";
 }
 
-int tool_parse_weights(const char *text, float *out, int cap)
+const char *tool_parse_weights(const char *text, void *dest)
 {
+    float *out = dest;
     int n = 0;
-    for (int i = 0; i < cap; i++) out[i] = 0.0f;   /* missing weights are refused as 0 */
-    while (*text && n < cap) {
+    for (int i = 0; i < 16; i++) out[i] = 0.0f;   /* missing weights are refused as 0 */
+    while (*text && n < 16) {
         char *end;
         double v = strtod(text, &end);
-        if (end == text || !(v > 0) || !isfinite(v) || (*end && *end != ',')) return -1;
+        if (end == text || !(v > 0) || !isfinite(v) || (*end && *end != ',')) break;
         out[n++] = (float)v;
         text = *end ? end + 1 : end;
     }
-    return *text ? -1 : n;
+    return *text || n == 0 ? "up to 16 weights > 0, comma-separated (3,1)" : NULL;
 }
 
 const char *tool_bytes(uint64_t bytes, char *buf, size_t cap)
@@ -76,25 +64,12 @@ const char *tool_bytes(uint64_t bytes, char *buf, size_t cap)
 
 int main(int argc, char **argv)
 {
-    if (argc < 2) {
-        usage(stderr);
-        return 2;
-    }
-    const char *cmd = argv[1];
-    if (!strcmp(cmd, "info")) return cmd_info(argc - 1, argv + 1);
-    if (!strcmp(cmd, "selftest")) return cmd_selftest(argc - 1, argv + 1);
-    if (!strcmp(cmd, "bench")) return cmd_bench(argc - 1, argv + 1);
-    if (!strcmp(cmd, "train")) return cmd_train(argc - 1, argv + 1);
-    if (!strcmp(cmd, "tune")) return cmd_tune(argc - 1, argv + 1);
-    if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
+    if (argc == 2 && !strcmp(argv[1], "--version")) {
         printf("cltrain %s\n", clt_version());
         return 0;
     }
-    if (!strcmp(cmd, "help") || !strcmp(cmd, "--help") || !strcmp(cmd, "-h")) {
-        usage(stdout);
-        return 0;
-    }
-    fprintf(stderr, "cltrain: unknown command '%s'\n", cmd);
-    usage(stderr);
-    return 2;
+    argv[0] = "cltrain";
+    return tool_dispatch("cltrain", "command", commands,
+                         "man cltrain, or the README, says more; exit status: 0 done, 1 failed, 2 bad usage.\n",
+                         argc, argv);
 }

@@ -77,15 +77,15 @@ typedef struct {
     const char *spec, *model;
     size_t batch;
     int steps, json;
-    clt_parallel parallel;
+    tool_layout lay;          /* as `cltrain train` takes it (tools/commands.h); the seed
+                               * placement: tensor parallel, on tensor groups, a pipeline */
+    clt_parallel parallel;    /* lay.parallel */
     int schedule;             /* clt_pipeline_schedule, or -1: one device, naive, gpipe, 1f1b */
-    int micro;                /* micro-batches of gpipe and 1f1b (naive runs the batch whole) */
-    int seed_placement;       /* model: the seed's placement instead of the automatic one;
-                               * tensor: the same on tensor groups, a pipeline of groups */
-    clt_split split;          /* data: how the batch is shared */
-    long long bucket_bytes;   /* data: gradient bucket size, or -1 for the library's default */
-    int tensor_group;         /* tensor: devices per group (0: all) */
-    const float *weights;     /* tensor: slice weights per device, or NULL for equal slices */
+    int micro;                /* lay.micro_batches: of every schedule */
+    int seed_placement;       /* lay.seed_placement */
+    int tensor_group;         /* lay.tensor_group */
+    int bucket_given;         /* data: bucket_bytes given, else the library's default */
+    size_t bucket_bytes;      /* data: gradient bucket size */
     int rounds;               /* > 1: the configurations timed in turns (bench_train_rounds) */
 } train_args;
 
@@ -121,21 +121,10 @@ static void tally_buckets(const clt_step_info *info, void *user)
 static clt_model *train_model(const train_args *a, clt_parallel parallel)
 {
     clt_model *m;
-    clt_status st = tool_model_build(a->model, &m);
-    if (st != CLT_OK) return NULL;
-    if ((parallel == CLT_PARALLEL_MODEL || parallel == CLT_PARALLEL_TENSOR) && a->seed_placement) {
-        if (strcmp(a->model, "seed-mlp")) {
-            fprintf(stderr, "cltrain bench: --placement seed needs --model seed-mlp\n");
-            clt_model_destroy(m);
-            return NULL;
-        }
-        /* PyTorch's ModelParallelNN: fc1 (and its relu) on 0; fc2, fc3 on 1; fc4 on 0 (tensor
-         * parallel: on groups 0 and 1) */
-        st = clt_model_place(m, 0, 1, 0);
-        if (st == CLT_OK) st = clt_model_place(m, 2, 5, 1);
-        if (st == CLT_OK) st = clt_model_place(m, 6, 6, 0);
-    }
-    return m;
+    int placed = (parallel == CLT_PARALLEL_MODEL || parallel == CLT_PARALLEL_TENSOR) && a->seed_placement;
+    clt_status st = tool_model_build(a->model, placed, &m);
+    if (st != CLT_OK && st != CLT_ERR_INVALID_ARG) tool_fail("building the model", st);
+    return st == CLT_OK ? m : NULL;
 }
 
 /* A batch of random inputs in [-0.5, 0.5) and labels 0..9, the same in every run. */
@@ -161,16 +150,16 @@ static int train_data(const clt_model *m, size_t batch, float **x, int32_t **y)
 static clt_train_params train_params(const train_args *a, clt_parallel parallel, int schedule, int micro)
 {
     clt_train_params p = clt_train_params_default();
+    tool_layout l = a->lay;   /* this configuration's, of the comparison */
+    l.parallel = (int)parallel;
+    l.schedule = schedule < 0 ? CLT_PIPELINE_NAIVE : (clt_pipeline_schedule)schedule;
+    l.micro_batches = micro;
+    if (parallel != CLT_PARALLEL_MODEL) l.pipelines = 1;
+    tool_layout_params(&l, &p);
     p.optim = clt_sgd(0.01f, 0.9f, 0.0f, 0);
     p.max_batch = a->batch;
-    p.parallel = parallel;
-    p.split = a->split;
     p.rebalance_every = 5;
-    if (a->bucket_bytes >= 0) p.bucket_bytes = (size_t)a->bucket_bytes;
-    p.pipeline = schedule < 0 ? CLT_PIPELINE_NAIVE : (clt_pipeline_schedule)schedule;
-    p.micro_batches = micro;
-    p.tensor_group = a->tensor_group;
-    if (parallel == CLT_PARALLEL_TENSOR && a->weights) p.split = CLT_SPLIT_WEIGHTS, p.split_weights = a->weights;
+    if (a->bucket_given) p.bucket_bytes = a->bucket_bytes;
     return p;
 }
 
@@ -343,7 +332,8 @@ static int bench_train_rounds(const train_args *a)
 {
     enum { MAXC = 4 };
     clt_parallel par[MAXC] = {CLT_PARALLEL_NONE, a->parallel, a->parallel, a->parallel};
-    int sched[MAXC] = {0, 0, CLT_PIPELINE_GPIPE, CLT_PIPELINE_1F1B}, micro[MAXC] = {1, 1, a->micro, a->micro};
+    int sched[MAXC] = {0, 0, CLT_PIPELINE_GPIPE, CLT_PIPELINE_1F1B};
+    int m1 = a->parallel == CLT_PARALLEL_MODEL ? a->micro : 1, micro[MAXC] = {1, m1, a->micro, a->micro};
     int nc = a->parallel == CLT_PARALLEL_MODEL ? 4 : 2, base = a->parallel == CLT_PARALLEL_MODEL ? 1 : 0;
     clt_model *m[MAXC] = {NULL};
     clt_trainer *t[MAXC] = {NULL};
@@ -415,32 +405,24 @@ static int bench_train_rounds(const train_args *a)
 
 static int bench_train(const train_args *a)
 {
-    if (a->rounds > 1) {
-        if (!(a->parallel == CLT_PARALLEL_MODEL && a->schedule < 0) && a->parallel != CLT_PARALLEL_DATA) {
-            fprintf(stderr, "cltrain bench: --rounds compares data parallel with one device, or every schedule "
-                    "(--parallel model --schedule all) with one device\n");
-            return 2;
-        }
-        return bench_train_rounds(a);
-    }
+    if (a->rounds > 1) return bench_train_rounds(a);
     train_result r;
     if (a->parallel == CLT_PARALLEL_TENSOR) {
-        /* one device, tensor parallel, then model parallel by layers (naive, and 1f1b with M
-         * micro-batches) on the same devices, back to back in this run */
+        /* one device, tensor parallel, then model parallel by layers (naive and 1f1b, both with
+         * M micro-batches) on the same devices, back to back in this run */
         int rc = train_run(a, CLT_PARALLEL_NONE, 0, 1, &r);
         double base = r.sps, base_cpu = r.cpu[0];
         if (!rc) train_print(a, CLT_PARALLEL_NONE, 0, 1, &r);
         /* with the seed placement, a pipeline of tensor groups: --schedule (1f1b by default) */
         int ts = !a->seed_placement ? 0 : a->schedule < 0 ? CLT_PIPELINE_1F1B : a->schedule;
-        int tm = a->seed_placement && ts != CLT_PIPELINE_NAIVE ? a->micro : 1;
+        int tm = a->seed_placement ? a->micro : 1;
         if (!rc) rc = train_run(a, CLT_PARALLEL_TENSOR, ts, tm, &r);
         r.base_sps = base, r.base_cpu = base_cpu;
         if (!rc) train_print(a, CLT_PARALLEL_TENSOR, ts, tm, &r);
         for (int s = CLT_PIPELINE_NAIVE; s <= CLT_PIPELINE_1F1B && !rc; s += CLT_PIPELINE_1F1B - CLT_PIPELINE_NAIVE) {
-            int micro = s == CLT_PIPELINE_NAIVE ? 1 : a->micro;
-            rc = train_run(a, CLT_PARALLEL_MODEL, s, micro, &r);
+            rc = train_run(a, CLT_PARALLEL_MODEL, s, a->micro, &r);
             r.base_sps = base, r.base_cpu = base_cpu;
-            if (!rc) train_print(a, CLT_PARALLEL_MODEL, s, micro, &r);
+            if (!rc) train_print(a, CLT_PARALLEL_MODEL, s, a->micro, &r);
         }
         return rc;
     }
@@ -450,13 +432,13 @@ static int bench_train(const train_args *a)
         if (!rc) train_print(a, a->parallel, a->schedule < 0 ? 0 : a->schedule, micro, &r);
         return rc;
     }
-    /* --schedule all: one device, then each schedule, back to back in this run */
+    /* --schedule all: one device, then each schedule with the same micro-batches, back to back
+     * in this run */
     int rc = train_run(a, CLT_PARALLEL_NONE, 0, 1, &r);
     if (!rc) train_print(a, CLT_PARALLEL_NONE, 0, 1, &r);
     for (int s = CLT_PIPELINE_NAIVE; s <= CLT_PIPELINE_1F1B && !rc; s++) {
-        int micro = s == CLT_PIPELINE_NAIVE ? 1 : a->micro;
-        rc = train_run(a, CLT_PARALLEL_MODEL, s, micro, &r);
-        if (!rc) train_print(a, CLT_PARALLEL_MODEL, s, micro, &r);
+        rc = train_run(a, CLT_PARALLEL_MODEL, s, a->micro, &r);
+        if (!rc) train_print(a, CLT_PARALLEL_MODEL, s, a->micro, &r);
     }
     return rc;
 }
@@ -484,20 +466,6 @@ static clt_status io_on_device(void *user, const clt_device_ctx *d)
 /* Global device d's input (process p's device r is p * n + r): small integers, so the sum is
  * exact whatever the order. */
 static float input(int d, size_t i) { return (float)(i % 13) + (float)d; }
-
-/* "64M", "4K", "1G" or plain bytes; 0 on error. */
-static size_t parse_bytes(const char *s)
-{
-    char *end;
-    double v = strtod(s, &end);
-    int c = toupper((unsigned char)*end);
-    double m = c == 'K' ? 1024.0 : c == 'M' ? 1048576.0 : c == 'G' ? 1073741824.0 : 1.0;
-    if (c == 'K' || c == 'M' || c == 'G') end++;
-    if (*end == 'i') end++;
-    if (*end == 'B') end++;
-    if (*end || !(v > 0)) return 0;
-    return (size_t)(v * m);
-}
 
 /* Seconds per host memcpy of `bytes`: the reference a host-staged collective is held to. */
 static double time_memcpy(char *dst, const char *src, size_t bytes, int iters)
@@ -691,157 +659,129 @@ out:
     return bad ? 1 : 0;
 }
 
-static void bench_usage(void)
+/* ---- the subcommands' options ------------------------------------------------------------ */
+
+static int cmd_bench_dispatch(int argc, char **argv)
 {
-    fprintf(stderr,
-            "usage: cltrain bench dispatch [--devices SPEC] [--iters N] [--json]\n"
-            "       cltrain bench train [--model seed-mlp|deep-mlp|cnn] [--batch N] [--steps N] [--devices SPEC] [--json]\n"
-            "                           [--parallel none|data|model|tensor] [--schedule naive|gpipe|1f1b|all]\n"
-            "                           [--micro-batches M] [--placement seed|auto] [--split equal|auto]\n"
-            "                           [--bucket-bytes N] [--tensor-group T] [--slices W,W,...]\n"
-            "                           [--rounds R] (data, or model with --schedule all: timed in turns)\n"
-            "       cltrain bench gemm [--devices SPEC] [--batch N] [--iters N] [--json]\n"
-            "       cltrain bench allreduce [--devices SPEC] [--min-bytes A] [--max-bytes B] [--iters N]\n"
-            "                               [--algo ring|naive|staged|direct|all] [--chunk-bytes C] [--mpi] [--json]\n"
-            "sizes take K, M, G suffixes (powers of 1024); allreduce doubles from A (4K) to B (64M);\n"
-            "staged is the ring forced through host staging; direct is the small-message path (each\n"
-            "device reduces every device's copy itself); all (the default) runs the four;\n"
-            "under mpirun (or with --mpi) allreduce spans every process's devices, next to MPI_Allreduce\n"
-            "train --parallel model: --schedule all (the default) runs one device, naive (one\n"
-            "micro-batch), gpipe and 1f1b (M micro-batches, default 4) in turn; placement auto\n"
-            "(the default) partitions by measured layer times, seed is fc1 on 0, fc2-fc3 on 1, fc4 on 0;\n"
-            "train --parallel tensor runs one device, tensor parallel (groups of T devices, default all;\n"
-            "slices in proportion to the weights, one per device, or with --split auto to each\n"
-            "device's speed timed at create; default equal), then model parallel\n"
-            "naive and 1f1b on the same devices, and reports each one's speed-up over one device;\n"
-            "with --placement seed the tensor run is a pipeline of tensor groups (fc1 on group 0,\n"
-            "fc2-fc3 on group 1, fc4 on group 0; --schedule, default 1f1b, with M micro-batches)\n");
+    const char *spec = NULL;
+    long iters = 20000;
+    int json = 0;
+    tool_opt opts[] = {
+        TOOL_DEVICES(&spec),
+        TOOL_LONG("iters", "N", &iters, 1, 1e9, "hand-offs timed per measurement (default 20000)"),
+        TOOL_JSON(&json),
+        TOOL_END};
+    const tool_cmd cmd = {"bench dispatch", "[OPTIONS]",
+                          "The host cost of handing work to the device worker threads, the overhead every\n"
+                          "training step pays: a round trip to one device, to all at once, and to all each\n"
+                          "calling clFinish.",
+                          NULL, opts};
+    int rc = tool_parse(&cmd, argc, argv);
+    if (rc >= 0) return rc;
+    return bench_dispatch(spec, (int)iters, json);
 }
+
+static const char *const schedule_names[] = {"naive", "gpipe", "1f1b", "all", NULL};   /* clt_pipeline_schedule's order */
+
+static int cmd_bench_train(int argc, char **argv)
+{
+    train_args ta = {NULL, NULL, 256, 20, 0, TOOL_LAYOUT_DEFAULT, CLT_PARALLEL_NONE, -1, 0, 0, 0, 0, 0, 1};
+    float weights[16];
+    int model = 0, schedule = 3, weights_given = 0;
+    long batch = 256, steps = 20, rounds = 1;
+    tool_opt opts[] = {
+        TOOL_CHOICE("model", tool_model_names, &model, "the model (default seed-mlp)"),
+        TOOL_LONG("batch", "N", &batch, 1, 65536, "samples per step (default 256)"),
+        TOOL_LONG("steps", "N", &steps, 1, 1000000, "timed steps per configuration, after 3 untimed (default 20)"),
+        TOOL_DEVICES(&ta.spec),
+        TOOL_LAYOUT_OPTS(&ta.lay),
+        TOOL_CHOICE("schedule", schedule_names, &schedule,
+                    "model (and tensor with --placement seed): the pipeline schedule; all (the default)\n"
+                    "runs one device, then naive, gpipe and 1f1b (tensor: 1f1b)"),
+        TOOL_GIVEN(TOOL_CUSTOM("slices", "W,W,...", weights, tool_parse_weights,
+                               "tensor: slices in proportion to these weights, one per device"),
+                   &weights_given),
+        TOOL_GIVEN(TOOL_BYTES("bucket-bytes", "N", &ta.bucket_bytes, 0, 1e18,
+                              "data: gradient bucket size (default 512K; 0: one bucket after backward)"),
+                   &ta.bucket_given),
+        TOOL_LONG("rounds", "R", &rounds, 1, 64,
+                  "data, or model with --schedule all: every configuration timed in turns, R rounds,\n"
+                  "each ratio taken within its round; the medians are what to quote (default 1)"),
+        TOOL_JSON(&ta.json),
+        TOOL_END};
+    const tool_cmd cmd = {"bench train", "[OPTIONS]",
+                          "Samples/s of training steps on random data, and the share of device 0's step in\n"
+                          "kernels and transfers (from profiling events, in a second run of the same steps).",
+                          "--parallel model runs one device, then naive, gpipe and 1f1b in turn (--schedule all,\n"
+                          "the default), every schedule with the same M micro-batches, and reports each one's\n"
+                          "speed-up. --parallel tensor runs one device, tensor parallel (groups of T devices,\n"
+                          "slices in proportion to --slices, or with --split auto to each device's speed timed\n"
+                          "at create; default equal), then model parallel naive and 1f1b on the same devices;\n"
+                          "with --placement seed the tensor run is a pipeline of tensor groups (fc1 on group 0,\n"
+                          "fc2-fc3 on group 1, fc4 on group 0; --schedule, default 1f1b, with M micro-batches).\n"
+                          "Every line says what ran: parallelism, schedule, micro-batches and placement.",
+                          opts};
+    int rc = tool_parse(&cmd, argc, argv);
+    if (rc >= 0) return rc;
+    ta.model = tool_model_names[model], ta.batch = (size_t)batch, ta.steps = (int)steps, ta.rounds = (int)rounds;
+    ta.lay.weights = weights_given ? weights : NULL;
+    ta.parallel = (clt_parallel)ta.lay.parallel;
+    ta.schedule = schedule == 3 ? -1 : schedule;
+    ta.micro = (int)ta.lay.micro_batches;
+    ta.seed_placement = ta.lay.seed_placement;
+    ta.tensor_group = (int)ta.lay.tensor_group;
+    if (ta.rounds > 1 && !(ta.parallel == CLT_PARALLEL_MODEL && ta.schedule < 0) && ta.parallel != CLT_PARALLEL_DATA)
+        return tool_usage_error(&cmd, "--rounds compares data parallel with one device, or every schedule "
+                                      "(--parallel model --schedule all) with one device");
+    return bench_train(&ta);
+}
+
+static int cmd_bench_allreduce(int argc, char **argv)
+{
+    /* Started by mpirun (Open MPI, MPICH or PMIx): the allreduce spans the job. */
+    int under_mpi = getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMI_SIZE") || getenv("PMIX_RANK");
+    allreduce_args ar = {NULL, 4 << 10, 64 << 20, 0, 20, 0, 0, under_mpi && clt_have_mpi()};
+    static const char *const algo_names[] = {"ring", "naive", "staged", "direct", "all", NULL};
+    const int algo_bits[] = {1 << CLT_ALGO_RING, 1 << CLT_ALGO_NAIVE, 1 << CLT_ALGO_RING_STAGED,
+                             1 << CLT_ALGO_DIRECT};
+    int algo = 4;
+    long iters = 20;
+    tool_opt opts[] = {
+        TOOL_DEVICES(&ar.spec),
+        TOOL_BYTES("min-bytes", "A", &ar.min_bytes, 4, 1e18, "the first size (default 4K)"),
+        TOOL_BYTES("max-bytes", "B", &ar.max_bytes, 4, 1e18, "the last size, doubling from A (default 64M)"),
+        TOOL_LONG("iters", "N", &iters, 1, 1e9, "timed calls per size, after 2 untimed (default 20)"),
+        TOOL_CHOICE("algo", algo_names, &algo,
+                    "staged is the ring forced through host staging; direct the small-message path\n"
+                    "(each device reduces every device's copy itself); all (the default) runs the four"),
+        TOOL_BYTES("chunk-bytes", "C", &ar.chunk_bytes, 0, 1e18, "the pipeline chunk (default 0: 1 MiB)"),
+        TOOL_FLAG("mpi", &ar.mpi, "span every process of the MPI job (the default under mpirun)"),
+        TOOL_JSON(&ar.json),
+        TOOL_END};
+    const tool_cmd cmd = {"bench allreduce", "[OPTIONS]",
+                          "clt_allreduce per size, like nccl-tests, next to a host memcpy of the same size;\n"
+                          "every result is checked. Under mpirun (or with --mpi) across every process's\n"
+                          "devices, next to MPI_Allreduce of host buffers over the same processes.",
+                          "Sizes take K, M, G suffixes (powers of 1024).\n", opts};
+    int rc = tool_parse(&cmd, argc, argv);
+    if (rc >= 0) return rc;
+    if (ar.max_bytes < ar.min_bytes)
+        return tool_usage_error(&cmd, "--max-bytes (%zu) is below --min-bytes (%zu)", ar.max_bytes, ar.min_bytes);
+    ar.algos = 0;
+    for (int i = 0; i < 4; i++)
+        if (algo == 4 || algo == i) ar.algos |= algo_bits[i];
+    ar.iters = (int)iters;
+    return bench_allreduce(&ar);
+}
+
+static const tool_command benchmarks[] = {
+    {"dispatch", cmd_bench_dispatch, "host cost of handing work to the device threads"},
+    {"train", cmd_bench_train, "samples/s of training steps, and the share in kernels"},
+    {"gemm", cmd_bench_gemm, "GFLOPS of the seed MLP's GEMMs: CLBlast's, tuned, OpenBLAS"},
+    {"allreduce", cmd_bench_allreduce, "clt_allreduce per size (nccl-tests style), every result checked"},
+    {NULL, NULL, NULL}};
 
 int cmd_bench(int argc, char **argv)
 {
-    if (argc < 2) {
-        bench_usage();
-        return 2;
-    }
-    const char *what = argv[1], *model = "seed-mlp";
-    int steps = 20;
-    long batch = 256;
-    const int all = (1 << CLT_ALGO_RING) | (1 << CLT_ALGO_NAIVE) | (1 << CLT_ALGO_RING_STAGED) |
-                    (1 << CLT_ALGO_DIRECT);
-    /* Started by mpirun (Open MPI, MPICH or PMIx): the allreduce spans the job. */
-    int under_mpi = getenv("OMPI_COMM_WORLD_SIZE") || getenv("PMI_SIZE") || getenv("PMIX_RANK");
-    allreduce_args ar = {NULL, 4 << 10, 64 << 20, 0, 0, 0, all, under_mpi && clt_have_mpi()};
-    train_args ta = {NULL, NULL, 0, 0, 0, CLT_PARALLEL_NONE, -1, 4, 0, CLT_SPLIT_EQUAL, -1, 0, NULL, 1};
-    float weights[16];
-    for (int i = 2; i < argc; i++) {
-        const char *opt = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(opt, "--json")) {
-            ar.json = 1;
-            continue;
-        }
-        if (!strcmp(opt, "--mpi")) {
-            ar.mpi = 1;
-            continue;
-        }
-        if (!val) {
-            fprintf(stderr, "cltrain bench: unknown option '%s' or missing value\n", opt);
-            return 2;
-        }
-        i++;
-        if (!strcmp(opt, "--devices")) ar.spec = val;
-        else if (!strcmp(opt, "--model")) model = val;
-        else if (!strcmp(opt, "--batch")) batch = atol(val);
-        else if (!strcmp(opt, "--steps")) steps = atoi(val);
-        else if (!strcmp(opt, "--rounds")) ta.rounds = atoi(val);
-        else if (!strcmp(opt, "--iters")) ar.iters = atoi(val) > 0 ? atoi(val) : -1;
-        else if (!strcmp(opt, "--min-bytes")) ar.min_bytes = parse_bytes(val);
-        else if (!strcmp(opt, "--max-bytes")) ar.max_bytes = parse_bytes(val);
-        else if (!strcmp(opt, "--chunk-bytes")) ar.chunk_bytes = parse_bytes(val);
-        else if (!strcmp(opt, "--parallel")) {
-            ta.parallel = !strcmp(val, "model") ? CLT_PARALLEL_MODEL : !strcmp(val, "data") ? CLT_PARALLEL_DATA
-                          : !strcmp(val, "tensor") ? CLT_PARALLEL_TENSOR : CLT_PARALLEL_NONE;
-            if (strcmp(val, "model") && strcmp(val, "data") && strcmp(val, "tensor") && strcmp(val, "none")) {
-                fprintf(stderr, "cltrain bench: --parallel takes none, data, model or tensor\n");
-                return 2;
-            }
-        } else if (!strcmp(opt, "--tensor-group")) {
-            ta.tensor_group = atoi(val);
-            if (ta.tensor_group < 1) {
-                fprintf(stderr, "cltrain bench: --tensor-group takes a device count >= 1\n");
-                return 2;
-            }
-        } else if (!strcmp(opt, "--slices")) {
-            if (tool_parse_weights(val, weights, 16) < 1) {
-                fprintf(stderr, "cltrain bench: --slices takes up to 16 weights > 0, comma-separated (3,1)\n");
-                return 2;
-            }
-            ta.weights = weights;
-        } else if (!strcmp(opt, "--schedule")) {
-            clt_pipeline_schedule sc;
-            if (!strcmp(val, "all")) {
-                ta.schedule = -1;
-            } else if (clt_pipeline_schedule_parse(val, &sc) == CLT_OK) {
-                ta.schedule = (int)sc;
-            } else {
-                fprintf(stderr, "cltrain bench: --schedule takes naive, gpipe, 1f1b or all\n");
-                return 2;
-            }
-        } else if (!strcmp(opt, "--micro-batches")) {
-            ta.micro = atoi(val);
-        } else if (!strcmp(opt, "--placement")) {
-            if (strcmp(val, "seed") && strcmp(val, "auto")) {
-                fprintf(stderr, "cltrain bench: --placement takes seed or auto\n");
-                return 2;
-            }
-            ta.seed_placement = !strcmp(val, "seed");
-        } else if (!strcmp(opt, "--split")) {
-            if (strcmp(val, "equal") && strcmp(val, "auto")) {
-                fprintf(stderr, "cltrain bench: --split takes equal or auto\n");
-                return 2;
-            }
-            ta.split = !strcmp(val, "auto") ? CLT_SPLIT_AUTO : CLT_SPLIT_EQUAL;
-        } else if (!strcmp(opt, "--bucket-bytes")) {
-            ta.bucket_bytes = strcmp(val, "0") ? (long long)parse_bytes(val) : 0;
-            if (!ta.bucket_bytes && strcmp(val, "0")) {
-                fprintf(stderr, "cltrain bench: --bucket-bytes takes a size (0, 512K, 4M, ...), not '%s'\n", val);
-                return 2;
-            }
-        } else if (!strcmp(opt, "--algo")) {
-            ar.algos = !strcmp(val, "ring") ? 1 << CLT_ALGO_RING
-                       : !strcmp(val, "naive") ? 1 << CLT_ALGO_NAIVE
-                       : !strcmp(val, "staged") ? 1 << CLT_ALGO_RING_STAGED
-                       : !strcmp(val, "direct") ? 1 << CLT_ALGO_DIRECT
-                       : !strcmp(val, "all") ? all : 0;
-            if (!ar.algos) {
-                fprintf(stderr, "cltrain bench: --algo takes ring, naive, staged, direct or all\n");
-                return 2;
-            }
-        } else {
-            fprintf(stderr, "cltrain bench: unknown option '%s'\n", opt);
-            return 2;
-        }
-    }
-    if (ar.iters < 0 || steps < 1 || batch < 1 || batch > 65536 || ta.micro < 1 || ta.micro > 65536 ||
-        ta.rounds < 1 || ta.rounds > 64) {
-        fprintf(stderr, "cltrain bench: --iters, --steps and --micro-batches must be at least 1, "
-                "--batch 1..65536, --rounds 1..64\n");
-        return 2;
-    }
-    if (!strcmp(what, "dispatch")) return bench_dispatch(ar.spec, ar.iters ? ar.iters : 20000, ar.json);
-    if (!strcmp(what, "train")) {
-        ta.spec = ar.spec, ta.model = model, ta.batch = (size_t)batch, ta.steps = steps, ta.json = ar.json;
-        return bench_train(&ta);
-    }
-    if (!strcmp(what, "gemm")) return bench_gemm(ar.spec, (size_t)batch, ar.iters ? ar.iters : 3, ar.json);
-    if (!strcmp(what, "allreduce")) {
-        if (ar.min_bytes < sizeof(float) || ar.max_bytes < ar.min_bytes) {
-            fprintf(stderr, "cltrain bench: need 4 <= --min-bytes <= --max-bytes\n");
-            return 2;
-        }
-        if (!ar.iters) ar.iters = 20;
-        return bench_allreduce(&ar);
-    }
-    fprintf(stderr, "cltrain bench: unknown benchmark '%s' (known: dispatch, train, gemm, allreduce)\n", what);
-    return 2;
+    return tool_dispatch("cltrain bench", "benchmark", benchmarks, NULL, argc, argv);
 }

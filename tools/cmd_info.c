@@ -27,15 +27,13 @@ int cmd_info(int argc, char **argv)
 {
     const char *spec = NULL;
     int json = 0;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--devices") && i + 1 < argc) spec = argv[++i];
-        else if (!strcmp(argv[i], "--json")) json = 1;
-        else {
-            fprintf(stderr, "cltrain info: unknown option '%s'\n"
-                            "usage: cltrain info [--devices SPEC] [--json]\n", argv[i]);
-            return 2;
-        }
-    }
+    tool_opt opts[] = {TOOL_DEVICES(&spec), TOOL_JSON(&json), TOOL_END};
+    const tool_cmd cmd = {"info", "[--devices SPEC] [--json]",
+                          "Lists every OpenCL platform and device, the words that select each one, and\n"
+                          "which devices SPEC selects (a spec that selects none: exit 1, the error on stderr).",
+                          NULL, opts};
+    int rc = tool_parse(&cmd, argc, argv);
+    if (rc >= 0) return rc;
     /* NULL lets the library read $CLT_DEVICES itself, so its errors name the variable. */
     const char *env = getenv("CLT_DEVICES");
     const char *eff = spec ? spec : env ? env : "all";

@@ -62,13 +62,13 @@ static clt_status run(void *user, const clt_device_ctx *d)
 int cmd_selftest(int argc, char **argv)
 {
     const char *spec = NULL;
-    for (int i = 1; i < argc; i++) {
-        if (!strcmp(argv[i], "--devices") && i + 1 < argc) spec = argv[++i];
-        else {
-            fprintf(stderr, "usage: cltrain selftest [--devices SPEC]\n");
-            return 2;
-        }
-    }
+    tool_opt opts[] = {TOOL_DEVICES(&spec), TOOL_END};
+    const tool_cmd cmd = {"selftest", "[--devices SPEC]",
+                          "Builds a saxpy kernel on every selected device, runs them all at once through the\n"
+                          "runtime's worker threads, and checks every result (exit 1 when one is wrong).",
+                          NULL, opts};
+    int rc = tool_parse(&cmd, argc, argv);
+    if (rc >= 0) return rc;
     clt_runtime *rt;
     clt_status st = clt_runtime_create(&rt, spec);
     if (st != CLT_OK) return tool_fail(tool_opening(spec), st);

@@ -19,18 +19,6 @@ static double now(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static void usage(void)
-{
-    fprintf(stderr,
-            "usage: cltrain train [--model seed-mlp|deep-mlp|cnn] [--devices SPEC] [--data DIR] [--epochs N]\n"
-            "                     [--batch N] [--optim sgd|adam|adamw] [--lr X] [--momentum X]\n"
-            "                     [--weight-decay X] [--schedule constant|cosine] [--seed N]\n"
-            "                     [--limit N] [--parallel none|data|tensor] [--split equal|auto]\n"
-            "                     [--tensor-group T]\n"
-            "                     [--metrics FILE.csv] [--plot FILE.svg]\n"
-            "                     [--checkpoint PATH [--checkpoint-every N] [--resume]] [--json]\n");
-}
-
 /* Saves the state with the data position: the next sample of epoch `epoch`'s order. */
 static int save_checkpoint(clt_trainer *t, const char *path, long epoch, long index, uint64_t seed)
 {
@@ -83,68 +71,115 @@ static int load_data(const char *dir, size_t limit, clt_dataset **train, clt_dat
     return 0;
 }
 
+static const char *const optim_names[] = {"sgd", "adam", "adamw", NULL};
+/* --schedule: the learning rate's (constant, cosine) or the pipeline's, clt_pipeline_schedule's
+ * order from PIPELINE_FIRST */
+static const char *const schedule_names[] = {"constant", "cosine", "naive", "gpipe", "1f1b", NULL};
+enum { SCHED_CONSTANT, SCHED_COSINE, PIPELINE_FIRST };
+
+typedef struct {
+    int lr;                          /* SCHED_CONSTANT or SCHED_COSINE */
+    clt_pipeline_schedule pipeline;
+    int pipeline_given;
+} schedules;
+
+/* TOOL_CUSTOM parser of --schedule: either schedule, so that it may be given once for each. */
+static const char *parse_schedule(const char *text, void *dest)
+{
+    schedules *s = dest;
+    for (int k = 0; schedule_names[k]; k++) {
+        if (strcmp(text, schedule_names[k])) continue;
+        if (k < PIPELINE_FIRST) s->lr = k;
+        else s->pipeline = (clt_pipeline_schedule)(k - PIPELINE_FIRST), s->pipeline_given = 1;
+        return NULL;
+    }
+    return "constant or cosine (the learning rate's), or naive, gpipe or 1f1b (the pipeline's)";
+}
+
 int cmd_train(int argc, char **argv)
 {
-    const char *model_name = "seed-mlp", *spec = NULL, *data = NULL, *optim = "adam", *sched = "cosine";
-    const char *parallel = "none", *split = "equal", *metrics_path = NULL, *plot_path = NULL;
-    const char *ckpt = NULL;
-    long epochs = 10, batch = 128, seed = 1, limit = 0, every = 0, tgroup = 0;
-    double lr = -1, momentum = 0.9, wd = 0;
+    const char *spec = NULL, *data = NULL, *metrics_path = NULL, *plot_path = NULL, *ckpt = NULL;
+    int model = 0, optim_kind = 1;
+    long epochs = 10, batch = 128, seed = 1, limit = 0, every = 0;
+    double lr = 0, momentum = 0.9, wd = 0;
     int json = 0, resume = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        const char *v = i + 1 < argc ? argv[i + 1] : NULL;
-        char *end = NULL;
-        if (!strcmp(a, "--json")) { json = 1; continue; }
-        if (!strcmp(a, "--resume")) { resume = 1; continue; }
-        if (!v) { fprintf(stderr, "cltrain train: %s needs a value\n", a); usage(); return 2; }
-        i++;
-        if (!strcmp(a, "--model")) model_name = v;
-        else if (!strcmp(a, "--devices")) spec = v;
-        else if (!strcmp(a, "--data")) data = v;
-        else if (!strcmp(a, "--optim")) optim = v;
-        else if (!strcmp(a, "--schedule")) sched = v;
-        else if (!strcmp(a, "--parallel")) parallel = v;
-        else if (!strcmp(a, "--split")) split = v;
-        else if (!strcmp(a, "--metrics")) metrics_path = v;
-        else if (!strcmp(a, "--plot")) plot_path = v;
-        else if (!strcmp(a, "--checkpoint")) ckpt = v;
-        else if (!strcmp(a, "--checkpoint-every")) every = strtol(v, &end, 10);
-        else if (!strcmp(a, "--epochs")) epochs = strtol(v, &end, 10);
-        else if (!strcmp(a, "--batch")) batch = strtol(v, &end, 10);
-        else if (!strcmp(a, "--seed")) seed = strtol(v, &end, 10);
-        else if (!strcmp(a, "--limit")) limit = strtol(v, &end, 10);
-        else if (!strcmp(a, "--tensor-group")) tgroup = strtol(v, &end, 10);
-        else if (!strcmp(a, "--lr")) lr = strtod(v, &end);
-        else if (!strcmp(a, "--momentum")) momentum = strtod(v, &end);
-        else if (!strcmp(a, "--weight-decay")) wd = strtod(v, &end);
-        else { fprintf(stderr, "cltrain train: unknown option '%s'\n", a); usage(); return 2; }
-        if (end && *end) { fprintf(stderr, "cltrain train: %s: '%s' is not a number\n", a, v); return 2; }
-    }
-    if (tgroup < 0 || tgroup > 65536) {
-        fprintf(stderr, "cltrain train: --tensor-group takes a device count (0: all devices)\n");
-        return 2;
-    }
-    if (epochs < 1 || batch < 1 || batch > 65536 || limit < 0) {
-        fprintf(stderr, "cltrain train: --epochs and --batch must be positive (batch <= 65536)\n");
-        return 2;
-    }
-    if (every < 0 || ((every || resume) && !ckpt)) {
-        fprintf(stderr, "cltrain train: --checkpoint-every (>= 0) and --resume need --checkpoint PATH\n");
-        return 2;
-    }
+    int lr_given = 0, wd_given = 0, every_given = 0;
+    tool_layout lay = TOOL_LAYOUT_DEFAULT;
+    schedules sched = {SCHED_COSINE, lay.schedule, 0};
+    tool_opt opts[] = {
+        TOOL_CHOICE("model", tool_model_names, &model,
+                    "seed-mlp (the default: 1024-512-256-128-10), deep-mlp (eight hidden\n"
+                    "Linear(1024) layers) or cnn (a small Conv-ReLU-Pool network)"),
+        TOOL_DEVICES(&spec),
+        TOOL_STRING("data", "DIR", &data,
+                    "Fashion-MNIST's IDX files (default: Debian's dataset-fashion-mnist, else a\n"
+                    "generated set, said loudly)"),
+        TOOL_LONG("epochs", "N", &epochs, 1, 1000000, "passes over the training set (default 10)"),
+        TOOL_LONG("batch", "N", &batch, 1, 65536, "samples per step (default 128)"),
+        TOOL_CHOICE("optim", optim_names, &optim_kind, "the optimizer (default adam)"),
+        TOOL_GIVEN(TOOL_ABOVE("lr", "X", &lr, 0, 1000, "learning rate > 0 (default 0.05 for sgd, 0.001 for adam and adamw)"),
+                   &lr_given),
+        TOOL_DOUBLE("momentum", "X", &momentum, 0, 1, "sgd: momentum in 0..1 (default 0.9)"),
+        TOOL_GIVEN(TOOL_DOUBLE("weight-decay", "X", &wd, 0, 1000,
+                               "L2 (sgd, adam) or decoupled (adamw) weight decay in 0..1000\n"
+                               "(default 0; adamw 0.01)"),
+                   &wd_given),
+        TOOL_CUSTOM("schedule", "constant|cosine|naive|gpipe|1f1b", &sched, parse_schedule,
+                    "constant or cosine (the default): the learning rate's, from lr down to\n"
+                    "0 over the run; naive, gpipe or 1f1b: the pipeline's, with --parallel\n"
+                    "model (default 1f1b); given twice, one of each"),
+        TOOL_LONG("seed", "N", &seed, 0, 9.3e18, "parameter initialisation and shuffling (default 1)"),
+        TOOL_LONG("limit", "N", &limit, 0, 1e15, "use the first N training samples (default 0: all)"),
+        TOOL_LAYOUT_OPTS(&lay),
+        TOOL_FLAG("verify-replicas", &lay.verify,
+                  "after every update, check that the copies of the parameters hold the same\n"
+                  "bits (data, tensor, model with --pipelines 2 or more; slow: a debugging aid)"),
+        TOOL_STRING("metrics", "FILE.csv", &metrics_path, "write every step's loss, learning rate and accuracies"),
+        TOOL_STRING("plot", "FILE.svg", &plot_path, "draw the loss and accuracy curves"),
+        TOOL_STRING("checkpoint", "PATH", &ckpt, "save the training state after each epoch"),
+        TOOL_GIVEN(TOOL_LONG("checkpoint-every", "N", &every, 1, 1e15, "and every N steps (needs --checkpoint)"),
+                   &every_given),
+        TOOL_FLAG("resume", &resume, "go on from --checkpoint PATH when it exists: same shuffle, same batches"),
+        TOOL_JSON(&json),
+        TOOL_END};
+    const tool_cmd cmd = {"train", "[OPTIONS]",
+                          "Trains a model on Fashion-MNIST (28x28 padded to 32x32) and reports the test accuracy\n"
+                          "after every epoch; --json adds one JSON line with the results.",
+                          "--parallel model runs the layers as a pipeline: --placement seed is the seed's\n"
+                          "ModelParallelNN (fc1 on device 0, fc2 and fc3 on 1, fc4 on 0); --schedule naive,\n"
+                          "gpipe or 1f1b moves --micro-batches M through it, and --pipelines P runs P copies,\n"
+                          "the batch split between them. Every schedule gives the update of the whole batch.",
+                          opts};
+    int parsed = tool_parse(&cmd, argc, argv);
+    if (parsed >= 0) return parsed;
+    lay.schedule = sched.pipeline;
+    int piped = lay.parallel == CLT_PARALLEL_MODEL || (lay.parallel == CLT_PARALLEL_TENSOR && lay.seed_placement);
+    if ((every_given || resume) && !ckpt)
+        return tool_usage_error(&cmd, "--checkpoint-every and --resume need --checkpoint PATH");
+    /* each layout option is refused where it would do nothing */
+    if (lay.placement_given && lay.parallel != CLT_PARALLEL_MODEL && lay.parallel != CLT_PARALLEL_TENSOR)
+        return tool_usage_error(&cmd, "--placement needs --parallel model or tensor");
+    if ((lay.micro_given || sched.pipeline_given) && !piped)
+        return tool_usage_error(&cmd, "--micro-batches and --schedule naive|gpipe|1f1b need a pipeline: "
+                                      "--parallel model, or tensor with --placement seed");
+    if (lay.seed_placement && model != 0)
+        return tool_usage_error(&cmd, "--placement seed needs --model seed-mlp (the seed's four Linear layers)");
+    if (lay.pipelines_given && lay.parallel != CLT_PARALLEL_MODEL)
+        return tool_usage_error(&cmd, "--pipelines needs --parallel model");
+    if (lay.split_given && lay.parallel != CLT_PARALLEL_DATA && lay.parallel != CLT_PARALLEL_TENSOR)
+        return tool_usage_error(&cmd, "--split needs --parallel data or tensor");
+    if (lay.tgroup_given && lay.parallel != CLT_PARALLEL_TENSOR)
+        return tool_usage_error(&cmd, "--tensor-group needs --parallel tensor");
+    if (lay.verify && (lay.parallel == CLT_PARALLEL_NONE || (lay.parallel == CLT_PARALLEL_MODEL && lay.pipelines < 2)))
+        return tool_usage_error(&cmd, "--verify-replicas compares copies of the parameters: it needs --parallel "
+                                      "data or tensor, or model with --pipelines 2 or more");
+    const char *model_name = tool_model_names[model], *optim = optim_names[optim_kind];
+    const char *sched_name = schedule_names[sched.lr], *parallel = tool_parallel_names[lay.parallel];
     clt_train_params p = clt_train_params_default();
-    if (!strcmp(optim, "sgd")) p.optim = clt_sgd(lr >= 0 ? (float)lr : 0.05f, (float)momentum, (float)wd, 0);
-    else if (!strcmp(optim, "adam")) { p.optim = clt_adam(lr >= 0 ? (float)lr : 0.001f); p.optim.weight_decay = (float)wd; }
-    else if (!strcmp(optim, "adamw")) p.optim = clt_adamw(lr >= 0 ? (float)lr : 0.001f, wd ? (float)wd : 0.01f);
-    else { fprintf(stderr, "cltrain train: unknown optimizer '%s'\n", optim); return 2; }
-
-    if (!strcmp(parallel, "data")) p.parallel = CLT_PARALLEL_DATA;
-    else if (!strcmp(parallel, "tensor")) p.parallel = CLT_PARALLEL_TENSOR;
-    else if (strcmp(parallel, "none")) { fprintf(stderr, "cltrain train: --parallel takes none, data or tensor\n"); return 2; }
-    p.tensor_group = (int)tgroup;
-    if (!strcmp(split, "auto")) p.split = CLT_SPLIT_AUTO;
-    else if (strcmp(split, "equal")) { fprintf(stderr, "cltrain train: --split takes equal or auto\n"); return 2; }
+    if (optim_kind == 0) p.optim = clt_sgd(lr_given ? (float)lr : 0.05f, (float)momentum, (float)wd, 0);
+    else if (optim_kind == 1) { p.optim = clt_adam(lr_given ? (float)lr : 0.001f); p.optim.weight_decay = (float)wd; }
+    else p.optim = clt_adamw(lr_given ? (float)lr : 0.001f, wd_given ? (float)wd : 0.01f);
+    tool_layout_params(&lay, &p);
 
     clt_dataset *train = NULL, *test = NULL;
     const char *source = "none";
@@ -156,14 +191,10 @@ int cmd_train(int argc, char **argv)
         clt_dataset_destroy(train), clt_dataset_destroy(test);
         return 2;
     }
-    if (!strcmp(sched, "cosine")) {
+    if (sched.lr == SCHED_COSINE) {
         p.schedule.kind = CLT_SCHED_COSINE;
         p.schedule.total_steps = epochs * steps_per_epoch;
         p.schedule.min_lr = 0;
-    } else if (strcmp(sched, "constant")) {
-        fprintf(stderr, "cltrain train: unknown schedule '%s'\n", sched);
-        clt_dataset_destroy(train), clt_dataset_destroy(test);
-        return 2;
     }
     p.max_batch = (size_t)batch;
     p.seed = (uint64_t)seed;
@@ -177,7 +208,7 @@ int cmd_train(int argc, char **argv)
     uint32_t *order = NULL;
     clt_status st = clt_runtime_create(&rt, spec);
     if (st != CLT_OK) { tool_fail(tool_opening(spec), st); goto out; }
-    if ((st = tool_model_build(model_name, &m)) != CLT_OK) {
+    if ((st = tool_model_build(model_name, piped && lay.seed_placement, &m)) != CLT_OK) {
         if (st != CLT_ERR_INVALID_ARG) tool_fail("building the model", st);
         goto out;
     }
@@ -207,7 +238,9 @@ int cmd_train(int argc, char **argv)
         printf("cltrain: %s does not exist yet: starting afresh\n", ckpt);
     }
     int nd = p.parallel != CLT_PARALLEL_NONE ? clt_runtime_device_count(rt) : 1;
-    printf("cltrain: %s, %s, on", model_name, nd == 1 ? "one device" : p.parallel == CLT_PARALLEL_TENSOR ? "tensor parallel" : "data parallel");
+    printf("cltrain: %s, %s, on", model_name,
+           nd == 1 ? "one device" : p.parallel == CLT_PARALLEL_TENSOR ? "tensor parallel"
+           : p.parallel == CLT_PARALLEL_MODEL ? "model parallel" : "data parallel");
     for (int d = 0; d < clt_runtime_device_count(rt); d++) {
         clt_device_info info;
         if (nd == 1 && d != p.device) continue;
@@ -215,6 +248,15 @@ int cmd_train(int argc, char **argv)
         printf("%s %d:%d %s", d && nd > 1 ? "," : "", info.platform, info.device, info.name);
     }
     printf("\n");
+    if (piped) {   /* what runs: the pipeline's stages, schedule and micro-batches */
+        char where[512];
+        printf("cltrain: a pipeline, %s placement%s%s%s, %s schedule, %ld micro-batch%s", lay.seed_placement ? "seed" : "auto",
+               lay.seed_placement ? " (" : " (the layers partitioned by their measured times",
+               lay.seed_placement ? tool_placement_text(m, where, sizeof where) : "", ")",
+               clt_pipeline_schedule_name(lay.schedule), lay.micro_batches, lay.micro_batches == 1 ? "" : "es");
+        if (lay.pipelines > 1) printf(", %ld copies of it, the batch split between them", lay.pipelines);
+        printf("\n");
+    }
     /* tensor parallel: each split layer's slices, device by device */
     for (int l = 0, k, f, c; p.parallel == CLT_PARALLEL_TENSOR && l < clt_model_layer_count(m); l++) {
         if (clt_trainer_tensor_slice(t, l, 0, &k, &f, &c) != CLT_OK || (k != 1 && k != 2)) continue;
@@ -225,7 +267,7 @@ int cmd_train(int argc, char **argv)
     }
     printf("cltrain: %zu training and %zu test samples from %s\n", ntrain, ntest, source);
     printf("cltrain: %zu parameters, %s lr %g, %s schedule, batch %ld, %ld epochs\n",
-           clt_model_param_count(m), optim, (double)p.optim.lr, sched, batch, epochs);
+           clt_model_param_count(m), optim, (double)p.optim.lr, sched_name, batch, epochs);
     fflush(stdout);
 
     size_t numel = clt_shape_numel(clt_dataset_shape(train));
@@ -299,7 +341,7 @@ int cmd_train(int argc, char **argv)
                 }
                 printf("  loss %.4f  accuracy %.2f%%  %.0f samples/s  %.0f s left", loss_sum / (double)(s + 1 - s0),
                        100.0 * (double)correct_sum / (double)((s + 1 - s0) * batch), sps_now, left);
-                if (nd > 1 && seen.devices) {   /* each device's share and busy fraction */
+                if (nd > 1 && seen.devices && p.parallel != CLT_PARALLEL_MODEL) {   /* each device's share and busy fraction */
                     printf("  devices");
                     for (int d = 0; d < seen.devices && d < 64; d++)
                         printf(" %zu@%.0f%%", seen.samples[d], 100.0 * seen.busy[d]);

@@ -52,32 +52,24 @@ int cmd_tune(int argc, char **argv)
     const char *spec = NULL;
     int json = 0;
     clt_tune_options o = clt_tune_options_default();
-    for (int i = 1; i < argc; i++) {
-        const char *opt = argv[i], *val = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!strcmp(opt, "--json")) {
-            json = 1;
-            continue;
-        }
-        if (!val) {
-            fprintf(stderr, "usage: cltrain tune [--devices SPEC] [--budget SECONDS] [--seed N] "
-                    "[--batch N] [--json]\n");
-            return 2;
-        }
-        i++;
-        char *end;
-        if (!strcmp(opt, "--devices")) spec = val;
-        else if (!strcmp(opt, "--budget")) o.budget_s = strtod(val, &end);
-        else if (!strcmp(opt, "--seed")) o.seed = strtoull(val, &end, 10);
-        else if (!strcmp(opt, "--batch")) o.batch = strtoul(val, &end, 10);
-        else {
-            fprintf(stderr, "cltrain tune: unknown option '%s'\n", opt);
-            return 2;
-        }
-    }
-    if (!(o.budget_s >= 0 && o.budget_s <= 86400) || o.batch < 1 || o.batch > 65536) {
-        fprintf(stderr, "cltrain tune: --budget takes 0..86400 seconds, --batch 1..65536\n");
-        return 2;
-    }
+    double budget = o.budget_s;
+    long seed = (long)o.seed, batch = (long)o.batch;
+    tool_opt opts[] = {
+        TOOL_DEVICES(&spec),
+        TOOL_DOUBLE("budget", "SECONDS", &budget, 0, 86400,
+                    "seconds of search per device (default 120; 0: time CLBlast's own parameters only)"),
+        TOOL_LONG("seed", "N", &seed, 0, 9.3e18, "random sampling of the candidates (default 1)"),
+        TOOL_LONG("batch", "N", &batch, 1, 65536, "batch of the seed MLP's GEMM shapes timed (default 256)"),
+        TOOL_JSON(&json),
+        TOOL_END};
+    const tool_cmd cmd = {"tune", "[OPTIONS]",
+                          "Searches CLBlast's GEMM parameters for every selected device, one device at a time,\n"
+                          "within the budget, and stores them in the per-user cache when they beat CLBlast's\n"
+                          "own by 5%; every later runtime applies them (CLT_GEMM_TUNING=0 turns that off).",
+                          NULL, opts};
+    int parsed = tool_parse(&cmd, argc, argv);
+    if (parsed >= 0) return parsed;
+    o.budget_s = budget, o.seed = (uint64_t)seed, o.batch = (size_t)batch;
     clt_runtime *rt;
     clt_status st = open_untuned(&rt, spec);
     if (st != CLT_OK) return tool_fail(tool_opening(spec), st);
@@ -143,7 +135,7 @@ static double openblas_time(const clt_gemm_shape *s, int iters, float *a, float 
 }
 #endif
 
-int bench_gemm(const char *spec, size_t batch, int iters, int json)
+static int bench_gemm(const char *spec, size_t batch, int iters, int json)
 {
     clt_gemm_shape shapes[16];
     int ns = clt_gemm_seed_shapes(batch, shapes, 16);
@@ -254,4 +246,25 @@ int bench_gemm(const char *spec, size_t batch, int iters, int json)
     clt_runtime_destroy(rt);
     if (st != CLT_OK) return tool_fail("bench gemm", st);
     return t ? 0 : 1;
+}
+
+int cmd_bench_gemm(int argc, char **argv)
+{
+    const char *spec = NULL;
+    long batch = 256, iters = 3;
+    int json = 0;
+    tool_opt opts[] = {
+        TOOL_DEVICES(&spec),
+        TOOL_LONG("batch", "N", &batch, 1, 65536, "batch of the seed MLP's GEMM shapes (default 256)"),
+        TOOL_LONG("iters", "N", &iters, 1, 1000000, "the best of N timed runs per shape (default 3)"),
+        TOOL_JSON(&json),
+        TOOL_END};
+    const tool_cmd cmd = {"bench gemm", "[OPTIONS]",
+                          "GFLOPS of the seed MLP's twelve GEMMs per device: CLBlast with its own parameters,\n"
+                          "with the cached tuning (cltrain tune), cltrain's own kernel, what a training step\n"
+                          "uses, and OpenBLAS on one thread when configure found it.",
+                          NULL, opts};
+    int rc = tool_parse(&cmd, argc, argv);
+    if (rc >= 0) return rc;
+    return bench_gemm(spec, (size_t)batch, (int)iters, json);
 }

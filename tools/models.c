@@ -1,8 +1,14 @@
-/* The named models of the cltrain command. */
+/* The named models of the cltrain command, and how `train` and `bench train` lay them out on the
+ * devices (one function for both, from the same options). */
 #include "commands.h"
 
 #include <stdio.h>
 #include <string.h>
+
+const char *const tool_model_names[] = {"seed-mlp", "deep-mlp", "cnn", NULL};
+const char *const tool_parallel_names[] = {"none", "data", "model", "tensor", NULL};
+const char *const tool_placement_names[] = {"auto", "seed", NULL};
+const char *const tool_split_names[] = {"equal", "auto", NULL};
 
 static clt_status add_all(clt_model *m, const clt_layer_desc *layers, int n)
 {
@@ -13,17 +19,26 @@ static clt_status add_all(clt_model *m, const clt_layer_desc *layers, int n)
     return CLT_OK;
 }
 
-clt_status tool_model_build(const char *name, clt_model **out)
+clt_status tool_model_build(const char *name, int seed_placement, clt_model **out)
 {
     *out = NULL;
     clt_model *m = NULL;
     clt_status st;
+    if (seed_placement && strcmp(name, "seed-mlp")) {
+        fprintf(stderr, "cltrain: --placement seed needs --model seed-mlp (the seed's four Linear layers)\n");
+        return CLT_ERR_INVALID_ARG;
+    }
     if (!strcmp(name, "seed-mlp")) {
         /* The seed: 1024-512-256-128-10 with ReLU, on 28x28 images padded to 32x32. */
         const clt_layer_desc l[] = {clt_linear(512), clt_relu(), clt_linear(256), clt_relu(),
                                     clt_linear(128), clt_relu(), clt_linear(10)};
         st = clt_model_create(&m, clt_shape1(1024));
         if (st == CLT_OK) st = add_all(m, l, (int)(sizeof l / sizeof l[0]));
+        /* PyTorch's ModelParallelNN: fc1 (and its relu) on 0; fc2, fc3 on 1; fc4 on 0 (tensor
+         * parallel: on groups 0 and 1) */
+        if (st == CLT_OK && seed_placement) st = clt_model_place(m, 0, 1, 0);
+        if (st == CLT_OK && seed_placement) st = clt_model_place(m, 2, 5, 1);
+        if (st == CLT_OK && seed_placement) st = clt_model_place(m, 6, 6, 0);
     } else if (!strcmp(name, "deep-mlp")) {
         /* For model parallelism: 1024 inputs, eight hidden Linear(1024)+ReLU, 10 outputs. */
         st = clt_model_create(&m, clt_shape1(1024));
@@ -49,4 +64,31 @@ clt_status tool_model_build(const char *name, clt_model **out)
     }
     *out = m;
     return CLT_OK;
+}
+
+void tool_layout_params(const tool_layout *l, clt_train_params *p)
+{
+    p->parallel = (clt_parallel)l->parallel;
+    p->split = l->split ? CLT_SPLIT_AUTO : CLT_SPLIT_EQUAL;
+    p->pipeline = l->schedule;
+    p->micro_batches = (int)l->micro_batches;
+    p->pipelines = (int)l->pipelines;
+    p->tensor_group = (int)l->tensor_group;
+    p->verify_replicas = l->verify;
+    if (p->parallel == CLT_PARALLEL_TENSOR && l->weights) p->split = CLT_SPLIT_WEIGHTS, p->split_weights = l->weights;
+}
+
+const char *tool_placement_text(const clt_model *m, char *buf, size_t cap)
+{
+    size_t len = 0;
+    int n = clt_model_layer_count(m);
+    buf[0] = '\0';
+    for (int first = 0, last; first < n && len < cap; first = last + 1) {
+        int dev = clt_model_placement(m, first);
+        for (last = first; last + 1 < n && clt_model_placement(m, last + 1) == dev;) last++;
+        len += (size_t)snprintf(buf + len, cap - len, "%slayer%s %d", first ? ", " : "", first == last ? "" : "s", first);
+        if (last > first && len < cap) len += (size_t)snprintf(buf + len, cap - len, "..%d", last);
+        if (len < cap) len += (size_t)snprintf(buf + len, cap - len, " on %d", dev);
+    }
+    return buf;
 }
