@@ -443,5 +443,29 @@ ok $? "train --parallel tensor prints fc1's slices on the 3 devices"
 [ $? -ne 0 ] && grep -q "tensor_group 2 must divide the runtime's 3 devices" "$tmp/tg.out"
 ok $? "train --tensor-group 2 on 3 devices fails and says why"
 
+# --resume for more epochs than the checkpoint was written for: a cosine schedule is stretched to
+# the new length (one line says so) and the loss keeps falling; a constant one goes on exactly
+# as one uninterrupted run (the same epoch lines, digit for digit).
+train_losses() { sed -n 's/^epoch [0-9]*\/[0-9]*  train loss \([0-9.]*\).*/\1/p' "$1" | tr '\n' ' '; }
+run_ok "train --schedule cosine --epochs 1 --checkpoint exits 0" "$tmp/cos1.out" \
+    "$CLTRAIN" train --epochs 1 --limit 512 --batch 64 --schedule cosine --checkpoint "$tmp/cos.ckpt"
+run_ok "train --epochs 3 --resume from a 1-epoch cosine checkpoint exits 0" "$tmp/cos3.out" \
+    "$CLTRAIN" train --epochs 3 --limit 512 --batch 64 --schedule cosine --checkpoint "$tmp/cos.ckpt" --resume
+grep -q "cosine schedule ended at step 8: stretched to the 24 steps of 3 epochs" "$tmp/cos3.out"
+ok $? "resume for 3 epochs says the 8-step cosine schedule is stretched to 24 steps"
+losses="$(train_losses "$tmp/cos1.out")$(train_losses "$tmp/cos3.out")"
+echo "$losses" | awk '{ if (NF != 3) exit 1; for (i = 2; i <= NF; i++) if ($i >= $(i - 1)) exit 1 }'
+ok $? "the resumed cosine run's train loss keeps falling epoch by epoch ($losses)"
+run_ok "train --schedule constant --epochs 1 --checkpoint exits 0" "$tmp/con1.out" \
+    "$CLTRAIN" train --epochs 1 --limit 512 --batch 64 --schedule constant --checkpoint "$tmp/con.ckpt"
+run_ok "train --schedule constant --epochs 2 --resume exits 0" "$tmp/con2.out" \
+    "$CLTRAIN" train --epochs 2 --limit 512 --batch 64 --schedule constant --checkpoint "$tmp/con.ckpt" --resume
+run_ok "train --schedule constant --epochs 2 exits 0" "$tmp/con2f.out" \
+    "$CLTRAIN" train --epochs 2 --limit 512 --batch 64 --schedule constant
+epoch2() { grep '^epoch 2/2  train loss' "$1" | sed 's/  ([0-9]* s)$//'; }
+[ -n "$(epoch2 "$tmp/con2.out")" ] && [ "$(epoch2 "$tmp/con2.out")" = "$(epoch2 "$tmp/con2f.out")" ] &&
+    ! grep -q stretched "$tmp/con2.out"
+ok $? "a constant-schedule resume is the uninterrupted run's epoch 2, digit for digit: $(epoch2 "$tmp/con2.out")"
+
 echo "1..$n"
 [ $fails -eq 0 ]

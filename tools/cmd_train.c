@@ -1,7 +1,8 @@
 /* cltrain train: trains a named model on Fashion-MNIST (or a generated set when none is found),
  * prints progress and the test accuracy; --json adds one JSON line with the results. With
  * --checkpoint it saves the training state every N steps and after each epoch, and --resume
- * goes on from that file: same shuffle, same batches, same losses. */
+ * goes on from that file: same shuffle, same batches, same losses (with --epochs beyond the
+ * file's cosine schedule, that schedule is stretched to the new length). */
 #include "commands.h"
 #include "plot.h"
 
@@ -139,7 +140,7 @@ int cmd_train(int argc, char **argv)
         TOOL_STRING("checkpoint", "PATH", &ckpt, "save the training state after each epoch"),
         TOOL_GIVEN(TOOL_LONG("checkpoint-every", "N", &every, 1, 1e15, "and every N steps (needs --checkpoint)"),
                    &every_given),
-        TOOL_FLAG("resume", &resume, "go on from --checkpoint PATH when it exists: same shuffle, same batches"),
+        TOOL_FLAG("resume", &resume, "go on from --checkpoint PATH when it exists: same shuffle, same batches; its optimizer and schedule hold, a cosine shorter than --epochs stretched to it"),
         TOOL_JSON(&json),
         TOOL_END};
     const tool_cmd cmd = {"train", "[OPTIONS]",
@@ -217,6 +218,7 @@ int cmd_train(int argc, char **argv)
     clt_trainer_set_progress(t, on_progress, &seen);
     /* --resume: the checkpoint's state, hyper-parameters and place in the data */
     long first_epoch = 0, first_step = 0;
+    int resumed = 0;
     uint64_t order_seed = (uint64_t)seed;
     if (resume && access(ckpt, F_OK) == 0) {
         clt_data_position pos;
@@ -234,6 +236,20 @@ int cmd_train(int argc, char **argv)
         order_seed = pos.seed;
         printf("cltrain: resumed from %s at epoch %ld, step %ld (%ld steps done)\n", ckpt, first_epoch + 1,
                first_step, clt_trainer_step_count(t));
+        /* the file's hyper-parameters hold; a cosine shorter than this run is stretched to it */
+        clt_schedule fs;
+        long run_steps = epochs * steps_per_epoch;
+        clt_trainer_schedule(t, &fs);
+        sched_name = fs.kind == CLT_SCHED_COSINE ? "cosine" : fs.kind == CLT_SCHED_STEP ? "step" : "constant";
+        resumed = 1;
+        if (fs.kind == CLT_SCHED_COSINE && fs.total_steps < run_steps) {
+            long was = fs.total_steps;
+            fs.total_steps = run_steps;
+            if ((st = clt_trainer_set_schedule(t, &fs)) != CLT_OK) { tool_fail("stretching the schedule", st); goto out; }
+            printf("cltrain: the checkpoint's cosine schedule ended at step %ld: stretched to the %ld steps "
+                   "of %ld epochs, the learning rate at step %ld now %g\n", was, run_steps, epochs,
+                   clt_trainer_step_count(t), (double)clt_trainer_lr(t));
+        }
     } else if (resume) {
         printf("cltrain: %s does not exist yet: starting afresh\n", ckpt);
     }
@@ -266,8 +282,10 @@ int cmd_train(int argc, char **argv)
         printf("\n");
     }
     printf("cltrain: %zu training and %zu test samples from %s\n", ntrain, ntest, source);
-    printf("cltrain: %zu parameters, %s lr %g, %s schedule, batch %ld, %ld epochs\n",
-           clt_model_param_count(m), optim, (double)p.optim.lr, sched_name, batch, epochs);
+    char lr_text[64];
+    snprintf(lr_text, sizeof lr_text, resumed ? "with the checkpoint's settings" : "lr %g", (double)p.optim.lr);
+    printf("cltrain: %zu parameters, %s %s, %s schedule, batch %ld, %ld epochs\n",
+           clt_model_param_count(m), optim, lr_text, sched_name, batch, epochs);
     fflush(stdout);
 
     size_t numel = clt_shape_numel(clt_dataset_shape(train));
