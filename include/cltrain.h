@@ -336,8 +336,11 @@ typedef struct {
      * Every process must create it (a collective call) with the same number of devices. MPI is
      * initialised with MPI_THREAD_MULTIPLE when the program has not done it (and finalised at
      * exit); a program that has must have asked for MPI_THREAD_MULTIPLE. A communicator of
-     * your own: clt_runtime_create_mpi() in cltrain_mpi.h. CLT_ERR_UNSUPPORTED in a build
-     * without MPI (see clt_have_mpi). */
+     * your own: clt_runtime_create_mpi() in cltrain_mpi.h. The MPI layer is its own library,
+     * libcltrain-mpi (libcltrain never loads libmpi otherwise): a program that does not link it
+     * gets it loaded here with dlopen, and CLT_ERR_UNSUPPORTED naming it when it is not
+     * installed (docs/INSTALL.md). CLT_ERR_UNSUPPORTED in a build without MPI (see
+     * clt_have_mpi). */
     int mpi;
 } clt_runtime_options;
 
@@ -356,7 +359,8 @@ CLT_API int clt_runtime_device_count(const clt_runtime *rt);
  * one's rank among them; 1 and 0 otherwise (and for NULL). */
 CLT_API int clt_runtime_process_count(const clt_runtime *rt);
 CLT_API int clt_runtime_process_rank(const clt_runtime *rt);
-/* 1 when the library was built with MPI (configure --with-mpi), else 0. */
+/* 1 when the library was built with MPI (configure --with-mpi, which also builds
+ * libcltrain-mpi), else 0. */
 CLT_API int clt_have_mpi(void);
 CLT_API clt_status clt_runtime_device_info(const clt_runtime *rt, int device, clt_device_info *out);
 /* The context that runtime device `device` lives in, for creating your own buffers there.

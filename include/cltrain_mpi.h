@@ -1,5 +1,7 @@
 /* cltrain under MPI: a runtime over a communicator of your own. Installed only by builds with
- * MPI (configure --with-mpi); include it after <mpi.h> is on the include path.
+ * MPI (configure --with-mpi), with the library that holds it, libcltrain-mpi: build with
+ * `cc app.c $(pkg-config --cflags --libs cltrain-mpi)` (it links libcltrain-mpi, libcltrain and
+ * MPI, and puts <mpi.h> on the include path).
  *
  *     int provided;
  *     MPI_Init_thread(&argc, &argv, MPI_THREAD_MULTIPLE, &provided);

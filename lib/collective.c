@@ -55,6 +55,7 @@ struct clt__comm {
     /* Under MPI (the runtime's whole group only): the processes, each with n ranks; rank r
      * also runs the cross-process step of its segment on lane r. */
     clt__mpi *mpi;
+    const clt__mpi_ops *mpi_ops;
     int procs, proc;
 };
 
@@ -67,8 +68,9 @@ clt_status clt__comm_create(clt__comm **out, clt_runtime *rt)
     clt_status st = clt__comm_create_group(out, rt, NULL, rt->nworkers);
     if (st == CLT_OK && rt->mpi) {
         (*out)->mpi = rt->mpi;
-        (*out)->procs = clt__mpi_size(rt->mpi);
-        (*out)->proc = clt__mpi_rank(rt->mpi);
+        (*out)->mpi_ops = rt->mpi_ops;
+        (*out)->procs = rt->mpi_ops->size(rt->mpi);
+        (*out)->proc = rt->mpi_ops->rank(rt->mpi);
     }
     return st;
 }
@@ -533,11 +535,11 @@ static clt_status cross_reduce(rank_run *x, const plan *P, const float *in, floa
     clt_status st;
     size_t keep = len;
     if (P->gather) {
-        st = clt__mpi_allreduce(c->mpi, x->me, in, out, len, P->op, x->timeout);
+        st = c->mpi_ops->allreduce(c->mpi, x->me, in, out, len, P->op, x->timeout);
     } else {
         keep = len / (size_t)c->procs;
         if (in != out) memcpy(out, in, len * sizeof(float));
-        st = clt__mpi_reduce_scatter(c->mpi, x->me, out, keep, P->op, x->timeout);
+        st = c->mpi_ops->reduce_scatter(c->mpi, x->me, out, keep, P->op, x->timeout);
     }
     if (st == CLT_OK && P->op == CLT_OP_AVG) divide(out, keep, (float)(x->n * c->procs));
     if (x->w->trace) clt__worker_span(x->w, "MPI: across processes", t0, clt__now());
@@ -553,7 +555,7 @@ static clt_status cross_gather(rank_run *x, const plan *P, const layout *L)
     float *seg = c->ranks[x->me].host + seg_off(L, x->me);
     clt_status st = d2h(x, P->send, P->send_off, seg + (size_t)c->proc * count, count, NULL);
     double t0 = x->w->trace ? clt__now() : 0;
-    if (st == CLT_OK) st = clt__mpi_all_gather(c->mpi, x->me, seg, count, x->timeout);
+    if (st == CLT_OK) st = c->mpi_ops->all_gather(c->mpi, x->me, seg, count, x->timeout);
     if (x->w->trace) clt__worker_span(x->w, "MPI: across processes", t0, clt__now());
     return st;
 }

@@ -14,10 +14,15 @@
 #include <stdint.h>
 #include <string.h>
 
+/* The few internals that lib/mpi.c, built into libcltrain-mpi, calls across the boundary of the
+ * two libraries: exported from libcltrain for it alone, declared in no installed header, and no
+ * part of the API (the two libraries come from one build and must match). */
+#define CLT_LAYER_API CLT_API
+
 /* ---- errors (lib/error.c) ------------------------------------------------------------------ */
 
 /* Records a failure in the calling thread's last error ("file:line: message") and returns s. */
-clt_status clt__fail_at(const char *file, int line, clt_status s, const char *fmt, ...)
+CLT_LAYER_API clt_status clt__fail_at(const char *file, int line, clt_status s, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 #define clt__fail(s, ...) clt__fail_at(__FILE__, __LINE__, (s), __VA_ARGS__)
 
@@ -53,7 +58,8 @@ void clt__error_clear(void);
 
 /* ---- logging (lib/log.c) ------------------------------------------------------------------- */
 
-void clt__log(clt_log_level level, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+CLT_LAYER_API void clt__log(clt_log_level level, const char *fmt, ...)
+    __attribute__((format(printf, 2, 3)));
 bool clt__log_enabled(clt_log_level level);
 
 /* ---- small helpers (lib/util.c) -------------------------------------------------------------- */
@@ -64,7 +70,7 @@ bool clt__contains_nocase(const char *haystack, const char *needle);
 bool clt__sbuf_printf(char **buf, size_t *len, size_t *cap, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
 /* Monotonic clock in seconds. */
-double clt__now(void);
+CLT_LAYER_API double clt__now(void);
 
 /* ---- devices (lib/device.c) ---------------------------------------------------------------- */
 
@@ -821,6 +827,7 @@ clt_status clt__partition(int nlayers, int ndev, const double *cost, const doubl
 
 typedef struct clt__comm clt__comm;
 typedef struct clt__mpi clt__mpi;
+typedef struct clt__mpi_ops clt__mpi_ops;
 
 struct clt_runtime {
     char *trace_path;         /* timeline file written at destroy (CLT_TRACE or the option) */
@@ -835,6 +842,7 @@ struct clt_runtime {
     pthread_mutex_t comm_lock;   /* held through each public collective: one at a time */
     clt__comm *comm;             /* the public collectives' group, made on first use */
     clt__mpi *mpi;               /* the processes the runtime spans (lib/mpi.c), or NULL */
+    const clt__mpi_ops *mpi_ops; /* how the core calls that layer: set with mpi */
 };
 
 /* Timelines (lib/trace.c): start recording on every worker (clocks aligned), and write what
@@ -899,34 +907,49 @@ clt_status clt__comm_all_gather(clt__comm *c, clt__worker *w, cl_mem send, size_
                                 cl_mem recv, size_t recv_off, size_t count,
                                 const clt_collective_options *o);
 
-/* ---- MPI (lib/mpi.c) -------------------------------------------------------------------- */
+/* ---- MPI (lib/mpi.c, in libcltrain-mpi) ------------------------------------------------------ */
 
-/* A runtime spanning the processes of an MPI communicator: lane r joins local device r of every
- * process (each process has the same device count). Built without MPI, attaching fails with
- * CLT_ERR_UNSUPPORTED and the rest is never reached. Every call is bounded by its timeout and
+/* The MPI layer lives in its own library, libcltrain-mpi, which alone links libmpi, so that a
+ * program that never asks for MPI never loads it. The core reaches the layer only through this
+ * table, which lib/mpi.c fills: a runtime under MPI holds it beside its clt__mpi handle
+ * (rt->mpi_ops, rt->mpi). clt_runtime_create_mpi (libcltrain-mpi) sets both itself; opts.mpi
+ * finds the table through clt__mpi_layer, linked in or loaded with dlopen (lib/runtime.c).
+ *
+ * A runtime spans the processes of an MPI communicator: lane r joins local device r of every
+ * process (each process has the same device count). Every call is bounded by its timeout and
  * names a process that never reached it (CLT_ERR_TIMEOUT); after any failure the layer refuses
- * further calls (CLT_ERR_ABORTED). */
-/* opts.mpi: initialises MPI (MPI_THREAD_MULTIPLE) if needed and joins MPI_COMM_WORLD. */
-clt_status clt__mpi_attach_world(clt_runtime *rt);
-void clt__mpi_close(clt__mpi *m);
-int clt__mpi_size(const clt__mpi *m);
-int clt__mpi_rank(const clt__mpi *m);
-/* On lane `lane`'s worker thread: recv = op over processes of send (count floats; send == recv
- * in place). CLT_OP_AVG sums: the caller divides. */
-clt_status clt__mpi_allreduce(clt__mpi *m, int lane, const float *send, float *recv, size_t count,
-                              clt_op op, double timeout);
-/* buf holds size * count floats; block `rank` of the sum over processes lands in buf[0, count). */
-clt_status clt__mpi_reduce_scatter(clt__mpi *m, int lane, float *buf, size_t count, clt_op op,
-                                   double timeout);
-/* buf holds size * count floats, this process's block at rank * count: every block arrives. */
-clt_status clt__mpi_all_gather(clt__mpi *m, int lane, float *buf, size_t count, double timeout);
-/* On the calling thread (no worker inside MPI): every process's k doubles, in process order,
- * into all (size * k); mine is copied to its place. */
-clt_status clt__mpi_gather_doubles(clt__mpi *m, const double *mine, int k, double *all);
-/* buf holds every process's rows, process q's counts[q] floats after those of the ones before;
- * this process's are filled in, the others' arrive. */
-clt_status clt__mpi_gather_rows(clt__mpi *m, float *buf, const size_t *counts);
-/* On the calling thread: buf (count floats) becomes its sum over the processes. */
-clt_status clt__mpi_sum_floats(clt__mpi *m, float *buf, size_t count);
+ * further calls (CLT_ERR_ABORTED). No slot is optional. */
+struct clt__mpi_ops {
+    const char *version;   /* PACKAGE_VERSION of the build it comes from: the core's must match */
+    /* opts.mpi: initialises MPI (MPI_THREAD_MULTIPLE) if needed, joins MPI_COMM_WORLD and sets
+     * rt->mpi and rt->mpi_ops (even when it fails half way: clt_runtime_destroy closes it). */
+    clt_status (*attach_world)(clt_runtime *rt);
+    void (*close)(clt__mpi *m);
+    int (*size)(const clt__mpi *m);
+    int (*rank)(const clt__mpi *m);
+    /* On lane `lane`'s worker thread: recv = op over processes of send (count floats; send ==
+     * recv in place). CLT_OP_AVG sums: the caller divides. */
+    clt_status (*allreduce)(clt__mpi *m, int lane, const float *send, float *recv, size_t count,
+                            clt_op op, double timeout);
+    /* buf holds size * count floats; block `rank` of the sum over processes lands in
+     * buf[0, count). */
+    clt_status (*reduce_scatter)(clt__mpi *m, int lane, float *buf, size_t count, clt_op op,
+                                 double timeout);
+    /* buf holds size * count floats, this process's block at rank * count: every block
+     * arrives. */
+    clt_status (*all_gather)(clt__mpi *m, int lane, float *buf, size_t count, double timeout);
+    /* On the calling thread (no worker inside MPI): every process's k doubles, in process
+     * order, into all (size * k); mine is copied to its place. */
+    clt_status (*gather_doubles)(clt__mpi *m, const double *mine, int k, double *all);
+    /* buf holds every process's rows, process q's counts[q] floats after those of the ones
+     * before; this process's are filled in, the others' arrive. */
+    clt_status (*gather_rows)(clt__mpi *m, float *buf, const size_t *counts);
+    /* On the calling thread: buf (count floats) becomes its sum over the processes. */
+    clt_status (*sum_floats)(clt__mpi *m, float *buf, size_t count);
+};
+
+/* libcltrain-mpi's one entry point for the core (exported, looked up by dlsym): its table. */
+#define CLT_MPI_LAYER_SYMBOL "clt__mpi_layer"
+CLT_API const clt__mpi_ops *clt__mpi_layer(void);
 
 #endif /* CLT_INTERNAL_H */

@@ -9,7 +9,11 @@
  * message to every peer carrying the call's number, so that a process that never reaches the
  * call is named in the others' CLT_ERR_TIMEOUT (and one that reached a different call is
  * caught at once). A timed-out call leaves MPI requests that can never be freed: the layer then
- * refuses every later call. Built without MPI, the public entry points say so.
+ * refuses every later call.
+ *
+ * This file alone calls MPI, and it is built into its own library, libcltrain-mpi (only when
+ * configure finds MPI), so that libcltrain never loads libmpi: the core calls the layer through
+ * the table at the end (clt__mpi_ops, lib/internal.h).
  *
  * When every process runs on one node (MPI_Comm_split_type says so), a lane's all-reduce goes
  * through an MPI-3 shared window instead of MPI's messages: each process copies its vector
@@ -20,95 +24,17 @@
  * CLT_MPI_SHM=0 turns it off (docs/PERFORMANCE.md compares the two). */
 #include "internal.h"
 
-#include <stdio.h>
-#include <stdlib.h>
-#include <string.h>
-
-int clt_have_mpi(void)
-{
-#ifdef CLT_HAVE_MPI
-    return 1;
-#else
-    return 0;
-#endif
-}
-
-int clt_runtime_process_count(const clt_runtime *rt)
-{
-    return rt && rt->mpi ? clt__mpi_size(rt->mpi) : 1;
-}
-
-int clt_runtime_process_rank(const clt_runtime *rt)
-{
-    return rt && rt->mpi ? clt__mpi_rank(rt->mpi) : 0;
-}
-
-#ifndef CLT_HAVE_MPI
-
-clt_status clt__mpi_attach_world(clt_runtime *rt)
-{
-    (void)rt;
-    return clt__fail(CLT_ERR_UNSUPPORTED,
-                     "clt_runtime_create: opts.mpi asks for MPI, but this cltrain was built "
-                     "without it (install Open MPI, e.g. Debian's libopenmpi-dev openmpi-bin, and "
-                     "run configure --with-mpi)");
-}
-
-void clt__mpi_close(clt__mpi *m) { (void)m; }
-int clt__mpi_size(const clt__mpi *m) { (void)m; return 1; }
-int clt__mpi_rank(const clt__mpi *m) { (void)m; return 0; }
-
-static clt_status no_mpi(void)
-{
-    return clt__fail(CLT_ERR_UNSUPPORTED, "built without MPI");
-}
-
-clt_status clt__mpi_allreduce(clt__mpi *m, int lane, const float *send, float *recv, size_t count,
-                              clt_op op, double timeout)
-{
-    (void)m, (void)lane, (void)send, (void)recv, (void)count, (void)op, (void)timeout;
-    return no_mpi();
-}
-
-clt_status clt__mpi_reduce_scatter(clt__mpi *m, int lane, float *buf, size_t count, clt_op op,
-                                   double timeout)
-{
-    (void)m, (void)lane, (void)buf, (void)count, (void)op, (void)timeout;
-    return no_mpi();
-}
-
-clt_status clt__mpi_all_gather(clt__mpi *m, int lane, float *buf, size_t count, double timeout)
-{
-    (void)m, (void)lane, (void)buf, (void)count, (void)timeout;
-    return no_mpi();
-}
-
-clt_status clt__mpi_gather_doubles(clt__mpi *m, const double *mine, int k, double *all)
-{
-    (void)m, (void)mine, (void)k, (void)all;
-    return no_mpi();
-}
-
-clt_status clt__mpi_gather_rows(clt__mpi *m, float *buf, const size_t *counts)
-{
-    (void)m, (void)buf, (void)counts;
-    return no_mpi();
-}
-
-clt_status clt__mpi_sum_floats(clt__mpi *m, float *buf, size_t count)
-{
-    (void)m, (void)buf, (void)count;
-    return no_mpi();
-}
-
-#else /* CLT_HAVE_MPI */
-
 #include <mpi.h>
 #include <sched.h>
 #include <stdatomic.h>
 #include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
 
 #include "cltrain_mpi.h"
+
+static const clt__mpi_ops layer_ops;   /* the core's view of this file, at the end */
 
 #define HOST_NAME 64
 #define TOKEN_TAG 7
@@ -138,8 +64,8 @@ struct clt__mpi {
     char broken_msg[512];
 };
 
-int clt__mpi_size(const clt__mpi *m) { return m->size; }
-int clt__mpi_rank(const clt__mpi *m) { return m->rank; }
+static int layer_size(const clt__mpi *m) { return m->size; }
+static int layer_rank(const clt__mpi *m) { return m->rank; }
 
 static clt_status fail_mpi(int rc, const char *what)
 {
@@ -453,7 +379,7 @@ static MPI_Op mpi_op(const clt__mpi *m, clt_op op)
     return op == CLT_OP_MAX ? m->op_max : op == CLT_OP_MIN ? m->op_min : MPI_SUM;
 }
 
-clt_status clt__mpi_allreduce(clt__mpi *m, int lane, const float *send, float *recv, size_t count,
+static clt_status layer_allreduce(clt__mpi *m, int lane, const float *send, float *recv, size_t count,
                               clt_op op, double timeout)
 {
     static const char what[] = "cross-process all-reduce";
@@ -476,7 +402,7 @@ clt_status clt__mpi_allreduce(clt__mpi *m, int lane, const float *send, float *r
 }
 
 
-clt_status clt__mpi_reduce_scatter(clt__mpi *m, int lane, float *buf, size_t count, clt_op op,
+static clt_status layer_reduce_scatter(clt__mpi *m, int lane, float *buf, size_t count, clt_op op,
                                    double timeout)
 {
     static const char what[] = "cross-process reduce-scatter";
@@ -486,7 +412,7 @@ clt_status clt__mpi_reduce_scatter(clt__mpi *m, int lane, float *buf, size_t cou
     return run_bounded(m, m->lanes[lane], &m->seq[lane], what, start_reduce_scatter, &a, timeout);
 }
 
-clt_status clt__mpi_all_gather(clt__mpi *m, int lane, float *buf, size_t count, double timeout)
+static clt_status layer_all_gather(clt__mpi *m, int lane, float *buf, size_t count, double timeout)
 {
     static const char what[] = "cross-process all-gather";
     clt_status st = lane_check(m, lane, count, what);
@@ -497,7 +423,7 @@ clt_status clt__mpi_all_gather(clt__mpi *m, int lane, float *buf, size_t count, 
 
 /* ---- the trainer's host-side exchanges ------------------------------------------------------ */
 
-clt_status clt__mpi_gather_doubles(clt__mpi *m, const double *mine, int k, double *all)
+static clt_status layer_gather_doubles(clt__mpi *m, const double *mine, int k, double *all)
 {
     memcpy(all + (size_t)m->rank * (size_t)k, mine, (size_t)k * sizeof *all);
     coll_args a = {NULL, all, k, MPI_DOUBLE, MPI_SUM};
@@ -505,7 +431,7 @@ clt_status clt__mpi_gather_doubles(clt__mpi *m, const double *mine, int k, doubl
                        start_all_gather, &a, HOST_TIMEOUT);
 }
 
-clt_status clt__mpi_sum_floats(clt__mpi *m, float *buf, size_t count)
+static clt_status layer_sum_floats(clt__mpi *m, float *buf, size_t count)
 {
     const size_t piece = (size_t)1 << 30;   /* MPI counts are ints */
     clt_status st = CLT_OK;
@@ -530,7 +456,7 @@ static int start_rows(void *arg, MPI_Comm comm, MPI_Request *req)
                            MPI_FLOAT, comm, req);
 }
 
-clt_status clt__mpi_gather_rows(clt__mpi *m, float *buf, const size_t *counts)
+static clt_status layer_gather_rows(clt__mpi *m, float *buf, const size_t *counts)
 {
     static const char what[] = "gathering outputs across processes";
     int *c = malloc((size_t)m->size * sizeof *c), *d = malloc((size_t)m->size * sizeof *d);
@@ -573,7 +499,7 @@ static int vote_intact(clt__mpi *m)
     return all;
 }
 
-void clt__mpi_close(clt__mpi *m)
+static void layer_close(clt__mpi *m)
 {
     if (!m) return;
     int fin = 0;
@@ -675,6 +601,7 @@ static clt_status attach(clt_runtime *rt, MPI_Comm comm)
                         : clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
     for (int r = 0; r < n && m->lanes; r++) m->lanes[r] = MPI_COMM_NULL;
     rt->mpi = m;   /* clt_runtime_destroy closes it, even half made */
+    rt->mpi_ops = &layer_ops;
     if (st != CLT_OK) {
         free(ndev);
         return st;
@@ -730,7 +657,7 @@ static clt_status attach(clt_runtime *rt, MPI_Comm comm)
     return st;
 }
 
-clt_status clt__mpi_attach_world(clt_runtime *rt)
+static clt_status layer_attach_world(clt_runtime *rt)
 {
     int init = 0, fin = 0;
     MPI_Initialized(&init);
@@ -766,4 +693,18 @@ clt_status clt_runtime_create_mpi(clt_runtime **out, const clt_runtime_options *
     return CLT_OK;
 }
 
-#endif /* CLT_HAVE_MPI */
+static const clt__mpi_ops layer_ops = {
+    .version = PACKAGE_VERSION,
+    .attach_world = layer_attach_world,
+    .close = layer_close,
+    .size = layer_size,
+    .rank = layer_rank,
+    .allreduce = layer_allreduce,
+    .reduce_scatter = layer_reduce_scatter,
+    .all_gather = layer_all_gather,
+    .gather_doubles = layer_gather_doubles,
+    .gather_rows = layer_gather_rows,
+    .sum_floats = layer_sum_floats,
+};
+
+const clt__mpi_ops *clt__mpi_layer(void) { return &layer_ops; }

@@ -1,10 +1,15 @@
-/* The runtime: the devices a spec selects, their contexts, and one worker thread each. */
+/* The runtime: the devices a spec selects, their contexts, and one worker thread each; under
+ * opts.mpi, the MPI layer of libcltrain-mpi found or loaded for it. */
+#define _GNU_SOURCE   /* dladdr */
 #include "internal.h"
 
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#ifdef CLT_HAVE_MPI
+#include <dlfcn.h>
+#endif
 
 clt_runtime_options clt_runtime_options_default(void)
 {
@@ -71,6 +76,94 @@ static clt_status make_contexts(clt_runtime *rt, const int *sel, cl_context *ctx
     return st;
 }
 
+/* ---- MPI: the layer in libcltrain-mpi ------------------------------------------------------ */
+
+int clt_have_mpi(void)
+{
+#ifdef CLT_HAVE_MPI
+    return 1;
+#else
+    return 0;
+#endif
+}
+
+int clt_runtime_process_count(const clt_runtime *rt)
+{
+    return rt && rt->mpi ? rt->mpi_ops->size(rt->mpi) : 1;
+}
+
+int clt_runtime_process_rank(const clt_runtime *rt)
+{
+    return rt && rt->mpi ? rt->mpi_ops->rank(rt->mpi) : 0;
+}
+
+#ifdef CLT_HAVE_MPI
+/* Linked in (a static build, a program linked with libcltrain-mpi, the tests) the layer's entry
+ * point is there already; otherwise this stays NULL and the layer is loaded. */
+#pragma weak clt__mpi_layer
+
+/* Opens libcltrain-mpi: by its soname first (LD_LIBRARY_PATH, ldconfig's cache, the system
+ * folders), then from the folder this library was loaded from, where make install puts both (a
+ * program's RUNPATH does not reach what a library opens). Never closed: the layer finalises
+ * MPI at exit. RTLD_GLOBAL: Open MPI's own plugins look for libmpi's symbols. */
+static void *open_layer(char *why, size_t cap)
+{
+    void *h = dlopen(CLT_MPI_LAYER_SONAME, RTLD_NOW | RTLD_GLOBAL);
+    if (h) return h;
+    const char *e = dlerror();
+    int len = snprintf(why, cap, "%s", e ? e : "not found");
+    Dl_info self;
+    const char *slash;
+    if (!dladdr((void *)clt_have_mpi, &self) || !self.dli_fname ||
+        !(slash = strrchr(self.dli_fname, '/')))
+        return NULL;
+    char path[4096];
+    if (snprintf(path, sizeof path, "%.*s/%s", (int)(slash - self.dli_fname), self.dli_fname,
+                 CLT_MPI_LAYER_SONAME) >= (int)sizeof path)
+        return NULL;
+    if ((h = dlopen(path, RTLD_NOW | RTLD_GLOBAL))) return h;
+    e = dlerror();
+    if (len >= 0 && (size_t)len < cap) snprintf(why + len, cap - (size_t)len, "; %s", e ? e : "not found");
+    return NULL;
+}
+#endif
+
+/* The table of the MPI layer for opts.mpi: linked in, or loaded with dlopen. */
+static clt_status mpi_layer(const clt__mpi_ops **out)
+{
+#ifndef CLT_HAVE_MPI
+    (void)out;
+    return clt__fail(CLT_ERR_UNSUPPORTED,
+                     "clt_runtime_create: opts.mpi asks for MPI, but this cltrain was built "
+                     "without it (install Open MPI, e.g. Debian's libopenmpi-dev openmpi-bin, and "
+                     "run configure --with-mpi)");
+#else
+    const clt__mpi_ops *(*entry)(void) = clt__mpi_layer;
+    if (!entry) {
+        char why[1024] = "";
+        void *h = open_layer(why, sizeof why);
+        if (!h)
+            return clt__fail(CLT_ERR_UNSUPPORTED,
+                             "clt_runtime_create: opts.mpi needs cltrain's MPI layer, "
+                             "%s, which cannot be loaded (%s): install it beside libcltrain, or "
+                             "link the program with it (pkg-config cltrain-mpi)",
+                             CLT_MPI_LAYER_SONAME, why);
+        entry = (const clt__mpi_ops *(*)(void))dlsym(h, CLT_MPI_LAYER_SYMBOL);
+        if (!entry)
+            return clt__fail(CLT_ERR_UNSUPPORTED, "clt_runtime_create: opts.mpi: %s has no %s: "
+                             "not cltrain's MPI layer", CLT_MPI_LAYER_SONAME, CLT_MPI_LAYER_SYMBOL);
+    }
+    const clt__mpi_ops *ops = entry();
+    if (strcmp(ops->version, PACKAGE_VERSION) != 0)
+        return clt__fail(CLT_ERR_UNSUPPORTED,
+                         "clt_runtime_create: opts.mpi: %s comes from cltrain %s, this libcltrain "
+                         "from %s: install the two from one build", CLT_MPI_LAYER_SONAME,
+                         ops->version, PACKAGE_VERSION);
+    *out = ops;
+    return CLT_OK;
+#endif
+}
+
 clt_status clt_runtime_create_ex(clt_runtime **out, const clt_runtime_options *opts)
 {
     if (!out) return clt__fail(CLT_ERR_INVALID_ARG, "clt_runtime_create: out is NULL");
@@ -84,6 +177,8 @@ clt_status clt_runtime_create_ex(clt_runtime **out, const clt_runtime_options *o
                          (int)o.context_mode);
     clt_status fst = clt__fault_from_env(NULL);   /* a malformed CLT_FAULT stops here */
     if (fst != CLT_OK) return fst;
+    const clt__mpi_ops *mpi = NULL;   /* before any device is opened: the layer may be missing */
+    if (o.mpi && (fst = mpi_layer(&mpi)) != CLT_OK) return fst;
 
     clt_runtime *rt = calloc(1, sizeof *rt);
     if (!rt) return clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
@@ -133,7 +228,7 @@ clt_status clt_runtime_create_ex(clt_runtime **out, const clt_runtime_options *o
                  rt->devs[sel[i]].info.platform_name);
     }
     if (rt->trace_path && (st = clt__trace_start(rt)) != CLT_OK) goto fail;
-    if (o.mpi && (st = clt__mpi_attach_world(rt)) != CLT_OK) goto fail;
+    if (mpi && (st = mpi->attach_world(rt)) != CLT_OK) goto fail;
     free(sel);
     free(ctx_of);
     *out = rt;
@@ -167,7 +262,7 @@ void clt_runtime_destroy(clt_runtime *rt)
     }
     free(rt->trace_path);
     clt__comm_destroy(rt->comm);   /* its staging is unmapped on the workers' threads */
-    clt__mpi_close(rt->mpi);
+    if (rt->mpi) rt->mpi_ops->close(rt->mpi);
     for (int i = 0; i < rt->nworkers && rt->workers; i++) clt__worker_stop(&rt->workers[i]);
     pthread_mutex_destroy(&rt->comm_lock);
     for (int i = 0; i < rt->ncontexts; i++) clReleaseContext(rt->contexts[i]);

@@ -41,6 +41,7 @@ typedef struct {
     int procs, proc;        /* MPI: processes and this one's rank; 1 and 0 without */
     int G;                  /* ranks in all: n * procs */
     clt__mpi *mpi;
+    const clt__mpi_ops *mpi_ops;   /* with mpi */
     int *dev;               /* runtime device of rank r */
     clt__net **nets;
     size_t shard;           /* parameters per rank; nets are padded to G * shard */
@@ -588,6 +589,7 @@ static clt_status data_create(clt_trainer *t, const float *init)
     bool data = t->p.parallel == CLT_PARALLEL_DATA;
     s->n = data ? t->rt->nworkers : 1;
     s->mpi = t->rt->mpi;   /* the facade allows only CLT_PARALLEL_DATA under MPI */
+    s->mpi_ops = t->rt->mpi_ops;
     s->procs = clt_runtime_process_count(t->rt);
     s->proc = clt_runtime_process_rank(t->rt);
     s->G = s->n * s->procs;
@@ -707,7 +709,7 @@ static clt_status gather_ranks(const data_state *s, const double *vals, int k, c
     if (gst == CLT_OK) {
         memcpy(mine, vals, nk * sizeof *mine);
         mine[nk] = st != CLT_OK;
-        gst = clt__mpi_gather_doubles(s->mpi, mine, (int)(nk + 1), got);
+        gst = s->mpi_ops->gather_doubles(s->mpi, mine, (int)(nk + 1), got);
     }
     for (int q = 0; q < s->procs && gst == CLT_OK; q++) {
         memcpy(all + (size_t)q * nk, got + (size_t)q * (nk + 1), nk * sizeof *all);
@@ -724,7 +726,7 @@ static clt_status gather_ranks(const data_state *s, const double *vals, int k, c
 static clt_status sum_parts(const data_state *s, float *host, size_t count, clt_status st)
 {
     if (!s->mpi || st != CLT_OK) return st;
-    return clt__mpi_sum_floats(s->mpi, host, count);
+    return s->mpi_ops->sum_floats(s->mpi, host, count);
 }
 
 static clt_status data_step(clt_trainer *t, const clt__batch *b, int update, float lr, double *loss,
@@ -852,7 +854,7 @@ static clt_status data_forward(clt_trainer *t, const clt__batch *b, float *out, 
     for (int g = 0; g < s->G; g++) *loss_sum += all[g];
     /* Under MPI every process gets every output row: process q's follow those before it. */
     for (int g = 0; g < s->G; g++) rows[g / n] += counts[g] * out_numel(t);
-    if (st == CLT_OK && s->mpi) st = clt__mpi_gather_rows(s->mpi, out, rows);
+    if (st == CLT_OK && s->mpi) st = s->mpi_ops->gather_rows(s->mpi, out, rows);
     free(counts), free(rows), free(vals), free(all);
     if (jobs != stack) free(jobs);
     return st;
