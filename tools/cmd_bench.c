@@ -542,6 +542,12 @@ static int bench_allreduce(const allreduce_args *a)
     clt_status st = clt_runtime_create_ex(&rt, &ro);
     if (st != CLT_OK) return tool_fail(tool_opening(a->spec), st);
     int n = clt_runtime_device_count(rt), procs = clt_runtime_process_count(rt);
+    if (procs > 1 && !(a->algos & ~((1 << CLT_ALGO_NAIVE) | (1 << CLT_ALGO_DIRECT)))) {
+        fprintf(stderr, "cltrain bench allreduce: --algo naive and direct do not cross processes: "
+                "under MPI use ring, staged or all\n");
+        clt_runtime_destroy(rt);
+        return 2;
+    }
     int proc = clt_runtime_process_rank(rt), G = n * procs;
     if (proc != 0 && !freopen("/dev/null", "w", stdout)) return 1;   /* process 0 reports */
     size_t max_floats = a->max_bytes / sizeof(float);
@@ -596,7 +602,8 @@ static int bench_allreduce(const allreduce_args *a)
         double mpi_t = procs > 1 ? time_mpi_allreduce(mpi_send, mpi_recv, count, a->iters) : 0;
         for (int algo = CLT_ALGO_RING; algo <= CLT_ALGO_DIRECT && !bad; algo++) {
             if (!(a->algos & (1 << algo))) continue;
-            if (procs > 1 && algo == CLT_ALGO_NAIVE) continue;   /* it does not cross processes */
+            if (procs > 1 && (algo == CLT_ALGO_NAIVE || algo == CLT_ALGO_DIRECT))
+                continue;   /* they do not cross processes */
             clt_collective_options o = clt_collective_options_default();
             o.algo = (clt_algo)algo;
             o.chunk_bytes = a->chunk_bytes;
