@@ -703,6 +703,35 @@ clt_status clt__checkpoint_parse(const uint8_t *buf, size_t len, const char *nam
                                  clt__checkpoint *out);
 void clt__checkpoint_free(clt__checkpoint *c);
 
+/* The file helpers checkpoints and safetensors files share. `what` names the kind of file in
+ * messages ("saving checkpoint PATH: ..."). */
+typedef struct {
+    const void *data;
+    size_t bytes;
+} clt__chunk;
+/* Writes the chunks in order to PATH.tmp.XXXXXX in path's folder, flushes it to disk, renames
+ * it over path and flushes the folder: on failure (CLT_ERR_IO naming the path and the system's
+ * reason) the temporary file is removed and path is untouched. */
+clt_status clt__file_write_atomic(const char *path, const char *what, const clt__chunk *chunks,
+                                  int n);
+/* A whole regular file in memory (*out malloc'ed). */
+clt_status clt__file_read(const char *path, const char *what, uint8_t **out, size_t *len);
+/* n floats from little-endian bytes; and host floats to little-endian in place (nothing to do
+ * on a little-endian host). */
+void clt__floats_from_le(float *dst, const uint8_t *src, size_t n);
+void clt__floats_to_le(float *a, size_t n);
+/* Whether `file`'s model is `mine`, layer by layer: CLT_ERR_SHAPE naming the first difference
+ * (path for the message). */
+clt_status clt__model_match(const clt_model *mine, const clt_model *file, const char *path);
+/* Host copies (malloc'ed, the caller frees) of the trainer's parameters (arrays[0]) and its
+ * first nstate optimizer state arrays (arrays[1..nstate]), in the model's flat numbering
+ * whatever the strategy. */
+clt_status clt__trainer_state_read(clt_trainer *t, int nstate, float *arrays[3]);
+/* Writes them all; when a device fails midway, the old values are put back (`path` names the
+ * file in the log line when even that fails) and the failure's message is kept. */
+clt_status clt__trainer_state_replace(clt_trainer *t, int nstate, float *const fresh[3],
+                                      const char *path);
+
 /* ---- device-to-device transfers (lib/transfer.c) ------------------------------------------- */
 
 /* A link carries float messages from one worker's buffers to another's. Each side runs its half
