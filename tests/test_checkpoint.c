@@ -3,6 +3,7 @@
  * a failed save leaves the old file, and every corrupted, truncated or mismatched file is refused
  * with the trainer left as it was. CLT_WRITE_CORPUS=DIR also writes the fuzz seed corpus. */
 #include "internal.h"
+#include "scratch.h"
 #include "tap.h"
 
 #include <dirent.h>
@@ -63,14 +64,7 @@ static float *snapshot(clt_trainer *t, size_t *n)
     return s;
 }
 
-static char *path_of(const char *name)
-{
-    static char buf[8][512];
-    static int k;
-    char *p = buf[k++ % 8];
-    snprintf(p, 512, "%s/%s", dir, name);
-    return p;
-}
+static char *path_of(const char *name) { return test_path(dir, name); }
 
 static uint8_t *slurp(const char *path, size_t *len)
 {

@@ -32,6 +32,8 @@ static void usage(FILE *f)
             "                  [--algo ring|naive|staged|direct|all] [--chunk-bytes C] [--json]\n"
             "                                   clt_allreduce per size (nccl-tests style) next to a\n"
             "                                   host memcpy of the same size, every result checked\n"
+            "  export --checkpoint FILE --safetensors OUT [--model NAME]\n"
+            "                                   a checkpoint's parameters as safetensors for PyTorch\n"
             "  version                          print the version\n"
             "\n"
             "SPEC: all | gpu | cpu | accelerator | P:D | P:* | a name word (pocl, rusticl, nvidia,\n"
@@ -86,6 +88,7 @@ int main(int argc, char **argv)
     if (!strcmp(cmd, "bench")) return cmd_bench(argc - 1, argv + 1);
     if (!strcmp(cmd, "train")) return cmd_train(argc - 1, argv + 1);
     if (!strcmp(cmd, "tune")) return cmd_tune(argc - 1, argv + 1);
+    if (!strcmp(cmd, "export")) return cmd_export(argc - 1, argv + 1);
     if (!strcmp(cmd, "version") || !strcmp(cmd, "--version")) {
         printf("cltrain %s\n", clt_version());
         return 0;

@@ -9,6 +9,7 @@ int cmd_selftest(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_tune(int argc, char **argv);
+int cmd_export(int argc, char **argv);
 /* cltrain bench gemm (tools/cmd_tune.c). */
 int bench_gemm(const char *spec, size_t batch, int iters, int json);
 
