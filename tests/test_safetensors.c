@@ -410,6 +410,36 @@ static void check_bad_files(void)
         ok(same_floats(before, after, np), "  ... and the parameters are bit for bit unchanged");
         free(after);
     }
+    /* the parser on every truncation of a real file, and on changed header bytes: an error
+     * that is CLT_ERR_FORMAT, or a parse (never a crash, another status or a read past the end) */
+    size_t len;
+    uint8_t *good = slurp(orig, &len), *copy = malloc(len ? len : 1);
+    int truncations = 0, changes = 0, odd = 0;
+    for (size_t cut = 0; good && cut < len; cut++) {
+        uint8_t *piece = malloc(cut ? cut : 1);   /* exactly cut bytes: valgrind sees a read past them */
+        memcpy(piece, good, cut);
+        clt__safetensors s;
+        clt_status st = clt__safetensors_parse(piece, cut, "cut", &s);
+        truncations += st == CLT_ERR_FORMAT;
+        if (st == CLT_OK) clt__safetensors_free(&s);
+        free(piece);
+    }
+    size_t hlen = good && len >= 8 ? (size_t)good[0] | (size_t)good[1] << 8 : 0;
+    static const uint8_t swaps[] = {0x00, '"', '}', ']', ',', '\\', '9', 0xff};
+    for (size_t at = 0; at < 8 + hlen && at < len; at++)
+        for (size_t k = 0; k < sizeof swaps; k++) {
+            if (good[at] == swaps[k]) continue;
+            memcpy(copy, good, len);
+            copy[at] = swaps[k];
+            clt__safetensors s;
+            clt_status st = clt__safetensors_parse(copy, len, "changed", &s);
+            changes++;
+            odd += st != CLT_OK && st != CLT_ERR_FORMAT;
+            if (st == CLT_OK) clt__safetensors_free(&s);
+        }
+    ok(good && truncations == (int)len, "every one of the %zu truncations of a file is CLT_ERR_FORMAT", len);
+    ok(changes > 1000 && odd == 0, "%d changes of its %zu header bytes parse or are CLT_ERR_FORMAT", changes, hlen);
+    free(good), free(copy);
     ok_error(clt_trainer_load_safetensors(t, path_of("absent.safetensors")), CLT_ERR_IO, "absent.safetensors",
              "a missing file is CLT_ERR_IO naming it");
     ok_error(clt_trainer_load_safetensors(t, NULL), CLT_ERR_INVALID_ARG, "path is NULL", "a NULL path");

@@ -32,8 +32,6 @@ static void usage(FILE *f)
             "                  [--algo ring|naive|staged|direct|all] [--chunk-bytes C] [--json]\n"
             "                                   clt_allreduce per size (nccl-tests style) next to a\n"
             "                                   host memcpy of the same size, every result checked\n"
-            "  export --checkpoint FILE --safetensors OUT [--model NAME]\n"
-            "                                   a checkpoint's parameters as safetensors for PyTorch\n"
             "  version                          print the version\n"
             "\n"
             "SPEC: all | gpu | cpu | accelerator | P:D | P:* | a name word (pocl, rusticl, nvidia,\n"
