@@ -636,18 +636,19 @@ clt_status clt__file_read(const char *path, const char *what, uint8_t **out, siz
     return st;
 }
 
-clt_status clt__model_match(const clt_model *mine, const clt_model *file, const char *path)
+clt_status clt__model_match(const clt_model *mine, const clt_model *file, const char *path,
+                            const char *whose)
 {
     const clt_shape a = mine->input, b = file->input;
     bool same_in = a.rank == b.rank;
     for (int i = 0; i < a.rank && same_in; i++) same_in = a.dims[i] == b.dims[i];
     if (!same_in)
         return clt__fail(CLT_ERR_SHAPE, "checkpoint %s: its model takes a different input shape "
-                         "(rank %d, first dimension %d) from this trainer's (rank %d, first "
-                         "dimension %d)", path, b.rank, b.dims[0], a.rank, a.dims[0]);
+                         "(rank %d, first dimension %d) from %s model's (rank %d, first "
+                         "dimension %d)", path, b.rank, b.dims[0], whose, a.rank, a.dims[0]);
     if (mine->nlayers != file->nlayers)
-        return clt__fail(CLT_ERR_SHAPE, "checkpoint %s: its model has %d layers, this trainer's "
-                         "has %d", path, file->nlayers, mine->nlayers);
+        return clt__fail(CLT_ERR_SHAPE, "checkpoint %s: its model has %d layers, %s model "
+                         "has %d", path, file->nlayers, whose, mine->nlayers);
     for (int i = 0; i < mine->nlayers; i++) {
         const clt_layer_desc *x = &mine->layers[i].desc, *y = &file->layers[i].desc;
         const char *what = x->kind != y->kind ? "kind" : x->out != y->out ? "size (out)"
@@ -656,10 +657,10 @@ clt_status clt__model_match(const clt_model *mine, const clt_model *file, const 
                          : memcmp(&x->alpha, &y->alpha, sizeof x->alpha) ? "alpha" : NULL;
         if (what)
             return clt__fail(CLT_ERR_SHAPE, "checkpoint %s: layer %d differs in its %s: %s (out "
-                             "%d, alpha %g) in the file, %s (out %d, alpha %g) in this trainer's "
-                             "model", path, i, what, clt__layer_kind_name(y->kind), y->out,
+                             "%d, alpha %g) in the file, %s (out %d, alpha %g) in %s model",
+                             path, i, what, clt__layer_kind_name(y->kind), y->out,
                              (double)y->alpha, clt__layer_kind_name(x->kind), x->out,
-                             (double)x->alpha);
+                             (double)x->alpha, whose);
     }
     return CLT_OK;
 }
@@ -678,7 +679,7 @@ clt_status clt_trainer_load(clt_trainer *t, const char *path)
     if ((st = clt__file_read(path, "checkpoint", &buf, &len)) != CLT_OK) return st;
     clt__checkpoint c;
     st = clt__checkpoint_parse(buf, len, path, &c);
-    if (st == CLT_OK) st = clt__model_match(t->model, c.model, path);
+    if (st == CLT_OK) st = clt__model_match(t->model, c.model, path, "this trainer's");
     if (st == CLT_OK && c.p.loss != t->p.loss)
         st = clt__fail(CLT_ERR_FORMAT, "checkpoint %s: written with the %s loss, this trainer "
                        "uses %s", path, c.p.loss == CLT_LOSS_MSE ? "MSE" : "cross-entropy",

@@ -721,8 +721,9 @@ clt_status clt__file_read(const char *path, const char *what, uint8_t **out, siz
 void clt__floats_from_le(float *dst, const uint8_t *src, size_t n);
 void clt__floats_to_le(float *a, size_t n);
 /* Whether `file`'s model is `mine`, layer by layer: CLT_ERR_SHAPE naming the first difference
- * (path for the message). */
-clt_status clt__model_match(const clt_model *mine, const clt_model *file, const char *path);
+ * (path names the file, whose mine: "this trainer's"). */
+clt_status clt__model_match(const clt_model *mine, const clt_model *file, const char *path,
+                            const char *whose);
 /* Host copies (malloc'ed, the caller frees) of the trainer's parameters (arrays[0]) and its
  * first nstate optimizer state arrays (arrays[1..nstate]), in the model's flat numbering
  * whatever the strategy. */

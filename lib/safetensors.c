@@ -759,7 +759,7 @@ clt_status clt_checkpoint_export_safetensors(const char *checkpoint, const char 
     if ((st = clt__file_read(checkpoint, "checkpoint", &buf, &len)) != CLT_OK) return st;
     clt__checkpoint c;
     st = clt__checkpoint_parse(buf, len, checkpoint, &c);
-    if (st == CLT_OK && expect) st = clt__model_match(expect, c.model, checkpoint);
+    if (st == CLT_OK && expect) st = clt__model_match(expect, c.model, checkpoint, "the expected");
     /* the checkpoint's parameters are little-endian floats already */
     if (st == CLT_OK) st = save_params(c.model, c.params, path);
     clt__checkpoint_free(&c);
