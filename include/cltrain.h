@@ -855,6 +855,43 @@ CLT_API clt_status clt_trainer_set_data_position(clt_trainer *t, const clt_data_
 CLT_API clt_status clt_trainer_data_position(const clt_trainer *t, clt_data_position *out);
 
 /* ---------------------------------------------------------------------------------------------
+ * Safetensors: the parameters alone, for PyTorch and Hugging Face (docs/CHECKPOINT.md).
+ *
+ *     clt_trainer_save_safetensors(t, "model.safetensors");
+ *     # Python: net = nn.Sequential(...)   # the same layers
+ *     #         net.load_state_dict(safetensors.torch.load_file("model.safetensors"))
+ *
+ * The tensors are those of the state_dict of the torch.nn.Sequential that holds the model's
+ * layers in order: layer i's are "i.weight" and "i.bias" (a layer without parameters, such as an
+ * activation, a pool, dropout or flatten, takes its index and holds none), float32 (F32), in
+ * PyTorch's layout: Linear (out, in), Conv2d (out, in, kh, kw), LayerNorm weight and bias of its
+ * normalized shape (the layer's whole input shape). The header's __metadata__ holds "format":
+ * "pt", "producer": "cltrain VERSION", and "cltrain.model", the model as JSON: {"input": [dims],
+ * "layers": [...]}, each layer an object whose "type" is its torch.nn class and whose other keys
+ * are that class's constructor arguments, so that
+ *     nn.Sequential(*[getattr(nn, d.pop("type"))(**d) for d in json.loads(meta)["layers"]])
+ * rebuilds the network. A layer nn.Sequential cannot hold is CLT_ERR_UNSUPPORTED naming it.
+ */
+
+/* Writes the parameters to path, atomically as clt_trainer_save does, whatever the parallel
+ * mode (the slices and replicas give the file one device would). */
+CLT_API clt_status clt_trainer_save_safetensors(clt_trainer *t, const char *path);
+/* Sets the parameters from a safetensors file, as torch's load_state_dict(strict=True) does:
+ * the optimizer state (momentum, Adam's m and v), the step count, the schedule, accumulated
+ * gradients and every hyper-parameter stay as they are; metadata is not read. The whole file is
+ * read and checked first: a file that is truncated or not valid safetensors (header length,
+ * JSON, offsets that leave a gap, overlap or reach past the data) is CLT_ERR_FORMAT, a tensor
+ * that is not F32 CLT_ERR_FORMAT naming it and its dtype, and a missing tensor, one of another
+ * shape or one the model does not have CLT_ERR_SHAPE naming it (and both shapes); each leaves
+ * the trainer as it was. */
+CLT_API clt_status clt_trainer_load_safetensors(clt_trainer *t, const char *path);
+/* The parameters of a checkpoint (clt_trainer_save's file, which describes its model) as a
+ * safetensors file at path, with no device. expect: NULL, or a model the checkpoint's must be
+ * (CLT_ERR_SHAPE naming the first difference). */
+CLT_API clt_status clt_checkpoint_export_safetensors(const char *checkpoint, const char *path,
+                                                     const clt_model *expect);
+
+/* ---------------------------------------------------------------------------------------------
  * Collectives across the runtime's devices, on float32 device buffers: all-reduce, broadcast,
  * reduce-scatter, all-gather. Buffer i (one per runtime device, in device order) lives in
  * clt_runtime_context(rt, i): the runtime's own buffers or ones you created there. Offsets are

@@ -105,8 +105,7 @@ static float get_f32(reader *r)
     return f;
 }
 
-/* n floats from little-endian bytes. */
-static void floats_from_le(float *dst, const uint8_t *src, size_t n)
+void clt__floats_from_le(float *dst, const uint8_t *src, size_t n)
 {
     if (host_is_le()) {
         memcpy(dst, src, n * sizeof(float));
@@ -114,6 +113,17 @@ static void floats_from_le(float *dst, const uint8_t *src, size_t n)
     }
     reader r = {src, n * 4};
     for (size_t i = 0; i < n; i++) dst[i] = get_f32(&r);
+}
+
+void clt__floats_to_le(float *a, size_t n)
+{
+    if (host_is_le()) return;
+    for (size_t k = 0; k < n; k++) {
+        uint32_t v;
+        memcpy(&v, &a[k], 4);
+        v = (v >> 24) | ((v >> 8) & 0xff00u) | ((v << 8) & 0xff0000u) | (v << 24);
+        memcpy(&a[k], &v, 4);
+    }
 }
 
 /* CRC32 (zlib's) of n bytes; zlib takes a uInt length, so long arrays go in pieces. */
@@ -410,17 +420,15 @@ typedef struct {
     size_t bytes;
 } out_section;
 
-static clt_status io_fail(const char *path, const char *what, const char *file)
+static clt_status io_fail(const char *path, const char *what, const char *verb, const char *file)
 {
-    return clt__fail(CLT_ERR_IO, "saving checkpoint %s: %s %s: %s", path, what, file,
-                     strerror(errno));
+    return clt__fail(CLT_ERR_IO, "saving %s %s: %s %s: %s", what, path, verb, file, strerror(errno));
 }
 
 static bool write_all(FILE *f, const void *p, size_t n) { return !n || fwrite(p, 1, n, f) == n; }
 
-/* Writes path.tmp.XXXXXX in path's folder, flushes it to disk, renames it over path and flushes
- * the folder. On failure the temporary file is removed and path is untouched. */
-static clt_status write_atomic(const char *path, const out_section *sec, int nsec)
+clt_status clt__file_write_atomic(const char *path, const char *what, const clt__chunk *chunks,
+                                  int n)
 {
     size_t plen = strlen(path);
     char *tmp = malloc(plen + 16), *dir = malloc(plen + 2);
@@ -438,50 +446,35 @@ static clt_status write_atomic(const char *path, const out_section *sec, int nse
     int fd = mkstemp(tmp);
     FILE *f = NULL;
     if (fd < 0) {
-        st = io_fail(path, "creating", tmp);
+        st = io_fail(path, what, "creating", tmp);
         goto out;
     }
     /* mkstemp makes it 0600: give it the mode of the file it replaces, or 0644 */
     struct stat prev;
     if (fchmod(fd, stat(path, &prev) == 0 ? (prev.st_mode & 07777) : 0644) != 0) {
-        st = io_fail(path, "setting the mode of", tmp);
+        st = io_fail(path, what, "setting the mode of", tmp);
         close(fd);
         goto fail;
     }
     if (!(f = fdopen(fd, "wb"))) {
-        st = io_fail(path, "opening", tmp);
+        st = io_fail(path, what, "opening", tmp);
         close(fd);
         goto fail;
     }
-    /* the header, then each section's header just before its (possibly large) payload */
-    writer h = {0};
-    put(&h, MAGIC, sizeof MAGIC);
-    put_u32(&h, CKPT_VERSION);
-    put_u32(&h, (uint32_t)nsec);
-    put_u32(&h, 0);
-    if (!h.oom) put_u32(&h, (uint32_t)crc32(0L, h.buf, (uInt)h.len));
-    if (!h.oom && !write_all(f, h.buf, h.len)) st = io_fail(path, "writing", tmp);
-    for (int i = 0; i < nsec && st == CLT_OK && !h.oom; i++) {
-        h.len = 0;
-        put(&h, sec[i].tag, 4);
-        put_u32(&h, crc_of(sec[i].data, sec[i].bytes));
-        put_u64(&h, sec[i].bytes);
-        if (!h.oom && (!write_all(f, h.buf, h.len) || !write_all(f, sec[i].data, sec[i].bytes)))
-            st = io_fail(path, "writing", tmp);
-    }
-    if (h.oom && st == CLT_OK) st = clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
-    free(h.buf);
-    if (st == CLT_OK && (fflush(f) != 0 || fsync(fileno(f)) != 0)) st = io_fail(path, "flushing", tmp);
-    if (fclose(f) != 0 && st == CLT_OK) st = io_fail(path, "closing", tmp);
+    for (int i = 0; i < n && st == CLT_OK; i++)
+        if (!write_all(f, chunks[i].data, chunks[i].bytes)) st = io_fail(path, what, "writing", tmp);
+    if (st == CLT_OK && (fflush(f) != 0 || fsync(fileno(f)) != 0))
+        st = io_fail(path, what, "flushing", tmp);
+    if (fclose(f) != 0 && st == CLT_OK) st = io_fail(path, what, "closing", tmp);
     if (st != CLT_OK) goto fail;
     if (rename(tmp, path) != 0) {
-        st = io_fail(path, "renaming", tmp);
+        st = io_fail(path, what, "renaming", tmp);
         goto fail;
     }
     int dfd = open(dir, O_RDONLY | O_DIRECTORY);
     if (dfd < 0 || (fsync(dfd) != 0 && errno != EINVAL && errno != ENOTSUP)) {
         /* the new file is in place; only its name's durability is in doubt */
-        st = io_fail(path, "flushing the folder", dir);
+        st = io_fail(path, what, "flushing the folder", dir);
     }
     if (dfd >= 0) close(dfd);
     goto out;
@@ -492,10 +485,41 @@ out:
     return st;
 }
 
+/* The checkpoint's header, then each section's header just before its (possibly large)
+ * payload, written atomically. */
+static clt_status write_checkpoint(const char *path, const out_section *sec, int nsec)
+{
+    writer h = {0};
+    put(&h, MAGIC, sizeof MAGIC);
+    put_u32(&h, CKPT_VERSION);
+    put_u32(&h, (uint32_t)nsec);
+    put_u32(&h, 0);
+    if (!h.oom) put_u32(&h, (uint32_t)crc32(0L, h.buf, (uInt)h.len));
+    for (int i = 0; i < nsec; i++) {
+        put(&h, sec[i].tag, 4);
+        put_u32(&h, crc_of(sec[i].data, sec[i].bytes));
+        put_u64(&h, sec[i].bytes);
+    }
+    if (h.oom) {
+        free(h.buf);
+        return clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
+    }
+    clt__chunk chunks[1 + 2 * 5];
+    int n = 0;
+    chunks[n++] = (clt__chunk){h.buf, CKPT_HEADER_BYTES};
+    for (int i = 0; i < nsec && i < 5; i++) {
+        chunks[n++] = (clt__chunk){h.buf + CKPT_HEADER_BYTES + (size_t)i * CKPT_SECTION_BYTES,
+                                   CKPT_SECTION_BYTES};
+        chunks[n++] = (clt__chunk){sec[i].data, sec[i].bytes};
+    }
+    clt_status st = clt__file_write_atomic(path, "checkpoint", chunks, n);
+    free(h.buf);
+    return st;
+}
+
 /* ---- the trainer's side ----------------------------------------------------------------------- */
 
-/* Host copies of the parameters (arrays[0]) and the optimizer state (arrays[1..nstate]). */
-static clt_status read_state(clt_trainer *t, int nstate, float *arrays[3])
+clt_status clt__trainer_state_read(clt_trainer *t, int nstate, float *arrays[3])
 {
     size_t np = t->model->nparams;
     clt_status st = CLT_OK;
@@ -515,6 +539,23 @@ static clt_status write_state(clt_trainer *t, int nstate, float *const arrays[3]
     if (np) st = t->ops->param_io(t, 0, np, arrays[0], 1, 0);
     for (int i = 0; i < nstate && st == CLT_OK && np; i++)
         st = t->ops->state_io(t, i, 0, np, arrays[1 + i], 1);
+    return st;
+}
+
+clt_status clt__trainer_state_replace(clt_trainer *t, int nstate, float *const fresh[3],
+                                      const char *path)
+{
+    float *old[3] = {NULL, NULL, NULL};
+    clt_status st = clt__trainer_state_read(t, nstate, old);
+    if (st == CLT_OK && (st = write_state(t, nstate, fresh)) != CLT_OK) {
+        char msg[512];
+        snprintf(msg, sizeof msg, "%s", clt_last_error());
+        if (write_state(t, nstate, old) != CLT_OK)
+            clt__log(CLT_LOG_ERROR, "%s: the trainer's state could not be restored after a failed "
+                     "load", path);
+        clt__error_set_message(msg);
+    }
+    for (int i = 0; i < 3; i++) free(old[i]);
     return st;
 }
 
@@ -540,21 +581,14 @@ clt_status clt_trainer_save(clt_trainer *t, const char *path)
     size_t np = t->model->nparams;
     float *arrays[3] = {NULL, NULL, NULL};
     writer model = {0}, train = {0};
-    st = read_state(t, nstate, arrays);
+    st = clt__trainer_state_read(t, nstate, arrays);
     if (st == CLT_OK) {
         describe_model(&model, t->model);
         describe_train(&train, t, nstate);
         if (model.oom || train.oom) st = clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
     }
     /* floats go out as they are on a little-endian host, byte-swapped in place elsewhere */
-    if (st == CLT_OK && !host_is_le())
-        for (int i = 0; i <= nstate; i++)
-            for (size_t k = 0; k < np; k++) {
-                uint32_t v;
-                memcpy(&v, &arrays[i][k], 4);
-                v = (v >> 24) | ((v >> 8) & 0xff00u) | ((v << 8) & 0xff0000u) | (v << 24);
-                memcpy(&arrays[i][k], &v, 4);
-            }
+    for (int i = 0; i <= nstate && st == CLT_OK; i++) clt__floats_to_le(arrays[i], np);
     if (st == CLT_OK) {
         out_section sec[5] = {
             {"MODL", model.buf, model.len},
@@ -563,35 +597,34 @@ clt_status clt_trainer_save(clt_trainer *t, const char *path)
             {"OPT0", (const uint8_t *)arrays[1], np * 4},
             {"OPT1", (const uint8_t *)arrays[2], np * 4},
         };
-        st = write_atomic(path, sec, 3 + nstate);
+        st = write_checkpoint(path, sec, 3 + nstate);
     }
     free(model.buf), free(train.buf);
     for (int i = 0; i < 3; i++) free(arrays[i]);
     return st;
 }
 
-/* Reads a whole file into memory. */
-static clt_status read_file(const char *path, uint8_t **out, size_t *len)
+clt_status clt__file_read(const char *path, const char *what, uint8_t **out, size_t *len)
 {
     *out = NULL;
     FILE *f = fopen(path, "rb");
-    if (!f) return clt__fail(CLT_ERR_IO, "loading checkpoint %s: %s", path, strerror(errno));
+    if (!f) return clt__fail(CLT_ERR_IO, "loading %s %s: %s", what, path, strerror(errno));
     struct stat sb;
     clt_status st = CLT_OK;
     if (fstat(fileno(f), &sb) != 0) {
-        st = clt__fail(CLT_ERR_IO, "loading checkpoint %s: %s", path, strerror(errno));
+        st = clt__fail(CLT_ERR_IO, "loading %s %s: %s", what, path, strerror(errno));
     } else if (!S_ISREG(sb.st_mode)) {
-        st = clt__fail(CLT_ERR_IO, "loading checkpoint %s: not a regular file", path);
+        st = clt__fail(CLT_ERR_IO, "loading %s %s: not a regular file", what, path);
     } else if ((uint64_t)sb.st_size > SIZE_MAX / 2) {
-        st = clt__fail(CLT_ERR_FORMAT, "loading checkpoint %s: %lld bytes is too large", path,
+        st = clt__fail(CLT_ERR_FORMAT, "loading %s %s: %lld bytes is too large", what, path,
                        (long long)sb.st_size);
     } else {
         *len = (size_t)sb.st_size;
         if (!(*out = malloc(*len ? *len : 1)))
-            st = clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "loading checkpoint %s: cannot hold its %zu "
-                           "bytes in memory", path, *len);
+            st = clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "loading %s %s: cannot hold its %zu "
+                           "bytes in memory", what, path, *len);
         else if (fread(*out, 1, *len, f) != *len)
-            st = clt__fail(CLT_ERR_IO, "loading checkpoint %s: reading %zu bytes failed%s%s", path,
+            st = clt__fail(CLT_ERR_IO, "loading %s %s: reading %zu bytes failed%s%s", what, path,
                            *len, ferror(f) ? ": " : " (the file shrank)",
                            ferror(f) ? strerror(errno) : "");
     }
@@ -603,19 +636,19 @@ static clt_status read_file(const char *path, uint8_t **out, size_t *len)
     return st;
 }
 
-/* The trainer's model and the checkpoint's must be the same, layer by layer. */
-static clt_status match_model(const clt_model *mine, const clt_model *file, const char *path)
+clt_status clt__model_match(const clt_model *mine, const clt_model *file, const char *path,
+                            const char *whose)
 {
     const clt_shape a = mine->input, b = file->input;
     bool same_in = a.rank == b.rank;
     for (int i = 0; i < a.rank && same_in; i++) same_in = a.dims[i] == b.dims[i];
     if (!same_in)
         return clt__fail(CLT_ERR_SHAPE, "checkpoint %s: its model takes a different input shape "
-                         "(rank %d, first dimension %d) from this trainer's (rank %d, first "
-                         "dimension %d)", path, b.rank, b.dims[0], a.rank, a.dims[0]);
+                         "(rank %d, first dimension %d) from %s model's (rank %d, first "
+                         "dimension %d)", path, b.rank, b.dims[0], whose, a.rank, a.dims[0]);
     if (mine->nlayers != file->nlayers)
-        return clt__fail(CLT_ERR_SHAPE, "checkpoint %s: its model has %d layers, this trainer's "
-                         "has %d", path, file->nlayers, mine->nlayers);
+        return clt__fail(CLT_ERR_SHAPE, "checkpoint %s: its model has %d layers, %s model "
+                         "has %d", path, file->nlayers, whose, mine->nlayers);
     for (int i = 0; i < mine->nlayers; i++) {
         const clt_layer_desc *x = &mine->layers[i].desc, *y = &file->layers[i].desc;
         const char *what = x->kind != y->kind ? "kind" : x->out != y->out ? "size (out)"
@@ -624,10 +657,10 @@ static clt_status match_model(const clt_model *mine, const clt_model *file, cons
                          : memcmp(&x->alpha, &y->alpha, sizeof x->alpha) ? "alpha" : NULL;
         if (what)
             return clt__fail(CLT_ERR_SHAPE, "checkpoint %s: layer %d differs in its %s: %s (out "
-                             "%d, alpha %g) in the file, %s (out %d, alpha %g) in this trainer's "
-                             "model", path, i, what, clt__layer_kind_name(y->kind), y->out,
+                             "%d, alpha %g) in the file, %s (out %d, alpha %g) in %s model",
+                             path, i, what, clt__layer_kind_name(y->kind), y->out,
                              (double)y->alpha, clt__layer_kind_name(x->kind), x->out,
-                             (double)x->alpha);
+                             (double)x->alpha, whose);
     }
     return CLT_OK;
 }
@@ -643,10 +676,10 @@ clt_status clt_trainer_load(clt_trainer *t, const char *path)
     if (st != CLT_OK) return st;
     uint8_t *buf;
     size_t len = 0;
-    if ((st = read_file(path, &buf, &len)) != CLT_OK) return st;
+    if ((st = clt__file_read(path, "checkpoint", &buf, &len)) != CLT_OK) return st;
     clt__checkpoint c;
     st = clt__checkpoint_parse(buf, len, path, &c);
-    if (st == CLT_OK) st = match_model(t->model, c.model, path);
+    if (st == CLT_OK) st = clt__model_match(t->model, c.model, path, "this trainer's");
     if (st == CLT_OK && c.p.loss != t->p.loss)
         st = clt__fail(CLT_ERR_FORMAT, "checkpoint %s: written with the %s loss, this trainer "
                        "uses %s", path, c.p.loss == CLT_LOSS_MSE ? "MSE" : "cross-entropy",
@@ -660,23 +693,15 @@ clt_status clt_trainer_load(clt_trainer *t, const char *path)
                        nstate, optim_name(t->p.optim.kind),
                        clt__optim_state_arrays(&t->p.optim) == 0 && !t->p.optim.kind ? " without momentum" : "",
                        clt__optim_state_arrays(&t->p.optim));
-    /* the new state in host arrays, and the old one to put back if a device fails midway */
+    /* the new state in host arrays */
     size_t np = t->model->nparams;
-    float *fresh[3] = {NULL, NULL, NULL}, *old[3] = {NULL, NULL, NULL};
+    float *fresh[3] = {NULL, NULL, NULL};
     for (int i = 0; i <= nstate && st == CLT_OK; i++)
         if (!(fresh[i] = malloc((np ? np : 1) * sizeof(float))))
             st = clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory (%zu parameters)", np);
         else
-            floats_from_le(fresh[i], i ? c.state[i - 1] : c.params, np);
-    if (st == CLT_OK) st = read_state(t, nstate, old);
-    if (st == CLT_OK && (st = write_state(t, nstate, fresh)) != CLT_OK) {
-        char msg[512];
-        snprintf(msg, sizeof msg, "%s", clt_last_error());
-        if (write_state(t, nstate, old) != CLT_OK)
-            clt__log(CLT_LOG_ERROR, "checkpoint %s: the trainer's state could not be restored "
-                     "after a failed load", path);
-        clt__error_set_message(msg);
-    }
+            clt__floats_from_le(fresh[i], i ? c.state[i - 1] : c.params, np);
+    if (st == CLT_OK) st = clt__trainer_state_replace(t, nstate, fresh, path);
     if (st == CLT_OK) {
         t->steps = c.steps;
         t->micro = 0;   /* gradients accumulated before the load are dropped */
@@ -687,7 +712,7 @@ clt_status clt_trainer_load(clt_trainer *t, const char *path)
         t->p.accumulation = c.p.accumulation;
         t->p.seed = c.p.seed;
     }
-    for (int i = 0; i < 3; i++) free(fresh[i]), free(old[i]);
+    for (int i = 0; i < 3; i++) free(fresh[i]);
     clt__checkpoint_free(&c);
     free(buf);
     return st;

@@ -709,6 +709,79 @@ clt_status clt__checkpoint_parse(const uint8_t *buf, size_t len, const char *nam
                                  clt__checkpoint *out);
 void clt__checkpoint_free(clt__checkpoint *c);
 
+/* The file helpers checkpoints and safetensors files share. `what` names the kind of file in
+ * messages ("saving checkpoint PATH: ..."). */
+typedef struct {
+    const void *data;
+    size_t bytes;
+} clt__chunk;
+/* Writes the chunks in order to PATH.tmp.XXXXXX in path's folder, flushes it to disk, renames
+ * it over path and flushes the folder: on failure (CLT_ERR_IO naming the path and the system's
+ * reason) the temporary file is removed and path is untouched. */
+clt_status clt__file_write_atomic(const char *path, const char *what, const clt__chunk *chunks,
+                                  int n);
+/* A whole regular file in memory (*out malloc'ed). */
+clt_status clt__file_read(const char *path, const char *what, uint8_t **out, size_t *len);
+/* n floats from little-endian bytes; and host floats to little-endian in place (nothing to do
+ * on a little-endian host). */
+void clt__floats_from_le(float *dst, const uint8_t *src, size_t n);
+void clt__floats_to_le(float *a, size_t n);
+/* Whether `file`'s model is `mine`, layer by layer: CLT_ERR_SHAPE naming the first difference
+ * (path names the file, whose mine: "this trainer's"). */
+clt_status clt__model_match(const clt_model *mine, const clt_model *file, const char *path,
+                            const char *whose);
+/* Host copies (malloc'ed, the caller frees) of the trainer's parameters (arrays[0]) and its
+ * first nstate optimizer state arrays (arrays[1..nstate]), in the model's flat numbering
+ * whatever the strategy. */
+clt_status clt__trainer_state_read(clt_trainer *t, int nstate, float *arrays[3]);
+/* Writes them all; when a device fails midway, the old values are put back (`path` names the
+ * file in the log line when even that fails) and the failure's message is kept. */
+clt_status clt__trainer_state_replace(clt_trainer *t, int nstate, float *const fresh[3],
+                                      const char *path);
+
+/* ---- safetensors files (lib/safetensors.c) -------------------------------------------------- */
+
+/* One tensor of a safetensors header. */
+enum { CLT__ST_MAX_RANK = 8 };
+typedef struct {
+    char *name;                   /* decoded from JSON, NUL-terminated (malloc'ed) */
+    char dtype[8];                /* "F32", "F16", ... (one safetensors knows) */
+    int rank;
+    uint64_t dims[CLT__ST_MAX_RANK];
+    uint64_t begin, end;          /* data_offsets: bytes of the data section */
+    const uint8_t *data;          /* begin's byte, inside the parsed buffer */
+} clt__st_tensor;
+
+/* A safetensors file parsed from bytes and checked: the header length fits the file, the
+ * header is valid JSON of the format's shape, every dtype is one of safetensors', every tensor's
+ * bytes are its shape times its dtype's size, and the tensors cover the data section without a
+ * gap or an overlap. The tensors are in header order. */
+typedef struct {
+    clt__st_tensor *t;
+    int n;
+    char **meta;                  /* __metadata__: key, value, key, value ... (2 nmeta) */
+    int nmeta;
+} clt__safetensors;
+
+/* Parses buf (len bytes; `name` for messages): CLT_ERR_FORMAT saying what is wrong, and where
+ * in the header. Free with clt__safetensors_free (buf must outlive it). */
+clt_status clt__safetensors_parse(const uint8_t *buf, size_t len, const char *name,
+                                  clt__safetensors *out);
+void clt__safetensors_free(clt__safetensors *s);
+/* The tensor of that name, or NULL. */
+const clt__st_tensor *clt__safetensors_find(const clt__safetensors *s, const char *name);
+/* A tensor to write: float32, its data little-endian. */
+typedef struct {
+    const char *name;
+    int rank;
+    const uint64_t *dims;
+    const void *data_le;
+} clt__st_out;
+/* Writes F32 tensors (in that order, data contiguous) and string metadata pairs (key, value,
+ * key, value ...) atomically. */
+clt_status clt__safetensors_write(const char *path, const clt__st_out *t, int n,
+                                  const char *const *meta, int nmeta);
+
 /* ---- device-to-device transfers (lib/transfer.c) ------------------------------------------- */
 
 /* A link carries float messages from one worker's buffers to another's. Each side runs its half

@@ -4,6 +4,7 @@
  * with the trainer left as it was; a run resumed past the file's cosine schedule trains on once
  * the schedule is stretched. CLT_WRITE_CORPUS=DIR also writes the fuzz seed corpus. */
 #include "internal.h"
+#include "scratch.h"
 #include "tap.h"
 
 #include <dirent.h>
@@ -64,14 +65,7 @@ static float *snapshot(clt_trainer *t, size_t *n)
     return s;
 }
 
-static char *path_of(const char *name)
-{
-    static char buf[8][512];
-    static int k;
-    char *p = buf[k++ % 8];
-    snprintf(p, 512, "%s/%s", dir, name);
-    return p;
-}
+static char *path_of(const char *name) { return test_path(dir, name); }
 
 static uint8_t *slurp(const char *path, size_t *len)
 {

@@ -22,6 +22,7 @@ static const tool_command commands[] = {
     {"selftest", cmd_selftest, "build and run a kernel on every selected device, check it"},
     {"train", cmd_train, "train a model on Fashion-MNIST and report the test accuracy"},
     {"tune", cmd_tune, "search CLBlast's GEMM parameters per device and cache them"},
+    {"export", cmd_export, "a checkpoint's parameters as safetensors for PyTorch"},
     {"bench", cmd_bench, "benchmarks: dispatch, train, gemm, allreduce (cltrain bench --help)"},
     {"version", cmd_version, "print the version (also: cltrain --version)"},
     {NULL, NULL, NULL}};

@@ -13,6 +13,7 @@ int cmd_selftest(int argc, char **argv);
 int cmd_bench(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_tune(int argc, char **argv);
+int cmd_export(int argc, char **argv);
 /* cltrain bench gemm (tools/cmd_tune.c). */
 int cmd_bench_gemm(int argc, char **argv);
 
