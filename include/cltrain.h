@@ -342,9 +342,15 @@ typedef struct {
      * installed (docs/INSTALL.md). CLT_ERR_UNSUPPORTED in a build without MPI (see
      * clt_have_mpi). */
     int mpi;
+    /* For tests of device failures: make one device of this runtime fail as a lost device does,
+     * in CLT_FAULT's grammar, "device=D[,step=N][,op=OP][,at=K][,code=lost|resources]" (README,
+     * Device faults). NULL: $CLT_FAULT, read again by each clt_trainer_create; "": none, whatever
+     * $CLT_FAULT says. Each runtime has its own: a fault armed for one never touches another.
+     * A malformed value, or a device the runtime does not have, is CLT_ERR_INVALID_ARG. */
+    const char *fault;
 } clt_runtime_options;
 
-/* Defaults: devices NULL, CLT_CONTEXT_PER_PLATFORM, no profiling. */
+/* Defaults: devices NULL, CLT_CONTEXT_PER_PLATFORM, no profiling, no MPI, fault NULL. */
 CLT_API clt_runtime_options clt_runtime_options_default(void);
 
 /* Opens the devices that spec selects (NULL: $CLT_DEVICES, else "all"). */

@@ -17,22 +17,18 @@
  *           K-th progress unit, a pipeline device's K-th instruction); omitted or 0: every one
  *   code    lost (CL_DEVICE_NOT_AVAILABLE, the default) or resources (CL_OUT_OF_RESOURCES)
  *
- * The runtime and the trainer read CLT_FAULT when created (a malformed value makes the create
- * fail with CLT_ERR_INVALID_ARG saying what is wrong); tests may also arm one directly. The
- * fault is process-wide, a test facility: the device is not really lost, so with a step given
- * it fails in that step only. */
+ * Each runtime has its own fault (clt_runtime_options.fault, in the same grammar; NULL means
+ * $CLT_FAULT, "" none), held in the runtime and reached by its workers, so two runtimes in one
+ * process never see each other's. A runtime whose fault comes from $CLT_FAULT reads it again at
+ * every trainer create (a malformed value makes the create fail with CLT_ERR_INVALID_ARG saying
+ * what is wrong); tests may also arm one directly. A test facility: the device is not really
+ * lost, so with a step given it fails in that step only. */
 #include "internal.h"
 
 #include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-static pthread_mutex_t fault_lock = PTHREAD_MUTEX_INITIALIZER;
-static clt__fault armed;
-static bool armed_from_env;
-static atomic_bool active;
-static atomic_long current_step;
 
 static const char *const op_names[] = {   /* CLT__FAULT_* */
     [CLT__FAULT_ANY] = "any", [CLT__FAULT_FORWARD] = "forward", [CLT__FAULT_BACKWARD] = "backward",
@@ -58,18 +54,18 @@ static bool parse_count(const char *s, const char *end, long max, long *out)
     return true;
 }
 
-clt_status clt__fault_parse(const char *text, clt__fault *out)
+clt_status clt__fault_parse(const char *text, const char *source, clt__fault *out)
 {
     clt__fault f = {-1, 0, CLT__FAULT_ANY, 0, CL_DEVICE_NOT_AVAILABLE};
     const char *usage = "expected device=D[,step=N][,op=forward|backward|allreduce|copy|optimizer|any]"
                         "[,at=K][,code=lost|resources]";
-    if (!text || !*text) return clt__fail(CLT_ERR_INVALID_ARG, "CLT_FAULT is empty: %s", usage);
+    if (!text || !*text) return clt__fail(CLT_ERR_INVALID_ARG, "%s is empty: %s", source, usage);
     for (const char *p = text; *p;) {
         const char *end = strchr(p, ','), *eq;
         if (!end) end = p + strlen(p);
         eq = memchr(p, '=', (size_t)(end - p));
-        if (!eq) return clt__fail(CLT_ERR_INVALID_ARG, "CLT_FAULT='%s': '%.*s' is not key=value: %s",
-                                  text, (int)(end - p), p, usage);
+        if (!eq) return clt__fail(CLT_ERR_INVALID_ARG, "%s='%s': '%.*s' is not key=value: %s",
+                                  source, text, (int)(end - p), p, usage);
         size_t klen = (size_t)(eq - p);
         const char *v = eq + 1;
         long n = 0;
@@ -92,69 +88,94 @@ clt_status clt__fault_parse(const char *text, clt__fault *out)
             good = (end - v == 4 && !memcmp(v, "lost", 4)) || (end - v == 9 && !memcmp(v, "resources", 9));
             f.code = end - v == 4 ? CL_DEVICE_NOT_AVAILABLE : CL_OUT_OF_RESOURCES;
         } else {
-            return clt__fail(CLT_ERR_INVALID_ARG, "CLT_FAULT='%s': unknown key '%.*s': %s", text,
+            return clt__fail(CLT_ERR_INVALID_ARG, "%s='%s': unknown key '%.*s': %s", source, text,
                              (int)klen, p, usage);
         }
         if (!good)
-            return clt__fail(CLT_ERR_INVALID_ARG, "CLT_FAULT='%s': bad value '%.*s' for %.*s: %s", text,
-                             (int)(end - v), v, (int)klen, p, usage);
+            return clt__fail(CLT_ERR_INVALID_ARG, "%s='%s': bad value '%.*s' for %.*s: %s", source,
+                             text, (int)(end - v), v, (int)klen, p, usage);
         p = *end ? end + 1 : end;
     }
-    if (f.device < 0) return clt__fail(CLT_ERR_INVALID_ARG, "CLT_FAULT='%s': no device given: %s", text, usage);
+    if (f.device < 0)
+        return clt__fail(CLT_ERR_INVALID_ARG, "%s='%s': no device given: %s", source, text, usage);
     *out = f;
     return CLT_OK;
 }
 
-void clt__fault_arm(const clt__fault *f)
+/* Arms f (NULL: none) on fs; from_env says whether $CLT_FAULT gave it. */
+static void arm(clt__fault_state *fs, const clt__fault *f, bool from_env)
 {
-    pthread_mutex_lock(&fault_lock);
-    if (f) armed = *f;
-    armed_from_env = false;
-    atomic_store(&active, f != NULL);
-    pthread_mutex_unlock(&fault_lock);
+    pthread_mutex_lock(&fs->lock);
+    if (f) fs->armed = *f;
+    fs->from_env = f && from_env;
+    atomic_store(&fs->active, f != NULL);
+    pthread_mutex_unlock(&fs->lock);
 }
 
-clt_status clt__fault_from_env(clt_runtime *rt)
+/* Parses text from source and arms it, the device checked when nworkers > 0. */
+static clt_status arm_text(clt__fault_state *fs, const char *text, const char *source, int nworkers)
 {
-    const char *e = getenv("CLT_FAULT");
-    if (!e || !*e) {   /* unset: a fault armed from an earlier value goes, a test's stays */
-        pthread_mutex_lock(&fault_lock);
-        if (armed_from_env) atomic_store(&active, false), armed_from_env = false;
-        pthread_mutex_unlock(&fault_lock);
-        return CLT_OK;
-    }
     clt__fault f;
-    clt_status st = clt__fault_parse(e, &f);
+    clt_status st = clt__fault_parse(text, source, &f);
     if (st != CLT_OK) return st;
-    if (rt && f.device >= rt->nworkers)
-        return clt__fail(CLT_ERR_INVALID_ARG, "CLT_FAULT='%s': device %d, but the runtime has %d", e,
-                         f.device, rt->nworkers);
-    pthread_mutex_lock(&fault_lock);
-    armed = f;
-    armed_from_env = true;
-    atomic_store(&active, true);
-    pthread_mutex_unlock(&fault_lock);
-    clt__log(CLT_LOG_WARN, "CLT_FAULT: device %d will fail (%s) at %s%ld, op %s", f.device,
+    if (nworkers > 0 && f.device >= nworkers)
+        return clt__fail(CLT_ERR_INVALID_ARG, "%s='%s': device %d, but the runtime has %d", source,
+                         text, f.device, nworkers);
+    arm(fs, &f, fs->env_source);
+    clt__log(CLT_LOG_WARN, "%s: device %d will fail (%s) at %s%ld, op %s", source, f.device,
              clt_cl_error_name(f.code), f.step ? "step " : "every step", f.step, clt__fault_op_name(f.op));
     return CLT_OK;
 }
 
-void clt__fault_set_step(long step) { atomic_store(&current_step, step); }
+clt_status clt__fault_init(clt__fault_state *fs, const char *opt, int nworkers)
+{
+    memset(fs, 0, sizeof *fs);
+    if (pthread_mutex_init(&fs->lock, NULL))
+        return clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "cannot create the fault's mutex");
+    fs->env_source = opt == NULL;
+    const char *text = opt ? opt : getenv("CLT_FAULT");
+    fs->inited = true;
+    if (!text || !*text) return CLT_OK;   /* "" or unset: none */
+    return arm_text(fs, text, opt ? "opts.fault" : "CLT_FAULT", nworkers);
+}
+
+void clt__fault_fini(clt__fault_state *fs)
+{
+    if (fs->inited) pthread_mutex_destroy(&fs->lock);
+    fs->inited = false;
+}
+
+clt_status clt__fault_reload(clt_runtime *rt)
+{
+    clt__fault_state *fs = &rt->fault;
+    if (!fs->env_source) return CLT_OK;   /* opts.fault holds for the runtime's life */
+    const char *e = getenv("CLT_FAULT");
+    if (e && *e) return arm_text(fs, e, "CLT_FAULT", rt->nworkers);
+    pthread_mutex_lock(&fs->lock);   /* unset: a fault an earlier value armed goes, a test's stays */
+    if (fs->from_env) atomic_store(&fs->active, false), fs->from_env = false;
+    pthread_mutex_unlock(&fs->lock);
+    return CLT_OK;
+}
+
+void clt__fault_arm(clt_runtime *rt, const clt__fault *f) { arm(&rt->fault, f, false); }
+
+void clt__fault_set_step(clt_runtime *rt, long step) { atomic_store(&rt->fault.step, step); }
 
 clt_status clt__fault_point(clt__worker *w, int op, unsigned ordinal, const char *what)
 {
-    if (!atomic_load_explicit(&active, memory_order_relaxed)) return CLT_OK;
-    pthread_mutex_lock(&fault_lock);
-    clt__fault f = armed;
-    bool on = atomic_load(&active);
-    pthread_mutex_unlock(&fault_lock);
-    long step = atomic_load(&current_step);
+    clt__fault_state *fs = w->fault;
+    if (!fs || !atomic_load_explicit(&fs->active, memory_order_relaxed)) return CLT_OK;
+    pthread_mutex_lock(&fs->lock);
+    clt__fault f = fs->armed;
+    bool on = atomic_load(&fs->active);
+    pthread_mutex_unlock(&fs->lock);
+    long step = atomic_load(&fs->step);
     if (!on || f.device != w->index || (f.step && f.step != step) ||
         (f.op != CLT__FAULT_ANY && f.op != op) || (f.at && f.at != ordinal))
         return CLT_OK;
-    clt__log(CLT_LOG_WARN, "CLT_FAULT: device %d fails %s", w->index, what);
-    return clt__fail(clt__status_from_cl(f.code), "%s on device %d (%s): %s (%d) (injected by CLT_FAULT "
+    clt__log(CLT_LOG_WARN, "injected fault: device %d fails %s", w->index, what);
+    return clt__fail(clt__status_from_cl(f.code), "%s on device %d (%s): %s (%d) (injected by %s "
                      "at step %ld, op %s: the device is treated as lost)", what, w->index,
-                     clt__worker_name(w), clt_cl_error_name(f.code), (int)f.code, step,
-                     clt__fault_op_name(op));
+                     clt__worker_name(w), clt_cl_error_name(f.code), (int)f.code,
+                     fs->env_source ? "CLT_FAULT" : "opts.fault", step, clt__fault_op_name(op));
 }

@@ -154,6 +154,7 @@ struct clt__worker {
     size_t nevents, events_cap;
     clt_device_stats stats;
     uint64_t activation_bytes;    /* what stats reports: set by the strategies that know it */
+    struct clt__fault_state *fault; /* the runtime's injected fault (lib/fault.c) */
     double cpu_base;                /* the thread's CPU seconds at the last stats reset */
 
     pthread_t thread;
@@ -226,15 +227,31 @@ typedef struct {
     cl_int code;         /* CL_DEVICE_NOT_AVAILABLE or CL_OUT_OF_RESOURCES */
 } clt__fault;
 
-/* Parses a CLT_FAULT value; CLT_ERR_INVALID_ARG saying what is wrong. */
-clt_status clt__fault_parse(const char *text, clt__fault *out);
-/* Arms the fault from CLT_FAULT when set (rt, when given, checks the device); when unset, drops
- * a fault an earlier value armed. Called by runtime and trainer create. */
-clt_status clt__fault_from_env(clt_runtime *rt);
-/* Tests: arms f (NULL: none). */
-void clt__fault_arm(const clt__fault *f);
-/* The trainer's update in progress (1-based), 0 outside training steps. */
-void clt__fault_set_step(long step);
+/* One runtime's fault: its workers point at it (clt__worker.fault), so runtimes never share one. */
+typedef struct clt__fault_state {
+    pthread_mutex_t lock;
+    bool inited;              /* lock made (clt__fault_init got that far) */
+    clt__fault armed;
+    bool from_env;            /* armed from $CLT_FAULT */
+    bool env_source;          /* opts.fault was NULL: $CLT_FAULT is read again at trainer create */
+    _Atomic bool active;
+    _Atomic long step;        /* the trainer's update in progress (1-based), 0 outside steps */
+} clt__fault_state;
+
+/* Parses a CLT_FAULT value; CLT_ERR_INVALID_ARG saying what is wrong (`source` names where it
+ * came from: "CLT_FAULT" or "opts.fault"). */
+clt_status clt__fault_parse(const char *text, const char *source, clt__fault *out);
+/* A runtime's fault from opts.fault (NULL: $CLT_FAULT; "": none), checked against nworkers
+ * when nworkers > 0 (before the devices are opened: 0, the syntax only). */
+clt_status clt__fault_init(clt__fault_state *fs, const char *opt, int nworkers);
+void clt__fault_fini(clt__fault_state *fs);
+/* At trainer create: a runtime whose fault comes from $CLT_FAULT reads it again (set: armed,
+ * the device checked; unset: a fault an earlier value armed goes, a test's stays). */
+clt_status clt__fault_reload(clt_runtime *rt);
+/* Tests: arms f on rt's devices (NULL: none). */
+void clt__fault_arm(clt_runtime *rt, const clt__fault *f);
+/* The trainer's update in progress on rt (1-based), 0 outside training steps. */
+void clt__fault_set_step(clt_runtime *rt, long step);
 const char *clt__fault_op_name(int op);
 /* On w's thread, at a point of kind op (its ordinal-th in the call): CLT_OK, or when the armed
  * fault matches, the failure a lost device gives, naming `what`, the device and its index. */
@@ -916,6 +933,7 @@ struct clt_runtime {
     clt__comm *comm;             /* the public collectives' group, made on first use */
     clt__mpi *mpi;               /* the processes the runtime spans (lib/mpi.c), or NULL */
     const clt__mpi_ops *mpi_ops; /* how the core calls that layer: set with mpi */
+    clt__fault_state fault;      /* opts.fault / CLT_FAULT, this runtime's alone */
 };
 
 /* Timelines (lib/trace.c): start recording on every worker (clocks aligned), and write what

@@ -175,7 +175,11 @@ clt_status clt_runtime_create_ex(clt_runtime **out, const clt_runtime_options *o
     if (o.context_mode != CLT_CONTEXT_PER_PLATFORM && o.context_mode != CLT_CONTEXT_PER_DEVICE)
         return clt__fail(CLT_ERR_INVALID_ARG, "clt_runtime_create: unknown context mode %d",
                          (int)o.context_mode);
-    clt_status fst = clt__fault_from_env(NULL);   /* a malformed CLT_FAULT stops here */
+    /* a malformed fault stops here, before any device is opened (its device is checked later) */
+    const char *ftext = o.fault ? o.fault : getenv("CLT_FAULT");
+    clt__fault fparsed;
+    clt_status fst = ftext && *ftext ? clt__fault_parse(ftext, o.fault ? "opts.fault" : "CLT_FAULT", &fparsed)
+                                     : CLT_OK;
     if (fst != CLT_OK) return fst;
     const clt__mpi_ops *mpi = NULL;   /* before any device is opened: the layer may be missing */
     if (o.mpi && (fst = mpi_layer(&mpi)) != CLT_OK) return fst;
@@ -186,6 +190,7 @@ clt_status clt_runtime_create_ex(clt_runtime **out, const clt_runtime_options *o
     rt->opts = o;
     rt->opts.devices = NULL;   /* the caller's strings are not ours to keep */
     rt->opts.trace_path = NULL;
+    rt->opts.fault = NULL;
     if (trace && !(rt->trace_path = strdup(trace))) {
         free(rt);
         return clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
@@ -227,6 +232,8 @@ clt_status clt_runtime_create_ex(clt_runtime **out, const clt_runtime_options *o
                  clt__device_type_str(rt->devs[sel[i]].info.type),
                  rt->devs[sel[i]].info.platform_name);
     }
+    if ((st = clt__fault_init(&rt->fault, o.fault, rt->nworkers)) != CLT_OK) goto fail;
+    for (int i = 0; i < rt->nworkers; i++) rt->workers[i].fault = &rt->fault;
     if (rt->trace_path && (st = clt__trace_start(rt)) != CLT_OK) goto fail;
     if (mpi && (st = mpi->attach_world(rt)) != CLT_OK) goto fail;
     free(sel);
@@ -265,6 +272,7 @@ void clt_runtime_destroy(clt_runtime *rt)
     if (rt->mpi) rt->mpi_ops->close(rt->mpi);
     for (int i = 0; i < rt->nworkers && rt->workers; i++) clt__worker_stop(&rt->workers[i]);
     pthread_mutex_destroy(&rt->comm_lock);
+    clt__fault_fini(&rt->fault);
     for (int i = 0; i < rt->ncontexts; i++) clReleaseContext(rt->contexts[i]);
     free(rt->contexts);
     free(rt->workers);

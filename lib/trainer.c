@@ -247,7 +247,7 @@ clt_status clt_trainer_create(clt_trainer **out, clt_runtime *rt, const clt_mode
     if (m->nlayers == 0) return clt__fail(CLT_ERR_INVALID_ARG, "clt_trainer_create: the model has no layer");
     clt_train_params p = params ? *params : clt_train_params_default();
     clt_status st = check_params(&p, rt);
-    if (st == CLT_OK) st = clt__fault_from_env(rt);
+    if (st == CLT_OK) st = clt__fault_reload(rt);
     if (st != CLT_OK) return st;
 
     clt_trainer *t = calloc(1, sizeof *t);
@@ -405,9 +405,9 @@ static clt_status run_step(clt_trainer *t, const clt__batch *b, float *loss)
     double l = 0, t0 = clt__now();
     size_t correct = 0;
     float lr = schedule_lr(&t->p, t->steps);
-    clt__fault_set_step(t->steps + 1);
+    clt__fault_set_step(t->rt, t->steps + 1);
     clt_status st = t->ops->step(t, b, update, lr, &l, &correct);
-    clt__fault_set_step(0);
+    clt__fault_set_step(t->rt, 0);
     if (st != CLT_OK) {
         t->micro = 0;   /* a failed step drops the gradients accumulated so far */
         return st;

@@ -429,7 +429,7 @@ static void check_internal(void)
     static const struct { int rank; unsigned unit; } faults[] = {{1, 1}, {2, 6}, {0, 11}, {1, 15}, {2, 19}};
     for (size_t f = 0; f < sizeof faults / sizeof faults[0]; f++) {
         int bad = faults[f].rank;
-        clt__fault_arm(&(clt__fault){bad, 0, CLT__FAULT_ALLREDUCE, faults[f].unit, CL_DEVICE_NOT_AVAILABLE});
+        clt__fault_arm(rt, &(clt__fault){bad, 0, CLT__FAULT_ALLREDUCE, faults[f].unit, CL_DEVICE_NOT_AVAILABLE});
         for (int d = 0; d < n; d++) jobs[d].o.timeout_s = 20;
         double t0 = clt__now();
         run_ranks(rt, jobs);
@@ -446,7 +446,7 @@ static void check_internal(void)
         ok(right, "internal: device %d failing at unit %u: it returns its error, the others "
                   "CLT_ERR_ABORTED naming it", bad, faults[f].unit);
         ok(took < 5.0, "internal: every rank returned within %.2f s (timeout 20 s)", took);
-        clt__fault_arm(NULL);
+        clt__fault_arm(rt, NULL);
         run_ranks(rt, jobs);
         ok(jobs[0].st == CLT_ERR_ABORTED && jobs[1].st == CLT_ERR_ABORTED,
            "internal: the aborted group refuses the next call");
@@ -559,11 +559,11 @@ static void check_errors(void)
 
     /* A device failing mid-call through the public entry point: the failing device's error,
      * and the runtime works again afterwards. */
-    clt__fault_arm(&(clt__fault){1, 0, CLT__FAULT_ALLREDUCE, 2, CL_OUT_OF_RESOURCES});
+    clt__fault_arm(rt, &(clt__fault){1, 0, CLT__FAULT_ALLREDUCE, 2, CL_OUT_OF_RESOURCES});
     ok_error(clt_allreduce(rt, B.a, B.b, 100, CLT_OP_SUM, NULL), CLT_ERR_OUT_OF_RESOURCES, "CLT_FAULT",
              "a device failing mid-allreduce: the call returns its error");
     ok(strstr(clt_last_error(), "device 1") != NULL, "and the message names device 1");
-    clt__fault_arm(NULL);
+    clt__fault_arm(rt, NULL);
     ok_status(clt_allreduce(rt, B.a, B.b, 100, CLT_OP_SUM, NULL), "the next allreduce works");
 
     clReleaseMemObject(one);

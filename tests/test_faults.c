@@ -1,7 +1,7 @@
 /* Device faults (CLT_FAULT): a device lost mid-step makes the step fail on the calling thread
  * within a bounded time naming the device, releases every other worker, and leaves the model
- * as it was after the last good step; elastic data parallelism drops the device and goes on.
- * A watchdog thread ends the test if anything hangs. */
+ * as it was after the last good step; elastic data parallelism drops the device and goes on;
+ * each runtime has its own fault (opts.fault, $CLT_FAULT by default). A watchdog thread ends the test if anything hangs. */
 #include "internal.h"
 #include "tap.h"
 
@@ -143,10 +143,10 @@ static void check_parse(void)
         ok(rt == NULL, "and leaves no runtime");
     }
     clt__fault f;
-    ok(clt__fault_parse("device=2,step=7,op=allreduce,at=4,code=resources", &f) == CLT_OK && f.device == 2 &&
+    ok(clt__fault_parse("device=2,step=7,op=allreduce,at=4,code=resources", "CLT_FAULT", &f) == CLT_OK && f.device == 2 &&
        f.step == 7 && f.op == CLT__FAULT_ALLREDUCE && f.at == 4 && f.code == CL_OUT_OF_RESOURCES,
        "a full CLT_FAULT parses into its fields");
-    ok(clt__fault_parse("device=0", &f) == CLT_OK && f.step == 0 && f.op == CLT__FAULT_ANY &&
+    ok(clt__fault_parse("device=0", "CLT_FAULT", &f) == CLT_OK && f.step == 0 && f.op == CLT__FAULT_ANY &&
        f.code == CL_DEVICE_NOT_AVAILABLE, "device alone: every step, any point, a lost device");
 
     /* a device the runtime does not have: the trainer says so */
@@ -228,7 +228,7 @@ static void check_fault(clt_runtime *rt, int strategy, const char *op, const cha
        "%s: parameters and optimizer state are those of step 2, bit for bit", what);
     free(after);
     unsetenv("CLT_FAULT");
-    clt__fault_arm(NULL);
+    clt__fault_arm(rt, NULL);
     wd_arm(30, what);
     st = clt_trainer_step(t, xs[2], ys[2], BATCH, &loss);
     wd_disarm();
@@ -334,7 +334,7 @@ static void check_elastic(const char *op, const char *path)
     free(a), free(b);
 out:
     unsetenv("CLT_FAULT");
-    clt__fault_arm(NULL);
+    if (rt3) clt__fault_arm(rt3, NULL);
     clt_trainer_destroy(ref);
     clt_trainer_destroy(t);
     clt_runtime_destroy(rt2);
@@ -370,9 +370,91 @@ static void check_elastic_accumulation(void)
         clt_trainer_destroy(t);
     }
     unsetenv("CLT_FAULT");
-    clt__fault_arm(NULL);
+    clt__fault_arm(rt, NULL);
     clt_model_destroy(m);
     clt_runtime_destroy(rt);
+}
+
+/* ---- one fault per runtime ------------------------------------------------------------------ */
+
+typedef struct {
+    clt_trainer *t;
+    clt_status st[3];   /* steps 1..3 */
+} stepper;
+
+static void *three_steps(void *arg)
+{
+    stepper *s = arg;
+    float loss;
+    for (int i = 0; i < 3; i++) s->st[i] = clt_trainer_step(s->t, xs[i], ys[i], BATCH, &loss);
+    return NULL;
+}
+
+/* Two runtimes in one process, each with its own fault: $CLT_FAULT for the one whose
+ * opts.fault is NULL, "" (none) for one beside it, and an opts.fault of a third's own. Their
+ * trainers step at once from two threads: a step-numbered fault fails its runtime's step alone,
+ * whatever the other's steps do (with one process-wide fault the other's device 0 failed too). */
+static void check_per_runtime(void)
+{
+    clt_runtime *env = NULL, *none = NULL, *own = NULL;
+    clt_trainer *te = NULL, *tn = NULL, *to = NULL;
+    clt_model *m = mlp(0);
+    clt_train_params p = clt_train_params_default();
+    p.optim = clt_adam(0.05f);
+    p.max_batch = BATCH;
+    p.parallel = CLT_PARALLEL_DATA;
+    clt_runtime_options o = clt_runtime_options_default();
+    o.devices = two;
+    setenv("CLT_FAULT", "device=0,step=3,op=allreduce", 1);
+    bool made = ok_status(clt_runtime_create_ex(&env, &o), "per runtime: a runtime with $CLT_FAULT");
+    o.fault = "";
+    made &= ok_status(clt_runtime_create_ex(&none, &o), "per runtime: one with opts.fault \"\" beside it");
+    o.fault = "device=1,op=allreduce,code=resources";
+    made &= ok_status(clt_runtime_create_ex(&own, &o), "per runtime: one with an opts.fault of its own");
+    made = made && ok_status(clt_trainer_create(&te, env, m, &p), "per runtime: trainer on the first") &&
+           ok_status(clt_trainer_create(&tn, none, m, &p), "per runtime: trainer on the second, "
+                     "$CLT_FAULT still set") &&
+           ok_status(clt_trainer_create(&to, own, m, &p), "per runtime: trainer on the third");
+    if (made) {
+        wd_arm(120, "two runtimes stepping at once");
+        stepper a = {te, {0}}, b = {tn, {0}};
+        pthread_t ta, tb;
+        pthread_create(&ta, NULL, three_steps, &a);
+        pthread_create(&tb, NULL, three_steps, &b);
+        pthread_join(ta, NULL);
+        pthread_join(tb, NULL);
+        wd_disarm();
+        ok(a.st[0] == CLT_OK && a.st[1] == CLT_OK && a.st[2] == CLT_ERR_DEVICE_NOT_AVAILABLE &&
+           clt_trainer_step_count(te) == 2,
+           "per runtime: $CLT_FAULT's runtime fails its step 3 alone (%s, %s, %s)", clt_status_name(a.st[0]),
+           clt_status_name(a.st[1]), clt_status_name(a.st[2]));
+        ok(b.st[0] == CLT_OK && b.st[1] == CLT_OK && b.st[2] == CLT_OK && clt_trainer_step_count(tn) == 3,
+           "per runtime: the runtime beside it, stepping at the same time, never fails (%s, %s, %s)",
+           clt_status_name(b.st[0]), clt_status_name(b.st[1]), clt_status_name(b.st[2]));
+        float loss;
+        ok_error(clt_trainer_step(to, xs[0], ys[0], BATCH, &loss), CLT_ERR_OUT_OF_RESOURCES, "opts.fault",
+                 "per runtime: the third fails as its own opts.fault says, naming it");
+        ok(strstr(clt_last_error(), "device 1") != NULL, "per runtime: on its device 1: %s", clt_last_error());
+        unsetenv("CLT_FAULT");
+        clt_trainer *t2 = NULL;
+        ok(clt_trainer_create(&t2, own, m, &p) == CLT_OK &&
+           clt_trainer_step(t2, xs[0], ys[0], BATCH, &loss) == CLT_ERR_OUT_OF_RESOURCES,
+           "per runtime: opts.fault holds for the runtime's life, $CLT_FAULT or not");
+        clt_trainer_destroy(t2);
+    }
+    clt_trainer_destroy(te), clt_trainer_destroy(tn), clt_trainer_destroy(to);
+    clt_runtime_destroy(env), clt_runtime_destroy(none), clt_runtime_destroy(own);
+    unsetenv("CLT_FAULT");
+    /* a bad opts.fault is refused at create, naming the option */
+    clt_runtime *bad = (clt_runtime *)1;
+    o.fault = "device=1,when=3";
+    ok_error(clt_runtime_create_ex(&bad, &o), CLT_ERR_INVALID_ARG, "opts.fault='device=1,when=3': unknown key",
+             "per runtime: a malformed opts.fault is refused, naming it");
+    ok(bad == NULL, "and leaves no runtime");
+    o.fault = "device=2";
+    ok_error(clt_runtime_create_ex(&bad, &o), CLT_ERR_INVALID_ARG, "device 2, but the runtime has 2",
+             "per runtime: an opts.fault on a device the runtime lacks is refused");
+    clt_model_destroy(m);
 }
 
 int main(void)
@@ -391,6 +473,7 @@ int main(void)
     check_elastic("optimizer", path);
     check_elastic("allreduce", path);
     check_elastic_accumulation();
+    check_per_runtime();
     unlink(path);
     pthread_mutex_lock(&wd_lock);
     wd_quit = true;

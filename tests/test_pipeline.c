@@ -611,7 +611,7 @@ static void check_failure(clt_context_mode mode)
     /* device 0 breaks on its 3rd instruction (device 1 then waits for its activations); then
      * device 1 on its 6th (device 0 waits for the gradients) */
     for (int dev = 0; dev < 2; dev++) {
-        clt__fault_arm(&(clt__fault){dev, 0, CLT__FAULT_ANY, dev ? 6 : 3, CL_DEVICE_NOT_AVAILABLE});
+        clt__fault_arm(rt, &(clt__fault){dev, 0, CLT__FAULT_ANY, dev ? 6 : 3, CL_DEVICE_NOT_AVAILABLE});
         double t0 = clt__now();
         ok_error(clt_trainer_step(t, xs[0], ys[0], MAXB, &loss), CLT_ERR_DEVICE_NOT_AVAILABLE, "CLT_FAULT",
                  "%s: device %d failing mid-step gives its own error, not the other's abort", mname, dev);
@@ -619,7 +619,7 @@ static void check_failure(clt_context_mode mode)
     }
     clt_trainer_get_param(t, 6, "bias", after, 10);
     ok(!memcmp(before, after, sizeof before) && clt_trainer_step_count(t) == 0, "%s: nothing was updated", mname);
-    clt__fault_arm(NULL);
+    clt__fault_arm(rt, NULL);
     ok_status(clt_trainer_step(t, xs[0], ys[0], MAXB, &loss), "%s: the next step works", mname);
     clt_trainer_get_param(t, 6, "bias", after, 10);
     ok(memcmp(before, after, sizeof before) && clt_trainer_step_count(t) == 1 && isfinite(loss),

@@ -226,13 +226,13 @@ int main(void)
         p.max_batch = BATCH;
         if (ok_status(clt_runtime_create(&rt, test_spec_n(4)), "runtime of 4 devices") &&
             ok_status(clt_trainer_create(&t, rt, m, &p), "2 groups of 2 for the failure")) {
-            clt__fault_arm(&(clt__fault){1, 0, CLT__FAULT_ALLREDUCE, 1, CL_DEVICE_NOT_AVAILABLE});
+            clt__fault_arm(rt, &(clt__fault){1, 0, CLT__FAULT_ALLREDUCE, 1, CL_DEVICE_NOT_AVAILABLE});
             double t0 = clt__now();
             ok_error(clt_trainer_step(t, xs[0], ys[0], BATCH, NULL), CLT_ERR_DEVICE_NOT_AVAILABLE, "CLT_FAULT",
                      "device 1 failing in its group's all-reduce: the step returns its error");
             double took = clt__now() - t0;
             ok(took < 10.0, "every device stopped within %.2f s (the collective timeout is 60 s)", took);
-            clt__fault_arm(NULL);
+            clt__fault_arm(rt, NULL);
             float l;
             ok_status(clt_trainer_step(t, xs[0], ys[0], BATCH, &l), "the next step works");
             ok(isfinite(l) && clt_trainer_step_count(t) == 1, "and it is the first update (loss %g)", (double)l);

@@ -122,13 +122,13 @@ static void fault(const char *spec, clt_train_params p, int device, int op, cons
     if (st == CLT_OK) st = clt_trainer_step(t, xs[0], ys[0], BATCH, NULL);
     if (st == CLT_OK) st = seed_gather(t, m, before, 0);
     if (ok_status(st, "%s: a good step first", what)) {
-        clt__fault_arm(&(clt__fault){device, 2, op, 0, CL_DEVICE_NOT_AVAILABLE});
+        clt__fault_arm(rt, &(clt__fault){device, 2, op, 0, CL_DEVICE_NOT_AVAILABLE});
         double t0 = clt__now();
         ok_error(clt_trainer_step(t, xs[1], ys[1], BATCH, NULL), CLT_ERR_DEVICE_NOT_AVAILABLE, "CLT_FAULT",
                  "%s: the step returns the lost device's status", what);
         double took = clt__now() - t0;
         ok(took < 10.0, "%s: every device stopped within %.2f s (the waits' timeouts are minutes)", what, took);
-        clt__fault_arm(NULL);
+        clt__fault_arm(rt, NULL);
         st = seed_gather(t, m, after, 0);
         ok(st == CLT_OK && !memcmp(before, after, sizeof before) && clt_trainer_step_count(t) == 1,
            "%s: the parameters are the bits of the last good step", what);
@@ -136,7 +136,7 @@ static void fault(const char *spec, clt_train_params p, int device, int op, cons
         ok_status(clt_trainer_step(t, xs[1], ys[1], BATCH, &l), "%s: the next step works", what);
         ok(isfinite(l) && clt_trainer_step_count(t) == 2, "%s: and it is the second update (loss %g)", what, (double)l);
     }
-    clt__fault_arm(NULL);
+    clt__fault_arm(rt, NULL);
     clt_trainer_destroy(t);
     clt_model_destroy(m);
     clt_runtime_destroy(rt);
