@@ -33,8 +33,9 @@
  *   OpenCL's numbers, so a driver error and a library error speak one language.
  * - clt_last_error() returns a thread-local message for the last failure on the calling thread:
  *   what failed, on which device, the OpenCL error by name, and where. Read it, never free it.
- * - Out parameters come first; an object returned through `**out` is the caller's and is freed
- *   with the matching `_destroy`, which accepts NULL.
+ * - A call that creates an object returns it through its first parameter, `**out`; the object
+ *   is the caller's and is freed with the matching `_destroy`, which accepts NULL. Other results
+ *   (a loss, a slice, statistics) come through the last parameters.
  * - The library never exits, aborts or prints on its own. Logging goes to a callback set with
  *   clt_log_set_callback(), or to stderr when the environment sets CLT_LOG=error|warn|info|debug.
  */
@@ -117,8 +118,9 @@ CLT_API void clt_log_set_callback(clt_log_fn fn, clt_log_level max_level, void *
 /* Fault injection for tests: CLT_FAULT=device=D[,step=N][,op=forward|backward|allreduce|copy|
  * optimizer|any][,at=K][,code=lost|resources] makes runtime device D fail (as a lost device does:
  * CL_DEVICE_NOT_AVAILABLE, or CL_OUT_OF_RESOURCES) at that point of update N. Read by
- * clt_runtime_create and clt_trainer_create; a malformed value is CLT_ERR_INVALID_ARG there.
- * The grammar in full is at the top of lib/fault.c; README.md "Device faults" says what happens. */
+ * clt_runtime_create (and again by clt_trainer_create for a runtime without opts.fault); a
+ * malformed value is CLT_ERR_INVALID_ARG there. The grammar in full is at the top of
+ * lib/fault.c; docs/FAULTS.md says what happens. */
 
 /* ---------------------------------------------------------------------------------------------
  * Shapes of one sample, without the batch dimension: {1024} for a vector, {C, H, W} for an image
@@ -343,8 +345,8 @@ typedef struct {
      * clt_have_mpi). */
     int mpi;
     /* For tests of device failures: make one device of this runtime fail as a lost device does,
-     * in CLT_FAULT's grammar, "device=D[,step=N][,op=OP][,at=K][,code=lost|resources]" (README,
-     * Device faults). NULL: $CLT_FAULT, read again by each clt_trainer_create; "": none, whatever
+     * in CLT_FAULT's grammar, "device=D[,step=N][,op=OP][,at=K][,code=lost|resources]"
+     * (docs/FAULTS.md). NULL: $CLT_FAULT, read again by each clt_trainer_create; "": none, whatever
      * $CLT_FAULT says. Each runtime has its own: a fault armed for one never touches another.
      * A malformed value, or a device the runtime does not have, is CLT_ERR_INVALID_ARG. */
     const char *fault;

@@ -2,7 +2,7 @@
  * MLP's GEMM shapes (clt_gemm_tune), stored in the per-user cache, one file per (device, driver,
  * platform, CLBlast version), and applied with CLBlastOverrideParameters when a worker starts.
  *
- * The file is text (docs: README "GEMM tuning"):
+ * The file is text (docs/GEMM.md):
  *     cltrain-gemm-tuning 1
  *     device: NAME / driver: VERSION / platform: NAME / clblast: VERSION   (one line each)
  *     Xgemm: GEMMK=0 KREG=1 ...            or "Xgemm: default"

@@ -135,7 +135,7 @@ static clt_status train_cnn(const char *spec, clt_train_params p, int micro, con
         }
     p.accumulation = micro;
     /* every step's shares were warmed up at create (max_batch rows and the equal share): PoCL
-     * 3.1 can abort when a device compiles a new size while another runs (README, Limits) */
+     * 3.1 can abort when a device compiles a new size while another runs (docs/DEVICES.md, Limits) */
     p.max_batch = CNN_BATCH / (size_t)micro;
     p.split_weights = weights;
     if (weights) p.split = CLT_SPLIT_WEIGHTS;
