@@ -651,6 +651,9 @@ struct clt_trainer {
     int *dropped, ndropped;       /* elastic: runtime devices dropped, in order */
     size_t *info_samples;         /* per runtime device, for clt_step_info */
     double *info_busy;
+    unsigned long late_kernels;   /* what the program caches made while a step ran on several
+                                   * devices at once (clt__program_made): 0 unless a warm-up
+                                   * missed a shape */
 };
 
 /* How a strategy trains: where the model lives and how a step runs. The facade validates
