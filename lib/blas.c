@@ -129,6 +129,7 @@ static clt_status enqueue_2d(clt__worker *w, cl_kernel kern, const char *name, s
         return clt__fail(clt__status_from_cl(err), "launching %s (%zu x %zu) on device %d '%s': %s",
                          name, g0, g1, w->index, clt__worker_name(w), clt_cl_error_name(err));
     if (record) clt__worker_record_named(w, CLT__EV_KERNEL, "sgemm");
+    clt__kernel_launched(w, kern, 2, global, local);
     return CLT_OK;
 }
 

@@ -277,6 +277,21 @@ clt_status clt__program_get(clt__worker *w, const char *source_name, const char 
 /* On w's thread: a kernel of that program, cached; the worker owns it. */
 clt_status clt__kernel_get(clt__worker *w, const char *source_name, const char *options,
                            const char *kernel_name, cl_kernel *out);
+/* What a worker's cache has made: programs built (or loaded from the disk cache), kernel objects
+ * created, and launch shapes, a kernel first launched at a work-group size or with a grid wider
+ * than before at that size. PoCL's CPU drivers load, and unless their disk cache has it compile,
+ * a work-group function per launch shape; PoCL 3.1 can abort when one device does that while
+ * another runs the same kernel (README, Limits). So the strategies warm every shape a step runs
+ * up before the step, one device at a time, and check that the step made nothing. */
+typedef struct {
+    unsigned long programs, kernels, shapes;
+} clt__program_counts;
+clt__program_counts clt__program_made(const clt__worker *w);
+/* Everything w's cache made since `before` was taken. */
+unsigned long clt__program_made_since(const clt__worker *w, clt__program_counts before);
+/* Called after every launch of a cached kernel (dims 1..3): counts a new launch shape. */
+void clt__kernel_launched(clt__worker *w, cl_kernel kernel, unsigned dims, const size_t *global,
+                          const size_t *local);
 /* Programs this cache loaded from the on-disk binary cache, and built from source and stored. */
 void clt__program_cache_stats(const clt__program_cache *c, unsigned *hits, unsigned *misses);
 /* On w's thread: builds arbitrary source text, cached by (source, options). */
@@ -653,6 +668,9 @@ struct clt_trainer {
     int *dropped, ndropped;       /* elastic: runtime devices dropped, in order */
     size_t *info_samples;         /* per runtime device, for clt_step_info */
     double *info_busy;
+    unsigned long late_kernels;   /* what the program caches made while a step ran on several
+                                   * devices at once (clt__program_made): 0 unless a warm-up
+                                   * missed a shape */
 };
 
 /* How a strategy trains: where the model lives and how a step runs. The facade validates

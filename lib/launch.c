@@ -25,7 +25,10 @@ clt_status clt__launch(clt__worker *w, const char *source, const char *kernel, s
     size_t rounded = (global + local - 1) / local * local;
     cl_int err = clEnqueueNDRangeKernel(w->queue, k, 1, NULL, &rounded, &local, 0, NULL,
                                         clt__worker_event(w));
-    if (err == CL_SUCCESS) clt__worker_record_named(w, CLT__EV_KERNEL, kernel);
+    if (err == CL_SUCCESS) {
+        clt__worker_record_named(w, CLT__EV_KERNEL, kernel);
+        clt__kernel_launched(w, k, 1, &rounded, &local);
+    }
     if (err != CL_SUCCESS)
         return clt__fail(clt__status_from_cl(err), "launching kernel %s (%zu work-items) on device "
                          "%d '%s': %s", kernel, global, w->index, clt__worker_name(w),

@@ -8,9 +8,17 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* A work-group size a kernel was launched with, and the widest grid dimension so far. */
+typedef struct {
+    size_t local[3];
+    size_t width;
+} launch_shape;
+
 typedef struct kernel_entry {
     char *name;
     cl_kernel kernel;
+    launch_shape *shapes;
+    size_t nshapes;
     struct kernel_entry *next;
 } kernel_entry;
 
@@ -26,6 +34,7 @@ typedef struct program_entry {
 struct clt__program_cache {
     program_entry *programs;
     unsigned binary_hits, binary_misses;   /* programs loaded from / stored to the disk cache */
+    clt__program_counts made;
 };
 
 static clt_status keep(clt__worker *w, const char *source_name, char *text, const char *opts,
@@ -41,6 +50,7 @@ void clt__program_cache_destroy(clt__program_cache *c)
         for (kernel_entry *k = p->kernels, *kn; k; k = kn) {
             kn = k->next;
             clReleaseKernel(k->kernel);
+            free(k->shapes);
             free(k->name);
             free(k);
         }
@@ -341,6 +351,7 @@ static clt_status keep(clt__worker *w, const char *source_name, char *text, cons
     e->program = prog;
     e->next = w->programs->programs;
     w->programs->programs = e;
+    w->programs->made.programs++;
     *out = prog;
     return CLT_OK;
 }
@@ -429,8 +440,47 @@ clt_status clt__kernel_get(clt__worker *w, const char *source_name, const char *
     k->kernel = kern;
     k->next = p->kernels;
     p->kernels = k;
+    w->programs->made.kernels++;
     *out = kern;
     return CLT_OK;
+}
+
+void clt__kernel_launched(clt__worker *w, cl_kernel kernel, unsigned dims, const size_t *global,
+                          const size_t *local)
+{
+    kernel_entry *k = NULL;
+    for (program_entry *p = w->programs->programs; p && !k; p = p->next)
+        for (kernel_entry *e = p->kernels; e && !k; e = e->next)
+            if (e->kernel == kernel) k = e;
+    if (!k) return;   /* not one of the cache's (CLBlast's own) */
+    launch_shape s = {{1, 1, 1}, 0};
+    for (unsigned d = 0; d < dims && d < 3; d++) {
+        s.local[d] = local[d];
+        if (global[d] > s.width) s.width = global[d];
+    }
+    for (size_t i = 0; i < k->nshapes; i++)
+        if (!memcmp(k->shapes[i].local, s.local, sizeof s.local)) {
+            if (s.width > k->shapes[i].width) k->shapes[i].width = s.width, w->programs->made.shapes++;
+            return;
+        }
+    launch_shape *g = realloc(k->shapes, (k->nshapes + 1) * sizeof *g);
+    if (!g) return;   /* only bookkeeping: the next launch counts it */
+    k->shapes = g;
+    k->shapes[k->nshapes++] = s;
+    w->programs->made.shapes++;
+}
+
+clt__program_counts clt__program_made(const clt__worker *w)
+{
+    clt__program_counts none = {0, 0, 0};
+    return w->programs ? w->programs->made : none;
+}
+
+unsigned long clt__program_made_since(const clt__worker *w, clt__program_counts before)
+{
+    clt__program_counts now = clt__program_made(w);
+    return (now.programs - before.programs) + (now.kernels - before.kernels) +
+           (now.shapes - before.shapes);
 }
 
 void clt__program_cache_stats(const clt__program_cache *c, unsigned *hits, unsigned *misses)

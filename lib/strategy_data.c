@@ -70,6 +70,9 @@ typedef struct {
     float *hstate[2], *pending[2];
     int nstate;
     bool hstale;            /* the devices' state was written: read it again before a step */
+    /* the shares (rows) each local rank has run a warm-up step at: a step runs only those */
+    size_t **warm;
+    size_t *nwarm;
 } data_state;
 
 /* After this many bucketed updates without any overlap, one bucket: the device runs its
@@ -79,29 +82,55 @@ typedef struct {
 
 /* ---- the split ------------------------------------------------------------------------------ */
 
-/* counts[r] = batch * w_r / sum(w), rounded so they add up to batch: floors first, then the
- * largest remainders (ties to the lower rank). Deterministic for given weights. */
-static void split_batch(const data_state *s, size_t batch, size_t *counts)
+/* counts[r] = batch * w_r / sum(w), rounded so they add up to batch: in whole granules of
+ * `granule` rows, floors first, then the largest remainders (ties to the lower rank); the rows
+ * short of a granule (batch % granule) go to the largest remainder left. Deterministic for
+ * given weights; with granule 1, the nearest split. */
+static void split_rows(const data_state *s, size_t batch, size_t granule, size_t *counts)
 {
     double sum = 0;
     for (int r = 0; r < s->G; r++) sum += s->weights[r];
-    size_t given = 0;
+    size_t given = 0, units = batch / granule;
     double *rem = malloc((size_t)s->G * sizeof *rem);
     for (int r = 0; r < s->G; r++) {
         double share = sum > 0 ? (double)batch * s->weights[r] / sum : (double)batch / s->G;
-        counts[r] = (size_t)floor(share);
-        if (rem) rem[r] = share - (double)counts[r];
+        counts[r] = (size_t)floor(share / (double)granule);
+        if (rem) rem[r] = share - (double)(counts[r] * granule);
         given += counts[r];
     }
-    while (given < batch) {
+    while (given < units) {
         int best = 0;
         for (int r = 1; r < s->G; r++)
             if (rem && rem[r] > rem[best]) best = r;
         counts[best]++;
-        if (rem) rem[best] = -1;
+        if (rem) rem[best] = granule > 1 ? rem[best] - (double)granule : -1;
         given++;
     }
+    for (int r = 0; r < s->G; r++) counts[r] *= granule;
+    if (batch % granule) {
+        int best = 0;
+        for (int r = 1; r < s->G; r++)
+            if (rem && rem[r] > rem[best]) best = r;
+        counts[best] += batch % granule;
+    }
     free(rem);
+}
+
+/* CLT_SPLIT_AUTO's granule: a measured split moves in steps of it, so that one wavering
+ * between two speeds gives a few shares (each warmed up once, warm_shares) rather than a new
+ * one every re-measurement, and shares of 16 rows fill cltrain's GEMM block (no padding, the
+ * fused bias and ReLU). At most batch / 32: a share is then within batch / 64 of its speed's. */
+static size_t split_granule(const clt_trainer *t, const data_state *s, size_t batch)
+{
+    if (t->p.split != CLT_SPLIT_AUTO || s->n == 1) return 1;
+    size_t g = 16;
+    while (g > 1 && g * 32 > batch) g /= 2;
+    return g;
+}
+
+static void split_batch(const clt_trainer *t, const data_state *s, size_t batch, size_t *counts)
+{
+    split_rows(s, batch, split_granule(t, s, batch), counts);
 }
 
 /* CLT_SPLIT_AUTO: after a window of steps, weights become each rank's measured samples/s. The
@@ -150,6 +179,7 @@ typedef struct {
     size_t correct;         /* rows whose largest output is the right class */
     int overlapped;         /* buckets reduce-scattered before this rank's backward ended */
     clt_status st;          /* this rank's own result (set on failure) */
+    unsigned long late;     /* what the worker's program cache made in this phase (none) */
 } rank_job;
 
 static size_t out_numel(const clt_trainer *t) { return t->model->layers[t->model->nlayers - 1].out_numel; }
@@ -398,21 +428,21 @@ static clt_status failed(clt__worker *w, rank_job *j, clt_status st)
     return st;
 }
 
-static clt_status phase_a(clt__worker *w, void *arg)
+/* A phase on one rank, counting what the worker's program cache made meanwhile (j->late). */
+static clt_status run_phase(clt__worker *w, rank_job *j, clt_status (*body)(clt__worker *, rank_job *))
 {
-    clt_status st = phase_a_body(w, arg);
-    return st == CLT_OK ? st : failed(w, arg, st);
+    clt__program_counts before = clt__program_made(w);
+    clt_status st = body(w, j);
+    j->late = clt__program_made_since(w, before);
+    return st == CLT_OK ? st : failed(w, j, st);
 }
 
-static clt_status phase_b(clt__worker *w, void *arg)
-{
-    clt_status st = phase_b_body(w, arg);
-    return st == CLT_OK ? st : failed(w, arg, st);
-}
+static clt_status phase_a(clt__worker *w, void *arg) { return run_phase(w, arg, phase_a_body); }
 
-static clt_status forward_task(clt__worker *w, void *arg)
+static clt_status phase_b(clt__worker *w, void *arg) { return run_phase(w, arg, phase_b_body); }
+
+static clt_status forward_body(clt__worker *w, rank_job *j)
 {
-    rank_job *j = arg;
     clt_status st = j->count ? rank_forward(j, w, 0, 0) : CLT_OK;
     if (st == CLT_OK && j->count) {
         clt__view o = clt__net_output(j->s->nets[j->rank]);
@@ -421,7 +451,22 @@ static clt_status forward_task(clt__worker *w, void *arg)
                                          j->count * C * sizeof(float), j->out + j->start * C, 0, NULL, NULL);
         if (err != CL_SUCCESS) st = clt__fail_cl(err, clt__worker_name(w), "reading the outputs");
     }
-    return st == CLT_OK ? st : failed(w, j, st);
+    return st;
+}
+
+static clt_status forward_task(clt__worker *w, void *arg) { return run_phase(w, arg, forward_body); }
+
+/* After a phase on several devices: what their caches made during it. Nothing, unless a
+ * warm-up missed a kernel the phase ran at its size. */
+static void count_late(clt_trainer *t, const data_state *s, const rank_job *jobs)
+{
+    for (int r = 0; r < s->n && s->n > 1; r++)
+        if (jobs[r].late) {
+            t->late_kernels += jobs[r].late;
+            clt__log(CLT_LOG_WARN, "data parallel: device %d built or first launched %lu kernel "
+                     "shape(s) at %zu rows while %d devices ran: its warm-up missed them (PoCL 3.1 "
+                     "can abort then)", s->dev[r], jobs[r].late, jobs[r].count, s->n);
+        }
 }
 
 /* Runs fn on every rank's worker at once; after a failure the group is reset for the next call
@@ -444,24 +489,103 @@ typedef struct {
     const float *init;
 } create_job;
 
-/* One step over `rows` rows of zeros with learning rate 0 on this rank alone, then everything
- * it touched back to zero. It compiles every kernel a step uses (CLBlast picks kernels by size)
- * while no other device runs: PoCL 3.1's CPU driver can abort (pocl_release_dlhandle_cache)
- * when one device compiles a kernel while another runs one. */
-static clt_status warm_up(clt__worker *w, clt_trainer *t, data_state *s, int rank, size_t rows)
+/* Forward, loss and backward over `rows` rows of zeros: every kernel a step of that share
+ * runs, at the sizes it runs them. */
+static clt_status warm_rows(clt_trainer *t, clt__net *n, size_t rows)
 {
-    clt__net *n = s->nets[rank];
-    size_t off = shard_off(s, rank);
     clt_status st = clt__net_zero_batch(n, rows);
     if (st == CLT_OK) st = clt__net_forward(n, rows, 1, 0);
     double unused;
     if (st == CLT_OK) st = clt__net_loss(n, t->p.loss, rows, 1.0f, 1, &unused, NULL);
     if (st == CLT_OK)
         st = clt__net_backward(n, rows, (clt__view){n->gbuf[0], 0}, (clt__view){NULL, 0}, 0);
+    return st;
+}
+
+static bool is_warm(const data_state *s, int rank, size_t rows)
+{
+    for (size_t i = 0; i < s->nwarm[rank]; i++)
+        if (s->warm[rank][i] == rows) return true;
+    return false;
+}
+
+static clt_status note_warm(data_state *s, int rank, size_t rows)
+{
+    if (is_warm(s, rank, rows)) return CLT_OK;
+    size_t *g = realloc(s->warm[rank], (s->nwarm[rank] + 1) * sizeof *g);
+    if (!g) return clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
+    s->warm[rank] = g;
+    g[s->nwarm[rank]++] = rows;
+    return CLT_OK;
+}
+
+/* One step over `rows` rows of zeros with learning rate 0 on this rank alone, then everything
+ * it touched back to zero. It compiles every kernel a step uses (CLBlast picks kernels by size)
+ * while no other device runs: PoCL 3.1's CPU driver can abort (pocl_release_dlhandle_cache)
+ * when one device compiles a kernel, or first runs one with a wider grid, while another runs
+ * it (clt__program_made). */
+static clt_status warm_up(clt__worker *w, clt_trainer *t, data_state *s, int rank, size_t rows)
+{
+    clt__net *n = s->nets[rank];
+    size_t off = shard_off(s, rank);
+    clt_status st = warm_rows(t, n, rows);
     if (st == CLT_OK) st = clt__zero(w, (clt__view){n->grads, 0}, n->padded);
+    double unused;
     if (st == CLT_OK) st = clt__net_sumsq(n, (clt__view){n->grads, off}, s->shard, &unused);
     if (st == CLT_OK) st = clt__net_warm_optimizer(n, &t->p.optim, off, s->shard);
+    if (st == CLT_OK) st = note_warm(s, rank, rows);
     return st;
+}
+
+typedef struct {
+    clt_trainer *t;
+    data_state *s;
+    int rank;
+    size_t rows;
+    bool keep_grads;
+} warm_job;
+
+/* A share this rank has not run before, warmed up between steps while the other devices are
+ * idle (the optimizer's kernels and sizes do not depend on the share: warmed at create). With
+ * keep_grads the gradients are put back after: they are still to be used (accumulation, or
+ * the last update's, which a forward-only call must not change). */
+static clt_status warm_share(clt__worker *w, void *arg)
+{
+    warm_job *j = arg;
+    clt__net *n = j->s->nets[j->rank];
+    cl_mem keep = NULL;
+    clt_status st = CLT_OK;
+    if (j->keep_grads) {
+        st = clt__alloc(w, n->padded, "a copy of the gradients (warming up a new share)", &keep);
+        if (st == CLT_OK) st = clt__copy(w, (clt__view){n->grads, 0}, (clt__view){keep, 0}, n->padded);
+    }
+    if (st == CLT_OK) st = warm_rows(j->t, n, j->rows);
+    if (st == CLT_OK && keep) st = clt__copy(w, (clt__view){keep, 0}, (clt__view){n->grads, 0}, n->padded);
+    cl_int err = clFinish(w->queue);
+    if (err != CL_SUCCESS && st == CLT_OK) st = clt__fail_cl(err, clt__worker_name(w), "warming up a new share");
+    if (keep) clReleaseMemObject(keep);
+    if (st == CLT_OK) st = note_warm(j->s, j->rank, j->rows);
+    return st;
+}
+
+/* Every local rank's share of `counts` that it has not run yet, warmed up before the step,
+ * one rank at a time; *failed names the rank that failed. With one device nothing runs beside
+ * it: its first step at a size warms itself up. */
+static clt_status warm_shares(clt_trainer *t, data_state *s, const size_t *counts, bool keep_grads,
+                              int *failed)
+{
+    for (int r = 0; r < s->n && s->n > 1; r++) {
+        size_t rows = counts[global_rank(s, r)];
+        if (!rows || is_warm(s, r, rows)) continue;
+        clt__log(CLT_LOG_INFO, "data parallel: device %d warms up for a share of %zu rows", s->dev[r], rows);
+        warm_job j = {t, s, r, rows, keep_grads};
+        clt_status st = clt__worker_call(&t->rt->workers[s->dev[r]], warm_share, &j);
+        if (st != CLT_OK) {
+            *failed = r;
+            return st;
+        }
+    }
+    return CLT_OK;
 }
 
 static clt_status create_rank(clt__worker *w, void *arg)
@@ -481,7 +605,7 @@ static clt_status create_rank(clt__worker *w, void *arg)
     size_t share = (j->max_batch + (size_t)j->s->G - 1) / (size_t)j->s->G, mine = share;
     size_t *counts = calloc((size_t)j->s->G, sizeof *counts);
     if (counts) {
-        split_batch(j->s, j->max_batch, counts);
+        split_batch(j->t, j->s, j->max_batch, counts);
         mine = counts[global_rank(j->s, j->rank)];
         free(counts);
     }
@@ -500,6 +624,11 @@ static void destroy_ranks(clt_trainer *t, data_state *s)
     for (int r = 0; r < s->n && s->nets; r++)
         if (s->nets[r]) clt__worker_call(&t->rt->workers[s->dev[r]], clt__net_destroy_task, s->nets[r]);
     for (int r = 0; r < s->n && s->nets; r++) s->nets[r] = NULL;
+    for (int r = 0; r < s->n && s->warm; r++) {   /* new replicas warm up again */
+        free(s->warm[r]);
+        s->warm[r] = NULL;
+        s->nwarm[r] = 0;
+    }
 }
 
 static void data_destroy(clt_trainer *t)
@@ -511,6 +640,7 @@ static void data_destroy(clt_trainer *t)
     free(s->nets), free(s->dev), free(s->weights), free(s->counts);
     free(s->win_time), free(s->win_samples), free(s->last_seconds);
     free(s->bucket_layer), free(s->bucket_bounds);
+    free(s->warm), free(s->nwarm);
     free(s);
     t->state = NULL;
 }
@@ -601,6 +731,8 @@ static clt_status data_create(clt_trainer *t, const float *init)
     s->win_time = calloc((size_t)n, sizeof *s->win_time);
     s->win_samples = calloc((size_t)n, sizeof *s->win_samples);
     s->last_seconds = calloc((size_t)n, sizeof *s->last_seconds);
+    s->warm = calloc((size_t)n, sizeof *s->warm);
+    s->nwarm = calloc((size_t)n, sizeof *s->nwarm);
     size_t np = t->model->nparams ? t->model->nparams : 1;
     s->nstate = t->p.elastic && n > 1 ? clt__optim_state_arrays(&t->p.optim) : 0;
     s->hstale = true;
@@ -608,7 +740,7 @@ static clt_status data_create(clt_trainer *t, const float *init)
     for (int i = 0; i < s->nstate; i++)
         host_ok &= (s->hstate[i] = calloc(np, sizeof(float))) && (s->pending[i] = calloc(np, sizeof(float)));
     if (!s->dev || !s->nets || !s->weights || !s->counts || !s->win_time || !s->win_samples ||
-        !s->last_seconds || !host_ok)
+        !s->last_seconds || !s->warm || !s->nwarm || !host_ok)
         return clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
     for (int r = 0; r < n; r++) s->dev[r] = data ? r : t->p.device;
     for (int g = 0; g < s->G; g++)   /* weights only without MPI: then G == n */
@@ -748,14 +880,18 @@ static clt_status data_step(clt_trainer *t, const clt__batch *b, int update, flo
         free(vals), free(all);
         return clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
     }
-    split_batch(s, b->batch, s->counts);
+    split_batch(t, s, b->batch, s->counts);
     size_t start = first_row(s, s->counts);
     for (int r = 0; r < n; r++) {
         size_t count = s->counts[global_rank(s, r)];
-        jobs[r] = (rank_job){t, s, r, b, start, count, update, t->micro == 0, lr, 1.0f, 0, 0, 0, NULL, 0, 0, CLT_OK};
+        jobs[r] = (rank_job){t, s, r, b, start, count, update, t->micro == 0, lr, 1.0f, 0, 0, 0, NULL, 0, 0, CLT_OK, 0};
         start += count;
     }
-    st = run_ranks(t, s, phase_a, jobs);
+    int wfail = -1;
+    st = warm_shares(t, s, s->counts, t->micro != 0, &wfail);
+    if (st == CLT_OK) st = run_ranks(t, s, phase_a, jobs);
+    else jobs[wfail].st = st;
+    count_late(t, s, jobs);
     for (int r = 0; r < n; r++)
         vals[3 * r] = jobs[r].loss_sum, vals[3 * r + 1] = jobs[r].sumsq, vals[3 * r + 2] = (double)jobs[r].correct;
     st = gather_ranks(s, vals, 3, st, all);
@@ -773,7 +909,10 @@ static clt_status data_step(clt_trainer *t, const clt__batch *b, int update, flo
         float gscale;
         st = clt__grad_scale(t, *loss, sumsq, &gscale);
         for (int r = 0; r < n; r++) jobs[r].gscale = gscale;
-        if (st == CLT_OK) st = run_ranks(t, s, phase_b, jobs);
+        if (st == CLT_OK) {
+            st = run_ranks(t, s, phase_b, jobs);
+            count_late(t, s, jobs);
+        }
         if (st != CLT_OK && st != CLT_ERR_NUMERIC) {
             /* some ranks may have updated: all back to the last good step (a lost device's own
              * undo may fail too; its error is the one reported) */
@@ -840,14 +979,19 @@ static clt_status data_forward(clt_trainer *t, const clt__batch *b, float *out, 
         free(counts), free(rows), free(vals), free(all);
         return clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
     }
-    split_batch(s, b->batch, counts);
+    split_batch(t, s, b->batch, counts);
     size_t start = first_row(s, counts);
     for (int r = 0; r < n; r++) {
         size_t count = counts[global_rank(s, r)];
-        jobs[r] = (rank_job){t, s, r, b, start, count, 0, 0, 0, 1.0f, 0, 0, 0, out, 0, 0, CLT_OK};
+        jobs[r] = (rank_job){t, s, r, b, start, count, 0, 0, 0, 1.0f, 0, 0, 0, out, 0, 0, CLT_OK, 0};
         start += count;
     }
-    clt_status st = run_ranks(t, s, forward_task, jobs);
+    int wfail = -1;
+    clt_status st = warm_shares(t, s, counts, true, &wfail);
+    if (st == CLT_OK) {
+        st = run_ranks(t, s, forward_task, jobs);
+        count_late(t, s, jobs);
+    }
     for (int r = 0; r < n; r++) vals[r] = jobs[r].loss_sum;
     st = gather_ranks(s, vals, 1, st, all);
     *loss_sum = 0;

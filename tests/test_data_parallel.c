@@ -207,6 +207,156 @@ static void check_cnn(void)
     free(ref);
 }
 
+/* ---- a measured split that keeps moving ------------------------------------------------------
+ * Two devices on the row clock (CLT_SLOW_CLOCK=rows: a measurement reads rows x factor x 1 ms),
+ * their factors changed before every step and the split re-measured after every step
+ * (rebalance_every 1), so nearly every step gives each device a share it has not run before:
+ * the trainer must train as one device does on the whole batches, follow the factors, and
+ * build, create or first launch nothing while both devices run (t->late_kernels, what PoCL
+ * 3.1 aborts on: README, Limits). The factors cycle twice: the second cycle's shares are all
+ * known, so it makes nothing at all, not even a warm-up. */
+#define MOVE_BATCH 128
+#define MOVE_CYCLE 10
+#define MOVE_STEPS (2 * MOVE_CYCLE + 1)
+static const double move_factors[MOVE_CYCLE][2] = {
+    {1, 2}, {1, 3}, {3, 1}, {1, 1.5}, {1, 7}, {2, 1.25}, {1, 4}, {5, 1}, {1.5, 1}, {1, 1}};
+static float move_x[4][MOVE_BATCH * 1024];
+static int32_t move_y[4][MOVE_BATCH];
+
+typedef struct {
+    float loss[MOVE_STEPS];
+    float *params;
+    size_t counts[MOVE_STEPS][2];
+    unsigned long late, made_cycle, made_end;   /* late kernels; what the caches made by the
+                                                 * end of the first cycle, and by the end */
+} move_result;
+
+/* Every parameter, flat (the model's numbering), from the trainer's strategy. */
+static clt_status flat_params(clt_trainer *t, float *out)
+{
+    return out ? t->ops->param_io(t, 0, NPARAMS, out, 0, 0) : CLT_ERR_OUT_OF_HOST_MEMORY;
+}
+
+static unsigned long made_total(clt_runtime *rt)
+{
+    unsigned long sum = 0;
+    clt__program_counts none = {0, 0, 0};
+    for (int d = 0; d < clt_runtime_device_count(rt); d++) sum += clt__program_made_since(&rt->workers[d], none);
+    return sum;
+}
+
+static clt_status train_moving(const char *spec, clt_train_params p, move_result *r)
+{
+    clt_runtime *rt = NULL;
+    clt_trainer *t = NULL;
+    clt_model *m = seed_mlp();
+    p.max_batch = MOVE_BATCH;
+    clt_status st = clt_runtime_create(&rt, spec);
+    if (st == CLT_OK) st = clt_trainer_create(&t, rt, m, &p);
+    for (int s = 0; s < MOVE_STEPS && st == CLT_OK; s++) {
+        for (int d = 0; d < clt_runtime_device_count(rt) && d < 2; d++)
+            rt->workers[d].slowdown = move_factors[s % MOVE_CYCLE][d];   /* the workers are idle */
+        st = clt_trainer_step(t, move_x[s % 4], move_y[s % 4], MOVE_BATCH, &r->loss[s]);
+        if (st == CLT_OK) st = clt_trainer_split(t, r->counts[s], 2);
+        if (s == MOVE_CYCLE) r->made_cycle = made_total(rt);
+    }
+    if (st == CLT_OK) {
+        r->late = t->late_kernels;
+        r->made_end = made_total(rt);
+        r->params = malloc(NPARAMS * sizeof(float));
+        st = flat_params(t, r->params);
+    }
+    if (st != CLT_OK) diag("moving split on '%s': %s", spec, clt_last_error());
+    clt_trainer_destroy(t);
+    clt_model_destroy(m);
+    clt_runtime_destroy(rt);
+    return st;
+}
+
+static void check_moving_split(const clt_train_params *base)
+{
+    ref_seed_batches(move_x[0], move_y[0], 4, MOVE_BATCH);
+    move_result one = {0}, two = {0};
+    if (!ok_status(train_moving(test_spec_one(), *base, &one), "moving split: one device, %d steps of %d",
+                   MOVE_STEPS, MOVE_BATCH))
+        return;
+    clt_train_params p = *base;
+    p.parallel = CLT_PARALLEL_DATA;
+    p.verify_replicas = 1;
+    p.split = CLT_SPLIT_AUTO;
+    p.rebalance_every = 1;
+    setenv("CLT_SLOW_CLOCK", "rows", 1);
+    clt_status st = train_moving(test_spec_n(2), p, &two);
+    unsetenv("CLT_SLOW_CLOCK");
+    if (ok_status(st, "moving split: 2 devices, re-measured after each of %d steps", MOVE_STEPS)) {
+        /* step s ran the split measured in step s - 1: speeds 1/f, device 0's share the multiple
+         * of the granule (128 / 32 = 4 rows) nearest to 128 f1 / (f0 + f1) */
+        bool follows = two.counts[0][0] == 64 && two.counts[0][1] == 64;
+        int moves = 0;
+        for (int s = 1; s < MOVE_STEPS; s++) {
+            const double *f = move_factors[(s - 1) % MOVE_CYCLE];
+            size_t want = 4 * (size_t)floor(MOVE_BATCH * f[1] / (f[0] + f[1]) / 4 + 0.5);
+            if (two.counts[s][0] != want || two.counts[s][1] != MOVE_BATCH - want) {
+                follows = false;
+                diag("step %d: split %zu/%zu, expected %zu/%zu", s, two.counts[s][0], two.counts[s][1],
+                     want, MOVE_BATCH - want);
+            }
+            moves += two.counts[s][0] != two.counts[s - 1][0];
+        }
+        ok(follows && moves >= MOVE_STEPS - 2, "moving split: every step's split follows the last "
+           "step's factors (%d changes in %d steps)", moves, MOVE_STEPS - 1);
+        ok_close(two.loss, one.loss, MOVE_STEPS, ATOL, RTOL, "moving split: the losses of one device");
+        ok_close(two.params, one.params, NPARAMS, ATOL, RTOL, "moving split: the parameters of one device");
+        ok(two.late == 0, "moving split: no step built or first launched a kernel shape on either "
+           "device (%lu did)", two.late);
+        ok(two.made_cycle > 0 && two.made_end == two.made_cycle, "moving split: the second cycle, "
+           "every share known, made nothing (%lu made by the first cycle's end, %lu by the end)",
+           two.made_cycle, two.made_end);
+    }
+    free(one.params), free(two.params);
+}
+
+/* Shares first seen in the middle of an accumulation, and by a forward-only call: warmed up
+ * with the accumulated gradients (and the last update's) kept. */
+static void check_new_shares(const clt_train_params *base)
+{
+    float loss[2][4], out[2][7 * 10], *params[2] = {NULL, NULL};
+    unsigned long late = 1;
+    for (int k = 0; k < 2; k++) {
+        clt_runtime *rt = NULL;
+        clt_trainer *t = NULL;
+        clt_model *m = seed_mlp();
+        clt_train_params p = *base;
+        p.accumulation = 2;
+        p.max_batch = BATCH;
+        if (k) p.parallel = CLT_PARALLEL_DATA, p.verify_replicas = 1;
+        clt_status st = clt_runtime_create(&rt, k ? test_spec_n(2) : test_spec_one());
+        if (st == CLT_OK) st = clt_trainer_create(&t, rt, m, &p);
+        /* 16 rows, then 10 (shares of 5: new), then 16 and 16 */
+        const size_t rows[4] = {BATCH, 10, BATCH, BATCH};
+        for (int i = 0; i < 4 && st == CLT_OK; i++) {
+            st = clt_trainer_step(t, xs[i], ys[i], rows[i], &loss[k][i]);
+            if (st == CLT_OK && i == 1) st = clt_trainer_predict(t, xs[4], 7, out[k]);   /* 4 and 3 */
+        }
+        params[k] = malloc(NPARAMS * sizeof(float));
+        if (st == CLT_OK) st = flat_params(t, params[k]);
+        if (k && st == CLT_OK) late = t->late_kernels;
+        ok_status(st, "new shares mid-accumulation and in predict: %s", k ? "2 devices" : "one device");
+        clt_trainer_destroy(t);
+        clt_model_destroy(m);
+        clt_runtime_destroy(rt);
+    }
+    if (params[0] && params[1]) {
+        ok_close(out[1], out[0], 7 * 10, ATOL, RTOL, "predict of 7 rows (shares of 4 and 3 warmed up "
+                 "between two accumulated steps) gives one device's outputs");
+        ok_close(loss[1], loss[0], 4, ATOL, RTOL, "new shares mid-accumulation: the losses of one device");
+        ok_close(params[1], params[0], NPARAMS, ATOL, RTOL, "new shares mid-accumulation: the parameters "
+                 "of one device (the accumulated gradients survived the warm-ups)");
+        ok(late == 0, "new shares: nothing built or first launched during the steps (%lu)", late);
+    }
+    free(params[0]), free(params[1]);
+}
+
 int main(void)
 {
     tap_require_device();
@@ -219,6 +369,8 @@ int main(void)
     if (!ok_status(train(test_spec_one(), CLT_CONTEXT_PER_PLATFORM, base, 1, &single), "one device: %d steps of seed MLP", STEPS))
         return tap_done();
     check_cnn();
+    check_moving_split(&base);
+    check_new_shares(&base);
 
     clt_train_params dp = base;
     dp.parallel = CLT_PARALLEL_DATA;
