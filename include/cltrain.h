@@ -760,14 +760,24 @@ CLT_API clt_status clt_trainer_set_param(clt_trainer *t, int layer, const char *
                                          const float *in, size_t count);
 CLT_API clt_status clt_trainer_get_grad(clt_trainer *t, int layer, const char *name, float *out,
                                         size_t count);
+/* What a layer is to tensor parallelism, as clt_trainer_tensor_slice reports it. */
+typedef enum {
+    CLT_SLICE_REPLICATED = 0,  /* every device computes the whole layer, on the same bits */
+    CLT_SLICE_COLUMN = 1,      /* a column-parallel Linear: a slice of the output features */
+    CLT_SLICE_ROW = 2,         /* a row-parallel Linear: a slice of the input features, the
+                                * partial outputs all-reduced */
+    CLT_SLICE_ELEMENTWISE = 3  /* an activation between a column- and a row-parallel Linear,
+                                * running on the column slice */
+} clt_slice_kind;
+
 /* Tensor parallel: the slice of layer `layer` that runtime device `device` holds, as
- * [*first, *first + *count) of the output features (*kind 1: a column-parallel Linear, or 3: an
- * activation between the pair, running on that slice) or of the input features (*kind 2: a
- * row-parallel Linear); *kind 0 is a replicated layer (first 0, count its output features).
- * With a placement the layer lives on its group's devices only; `device` gives the slice its
- * tensor rank (device % tensor_group) holds there. CLT_ERR_UNSUPPORTED for other strategies. */
-CLT_API clt_status clt_trainer_tensor_slice(const clt_trainer *t, int layer, int device, int *kind,
-                                            int *first, int *count);
+ * [*first, *first + *count) of the output features (CLT_SLICE_COLUMN, CLT_SLICE_ELEMENTWISE) or
+ * of the input features (CLT_SLICE_ROW); for CLT_SLICE_REPLICATED first is 0 and count the
+ * layer's output features. With a placement the layer lives on its group's devices only;
+ * `device` gives the slice its tensor rank (device % tensor_group) holds there.
+ * CLT_ERR_UNSUPPORTED for other strategies. */
+CLT_API clt_status clt_trainer_tensor_slice(const clt_trainer *t, int layer, int device,
+                                            clt_slice_kind *kind, int *first, int *count);
 /* Data parallel: how many samples of the last step each device took (counts[device]; n is the
  * array's length). The split changes with CLT_SPLIT_AUTO. Tensor parallel: every device of a
  * group gives its group's rows. */

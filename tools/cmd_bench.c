@@ -209,8 +209,9 @@ static int train_run(const train_args *a, clt_parallel parallel, int schedule, i
             r->devices = parallel == CLT_PARALLEL_NONE ? 1 : clt_runtime_device_count(rt);
             memset(r->split, 0, sizeof r->split);
             if (parallel == CLT_PARALLEL_DATA) clt_trainer_split(t, r->split, 16);
-            for (int l = 0, k, f, c; parallel == CLT_PARALLEL_TENSOR && l < clt_model_layer_count(m); l++) {
-                if (clt_trainer_tensor_slice(t, l, 0, &k, &f, &c) != CLT_OK || k != 1) continue;
+            clt_slice_kind k;
+            for (int l = 0, f, c; parallel == CLT_PARALLEL_TENSOR && l < clt_model_layer_count(m); l++) {
+                if (clt_trainer_tensor_slice(t, l, 0, &k, &f, &c) != CLT_OK || k != CLT_SLICE_COLUMN) continue;
                 for (int d = 0; d < r->devices && d < 16; d++) clt_trainer_tensor_slice(t, l, d, &k, &f, &r->slices[d]);
                 break;
             }
