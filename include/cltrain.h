@@ -36,6 +36,14 @@
  * - A call that creates an object returns it through its first parameter, `**out`; the object
  *   is the caller's and is freed with the matching `_destroy`, which accepts NULL. Other results
  *   (a loss, a slice, statistics) come through the last parameters.
+ * - Option structs (clt_runtime_options, clt_train_params, clt_dataset_options,
+ *   clt_tune_options, clt_collective_options) open with `size_t struct_size`, which their
+ *   _default() function sets to the struct's size in the header the program was compiled with.
+ *   Start every one from _default() and then set the fields you need: the library reads only
+ *   the fields that fit in struct_size, so later versions can add fields without breaking a
+ *   compiled program, and a struct_size of 0 (a struct made some other way) or one the library
+ *   does not know is CLT_ERR_INVALID_ARG naming the struct. A NULL options pointer means the
+ *   defaults wherever one is taken.
  * - The library never exits, aborts or prints on its own. Logging goes to a callback set with
  *   clt_log_set_callback(), or to stderr when the environment sets CLT_LOG=error|warn|info|debug.
  */
@@ -169,6 +177,7 @@ typedef struct clt_dataset clt_dataset;
 #define CLT_FASHION_MNIST_STD 0.3530f
 
 typedef struct {
+    size_t struct_size;           /* set by clt_dataset_options_default(): start there */
     /* 0: images keep their size. N > 0: each rows x cols image is centred in an N x N image
      * of black pixels (28x28 -> 32x32 adds 2 on each side; an odd margin puts the extra row
      * or column at the bottom or right). N smaller than rows or cols is CLT_ERR_SHAPE. */
@@ -326,6 +335,7 @@ typedef enum {
 } clt_context_mode;
 
 typedef struct {
+    size_t struct_size;           /* set by clt_runtime_options_default(): start there */
     const char *devices;           /* spec; NULL: $CLT_DEVICES, else "all" */
     clt_context_mode context_mode;
     int profiling;                 /* queues with CL_QUEUE_PROFILING_ENABLE */
@@ -437,6 +447,7 @@ CLT_API clt_status clt_runtime_build(clt_runtime *rt, int device, const char *so
  * with a warning (CLT_LOG=warn shows it). Tuning never runs by itself inside a training step.
  */
 typedef struct {
+    size_t struct_size;           /* set by clt_tune_options_default(): start there */
     double budget_s;      /* seconds the search may take on the device, closing phase included
                            * (the last candidate may run past it); 0 measures CLBlast's own
                            * parameters only */
@@ -647,6 +658,7 @@ typedef enum {
 } clt_split;
 
 typedef struct {
+    size_t struct_size;           /* set by clt_train_params_default(): start there */
     clt_loss loss;
     clt_optimizer optim;
     clt_schedule schedule;
@@ -959,6 +971,7 @@ typedef enum {
 } clt_algo;
 
 typedef struct {
+    size_t struct_size;           /* set by clt_collective_options_default(): start there */
     clt_algo algo;
     size_t chunk_bytes;   /* pipeline chunk; 0: the default (1 MiB) */
     double timeout_s;     /* longest wait for another device; 0: the default (60 s) */

@@ -41,6 +41,7 @@ clt_train_params clt_train_params_default(void)
 {
     clt_train_params p;
     memset(&p, 0, sizeof p);
+    p.struct_size = sizeof p;
     p.loss = CLT_LOSS_CROSS_ENTROPY;
     p.optim = clt_sgd(0.01f, 0.0f, 0.0f, 0);
     p.schedule.kind = CLT_SCHED_CONSTANT;
@@ -245,8 +246,10 @@ clt_status clt_trainer_create(clt_trainer **out, clt_runtime *rt, const clt_mode
     *out = NULL;
     if (!rt || !m) return clt__fail(CLT_ERR_INVALID_ARG, "clt_trainer_create: %s is NULL", !rt ? "runtime" : "model");
     if (m->nlayers == 0) return clt__fail(CLT_ERR_INVALID_ARG, "clt_trainer_create: the model has no layer");
-    clt_train_params p = params ? *params : clt_train_params_default();
-    clt_status st = check_params(&p, rt);
+    clt_train_params p = clt_train_params_default();
+    clt_status st = clt__options_read(&p, params, sizeof p, CLT__TRAIN_PARAMS_V1, "clt_trainer_create",
+                                      "clt_train_params");
+    if (st == CLT_OK) st = check_params(&p, rt);
     if (st == CLT_OK) st = clt__fault_reload(rt);
     if (st != CLT_OK) return st;
 
