@@ -673,7 +673,23 @@ typedef struct {
                            * of each is scaled by 1/accumulation, so equal micro-batches give the
                            * update of their union */
 
-    /* Parallelism. */
+    /* Parallelism. Each field below is used only by the modes its comment names; the others
+     * ignore its value, though every mode refuses one out of range, and elastic is refused
+     * outside data parallelism. By mode:
+     *   CLT_PARALLEL_NONE    device.
+     *   CLT_PARALLEL_DATA    split, split_weights (shares of the batch's rows, one per runtime
+     *                        device), rebalance_every, bucket_bytes, elastic, verify_replicas.
+     *   CLT_PARALLEL_MODEL   micro_batches, pipeline, pipelines, verify_replicas.
+     *   CLT_PARALLEL_TENSOR  tensor_group, split, split_weights (shares of each split layer's
+     *                        features, one per tensor rank, repeated in every group),
+     *                        verify_replicas; with a placement also micro_batches and pipeline
+     *                        (pipelines > 1 is then CLT_ERR_UNSUPPORTED).
+     * Two pairs are read by two modes: split / split_weights mean the rows of the batch in data
+     * parallelism and the features of a layer in tensor parallelism (the batch is then split
+     * equally between groups), and verify_replicas compares different copies in each mode (its
+     * comment says which). micro_batches and pipeline mean the same in the model and the tensor
+     * pipeline, except that only the model pipeline splits backward into input- and
+     * weight-gradient passes under GPIPE and 1F1B (the bits are the same either way). */
     clt_parallel parallel;
     clt_split split;              /* data: how the batch is shared; tensor: how the features of
                                    * split layers are shared (CLT_SPLIT_AUTO: by each device's
