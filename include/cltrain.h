@@ -11,7 +11,7 @@
  *
  *     #include <cltrain.h>
  *
- *     static clt_status fill(void *user, const clt_device_ctx *d) {
+ *     static clt_status fill(const clt_device_ctx *d, void *user) {
  *         float v = (float)d->index;           // runs on device d's worker thread
  *         return clEnqueueFillBuffer(d->queue, ((cl_mem *)user)[d->index], &v, sizeof v,
  *                                    0, 1024 * sizeof v, 0, NULL, NULL) == CL_SUCCESS
@@ -29,13 +29,24 @@
  *
  * Conventions
  * -----------
- * - Every fallible call returns clt_status; CLT_OK is 0. The values shared with OpenCL use
- *   OpenCL's numbers, so a driver error and a library error speak one language.
+ * - Every call that can fail returns clt_status; CLT_OK is 0. The values shared with OpenCL use
+ *   OpenCL's numbers, so a driver error and a library error speak one language. Getters that
+ *   cannot fail return their value, and say what they return for a NULL object (0, NULL).
  * - clt_last_error() returns a thread-local message for the last failure on the calling thread:
  *   what failed, on which device, the OpenCL error by name, and where. Read it, never free it.
- * - A call that creates an object returns it through its first parameter, `**out`; the object
- *   is the caller's and is freed with the matching `_destroy`, which accepts NULL. Other results
- *   (a loss, a slice, statistics) come through the last parameters.
+ * - A call that creates an object returns it through its first parameter, `**out` (two of
+ *   them for clt_dataset_load_fashion_mnist's train and test); the object is the caller's and is
+ *   freed with the matching `_destroy`, which accepts NULL. On failure *out is NULL.
+ * - Other results (a loss, a slice, statistics) come through pointer parameters after the
+ *   inputs, a single value last. An array the caller provides for results is followed by its
+ *   length (clt_trainer_get_param's count, clt_trainer_split's n) or by its capacity and the
+ *   count written back (clt_devices_list). Three calls differ: clt_runtime_device_stats takes
+ *   its reset flag after out, and clt_devices_list and clt_dataset_shuffle, which act on no
+ *   object, take their output array first.
+ * - Callbacks (clt_log_fn, clt_device_fn, clt_progress_fn) take what the library passes first
+ *   and the caller's `void *user` last; the call that registers or runs a callback takes the
+ *   function and then that user pointer, as its last two parameters (clt_log_set_callback
+ *   takes its level filter between them).
  * - Option structs (clt_runtime_options, clt_train_params, clt_dataset_options,
  *   clt_tune_options, clt_collective_options) open with `size_t struct_size`, which their
  *   _default() function sets to the struct's size in the header the program was compiled with.
@@ -422,7 +433,7 @@ typedef struct {
     cl_command_queue queue;    /* in order; the worker's own: do not release it */
 } clt_device_ctx;
 
-typedef clt_status (*clt_device_fn)(void *user, const clt_device_ctx *d);
+typedef clt_status (*clt_device_fn)(const clt_device_ctx *d, void *user);
 
 /* Runs fn on device `device`'s worker thread and waits for it. The callback's status is
  * returned; its clt_last_error() message is carried over to the calling thread. */

@@ -319,7 +319,7 @@ static clt_status exec_task(clt__worker *w, void *arg)
 {
     const exec_args *a = arg;
     clt_device_ctx d = {w->index, w->context, w->dev->device, w->queue};
-    clt_status st = a->fn(a->user, &d);
+    clt_status st = a->fn(&d, a->user);
     if (st != CLT_OK && !*clt_last_error())
         clt__fail(st, "callback on device %d '%s' returned %s", w->index, clt__worker_name(w),
                   clt_status_name(st));

@@ -14,7 +14,7 @@
         ok(st_ != CLT_OK, "%s: %s (%s)", what, clt_status_name(st_), clt_last_error());          \
     })
 
-static clt_status noop(void *user, const clt_device_ctx *d)
+static clt_status noop(const clt_device_ctx *d, void *user)
 {
     (void)user, (void)d;
     return CLT_OK;

@@ -25,14 +25,14 @@ static double now(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static clt_status nothing(void *user, const clt_device_ctx *d)
+static clt_status nothing(const clt_device_ctx *d, void *user)
 {
     (void)d;
     (*(volatile long *)user)++;
     return CLT_OK;
 }
 
-static clt_status finish(void *user, const clt_device_ctx *d)
+static clt_status finish(const clt_device_ctx *d, void *user)
 {
     (void)user;
     return clFinish(d->queue) == CL_SUCCESS ? CLT_OK : CLT_ERR_OPENCL;
@@ -453,7 +453,7 @@ typedef struct {
     int write;
 } bufs_io;
 
-static clt_status io_on_device(void *user, const clt_device_ctx *d)
+static clt_status io_on_device(const clt_device_ctx *d, void *user)
 {
     bufs_io *io = user;
     float *h = io->host + (size_t)d->index * io->n_floats;
