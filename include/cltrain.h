@@ -688,26 +688,21 @@ typedef struct {
      * ignore its value, though every mode refuses one out of range, and elastic is refused
      * outside data parallelism. By mode:
      *   CLT_PARALLEL_NONE    device.
-     *   CLT_PARALLEL_DATA    split, split_weights (shares of the batch's rows, one per runtime
-     *                        device), rebalance_every, bucket_bytes, elastic, verify_replicas.
+     *   CLT_PARALLEL_DATA    split, split_weights, rebalance_every, bucket_bytes, elastic,
+     *                        verify_replicas.
      *   CLT_PARALLEL_MODEL   micro_batches, pipeline, pipelines, verify_replicas.
-     *   CLT_PARALLEL_TENSOR  tensor_group, split, split_weights (shares of each split layer's
-     *                        features, one per tensor rank, repeated in every group),
-     *                        verify_replicas; with a placement also micro_batches and pipeline
-     *                        (pipelines > 1 is then CLT_ERR_UNSUPPORTED).
-     * Two pairs are read by two modes: split / split_weights mean the rows of the batch in data
-     * parallelism and the features of a layer in tensor parallelism (the batch is then split
-     * equally between groups), and verify_replicas compares different copies in each mode (its
-     * comment says which). micro_batches and pipeline mean the same in the model and the tensor
-     * pipeline, except that only the model pipeline splits backward into input- and
-     * weight-gradient passes under GPIPE and 1F1B (the bits are the same either way). */
+     *   CLT_PARALLEL_TENSOR  tensor_group, tensor_split, tensor_split_weights, verify_replicas;
+     *                        with a placement also micro_batches and pipeline (pipelines > 1
+     *                        is then CLT_ERR_UNSUPPORTED).
+     * Fields read by several modes mean the same in each: micro_batches and pipeline the
+     * micro-batches of a step and their schedule through the stages (only the model pipeline
+     * also splits backward into input- and weight-gradient passes under GPIPE and 1F1B, the
+     * bits being the same either way), verify_replicas a check that the copies of a parameter
+     * hold the same bits (its comment says which copies each mode has). */
     clt_parallel parallel;
-    clt_split split;              /* data: how the batch is shared; tensor: how the features of
-                                   * split layers are shared (CLT_SPLIT_AUTO: by each device's
-                                   * speed, timed at create: the fastest of 3 steps) */
-    const float *split_weights;   /* data, CLT_SPLIT_WEIGHTS: one weight >= 0 per device; tensor:
-                                   * one weight > 0 per device, slices in proportion, the same
-                                   * weights in every group (matching slices are the same size) */
+    clt_split split;              /* data: how the batch's rows are shared between the devices
+                                   * (tensor parallelism has its own, tensor_split) */
+    const float *split_weights;   /* data, CLT_SPLIT_WEIGHTS: one weight >= 0 per device */
     int rebalance_every;          /* data, CLT_SPLIT_AUTO: steps between re-measurements (20) */
     int verify_replicas;          /* data: after each update, check that every replica holds the
                                    * same bits as device 0 (slow: a debugging aid); tensor: that
@@ -758,6 +753,13 @@ typedef struct {
                                    * the whole activation, and gradients come back the same way.
                                    * Groups past the highest one placed stay idle, and copies of
                                    * such a pipeline (pipelines > 1) are not supported. */
+    clt_split tensor_split;       /* tensor: how the features of split layers are shared between
+                                   * the devices of a group (CLT_SPLIT_AUTO: by each device's
+                                   * speed, timed at create: the fastest of 3 steps); the batch is
+                                   * split equally between groups whatever it says */
+    const float *tensor_split_weights;   /* tensor, CLT_SPLIT_WEIGHTS: one weight > 0 per runtime
+                                   * device, slices in proportion, the same weights in every group
+                                   * (matching slices are the same size) */
 } clt_train_params;
 
 /* Cross-entropy, SGD lr 0.01 without momentum, constant schedule, no clipping, max_batch 256,

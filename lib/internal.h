@@ -37,7 +37,7 @@ CLT_LAYER_API clt_status clt__fail_at(const char *file, int line, clt_status s, 
  * field then. Fields added later go after it and keep these numbers. */
 #define CLT__END_OF(type, field) (offsetof(type, field) + sizeof(((type *)0)->field))
 #define CLT__RUNTIME_OPTIONS_V1 CLT__END_OF(clt_runtime_options, fault)
-#define CLT__TRAIN_PARAMS_V1 CLT__END_OF(clt_train_params, tensor_group)
+#define CLT__TRAIN_PARAMS_V1 CLT__END_OF(clt_train_params, tensor_split_weights)
 #define CLT__DATASET_OPTIONS_V1 CLT__END_OF(clt_dataset_options, classes)
 #define CLT__TUNE_OPTIONS_V1 CLT__END_OF(clt_tune_options, batch)
 #define CLT__COLLECTIVE_OPTIONS_V1 CLT__END_OF(clt_collective_options, timeout_s)

@@ -1187,9 +1187,9 @@ static clt_status tensor_create(clt_trainer *t, const float *init)
         }
     }
     for (int r = 0; r < T; r++)
-        w[r] = t->p.split == CLT_SPLIT_WEIGHTS ? (double)t->p.split_weights[r] : 1.0;
+        w[r] = t->p.tensor_split == CLT_SPLIT_WEIGHTS ? (double)t->p.tensor_split_weights[r] : 1.0;
     s->copts = clt_collective_options_default();
-    bool measure = t->p.split == CLT_SPLIT_AUTO && T > 1;
+    bool measure = t->p.tensor_split == CLT_SPLIT_AUTO && T > 1;
     st = build_ranks(t, init, w, measure, secs);
     if (st == CLT_OK && measure) {
         /* CLT_SPLIT_AUTO: slices in proportion to each device's speed on equal slices (tensor

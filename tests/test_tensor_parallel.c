@@ -130,8 +130,8 @@ int main(void)
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         clt_train_params p = tp;
         p.tensor_group = cases[c].group;
-        p.split = cases[c].weights ? CLT_SPLIT_WEIGHTS : CLT_SPLIT_EQUAL;
-        p.split_weights = cases[c].weights;
+        p.tensor_split = cases[c].weights ? CLT_SPLIT_WEIGHTS : CLT_SPLIT_EQUAL;
+        p.tensor_split_weights = cases[c].weights;
         if (!ok_status(train(cases[c].spec, p, &r), "%s: %d steps, replicas checked every step", cases[c].what, STEPS))
             continue;
         compare(&single, &r, cases[c].what, ATOL);
@@ -150,7 +150,7 @@ int main(void)
      * factors and never the machine's load. */
     {
         clt_train_params p = tp;
-        p.split = CLT_SPLIT_AUTO;
+        p.tensor_split = CLT_SPLIT_AUTO;
         setenv("CLT_SLOW_DEVICES", "1:3", 1);
         setenv("CLT_SLOW_CLOCK", "rows", 1);
         if (ok_status(train(test_spec_n(2), p, &r), "measured slices, device 1 slowed 3x: %d steps", STEPS)) {
@@ -262,13 +262,13 @@ int main(void)
             p.tensor_group = 4;
             ok_error(clt_trainer_create(&t, rt, m, &p), CLT_ERR_INVALID_ARG, "tensor_group 4", "tensor_group past the devices");
             p = tp;
-            p.split = CLT_SPLIT_WEIGHTS;
-            ok_error(clt_trainer_create(&t, rt, m, &p), CLT_ERR_INVALID_ARG, "split_weights", "weights missing");
+            p.tensor_split = CLT_SPLIT_WEIGHTS;
+            ok_error(clt_trainer_create(&t, rt, m, &p), CLT_ERR_INVALID_ARG, "tensor_split_weights", "weights missing");
             const float zero[3] = {1, 0, 1}, nan3[3] = {1, NAN, 1};
-            p.split_weights = zero;
+            p.tensor_split_weights = zero;
             ok_error(clt_trainer_create(&t, rt, m, &p), CLT_ERR_INVALID_ARG, "split weight 1 (0) must be finite and > 0",
                      "a weight of 0 (every device needs a slice)");
-            p.split_weights = nan3;
+            p.tensor_split_weights = nan3;
             ok_error(clt_trainer_create(&t, rt, m, &p), CLT_ERR_INVALID_ARG, "split weight 1", "a NaN weight");
             p = tp;
             p.parallel = (clt_parallel)7;

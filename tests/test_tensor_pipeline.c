@@ -209,7 +209,7 @@ int main(void)
      * measured. */
     {
         clt_train_params p = tp;
-        p.split = CLT_SPLIT_AUTO, p.tensor_group = 2, p.micro_batches = 2;
+        p.tensor_split = CLT_SPLIT_AUTO, p.tensor_group = 2, p.micro_batches = 2;
         setenv("CLT_SLOW_DEVICES", "1:3,3:3", 1);
         setenv("CLT_SLOW_CLOCK", "rows", 1);
         clt_runtime *rt = NULL;
