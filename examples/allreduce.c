@@ -24,7 +24,7 @@ typedef struct {
 } job;
 
 /* Runs on device d's worker thread: build (cached per device), then fill its buffer. */
-static clt_status fill(void *user, const clt_device_ctx *d)
+static clt_status fill(const clt_device_ctx *d, void *user)
 {
     job *j = user;
     cl_program prog;
@@ -46,7 +46,7 @@ static clt_status fill(void *user, const clt_device_ctx *d)
 }
 
 /* Reads device d's buffer back into its slice of host. */
-static clt_status read_back(void *user, const clt_device_ctx *d)
+static clt_status read_back(const clt_device_ctx *d, void *user)
 {
     job *j = user;
     cl_int err = clEnqueueReadBuffer(d->queue, j->bufs[d->index], CL_TRUE, 0, COUNT * sizeof(float),

@@ -11,7 +11,7 @@
  *
  *     #include <cltrain.h>
  *
- *     static clt_status fill(void *user, const clt_device_ctx *d) {
+ *     static clt_status fill(const clt_device_ctx *d, void *user) {
  *         float v = (float)d->index;           // runs on device d's worker thread
  *         return clEnqueueFillBuffer(d->queue, ((cl_mem *)user)[d->index], &v, sizeof v,
  *                                    0, 1024 * sizeof v, 0, NULL, NULL) == CL_SUCCESS
@@ -29,13 +29,32 @@
  *
  * Conventions
  * -----------
- * - Every fallible call returns clt_status; CLT_OK is 0. The values shared with OpenCL use
- *   OpenCL's numbers, so a driver error and a library error speak one language.
+ * - Every call that can fail returns clt_status; CLT_OK is 0. The values shared with OpenCL use
+ *   OpenCL's numbers, so a driver error and a library error speak one language. Getters that
+ *   cannot fail return their value, and say what they return for a NULL object (0, NULL).
  * - clt_last_error() returns a thread-local message for the last failure on the calling thread:
  *   what failed, on which device, the OpenCL error by name, and where. Read it, never free it.
- * - A call that creates an object returns it through its first parameter, `**out`; the object
- *   is the caller's and is freed with the matching `_destroy`, which accepts NULL. Other results
- *   (a loss, a slice, statistics) come through the last parameters.
+ * - A call that creates an object returns it through its first parameter, `**out` (two of
+ *   them for clt_dataset_load_fashion_mnist's train and test); the object is the caller's and is
+ *   freed with the matching `_destroy`, which accepts NULL. On failure *out is NULL.
+ * - Other results (a loss, a slice, statistics) come through pointer parameters after the
+ *   inputs, a single value last. An array the caller provides for results is followed by its
+ *   length (clt_trainer_get_param's count, clt_trainer_split's n) or by its capacity and the
+ *   count written back (clt_devices_list). Three calls differ: clt_runtime_device_stats takes
+ *   its reset flag after out, and clt_devices_list and clt_dataset_shuffle, which act on no
+ *   object, take their output array first.
+ * - Callbacks (clt_log_fn, clt_device_fn, clt_progress_fn) take what the library passes first
+ *   and the caller's `void *user` last; the call that registers or runs a callback takes the
+ *   function and then that user pointer, as its last two parameters (clt_log_set_callback
+ *   takes its level filter between them).
+ * - Option structs (clt_runtime_options, clt_train_params, clt_dataset_options,
+ *   clt_tune_options, clt_collective_options) open with `size_t struct_size`, which their
+ *   _default() function sets to the struct's size in the header the program was compiled with.
+ *   Start every one from _default() and then set the fields you need: the library reads only
+ *   the fields that fit in struct_size, so later versions can add fields without breaking a
+ *   compiled program, and a struct_size of 0 (a struct made some other way) or one the library
+ *   does not know is CLT_ERR_INVALID_ARG naming the struct. A NULL options pointer means the
+ *   defaults wherever one is taken.
  * - The library never exits, aborts or prints on its own. Logging goes to a callback set with
  *   clt_log_set_callback(), or to stderr when the environment sets CLT_LOG=error|warn|info|debug.
  */
@@ -169,6 +188,7 @@ typedef struct clt_dataset clt_dataset;
 #define CLT_FASHION_MNIST_STD 0.3530f
 
 typedef struct {
+    size_t struct_size;           /* set by clt_dataset_options_default(): start there */
     /* 0: images keep their size. N > 0: each rows x cols image is centred in an N x N image
      * of black pixels (28x28 -> 32x32 adds 2 on each side; an odd margin puts the extra row
      * or column at the bottom or right). N smaller than rows or cols is CLT_ERR_SHAPE. */
@@ -326,6 +346,7 @@ typedef enum {
 } clt_context_mode;
 
 typedef struct {
+    size_t struct_size;           /* set by clt_runtime_options_default(): start there */
     const char *devices;           /* spec; NULL: $CLT_DEVICES, else "all" */
     clt_context_mode context_mode;
     int profiling;                 /* queues with CL_QUEUE_PROFILING_ENABLE */
@@ -412,7 +433,7 @@ typedef struct {
     cl_command_queue queue;    /* in order; the worker's own: do not release it */
 } clt_device_ctx;
 
-typedef clt_status (*clt_device_fn)(void *user, const clt_device_ctx *d);
+typedef clt_status (*clt_device_fn)(const clt_device_ctx *d, void *user);
 
 /* Runs fn on device `device`'s worker thread and waits for it. The callback's status is
  * returned; its clt_last_error() message is carried over to the calling thread. */
@@ -437,6 +458,7 @@ CLT_API clt_status clt_runtime_build(clt_runtime *rt, int device, const char *so
  * with a warning (CLT_LOG=warn shows it). Tuning never runs by itself inside a training step.
  */
 typedef struct {
+    size_t struct_size;           /* set by clt_tune_options_default(): start there */
     double budget_s;      /* seconds the search may take on the device, closing phase included
                            * (the last candidate may run past it); 0 measures CLBlast's own
                            * parameters only */
@@ -647,6 +669,7 @@ typedef enum {
 } clt_split;
 
 typedef struct {
+    size_t struct_size;           /* set by clt_train_params_default(): start there */
     clt_loss loss;
     clt_optimizer optim;
     clt_schedule schedule;
@@ -661,14 +684,25 @@ typedef struct {
                            * of each is scaled by 1/accumulation, so equal micro-batches give the
                            * update of their union */
 
-    /* Parallelism. */
+    /* Parallelism. Each field below is used only by the modes its comment names; the others
+     * ignore its value, though every mode refuses one out of range, and elastic is refused
+     * outside data parallelism. By mode:
+     *   CLT_PARALLEL_NONE    device.
+     *   CLT_PARALLEL_DATA    split, split_weights, rebalance_every, bucket_bytes, elastic,
+     *                        verify_replicas.
+     *   CLT_PARALLEL_MODEL   micro_batches, pipeline, pipelines, verify_replicas.
+     *   CLT_PARALLEL_TENSOR  tensor_group, tensor_split, tensor_split_weights, verify_replicas;
+     *                        with a placement also micro_batches and pipeline (pipelines > 1
+     *                        is then CLT_ERR_UNSUPPORTED).
+     * Fields read by several modes mean the same in each: micro_batches and pipeline the
+     * micro-batches of a step and their schedule through the stages (only the model pipeline
+     * also splits backward into input- and weight-gradient passes under GPIPE and 1F1B, the
+     * bits being the same either way), verify_replicas a check that the copies of a parameter
+     * hold the same bits (its comment says which copies each mode has). */
     clt_parallel parallel;
-    clt_split split;              /* data: how the batch is shared; tensor: how the features of
-                                   * split layers are shared (CLT_SPLIT_AUTO: by each device's
-                                   * speed, timed at create: the fastest of 3 steps) */
-    const float *split_weights;   /* data, CLT_SPLIT_WEIGHTS: one weight >= 0 per device; tensor:
-                                   * one weight > 0 per device, slices in proportion, the same
-                                   * weights in every group (matching slices are the same size) */
+    clt_split split;              /* data: how the batch's rows are shared between the devices
+                                   * (tensor parallelism has its own, tensor_split) */
+    const float *split_weights;   /* data, CLT_SPLIT_WEIGHTS: one weight >= 0 per device */
     int rebalance_every;          /* data, CLT_SPLIT_AUTO: steps between re-measurements (20) */
     int verify_replicas;          /* data: after each update, check that every replica holds the
                                    * same bits as device 0 (slow: a debugging aid); tensor: that
@@ -719,6 +753,13 @@ typedef struct {
                                    * the whole activation, and gradients come back the same way.
                                    * Groups past the highest one placed stay idle, and copies of
                                    * such a pipeline (pipelines > 1) are not supported. */
+    clt_split tensor_split;       /* tensor: how the features of split layers are shared between
+                                   * the devices of a group (CLT_SPLIT_AUTO: by each device's
+                                   * speed, timed at create: the fastest of 3 steps); the batch is
+                                   * split equally between groups whatever it says */
+    const float *tensor_split_weights;   /* tensor, CLT_SPLIT_WEIGHTS: one weight > 0 per runtime
+                                   * device, slices in proportion, the same weights in every group
+                                   * (matching slices are the same size) */
 } clt_train_params;
 
 /* Cross-entropy, SGD lr 0.01 without momentum, constant schedule, no clipping, max_batch 256,
@@ -760,14 +801,24 @@ CLT_API clt_status clt_trainer_set_param(clt_trainer *t, int layer, const char *
                                          const float *in, size_t count);
 CLT_API clt_status clt_trainer_get_grad(clt_trainer *t, int layer, const char *name, float *out,
                                         size_t count);
+/* What a layer is to tensor parallelism, as clt_trainer_tensor_slice reports it. */
+typedef enum {
+    CLT_SLICE_REPLICATED = 0,  /* every device computes the whole layer, on the same bits */
+    CLT_SLICE_COLUMN = 1,      /* a column-parallel Linear: a slice of the output features */
+    CLT_SLICE_ROW = 2,         /* a row-parallel Linear: a slice of the input features, the
+                                * partial outputs all-reduced */
+    CLT_SLICE_ELEMENTWISE = 3  /* an activation between a column- and a row-parallel Linear,
+                                * running on the column slice */
+} clt_slice_kind;
+
 /* Tensor parallel: the slice of layer `layer` that runtime device `device` holds, as
- * [*first, *first + *count) of the output features (*kind 1: a column-parallel Linear, or 3: an
- * activation between the pair, running on that slice) or of the input features (*kind 2: a
- * row-parallel Linear); *kind 0 is a replicated layer (first 0, count its output features).
- * With a placement the layer lives on its group's devices only; `device` gives the slice its
- * tensor rank (device % tensor_group) holds there. CLT_ERR_UNSUPPORTED for other strategies. */
-CLT_API clt_status clt_trainer_tensor_slice(const clt_trainer *t, int layer, int device, int *kind,
-                                            int *first, int *count);
+ * [*first, *first + *count) of the output features (CLT_SLICE_COLUMN, CLT_SLICE_ELEMENTWISE) or
+ * of the input features (CLT_SLICE_ROW); for CLT_SLICE_REPLICATED first is 0 and count the
+ * layer's output features. With a placement the layer lives on its group's devices only;
+ * `device` gives the slice its tensor rank (device % tensor_group) holds there.
+ * CLT_ERR_UNSUPPORTED for other strategies. */
+CLT_API clt_status clt_trainer_tensor_slice(const clt_trainer *t, int layer, int device,
+                                            clt_slice_kind *kind, int *first, int *count);
 /* Data parallel: how many samples of the last step each device took (counts[device]; n is the
  * array's length). The split changes with CLT_SPLIT_AUTO. Tensor parallel: every device of a
  * group gives its group's rows. */
@@ -949,6 +1000,7 @@ typedef enum {
 } clt_algo;
 
 typedef struct {
+    size_t struct_size;           /* set by clt_collective_options_default(): start there */
     clt_algo algo;
     size_t chunk_bytes;   /* pipeline chunk; 0: the default (1 MiB) */
     double timeout_s;     /* longest wait for another device; 0: the default (60 s) */

@@ -1000,6 +1000,7 @@ clt_collective_options clt_collective_options_default(void)
 {
     clt_collective_options o;
     memset(&o, 0, sizeof o);
+    o.struct_size = sizeof o;
     o.algo = CLT_ALGO_AUTO;
     o.chunk_bytes = 0;
     o.timeout_s = 0.0;
@@ -1119,9 +1120,14 @@ static clt_status validate(clt_runtime *rt, const call_desc *d, const clt_collec
     return CLT_OK;
 }
 
-static clt_status run_public(clt_runtime *rt, const call_desc *d, const clt_collective_options *o)
+static clt_status run_public(clt_runtime *rt, const call_desc *d, const clt_collective_options *opts)
 {
-    clt_status st = validate(rt, d, o);
+    clt_collective_options given = clt_collective_options_default();
+    clt_status st = clt__options_read(&given, opts, sizeof given, CLT__COLLECTIVE_OPTIONS_V1, d->fn,
+                                      "clt_collective_options");
+    if (st != CLT_OK) return st;
+    const clt_collective_options *o = &given;
+    st = validate(rt, d, o);
     if (st != CLT_OK || d->count == 0) return st;
     int n = rt->nworkers;
     rank_args *args = calloc((size_t)n, sizeof *args);

@@ -98,7 +98,7 @@ clt_status clt_dataset_shuffle(uint32_t *order, size_t n, uint64_t seed)
 
 clt_dataset_options clt_dataset_options_default(void)
 {
-    clt_dataset_options o = {.pad_to = 0, .normalize = 0, .limit = 0, .classes = 10};
+    clt_dataset_options o = {.struct_size = sizeof o, .pad_to = 0, .normalize = 0, .limit = 0, .classes = 10};
     return o;
 }
 
@@ -482,7 +482,9 @@ clt_status clt_dataset_load_idx(clt_dataset **out, const char *images_path,
         return clt__fail(CLT_ERR_INVALID_ARG, "%s: %s is NULL", what,
                          !images_path ? "images_path" : "labels_path");
     clt_dataset_options def = clt_dataset_options_default();
-    if (!o) o = &def;
+    clt_status ost = clt__options_read(&def, o, sizeof def, CLT__DATASET_OPTIONS_V1, what, "clt_dataset_options");
+    if (ost != CLT_OK) return ost;
+    o = &def;
     if (o->pad_to < 0)
         return clt__fail(CLT_ERR_INVALID_ARG, "%s: pad_to is %d", what, o->pad_to);
     if (o->normalize != 0 && o->normalize != 1)

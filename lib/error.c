@@ -120,3 +120,17 @@ clt_status clt__fail_cl_at(const char *file, int line, cl_int err, const char *d
                         device ? " on " : "", device ? device : "", clt_cl_error_name(err),
                         (int)err);
 }
+
+clt_status clt__options_read(void *dst, const void *src, size_t known, size_t oldest, const char *fn,
+                             const char *type)
+{
+    if (!src) return CLT_OK;
+    size_t size;
+    memcpy(&size, src, sizeof size);   /* struct_size is every option struct's first member */
+    if (size == 0 || size < oldest || size > known)
+        return clt__fail(CLT_ERR_INVALID_ARG, "%s: %s.struct_size is %zu, not a size this library "
+                         "knows (%zu..%zu): start from %s_default() and set the fields you need",
+                         fn, type, size, oldest, known, type);
+    memcpy(dst, src, size);
+    return CLT_OK;
+}

@@ -26,6 +26,24 @@ CLT_LAYER_API clt_status clt__fail_at(const char *file, int line, clt_status s, 
     __attribute__((format(printf, 4, 5)));
 #define clt__fail(s, ...) clt__fail_at(__FILE__, __LINE__, (s), __VA_ARGS__)
 
+/* Reads a caller's public option struct (clt_runtime_options, clt_train_params, ...) into *dst,
+ * which holds the library's defaults: its first member, struct_size, set by the struct's
+ * _default() function, says how many bytes the caller's version has, and only those are read,
+ * so a program compiled against an older header gets the defaults for the fields it lacks. A
+ * struct_size of 0 (a struct not made by _default()), below `oldest` (the first version's
+ * size) or above `known` (sizeof here) is CLT_ERR_INVALID_ARG naming fn and type. src NULL
+ * leaves the defaults. */
+/* The size of each option struct's first version with struct_size (0.2.0): the end of its last
+ * field then. Fields added later go after it and keep these numbers. */
+#define CLT__END_OF(type, field) (offsetof(type, field) + sizeof(((type *)0)->field))
+#define CLT__RUNTIME_OPTIONS_V1 CLT__END_OF(clt_runtime_options, fault)
+#define CLT__TRAIN_PARAMS_V1 CLT__END_OF(clt_train_params, tensor_split_weights)
+#define CLT__DATASET_OPTIONS_V1 CLT__END_OF(clt_dataset_options, classes)
+#define CLT__TUNE_OPTIONS_V1 CLT__END_OF(clt_tune_options, batch)
+#define CLT__COLLECTIVE_OPTIONS_V1 CLT__END_OF(clt_collective_options, timeout_s)
+CLT_LAYER_API clt_status clt__options_read(void *dst, const void *src, size_t known, size_t oldest,
+                                           const char *fn, const char *type);
+
 /* The clt_status an OpenCL error code maps to: the same number where one exists. */
 clt_status clt__status_from_cl(cl_int err);
 

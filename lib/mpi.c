@@ -679,7 +679,10 @@ clt_status clt_runtime_create_mpi(clt_runtime **out, const clt_runtime_options *
 {
     if (!out) return clt__fail(CLT_ERR_INVALID_ARG, "clt_runtime_create_mpi: out is NULL");
     *out = NULL;
-    clt_runtime_options o = opts ? *opts : clt_runtime_options_default();
+    clt_runtime_options o = clt_runtime_options_default();
+    clt_status rst = clt__options_read(&o, opts, sizeof o, CLT__RUNTIME_OPTIONS_V1, "clt_runtime_create_mpi",
+                                       "clt_runtime_options");
+    if (rst != CLT_OK) return rst;
     o.mpi = 0;
     clt_runtime *rt;
     clt_status st = clt_runtime_create_ex(&rt, &o);

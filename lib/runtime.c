@@ -15,6 +15,7 @@ clt_runtime_options clt_runtime_options_default(void)
 {
     clt_runtime_options o;
     memset(&o, 0, sizeof o);
+    o.struct_size = sizeof o;
     o.devices = NULL;
     o.context_mode = CLT_CONTEXT_PER_PLATFORM;
     o.profiling = 0;
@@ -168,7 +169,10 @@ clt_status clt_runtime_create_ex(clt_runtime **out, const clt_runtime_options *o
 {
     if (!out) return clt__fail(CLT_ERR_INVALID_ARG, "clt_runtime_create: out is NULL");
     *out = NULL;
-    clt_runtime_options o = opts ? *opts : clt_runtime_options_default();
+    clt_runtime_options o = clt_runtime_options_default();
+    clt_status rst = clt__options_read(&o, opts, sizeof o, CLT__RUNTIME_OPTIONS_V1, "clt_runtime_create",
+                                       "clt_runtime_options");
+    if (rst != CLT_OK) return rst;
     const char *trace = o.trace_path ? o.trace_path : getenv("CLT_TRACE");
     if (trace && !*trace) trace = NULL;
     if (trace) o.profiling = 1;   /* a timeline is made of profiling events */
@@ -315,7 +319,7 @@ static clt_status exec_task(clt__worker *w, void *arg)
 {
     const exec_args *a = arg;
     clt_device_ctx d = {w->index, w->context, w->dev->device, w->queue};
-    clt_status st = a->fn(a->user, &d);
+    clt_status st = a->fn(&d, a->user);
     if (st != CLT_OK && !*clt_last_error())
         clt__fail(st, "callback on device %d '%s' returned %s", w->index, clt__worker_name(w),
                   clt_status_name(st));

@@ -36,8 +36,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-/* What a layer is to tensor parallelism (clt_trainer_tensor_slice's kinds). */
-enum { PART_REPL = 0, PART_COL = 1, PART_ROW = 2, PART_INSIDE = 3 /* elementwise, on the slice */ };
 
 /* A pipeline stage on one rank: layers first..last of the rank's sliced model. */
 typedef struct {
@@ -53,7 +51,7 @@ typedef struct {
 typedef struct {
     int T, G, n;                /* devices per group, groups, ranks; rank g*T + r is device g*T + r */
     int nlayers;
-    int *part;                  /* per layer: PART_* */
+    clt_slice_kind *part;       /* per layer: what it is to tensor parallelism */
     int *lo, *len;              /* [l * T + r]: tensor rank r's feature slice of layer l */
     clt_model **local;          /* per tensor rank: the model with its slices' widths */
     clt__net **nets;            /* per rank */
@@ -169,7 +167,7 @@ static clt_status plan(tensor_state *s, const clt_model *m, const double *w)
 {
     int T = s->T;
     for (int i = 0; i < m->nlayers; i++) {
-        s->part[i] = PART_REPL;
+        s->part[i] = CLT_SLICE_REPLICATED;
         for (int r = 0; r < T; r++) s->lo[i * T + r] = 0, s->len[i * T + r] = (int)m->layers[i].out_numel;
     }
     int *lo = malloc((size_t)T * sizeof *lo), *len = malloc((size_t)T * sizeof *len);
@@ -184,7 +182,7 @@ static clt_status plan(tensor_state *s, const clt_model *m, const double *w)
         /* too narrow for a slice on every device: stays replicated */
         if (!share((int)m->layers[i].out_numel, w, T, lo, len)) continue;
         for (int k = i; k <= j; k++) {
-            s->part[k] = k == i ? PART_COL : k == j ? PART_ROW : PART_INSIDE;
+            s->part[k] = k == i ? CLT_SLICE_COLUMN : k == j ? CLT_SLICE_ROW : CLT_SLICE_ELEMENTWISE;
             memcpy(&s->lo[k * T], lo, (size_t)T * sizeof *lo);
             memcpy(&s->len[k * T], len, (size_t)T * sizeof *len);
         }
@@ -203,8 +201,8 @@ static clt_status local_model(const tensor_state *s, const clt_model *m, int r, 
     clt_status st = clt_model_create(&lm, m->input);
     for (int i = 0; i < m->nlayers && st == CLT_OK; i++) {
         clt_layer_desc d = m->layers[i].desc;
-        if (s->part[i] == PART_COL) d.out = s->len[i * s->T + r];
-        if (s->part[i] == PART_ROW && r > 0) d.bias = 0;
+        if (s->part[i] == CLT_SLICE_COLUMN) d.out = s->len[i * s->T + r];
+        if (s->part[i] == CLT_SLICE_ROW && r > 0) d.bias = 0;
         st = clt_model_add(lm, d);
     }
     if (st != CLT_OK) {
@@ -225,10 +223,10 @@ static size_t map_layer(const tensor_state *s, const clt_model *m, int l, int r,
     size_t lo = (size_t)s->lo[l * s->T + r], len = (size_t)s->len[l * s->T + r];
     for (size_t k = 0; k < n; k++) {
         switch (s->part[l]) {
-        case PART_COL:
+        case CLT_SLICE_COLUMN:
             idx[k] = k < len * in ? lo * in + k : g->w_count + lo + (k - len * in);
             break;
-        case PART_ROW:
+        case CLT_SLICE_ROW:
             idx[k] = k < out * len ? (k / len) * in + lo + k % len : g->w_count + (k - out * len);
             break;
         default: idx[k] = k;
@@ -264,7 +262,7 @@ static clt_status gather_layer(clt_trainer *t, int l, int which, float *full, fl
 {
     tensor_state *s = t->state;
     clt_status st = CLT_OK;
-    for (int r = 0; r < (s->part[l] == PART_REPL ? 1 : s->T) && st == CLT_OK; r++) {
+    for (int r = 0; r < (s->part[l] == CLT_SLICE_REPLICATED ? 1 : s->T) && st == CLT_OK; r++) {
         size_t n = map_layer(s, t->model, l, r, idx);
         st = rank_io(t, s->layer_group[l] * s->T + r, which, s->local[r]->layers[l].param_off, n, tmp, 0);
         for (size_t k = 0; k < n && st == CLT_OK; k++) full[idx[k]] = tmp[k];
@@ -345,7 +343,7 @@ static int group_of(const rank_job *j) { return j->rank / j->s->T; }
  * column-parallel layer its input gradient is. */
 static bool cut_after(const tensor_state *s, int i)
 {
-    return s->part[i] == PART_ROW || (i + 1 < s->nlayers && s->part[i + 1] == PART_COL);
+    return s->part[i] == CLT_SLICE_ROW || (i + 1 < s->nlayers && s->part[i + 1] == CLT_SLICE_COLUMN);
 }
 
 /* All-reduce within the group, counting its time apart from the compute. */
@@ -375,7 +373,7 @@ static clt_status span_forward(rank_job *j, clt__worker *w, clt__net *n, size_t 
         if (!cut_after(s, i) && i < n->last) continue;
         st = clt__net_forward_span(n, a, i, row, B, training, seed);
         size_t C = n->m->layers[i].out_numel;
-        if (st == CLT_OK && s->part[i] == PART_ROW) st = group_sum(j, w, clt__at(clt__net_act(n, i), row * C), B * C, t0);
+        if (st == CLT_OK && s->part[i] == CLT_SLICE_ROW) st = group_sum(j, w, clt__at(clt__net_act(n, i), row * C), B * C, t0);
         a = i + 1;
     }
     return st;
@@ -394,7 +392,7 @@ static clt_status span_backward(rank_job *j, clt__worker *w, clt__net *n, size_t
         if (i > n->first && !cut_after(s, i - 1)) continue;
         clt__view to = i == n->first ? din_to : (clt__view){NULL, 0};
         st = clt__net_backward_span_rows(n, i, last, row, B, dout, to, i > 0, &din, seed);
-        if (st == CLT_OK && i > 0 && s->part[i] == PART_COL)
+        if (st == CLT_OK && i > 0 && s->part[i] == CLT_SLICE_COLUMN)
             st = group_sum(j, w, din, B * n->m->layers[i].in_numel, t0);
         dout = din;
         last = i - 1;
@@ -440,7 +438,7 @@ static clt_status owned_sumsq(rank_job *j, clt__net *n, double *out)
     size_t a = 0, b = 0;   /* the range being gathered, from n's first parameter */
     clt_status st = CLT_OK;
     for (int l = n->first; l <= n->last + 1 && st == CLT_OK; l++) {
-        bool in = l <= n->last, own = in && (r == 0 || s->part[l] != PART_REPL);
+        bool in = l <= n->last, own = in && (r == 0 || s->part[l] != CLT_SLICE_REPLICATED);
         size_t lo = in ? lm->layers[l].param_off - n->param_base : n->nparams;
         size_t cnt = in ? lm->layers[l].w_count + lm->layers[l].b_count : 0;
         if (own && lo == b) {
@@ -626,7 +624,7 @@ static clt_status share_update(rank_job *j, clt__net *n)
     for (int l = n->first; s->tcomm && l <= n->last && st == CLT_OK; l++) {
         const clt__layer *L = &n->m->layers[l];
         size_t lo = L->param_off - n->param_base, hi = lo + L->w_count + L->b_count;
-        if (s->part[l] != PART_COL && s->part[l] != PART_ROW) {
+        if (s->part[l] != CLT_SLICE_COLUMN && s->part[l] != CLT_SLICE_ROW) {
             b = hi;   /* replicated, or elementwise without parameters */
             continue;
         }
@@ -791,7 +789,7 @@ static clt_status verify(clt_trainer *t, tensor_state *s)
     for (int q = 1; q < s->n && st == CLT_OK; q++) {
         const clt_model *lm = s->local[q % s->T];
         for (int l = 0; l < lm->nlayers && st == CLT_OK; l++) {
-            int from = s->layer_group[l] * s->T + (s->part[l] == PART_REPL ? 0 : q % s->T);
+            int from = s->layer_group[l] * s->T + (s->part[l] == CLT_SLICE_REPLICATED ? 0 : q % s->T);
             size_t off = lm->layers[l].param_off, cnt = lm->layers[l].w_count + lm->layers[l].b_count;
             if (from == q || !cnt || !holds(s, q, l)) continue;
             st = rank_io(t, from, 0, s->local[from % s->T]->layers[l].param_off, cnt, ref, 0);
@@ -1189,9 +1187,9 @@ static clt_status tensor_create(clt_trainer *t, const float *init)
         }
     }
     for (int r = 0; r < T; r++)
-        w[r] = t->p.split == CLT_SPLIT_WEIGHTS ? (double)t->p.split_weights[r] : 1.0;
+        w[r] = t->p.tensor_split == CLT_SPLIT_WEIGHTS ? (double)t->p.tensor_split_weights[r] : 1.0;
     s->copts = clt_collective_options_default();
-    bool measure = t->p.split == CLT_SPLIT_AUTO && T > 1;
+    bool measure = t->p.tensor_split == CLT_SPLIT_AUTO && T > 1;
     st = build_ranks(t, init, w, measure, secs);
     if (st == CLT_OK && measure) {
         /* CLT_SPLIT_AUTO: slices in proportion to each device's speed on equal slices (tensor
@@ -1241,9 +1239,9 @@ static clt_status tensor_create(clt_trainer *t, const float *init)
     if (st == CLT_OK && s->S) st = make_links(t, s);
     if (st == CLT_OK && clt__log_enabled(CLT_LOG_INFO)) {
         for (int l = 0; l < L; l++)
-            if (s->part[l] != PART_REPL)
+            if (s->part[l] != CLT_SLICE_REPLICATED)
                 clt__log(CLT_LOG_INFO, "tensor parallel: layer %d %s-parallel over %d devices, "
-                         "tensor rank 0 has %d features", l, s->part[l] == PART_COL ? "column" : "row",
+                         "tensor rank 0 has %d features", l, s->part[l] == CLT_SLICE_COLUMN ? "column" : "row",
                          T, s->len[l * T]);
         for (int k = 0; k < s->S; k++)
             clt__log(CLT_LOG_INFO, "tensor parallel: stage %d: layers %d..%d on group %d (devices %d..%d), "
@@ -1286,8 +1284,8 @@ const clt__strategy_ops clt__strategy_tensor = {
     tensor_split, tensor_state_io, tensor_busy, NULL,
 };
 
-clt_status clt_trainer_tensor_slice(const clt_trainer *t, int layer, int device, int *kind, int *first,
-                                    int *count)
+clt_status clt_trainer_tensor_slice(const clt_trainer *t, int layer, int device, clt_slice_kind *kind,
+                                    int *first, int *count)
 {
     if (!t || !kind || !first || !count)
         return clt__fail(CLT_ERR_INVALID_ARG, "clt_trainer_tensor_slice: %s is NULL",
@@ -1304,8 +1302,8 @@ clt_status clt_trainer_tensor_slice(const clt_trainer *t, int layer, int device,
                          "runtime has %d)", device, s->n);
     int r = device % s->T;
     *kind = s->part[layer];
-    *first = s->part[layer] == PART_REPL ? 0 : s->lo[layer * s->T + r];
-    *count = s->part[layer] == PART_REPL ? (int)t->model->layers[layer].out_numel : s->len[layer * s->T + r];
-    if (s->part[layer] == PART_ROW) *first = s->lo[layer * s->T + r];
+    *first = s->part[layer] == CLT_SLICE_REPLICATED ? 0 : s->lo[layer * s->T + r];
+    *count = s->part[layer] == CLT_SLICE_REPLICATED ? (int)t->model->layers[layer].out_numel : s->len[layer * s->T + r];
+    if (s->part[layer] == CLT_SLICE_ROW) *first = s->lo[layer * s->T + r];
     return CLT_OK;
 }

@@ -41,6 +41,7 @@ clt_train_params clt_train_params_default(void)
 {
     clt_train_params p;
     memset(&p, 0, sizeof p);
+    p.struct_size = sizeof p;
     p.loss = CLT_LOSS_CROSS_ENTROPY;
     p.optim = clt_sgd(0.01f, 0.0f, 0.0f, 0);
     p.schedule.kind = CLT_SCHED_CONSTANT;
@@ -52,6 +53,7 @@ clt_train_params clt_train_params_default(void)
     p.accumulation = 1;
     p.parallel = CLT_PARALLEL_NONE;
     p.split = CLT_SPLIT_EQUAL;
+    p.tensor_split = CLT_SPLIT_EQUAL;
     p.rebalance_every = 20;
     p.bucket_bytes = (size_t)512 << 10;
     p.micro_batches = 1;
@@ -152,20 +154,21 @@ static clt_status check_params(const clt_train_params *p, const clt_runtime *rt)
     if (rt->mpi && p->split != CLT_SPLIT_EQUAL)
         return clt__fail(CLT_ERR_UNSUPPORTED, "under MPI the batch is split in equal shares "
                          "(CLT_SPLIT_EQUAL): weighted and measured splits do not cross processes");
-    if (p->parallel == CLT_PARALLEL_TENSOR && p->split == CLT_SPLIT_WEIGHTS) {
-        if (!p->split_weights)
-            return clt__fail(CLT_ERR_INVALID_ARG, "CLT_SPLIT_WEIGHTS needs split_weights (one per device)");
+    if (p->tensor_split != CLT_SPLIT_EQUAL && p->tensor_split != CLT_SPLIT_WEIGHTS && p->tensor_split != CLT_SPLIT_AUTO)
+        return clt__fail(CLT_ERR_INVALID_ARG, "unknown tensor split %d", (int)p->tensor_split);
+    if (p->parallel == CLT_PARALLEL_TENSOR && p->tensor_split == CLT_SPLIT_WEIGHTS) {
+        if (!p->tensor_split_weights)
+            return clt__fail(CLT_ERR_INVALID_ARG, "CLT_SPLIT_WEIGHTS needs tensor_split_weights (one per device)");
         int T = p->tensor_group ? p->tensor_group : rt->nworkers;
         for (int i = 0; i < rt->nworkers; i++) {
-            if (!(p->split_weights[i] > 0.0f) || !isfinite(p->split_weights[i]))
-                return clt__fail(CLT_ERR_INVALID_ARG, "split weight %d (%g) must be finite and > 0: "
-                                 "every device of a tensor-parallel group holds a slice",
-                                 i, (double)p->split_weights[i]);
-            if (p->split_weights[i] != p->split_weights[i % T])
-                return clt__fail(CLT_ERR_INVALID_ARG, "split weight %d (%g) differs from weight %d "
+            const float *w = p->tensor_split_weights;
+            if (!(w[i] > 0.0f) || !isfinite(w[i]))
+                return clt__fail(CLT_ERR_INVALID_ARG, "tensor split weight %d (%g) must be finite and > 0: "
+                                 "every device of a tensor-parallel group holds a slice", i, (double)w[i]);
+            if (w[i] != w[i % T])
+                return clt__fail(CLT_ERR_INVALID_ARG, "tensor split weight %d (%g) differs from weight %d "
                                  "(%g): every tensor-parallel group needs the same weights, since "
-                                 "matching slices sum their gradients", i, (double)p->split_weights[i],
-                                 i % T, (double)p->split_weights[i % T]);
+                                 "matching slices sum their gradients", i, (double)w[i], i % T, (double)w[i % T]);
         }
     }
     if (p->rebalance_every < 0) return clt__fail(CLT_ERR_INVALID_ARG, "rebalance_every is negative");
@@ -245,8 +248,10 @@ clt_status clt_trainer_create(clt_trainer **out, clt_runtime *rt, const clt_mode
     *out = NULL;
     if (!rt || !m) return clt__fail(CLT_ERR_INVALID_ARG, "clt_trainer_create: %s is NULL", !rt ? "runtime" : "model");
     if (m->nlayers == 0) return clt__fail(CLT_ERR_INVALID_ARG, "clt_trainer_create: the model has no layer");
-    clt_train_params p = params ? *params : clt_train_params_default();
-    clt_status st = check_params(&p, rt);
+    clt_train_params p = clt_train_params_default();
+    clt_status st = clt__options_read(&p, params, sizeof p, CLT__TRAIN_PARAMS_V1, "clt_trainer_create",
+                                      "clt_train_params");
+    if (st == CLT_OK) st = check_params(&p, rt);
     if (st == CLT_OK) st = clt__fault_reload(rt);
     if (st != CLT_OK) return st;
 

@@ -512,6 +512,7 @@ static clt_status check_device(clt_runtime *rt, int device, const char *fn)
 clt_tune_options clt_tune_options_default(void)
 {
     clt_tune_options o = {0};
+    o.struct_size = sizeof o;
     o.budget_s = 120;
     o.seed = 1;
     o.batch = 256;
@@ -525,7 +526,9 @@ clt_status clt_gemm_tune(clt_runtime *rt, int device, const clt_tune_options *o,
     if (!out) return clt__fail(CLT_ERR_INVALID_ARG, "clt_gemm_tune: result is NULL");
     memset(out, 0, sizeof *out);
     clt_tune_options d = clt_tune_options_default();
-    if (!o) o = &d;
+    st = clt__options_read(&d, o, sizeof d, CLT__TUNE_OPTIONS_V1, "clt_gemm_tune", "clt_tune_options");
+    if (st != CLT_OK) return st;
+    o = &d;
     if (!(o->budget_s >= 0 && o->budget_s <= 86400) || o->batch == 0 || o->batch > 65536)
         return clt__fail(CLT_ERR_INVALID_ARG, "clt_gemm_tune: budget %.0f s (0..86400) or batch "
                          "%zu (1..65536) out of range", o->budget_s, o->batch);

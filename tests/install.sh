@@ -75,12 +75,18 @@ grep -q '^#define CLT_HAVE_MPI 1' config.h && mpi=1
 libs=libcltrain
 [ "$mpi" -eq 1 ] && libs="libcltrain libcltrain-mpi"
 
+# The sonames as libtool made them (the .la's dlname), so a -version-info bump needs no edit here.
+dlname() { sed -n "s/^dlname='\(.*\)'\$/\1/p" "$1.la"; }
+so=$(dlname libcltrain)
+so_mpi=$(dlname libcltrain-mpi 2>/dev/null)
+[ -n "$so" ] || say not-ok "libcltrain.la names its shared library (dlname)"
 missing=
-for f in bin/cltrain include/cltrain.h lib/pkgconfig/cltrain.pc lib/libcltrain.so.0; do
+for f in bin/cltrain include/cltrain.h lib/pkgconfig/cltrain.pc "lib/$so"; do
     [ -e "$P/$f" ] || missing="$missing $f"
 done
 if [ "$mpi" -eq 1 ]; then
-    for f in include/cltrain_mpi.h lib/pkgconfig/cltrain-mpi.pc lib/libcltrain-mpi.so.0; do
+    [ -n "$so_mpi" ] || say not-ok "libcltrain-mpi.la names its shared library (dlname)"
+    for f in include/cltrain_mpi.h lib/pkgconfig/cltrain-mpi.pc "lib/$so_mpi"; do
         [ -e "$P/$f" ] || missing="$missing $f"
     done
 fi

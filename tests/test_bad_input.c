@@ -14,7 +14,7 @@
         ok(st_ != CLT_OK, "%s: %s (%s)", what, clt_status_name(st_), clt_last_error());          \
     })
 
-static clt_status noop(void *user, const clt_device_ctx *d)
+static clt_status noop(const clt_device_ctx *d, void *user)
 {
     (void)user, (void)d;
     return CLT_OK;
@@ -210,6 +210,48 @@ int main(void)
     p = clt_train_params_default();
     p.clip_norm = NAN;
     refused(clt_trainer_create(&t, rt, m, &p), "trainer_create: a NaN clip norm");
+    /* Option structs must come from their _default(): struct_size says which version they are. */
+    p = clt_train_params_default();
+    ok(p.struct_size == sizeof p, "train_params_default sets struct_size (%zu)", p.struct_size);
+    p.struct_size = 0;
+    ok_error(clt_trainer_create(&t, rt, m, &p), CLT_ERR_INVALID_ARG,
+             "clt_train_params.struct_size is 0, not a size this library knows", "trainer_create: struct_size 0");
+    p.struct_size = sizeof p + 8;
+    ok_error(clt_trainer_create(&t, rt, m, &p), CLT_ERR_INVALID_ARG, "start from clt_train_params_default()",
+             "trainer_create: a struct_size larger than the library knows");
+    p.struct_size = 4;
+    ok_error(clt_trainer_create(&t, rt, m, &p), CLT_ERR_INVALID_ARG, "struct_size is 4",
+             "trainer_create: a struct_size smaller than the first version");
+    clt_runtime *rt2 = (clt_runtime *)1;
+    clt_runtime_options zo = clt_runtime_options_default();
+    zo.devices = test_spec_all();
+    zo.struct_size = 0;
+    ok_error(clt_runtime_create_ex(&rt2, &zo), CLT_ERR_INVALID_ARG,
+             "clt_runtime_options.struct_size is 0, not a size this library knows (",
+             "runtime_create_ex: struct_size 0");
+    ok(rt2 == NULL, "... and *out is NULL");
+    zo.struct_size = clt_runtime_options_default().struct_size;
+    if (ok_status(clt_runtime_create_ex(&rt2, &zo), "runtime_create_ex: the same options from _default()"))
+        ok(clt_runtime_device_count(rt2) == nd, "... open the %d devices", nd);
+    clt_runtime_destroy(rt2);
+    clt_dataset_options dso = clt_dataset_options_default();
+    dso.struct_size = 0;
+    clt_dataset *ds = NULL;
+    ok_error(clt_dataset_load_idx(&ds, "images", "labels", &dso), CLT_ERR_INVALID_ARG,
+             "start from clt_dataset_options_default()", "dataset_load_idx: struct_size 0");
+    clt_tune_options tuo = clt_tune_options_default();
+    tuo.struct_size = 0;
+    clt_tune_result tres;
+    ok_error(clt_gemm_tune(rt, 0, &tuo, &tres), CLT_ERR_INVALID_ARG,
+             "clt_gemm_tune: clt_tune_options.struct_size is 0", "gemm_tune: struct_size 0");
+    co = clt_collective_options_default();
+    co.struct_size = 0;
+    ok_error(clt_allreduce(rt, NULL, NULL, 4, CLT_OP_SUM, &co), CLT_ERR_INVALID_ARG,
+             "clt_allreduce: clt_collective_options.struct_size is 0", "allreduce: struct_size 0");
+    co = clt_collective_options_default();
+    ok_error(clt_allreduce(rt, NULL, NULL, 4, CLT_OP_SUM, &co), CLT_ERR_INVALID_ARG, "NULL",
+             "allreduce: options from _default() pass, the NULL buffers are what is refused");
+
     p = clt_train_params_default();
     p.max_batch = 4;
     if (ok_status(clt_trainer_create(&t, rt, m, &p), "a trainer")) {

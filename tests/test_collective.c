@@ -484,7 +484,7 @@ typedef struct {
     cl_mem bufs[2];
 } inside_job;
 
-static clt_status allreduce_inside(void *user, const clt_device_ctx *d)
+static clt_status allreduce_inside(const clt_device_ctx *d, void *user)
 {
     (void)d;
     inside_job *j = user;

@@ -34,7 +34,7 @@ typedef struct {
     float *host;   /* COUNT floats per device */
 } job;
 
-static clt_status read_back(void *user, const clt_device_ctx *d)
+static clt_status read_back(const clt_device_ctx *d, void *user)
 {
     job *j = user;
     cl_int err = clEnqueueReadBuffer(d->queue, j->bufs[d->index], CL_TRUE, 0, COUNT * sizeof(float),

@@ -74,7 +74,7 @@ typedef struct {
     int index_seen[64];
 } rendezvous;
 
-static clt_status meet(void *user, const clt_device_ctx *d)
+static clt_status meet(const clt_device_ctx *d, void *user)
 {
     rendezvous *r = user;
     struct timespec until;
@@ -95,7 +95,7 @@ static clt_status meet(void *user, const clt_device_ctx *d)
     return qctx == d->context ? CLT_OK : clt__fail(CLT_ERR_STATE, "queue/context mismatch");
 }
 
-static clt_status fail_on_two(void *user, const clt_device_ctx *d)
+static clt_status fail_on_two(const clt_device_ctx *d, void *user)
 {
     (void)user;
     if (d->index == 2) return clt__fail(CLT_ERR_OUT_OF_RESOURCES, "device %d ran out on purpose", d->index);
@@ -103,25 +103,25 @@ static clt_status fail_on_two(void *user, const clt_device_ctx *d)
     return CLT_OK;
 }
 
-static clt_status fail_quietly(void *user, const clt_device_ctx *d)
+static clt_status fail_quietly(const clt_device_ctx *d, void *user)
 {
     (void)user, (void)d;
     return CLT_ERR_IO;
 }
 
-static clt_status nested(void *user, const clt_device_ctx *d);
+static clt_status nested(const clt_device_ctx *d, void *user);
 typedef struct {
     clt_runtime *rt;
     int inner_ran;
 } nest_args;
 
-static clt_status inner(void *user, const clt_device_ctx *d)
+static clt_status inner(const clt_device_ctx *d, void *user)
 {
     ((nest_args *)user)->inner_ran = d->index + 1;
     return CLT_OK;
 }
 
-static clt_status nested(void *user, const clt_device_ctx *d)
+static clt_status nested(const clt_device_ctx *d, void *user)
 {
     /* exec on the device whose worker we are on must run inline, not wait on itself. */
     return clt_runtime_exec(((nest_args *)user)->rt, d->index, inner, user);

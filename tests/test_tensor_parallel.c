@@ -18,8 +18,9 @@ static void make_data(void) { ref_seed_batches(xs[0], ys[0], STEPS, BATCH); }
 
 typedef struct {
     seed_result r;
-    int slice[3][3];           /* fc1's (kind, first, count) on devices 0..2 */
-    int slice2[3][3];          /* fc2's */
+    clt_slice_kind kind[3], kind2[3];   /* fc1's and fc2's kind on devices 0..2 */
+    int slice[3][2];           /* fc1's (first, count) on devices 0..2 */
+    int slice2[3][2];          /* fc2's */
 } run_result;
 
 static clt_status train(const char *spec, clt_train_params p, run_result *out)
@@ -33,9 +34,11 @@ static clt_status train(const char *spec, clt_train_params p, run_result *out)
     if (st == CLT_OK) st = seed_run(t, m, xs, ys, &out->r);
     memset(out->slice, 0, sizeof out->slice);
     memset(out->slice2, 0, sizeof out->slice2);
+    memset(out->kind, 0, sizeof out->kind);
+    memset(out->kind2, 0, sizeof out->kind2);
     for (int d = 0; d < clt_runtime_device_count(rt) && d < 3 && st == CLT_OK && p.parallel == CLT_PARALLEL_TENSOR; d++) {
-        st = clt_trainer_tensor_slice(t, 0, d, &out->slice[d][0], &out->slice[d][1], &out->slice[d][2]);
-        if (st == CLT_OK) st = clt_trainer_tensor_slice(t, 2, d, &out->slice2[d][0], &out->slice2[d][1], &out->slice2[d][2]);
+        st = clt_trainer_tensor_slice(t, 0, d, &out->kind[d], &out->slice[d][0], &out->slice[d][1]);
+        if (st == CLT_OK) st = clt_trainer_tensor_slice(t, 2, d, &out->kind2[d], &out->slice2[d][0], &out->slice2[d][1]);
     }
     if (st != CLT_OK) diag("training on '%s': %s", spec, clt_last_error());
     clt_trainer_destroy(t);
@@ -78,10 +81,12 @@ static void odd_model(const char *spec, clt_train_params p, const char *what)
             if (st == CLT_OK && L->b_count)
                 st = clt_trainer_get_param(t, l, "bias", params[k] + L->param_off + L->w_count, L->b_count);
         }
-        int kinds[5] = {0}, first, count;
+        clt_slice_kind kinds[5] = {0};
+        int first, count;
         for (int l = 0; k && l < 5 && st == CLT_OK; l++) st = clt_trainer_tensor_slice(t, l, 1, &kinds[l], &first, &count);
         if (k && st == CLT_OK)
-            ok(kinds[0] == 1 && kinds[1] == 3 && kinds[2] == 2 && kinds[3] == 0 && kinds[4] == 0,
+            ok(kinds[0] == CLT_SLICE_COLUMN && kinds[1] == CLT_SLICE_ELEMENTWISE && kinds[2] == CLT_SLICE_ROW &&
+                   kinds[3] == CLT_SLICE_REPLICATED && kinds[4] == CLT_SLICE_REPLICATED,
                "%s: linear column, gelu on the slice, linear row, layernorm and the last linear "
                "replicated (%d %d %d %d %d)", what, kinds[0], kinds[1], kinds[2], kinds[3], kinds[4]);
         ok_status(st, "%s: 3 steps on %s", what, k ? spec : "one device");
@@ -125,18 +130,18 @@ int main(void)
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         clt_train_params p = tp;
         p.tensor_group = cases[c].group;
-        p.split = cases[c].weights ? CLT_SPLIT_WEIGHTS : CLT_SPLIT_EQUAL;
-        p.split_weights = cases[c].weights;
+        p.tensor_split = cases[c].weights ? CLT_SPLIT_WEIGHTS : CLT_SPLIT_EQUAL;
+        p.tensor_split_weights = cases[c].weights;
         if (!ok_status(train(cases[c].spec, p, &r), "%s: %d steps, replicas checked every step", cases[c].what, STEPS))
             continue;
         compare(&single, &r, cases[c].what, ATOL);
         int nd = cases[c].spec == three || cases[c].group ? 3 : 2;
         bool good = true;
         for (int d = 0; d < nd; d++)
-            good &= r.slice[d][0] == 1 && r.slice[d][2] == cases[c].fc1[d] && r.slice2[d][0] == 2 &&
-                    r.slice2[d][1] == cases[c].fc2[d] && r.slice2[d][2] == cases[c].fc1[d];
+            good &= r.kind[d] == CLT_SLICE_COLUMN && r.slice[d][1] == cases[c].fc1[d] && r.kind2[d] == CLT_SLICE_ROW &&
+                    r.slice2[d][0] == cases[c].fc2[d] && r.slice2[d][1] == cases[c].fc1[d];
         ok(good, "%s: fc1 column slices of %d/%d/%d outputs, fc2 row slices from %d/%d/%d", cases[c].what,
-           r.slice[0][2], r.slice[1][2], r.slice[2][2], r.slice2[0][1], r.slice2[1][1], r.slice2[2][1]);
+           r.slice[0][1], r.slice[1][1], r.slice[2][1], r.slice2[0][0], r.slice2[1][0], r.slice2[2][0]);
     }
 
     /* CLT_SPLIT_AUTO times each device once at create and slices by speed: with device 1 made
@@ -145,13 +150,13 @@ int main(void)
      * factors and never the machine's load. */
     {
         clt_train_params p = tp;
-        p.split = CLT_SPLIT_AUTO;
+        p.tensor_split = CLT_SPLIT_AUTO;
         setenv("CLT_SLOW_DEVICES", "1:3", 1);
         setenv("CLT_SLOW_CLOCK", "rows", 1);
         if (ok_status(train(test_spec_n(2), p, &r), "measured slices, device 1 slowed 3x: %d steps", STEPS)) {
             compare(&single, &r, "measured slices", ATOL);
-            ok(r.slice[0][2] == 384 && r.slice[1][2] == 128,
-               "measured slices: device 0 takes 3/4 of fc1 (%d and %d of 512 outputs)", r.slice[0][2], r.slice[1][2]);
+            ok(r.slice[0][1] == 384 && r.slice[1][1] == 128,
+               "measured slices: device 0 takes 3/4 of fc1 (%d and %d of 512 outputs)", r.slice[0][1], r.slice[1][1]);
         }
         unsetenv("CLT_SLOW_DEVICES");
         unsetenv("CLT_SLOW_CLOCK");
@@ -257,13 +262,13 @@ int main(void)
             p.tensor_group = 4;
             ok_error(clt_trainer_create(&t, rt, m, &p), CLT_ERR_INVALID_ARG, "tensor_group 4", "tensor_group past the devices");
             p = tp;
-            p.split = CLT_SPLIT_WEIGHTS;
-            ok_error(clt_trainer_create(&t, rt, m, &p), CLT_ERR_INVALID_ARG, "split_weights", "weights missing");
+            p.tensor_split = CLT_SPLIT_WEIGHTS;
+            ok_error(clt_trainer_create(&t, rt, m, &p), CLT_ERR_INVALID_ARG, "tensor_split_weights", "weights missing");
             const float zero[3] = {1, 0, 1}, nan3[3] = {1, NAN, 1};
-            p.split_weights = zero;
+            p.tensor_split_weights = zero;
             ok_error(clt_trainer_create(&t, rt, m, &p), CLT_ERR_INVALID_ARG, "split weight 1 (0) must be finite and > 0",
                      "a weight of 0 (every device needs a slice)");
-            p.split_weights = nan3;
+            p.tensor_split_weights = nan3;
             ok_error(clt_trainer_create(&t, rt, m, &p), CLT_ERR_INVALID_ARG, "split weight 1", "a NaN weight");
             p = tp;
             p.parallel = (clt_parallel)7;
@@ -275,7 +280,8 @@ int main(void)
                      "layer 4 (linear) is placed on tensor group 1, but the runtime's 3 devices in groups of 3",
                      "a placement on 2 groups when 3 devices make one group of 3");
             clt_model_destroy(placed);
-            int kind, first, count;
+            clt_slice_kind kind;
+            int first, count;
             clt_train_params dp = base;
             dp.parallel = CLT_PARALLEL_DATA;
             if (ok_status(clt_trainer_create(&t, rt, m, &dp), "a data-parallel trainer"))
@@ -293,7 +299,7 @@ int main(void)
                 ok_error(clt_trainer_tensor_slice(NULL, 0, 0, &kind, &first, &count), CLT_ERR_INVALID_ARG,
                          "trainer is NULL", "slice of NULL");
                 ok_status(clt_trainer_tensor_slice(t, 6, 2, &kind, &first, &count), "slice of fc4 on device 2");
-                ok(kind == 2 && first == 86 && count == 42, "fc4 is row-parallel: inputs 86..127 on device 2 (%d, %d, %d)",
+                ok(kind == CLT_SLICE_ROW && first == 86 && count == 42, "fc4 is row-parallel: inputs 86..127 on device 2 (%d, %d, %d)",
                    kind, first, count);
             }
             clt_trainer_destroy(t);

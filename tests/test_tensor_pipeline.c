@@ -62,14 +62,15 @@ static void check_slices(const char *spec, clt_train_params p)
     clt_trainer *t = NULL;
     clt_model *m = placed_model(0.0f, &two_stages);
     p.max_batch = BATCH;
-    int k[4][2] = {{0}}, first[4][2] = {{0}}, count[4][2] = {{0}};
+    clt_slice_kind k[4][2] = {{0}};
+    int first[4][2] = {{0}}, count[4][2] = {{0}};
     clt_status st = clt_runtime_create(&rt, spec);
     if (st == CLT_OK) st = clt_trainer_create(&t, rt, m, &p);
     for (int d = 0; d < 4 && st == CLT_OK; d++)
         for (int i = 0; i < 2 && st == CLT_OK; i++)
             st = clt_trainer_tensor_slice(t, i ? 4 : 0, d, &k[d][i], &first[d][i], &count[d][i]);
     if (ok_status(st, "slices of fc1 and fc3 on 4 devices in 2 stages"))
-        ok(k[0][0] == 1 && count[0][0] == 256 && first[1][0] == 256 && k[2][1] == 1 && count[2][1] == 64 &&
+        ok(k[0][0] == CLT_SLICE_COLUMN && count[0][0] == 256 && first[1][0] == 256 && k[2][1] == CLT_SLICE_COLUMN && count[2][1] == 64 &&
            first[3][1] == 64, "fc1 column-parallel in group 0 (256 + 256 outputs), fc3 in group 1 (64 + 64): "
            "%d/%d/%d, %d/%d/%d", k[0][0], count[0][0], first[1][0], k[2][1], count[2][1], first[3][1]);
     clt_trainer_destroy(t);
@@ -208,13 +209,14 @@ int main(void)
      * measured. */
     {
         clt_train_params p = tp;
-        p.split = CLT_SPLIT_AUTO, p.tensor_group = 2, p.micro_batches = 2;
+        p.tensor_split = CLT_SPLIT_AUTO, p.tensor_group = 2, p.micro_batches = 2;
         setenv("CLT_SLOW_DEVICES", "1:3,3:3", 1);
         setenv("CLT_SLOW_CLOCK", "rows", 1);
         clt_runtime *rt = NULL;
         clt_trainer *t = NULL;
         clt_model *m = placed_model(0.0f, &two_stages);
-        int k, f, c0 = 0, c1 = 0, c2 = 0, c3 = 0;
+        clt_slice_kind k;
+        int f, c0 = 0, c1 = 0, c2 = 0, c3 = 0;
         clt_status st = clt_runtime_create(&rt, four);
         if (st == CLT_OK) st = clt_trainer_create(&t, rt, m, &p);
         for (int s = 0; s < 2 && st == CLT_OK; s++) st = clt_trainer_step(t, xs[s], ys[s], BATCH, NULL);

@@ -25,14 +25,14 @@ static double now(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static clt_status nothing(void *user, const clt_device_ctx *d)
+static clt_status nothing(const clt_device_ctx *d, void *user)
 {
     (void)d;
     (*(volatile long *)user)++;
     return CLT_OK;
 }
 
-static clt_status finish(void *user, const clt_device_ctx *d)
+static clt_status finish(const clt_device_ctx *d, void *user)
 {
     (void)user;
     return clFinish(d->queue) == CL_SUCCESS ? CLT_OK : CLT_ERR_OPENCL;
@@ -209,8 +209,9 @@ static int train_run(const train_args *a, clt_parallel parallel, int schedule, i
             r->devices = parallel == CLT_PARALLEL_NONE ? 1 : clt_runtime_device_count(rt);
             memset(r->split, 0, sizeof r->split);
             if (parallel == CLT_PARALLEL_DATA) clt_trainer_split(t, r->split, 16);
-            for (int l = 0, k, f, c; parallel == CLT_PARALLEL_TENSOR && l < clt_model_layer_count(m); l++) {
-                if (clt_trainer_tensor_slice(t, l, 0, &k, &f, &c) != CLT_OK || k != 1) continue;
+            clt_slice_kind k;
+            for (int l = 0, f, c; parallel == CLT_PARALLEL_TENSOR && l < clt_model_layer_count(m); l++) {
+                if (clt_trainer_tensor_slice(t, l, 0, &k, &f, &c) != CLT_OK || k != CLT_SLICE_COLUMN) continue;
                 for (int d = 0; d < r->devices && d < 16; d++) clt_trainer_tensor_slice(t, l, d, &k, &f, &r->slices[d]);
                 break;
             }
@@ -452,7 +453,7 @@ typedef struct {
     int write;
 } bufs_io;
 
-static clt_status io_on_device(void *user, const clt_device_ctx *d)
+static clt_status io_on_device(const clt_device_ctx *d, void *user)
 {
     bufs_io *io = user;
     float *h = io->host + (size_t)d->index * io->n_floats;

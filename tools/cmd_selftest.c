@@ -26,7 +26,7 @@ static double now(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-static clt_status run(void *user, const clt_device_ctx *d)
+static clt_status run(const clt_device_ctx *d, void *user)
 {
     job *jobs = user, *j = &jobs[d->index];
     double t0 = now();

@@ -274,9 +274,12 @@ int cmd_train(int argc, char **argv)
         printf("\n");
     }
     /* tensor parallel: each split layer's slices, device by device */
-    for (int l = 0, k, f, c; p.parallel == CLT_PARALLEL_TENSOR && l < clt_model_layer_count(m); l++) {
-        if (clt_trainer_tensor_slice(t, l, 0, &k, &f, &c) != CLT_OK || (k != 1 && k != 2)) continue;
-        printf("cltrain: layer %d %s-parallel, %s features", l, k == 1 ? "column" : "row", k == 1 ? "output" : "input");
+    for (int l = 0, f, c; p.parallel == CLT_PARALLEL_TENSOR && l < clt_model_layer_count(m); l++) {
+        clt_slice_kind k;
+        if (clt_trainer_tensor_slice(t, l, 0, &k, &f, &c) != CLT_OK || (k != CLT_SLICE_COLUMN && k != CLT_SLICE_ROW))
+            continue;
+        int col = k == CLT_SLICE_COLUMN;
+        printf("cltrain: layer %d %s-parallel, %s features", l, col ? "column" : "row", col ? "output" : "input");
         for (int d = 0; d < nd && clt_trainer_tensor_slice(t, l, d, &k, &f, &c) == CLT_OK; d++)
             printf("%s %d..%d on %d", d ? "," : "", f, f + c - 1, d);
         printf("\n");

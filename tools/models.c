@@ -75,7 +75,9 @@ void tool_layout_params(const tool_layout *l, clt_train_params *p)
     p->pipelines = (int)l->pipelines;
     p->tensor_group = (int)l->tensor_group;
     p->verify_replicas = l->verify;
-    if (p->parallel == CLT_PARALLEL_TENSOR && l->weights) p->split = CLT_SPLIT_WEIGHTS, p->split_weights = l->weights;
+    p->tensor_split = p->split;   /* --split auto: whichever of the two the mode reads */
+    if (p->parallel == CLT_PARALLEL_TENSOR && l->weights)
+        p->tensor_split = CLT_SPLIT_WEIGHTS, p->tensor_split_weights = l->weights;
 }
 
 const char *tool_placement_text(const clt_model *m, char *buf, size_t cap)
