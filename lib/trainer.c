@@ -156,6 +156,13 @@ static clt_status check_params(const clt_train_params *p, const clt_runtime *rt)
                          "(CLT_SPLIT_EQUAL): weighted and measured splits do not cross processes");
     if (p->tensor_split != CLT_SPLIT_EQUAL && p->tensor_split != CLT_SPLIT_WEIGHTS && p->tensor_split != CLT_SPLIT_AUTO)
         return clt__fail(CLT_ERR_INVALID_ARG, "unknown tensor split %d", (int)p->tensor_split);
+    /* each split belongs to one mode: one set for the other would do nothing, silently */
+    if (p->parallel == CLT_PARALLEL_TENSOR && p->split != CLT_SPLIT_EQUAL)
+        return clt__fail(CLT_ERR_INVALID_ARG, "split is data parallelism's batch split: tensor "
+                         "parallelism sizes its slices by tensor_split and tensor_split_weights");
+    if (p->parallel != CLT_PARALLEL_TENSOR && p->tensor_split != CLT_SPLIT_EQUAL)
+        return clt__fail(CLT_ERR_INVALID_ARG, "tensor_split sizes tensor-parallel slices: it needs "
+                         "parallel = CLT_PARALLEL_TENSOR");
     if (p->parallel == CLT_PARALLEL_TENSOR && p->tensor_split == CLT_SPLIT_WEIGHTS) {
         if (!p->tensor_split_weights)
             return clt__fail(CLT_ERR_INVALID_ARG, "CLT_SPLIT_WEIGHTS needs tensor_split_weights (one per device)");

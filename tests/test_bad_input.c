@@ -210,6 +210,17 @@ int main(void)
     p = clt_train_params_default();
     p.clip_norm = NAN;
     refused(clt_trainer_create(&t, rt, m, &p), "trainer_create: a NaN clip norm");
+    /* each split belongs to its mode: one set for another would do nothing */
+    p = clt_train_params_default();
+    p.parallel = CLT_PARALLEL_TENSOR;
+    p.split = CLT_SPLIT_AUTO;
+    ok_error(clt_trainer_create(&t, rt, m, &p), CLT_ERR_INVALID_ARG, "tensor_split",
+             "trainer_create: the data split in tensor parallelism points at tensor_split");
+    p = clt_train_params_default();
+    p.parallel = CLT_PARALLEL_DATA;
+    p.tensor_split = CLT_SPLIT_AUTO;
+    ok_error(clt_trainer_create(&t, rt, m, &p), CLT_ERR_INVALID_ARG, "needs parallel = CLT_PARALLEL_TENSOR",
+             "trainer_create: tensor_split outside tensor parallelism");
     /* Option structs must come from their _default(): struct_size says which version they are. */
     p = clt_train_params_default();
     ok(p.struct_size == sizeof p, "train_params_default sets struct_size (%zu)", p.struct_size);

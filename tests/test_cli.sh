@@ -438,6 +438,10 @@ run_ok "cltrain train --parallel tensor on 3 devices exits 0" "$tmp/tensor.out" 
     "$CLTRAIN" train --parallel tensor --devices "$(spec_n 3)" --epochs 1 --limit 512 --batch 64
 grep -q "layer 0 column-parallel, output features 0..170 on 0, 171..341 on 1, 342..511 on 2" "$tmp/tensor.out"
 ok $? "train --parallel tensor prints fc1's slices on the 3 devices"
+run_ok "cltrain train --parallel tensor --split auto exits 0 (slices by measured speed)" "$tmp/tauto.out" \
+    "$CLTRAIN" train --parallel tensor --split auto --devices "$(spec_n 2)" --epochs 1 --limit 256 --batch 64
+run_ok "cltrain train --parallel data --split auto exits 0" "$tmp/dauto.out" \
+    "$CLTRAIN" train --parallel data --split auto --devices "$(spec_n 2)" --epochs 1 --limit 256 --batch 64
 "$CLTRAIN" train --parallel tensor --tensor-group 2 --devices "$(spec_n 3)" --epochs 1 --limit 512 \
     >"$tmp/tg.out" 2>&1
 [ $? -ne 0 ] && grep -q "tensor_group 2 must divide the runtime's 3 devices" "$tmp/tg.out"

@@ -69,13 +69,14 @@ clt_status tool_model_build(const char *name, int seed_placement, clt_model **ou
 void tool_layout_params(const tool_layout *l, clt_train_params *p)
 {
     p->parallel = (clt_parallel)l->parallel;
-    p->split = l->split ? CLT_SPLIT_AUTO : CLT_SPLIT_EQUAL;
+    clt_split split = l->split ? CLT_SPLIT_AUTO : CLT_SPLIT_EQUAL;   /* --split: the mode's own */
+    if (p->parallel == CLT_PARALLEL_TENSOR) p->tensor_split = split;
+    else if (p->parallel == CLT_PARALLEL_DATA) p->split = split;
     p->pipeline = l->schedule;
     p->micro_batches = (int)l->micro_batches;
     p->pipelines = (int)l->pipelines;
     p->tensor_group = (int)l->tensor_group;
     p->verify_replicas = l->verify;
-    p->tensor_split = p->split;   /* --split auto: whichever of the two the mode reads */
     if (p->parallel == CLT_PARALLEL_TENSOR && l->weights)
         p->tensor_split = CLT_SPLIT_WEIGHTS, p->tensor_split_weights = l->weights;
 }
