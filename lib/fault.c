@@ -127,7 +127,7 @@ static clt_status arm_text(clt__fault_state *fs, const char *text, const char *s
     return CLT_OK;
 }
 
-clt_status clt__fault_init(clt__fault_state *fs, const char *opt, int nworkers)
+clt_status clt__fault_init(clt__fault_state *fs, const char *opt)
 {
     memset(fs, 0, sizeof *fs);
     if (pthread_mutex_init(&fs->lock, NULL))
@@ -136,7 +136,19 @@ clt_status clt__fault_init(clt__fault_state *fs, const char *opt, int nworkers)
     const char *text = opt ? opt : getenv("CLT_FAULT");
     fs->inited = true;
     if (!text || !*text) return CLT_OK;   /* "" or unset: none */
-    return arm_text(fs, text, opt ? "opts.fault" : "CLT_FAULT", nworkers);
+    return arm_text(fs, text, opt ? "opts.fault" : "CLT_FAULT", 0);
+}
+
+clt_status clt__fault_check(clt__fault_state *fs, int nworkers)
+{
+    pthread_mutex_lock(&fs->lock);
+    bool on = atomic_load(&fs->active);
+    int device = fs->armed.device;
+    pthread_mutex_unlock(&fs->lock);
+    if (on && device >= nworkers)
+        return clt__fail(CLT_ERR_INVALID_ARG, "%s: device %d, but the runtime has %d",
+                         fs->env_source ? "CLT_FAULT" : "opts.fault", device, nworkers);
+    return CLT_OK;
 }
 
 void clt__fault_fini(clt__fault_state *fs)

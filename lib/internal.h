@@ -259,9 +259,11 @@ typedef struct clt__fault_state {
 /* Parses a CLT_FAULT value; CLT_ERR_INVALID_ARG saying what is wrong (`source` names where it
  * came from: "CLT_FAULT" or "opts.fault"). */
 clt_status clt__fault_parse(const char *text, const char *source, clt__fault *out);
-/* A runtime's fault from opts.fault (NULL: $CLT_FAULT; "": none), checked against nworkers
- * when nworkers > 0 (before the devices are opened: 0, the syntax only). */
-clt_status clt__fault_init(clt__fault_state *fs, const char *opt, int nworkers);
+/* A runtime's fault from opts.fault (NULL: $CLT_FAULT; "": none), parsed and armed before the
+ * devices are opened (a malformed one stops the create there); clt__fault_check then holds its
+ * device to the runtime's nworkers. */
+clt_status clt__fault_init(clt__fault_state *fs, const char *opt);
+clt_status clt__fault_check(clt__fault_state *fs, int nworkers);
 void clt__fault_fini(clt__fault_state *fs);
 /* At trainer create: a runtime whose fault comes from $CLT_FAULT reads it again (set: armed,
  * the device checked; unset: a fault an earlier value armed goes, a test's stays). */

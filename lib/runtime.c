@@ -179,12 +179,7 @@ clt_status clt_runtime_create_ex(clt_runtime **out, const clt_runtime_options *o
     if (o.context_mode != CLT_CONTEXT_PER_PLATFORM && o.context_mode != CLT_CONTEXT_PER_DEVICE)
         return clt__fail(CLT_ERR_INVALID_ARG, "clt_runtime_create: unknown context mode %d",
                          (int)o.context_mode);
-    /* a malformed fault stops here, before any device is opened (its device is checked later) */
-    const char *ftext = o.fault ? o.fault : getenv("CLT_FAULT");
-    clt__fault fparsed;
-    clt_status fst = ftext && *ftext ? clt__fault_parse(ftext, o.fault ? "opts.fault" : "CLT_FAULT", &fparsed)
-                                     : CLT_OK;
-    if (fst != CLT_OK) return fst;
+    clt_status fst;
     const clt__mpi_ops *mpi = NULL;   /* before any device is opened: the layer may be missing */
     if (o.mpi && (fst = mpi_layer(&mpi)) != CLT_OK) return fst;
 
@@ -203,7 +198,10 @@ clt_status clt_runtime_create_ex(clt_runtime **out, const clt_runtime_options *o
     int *sel = NULL;
     size_t nsel = 0;
     cl_context *ctx_of = NULL;
-    clt_status st = clt__devices_discover(&rt->devs, &rt->ndev);
+    /* a malformed fault stops here, before any device is opened (its device is checked later) */
+    clt_status st = clt__fault_init(&rt->fault, o.fault);
+    if (st != CLT_OK) goto fail;
+    st = clt__devices_discover(&rt->devs, &rt->ndev);
     if (st != CLT_OK) goto fail;
     if (rt->ndev == 0) {
         char *desc = clt__devices_describe(rt->devs, 0);
@@ -236,7 +234,7 @@ clt_status clt_runtime_create_ex(clt_runtime **out, const clt_runtime_options *o
                  clt__device_type_str(rt->devs[sel[i]].info.type),
                  rt->devs[sel[i]].info.platform_name);
     }
-    if ((st = clt__fault_init(&rt->fault, o.fault, rt->nworkers)) != CLT_OK) goto fail;
+    if ((st = clt__fault_check(&rt->fault, rt->nworkers)) != CLT_OK) goto fail;
     for (int i = 0; i < rt->nworkers; i++) rt->workers[i].fault = &rt->fault;
     if (rt->trace_path && (st = clt__trace_start(rt)) != CLT_OK) goto fail;
     if (mpi && (st = mpi->attach_world(rt)) != CLT_OK) goto fail;
