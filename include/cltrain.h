@@ -152,6 +152,7 @@ typedef struct {
 } clt_shape;
 
 static inline clt_shape clt_shape1(int n) { clt_shape s = {1, {n, 0, 0, 0}}; return s; }
+static inline clt_shape clt_shape2(int t, int f) { clt_shape s = {2, {t, f, 0, 0}}; return s; }
 static inline clt_shape clt_shape3(int c, int h, int w) { clt_shape s = {3, {c, h, w, 0}}; return s; }
 /* Number of elements of one sample; 0 for an invalid shape. */
 static inline size_t clt_shape_numel(clt_shape s)
@@ -513,9 +514,31 @@ CLT_API int clt_gemm_uses_own_kernel(clt_runtime *rt, int device, const clt_gemm
  *     clt_model_create(&m, clt_shape1(1024));
  *     clt_model_add(m, clt_linear(512));   clt_model_add(m, clt_relu());
  *     clt_model_add(m, clt_linear(10));
+ *
+ * Sequences are (time, features) per sample: Linear, the activations, Dropout and
+ * clt_layernorm_last act on the last dimension of such a shape, position by position, as
+ * PyTorch's do on (batch, time, features). A residual block, y = x + f(x), is the run of layers
+ * between clt_residual_begin() and clt_residual_end(); blocks nest. A GPT-2 block is
+ *
+ *     clt_model_add(m, clt_residual_begin());
+ *     clt_model_add(m, clt_layernorm_last(1e-5f));
+ *     clt_model_add(m, clt_linear(3 * C));                    // the QKV projection
+ *     clt_model_add(m, clt_causal_attention(heads, 0.0f));    // (T, 3C) -> (T, C)
+ *     clt_model_add(m, clt_linear(C));                        // the output projection
+ *     clt_model_add(m, clt_residual_end());
+ *     clt_model_add(m, clt_residual_begin());
+ *     clt_model_add(m, clt_layernorm_last(1e-5f));
+ *     clt_model_add(m, clt_linear(4 * C));   clt_model_add(m, clt_gelu_tanh());
+ *     clt_model_add(m, clt_linear(C));
+ *     clt_model_add(m, clt_residual_end());
+ *
+ * after clt_model_create(&m, clt_shape1(T)), clt_embedding(V, C) and clt_position_embedding();
+ * a language model ends with clt_layernorm_last and clt_lm_head(V, tied). Such a model takes
+ * token ids (clt_trainer_step_tokens). clt_model_add_gpt builds the whole model.
  */
 typedef enum {
-    CLT_LAYER_LINEAR = 1,      /* y = x W^T + b; W (out, in) as PyTorch's nn.Linear */
+    CLT_LAYER_LINEAR = 1,      /* y = x W^T + b; W (out, in) as PyTorch's nn.Linear; on the last
+                                  dimension of a (T, in) sequence */
     CLT_LAYER_CONV2D,          /* (C, H, W) -> (out, H', W'); W (out, C, k, k) */
     CLT_LAYER_MAXPOOL2D,
     CLT_LAYER_AVGPOOL2D,
@@ -526,43 +549,81 @@ typedef enum {
     CLT_LAYER_TANH,
     CLT_LAYER_SIGMOID,
     CLT_LAYER_DROPOUT,         /* alpha: drop probability; inverted scaling; identity in eval */
-    CLT_LAYER_LAYERNORM        /* over the whole sample; alpha: eps; affine weight and bias */
+    CLT_LAYER_LAYERNORM,       /* over the whole sample; alpha: eps; affine weight and bias */
+    CLT_LAYER_GELU_TANH,       /* GELU's tanh approximation (GPT-2's; approximate='tanh') */
+    CLT_LAYER_LAYERNORM_LAST,  /* over the last dimension (nn.LayerNorm(features)); alpha: eps */
+    CLT_LAYER_EMBEDDING,       /* token ids (T) -> (T, out); weight (count, out), count the
+                                  vocabulary, as nn.Embedding(count, out) */
+    CLT_LAYER_POSITION,        /* (T, C) + a learned (T, C) table, row t added at position t
+                                  (GPT-2's wpe; the block size is T) */
+    CLT_LAYER_ATTENTION,       /* (T, 3C) -> (T, C): causal scaled dot-product attention over
+                                  count heads of C / count features; the input is Q, K, V side
+                                  by side (nanoGPT's c_attn output), the output the heads side
+                                  by side; alpha: dropout on the attention weights */
+    CLT_LAYER_RESIDUAL_BEGIN,  /* identity; opens a block whose input is added back at its end */
+    CLT_LAYER_RESIDUAL_END,    /* y = x + the block's input; the shapes must agree */
+    CLT_LAYER_LM_HEAD          /* (T, C) -> (T, V): logits with the weight of the model's token
+                                  embedding (tied, no bias, as GPT-2) */
 } clt_layer_kind;
 
 typedef struct {
     clt_layer_kind kind;
-    int out;          /* linear: out features; conv2d: out channels */
+    int out;          /* linear: out features; conv2d: out channels; embedding: features */
     int kernel;       /* conv2d, pools: square kernel size */
     int stride;       /* conv2d, pools (0: pools default to kernel) */
     int padding;      /* conv2d: zero padding on each side */
     int bias;         /* linear, conv2d: 1 with a bias (the default), 0 without */
-    float alpha;      /* leaky relu slope, dropout probability, layernorm eps */
+    float alpha;      /* leaky relu slope, dropout probability (also attention's), layernorm eps */
+    int count;        /* embedding: vocabulary size; attention: heads */
 } clt_layer_desc;
 
 static inline clt_layer_desc clt_linear(int out)
-{ clt_layer_desc d = {CLT_LAYER_LINEAR, out, 0, 0, 0, 1, 0.0f}; return d; }
+{ clt_layer_desc d = {CLT_LAYER_LINEAR, out, 0, 0, 0, 1, 0.0f, 0}; return d; }
+static inline clt_layer_desc clt_linear_nobias(int out)
+{ clt_layer_desc d = {CLT_LAYER_LINEAR, out, 0, 0, 0, 0, 0.0f, 0}; return d; }
 static inline clt_layer_desc clt_conv2d(int out_channels, int kernel, int stride, int padding)
-{ clt_layer_desc d = {CLT_LAYER_CONV2D, out_channels, kernel, stride, padding, 1, 0.0f}; return d; }
+{ clt_layer_desc d = {CLT_LAYER_CONV2D, out_channels, kernel, stride, padding, 1, 0.0f, 0}; return d; }
 static inline clt_layer_desc clt_maxpool2d(int kernel, int stride)
-{ clt_layer_desc d = {CLT_LAYER_MAXPOOL2D, 0, kernel, stride, 0, 0, 0.0f}; return d; }
+{ clt_layer_desc d = {CLT_LAYER_MAXPOOL2D, 0, kernel, stride, 0, 0, 0.0f, 0}; return d; }
 static inline clt_layer_desc clt_avgpool2d(int kernel, int stride)
-{ clt_layer_desc d = {CLT_LAYER_AVGPOOL2D, 0, kernel, stride, 0, 0, 0.0f}; return d; }
+{ clt_layer_desc d = {CLT_LAYER_AVGPOOL2D, 0, kernel, stride, 0, 0, 0.0f, 0}; return d; }
 static inline clt_layer_desc clt_flatten(void)
-{ clt_layer_desc d = {CLT_LAYER_FLATTEN, 0, 0, 0, 0, 0, 0.0f}; return d; }
+{ clt_layer_desc d = {CLT_LAYER_FLATTEN, 0, 0, 0, 0, 0, 0.0f, 0}; return d; }
 static inline clt_layer_desc clt_relu(void)
-{ clt_layer_desc d = {CLT_LAYER_RELU, 0, 0, 0, 0, 0, 0.0f}; return d; }
+{ clt_layer_desc d = {CLT_LAYER_RELU, 0, 0, 0, 0, 0, 0.0f, 0}; return d; }
 static inline clt_layer_desc clt_leaky_relu(float negative_slope)
-{ clt_layer_desc d = {CLT_LAYER_LEAKY_RELU, 0, 0, 0, 0, 0, negative_slope}; return d; }
+{ clt_layer_desc d = {CLT_LAYER_LEAKY_RELU, 0, 0, 0, 0, 0, negative_slope, 0}; return d; }
 static inline clt_layer_desc clt_gelu(void)
-{ clt_layer_desc d = {CLT_LAYER_GELU, 0, 0, 0, 0, 0, 0.0f}; return d; }
+{ clt_layer_desc d = {CLT_LAYER_GELU, 0, 0, 0, 0, 0, 0.0f, 0}; return d; }
+static inline clt_layer_desc clt_gelu_tanh(void)
+{ clt_layer_desc d = {CLT_LAYER_GELU_TANH, 0, 0, 0, 0, 0, 0.0f, 0}; return d; }
 static inline clt_layer_desc clt_tanh(void)
-{ clt_layer_desc d = {CLT_LAYER_TANH, 0, 0, 0, 0, 0, 0.0f}; return d; }
+{ clt_layer_desc d = {CLT_LAYER_TANH, 0, 0, 0, 0, 0, 0.0f, 0}; return d; }
 static inline clt_layer_desc clt_sigmoid(void)
-{ clt_layer_desc d = {CLT_LAYER_SIGMOID, 0, 0, 0, 0, 0, 0.0f}; return d; }
+{ clt_layer_desc d = {CLT_LAYER_SIGMOID, 0, 0, 0, 0, 0, 0.0f, 0}; return d; }
 static inline clt_layer_desc clt_dropout(float p)
-{ clt_layer_desc d = {CLT_LAYER_DROPOUT, 0, 0, 0, 0, 0, p}; return d; }
+{ clt_layer_desc d = {CLT_LAYER_DROPOUT, 0, 0, 0, 0, 0, p, 0}; return d; }
 static inline clt_layer_desc clt_layernorm(float eps)
-{ clt_layer_desc d = {CLT_LAYER_LAYERNORM, 0, 0, 0, 0, 0, eps}; return d; }
+{ clt_layer_desc d = {CLT_LAYER_LAYERNORM, 0, 0, 0, 0, 0, eps, 0}; return d; }
+static inline clt_layer_desc clt_layernorm_last(float eps)
+{ clt_layer_desc d = {CLT_LAYER_LAYERNORM_LAST, 0, 0, 0, 0, 0, eps, 0}; return d; }
+static inline clt_layer_desc clt_embedding(int vocab, int features)
+{ clt_layer_desc d = {CLT_LAYER_EMBEDDING, features, 0, 0, 0, 0, 0.0f, vocab}; return d; }
+static inline clt_layer_desc clt_position_embedding(void)
+{ clt_layer_desc d = {CLT_LAYER_POSITION, 0, 0, 0, 0, 0, 0.0f, 0}; return d; }
+static inline clt_layer_desc clt_causal_attention(int heads, float dropout)
+{ clt_layer_desc d = {CLT_LAYER_ATTENTION, 0, 0, 0, 0, 0, dropout, heads}; return d; }
+static inline clt_layer_desc clt_residual_begin(void)
+{ clt_layer_desc d = {CLT_LAYER_RESIDUAL_BEGIN, 0, 0, 0, 0, 0, 0.0f, 0}; return d; }
+static inline clt_layer_desc clt_residual_end(void)
+{ clt_layer_desc d = {CLT_LAYER_RESIDUAL_END, 0, 0, 0, 0, 0, 0.0f, 0}; return d; }
+/* The language-model head: tied to the token embedding (CLT_LAYER_LM_HEAD), or its own
+ * Linear(vocab) without bias. */
+static inline clt_layer_desc clt_lm_head(int vocab, int tied)
+{
+    clt_layer_desc d = {tied ? CLT_LAYER_LM_HEAD : CLT_LAYER_LINEAR, vocab, 0, 0, 0, 0, 0.0f, 0};
+    return d;
+}
 
 typedef struct clt_model clt_model;
 
@@ -581,6 +642,39 @@ CLT_API size_t clt_model_param_count(const clt_model *m);
 CLT_API clt_status clt_model_param_shape(const clt_model *m, int layer, const char *name, clt_shape *out);
 /* A short text description, one layer a line ("0 linear 1024 -> 512, 524800 params"). Owned by m. */
 CLT_API const char *clt_model_describe(clt_model *m);
+
+/* How clt_trainer_create initialises the parameters (from params->seed). */
+typedef enum {
+    CLT_INIT_TORCH = 0,   /* each layer as its PyTorch module's reset_parameters() does:
+                             Linear and Conv2d kaiming-uniform U(+-1/sqrt(fan_in)) for weight
+                             and bias, LayerNorm ones and zeros, embeddings N(0, 1) */
+    CLT_INIT_GPT2 = 1     /* GPT-2's (nanoGPT's _init_weights): Linear weights and embeddings
+                             N(0, 0.02), biases zero, LayerNorm ones and zeros, and the Linear
+                             that ends a residual block N(0, 0.02 / sqrt(residual blocks)) */
+} clt_init;
+/* The default is CLT_INIT_TORCH; clt_model_create_gpt sets CLT_INIT_GPT2. */
+CLT_API clt_status clt_model_set_init(clt_model *m, clt_init init);
+
+/* A GPT-2 style character model (nanoGPT's GPT): token and position embeddings, `layers` pre-
+ * LayerNorm blocks of causal self-attention and a GELU(tanh) MLP of 4 x embd, a final LayerNorm
+ * and the head. */
+typedef struct {
+    size_t struct_size;   /* set by clt_gpt_config_default(): start there */
+    int vocab;            /* tokens (no default: the text's vocabulary) */
+    int block;            /* sequence length T (64) */
+    int layers;           /* transformer blocks (4) */
+    int heads;            /* attention heads (4); embd must be a multiple */
+    int embd;             /* features (128) */
+    float dropout;        /* after the embeddings, on the attention weights, after each block's
+                           * projections (0) */
+    int tied;             /* 1 (default): the head shares the token embedding's weight */
+    float eps;            /* LayerNorm eps (1e-5) */
+} clt_gpt_config;
+
+/* nanoGPT's CPU configuration: block 64, 4 layers, 4 heads, 128 wide, no dropout, tied; vocab 0. */
+CLT_API clt_gpt_config clt_gpt_config_default(void);
+/* The model of a configuration, CLT_INIT_GPT2; a bad field is CLT_ERR_INVALID_ARG naming it. */
+CLT_API clt_status clt_model_create_gpt(clt_model **out, const clt_gpt_config *c);
 
 /* Model parallelism: puts layers first_layer..last_layer (inclusive) on runtime device `device`.
  * Consecutive layers on one device form a pipeline stage; a device may hold several stages.
@@ -781,7 +875,9 @@ CLT_API void clt_trainer_destroy(clt_trainer *t);
 
 /* One training step on a batch: x (batch, input numel), labels (batch) in [0, classes).
  * Writes the mean loss over the batch to *loss (may be NULL). A label out of range is
- * CLT_ERR_INVALID_ARG and changes nothing. */
+ * CLT_ERR_INVALID_ARG and changes nothing. A model whose output is a sequence (T, classes)
+ * takes a label per position, labels (batch, T), and cross-entropy is the mean over all
+ * batch x T positions, as F.cross_entropy(logits.view(-1, classes), y.view(-1)). */
 CLT_API clt_status clt_trainer_step(clt_trainer *t, const float *x, const int32_t *labels,
                                     size_t batch, float *loss);
 /* The same with float targets (batch, output numel), for CLT_LOSS_MSE. */
@@ -792,6 +888,35 @@ CLT_API clt_status clt_trainer_predict(clt_trainer *t, const float *x, size_t ba
 /* Mean loss and accuracy (argmax == label) over n samples, evaluated in batches of max_batch. */
 CLT_API clt_status clt_trainer_evaluate(clt_trainer *t, const float *x, const int32_t *labels,
                                         size_t n, float *loss, float *accuracy);
+
+/* The same for a model that starts with clt_embedding: tokens (batch, T) ids in [0, vocabulary),
+ * targets (batch, T) one per position (a language model's: the next token). A token or target
+ * out of range is CLT_ERR_INVALID_ARG naming the row and position, and changes nothing. The
+ * float-input calls refuse such a model, and these calls a model without an embedding. */
+CLT_API clt_status clt_trainer_step_tokens(clt_trainer *t, const int32_t *tokens,
+                                           const int32_t *targets, size_t batch, float *loss);
+CLT_API clt_status clt_trainer_predict_tokens(clt_trainer *t, const int32_t *tokens, size_t batch,
+                                              float *out);
+CLT_API clt_status clt_trainer_evaluate_tokens(clt_trainer *t, const int32_t *tokens,
+                                               const int32_t *targets, size_t n, float *loss,
+                                               float *accuracy);
+
+/* Sampling from a language model (a model with an embedding whose output is (T, vocabulary)).
+ * From prompt (n ids, 1 <= n), appends `tokens` ids to out (n + tokens ids, the prompt first):
+ * each is drawn from softmax(logits / temperature) of the last position, over the top_k largest
+ * logits (0: all), the context being the last T ids. Forward passes run on the trainer's
+ * devices (dropout off); the draws are made on the host from a generator seeded by `seed`, so
+ * a seed gives the same text on every device and platform. temperature 0 takes the argmax. */
+typedef struct {
+    size_t struct_size;   /* set by clt_generate_options_default(): start there */
+    float temperature;    /* 1.0 */
+    int top_k;            /* 0: every token */
+    uint64_t seed;        /* 1 */
+} clt_generate_options;
+CLT_API clt_generate_options clt_generate_options_default(void);
+CLT_API clt_status clt_trainer_generate(clt_trainer *t, const int32_t *prompt, size_t n,
+                                        size_t tokens, const clt_generate_options *o,
+                                        int32_t *out);
 
 /* Parameters and their gradients by layer and name, in PyTorch's layout; count must equal the
  * tensor's size (clt_model_param_shape). Gradients are those of the last step. */
@@ -909,6 +1034,17 @@ CLT_API clt_status clt_trainer_save(clt_trainer *t, const char *path);
  * (magic, version, sizes, a CRC32 per section): a file that is truncated, corrupted, of another
  * version or of another model is an error that leaves the trainer as it was. */
 CLT_API clt_status clt_trainer_load(clt_trainer *t, const char *path);
+/* A tokenizer's vocabulary (for the character models, clt_text_vocabulary's bytes), kept by
+ * the trainer as opaque bytes, saved with every checkpoint and set by clt_trainer_load from a
+ * file that has one; len 0 clears it. clt_trainer_vocabulary's pointer (NULL when none) is the
+ * trainer's, valid until the next set, load or destroy. */
+CLT_API clt_status clt_trainer_set_vocabulary(clt_trainer *t, const char *vocab, size_t len);
+CLT_API clt_status clt_trainer_vocabulary(const clt_trainer *t, const char **vocab, size_t *len);
+/* The model a checkpoint describes (the caller destroys it), and its vocabulary when vocab is
+ * not NULL (malloc'd, NUL-terminated for convenience, NULL when the file has none; free it),
+ * without a device: so that a program can re-create the trainer that wrote the file. */
+CLT_API clt_status clt_checkpoint_read_model(const char *path, clt_model **model, char **vocab,
+                                             size_t *vocab_len);
 /* The data position that the next save stores, and the one the last load read (zeros before). */
 CLT_API clt_status clt_trainer_set_data_position(clt_trainer *t, const clt_data_position *pos);
 CLT_API clt_status clt_trainer_data_position(const clt_trainer *t, clt_data_position *out);
