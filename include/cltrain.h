@@ -48,8 +48,9 @@
  *   function and then that user pointer, as its last two parameters (clt_log_set_callback
  *   takes its level filter between them).
  * - Option structs (clt_runtime_options, clt_train_params, clt_dataset_options,
- *   clt_tune_options, clt_collective_options) open with `size_t struct_size`, which their
- *   _default() function sets to the struct's size in the header the program was compiled with.
+ *   clt_text_options, clt_tune_options, clt_collective_options) open with
+ *   `size_t struct_size`, which their _default() function sets to the struct's size in the
+ *   header the program was compiled with.
  *   Start every one from _default() and then set the fields you need: the library reads only
  *   the fields that fit in struct_size, so later versions can add fields without breaking a
  *   compiled program, and a struct_size of 0 (a struct made some other way) or one the library
@@ -267,6 +268,114 @@ CLT_API clt_status clt_dataset_shuffle(uint32_t *order, size_t n, uint64_t seed)
  * not pass clt_dataset_size(d), and every order entry used must be below it. */
 CLT_API clt_status clt_dataset_batch(const clt_dataset *d, const uint32_t *order, size_t start,
                                      size_t count, float *x, int32_t *labels);
+
+/* ---------------------------------------------------------------------------------------------
+ * Text: a corpus of tokens for character-level language models, held in host memory. A file,
+ * a buffer, Debian's fortunes or generated English-like text becomes a vocabulary (the sorted
+ * set of the distinct characters, as nanoGPT's shakespeare_char does it) and the corpus as
+ * int32 token ids, split into a training part (the first 90%) and a validation part (the
+ * rest). A text is immutable once made; clt_text_batch hands out random windows from a seed.
+ * Tokens are Unicode code points when the whole input is valid UTF-8, bytes otherwise.
+ *
+ *     clt_text *t;
+ *     if (clt_text_load_fortunes(&t, NULL, NULL) == CLT_ERR_IO)   // no fortunes installed
+ *         clt_text_synthetic(&t, 1 << 20, 1);
+ *     int vocab = clt_text_vocab_size(t);                         // the embedding's rows
+ *     clt_text_batch(t, CLT_TEXT_TRAIN, 12, 64, step_seed, x, y); // x, y (12, 64)
+ *     size_t len;
+ *     const char *v = clt_text_vocabulary(t, &len);   // store it; clt_text_from_vocabulary
+ *                                                     // gives the encoder back for generation
+ */
+typedef struct clt_text clt_text;
+
+/* The two parts of a text: the first (1 - val_fraction) of its tokens, and the rest. */
+typedef enum { CLT_TEXT_TRAIN = 0, CLT_TEXT_VAL = 1 } clt_text_part;
+
+typedef struct {
+    size_t struct_size;  /* set by clt_text_options_default(): start there */
+    /* 0: tokens are code points when the whole input is valid UTF-8 (strict: no overlong
+     * forms, no surrogates, nothing past U+10FFFF), bytes otherwise. 1: always bytes. */
+    int bytes;
+    /* The share of the tokens, at the end, that form the validation part: the training part
+     * is the first (size_t)(n * (1 - val_fraction)) tokens, as nanoGPT's int(n * 0.9).
+     * 0 <= val_fraction < 1. */
+    double val_fraction;
+    /* Inputs larger than this many bytes are refused (CLT_ERR_INVALID_ARG): the corpus takes
+     * four bytes a token in memory. At least 1. */
+    size_t max_bytes;
+} clt_text_options;
+
+/* bytes 0, val_fraction 0.1, max_bytes 256 MiB. */
+CLT_API clt_text_options clt_text_options_default(void);
+
+/* Reads a whole file (a regular file or a pipe). CLT_ERR_IO with the path and the system's
+ * reason for one that cannot be read or is a directory; CLT_ERR_FORMAT for an empty file;
+ * CLT_ERR_INVALID_ARG for one past o->max_bytes. o NULL: the defaults. */
+CLT_API clt_status clt_text_load(clt_text **out, const char *path, const clt_text_options *o);
+
+/* The same from len bytes at data, which are copied (len 0 is CLT_ERR_INVALID_ARG). */
+CLT_API clt_status clt_text_from_memory(clt_text **out, const void *data, size_t len,
+                                        const clt_text_options *o);
+
+/* The English text of Debian's fortunes package: every plain fortune file in dir (NULL: /usr/
+ * share/games/fortunes), in the order of their names (strcmp), one after another. Skipped:
+ * the .dat index files, the .u8 names, symbolic links, names starting with '.', and folders
+ * such as off/. The "%" line that separates two fortunes becomes an empty line, so fortunes
+ * stand apart as paragraphs; a file that does not end with a newline gets one. CLT_ERR_IO
+ * naming the folder when it is absent or holds no such file. o->max_bytes bounds the whole. */
+CLT_API clt_status clt_text_load_fortunes(clt_text **out, const char *dir,
+                                          const clt_text_options *o);
+
+/* A generated English-like stand-in of `chars` bytes (ASCII, so as many code points):
+ * sentences of 3 to 12 words drawn from a built-in list of common English words, capitalised,
+ * with commas, full stops, question and exclamation marks, spaces and newlines, all drawn from
+ * the seed with integer arithmetic (clt__splitmix64), so a seed gives the same text on every
+ * platform. chars is 1..256 MiB; the split is the default 90/10. */
+CLT_API clt_status clt_text_synthetic(clt_text **out, size_t chars, uint64_t seed);
+
+/* An encoder and decoder with no corpus (both parts empty), from a vocabulary that
+ * clt_text_vocabulary gave: len bytes, code points in UTF-8 (bytes 0) or bytes (bytes 1),
+ * strictly ascending. Anything else is CLT_ERR_INVALID_ARG naming the byte position. */
+CLT_API clt_status clt_text_from_vocabulary(clt_text **out, const char *vocab, size_t len,
+                                            int bytes);
+
+/* NULL is fine. */
+CLT_API void clt_text_destroy(clt_text *t);
+/* The number of distinct tokens, ids 0..size-1; 0 for NULL. */
+CLT_API int clt_text_vocab_size(const clt_text *t);
+/* 1 when the tokens are bytes, 0 when they are code points (and for NULL). */
+CLT_API int clt_text_byte_tokens(const clt_text *t);
+/* The vocabulary in id order: the UTF-8 of its code points, or its bytes; *len (may be NULL)
+ * gets its length in bytes. NUL-terminated, but a NUL token is part of it, so use *len.
+ * Owned by the text; NULL (and *len 0) for NULL. */
+CLT_API const char *clt_text_vocabulary(const clt_text *t, size_t *len);
+/* The number of tokens in a part; 0 for NULL or another part number. */
+CLT_API size_t clt_text_tokens(const clt_text *t, clt_text_part part);
+/* A part's token ids, (clt_text_tokens(t, part)), owned by the text; NULL for NULL, another
+ * part number, or a part with no tokens. */
+CLT_API const int32_t *clt_text_ids(const clt_text *t, clt_text_part part);
+
+/* Encodes len bytes of s into ids (cap of them) and writes their number to *count. In code
+ * point mode s must be valid UTF-8, and cap = len is always enough. A character (or byte) not
+ * in the vocabulary is CLT_ERR_INVALID_ARG naming it and its byte position; too small a cap
+ * is CLT_ERR_INVALID_ARG with *count set to the number needed. */
+CLT_API clt_status clt_text_encode(const clt_text *t, const char *s, size_t len, int32_t *ids,
+                                   size_t cap, size_t *count);
+
+/* Decodes n ids into out (cap bytes), NUL-terminated, and writes the length without the NUL to
+ * *len; cap = 4 * n + 1 is always enough. An id outside [0, vocab size) is CLT_ERR_INVALID_ARG
+ * naming its index; too small a cap is CLT_ERR_INVALID_ARG with *len set to the length. */
+CLT_API clt_status clt_text_decode(const clt_text *t, const int32_t *ids, size_t n, char *out,
+                                   size_t cap, size_t *len);
+
+/* `batch` random windows of `block` tokens from a part, as nanoGPT's get_batch: for each row
+ * b, a start i uniform in [0, n - block - 1] (n the part's tokens), x[b] = data[i .. i+block)
+ * and y[b] = data[i+1 .. i+block], x and y (batch, block). The starts come from
+ * clt__splitmix64 seeded with `seed` alone, bounded by rejection (no modulo bias), one draw a
+ * row in row order: the same seed gives the same windows on every platform. A part of fewer
+ * than block + 1 tokens is CLT_ERR_INVALID_ARG giving both numbers. */
+CLT_API clt_status clt_text_batch(const clt_text *t, clt_text_part part, size_t batch, int block,
+                                  uint64_t seed, int32_t *x, int32_t *y);
 
 /* ---------------------------------------------------------------------------------------------
  * Devices. Discovery covers every platform of the ICD loader. A device spec selects devices:

@@ -41,6 +41,7 @@ CLT_LAYER_API clt_status clt__fail_at(const char *file, int line, clt_status s, 
 #define CLT__GPT_CONFIG_V1 CLT__END_OF(clt_gpt_config, eps)
 #define CLT__GENERATE_OPTIONS_V1 CLT__END_OF(clt_generate_options, seed)
 #define CLT__DATASET_OPTIONS_V1 CLT__END_OF(clt_dataset_options, classes)
+#define CLT__TEXT_OPTIONS_V1 CLT__END_OF(clt_text_options, max_bytes)
 #define CLT__TUNE_OPTIONS_V1 CLT__END_OF(clt_tune_options, batch)
 #define CLT__COLLECTIVE_OPTIONS_V1 CLT__END_OF(clt_collective_options, timeout_s)
 CLT_LAYER_API clt_status clt__options_read(void *dst, const void *src, size_t known, size_t oldest,
@@ -492,6 +493,17 @@ static inline uint64_t clt__splitmix64(uint64_t *state)
     z = (z ^ (z >> 30)) * 0xBF58476D1CE4E5B9ull;
     z = (z ^ (z >> 27)) * 0x94D049BB133111EBull;
     return z ^ (z >> 31);
+}
+
+/* Uniform in [0, bound), bound >= 1, from clt__splitmix64: draws below 2^64 mod bound are
+ * redrawn, so no value is likelier than another (a plain % would favour the small ones). */
+static inline uint64_t clt__splitmix64_below(uint64_t *state, uint64_t bound)
+{
+    uint64_t threshold = (0 - bound) % bound;
+    for (;;) {
+        uint64_t v = clt__splitmix64(state);
+        if (v >= threshold) return v % bound;
+    }
 }
 
 /* What a layer's forward and backward see, all on one worker. Batch rows are contiguous. */
