@@ -8,12 +8,12 @@
 
 /* Activation kernels take the layer kind number; keep cl/activation.cl's defines in step. */
 _Static_assert(CLT_LAYER_RELU == 6 && CLT_LAYER_LEAKY_RELU == 7 && CLT_LAYER_GELU == 8 &&
-                   CLT_LAYER_TANH == 9 && CLT_LAYER_SIGMOID == 10 && CLT_LAYER_GELU_TANH == 13,
+                   CLT_LAYER_TANH == 9 && CLT_LAYER_SIGMOID == 10,
                "cl/activation.cl numbers the activations as clt_layer_kind does");
 
 size_t clt__layer_scratch(const clt__layer *l, size_t batch)
 {
-    /* attention: the dropped-out weights (forward) or the scores' gradient (backward) */
+    /* attention: the dropped-out weights (forward); dS and again those weights (backward) */
     if (l->desc.kind == CLT_LAYER_ATTENTION) return l->saved_per_sample * batch;
     if (l->desc.kind != CLT_LAYER_CONV2D) return 0;
     /* col (C*K*K, B*OHW) and the channel-major output or its gradient (OC, B*OHW) */
@@ -202,6 +202,22 @@ static clt_status act_backward(const clt__layer *l, const clt__layer_io *io)
                       CLT_ARG(io->dout.off), CLT_ARG(io->din.mem), CLT_ARG(io->din.off));
 }
 
+static clt_status gelu_tanh_forward(const clt__layer *l, const clt__layer_io *io)
+{
+    cl_ulong n = io->batch * l->in_numel;
+    return CLT_LAUNCH(io->w, "activation", "gelu_tanh_forward", n, CLT_ARG(n), CLT_ARG(io->in.mem),
+                      CLT_ARG(io->in.off), CLT_ARG(io->out.mem), CLT_ARG(io->out.off));
+}
+
+static clt_status gelu_tanh_backward(const clt__layer *l, const clt__layer_io *io)
+{
+    if (!io->din.mem) return CLT_OK;
+    cl_ulong n = io->batch * l->in_numel;
+    return CLT_LAUNCH(io->w, "activation", "gelu_tanh_backward", n, CLT_ARG(n), CLT_ARG(io->in.mem),
+                      CLT_ARG(io->in.off), CLT_ARG(io->dout.mem), CLT_ARG(io->dout.off),
+                      CLT_ARG(io->din.mem), CLT_ARG(io->din.off));
+}
+
 static clt_status dropout_forward(const clt__layer *l, const clt__layer_io *io)
 {
     cl_ulong n = io->batch * l->in_numel;
@@ -349,7 +365,7 @@ static clt_status attention_forward(const clt__layer *l, const clt__layer_io *io
                         CLT_ARG(mask.off));
     }
     if (st != CLT_OK) return st;
-    return CLT_LAUNCH(w, "attention", "attn_values", (size_t)g.B * g.T * g.C, CLT_ARG(g.B), CLT_ARG(g.T),
+    return CLT_LAUNCH(w, "attention", "attn_values", rows, CLT_ARG(g.B), CLT_ARG(g.T),
                       CLT_ARG(g.C), CLT_ARG(g.H), CLT_ARG(io->in.mem), CLT_ARG(io->in.off),
                       CLT_ARG(weights.mem), CLT_ARG(weights.off), CLT_ARG(io->out.mem),
                       CLT_ARG(io->out.off));
@@ -361,19 +377,27 @@ static clt_status attention_backward(const clt__layer *l, const clt__layer_io *i
     clt__worker *w = io->w;
     attn_geom g = attn_geometry(l, io->batch);
     size_t rows = (size_t)g.B * g.H * g.T;
+    cl_ulong n = rows * g.T;
     cl_int masked = l->desc.alpha > 0.0f;
-    clt__view mask = masked ? clt__at(io->saved, rows * g.T) : io->saved;   /* unread unmasked */
-    clt__view ds = io->scratch;
-    clt_status st = CLT_LAUNCH(w, "attention", "attn_backward_scores", rows, CLT_ARG(g.B), CLT_ARG(g.T),
-                               CLT_ARG(g.C), CLT_ARG(g.H), CLT_ARG(io->in.mem), CLT_ARG(io->in.off),
-                               CLT_ARG(io->saved.mem), CLT_ARG(io->saved.off), CLT_ARG(mask.mem),
-                               CLT_ARG(mask.off), CLT_ARG(masked), CLT_ARG(io->dout.mem),
-                               CLT_ARG(io->dout.off), CLT_ARG(ds.mem), CLT_ARG(ds.off));
+    /* the scratch holds dS, and under dropout the weights the forward used (P times its mask,
+     * dropout.cl's backward made again) after it */
+    clt__view mask = masked ? clt__at(io->saved, n) : io->saved;   /* unread unmasked */
+    clt__view ds = io->scratch, weights = masked ? clt__at(io->scratch, n) : io->saved;
+    clt_status st = CLT_OK;
+    if (masked)
+        st = CLT_LAUNCH(w, "dropout", "dropout_backward", n, CLT_ARG(n), CLT_ARG(io->saved.mem),
+                        CLT_ARG(io->saved.off), CLT_ARG(mask.mem), CLT_ARG(mask.off),
+                        CLT_ARG(weights.mem), CLT_ARG(weights.off));
+    if (st == CLT_OK)
+        st = CLT_LAUNCH(w, "attention", "attn_backward_scores", rows, CLT_ARG(g.B), CLT_ARG(g.T),
+                        CLT_ARG(g.C), CLT_ARG(g.H), CLT_ARG(io->in.mem), CLT_ARG(io->in.off),
+                        CLT_ARG(io->saved.mem), CLT_ARG(io->saved.off), CLT_ARG(mask.mem),
+                        CLT_ARG(mask.off), CLT_ARG(masked), CLT_ARG(io->dout.mem),
+                        CLT_ARG(io->dout.off), CLT_ARG(ds.mem), CLT_ARG(ds.off));
     if (st != CLT_OK) return st;
-    return CLT_LAUNCH(w, "attention", "attn_backward_input", (size_t)g.B * g.T * 3 * g.C, CLT_ARG(g.B),
-                      CLT_ARG(g.T), CLT_ARG(g.C), CLT_ARG(g.H), CLT_ARG(g.scale), CLT_ARG(io->in.mem),
-                      CLT_ARG(io->in.off), CLT_ARG(io->saved.mem), CLT_ARG(io->saved.off),
-                      CLT_ARG(mask.mem), CLT_ARG(mask.off), CLT_ARG(masked), CLT_ARG(ds.mem),
+    return CLT_LAUNCH(w, "attention", "attn_backward_input", rows, CLT_ARG(g.B), CLT_ARG(g.T),
+                      CLT_ARG(g.C), CLT_ARG(g.H), CLT_ARG(g.scale), CLT_ARG(io->in.mem),
+                      CLT_ARG(io->in.off), CLT_ARG(weights.mem), CLT_ARG(weights.off), CLT_ARG(ds.mem),
                       CLT_ARG(ds.off), CLT_ARG(io->dout.mem), CLT_ARG(io->dout.off),
                       CLT_ARG(io->din.mem), CLT_ARG(io->din.off));
 }
@@ -417,7 +441,7 @@ clt_status clt__layer_forward(const clt__layer *l, const clt__layer_io *io)
     case CLT_LAYER_DROPOUT: return dropout_forward(l, io);
     case CLT_LAYER_LAYERNORM:
     case CLT_LAYER_LAYERNORM_LAST: return layernorm_forward(l, io);
-    case CLT_LAYER_GELU_TANH: return act_forward(l, io);
+    case CLT_LAYER_GELU_TANH: return gelu_tanh_forward(l, io);
     case CLT_LAYER_EMBEDDING: return embedding_forward(l, io);
     case CLT_LAYER_POSITION: return position_forward(l, io);
     case CLT_LAYER_ATTENTION: return attention_forward(l, io);
@@ -449,7 +473,7 @@ clt_status clt__layer_backward(const clt__layer *l, const clt__layer_io *io)
     case CLT_LAYER_DROPOUT: return dropout_backward(l, io);
     case CLT_LAYER_LAYERNORM:
     case CLT_LAYER_LAYERNORM_LAST: return layernorm_backward(l, io);
-    case CLT_LAYER_GELU_TANH: return act_backward(l, io);
+    case CLT_LAYER_GELU_TANH: return gelu_tanh_backward(l, io);
     case CLT_LAYER_EMBEDDING: return embedding_backward(l, io);
     case CLT_LAYER_POSITION: return position_backward(l, io);
     case CLT_LAYER_ATTENTION: return attention_backward(l, io);
