@@ -10,6 +10,9 @@
 #define KIND_GELU 8
 #define KIND_TANH 9
 #define KIND_SIGMOID 10
+#define KIND_GELU_TANH 13
+#define GELU_K 0.7978845608028654f   /* sqrt(2 / pi) */
+#define GELU_A 0.044715f
 
 /* y = f(x) */
 __kernel void act_forward(const ulong n, const int kind, const float alpha,
@@ -25,6 +28,7 @@ __kernel void act_forward(const ulong n, const int kind, const float alpha,
     case KIND_LEAKY_RELU: r = v > 0.0f ? v : alpha * v; break;
     case KIND_GELU: r = 0.5f * v * (1.0f + erf(v * M_SQRT1_2_F)); break;
     case KIND_TANH: r = tanh(v); break;
+    case KIND_GELU_TANH: r = 0.5f * v * (1.0f + tanh(GELU_K * (v + GELU_A * v * v * v))); break;
     default: r = 1.0f / (1.0f + exp(-v)); break;   /* sigmoid */
     }
     y[yo + i] = r;
@@ -52,6 +56,12 @@ __kernel void act_backward(const ulong n, const int kind, const float alpha,
         break;
     }
     case KIND_TANH: { const float t = y[yo + i]; r = g * (1.0f - t * t); break; }
+    case KIND_GELU_TANH: {
+        const float v = x[xo + i], v2 = v * v;
+        const float t = tanh(GELU_K * (v + GELU_A * v2 * v));
+        r = g * (0.5f * (1.0f + t) + 0.5f * v * (1.0f - t * t) * GELU_K * (1.0f + 3.0f * GELU_A * v2));
+        break;
+    }
     default: { const float s = y[yo + i]; r = g * s * (1.0f - s); break; }
     }
     dx[dxo + i] = r;

@@ -48,8 +48,9 @@
  *   function and then that user pointer, as its last two parameters (clt_log_set_callback
  *   takes its level filter between them).
  * - Option structs (clt_runtime_options, clt_train_params, clt_dataset_options,
- *   clt_tune_options, clt_collective_options) open with `size_t struct_size`, which their
- *   _default() function sets to the struct's size in the header the program was compiled with.
+ *   clt_text_options, clt_tune_options, clt_collective_options) open with
+ *   `size_t struct_size`, which their _default() function sets to the struct's size in the
+ *   header the program was compiled with.
  *   Start every one from _default() and then set the fields you need: the library reads only
  *   the fields that fit in struct_size, so later versions can add fields without breaking a
  *   compiled program, and a struct_size of 0 (a struct made some other way) or one the library
@@ -152,6 +153,7 @@ typedef struct {
 } clt_shape;
 
 static inline clt_shape clt_shape1(int n) { clt_shape s = {1, {n, 0, 0, 0}}; return s; }
+static inline clt_shape clt_shape2(int t, int f) { clt_shape s = {2, {t, f, 0, 0}}; return s; }
 static inline clt_shape clt_shape3(int c, int h, int w) { clt_shape s = {3, {c, h, w, 0}}; return s; }
 /* Number of elements of one sample; 0 for an invalid shape. */
 static inline size_t clt_shape_numel(clt_shape s)
@@ -266,6 +268,114 @@ CLT_API clt_status clt_dataset_shuffle(uint32_t *order, size_t n, uint64_t seed)
  * not pass clt_dataset_size(d), and every order entry used must be below it. */
 CLT_API clt_status clt_dataset_batch(const clt_dataset *d, const uint32_t *order, size_t start,
                                      size_t count, float *x, int32_t *labels);
+
+/* ---------------------------------------------------------------------------------------------
+ * Text: a corpus of tokens for character-level language models, held in host memory. A file,
+ * a buffer, Debian's fortunes or generated English-like text becomes a vocabulary (the sorted
+ * set of the distinct characters, as nanoGPT's shakespeare_char does it) and the corpus as
+ * int32 token ids, split into a training part (the first 90%) and a validation part (the
+ * rest). A text is immutable once made; clt_text_batch hands out random windows from a seed.
+ * Tokens are Unicode code points when the whole input is valid UTF-8, bytes otherwise.
+ *
+ *     clt_text *t;
+ *     if (clt_text_load_fortunes(&t, NULL, NULL) == CLT_ERR_IO)   // no fortunes installed
+ *         clt_text_synthetic(&t, 1 << 20, 1);
+ *     int vocab = clt_text_vocab_size(t);                         // the embedding's rows
+ *     clt_text_batch(t, CLT_TEXT_TRAIN, 12, 64, step_seed, x, y); // x, y (12, 64)
+ *     size_t len;
+ *     const char *v = clt_text_vocabulary(t, &len);   // store it; clt_text_from_vocabulary
+ *                                                     // gives the encoder back for generation
+ */
+typedef struct clt_text clt_text;
+
+/* The two parts of a text: the first (1 - val_fraction) of its tokens, and the rest. */
+typedef enum { CLT_TEXT_TRAIN = 0, CLT_TEXT_VAL = 1 } clt_text_part;
+
+typedef struct {
+    size_t struct_size;  /* set by clt_text_options_default(): start there */
+    /* 0: tokens are code points when the whole input is valid UTF-8 (strict: no overlong
+     * forms, no surrogates, nothing past U+10FFFF), bytes otherwise. 1: always bytes. */
+    int bytes;
+    /* The share of the tokens, at the end, that form the validation part: the training part
+     * is the first (size_t)(n * (1 - val_fraction)) tokens, as nanoGPT's int(n * 0.9).
+     * 0 <= val_fraction < 1. */
+    double val_fraction;
+    /* Inputs larger than this many bytes are refused (CLT_ERR_INVALID_ARG): the corpus takes
+     * four bytes a token in memory. At least 1. */
+    size_t max_bytes;
+} clt_text_options;
+
+/* bytes 0, val_fraction 0.1, max_bytes 256 MiB. */
+CLT_API clt_text_options clt_text_options_default(void);
+
+/* Reads a whole file (a regular file or a pipe). CLT_ERR_IO with the path and the system's
+ * reason for one that cannot be read or is a directory; CLT_ERR_FORMAT for an empty file;
+ * CLT_ERR_INVALID_ARG for one past o->max_bytes. o NULL: the defaults. */
+CLT_API clt_status clt_text_load(clt_text **out, const char *path, const clt_text_options *o);
+
+/* The same from len bytes at data, which are copied (len 0 is CLT_ERR_INVALID_ARG). */
+CLT_API clt_status clt_text_from_memory(clt_text **out, const void *data, size_t len,
+                                        const clt_text_options *o);
+
+/* The English text of Debian's fortunes package: every plain fortune file in dir (NULL: /usr/
+ * share/games/fortunes), in the order of their names (strcmp), one after another. Skipped:
+ * the .dat index files, the .u8 names, symbolic links, names starting with '.', and folders
+ * such as off/. The "%" line that separates two fortunes becomes an empty line, so fortunes
+ * stand apart as paragraphs; a file that does not end with a newline gets one. CLT_ERR_IO
+ * naming the folder when it is absent or holds no such file. o->max_bytes bounds the whole. */
+CLT_API clt_status clt_text_load_fortunes(clt_text **out, const char *dir,
+                                          const clt_text_options *o);
+
+/* A generated English-like stand-in of `chars` bytes (ASCII, so as many code points):
+ * sentences of 3 to 12 words drawn from a built-in list of common English words, capitalised,
+ * with commas, full stops, question and exclamation marks, spaces and newlines, all drawn from
+ * the seed with integer arithmetic (clt__splitmix64), so a seed gives the same text on every
+ * platform. chars is 1..256 MiB; the split is the default 90/10. */
+CLT_API clt_status clt_text_synthetic(clt_text **out, size_t chars, uint64_t seed);
+
+/* An encoder and decoder with no corpus (both parts empty), from a vocabulary that
+ * clt_text_vocabulary gave: len bytes, code points in UTF-8 (bytes 0) or bytes (bytes 1),
+ * strictly ascending. Anything else is CLT_ERR_INVALID_ARG naming the byte position. */
+CLT_API clt_status clt_text_from_vocabulary(clt_text **out, const char *vocab, size_t len,
+                                            int bytes);
+
+/* NULL is fine. */
+CLT_API void clt_text_destroy(clt_text *t);
+/* The number of distinct tokens, ids 0..size-1; 0 for NULL. */
+CLT_API int clt_text_vocab_size(const clt_text *t);
+/* 1 when the tokens are bytes, 0 when they are code points (and for NULL). */
+CLT_API int clt_text_byte_tokens(const clt_text *t);
+/* The vocabulary in id order: the UTF-8 of its code points, or its bytes; *len (may be NULL)
+ * gets its length in bytes. NUL-terminated, but a NUL token is part of it, so use *len.
+ * Owned by the text; NULL (and *len 0) for NULL. */
+CLT_API const char *clt_text_vocabulary(const clt_text *t, size_t *len);
+/* The number of tokens in a part; 0 for NULL or another part number. */
+CLT_API size_t clt_text_tokens(const clt_text *t, clt_text_part part);
+/* A part's token ids, (clt_text_tokens(t, part)), owned by the text; NULL for NULL, another
+ * part number, or a part with no tokens. */
+CLT_API const int32_t *clt_text_ids(const clt_text *t, clt_text_part part);
+
+/* Encodes len bytes of s into ids (cap of them) and writes their number to *count. In code
+ * point mode s must be valid UTF-8, and cap = len is always enough. A character (or byte) not
+ * in the vocabulary is CLT_ERR_INVALID_ARG naming it and its byte position; too small a cap
+ * is CLT_ERR_INVALID_ARG with *count set to the number needed. */
+CLT_API clt_status clt_text_encode(const clt_text *t, const char *s, size_t len, int32_t *ids,
+                                   size_t cap, size_t *count);
+
+/* Decodes n ids into out (cap bytes), NUL-terminated, and writes the length without the NUL to
+ * *len; cap = 4 * n + 1 is always enough. An id outside [0, vocab size) is CLT_ERR_INVALID_ARG
+ * naming its index; too small a cap is CLT_ERR_INVALID_ARG with *len set to the length. */
+CLT_API clt_status clt_text_decode(const clt_text *t, const int32_t *ids, size_t n, char *out,
+                                   size_t cap, size_t *len);
+
+/* `batch` random windows of `block` tokens from a part, as nanoGPT's get_batch: for each row
+ * b, a start i uniform in [0, n - block - 1] (n the part's tokens), x[b] = data[i .. i+block)
+ * and y[b] = data[i+1 .. i+block], x and y (batch, block). The starts come from
+ * clt__splitmix64 seeded with `seed` alone, bounded by rejection (no modulo bias), one draw a
+ * row in row order: the same seed gives the same windows on every platform. A part of fewer
+ * than block + 1 tokens is CLT_ERR_INVALID_ARG giving both numbers. */
+CLT_API clt_status clt_text_batch(const clt_text *t, clt_text_part part, size_t batch, int block,
+                                  uint64_t seed, int32_t *x, int32_t *y);
 
 /* ---------------------------------------------------------------------------------------------
  * Devices. Discovery covers every platform of the ICD loader. A device spec selects devices:
@@ -513,9 +623,31 @@ CLT_API int clt_gemm_uses_own_kernel(clt_runtime *rt, int device, const clt_gemm
  *     clt_model_create(&m, clt_shape1(1024));
  *     clt_model_add(m, clt_linear(512));   clt_model_add(m, clt_relu());
  *     clt_model_add(m, clt_linear(10));
+ *
+ * Sequences are (time, features) per sample: Linear, the activations, Dropout and
+ * clt_layernorm_last act on the last dimension of such a shape, position by position, as
+ * PyTorch's do on (batch, time, features). A residual block, y = x + f(x), is the run of layers
+ * between clt_residual_begin() and clt_residual_end(); blocks nest. A GPT-2 block is
+ *
+ *     clt_model_add(m, clt_residual_begin());
+ *     clt_model_add(m, clt_layernorm_last(1e-5f));
+ *     clt_model_add(m, clt_linear(3 * C));                    // the QKV projection
+ *     clt_model_add(m, clt_causal_attention(heads, 0.0f));    // (T, 3C) -> (T, C)
+ *     clt_model_add(m, clt_linear(C));                        // the output projection
+ *     clt_model_add(m, clt_residual_end());
+ *     clt_model_add(m, clt_residual_begin());
+ *     clt_model_add(m, clt_layernorm_last(1e-5f));
+ *     clt_model_add(m, clt_linear(4 * C));   clt_model_add(m, clt_gelu_tanh());
+ *     clt_model_add(m, clt_linear(C));
+ *     clt_model_add(m, clt_residual_end());
+ *
+ * after clt_model_create(&m, clt_shape1(T)), clt_embedding(V, C) and clt_position_embedding();
+ * a language model ends with clt_layernorm_last and clt_lm_head(V, tied). Such a model takes
+ * token ids (clt_trainer_step_tokens). clt_model_add_gpt builds the whole model.
  */
 typedef enum {
-    CLT_LAYER_LINEAR = 1,      /* y = x W^T + b; W (out, in) as PyTorch's nn.Linear */
+    CLT_LAYER_LINEAR = 1,      /* y = x W^T + b; W (out, in) as PyTorch's nn.Linear; on the last
+                                  dimension of a (T, in) sequence */
     CLT_LAYER_CONV2D,          /* (C, H, W) -> (out, H', W'); W (out, C, k, k) */
     CLT_LAYER_MAXPOOL2D,
     CLT_LAYER_AVGPOOL2D,
@@ -526,43 +658,81 @@ typedef enum {
     CLT_LAYER_TANH,
     CLT_LAYER_SIGMOID,
     CLT_LAYER_DROPOUT,         /* alpha: drop probability; inverted scaling; identity in eval */
-    CLT_LAYER_LAYERNORM        /* over the whole sample; alpha: eps; affine weight and bias */
+    CLT_LAYER_LAYERNORM,       /* over the whole sample; alpha: eps; affine weight and bias */
+    CLT_LAYER_GELU_TANH,       /* GELU's tanh approximation (GPT-2's; approximate='tanh') */
+    CLT_LAYER_LAYERNORM_LAST,  /* over the last dimension (nn.LayerNorm(features)); alpha: eps */
+    CLT_LAYER_EMBEDDING,       /* token ids (T) -> (T, out); weight (count, out), count the
+                                  vocabulary, as nn.Embedding(count, out) */
+    CLT_LAYER_POSITION,        /* (T, C) + a learned (T, C) table, row t added at position t
+                                  (GPT-2's wpe; the block size is T) */
+    CLT_LAYER_ATTENTION,       /* (T, 3C) -> (T, C): causal scaled dot-product attention over
+                                  count heads of C / count features; the input is Q, K, V side
+                                  by side (nanoGPT's c_attn output), the output the heads side
+                                  by side; alpha: dropout on the attention weights */
+    CLT_LAYER_RESIDUAL_BEGIN,  /* identity; opens a block whose input is added back at its end */
+    CLT_LAYER_RESIDUAL_END,    /* y = x + the block's input; the shapes must agree */
+    CLT_LAYER_LM_HEAD          /* (T, C) -> (T, V): logits with the weight of the model's token
+                                  embedding (tied, no bias, as GPT-2) */
 } clt_layer_kind;
 
 typedef struct {
     clt_layer_kind kind;
-    int out;          /* linear: out features; conv2d: out channels */
+    int out;          /* linear: out features; conv2d: out channels; embedding: features */
     int kernel;       /* conv2d, pools: square kernel size */
     int stride;       /* conv2d, pools (0: pools default to kernel) */
     int padding;      /* conv2d: zero padding on each side */
     int bias;         /* linear, conv2d: 1 with a bias (the default), 0 without */
-    float alpha;      /* leaky relu slope, dropout probability, layernorm eps */
+    float alpha;      /* leaky relu slope, dropout probability (also attention's), layernorm eps */
+    int count;        /* embedding: vocabulary size; attention: heads */
 } clt_layer_desc;
 
 static inline clt_layer_desc clt_linear(int out)
-{ clt_layer_desc d = {CLT_LAYER_LINEAR, out, 0, 0, 0, 1, 0.0f}; return d; }
+{ clt_layer_desc d = {CLT_LAYER_LINEAR, out, 0, 0, 0, 1, 0.0f, 0}; return d; }
+static inline clt_layer_desc clt_linear_nobias(int out)
+{ clt_layer_desc d = {CLT_LAYER_LINEAR, out, 0, 0, 0, 0, 0.0f, 0}; return d; }
 static inline clt_layer_desc clt_conv2d(int out_channels, int kernel, int stride, int padding)
-{ clt_layer_desc d = {CLT_LAYER_CONV2D, out_channels, kernel, stride, padding, 1, 0.0f}; return d; }
+{ clt_layer_desc d = {CLT_LAYER_CONV2D, out_channels, kernel, stride, padding, 1, 0.0f, 0}; return d; }
 static inline clt_layer_desc clt_maxpool2d(int kernel, int stride)
-{ clt_layer_desc d = {CLT_LAYER_MAXPOOL2D, 0, kernel, stride, 0, 0, 0.0f}; return d; }
+{ clt_layer_desc d = {CLT_LAYER_MAXPOOL2D, 0, kernel, stride, 0, 0, 0.0f, 0}; return d; }
 static inline clt_layer_desc clt_avgpool2d(int kernel, int stride)
-{ clt_layer_desc d = {CLT_LAYER_AVGPOOL2D, 0, kernel, stride, 0, 0, 0.0f}; return d; }
+{ clt_layer_desc d = {CLT_LAYER_AVGPOOL2D, 0, kernel, stride, 0, 0, 0.0f, 0}; return d; }
 static inline clt_layer_desc clt_flatten(void)
-{ clt_layer_desc d = {CLT_LAYER_FLATTEN, 0, 0, 0, 0, 0, 0.0f}; return d; }
+{ clt_layer_desc d = {CLT_LAYER_FLATTEN, 0, 0, 0, 0, 0, 0.0f, 0}; return d; }
 static inline clt_layer_desc clt_relu(void)
-{ clt_layer_desc d = {CLT_LAYER_RELU, 0, 0, 0, 0, 0, 0.0f}; return d; }
+{ clt_layer_desc d = {CLT_LAYER_RELU, 0, 0, 0, 0, 0, 0.0f, 0}; return d; }
 static inline clt_layer_desc clt_leaky_relu(float negative_slope)
-{ clt_layer_desc d = {CLT_LAYER_LEAKY_RELU, 0, 0, 0, 0, 0, negative_slope}; return d; }
+{ clt_layer_desc d = {CLT_LAYER_LEAKY_RELU, 0, 0, 0, 0, 0, negative_slope, 0}; return d; }
 static inline clt_layer_desc clt_gelu(void)
-{ clt_layer_desc d = {CLT_LAYER_GELU, 0, 0, 0, 0, 0, 0.0f}; return d; }
+{ clt_layer_desc d = {CLT_LAYER_GELU, 0, 0, 0, 0, 0, 0.0f, 0}; return d; }
+static inline clt_layer_desc clt_gelu_tanh(void)
+{ clt_layer_desc d = {CLT_LAYER_GELU_TANH, 0, 0, 0, 0, 0, 0.0f, 0}; return d; }
 static inline clt_layer_desc clt_tanh(void)
-{ clt_layer_desc d = {CLT_LAYER_TANH, 0, 0, 0, 0, 0, 0.0f}; return d; }
+{ clt_layer_desc d = {CLT_LAYER_TANH, 0, 0, 0, 0, 0, 0.0f, 0}; return d; }
 static inline clt_layer_desc clt_sigmoid(void)
-{ clt_layer_desc d = {CLT_LAYER_SIGMOID, 0, 0, 0, 0, 0, 0.0f}; return d; }
+{ clt_layer_desc d = {CLT_LAYER_SIGMOID, 0, 0, 0, 0, 0, 0.0f, 0}; return d; }
 static inline clt_layer_desc clt_dropout(float p)
-{ clt_layer_desc d = {CLT_LAYER_DROPOUT, 0, 0, 0, 0, 0, p}; return d; }
+{ clt_layer_desc d = {CLT_LAYER_DROPOUT, 0, 0, 0, 0, 0, p, 0}; return d; }
 static inline clt_layer_desc clt_layernorm(float eps)
-{ clt_layer_desc d = {CLT_LAYER_LAYERNORM, 0, 0, 0, 0, 0, eps}; return d; }
+{ clt_layer_desc d = {CLT_LAYER_LAYERNORM, 0, 0, 0, 0, 0, eps, 0}; return d; }
+static inline clt_layer_desc clt_layernorm_last(float eps)
+{ clt_layer_desc d = {CLT_LAYER_LAYERNORM_LAST, 0, 0, 0, 0, 0, eps, 0}; return d; }
+static inline clt_layer_desc clt_embedding(int vocab, int features)
+{ clt_layer_desc d = {CLT_LAYER_EMBEDDING, features, 0, 0, 0, 0, 0.0f, vocab}; return d; }
+static inline clt_layer_desc clt_position_embedding(void)
+{ clt_layer_desc d = {CLT_LAYER_POSITION, 0, 0, 0, 0, 0, 0.0f, 0}; return d; }
+static inline clt_layer_desc clt_causal_attention(int heads, float dropout)
+{ clt_layer_desc d = {CLT_LAYER_ATTENTION, 0, 0, 0, 0, 0, dropout, heads}; return d; }
+static inline clt_layer_desc clt_residual_begin(void)
+{ clt_layer_desc d = {CLT_LAYER_RESIDUAL_BEGIN, 0, 0, 0, 0, 0, 0.0f, 0}; return d; }
+static inline clt_layer_desc clt_residual_end(void)
+{ clt_layer_desc d = {CLT_LAYER_RESIDUAL_END, 0, 0, 0, 0, 0, 0.0f, 0}; return d; }
+/* The language-model head: tied to the token embedding (CLT_LAYER_LM_HEAD), or its own
+ * Linear(vocab) without bias. */
+static inline clt_layer_desc clt_lm_head(int vocab, int tied)
+{
+    clt_layer_desc d = {tied ? CLT_LAYER_LM_HEAD : CLT_LAYER_LINEAR, vocab, 0, 0, 0, 0, 0.0f, 0};
+    return d;
+}
 
 typedef struct clt_model clt_model;
 
@@ -581,6 +751,39 @@ CLT_API size_t clt_model_param_count(const clt_model *m);
 CLT_API clt_status clt_model_param_shape(const clt_model *m, int layer, const char *name, clt_shape *out);
 /* A short text description, one layer a line ("0 linear 1024 -> 512, 524800 params"). Owned by m. */
 CLT_API const char *clt_model_describe(clt_model *m);
+
+/* How clt_trainer_create initialises the parameters (from params->seed). */
+typedef enum {
+    CLT_INIT_TORCH = 0,   /* each layer as its PyTorch module's reset_parameters() does:
+                             Linear and Conv2d kaiming-uniform U(+-1/sqrt(fan_in)) for weight
+                             and bias, LayerNorm ones and zeros, embeddings N(0, 1) */
+    CLT_INIT_GPT2 = 1     /* GPT-2's (nanoGPT's _init_weights): Linear weights and embeddings
+                             N(0, 0.02), biases zero, LayerNorm ones and zeros, and the Linear
+                             that ends a residual block N(0, 0.02 / sqrt(residual blocks)) */
+} clt_init;
+/* The default is CLT_INIT_TORCH; clt_model_create_gpt sets CLT_INIT_GPT2. */
+CLT_API clt_status clt_model_set_init(clt_model *m, clt_init init);
+
+/* A GPT-2 style character model (nanoGPT's GPT): token and position embeddings, `layers` pre-
+ * LayerNorm blocks of causal self-attention and a GELU(tanh) MLP of 4 x embd, a final LayerNorm
+ * and the head. */
+typedef struct {
+    size_t struct_size;   /* set by clt_gpt_config_default(): start there */
+    int vocab;            /* tokens (no default: the text's vocabulary) */
+    int block;            /* sequence length T (64) */
+    int layers;           /* transformer blocks (4) */
+    int heads;            /* attention heads (4); embd must be a multiple */
+    int embd;             /* features (128) */
+    float dropout;        /* after the embeddings, on the attention weights, after each block's
+                           * projections (0) */
+    int tied;             /* 1 (default): the head shares the token embedding's weight */
+    float eps;            /* LayerNorm eps (1e-5) */
+} clt_gpt_config;
+
+/* nanoGPT's CPU configuration: block 64, 4 layers, 4 heads, 128 wide, no dropout, tied; vocab 0. */
+CLT_API clt_gpt_config clt_gpt_config_default(void);
+/* The model of a configuration, CLT_INIT_GPT2; a bad field is CLT_ERR_INVALID_ARG naming it. */
+CLT_API clt_status clt_model_create_gpt(clt_model **out, const clt_gpt_config *c);
 
 /* Model parallelism: puts layers first_layer..last_layer (inclusive) on runtime device `device`.
  * Consecutive layers on one device form a pipeline stage; a device may hold several stages.
@@ -794,7 +997,9 @@ CLT_API void clt_trainer_destroy(clt_trainer *t);
 
 /* One training step on a batch: x (batch, input numel), labels (batch) in [0, classes).
  * Writes the mean loss over the batch to *loss (may be NULL). A label out of range is
- * CLT_ERR_INVALID_ARG and changes nothing. */
+ * CLT_ERR_INVALID_ARG and changes nothing. A model whose output is a sequence (T, classes)
+ * takes a label per position, labels (batch, T), and cross-entropy is the mean over all
+ * batch x T positions, as F.cross_entropy(logits.view(-1, classes), y.view(-1)). */
 CLT_API clt_status clt_trainer_step(clt_trainer *t, const float *x, const int32_t *labels,
                                     size_t batch, float *loss);
 /* The same with float targets (batch, output numel), for CLT_LOSS_MSE. */
@@ -805,6 +1010,35 @@ CLT_API clt_status clt_trainer_predict(clt_trainer *t, const float *x, size_t ba
 /* Mean loss and accuracy (argmax == label) over n samples, evaluated in batches of max_batch. */
 CLT_API clt_status clt_trainer_evaluate(clt_trainer *t, const float *x, const int32_t *labels,
                                         size_t n, float *loss, float *accuracy);
+
+/* The same for a model that starts with clt_embedding: tokens (batch, T) ids in [0, vocabulary),
+ * targets (batch, T) one per position (a language model's: the next token). A token or target
+ * out of range is CLT_ERR_INVALID_ARG naming the row and position, and changes nothing. The
+ * float-input calls refuse such a model, and these calls a model without an embedding. */
+CLT_API clt_status clt_trainer_step_tokens(clt_trainer *t, const int32_t *tokens,
+                                           const int32_t *targets, size_t batch, float *loss);
+CLT_API clt_status clt_trainer_predict_tokens(clt_trainer *t, const int32_t *tokens, size_t batch,
+                                              float *out);
+CLT_API clt_status clt_trainer_evaluate_tokens(clt_trainer *t, const int32_t *tokens,
+                                               const int32_t *targets, size_t n, float *loss,
+                                               float *accuracy);
+
+/* Sampling from a language model (a model with an embedding whose output is (T, vocabulary)).
+ * From prompt (n ids, 1 <= n), appends `tokens` ids to out (n + tokens ids, the prompt first):
+ * each is drawn from softmax(logits / temperature) of the last position, over the top_k largest
+ * logits (0: all), the context being the last T ids. Forward passes run on the trainer's
+ * devices (dropout off); the draws are made on the host from a generator seeded by `seed`, so
+ * a seed gives the same text on every device and platform. temperature 0 takes the argmax. */
+typedef struct {
+    size_t struct_size;   /* set by clt_generate_options_default(): start there */
+    float temperature;    /* 1.0 */
+    int top_k;            /* 0: every token */
+    uint64_t seed;        /* 1 */
+} clt_generate_options;
+CLT_API clt_generate_options clt_generate_options_default(void);
+CLT_API clt_status clt_trainer_generate(clt_trainer *t, const int32_t *prompt, size_t n,
+                                        size_t tokens, const clt_generate_options *o,
+                                        int32_t *out);
 
 /* Parameters and their gradients by layer and name, in PyTorch's layout; count must equal the
  * tensor's size (clt_model_param_shape). Gradients are those of the last step. */
@@ -922,6 +1156,17 @@ CLT_API clt_status clt_trainer_save(clt_trainer *t, const char *path);
  * (magic, version, sizes, a CRC32 per section): a file that is truncated, corrupted, of another
  * version or of another model is an error that leaves the trainer as it was. */
 CLT_API clt_status clt_trainer_load(clt_trainer *t, const char *path);
+/* A tokenizer's vocabulary (for the character models, clt_text_vocabulary's bytes), kept by
+ * the trainer as opaque bytes, saved with every checkpoint and set by clt_trainer_load from a
+ * file that has one; len 0 clears it. clt_trainer_vocabulary's pointer (NULL when none) is the
+ * trainer's, valid until the next set, load or destroy. */
+CLT_API clt_status clt_trainer_set_vocabulary(clt_trainer *t, const char *vocab, size_t len);
+CLT_API clt_status clt_trainer_vocabulary(const clt_trainer *t, const char **vocab, size_t *len);
+/* The model a checkpoint describes (the caller destroys it), and its vocabulary when vocab is
+ * not NULL (malloc'd, NUL-terminated for convenience, NULL when the file has none; free it),
+ * without a device: so that a program can re-create the trainer that wrote the file. */
+CLT_API clt_status clt_checkpoint_read_model(const char *path, clt_model **model, char **vocab,
+                                             size_t *vocab_len);
 /* The data position that the next save stores, and the one the last load read (zeros before). */
 CLT_API clt_status clt_trainer_set_data_position(clt_trainer *t, const clt_data_position *pos);
 CLT_API clt_status clt_trainer_data_position(const clt_trainer *t, clt_data_position *out);

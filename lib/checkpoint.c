@@ -16,10 +16,12 @@
 
 static const uint8_t MAGIC[8] = {'C', 'L', 'T', 'C', 'K', 'P', 'T', '\0'};
 enum {
-    CKPT_VERSION = 1,
+    CKPT_VERSION = 2,                /* 2: layers have `count`, an optional vocabulary; 1 read too */
     CKPT_HEADER_BYTES = 24,          /* magic, version, sections, flags, header CRC */
     CKPT_SECTION_BYTES = 16,  /* tag, CRC, size */
-    CKPT_LAYER_BYTES = 28,
+    CKPT_LAYER_BYTES_V1 = 28,
+    CKPT_LAYER_BYTES = 32,
+    CKPT_MAX_VOCAB_BYTES = 64 << 20,
     CKPT_TRAIN_BYTES = 124,
     CKPT_MAX_LAYERS = 4096           /* clt_model_add's limit */
 };
@@ -148,8 +150,9 @@ void clt__checkpoint_free(clt__checkpoint *c)
 }
 
 /* The model section: input shape, layers, parameter count. */
-static clt_status parse_model(reader *r, const char *name, clt_model **out)
+static clt_status parse_model(reader *r, const char *name, uint32_t version, clt_model **out)
 {
+    const size_t layer_bytes = version == 1 ? CKPT_LAYER_BYTES_V1 : CKPT_LAYER_BYTES;
     *out = NULL;
     if (r->left < 4 + 16 + 4)
         return clt__fail(CLT_ERR_FORMAT, "checkpoint %s: the model section is too short", name);
@@ -171,10 +174,10 @@ static clt_status parse_model(reader *r, const char *name, clt_model **out)
     if (nlayers < 1 || nlayers > CKPT_MAX_LAYERS)
         return clt__fail(CLT_ERR_FORMAT, "checkpoint %s: %u layers (1..%d)", name, nlayers,
                          CKPT_MAX_LAYERS);
-    if (r->left != (size_t)nlayers * CKPT_LAYER_BYTES + 8)
+    if (r->left != (size_t)nlayers * layer_bytes + 8)
         return clt__fail(CLT_ERR_FORMAT, "checkpoint %s: the model section holds %zu bytes of "
                          "layers, %u layers need %zu", name, r->left, nlayers,
-                         (size_t)nlayers * CKPT_LAYER_BYTES + 8);
+                         (size_t)nlayers * layer_bytes + 8);
     clt_model *m;
     clt_status st = clt_model_create(&m, in);
     for (uint32_t i = 0; i < nlayers && st == CLT_OK; i++) {
@@ -186,6 +189,7 @@ static clt_status parse_model(reader *r, const char *name, clt_model **out)
         d.padding = get_i32(r);
         d.bias = get_i32(r);
         d.alpha = get_f32(r);
+        d.count = version == 1 ? 0 : get_i32(r);
         if (d.bias != 0 && d.bias != 1)
             st = clt__fail(CLT_ERR_FORMAT, "layer %u: bias flag %d", i, d.bias);
         else
@@ -336,26 +340,35 @@ clt_status clt__checkpoint_parse(const uint8_t *buf, size_t len, const char *nam
     if ((uint32_t)crc32(0L, buf, CKPT_HEADER_BYTES - 4) != crc)
         return clt__fail(CLT_ERR_FORMAT, "checkpoint %s: the header fails its CRC32 check: the "
                          "file is corrupted", name);
-    if (version != CKPT_VERSION)
+    if (version != 1 && version != CKPT_VERSION)
         return clt__fail(CLT_ERR_FORMAT, "checkpoint %s: format version %u; this library reads "
-                         "version %d", name, version, CKPT_VERSION);
-    if (flags != 0 || nsections < 3 || nsections > 5)
-        return clt__fail(CLT_ERR_FORMAT, "checkpoint %s: %u sections with flags %u (3..5 sections, "
-                         "no flags)", name, nsections, flags);
+                         "versions 1..%d", name, version, CKPT_VERSION);
+    if (flags != 0 || nsections < 3 || nsections > (version == 1 ? 5u : 6u))
+        return clt__fail(CLT_ERR_FORMAT, "checkpoint %s: %u sections with flags %u (3..%d "
+                         "sections, no flags)", name, nsections, flags, version == 1 ? 5 : 6);
     size_t at = CKPT_HEADER_BYTES;
     reader r;
     clt_status st = section(buf, len, &at, "MODL", name, &r);
-    if (st == CLT_OK) st = parse_model(&r, name, &out->model);
+    if (st == CLT_OK) st = parse_model(&r, name, version, &out->model);
     if (st == CLT_OK) st = section(buf, len, &at, "TRNR", name, &r);
     if (st == CLT_OK) st = parse_train(&r, name, out);
-    if (st == CLT_OK && nsections != 3 + (uint32_t)out->nstate)
-        st = clt__fail(CLT_ERR_FORMAT, "checkpoint %s: %u sections, the trainer section implies %d",
-                       name, nsections, 3 + out->nstate);
+    /* version 2 may end with the vocabulary */
+    bool vocab = st == CLT_OK && version >= 2 && nsections == 4 + (uint32_t)out->nstate;
+    if (st == CLT_OK && !vocab && nsections != 3 + (uint32_t)out->nstate)
+        st = clt__fail(CLT_ERR_FORMAT, "checkpoint %s: %u sections, the trainer section implies %d%s",
+                       name, nsections, 3 + out->nstate, version >= 2 ? " (or one more, the vocabulary)" : "");
     size_t np = out->model ? out->model->nparams : 0;
     if (st == CLT_OK) st = array_section(buf, len, &at, "PARM", np, name, &out->params);
     static const char *const tags[2] = {"OPT0", "OPT1"};
     for (int i = 0; i < out->nstate && st == CLT_OK; i++)
         st = array_section(buf, len, &at, tags[i], np, name, &out->state[i]);
+    if (st == CLT_OK && vocab && (st = section(buf, len, &at, "VOCB", name, &r)) == CLT_OK) {
+        if (r.left == 0 || r.left > CKPT_MAX_VOCAB_BYTES)
+            st = clt__fail(CLT_ERR_FORMAT, "checkpoint %s: the vocabulary holds %zu bytes (1..%d)",
+                           name, r.left, CKPT_MAX_VOCAB_BYTES);
+        out->vocab = (const char *)r.p;
+        out->vocab_len = r.left;
+    }
     if (st == CLT_OK && at != len)
         st = clt__fail(CLT_ERR_FORMAT, "checkpoint %s: %zu bytes after the last section", name,
                        len - at);
@@ -379,6 +392,7 @@ static void describe_model(writer *w, const clt_model *m)
         put_i32(w, d->padding);
         put_i32(w, d->bias);
         put_f32(w, d->alpha);
+        put_i32(w, d->count);
     }
     put_u64(w, m->nparams);
 }
@@ -504,10 +518,10 @@ static clt_status write_checkpoint(const char *path, const out_section *sec, int
         free(h.buf);
         return clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
     }
-    clt__chunk chunks[1 + 2 * 5];
+    clt__chunk chunks[1 + 2 * 6];
     int n = 0;
     chunks[n++] = (clt__chunk){h.buf, CKPT_HEADER_BYTES};
-    for (int i = 0; i < nsec && i < 5; i++) {
+    for (int i = 0; i < nsec && i < 6; i++) {
         chunks[n++] = (clt__chunk){h.buf + CKPT_HEADER_BYTES + (size_t)i * CKPT_SECTION_BYTES,
                                    CKPT_SECTION_BYTES};
         chunks[n++] = (clt__chunk){sec[i].data, sec[i].bytes};
@@ -590,14 +604,16 @@ clt_status clt_trainer_save(clt_trainer *t, const char *path)
     /* floats go out as they are on a little-endian host, byte-swapped in place elsewhere */
     for (int i = 0; i <= nstate && st == CLT_OK; i++) clt__floats_to_le(arrays[i], np);
     if (st == CLT_OK) {
-        out_section sec[5] = {
+        out_section sec[6] = {
             {"MODL", model.buf, model.len},
             {"TRNR", train.buf, train.len},
             {"PARM", (const uint8_t *)arrays[0], np * 4},
             {"OPT0", (const uint8_t *)arrays[1], np * 4},
             {"OPT1", (const uint8_t *)arrays[2], np * 4},
         };
-        st = write_checkpoint(path, sec, 3 + nstate);
+        int nsec = 3 + nstate;
+        if (t->vocab_len) sec[nsec++] = (out_section){"VOCB", (const uint8_t *)t->vocab, t->vocab_len};
+        st = write_checkpoint(path, sec, nsec);
     }
     free(model.buf), free(train.buf);
     for (int i = 0; i < 3; i++) free(arrays[i]);
@@ -654,7 +670,8 @@ clt_status clt__model_match(const clt_model *mine, const clt_model *file, const 
         const char *what = x->kind != y->kind ? "kind" : x->out != y->out ? "size (out)"
                          : x->kernel != y->kernel ? "kernel" : x->stride != y->stride ? "stride"
                          : x->padding != y->padding ? "padding" : x->bias != y->bias ? "bias"
-                         : memcmp(&x->alpha, &y->alpha, sizeof x->alpha) ? "alpha" : NULL;
+                         : memcmp(&x->alpha, &y->alpha, sizeof x->alpha) ? "alpha"
+                         : x->count != y->count ? "count (vocabulary or heads)" : NULL;
         if (what)
             return clt__fail(CLT_ERR_SHAPE, "checkpoint %s: layer %d differs in its %s: %s (out "
                              "%d, alpha %g) in the file, %s (out %d, alpha %g) in %s model",
@@ -711,6 +728,7 @@ clt_status clt_trainer_load(clt_trainer *t, const char *path)
         t->p.clip_norm = c.p.clip_norm;
         t->p.accumulation = c.p.accumulation;
         t->p.seed = c.p.seed;
+        if (c.vocab_len) st = clt__trainer_keep_vocabulary(t, c.vocab, c.vocab_len);
     }
     for (int i = 0; i < 3; i++) free(fresh[i]);
     clt__checkpoint_free(&c);
@@ -734,4 +752,71 @@ clt_status clt_trainer_data_position(const clt_trainer *t, clt_data_position *ou
                          !t ? "trainer" : "out");
     *out = t->pos;
     return CLT_OK;
+}
+
+clt_status clt__trainer_keep_vocabulary(clt_trainer *t, const char *vocab, size_t len)
+{
+    char *copy = malloc(len ? len : 1);
+    if (!copy) return clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
+    memcpy(copy, vocab, len);
+    free(t->vocab);
+    t->vocab = copy;
+    t->vocab_len = len;
+    return CLT_OK;
+}
+
+clt_status clt_trainer_set_vocabulary(clt_trainer *t, const char *vocab, size_t len)
+{
+    if (!t || (!vocab && len))
+        return clt__fail(CLT_ERR_INVALID_ARG, "clt_trainer_set_vocabulary: %s is NULL", !t ? "trainer" : "vocab");
+    if (len > CKPT_MAX_VOCAB_BYTES)
+        return clt__fail(CLT_ERR_INVALID_ARG, "clt_trainer_set_vocabulary: %zu bytes (%d at most)",
+                         len, CKPT_MAX_VOCAB_BYTES);
+    if (!len) {
+        free(t->vocab);
+        t->vocab = NULL;
+        t->vocab_len = 0;
+        return CLT_OK;
+    }
+    return clt__trainer_keep_vocabulary(t, vocab, len);
+}
+
+clt_status clt_trainer_vocabulary(const clt_trainer *t, const char **vocab, size_t *len)
+{
+    if (!t || !vocab || !len)
+        return clt__fail(CLT_ERR_INVALID_ARG, "clt_trainer_vocabulary: an argument is NULL");
+    *vocab = t->vocab;
+    *len = t->vocab_len;
+    return CLT_OK;
+}
+
+clt_status clt_checkpoint_read_model(const char *path, clt_model **model, char **vocab, size_t *vocab_len)
+{
+    if (model) *model = NULL;
+    if (vocab) *vocab = NULL;
+    if (vocab_len) *vocab_len = 0;
+    if (!path || !model)
+        return clt__fail(CLT_ERR_INVALID_ARG, "clt_checkpoint_read_model: %s is NULL", !path ? "path" : "model");
+    uint8_t *buf;
+    size_t len = 0;
+    clt_status st = clt__file_read(path, "checkpoint", &buf, &len);
+    if (st != CLT_OK) return st;
+    clt__checkpoint c;
+    st = clt__checkpoint_parse(buf, len, path, &c);
+    if (st == CLT_OK && vocab && c.vocab_len) {
+        if (!(*vocab = malloc(c.vocab_len + 1))) {
+            st = clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
+        } else {
+            memcpy(*vocab, c.vocab, c.vocab_len);
+            (*vocab)[c.vocab_len] = '\0';
+            if (vocab_len) *vocab_len = c.vocab_len;
+        }
+    }
+    if (st == CLT_OK) {
+        *model = c.model;
+        c.model = NULL;
+    }
+    clt__checkpoint_free(&c);
+    free(buf);
+    return st;
 }

@@ -38,8 +38,11 @@ CLT_LAYER_API clt_status clt__fail_at(const char *file, int line, clt_status s, 
 #define CLT__END_OF(type, field) (offsetof(type, field) + sizeof(((type *)0)->field))
 #define CLT__RUNTIME_OPTIONS_V1 CLT__END_OF(clt_runtime_options, fault)
 #define CLT__TRAIN_PARAMS_V1 CLT__END_OF(clt_train_params, tensor_split_weights)
-#define CLT__TRAIN_PARAMS_V2 CLT__END_OF(clt_train_params, decay)   /* 1.1: decay */
+#define CLT__TRAIN_PARAMS_V2 CLT__END_OF(clt_train_params, decay)   /* + decay */
+#define CLT__GPT_CONFIG_V1 CLT__END_OF(clt_gpt_config, eps)
+#define CLT__GENERATE_OPTIONS_V1 CLT__END_OF(clt_generate_options, seed)
 #define CLT__DATASET_OPTIONS_V1 CLT__END_OF(clt_dataset_options, classes)
+#define CLT__TEXT_OPTIONS_V1 CLT__END_OF(clt_text_options, max_bytes)
 #define CLT__TUNE_OPTIONS_V1 CLT__END_OF(clt_tune_options, batch)
 #define CLT__COLLECTIVE_OPTIONS_V1 CLT__END_OF(clt_collective_options, timeout_s)
 CLT_LAYER_API clt_status clt__options_read(void *dst, const void *src, size_t known, size_t oldest,
@@ -438,6 +441,13 @@ typedef struct {
     size_t param_off;               /* first parameter in the model's flat numbering */
     size_t saved_per_sample;        /* floats kept from forward for backward, per sample */
     int device;                     /* model parallel: clt_model_place's device, -1 unplaced */
+    /* Position-wise layers on a sequence (Linear, LayerNorm-last, embeddings, attention, the
+     * head): rows = positions per sample (T; 1 for a vector), in_feat and out_feat the last
+     * dimension of the input and output, so a batch of B is B x rows rows of in_feat. */
+    size_t rows, in_feat, out_feat;
+    int pair;                       /* residual begin / end: the other end's index; -1 */
+    int tie;                        /* LM head: its embedding's index; embedding: the tied head's
+                                     * (its gradient is then added to, never written); -1 */
 } clt__layer;
 
 struct clt_model {
@@ -446,7 +456,26 @@ struct clt_model {
     clt__layer *layers;
     size_t nparams;
     char *description;
+    clt_init init;
 };
+
+/* The parameters layer l reads (a tied head: its embedding's). */
+static inline size_t clt__layer_param_off(const clt_model *m, const clt__layer *l)
+{
+    return l->tie >= 0 && l->desc.kind == CLT_LAYER_LM_HEAD ? m->layers[l->tie].param_off : l->param_off;
+}
+/* Positions per sample of the model's output (T for a (T, classes) sequence, else 1) and the
+ * classes cross-entropy sees at each. */
+size_t clt__model_positions(const clt_model *m);
+size_t clt__model_classes(const clt_model *m);
+/* 1 when the model takes token ids (its first layer is an embedding). */
+bool clt__model_takes_tokens(const clt_model *m);
+/* Where a pipeline may cut the model: ok[i] (i = 0..nlayers) for the boundary before layer i,
+ * false inside a residual block or between a tied head and its embedding. */
+void clt__model_cuts(const clt_model *m, bool *ok);
+/* Whether layers first..last can run as a net of their own: no residual block or tied head
+ * reaching outside; otherwise CLT_ERR_INVALID_ARG naming what is cut (fn in the message). */
+clt_status clt__model_check_range(const clt_model *m, int first, int last, const char *fn);
 
 const char *clt__layer_kind_name(clt_layer_kind k);
 /* Copies a model (the trainer keeps its own). */
@@ -467,6 +496,17 @@ static inline uint64_t clt__splitmix64(uint64_t *state)
     return z ^ (z >> 31);
 }
 
+/* Uniform in [0, bound), bound >= 1, from clt__splitmix64: draws below 2^64 mod bound are
+ * redrawn, so no value is likelier than another (a plain % would favour the small ones). */
+static inline uint64_t clt__splitmix64_below(uint64_t *state, uint64_t bound)
+{
+    uint64_t threshold = (0 - bound) % bound;
+    for (;;) {
+        uint64_t v = clt__splitmix64(state);
+        if (v >= threshold) return v % bound;
+    }
+}
+
 /* What a layer's forward and backward see, all on one worker. Batch rows are contiguous. */
 typedef struct {
     clt__worker *w;
@@ -482,6 +522,8 @@ typedef struct {
     int grads_fresh;      /* backward writes the parameter gradients instead of adding to them:
                            * the first pass of an update, the buffer not zeroed first */
     clt__view saved;      /* (B, saved_per_sample) */
+    clt__view skip;       /* residual end: the block's input (its begin's output), rows as `in`;
+                           * residual begin, backward: the gradient its end kept for it */
     clt__view scratch;    /* workspace of clt__layer_scratch() floats */
     clt__view dout;       /* backward: (B, out_numel) */
     clt__view din;        /* backward: (B, in_numel); mem NULL when not wanted */
@@ -657,8 +699,9 @@ clt_status clt__buffer_io(clt__worker *w, cl_mem buf, size_t off, size_t count, 
 
 /* One call's batch as the facade hands it to a strategy: validated, targets made for MSE. */
 typedef struct {
-    const float *x;           /* (batch, input numel) */
-    const int32_t *labels;    /* (batch) or NULL */
+    const float *x;           /* (batch, input numel); token ids (int32) for a model that takes
+                               * them, only ever copied as bytes */
+    const int32_t *labels;    /* (batch, positions) or NULL */
     const float *targets;     /* (batch, output numel) or NULL */
     size_t batch;
 } clt__batch;
@@ -694,6 +737,8 @@ struct clt_trainer {
     unsigned long late_kernels;   /* what the program caches made while a step ran on several
                                    * devices at once (clt__program_made): 0 unless a warm-up
                                    * missed a shape */
+    char *vocab;                  /* clt_trainer_set_vocabulary's bytes, saved in checkpoints */
+    size_t vocab_len;
 };
 
 /* How a strategy trains: where the model lives and how a step runs. The facade validates
@@ -759,7 +804,11 @@ typedef struct {
     int nstate;                   /* optimizer state arrays stored */
     const uint8_t *params;        /* (nparams) floats, inside the parsed buffer */
     const uint8_t *state[2];      /* (nparams) floats each */
+    const char *vocab;            /* the vocabulary section (version 2), vocab_len bytes; NULL */
+    size_t vocab_len;
 } clt__checkpoint;
+/* Keeps a copy of a vocabulary in the trainer (saved with its checkpoints). */
+clt_status clt__trainer_keep_vocabulary(clt_trainer *t, const char *vocab, size_t len);
 
 /* Parses and checks a whole checkpoint held in buf (`name` for messages). CLT_ERR_FORMAT with
  * what is wrong; on success free it with clt__checkpoint_free (buf must outlive it). */
@@ -950,9 +999,10 @@ int clt__op_fault_kind(int kind);
 /* Automatic partitioning: contiguous ranges of layers to devices in order (a device may get
  * none) minimising the slowest device's total of cost[d * nlayers + i] (layer i's measured time
  * on device d), with each device's total of mem[i] within cap[d]. Writes device_of[i].
- * CLT_ERR_OUT_OF_DEVICE_MEMORY when no split fits. */
+ * cut_ok (NULL: any) says where a range may start or end: cut_ok[i] for the boundary before
+ * layer i (0 and nlayers always may). CLT_ERR_OUT_OF_DEVICE_MEMORY when no split fits. */
 clt_status clt__partition(int nlayers, int ndev, const double *cost, const double *mem,
-                          const double *cap, int *device_of);
+                          const double *cap, const bool *cut_ok, int *device_of);
 
 /* ---- runtime (lib/runtime.c) --------------------------------------------------------------- */
 

@@ -4,13 +4,17 @@
  * overwritten. A layer never knows how many devices there are. */
 #include "internal.h"
 
+#include <math.h>
+
 /* Activation kernels take the layer kind number; keep cl/activation.cl's defines in step. */
 _Static_assert(CLT_LAYER_RELU == 6 && CLT_LAYER_LEAKY_RELU == 7 && CLT_LAYER_GELU == 8 &&
-                   CLT_LAYER_TANH == 9 && CLT_LAYER_SIGMOID == 10,
+                   CLT_LAYER_TANH == 9 && CLT_LAYER_SIGMOID == 10 && CLT_LAYER_GELU_TANH == 13,
                "cl/activation.cl numbers the activations as clt_layer_kind does");
 
 size_t clt__layer_scratch(const clt__layer *l, size_t batch)
 {
+    /* attention: the dropped-out weights (forward) or the scores' gradient (backward) */
+    if (l->desc.kind == CLT_LAYER_ATTENTION) return l->saved_per_sample * batch;
     if (l->desc.kind != CLT_LAYER_CONV2D) return 0;
     /* col (C*K*K, B*OHW) and the channel-major output or its gradient (OC, B*OHW) */
     size_t ohw = (size_t)l->out.dims[1] * (size_t)l->out.dims[2];
@@ -34,20 +38,21 @@ static geom geometry(const clt__layer *l, size_t batch)
 
 /* ---- Linear: y (B, out) = x (B, in) W^T + b --------------------------------------------------- */
 
+/* A Linear (or the head) on a sequence is one GEMM over batch x positions rows of in_feat. */
 clt_status clt__linear_relu_forward(const clt__layer *l, const clt__layer_io *io, clt__view relu_out,
                                     bool *fused)
 {
     clt__view b = clt__at(io->params, l->w_count);
-    return clt__sgemm_fused(io->w, CLT__NOTRANS, CLT__TRANS, io->batch, l->out_numel, l->in_numel,
-                            io->in.mem, io->in.off, l->in_numel, io->params.mem, io->params.off,
-                            l->in_numel, io->out.mem, io->out.off, l->out_numel,
+    return clt__sgemm_fused(io->w, CLT__NOTRANS, CLT__TRANS, io->batch * l->rows, l->out_feat,
+                            l->in_feat, io->in.mem, io->in.off, l->in_feat, io->params.mem,
+                            io->params.off, l->in_feat, io->out.mem, io->out.off, l->out_feat,
                             l->b_count ? &b : NULL, relu_out.mem ? &relu_out : NULL, fused);
 }
 
 static clt_status linear_forward(const clt__layer *l, const clt__layer_io *io)
 {
     clt__worker *w = io->w;
-    cl_ulong B = io->batch, in = l->in_numel, out = l->out_numel;
+    cl_ulong B = io->batch * l->rows, in = l->in_feat, out = l->out_feat;
     bool fused;
     clt_status st = clt__linear_relu_forward(l, io, (clt__view){NULL, 0}, &fused);   /* + bias */
     if (st != CLT_OK || fused) return st;
@@ -63,7 +68,7 @@ static clt_status linear_forward(const clt__layer *l, const clt__layer_io *io)
 static clt_status linear_backward(const clt__layer *l, const clt__layer_io *io)
 {
     clt__worker *w = io->w;
-    cl_ulong B = io->batch, in = l->in_numel, out = l->out_numel;
+    cl_ulong B = io->batch * l->rows, in = l->in_feat, out = l->out_feat;
     cl_int acc = !io->grads_fresh;
     clt_status st = CLT_OK;
     /* dW (out, in) += dy^T (out, B) x (B, in) */
@@ -219,9 +224,20 @@ static clt_status dropout_backward(const clt__layer *l, const clt__layer_io *io)
                       CLT_ARG(io->din.mem), CLT_ARG(io->din.off));
 }
 
+/* LayerNorm over the whole sample, or over the last dimension of each position (B x T rows). */
+static cl_uint norm_rows(const clt__layer *l, size_t batch)
+{
+    return (cl_uint)(l->desc.kind == CLT_LAYER_LAYERNORM_LAST ? batch * l->rows : batch);
+}
+
+static cl_uint norm_width(const clt__layer *l)
+{
+    return (cl_uint)(l->desc.kind == CLT_LAYER_LAYERNORM_LAST ? l->in_feat : l->in_numel);
+}
+
 static clt_status layernorm_forward(const clt__layer *l, const clt__layer_io *io)
 {
-    cl_uint B = (cl_uint)io->batch, D = (cl_uint)l->in_numel;
+    cl_uint B = norm_rows(l, io->batch), D = norm_width(l);
     cl_float eps = l->desc.alpha;
     clt__view b = clt__at(io->params, l->w_count);
     return CLT_LAUNCH(io->w, "layernorm", "layernorm_forward", B, CLT_ARG(B), CLT_ARG(D), CLT_ARG(eps),
@@ -232,7 +248,7 @@ static clt_status layernorm_forward(const clt__layer *l, const clt__layer_io *io
 
 static clt_status layernorm_backward(const clt__layer *l, const clt__layer_io *io)
 {
-    cl_uint B = (cl_uint)io->batch, D = (cl_uint)l->in_numel;
+    cl_uint B = norm_rows(l, io->batch), D = norm_width(l);
     clt__view db = clt__at(io->grads, l->w_count);
     cl_int acc = !io->grads_fresh;
     clt_status st = CLT_LAUNCH(io->w, "layernorm", "layernorm_backward_params", D, CLT_ARG(B),
@@ -246,6 +262,140 @@ static clt_status layernorm_backward(const clt__layer *l, const clt__layer_io *i
                       CLT_ARG(io->dout.off), CLT_ARG(io->params.mem), CLT_ARG(io->params.off),
                       CLT_ARG(io->saved.mem), CLT_ARG(io->saved.off), CLT_ARG(io->din.mem),
                       CLT_ARG(io->din.off));
+}
+
+/* ---- sequences: embeddings, attention, residual blocks --------------------------------------- */
+
+static clt_status embedding_forward(const clt__layer *l, const clt__layer_io *io)
+{
+    cl_ulong n = io->batch * l->rows;
+    cl_uint C = (cl_uint)l->out_feat;
+    return CLT_LAUNCH(io->w, "sequence", "embedding_forward", n * C, CLT_ARG(n), CLT_ARG(C),
+                      CLT_ARG(io->in.mem), CLT_ARG(io->in.off), CLT_ARG(io->params.mem),
+                      CLT_ARG(io->params.off), CLT_ARG(io->out.mem), CLT_ARG(io->out.off));
+}
+
+static clt_status embedding_backward(const clt__layer *l, const clt__layer_io *io)
+{
+    cl_ulong n = io->batch * l->rows;
+    cl_uint C = (cl_uint)l->out_feat;
+    /* the kernel adds the rows' gradients: fresh gradients start from zeros */
+    clt_status st = io->grads_fresh ? clt__zero(io->w, io->grads, l->w_count) : CLT_OK;
+    if (st != CLT_OK) return st;
+    return CLT_LAUNCH(io->w, "sequence", "embedding_backward", C, CLT_ARG(n), CLT_ARG(C),
+                      CLT_ARG(io->in.mem), CLT_ARG(io->in.off), CLT_ARG(io->dout.mem),
+                      CLT_ARG(io->dout.off), CLT_ARG(io->grads.mem), CLT_ARG(io->grads.off));
+}
+
+static clt_status position_forward(const clt__layer *l, const clt__layer_io *io)
+{
+    cl_uint B = (cl_uint)io->batch, TC = (cl_uint)l->in_numel;
+    return CLT_LAUNCH(io->w, "sequence", "position_forward", (size_t)B * TC, CLT_ARG(B), CLT_ARG(TC),
+                      CLT_ARG(io->in.mem), CLT_ARG(io->in.off), CLT_ARG(io->params.mem),
+                      CLT_ARG(io->params.off), CLT_ARG(io->out.mem), CLT_ARG(io->out.off));
+}
+
+static clt_status position_backward(const clt__layer *l, const clt__layer_io *io)
+{
+    cl_uint B = (cl_uint)io->batch, TC = (cl_uint)l->in_numel;
+    cl_int acc = !io->grads_fresh;
+    clt_status st = CLT_LAUNCH(io->w, "sequence", "position_backward", TC, CLT_ARG(B), CLT_ARG(TC),
+                               CLT_ARG(io->dout.mem), CLT_ARG(io->dout.off), CLT_ARG(io->grads.mem),
+                               CLT_ARG(io->grads.off), CLT_ARG(acc));
+    if (st != CLT_OK || !io->din.mem) return st;
+    return clt__copy(io->w, io->dout, io->din, (size_t)B * TC);
+}
+
+static clt_status add(const clt__layer_io *io, clt__view x, clt__view y, clt__view z, cl_ulong n)
+{
+    return CLT_LAUNCH(io->w, "sequence", "add", n, CLT_ARG(n), CLT_ARG(x.mem), CLT_ARG(x.off),
+                      CLT_ARG(y.mem), CLT_ARG(y.off), CLT_ARG(z.mem), CLT_ARG(z.off));
+}
+
+/* Attention's geometry: batch, positions, features, heads. */
+typedef struct {
+    cl_uint B, T, C, H;
+    cl_float scale;   /* 1 / sqrt(features per head) */
+} attn_geom;
+
+static attn_geom attn_geometry(const clt__layer *l, size_t batch)
+{
+    attn_geom g = {(cl_uint)batch, (cl_uint)l->rows, (cl_uint)l->out_feat, (cl_uint)l->desc.count, 0.0f};
+    g.scale = (cl_float)(1.0 / sqrt((double)(g.C / g.H)));
+    return g;
+}
+
+/* Forward keeps, for the call's rows, the weights P (B, H, T, T) and, under dropout, the mask
+ * after them (B, H, T, T more); the dropped-out weights live in the scratch meanwhile. */
+static clt_status attention_forward(const clt__layer *l, const clt__layer_io *io)
+{
+    clt__worker *w = io->w;
+    attn_geom g = attn_geometry(l, io->batch);
+    size_t rows = (size_t)g.B * g.H * g.T;
+    clt_status st = CLT_LAUNCH(w, "attention", "attn_weights", rows, CLT_ARG(g.B), CLT_ARG(g.T),
+                               CLT_ARG(g.C), CLT_ARG(g.H), CLT_ARG(g.scale), CLT_ARG(io->in.mem),
+                               CLT_ARG(io->in.off), CLT_ARG(io->saved.mem), CLT_ARG(io->saved.off));
+    clt__view weights = io->saved;
+    if (st == CLT_OK && io->training && l->desc.alpha > 0.0f) {
+        /* dropout.cl's draws, by element of the whole batch's weights */
+        cl_ulong n = rows * g.T, first = io->row0 * (cl_ulong)g.H * g.T * g.T;
+        cl_float p = l->desc.alpha;
+        cl_ulong seed = io->seed;
+        clt__view mask = clt__at(io->saved, n);
+        weights = io->scratch;
+        st = CLT_LAUNCH(w, "dropout", "dropout_forward", n, CLT_ARG(n), CLT_ARG(p), CLT_ARG(seed),
+                        CLT_ARG(first), CLT_ARG(io->saved.mem), CLT_ARG(io->saved.off),
+                        CLT_ARG(weights.mem), CLT_ARG(weights.off), CLT_ARG(mask.mem),
+                        CLT_ARG(mask.off));
+    }
+    if (st != CLT_OK) return st;
+    return CLT_LAUNCH(w, "attention", "attn_values", (size_t)g.B * g.T * g.C, CLT_ARG(g.B), CLT_ARG(g.T),
+                      CLT_ARG(g.C), CLT_ARG(g.H), CLT_ARG(io->in.mem), CLT_ARG(io->in.off),
+                      CLT_ARG(weights.mem), CLT_ARG(weights.off), CLT_ARG(io->out.mem),
+                      CLT_ARG(io->out.off));
+}
+
+static clt_status attention_backward(const clt__layer *l, const clt__layer_io *io)
+{
+    if (!io->din.mem) return CLT_OK;
+    clt__worker *w = io->w;
+    attn_geom g = attn_geometry(l, io->batch);
+    size_t rows = (size_t)g.B * g.H * g.T;
+    cl_int masked = l->desc.alpha > 0.0f;
+    clt__view mask = masked ? clt__at(io->saved, rows * g.T) : io->saved;   /* unread unmasked */
+    clt__view ds = io->scratch;
+    clt_status st = CLT_LAUNCH(w, "attention", "attn_backward_scores", rows, CLT_ARG(g.B), CLT_ARG(g.T),
+                               CLT_ARG(g.C), CLT_ARG(g.H), CLT_ARG(io->in.mem), CLT_ARG(io->in.off),
+                               CLT_ARG(io->saved.mem), CLT_ARG(io->saved.off), CLT_ARG(mask.mem),
+                               CLT_ARG(mask.off), CLT_ARG(masked), CLT_ARG(io->dout.mem),
+                               CLT_ARG(io->dout.off), CLT_ARG(ds.mem), CLT_ARG(ds.off));
+    if (st != CLT_OK) return st;
+    return CLT_LAUNCH(w, "attention", "attn_backward_input", (size_t)g.B * g.T * 3 * g.C, CLT_ARG(g.B),
+                      CLT_ARG(g.T), CLT_ARG(g.C), CLT_ARG(g.H), CLT_ARG(g.scale), CLT_ARG(io->in.mem),
+                      CLT_ARG(io->in.off), CLT_ARG(io->saved.mem), CLT_ARG(io->saved.off),
+                      CLT_ARG(mask.mem), CLT_ARG(mask.off), CLT_ARG(masked), CLT_ARG(ds.mem),
+                      CLT_ARG(ds.off), CLT_ARG(io->dout.mem), CLT_ARG(io->dout.off),
+                      CLT_ARG(io->din.mem), CLT_ARG(io->din.off));
+}
+
+/* A residual block: its begin copies the input through (the copy is what its end adds back);
+ * backward, its end keeps the output gradient for the begin, which adds it to the gradient
+ * that came back through the block. */
+static clt_status residual_forward(const clt__layer *l, const clt__layer_io *io)
+{
+    size_t n = io->batch * l->in_numel;
+    if (l->desc.kind == CLT_LAYER_RESIDUAL_BEGIN) return clt__copy(io->w, io->in, io->out, n);
+    return add(io, io->in, io->skip, io->out, n);
+}
+
+static clt_status residual_backward(const clt__layer *l, const clt__layer_io *io)
+{
+    size_t n = io->batch * l->in_numel;
+    if (l->desc.kind == CLT_LAYER_RESIDUAL_BEGIN)
+        return io->din.mem ? add(io, io->dout, io->skip, io->din, n) : CLT_OK;
+    clt_status st = clt__copy(io->w, io->dout, io->saved, n);
+    if (st == CLT_OK && io->din.mem) st = clt__copy(io->w, io->dout, io->din, n);
+    return st;
 }
 
 /* ---- dispatch ----------------------------------------------------------------------------- */
@@ -265,7 +415,15 @@ clt_status clt__layer_forward(const clt__layer *l, const clt__layer_io *io)
     case CLT_LAYER_TANH:
     case CLT_LAYER_SIGMOID: return act_forward(l, io);
     case CLT_LAYER_DROPOUT: return dropout_forward(l, io);
-    case CLT_LAYER_LAYERNORM: return layernorm_forward(l, io);
+    case CLT_LAYER_LAYERNORM:
+    case CLT_LAYER_LAYERNORM_LAST: return layernorm_forward(l, io);
+    case CLT_LAYER_GELU_TANH: return act_forward(l, io);
+    case CLT_LAYER_EMBEDDING: return embedding_forward(l, io);
+    case CLT_LAYER_POSITION: return position_forward(l, io);
+    case CLT_LAYER_ATTENTION: return attention_forward(l, io);
+    case CLT_LAYER_RESIDUAL_BEGIN:
+    case CLT_LAYER_RESIDUAL_END: return residual_forward(l, io);
+    case CLT_LAYER_LM_HEAD: return linear_forward(l, io);
     }
     return clt__fail(CLT_ERR_INVALID_ARG, "unknown layer kind %d", (int)l->desc.kind);
 }
@@ -289,7 +447,15 @@ clt_status clt__layer_backward(const clt__layer *l, const clt__layer_io *io)
     case CLT_LAYER_TANH:
     case CLT_LAYER_SIGMOID: return act_backward(l, io);
     case CLT_LAYER_DROPOUT: return dropout_backward(l, io);
-    case CLT_LAYER_LAYERNORM: return layernorm_backward(l, io);
+    case CLT_LAYER_LAYERNORM:
+    case CLT_LAYER_LAYERNORM_LAST: return layernorm_backward(l, io);
+    case CLT_LAYER_GELU_TANH: return act_backward(l, io);
+    case CLT_LAYER_EMBEDDING: return embedding_backward(l, io);
+    case CLT_LAYER_POSITION: return position_backward(l, io);
+    case CLT_LAYER_ATTENTION: return attention_backward(l, io);
+    case CLT_LAYER_RESIDUAL_BEGIN:
+    case CLT_LAYER_RESIDUAL_END: return residual_backward(l, io);
+    case CLT_LAYER_LM_HEAD: return linear_backward(l, io);
     }
     return clt__fail(CLT_ERR_INVALID_ARG, "unknown layer kind %d", (int)l->desc.kind);
 }

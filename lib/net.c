@@ -38,7 +38,7 @@ clt_status clt__net_create(clt__worker *w, const clt_model *m, int first, int la
     int count = last - first + 1;
     if (!n || !(n->acts = calloc((size_t)count, sizeof *n->acts)) ||
         !(n->saved_off = calloc((size_t)count + 1, sizeof *n->saved_off)) ||
-        !(n->host_rows = calloc(2 * max_batch + SUMSQ_PER, sizeof *n->host_rows))) {
+        !(n->host_rows = calloc(2 * max_batch * clt__model_positions(m) + SUMSQ_PER, sizeof *n->host_rows))) {
         clt__net_destroy(n);
         return clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
     }
@@ -72,9 +72,10 @@ clt_status clt__net_create(clt__worker *w, const clt_model *m, int first, int la
     if (st == CLT_OK) st = clt__alloc(w, n->gbuf_cap, "activation gradients", &n->gbuf[0]);
     if (st == CLT_OK) st = clt__alloc(w, n->gbuf_cap, "activation gradients", &n->gbuf[1]);
     if (st == CLT_OK) st = clt__alloc(w, scratch, "workspace", &n->scratch);
-    if (st == CLT_OK) st = clt__alloc(w, max_batch, "labels", &n->labels);   /* int32 = 4 bytes */
+    size_t rows = max_batch * clt__model_positions(m);   /* a label per position */
+    if (st == CLT_OK) st = clt__alloc(w, rows, "labels", &n->labels);   /* int32 = 4 bytes */
     if (st == CLT_OK) st = clt__alloc(w, out_numel * max_batch, "targets", &n->targets);
-    if (st == CLT_OK) st = clt__alloc(w, 2 * max_batch, "losses", &n->loss_rows);
+    if (st == CLT_OK) st = clt__alloc(w, 2 * rows, "losses", &n->loss_rows);
     if (st == CLT_OK) st = clt__alloc(w, n->npartial, "partial sums", &n->partial);
     if (st == CLT_OK) st = clt__zero(w, (clt__view){n->grads, 0}, n->padded);
     if (st == CLT_OK) st = clt__zero(w, (clt__view){n->params, 0}, n->padded);
@@ -104,10 +105,15 @@ static clt__layer_io io_of(clt__net *n, int i, size_t row, size_t batch, int tra
     io.row0 = n->row0 + row;
     io.in = (clt__view){k ? n->acts[k - 1] : n->input, row * l->in_numel};
     io.out = (clt__view){n->acts[k], row * l->out_numel};
-    io.params = (clt__view){n->params, l->param_off - n->param_base};
-    io.grads = (clt__view){n->grads, l->param_off - n->param_base};
-    io.grads_fresh = n->grads_fresh;
+    io.params = (clt__view){n->params, clt__layer_param_off(n->m, l) - n->param_base};
+    io.grads = (clt__view){n->grads, clt__layer_param_off(n->m, l) - n->param_base};
+    /* a tied embedding adds to what its head (later in the model, so earlier in backward) wrote */
+    io.grads_fresh = n->grads_fresh && !(l->desc.kind == CLT_LAYER_EMBEDDING && l->tie >= 0);
     io.saved = (clt__view){n->saved, n->saved_off[k] + row * l->saved_per_sample};
+    if (l->desc.kind == CLT_LAYER_RESIDUAL_END)   /* the block's input: its begin's copy */
+        io.skip = (clt__view){n->acts[l->pair - n->first], row * l->in_numel};
+    if (l->desc.kind == CLT_LAYER_RESIDUAL_BEGIN)   /* backward: what the end kept for it */
+        io.skip = (clt__view){n->saved, n->saved_off[l->pair - n->first] + row * l->out_numel};
     io.scratch = (clt__view){n->scratch, 0};
     return io;
 }
@@ -280,9 +286,11 @@ clt_status clt__net_loss_rows(clt__net *n, clt_loss loss, size_t row, size_t bat
                               float grad_scale, int want_grad, double *sum, size_t *correct)
 {
     clt__worker *w = n->w;
-    cl_uint B = (cl_uint)batch, C = (cl_uint)n->m->layers[n->last].out_numel;
+    /* the losses see batch x positions rows of classes (a sequence: one row per position) */
+    size_t P = clt__model_positions(n->m);
+    cl_uint B = (cl_uint)(batch * P), C = (cl_uint)(n->m->layers[n->last].out_numel / P);
     CLT_ASSERT(row + batch <= n->max_batch, CLT_ERR_STATE);
-    clt__view z = clt__at(clt__net_output(n), row * C);
+    clt__view z = clt__at(clt__net_output(n), row * P * C);
     cl_ulong go = 0;
     cl_int wg = want_grad != 0;
     clt_status st;
@@ -296,13 +304,13 @@ clt_status clt__net_loss_rows(clt__net *n, clt_loss loss, size_t row, size_t bat
                         CLT_ARG(grad_scale), CLT_ARG(wg));
     if (st != CLT_OK) return st;
     /* the losses, then the right-class flags: 2 batch floats in one read */
-    cl_int err = clEnqueueReadBuffer(w->queue, n->loss_rows, CL_TRUE, 0, 2 * batch * sizeof(float),
+    cl_int err = clEnqueueReadBuffer(w->queue, n->loss_rows, CL_TRUE, 0, 2 * (size_t)B * sizeof(float),
                                      n->host_rows, 0, NULL, NULL);
     if (err != CL_SUCCESS) return clt__fail_cl(err, clt__worker_name(w), "reading the losses");
     double s = 0;
     size_t hits = 0;
-    for (size_t i = 0; i < batch; i++) s += n->host_rows[i];
-    for (size_t i = 0; i < batch; i++) hits += n->host_rows[batch + i] != 0.0f;
+    for (size_t i = 0; i < B; i++) s += n->host_rows[i];
+    for (size_t i = 0; i < B; i++) hits += n->host_rows[B + i] != 0.0f;
     *sum = s;
     if (correct) *correct = hits;
     return CLT_OK;
@@ -561,9 +569,9 @@ clt_status clt__net_upload_input(clt__net *n, const clt__batch *b, size_t start,
 
 clt_status clt__net_upload_truth(clt__net *n, const clt__batch *b, size_t start, size_t count)
 {
-    size_t C = n->m->layers[n->last].out_numel;
+    size_t C = n->m->layers[n->last].out_numel, P = clt__model_positions(n->m);
     clt_status st = CLT_OK;
-    if (b->labels) st = upload(n->w, n->labels, 0, b->labels + start, count * sizeof(int32_t));
+    if (b->labels) st = upload(n->w, n->labels, 0, b->labels + start * P, count * P * sizeof(int32_t));
     if (st == CLT_OK && b->targets) st = upload(n->w, n->targets, 0, b->targets + start * C, count * C * sizeof(float));
     return st;
 }
@@ -587,7 +595,7 @@ clt_status clt__net_zero_batch(clt__net *n, size_t rows)
 {
     clt__worker *w = n->w;
     clt_status st = clt__zero(w, (clt__view){n->input, 0}, rows * n->m->layers[n->first].in_numel);
-    if (st == CLT_OK) st = clt__zero(w, (clt__view){n->labels, 0}, rows);   /* class 0 */
+    if (st == CLT_OK) st = clt__zero(w, (clt__view){n->labels, 0}, rows * clt__model_positions(n->m));   /* class 0 */
     if (st == CLT_OK) st = clt__zero(w, (clt__view){n->targets, 0}, rows * n->m->layers[n->last].out_numel);
     return st;
 }

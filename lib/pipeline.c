@@ -228,7 +228,7 @@ void clt__pipeline_slots(clt_pipeline_schedule kind, int S, int k, int M, int sp
 /* ---- automatic partitioning ------------------------------------------------------------- */
 
 clt_status clt__partition(int nlayers, int ndev, const double *cost, const double *mem,
-                          const double *cap, int *device_of)
+                          const double *cap, const bool *cut_ok, int *device_of)
 {
     CLT_ASSERT(nlayers > 0 && ndev > 0, CLT_ERR_STATE);
     size_t L = (size_t)nlayers, rows = (size_t)ndev + 1;
@@ -246,6 +246,11 @@ clt_status clt__partition(int nlayers, int ndev, const double *cost, const doubl
         for (size_t i = 0; i <= L; i++) {
             double b = DBL_MAX, t = 0, m = 0;
             int at = (int)i;
+            if (cut_ok && i > 0 && i < L && !cut_ok[i]) {   /* no range ends inside a block */
+                best[k * (L + 1) + i] = DBL_MAX;
+                cut[k * (L + 1) + i] = at;
+                continue;
+            }
             /* device k-1 takes [j, i), j from i down (empty range first) */
             for (size_t j = i + 1; j-- > 0;) {
                 if (j < i) t += c[j], m += mem[j];

@@ -524,7 +524,7 @@ static bool torch_module(const clt__layer *l, char **b, size_t *len, size_t *cap
     switch (d->kind) {
     case CLT_LAYER_LINEAR:
         *good = *good && clt__sbuf_printf(b, len, cap, "{\"type\":\"Linear\",\"in_features\":%d,"
-                                          "\"out_features\":%d,\"bias\":%s}", in[0], d->out, tf);
+                                          "\"out_features\":%d,\"bias\":%s}", (int)l->in_feat, d->out, tf);
         return true;
     case CLT_LAYER_CONV2D:
         *good = *good && clt__sbuf_printf(b, len, cap, "{\"type\":\"Conv2d\",\"in_channels\":%d,"
@@ -562,6 +562,23 @@ static bool torch_module(const clt__layer *l, char **b, size_t *len, size_t *cap
             *good = *good && clt__sbuf_printf(b, len, cap, i ? ",%d" : "%d", in[i]);
         *good = *good && clt__sbuf_printf(b, len, cap, "],\"eps\":%.9g}", (double)d->alpha);
         return true;
+    case CLT_LAYER_LAYERNORM_LAST:
+        *good = *good && clt__sbuf_printf(b, len, cap, "{\"type\":\"LayerNorm\",\"normalized_shape\":"
+                                          "[%d],\"eps\":%.9g}", (int)l->in_feat, (double)d->alpha);
+        return true;
+    case CLT_LAYER_GELU_TANH:
+        *good = *good && clt__sbuf_printf(b, len, cap, "{\"type\":\"GELU\",\"approximate\":\"tanh\"}");
+        return true;
+    case CLT_LAYER_EMBEDDING:
+        *good = *good && clt__sbuf_printf(b, len, cap, "{\"type\":\"Embedding\",\"num_embeddings\":%d,"
+                                          "\"embedding_dim\":%d}", d->count, d->out);
+        return true;
+    case CLT_LAYER_POSITION:   /* a sum with a table, attention, residuals and a tied head */
+    case CLT_LAYER_ATTENTION:  /* have no module that Sequential can hold */
+    case CLT_LAYER_RESIDUAL_BEGIN:
+    case CLT_LAYER_RESIDUAL_END:
+    case CLT_LAYER_LM_HEAD:
+        return false;
     }
     return false;
 }

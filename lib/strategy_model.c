@@ -477,7 +477,8 @@ static clt_status model_state_io(clt_trainer *t, int which, size_t off, size_t c
 typedef struct {
     const clt_model *m;
     size_t batch;
-    double *cost;   /* (nlayers) seconds of forward + backward */
+    const bool *cut_ok;   /* clt__model_cuts */
+    double *cost;         /* (nlayers) seconds of forward + backward */
 } measure_job;
 
 /* One layer at a time on this device, with zeros (the time does not depend on the values):
@@ -487,9 +488,11 @@ static clt_status measure_task(clt__worker *w, void *arg)
 {
     measure_job *j = arg;
     clt_status st = CLT_OK;
-    for (int i = 0; i < j->m->nlayers && st == CLT_OK; i++) {
+    /* layers a pipeline cannot cut apart (a residual block) are timed together, as the first's */
+    for (int i = 0, end; i < j->m->nlayers && st == CLT_OK; i = end + 1) {
+        for (end = i; !j->cut_ok[end + 1]; end++) j->cost[end + 1] = 0;
         clt__net *n;
-        st = clt__net_create(w, j->m, i, i, j->batch, 1, &n);
+        st = clt__net_create(w, j->m, i, end, j->batch, 1, &n);
         if (st != CLT_OK) break;
         st = clt__zero(w, (clt__view){n->input, 0}, j->m->layers[i].in_numel * j->batch);
         if (st == CLT_OK) st = clt__zero(w, (clt__view){n->gbuf[0], 0}, n->gbuf_cap);
@@ -525,24 +528,43 @@ static clt_status auto_place(clt_trainer *t, int N, int *device_of)
         for (int i = 0; i < L; i++) device_of[i] = 0;
         return CLT_OK;
     }
+    for (int i = 0; i < L; i++)
+        if (m->layers[i].desc.kind == CLT_LAYER_LM_HEAD)
+            return clt__fail(CLT_ERR_UNSUPPORTED, "clt_trainer_create: layer %d (lm_head) shares "
+                             "the token embedding's weight, which ties the whole model to one "
+                             "stage: a pipeline needs an untied head (clt_lm_head(vocab, 0))", i);
     size_t probe = t->p.max_batch < 256 ? t->p.max_batch : 256;
     double *cost = calloc((size_t)N * (size_t)L, sizeof *cost), *mem = calloc((size_t)L, sizeof *mem);
     double *cap = calloc((size_t)N, sizeof *cap);
-    clt_status st = cost && mem && cap ? CLT_OK : clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
+    bool *cut_ok = calloc((size_t)L + 1, sizeof *cut_ok);
+    clt_status st = cost && mem && cap && cut_ok ? CLT_OK : clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
+    if (st == CLT_OK) clt__model_cuts(m, cut_ok);
     /* one device at a time, so devices sharing a host do not slow each other's figures */
     for (int d = 0; d < N && st == CLT_OK; d++) {
-        measure_job j = {m, probe, cost + (size_t)d * (size_t)L};
+        measure_job j = {m, probe, cut_ok, cost + (size_t)d * (size_t)L};
         st = clt__worker_call(&t->rt->workers[d], measure_task, &j);
         cap[d] = 0.9 * (double)t->rt->workers[d].dev->info.global_mem_bytes;
     }
     for (int i = 0; i < L && st == CLT_OK; i++) mem[i] = layer_bytes(&m->layers[i], t->p.max_batch, split_backward(t));
-    if (st == CLT_OK) st = clt__partition(L, N, cost, mem, cap, device_of);
+    if (st == CLT_OK) st = clt__partition(L, N, cost, mem, cap, cut_ok, device_of);
     if (st == CLT_OK && clt__log_enabled(CLT_LOG_INFO))
         for (int i = 0; i < L; i++)
             clt__log(CLT_LOG_INFO, "model parallel: layer %d (%s) on device %d (measured %.3f ms there)", i,
                      clt__layer_kind_name(m->layers[i].desc.kind), device_of[i],
                      1e3 * cost[(size_t)device_of[i] * (size_t)L + (size_t)i]);
-    free(cost), free(mem), free(cap);
+    free(cost), free(mem), free(cap), free(cut_ok);
+    return st;
+}
+
+/* Every run of layers on one device (a stage) can be a net of its own: no residual block cut
+ * in two, a tied head on its embedding's stage. */
+static clt_status check_stages(const clt_model *m, const int *device_of)
+{
+    clt_status st = CLT_OK;
+    for (int i = 0, end; i < m->nlayers && st == CLT_OK; i = end + 1) {
+        for (end = i; end + 1 < m->nlayers && device_of[end + 1] == device_of[i]; end++) continue;
+        st = clt__model_check_range(m, i, end, "clt_trainer_create (model parallel placement)");
+    }
     return st;
 }
 
@@ -574,7 +596,7 @@ static clt_status placement(clt_trainer *t, int *device_of, int *span)
         return clt__fail(CLT_ERR_INVALID_ARG, "clt_trainer_create: %d pipelines of a placement on "
                          "devices 0..%d need %d devices, but the runtime has %d", P, *span - 1,
                          *span * P, t->rt->nworkers);
-    return CLT_OK;
+    return check_stages(m, device_of);
 }
 
 /* ---- create and destroy ----------------------------------------------------------------- */

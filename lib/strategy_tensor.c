@@ -1142,6 +1142,13 @@ static clt_status make_links(clt_trainer *t, tensor_state *s)
 
 static clt_status tensor_create(clt_trainer *t, const float *init)
 {
+    for (int i = 0; i < t->model->nlayers; i++) {
+        const clt__layer *l = &t->model->layers[i];
+        if (l->in.rank == 2 || l->out.rank == 2 || l->desc.kind == CLT_LAYER_EMBEDDING)
+            return clt__fail(CLT_ERR_UNSUPPORTED, "clt_trainer_create: tensor parallelism does not "
+                             "split sequence models yet: layer %d (%s) works on (time, features)",
+                             i, clt__layer_kind_name(l->desc.kind));
+    }
     tensor_state *s = calloc(1, sizeof *s);
     if (!s) return clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
     t->state = s;

@@ -211,11 +211,13 @@ static float schedule_lr(const clt_train_params *p, long step)
     }
 }
 
-/* What a loss sum is divided by: the batch for cross-entropy, every output for MSE. */
+/* What a loss sum is divided by: the batch's positions for cross-entropy (one per sample, T for
+ * a sequence), every output for MSE. */
 static double loss_denominator(const clt_trainer *t, size_t global_batch)
 {
     double outputs = (double)t->model->layers[t->model->nlayers - 1].out_numel;
-    return t->p.loss == CLT_LOSS_MSE ? (double)global_batch * outputs : (double)global_batch;
+    return t->p.loss == CLT_LOSS_MSE ? (double)global_batch * outputs
+                                     : (double)global_batch * (double)clt__model_positions(t->model);
 }
 
 float clt__loss_grad_scale(const clt_trainer *t, size_t global_batch)
@@ -259,6 +261,8 @@ clt_status clt_trainer_create(clt_trainer **out, clt_runtime *rt, const clt_mode
     *out = NULL;
     if (!rt || !m) return clt__fail(CLT_ERR_INVALID_ARG, "clt_trainer_create: %s is NULL", !rt ? "runtime" : "model");
     if (m->nlayers == 0) return clt__fail(CLT_ERR_INVALID_ARG, "clt_trainer_create: the model has no layer");
+    clt_status mst = clt__model_check_range(m, 0, m->nlayers - 1, "clt_trainer_create");
+    if (mst != CLT_OK) return mst;
     clt_train_params p = clt_train_params_default();
     clt_status st = clt__options_read(&p, params, sizeof p, CLT__TRAIN_PARAMS_V1, "clt_trainer_create",
                                       "clt_train_params");
@@ -304,6 +308,7 @@ void clt_trainer_destroy(clt_trainer *t)
     }
     clt_model_destroy(t->model);
     free(t->onehot);
+    free(t->vocab);
     free(t->info_samples);
     free(t->info_busy);
     free(t->dropped);
@@ -351,35 +356,59 @@ static size_t in_numel(const clt_trainer *t) { return clt_shape_numel(t->model->
 
 /* ---- a step ----------------------------------------------------------------------------- */
 
-static clt_status check_batch(const clt_trainer *t, const float *x, size_t batch, const char *fn)
+static clt_status check_batch(const clt_trainer *t, const void *x, size_t batch, const char *fn)
 {
     if (!t) return clt__fail(CLT_ERR_INVALID_ARG, "%s: trainer is NULL", fn);
     if (!x) return clt__fail(CLT_ERR_INVALID_ARG, "%s: inputs are NULL", fn);
     if (batch == 0 || batch > t->p.max_batch)
         return clt__fail(CLT_ERR_INVALID_ARG, "%s: batch %zu is not in 1..max_batch (%zu)", fn,
                          batch, t->p.max_batch);
+    bool tokens = strstr(fn, "_tokens") != NULL;
+    if (tokens != clt__model_takes_tokens(t->model))
+        return clt__fail(CLT_ERR_INVALID_ARG, tokens ? "%s: the model takes float inputs (its first "
+                         "layer is not an embedding): call %.*s" : "%s: the model takes token ids "
+                         "(it starts with an embedding): call %.*s_tokens", fn,
+                         (int)(strlen(fn) - (tokens ? 7 : 0)), fn);
+    return CLT_OK;
+}
+
+/* Ids of n rows of `per` positions each in [0, limit); `what` names them in the message. */
+static clt_status check_ids(const int32_t *ids, size_t n, size_t per, int32_t limit, const char *fn,
+                            const char *what, const char *why)
+{
+    if (!ids) return clt__fail(CLT_ERR_INVALID_ARG, "%s: %ss are NULL", fn, what);
+    for (size_t i = 0; i < n * per; i++)
+        if (ids[i] < 0 || ids[i] >= limit) {
+            if (per == 1)
+                return clt__fail(CLT_ERR_INVALID_ARG, "%s: %s %d of sample %zu is outside 0..%d (%s)",
+                                 fn, what, (int)ids[i], i, (int)limit - 1, why);
+            return clt__fail(CLT_ERR_INVALID_ARG, "%s: %s %d of row %zu, position %zu is outside "
+                             "0..%d (%s)", fn, what, (int)ids[i], i / per, i % per, (int)limit - 1, why);
+        }
     return CLT_OK;
 }
 
 static clt_status check_labels(const clt_trainer *t, const int32_t *labels, size_t n, const char *fn)
 {
-    if (!labels) return clt__fail(CLT_ERR_INVALID_ARG, "%s: labels are NULL", fn);
-    int32_t classes = (int32_t)out_numel(t);
-    for (size_t i = 0; i < n; i++)
-        if (labels[i] < 0 || labels[i] >= classes)
-            return clt__fail(CLT_ERR_INVALID_ARG, "%s: label %d of sample %zu is outside 0..%d (the "
-                             "model has %d outputs)", fn, (int)labels[i], i, (int)classes - 1, (int)classes);
-    return CLT_OK;
+    size_t P = clt__model_positions(t->model);
+    return check_ids(labels, n, P, (int32_t)clt__model_classes(t->model), fn,
+                     strstr(fn, "_tokens") ? "target" : "label", "the model's outputs");
+}
+
+static clt_status check_tokens(const clt_trainer *t, const int32_t *tokens, size_t n, const char *fn)
+{
+    const clt__layer *e = &t->model->layers[0];
+    return check_ids(tokens, n, e->rows, e->desc.count, fn, "token", "the embedding's vocabulary");
 }
 
 /* MSE against one-hot targets of the labels, in the trainer's buffer. */
 static clt_status onehot(clt_trainer *t, const int32_t *labels, size_t batch, const float **out)
 {
-    size_t C = out_numel(t);
-    if (!t->onehot && !(t->onehot = malloc(t->p.max_batch * C * sizeof(float))))
+    size_t C = clt__model_classes(t->model), rows = batch * clt__model_positions(t->model);
+    if (!t->onehot && !(t->onehot = malloc(t->p.max_batch * out_numel(t) * sizeof(float))))
         return clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
-    memset(t->onehot, 0, batch * C * sizeof(float));
-    for (size_t i = 0; i < batch; i++) t->onehot[i * C + (size_t)labels[i]] = 1.0f;
+    memset(t->onehot, 0, rows * C * sizeof(float));
+    for (size_t i = 0; i < rows; i++) t->onehot[i * C + (size_t)labels[i]] = 1.0f;
     *out = t->onehot;
     return CLT_OK;
 }
@@ -402,7 +431,8 @@ static void report(clt_trainer *t, const clt__batch *b, int update, float lr, do
     if (update && t->ops->buckets) t->ops->buckets(t, &info.buckets, &info.buckets_overlapped);
     if (b->labels) {   /* clt_trainer_step_targets' targets have no class */
         info.correct = correct;
-        info.accuracy = (float)((double)correct / (double)b->batch);
+        info.accuracy = (float)((double)correct /
+                                ((double)b->batch * (double)clt__model_positions(t->model)));
     }
     t->progress(&info, t->progress_user);
 }
@@ -439,15 +469,29 @@ static clt_status run_step(clt_trainer *t, const clt__batch *b, float *loss)
     return CLT_OK;
 }
 
-clt_status clt_trainer_step(clt_trainer *t, const float *x, const int32_t *labels, size_t batch,
-                            float *loss)
+/* A step on x (floats, or token ids carried in the float buffers bit for bit) and labels. */
+static clt_status labelled_step(clt_trainer *t, const void *x, const int32_t *labels, size_t batch,
+                                float *loss, const char *fn)
 {
-    clt_status st = check_batch(t, x, batch, "clt_trainer_step");
-    if (st == CLT_OK) st = check_labels(t, labels, batch, "clt_trainer_step");
+    clt_status st = check_batch(t, x, batch, fn);
+    if (st == CLT_OK && clt__model_takes_tokens(t->model)) st = check_tokens(t, x, batch, fn);
+    if (st == CLT_OK) st = check_labels(t, labels, batch, fn);
     if (st != CLT_OK) return st;
     clt__batch b = {x, labels, NULL, batch};
     if (t->p.loss == CLT_LOSS_MSE && (st = onehot(t, labels, batch, &b.targets)) != CLT_OK) return st;
     return run_step(t, &b, loss);
+}
+
+clt_status clt_trainer_step(clt_trainer *t, const float *x, const int32_t *labels, size_t batch,
+                            float *loss)
+{
+    return labelled_step(t, x, labels, batch, loss, "clt_trainer_step");
+}
+
+clt_status clt_trainer_step_tokens(clt_trainer *t, const int32_t *tokens, const int32_t *targets,
+                                   size_t batch, float *loss)
+{
+    return labelled_step(t, tokens, targets, batch, loss, "clt_trainer_step_tokens");
 }
 
 clt_status clt_trainer_step_targets(clt_trainer *t, const float *x, const float *targets,
@@ -465,54 +509,165 @@ clt_status clt_trainer_step_targets(clt_trainer *t, const float *x, const float 
 
 /* ---- forward only ------------------------------------------------------------------------- */
 
-clt_status clt_trainer_predict(clt_trainer *t, const float *x, size_t batch, float *out)
+static clt_status predict(clt_trainer *t, const void *x, size_t batch, float *out, const char *fn)
 {
-    clt_status st = check_batch(t, x, batch, "clt_trainer_predict");
+    clt_status st = check_batch(t, x, batch, fn);
+    if (st == CLT_OK && clt__model_takes_tokens(t->model)) st = check_tokens(t, x, batch, fn);
     if (st != CLT_OK) return st;
-    if (!out) return clt__fail(CLT_ERR_INVALID_ARG, "clt_trainer_predict: out is NULL");
+    if (!out) return clt__fail(CLT_ERR_INVALID_ARG, "%s: out is NULL", fn);
     clt__batch b = {x, NULL, NULL, batch};
     double unused;
     return t->ops->forward(t, &b, out, &unused);
 }
 
-clt_status clt_trainer_evaluate(clt_trainer *t, const float *x, const int32_t *labels, size_t n,
-                                float *loss, float *accuracy)
+clt_status clt_trainer_predict(clt_trainer *t, const float *x, size_t batch, float *out)
 {
-    if (!t) return clt__fail(CLT_ERR_INVALID_ARG, "clt_trainer_evaluate: trainer is NULL");
-    if (!x || n == 0) return clt__fail(CLT_ERR_INVALID_ARG, "clt_trainer_evaluate: %s",
-                                       !x ? "inputs are NULL" : "no sample (n = 0)");
+    return predict(t, x, batch, out, "clt_trainer_predict");
+}
+
+clt_status clt_trainer_predict_tokens(clt_trainer *t, const int32_t *tokens, size_t batch, float *out)
+{
+    return predict(t, tokens, batch, out, "clt_trainer_predict_tokens");
+}
+
+/* The first largest entry of a row, as torch.argmax (the first NaN is the largest). */
+static size_t argmax(const float *row, size_t C)
+{
+    size_t best = 0;
+    for (size_t c = 1; c < C; c++)
+        if (row[c] > row[best] || (isnan(row[c]) && !isnan(row[best]))) best = c;
+    return best;
+}
+
+static clt_status evaluate(clt_trainer *t, const void *x, const int32_t *labels, size_t n,
+                           float *loss, float *accuracy, const char *fn)
+{
+    clt_status st = check_batch(t, x, 1, fn);
+    if (st != CLT_OK) return st;
+    if (n == 0) return clt__fail(CLT_ERR_INVALID_ARG, "%s: no sample (n = 0)", fn);
     /* n is checked before a label is read: a size that cannot be an array's (a negative number
      * passed as size_t) must not walk the labels past their end. */
     if (n > SIZE_MAX / (in_numel(t) * sizeof(float)) || n > UINT32_MAX)
-        return clt__fail(CLT_ERR_INVALID_ARG, "clt_trainer_evaluate: n = %zu samples cannot be an "
-                         "array's length (a negative number as size_t?)", n);
-    clt_status st = check_labels(t, labels, n, "clt_trainer_evaluate");
+        return clt__fail(CLT_ERR_INVALID_ARG, "%s: n = %zu samples cannot be an array's length (a "
+                         "negative number as size_t?)", fn, n);
+    bool tokens = clt__model_takes_tokens(t->model);
+    if (tokens) st = check_tokens(t, x, n, fn);
+    if (st == CLT_OK) st = check_labels(t, labels, n, fn);
     if (st != CLT_OK) return st;
-    size_t C = out_numel(t), in = in_numel(t), B = t->p.max_batch;
-    float *out = malloc(B * C * sizeof *out);
+    size_t C = clt__model_classes(t->model), P = clt__model_positions(t->model);
+    size_t in = in_numel(t), B = t->p.max_batch;
+    float *out = malloc(B * P * C * sizeof *out);
     if (!out) return clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
     double loss_sum = 0;
     size_t correct = 0;
     for (size_t start = 0; start < n && st == CLT_OK; start += B) {
         size_t bn = n - start < B ? n - start : B;
-        clt__batch b = {x + start * in, labels + start, NULL, bn};
+        const void *xs = tokens ? (const void *)((const int32_t *)x + start * in)
+                                : (const void *)((const float *)x + start * in);
+        clt__batch b = {xs, labels + start * P, NULL, bn};
         if (t->p.loss == CLT_LOSS_MSE && (st = onehot(t, b.labels, bn, &b.targets)) != CLT_OK) break;
         double part = 0;
         st = t->ops->forward(t, &b, out, &part);
         loss_sum += part;
-        for (size_t i = 0; i < bn && st == CLT_OK; i++) {
-            const float *row = out + i * C;
-            size_t best = 0;
-            for (size_t c = 1; c < C; c++)   /* torch.argmax: the first NaN is the largest */
-                if (row[c] > row[best] || (isnan(row[c]) && !isnan(row[best]))) best = c;
-            correct += best == (size_t)labels[start + i];
-        }
+        for (size_t i = 0; i < bn * P && st == CLT_OK; i++)
+            correct += argmax(out + i * C, C) == (size_t)labels[start * P + i];
     }
     free(out);
     if (st != CLT_OK) return st;
     if (loss) *loss = (float)(clt__loss_mean(t, loss_sum, n));
-    if (accuracy) *accuracy = (float)((double)correct / (double)n);
+    if (accuracy) *accuracy = (float)((double)correct / ((double)n * (double)P));
     return CLT_OK;
+}
+
+clt_status clt_trainer_evaluate(clt_trainer *t, const float *x, const int32_t *labels, size_t n,
+                                float *loss, float *accuracy)
+{
+    return evaluate(t, x, labels, n, loss, accuracy, "clt_trainer_evaluate");
+}
+
+clt_status clt_trainer_evaluate_tokens(clt_trainer *t, const int32_t *tokens, const int32_t *targets,
+                                       size_t n, float *loss, float *accuracy)
+{
+    return evaluate(t, tokens, targets, n, loss, accuracy, "clt_trainer_evaluate_tokens");
+}
+
+/* ---- sampling ------------------------------------------------------------------------------ */
+
+clt_generate_options clt_generate_options_default(void)
+{
+    clt_generate_options o = {sizeof(clt_generate_options), 1.0f, 0, 1};
+    return o;
+}
+
+/* One draw from softmax(logits / temperature) over the top_k largest (ties: the lower id first),
+ * with 53-bit uniforms from the generator. */
+static int32_t sample(const float *logits, size_t V, float temperature, int top_k, uint64_t *rng,
+                      double *p, uint32_t *order)
+{
+    if (temperature == 0.0f) return (int32_t)argmax(logits, V);
+    size_t k = top_k > 0 && (size_t)top_k < V ? (size_t)top_k : V;
+    for (size_t i = 0; i < V; i++) order[i] = (uint32_t)i;
+    /* partial selection sort of the k largest: V is a vocabulary, k small or V */
+    if (k < V)
+        for (size_t i = 0; i < k; i++) {
+            size_t best = i;
+            for (size_t j = i + 1; j < V; j++)
+                if (logits[order[j]] > logits[order[best]]) best = j;
+            uint32_t tmp = order[i];
+            order[i] = order[best];
+            order[best] = tmp;
+        }
+    double mx = -INFINITY, sum = 0;
+    for (size_t i = 0; i < k; i++) mx = fmax(mx, (double)logits[order[i]]);
+    for (size_t i = 0; i < k; i++) sum += p[i] = exp(((double)logits[order[i]] - mx) / (double)temperature);
+    double u = (double)(clt__splitmix64(rng) >> 11) * (1.0 / 9007199254740992.0) * sum;
+    for (size_t i = 0; i < k; i++) {
+        if (u < p[i]) return (int32_t)order[i];
+        u -= p[i];
+    }
+    return (int32_t)order[k - 1];
+}
+
+clt_status clt_trainer_generate(clt_trainer *t, const int32_t *prompt, size_t n, size_t tokens,
+                                const clt_generate_options *opts, int32_t *out)
+{
+    const char *fn = "clt_trainer_generate";
+    if (!t || !prompt || !out)
+        return clt__fail(CLT_ERR_INVALID_ARG, "%s: %s is NULL", fn, !t ? "trainer" : !prompt ? "prompt" : "out");
+    clt_generate_options o = clt_generate_options_default();
+    clt_status st = clt__options_read(&o, opts, sizeof o, CLT__GENERATE_OPTIONS_V1, fn, "clt_generate_options");
+    if (st != CLT_OK) return st;
+    if (!clt__model_takes_tokens(t->model) || clt__model_positions(t->model) != t->model->layers[0].rows ||
+        clt__model_classes(t->model) != (size_t)t->model->layers[0].desc.count)
+        return clt__fail(CLT_ERR_INVALID_ARG, "%s: the model is not a language model (token ids "
+                         "in, (time, vocabulary) logits out)", fn);
+    if (!(o.temperature >= 0.0f) || !isfinite(o.temperature) || o.top_k < 0)
+        return clt__fail(CLT_ERR_INVALID_ARG, "%s: temperature %g (>= 0) or top_k %d (>= 0) out of "
+                         "range", fn, (double)o.temperature, o.top_k);
+    if (n == 0 || n > SIZE_MAX / 8 || tokens > SIZE_MAX / 8)
+        return clt__fail(CLT_ERR_INVALID_ARG, "%s: the prompt has %zu tokens (1 at least)", fn, n);
+    size_t T = t->model->layers[0].rows, V = clt__model_classes(t->model);
+    st = check_ids(prompt, 1, n, (int32_t)V, fn, "token", "the embedding's vocabulary");
+    if (st != CLT_OK) return st;
+    float *logits = malloc(T * V * sizeof *logits);
+    double *p = malloc(V * sizeof *p);
+    uint32_t *order = malloc(V * sizeof *order);
+    int32_t *ctx = calloc(T, sizeof *ctx);
+    if (!logits || !p || !order || !ctx) st = clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
+    memmove(out, prompt, n * sizeof *out);
+    uint64_t rng = o.seed;
+    for (size_t i = 0; i < tokens && st == CLT_OK; i++) {
+        /* the last T ids at positions 0..len-1; causal attention makes the rest irrelevant */
+        size_t have = n + i, len = have < T ? have : T;
+        memcpy(ctx, out + have - len, len * sizeof *ctx);
+        memset(ctx + len, 0, (T - len) * sizeof *ctx);
+        clt__batch b = {(const float *)(const void *)ctx, NULL, NULL, 1};
+        double unused;
+        st = t->ops->forward(t, &b, logits, &unused);
+        if (st == CLT_OK) out[have] = sample(logits + (len - 1) * V, V, o.temperature, o.top_k, &rng, p, order);
+    }
+    free(logits), free(p), free(order), free(ctx);
+    return st;
 }
 
 /* ---- parameters ------------------------------------------------------------------------- */

@@ -386,10 +386,10 @@ static void check_corruption(void)
     spit(bad, c, len);
     ok_error(clt_trainer_load(t, bad), CLT_ERR_FORMAT, "not a cltrain checkpoint", "a wrong magic");
     memcpy(c, b, len);
-    put32(c + 8, 2);
+    put32(c + 8, 3);
     put32(c + 20, crc(c, 20));
     spit(bad, c, len);
-    ok_error(clt_trainer_load(t, bad), CLT_ERR_FORMAT, "version 2", "a newer version");
+    ok_error(clt_trainer_load(t, bad), CLT_ERR_FORMAT, "format version 3", "a newer version");
     memcpy(c, b, len);
     put32(c + 12, 0xFFFFFFFFu);
     put32(c + 20, crc(c, 20));
@@ -512,6 +512,129 @@ static void check_bad_input(void)
     clt_model_destroy(m);
 }
 
+/* A version 1 file (the fuzz corpus was written by the library before version 2) still loads:
+ * its model is read without a device, a trainer of that model takes its state, and a save
+ * writes version 2 with the same parameters. */
+static void check_version1(void)
+{
+    char path[1024], out[600];
+    const char *src = getenv("CLT_TEST_SRCDIR");
+    snprintf(path, sizeof path, "%s/tests/corpus/checkpoint/sgd_momentum.ckpt", src ? src : ".");
+    size_t len = 0;
+    uint8_t *b = slurp(path, &len);
+    if (!ok(b && len > 24 && b[8] == 1, "%s is a version 1 checkpoint", path)) {
+        free(b);
+        return;
+    }
+    free(b);
+    clt_model *m = NULL;
+    char *vocab = (char *)1;
+    size_t vlen = 7;
+    if (!ok_status(clt_checkpoint_read_model(path, &m, &vocab, &vlen), "its model is read without a device"))
+        return;
+    ok(vocab == NULL && vlen == 0 && clt_model_layer_count(m) == 4, "4 layers (dropout among them), no vocabulary");
+    clt_train_params p = params_for(clt_sgd(0.1f, 0.9f, 0, 0));
+    clt_trainer *t;
+    if (ok_status(clt_trainer_create(&t, rt, m, &p), "a trainer of that model")) {
+        ok_status(clt_trainer_load(t, path), "the version 1 file loads");
+        ok(clt_trainer_step_count(t) == 1, "at step 1");
+        snprintf(out, sizeof out, "%s/v2.ckpt", dir);
+        ok_status(clt_trainer_save(t, out), "saved again");
+        uint8_t *c = slurp(out, &len);
+        ok(c && len > 24 && c[8] == 2, "as version 2");
+        free(c);
+        clt_trainer *u;
+        if (clt_trainer_create(&u, rt, m, &p) == CLT_OK) {
+            ok_status(clt_trainer_load(u, out), "which loads");
+            size_t np = clt_model_param_count(m);
+            float *x = malloc(np * sizeof *x), *y = malloc(np * sizeof *y);
+            bool same = true;
+            for (int l = 0; l < 4; l++) {
+                clt_shape sh;
+                const char *names[2] = {"weight", "bias"};
+                for (int k = 0; k < 2; k++)
+                    if (clt_model_param_shape(m, l, names[k], &sh) == CLT_OK) {
+                        size_t n = clt_shape_numel(sh);
+                        same = same && clt_trainer_get_param(t, l, names[k], x, n) == CLT_OK &&
+                               clt_trainer_get_param(u, l, names[k], y, n) == CLT_OK &&
+                               !memcmp(x, y, n * sizeof *x);
+                    }
+            }
+            ok(same, "with the same parameters");
+            free(x), free(y);
+            clt_trainer_destroy(u);
+        }
+        clt_trainer_destroy(t);
+    }
+    clt_model_destroy(m);
+}
+
+/* A character GPT: token steps resume bit for bit, and the vocabulary travels with the file. */
+static void check_gpt(void)
+{
+    clt_gpt_config g = clt_gpt_config_default();
+    g.vocab = 11, g.block = 6, g.layers = 2, g.heads = 2, g.embd = 8, g.dropout = 0.1f;
+    clt_model *m;
+    if (!ok_status(clt_model_create_gpt(&m, &g), "a small GPT")) return;
+    clt_train_params p = clt_train_params_default();
+    p.optim = clt_adamw(0.01f, 0.1f);
+    p.max_batch = 3;
+    p.seed = 9;
+    enum { N = 3 * 6 };
+    int32_t x[4][N], y[4][N];
+    uint64_t r = 77;
+    for (int i = 0; i < 4; i++)
+        for (int k = 0; k < N; k++) {
+            r = r * 6364136223846793005ull + 1442695040888963407ull;
+            x[i][k] = (int32_t)((r >> 33) % 11);
+            y[i][k] = (x[i][k] + 1) % 11;
+        }
+    clt_trainer *a, *b2;
+    float la[4], lb[4];
+    char path[600];
+    snprintf(path, sizeof path, "%s/gpt.ckpt", dir);
+    static const char vocab[] = "\n !,.aehlo\xc3\xa9";   /* bytes, kept as they are */
+    bool good = clt_trainer_create(&a, rt, m, &p) == CLT_OK;
+    if (!ok(good, "its trainer")) {
+        clt_model_destroy(m);
+        return;
+    }
+    ok_status(clt_trainer_set_vocabulary(a, vocab, sizeof vocab - 1), "a vocabulary set");
+    for (int i = 0; i < 2; i++) good = good && clt_trainer_step_tokens(a, x[i], y[i], 3, &la[i]) == CLT_OK;
+    good = good && clt_trainer_save(a, path) == CLT_OK;
+    for (int i = 2; i < 4; i++) good = good && clt_trainer_step_tokens(a, x[i], y[i], 3, &la[i]) == CLT_OK;
+    ok(good, "4 steps, saved after 2: %s", good ? "" : clt_last_error());
+    clt_model *read = NULL;
+    char *v = NULL;
+    size_t vl = 0;
+    ok_status(clt_checkpoint_read_model(path, &read, &v, &vl), "the model is read back");
+    ok(read && clt_model_layer_count(read) == clt_model_layer_count(m) &&
+           clt_model_param_count(read) == clt_model_param_count(m),
+       "with the same layers and parameters");
+    ok(v && vl == sizeof vocab - 1 && !memcmp(v, vocab, vl) && v[vl] == '\0', "and the vocabulary");
+    free(v);
+    if (read && clt_trainer_create(&b2, rt, read, &p) == CLT_OK) {
+        const char *bv;
+        size_t bl;
+        ok_status(clt_trainer_load(b2, path), "a trainer of the read model loads the file");
+        ok(clt_trainer_vocabulary(b2, &bv, &bl) == CLT_OK && bl == vl && !memcmp(bv, vocab, bl),
+           "the load sets the vocabulary");
+        good = true;
+        for (int i = 2; i < 4; i++) good = good && clt_trainer_step_tokens(b2, x[i], y[i], 3, &lb[i]) == CLT_OK;
+        ok(good && !memcmp(la + 2, lb + 2, 2 * sizeof(float)), "steps 3 and 4 after the load: the "
+           "same losses bit for bit (%.9g %.9g vs %.9g %.9g)", la[2], la[3], lb[2], lb[3]);
+        clt_trainer_destroy(b2);
+    }
+    ok_error(clt_trainer_set_vocabulary(a, NULL, 3), CLT_ERR_INVALID_ARG, "NULL", "a NULL vocabulary");
+    ok_status(clt_trainer_set_vocabulary(a, NULL, 0), "clearing it");
+    const char *bv = "x";
+    size_t bl = 5;
+    ok(clt_trainer_vocabulary(a, &bv, &bl) == CLT_OK && !bv && !bl, "none after clearing");
+    clt_model_destroy(read);
+    clt_trainer_destroy(a);
+    clt_model_destroy(m);
+}
+
 /* CLT_WRITE_CORPUS=DIR: small valid checkpoints and truncated ones, the fuzz seed corpus. */
 static void write_corpus(const char *out)
 {
@@ -592,6 +715,8 @@ int main(void)
     clt_runtime_destroy(two);
     check_corruption();
     check_bad_input();
+    check_version1();
+    check_gpt();
     clt_runtime_destroy(rt);
     remove_dir();
     return tap_done();

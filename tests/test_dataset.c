@@ -3,6 +3,7 @@
  * Fashion-MNIST when Debian's dataset-fashion-mnist is installed. Needs no OpenCL device.
  * Pixel values are compared with atol 1e-7, rtol 0: they are p / 255 computed in float. */
 #include "tap.h"
+#include "scratch.h"
 
 #include <stdint.h>
 #include <sys/stat.h>
@@ -717,12 +718,7 @@ static void cleanup(void)
 
 int main(void)
 {
-    const char *base = getenv("TMPDIR");
-    snprintf(tmpdir, sizeof tmpdir, "%s/cltrain-dataset-XXXXXX", base && *base ? base : "/tmp");
-    if (!mkdtemp(tmpdir)) {
-        printf("Bail out! cannot create a folder in %s\n", base && *base ? base : "/tmp");
-        return 1;
-    }
+    if (!test_scratch_dir(tmpdir, sizeof tmpdir, "dataset")) return 1;
     idx_values();
     idx_failures();
     arrays_and_batches();

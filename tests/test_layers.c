@@ -346,7 +346,7 @@ int main(void)
     const layer_case cases[] = {
         {"linear", clt_shape1(7), clt_linear(5), 1},
         {"conv2d_k3s2p1", clt_shape3(2, 7, 6), clt_conv2d(3, 3, 2, 1), 1},
-        {"conv2d_k2s1p0_nobias", clt_shape3(3, 5, 5), {CLT_LAYER_CONV2D, 4, 2, 1, 0, 0, 0.0f}, 1},
+        {"conv2d_k2s1p0_nobias", clt_shape3(3, 5, 5), {CLT_LAYER_CONV2D, 4, 2, 1, 0, 0, 0.0f, 0}, 1},
         {"maxpool_k2s2", clt_shape3(2, 6, 6), clt_maxpool2d(2, 2), 1},
         {"maxpool_k3s2", clt_shape3(2, 7, 7), clt_maxpool2d(3, 2), 1},
         {"avgpool_k2s2", clt_shape3(2, 6, 6), clt_avgpool2d(2, 2), 1},

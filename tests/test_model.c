@@ -89,7 +89,7 @@ int main(void)
     ok_error(clt_model_add(m, clt_dropout(NAN)), CLT_ERR_INVALID_ARG, "[0, 1)", "dropout p = NaN");
     ok_error(clt_model_add(m, clt_layernorm(0.0f)), CLT_ERR_INVALID_ARG, "eps", "layernorm eps 0");
     ok_error(clt_model_add(m, clt_leaky_relu(INFINITY)), CLT_ERR_INVALID_ARG, "slope", "an infinite slope");
-    ok_error(clt_model_add(m, (clt_layer_desc){(clt_layer_kind)77, 0, 0, 0, 0, 0, 0.0f}), CLT_ERR_INVALID_ARG, "unknown layer kind", "an unknown kind");
+    ok_error(clt_model_add(m, (clt_layer_desc){(clt_layer_kind)77, 0, 0, 0, 0, 0, 0.0f, 0}), CLT_ERR_INVALID_ARG, "unknown layer kind", "an unknown kind");
     ok(clt_model_layer_count(m) == 0 && clt_model_param_count(m) == 0, "nothing was added");
     ok_status(clt_model_add(m, clt_flatten()), "flatten");
     ok_error(clt_model_add(m, clt_linear(-3)), CLT_ERR_SHAPE, "-3 output features", "negative features");

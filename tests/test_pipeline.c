@@ -117,16 +117,16 @@ static void check_partition(void)
     double cost[12], mem[6], cap[2] = {1e9, 1e9};
     for (int i = 0; i < 6; i++) cost[i] = 1.0, cost[6 + i] = 2.0, mem[i] = 100;
     int dev[6];
-    ok_status(clt__partition(6, 2, cost, mem, cap, dev), "partition by speed");
+    ok_status(clt__partition(6, 2, cost, mem, cap, NULL, dev), "partition by speed");
     ok(dev[0] == 0 && dev[3] == 0 && dev[4] == 1 && dev[5] == 1,
        "the device twice as fast gets twice the layers (4 and 2): %d %d %d %d %d %d", dev[0], dev[1],
        dev[2], dev[3], dev[4], dev[5]);
     for (int i = 0; i < 6; i++) cost[6 + i] = 1.0;
     cap[0] = 250;   /* device 0 holds two layers at most */
-    ok_status(clt__partition(6, 2, cost, mem, cap, dev), "partition within memory");
+    ok_status(clt__partition(6, 2, cost, mem, cap, NULL, dev), "partition within memory");
     ok(dev[1] == 0 && dev[2] == 1 && dev[5] == 1, "a small device gets what fits (2 layers), the other the rest");
     cap[0] = cap[1] = 250;
-    ok_error(clt__partition(6, 2, cost, mem, cap, dev), CLT_ERR_OUT_OF_DEVICE_MEMORY, "do not fit",
+    ok_error(clt__partition(6, 2, cost, mem, cap, NULL, dev), CLT_ERR_OUT_OF_DEVICE_MEMORY, "do not fit",
              "a model that fits nowhere is refused");
 }
 
