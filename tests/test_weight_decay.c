@@ -1,7 +1,7 @@
 /* Weight decay on matrices only (clt_train_params.decay = CLT_DECAY_MATRICES) against PyTorch's
  * param groups as nanoGPT's configure_optimizers makes them, for AdamW, Adam and SGD, in every
- * parallel mode; CLT_DECAY_ALL gives the bits and the launches of a caller without the field;
- * an unknown decay is refused. */
+ * parallel mode; a GPT's embeddings decayed and its LayerNorms not; CLT_DECAY_ALL gives the
+ * bits and the launches of a caller without the field; an unknown decay is refused. */
 #include "internal.h"
 #include "ref.h"
 #include "tap.h"
@@ -146,6 +146,31 @@ static void check_against_torch(const optim_case *oc, const mode_case *mc)
     ref_free(&f);
 }
 
+/* Every parameter of t into out (the model's flat layout). */
+static clt_status read_all(clt_trainer *t, const clt_model *m, float *out)
+{
+    clt_status st = CLT_OK;
+    for (int l = 0; l < clt_model_layer_count(m) && st == CLT_OK; l++)
+        for (int k = 0; k < 2 && st == CLT_OK; k++) {
+            size_t off, n;
+            if (clt__model_find_param(m, l, k ? "bias" : "weight", &off, &n) == CLT_OK)
+                st = clt_trainer_get_param(t, l, k ? "bias" : "weight", out + off, n);
+        }
+    return st;
+}
+
+/* "N device(s)[, data parallel]" after prefix into what (64 bytes); false, with a TAP skip, where
+ * those devices cannot run kernels at once. */
+static bool devices_label(char *what, const char *prefix, int devices)
+{
+    snprintf(what, 64, "%s%d device%s", prefix, devices, devices > 1 ? "s, data parallel" : "");
+    if (devices > 1 && !test_parallel_ok(devices)) {
+        skip(TEST_NO_PARALLEL, "%s", what);
+        return false;
+    }
+    return true;
+}
+
 /* Trains 4 steps of AdamW (weight decay 0.1) from the trainer's own initialisation on p's
  * devices; writes every parameter (118) and the kernels launched by the steps. */
 static clt_status train_bits(clt_runtime *rt, const clt_train_params *p, float *params, unsigned long long *kernels)
@@ -165,14 +190,7 @@ static clt_status train_bits(clt_runtime *rt, const clt_train_params *p, float *
     }
     if (st == CLT_OK) st = clt_runtime_device_stats(rt, 0, &s, 0);
     if (st == CLT_OK) *kernels = (unsigned long long)s.kernels;
-    for (size_t i = 0; i < sizeof param_layers / sizeof *param_layers && st == CLT_OK; i++) {
-        size_t woff = 0, nw = 0, boff = 0, nb = 0;
-        int l = param_layers[i];
-        st = clt__model_find_param(m, l, "weight", &woff, &nw);
-        if (st == CLT_OK) st = clt__model_find_param(m, l, "bias", &boff, &nb);
-        if (st == CLT_OK) st = clt_trainer_get_param(t, l, "weight", params + woff, nw);
-        if (st == CLT_OK) st = clt_trainer_get_param(t, l, "bias", params + boff, nb);
-    }
+    if (st == CLT_OK) st = read_all(t, m, params);
     clt_trainer_destroy(t);
     clt_model_destroy(m);
     return st;
@@ -184,11 +202,7 @@ static clt_status train_bits(clt_runtime *rt, const clt_train_params *p, float *
 static void check_all_unchanged(int devices)
 {
     char what[64];
-    snprintf(what, sizeof what, "%d device%s", devices, devices > 1 ? "s, data parallel" : "");
-    if (devices > 1 && !test_parallel_ok(devices)) {
-        skip(TEST_NO_PARALLEL, "CLT_DECAY_ALL on %s", what);
-        return;
-    }
+    if (!devices_label(what, "", devices)) return;
     clt_runtime_options o = clt_runtime_options_default();
     o.devices = test_spec_n(devices);
     o.profiling = 1;
@@ -218,6 +232,80 @@ static void check_all_unchanged(int devices)
         ok(memcmp(pa, pm, sizeof pa) != 0, "%s: and its parameters differ from CLT_DECAY_ALL's", what);
     }
     clt_runtime_destroy(rt);
+}
+
+/* A GPT's layer kinds fall out of the rank rule: after one AdamW step (lr 0.01, weight decay 0.1)
+ * the token and position embeddings and the Linear weights (rank 2) hold CLT_DECAY_ALL's bits,
+ * and each rank-1 tensor (biases, layernorm_last) is CLT_DECAY_ALL's plus the decoupled decay
+ * it skipped, w0 * lr * wd (the LayerNorm weights start at 1, so this is not 0 for all). */
+static void check_gpt(int devices)
+{
+    char what[64];
+    if (!devices_label(what, "GPT on ", devices)) return;
+    clt_gpt_config g = clt_gpt_config_default();
+    g.vocab = 11, g.block = 6, g.layers = 1, g.heads = 2, g.embd = 8;
+    clt_model *m;
+    clt_runtime *rt;
+    if (!ok_status(clt_model_create_gpt(&m, &g), "%s: the model", what)) return;
+    if (!ok_status(clt_runtime_create(&rt, test_spec_n(devices)), "%s: runtime", what)) {
+        clt_model_destroy(m);
+        return;
+    }
+    enum { N = 3 * 6, CAP = 4096 };
+    int32_t x[N], y[N];
+    for (int k = 0; k < N; k++) x[k] = (k * 7 + 3) % 11, y[k] = (x[k] + 1) % 11;
+    clt_train_params p = clt_train_params_default();
+    p.optim = clt_adamw(0.01f, 0.1f);
+    p.max_batch = 3;
+    p.parallel = devices > 1 ? CLT_PARALLEL_DATA : CLT_PARALLEL_NONE;
+    clt_trainer *t[2] = {NULL, NULL};
+    bool good = true;
+    for (int k = 0; k < 2 && good; k++) {
+        p.decay = k ? CLT_DECAY_MATRICES : CLT_DECAY_ALL;
+        good = clt_trainer_create(&t[k], rt, m, &p) == CLT_OK;
+    }
+    /* every tensor in the flat layout: before the step, then after it without and with decay */
+    size_t total = clt_model_param_count(m);
+    float *w0 = malloc(CAP * sizeof *w0), *wa = malloc(CAP * sizeof *wa), *wm = malloc(CAP * sizeof *wm);
+    good = good && total <= CAP && read_all(t[0], m, w0) == CLT_OK;
+    for (int i = 0; i < 2 && good; i++) good = clt_trainer_step_tokens(t[i], x, y, 3, NULL) == CLT_OK;
+    good = good && read_all(t[0], m, wa) == CLT_OK && read_all(t[1], m, wm) == CLT_OK;
+    size_t decayed = 0, plain = 0, plain_moved = 0;
+    for (int l = 0; l < clt_model_layer_count(m) && good; l++)
+        for (int k = 0; k < 2 && good; k++) {
+            const char *name = k ? "bias" : "weight";
+            clt_shape sh;
+            size_t off, n;
+            if (clt_model_param_shape(m, l, name, &sh) != CLT_OK) continue;   /* none, or tied */
+            clt__model_find_param(m, l, name, &off, &n);
+            if (sh.rank >= 2) {
+                decayed++;
+                if (memcmp(wa + off, wm + off, n * sizeof *wa)) {
+                    diag("%s: layer %d's %s (rank %d) is not CLT_DECAY_ALL's", what, l, name, sh.rank);
+                    good = false;
+                }
+                continue;
+            }
+            plain++;
+            for (size_t i = off; i < off + n && good; i++) {
+                double skipped = (double)w0[i] * 0.01 * 0.1, d = (double)wm[i] - (double)wa[i];
+                plain_moved += skipped != 0.0;
+                if (!(fabs(d - skipped) <= 1e-6 + 1e-3 * fabs(skipped))) {
+                    diag("%s: layer %d's %s element %zu: %.9g, CLT_DECAY_ALL %.9g, initially %.9g", what,
+                         l, name, i - off, wm[i], wa[i], w0[i]);
+                    good = false;
+                }
+            }
+        }
+    ok(good && decayed >= 5 && plain >= 5 && plain_moved > 0,
+       "%s: CLT_DECAY_MATRICES decays its %zu tensors of rank 2 (embeddings, Linear weights) as "
+       "CLT_DECAY_ALL does, and skips its %zu of rank 1 (%zu elements nonzero at the start): %s", what,
+       decayed, plain, plain_moved, good ? "yes" : "no");
+    free(w0), free(wa), free(wm);
+    clt_trainer_destroy(t[0]);
+    clt_trainer_destroy(t[1]);
+    clt_runtime_destroy(rt);
+    clt_model_destroy(m);
 }
 
 static void check_bad_decay(void)
@@ -260,6 +348,8 @@ int main(void)
         for (size_t k = 0; k < sizeof modes / sizeof *modes; k++) check_against_torch(&optims[i], &modes[k]);
     check_all_unchanged(1);
     check_all_unchanged(3);
+    check_gpt(1);
+    check_gpt(3);
     check_bad_decay();
     return tap_done();
 }
