@@ -518,7 +518,7 @@ typedef struct {
      * without profiling, never reset): a stage's input, every layer's output and saved state,
      * and the activation gradients, for the micro-batches its pipeline schedule can have in
      * flight there. Parameters, their gradients, optimizer state, workspace, labels and the
-     * host staging of transfers are not counted. Only model parallelism reports it; 0 otherwise. */
+     * host staging of transfers are not counted. Every mode reports it. */
     uint64_t activation_bytes;
     /* CPU seconds the device's worker thread used (counted with or without profiling; reset
      * like the totals). On a CPU device that runs kernels on that thread (PoCL 'basic') this is
@@ -1028,7 +1028,8 @@ CLT_API clt_status clt_trainer_evaluate_tokens(clt_trainer *t, const int32_t *to
  * each is drawn from softmax(logits / temperature) of the last position, over the top_k largest
  * logits (0: all), the context being the last T ids. Forward passes run on the trainer's
  * devices (dropout off); the draws are made on the host from a generator seeded by `seed`, so
- * a seed gives the same text on every device and platform. temperature 0 takes the argmax. */
+ * a seed gives the same text on every device and platform. temperature 0 takes the argmax.
+ * out may be prompt's own array (with room for the tokens). */
 typedef struct {
     size_t struct_size;   /* set by clt_generate_options_default(): start there */
     float temperature;    /* 1.0 */
@@ -1148,7 +1149,7 @@ CLT_API clt_status clt_trainer_save(clt_trainer *t, const char *path);
 /* Reads a checkpoint into a trainer created with the same model, loss and optimizer kind
  * (otherwise CLT_ERR_SHAPE or CLT_ERR_FORMAT naming what differs). The parameters, optimizer
  * state, step count, data position and the run's hyper-parameters (optimizer settings,
- * schedule, clip_norm, accumulation, seed) come from the file; the devices, the parallel mode
+ * schedule, clip_norm, accumulation, seed, decay) come from the file; the devices, the parallel mode
  * and its settings (placement, pipeline, split, tensor groups), max_batch, check_numerics and
  * the progress callback stay the trainer's. To train on past the end of the file's schedule
  * (more epochs than it was written for), set a longer one after the load with
@@ -1167,6 +1168,10 @@ CLT_API clt_status clt_trainer_vocabulary(const clt_trainer *t, const char **voc
  * without a device: so that a program can re-create the trainer that wrote the file. */
 CLT_API clt_status clt_checkpoint_read_model(const char *path, clt_model **model, char **vocab,
                                              size_t *vocab_len);
+/* The run's settings a checkpoint holds (loss, optimizer, schedule, clip_norm, accumulation,
+ * seed, decay) over clt_train_params_default()'s others, so that a trainer made with them
+ * loads it. */
+CLT_API clt_status clt_checkpoint_read_params(const char *path, clt_train_params *out);
 /* The data position that the next save stores, and the one the last load read (zeros before). */
 CLT_API clt_status clt_trainer_set_data_position(clt_trainer *t, const clt_data_position *pos);
 CLT_API clt_status clt_trainer_data_position(const clt_trainer *t, clt_data_position *out);

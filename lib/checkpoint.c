@@ -22,7 +22,8 @@ enum {
     CKPT_LAYER_BYTES_V1 = 28,
     CKPT_LAYER_BYTES = 32,
     CKPT_MAX_VOCAB_BYTES = 64 << 20,
-    CKPT_TRAIN_BYTES = 124,
+    CKPT_TRAIN_BYTES_V1 = 124,
+    CKPT_TRAIN_BYTES = 128,          /* 2: the decay after the state count */
     CKPT_MAX_LAYERS = 4096           /* clt_model_add's limit */
 };
 
@@ -214,11 +215,12 @@ static clt_status parse_model(reader *r, const char *name, uint32_t version, clt
 }
 
 /* The trainer section: step count, hyper-parameters, data position, state arrays. */
-static clt_status parse_train(reader *r, const char *name, clt__checkpoint *c)
+static clt_status parse_train(reader *r, const char *name, uint32_t version, clt__checkpoint *c)
 {
-    if (r->left != CKPT_TRAIN_BYTES)
+    const size_t bytes = version == 1 ? CKPT_TRAIN_BYTES_V1 : CKPT_TRAIN_BYTES;
+    if (r->left != bytes)
         return clt__fail(CLT_ERR_FORMAT, "checkpoint %s: the trainer section holds %zu bytes, "
-                         "not %d", name, r->left, CKPT_TRAIN_BYTES);
+                         "not %zu", name, r->left, bytes);
     clt_train_params *p = &c->p;
     *p = clt_train_params_default();
     uint64_t steps = get_u64(r);
@@ -247,6 +249,7 @@ static clt_status parse_train(reader *r, const char *name, clt__checkpoint *c)
     c->pos.index = get_u64(r);
     c->pos.seed = get_u64(r);
     uint32_t nstate = get_u32(r);
+    p->decay = version == 1 ? CLT_DECAY_ALL : (clt_decay)get_u32(r);
 
     if (steps > (uint64_t)LONG_MAX / 65536)
         return clt__fail(CLT_ERR_FORMAT, "checkpoint %s: step count %llu is absurd", name,
@@ -351,7 +354,7 @@ clt_status clt__checkpoint_parse(const uint8_t *buf, size_t len, const char *nam
     clt_status st = section(buf, len, &at, "MODL", name, &r);
     if (st == CLT_OK) st = parse_model(&r, name, version, &out->model);
     if (st == CLT_OK) st = section(buf, len, &at, "TRNR", name, &r);
-    if (st == CLT_OK) st = parse_train(&r, name, out);
+    if (st == CLT_OK) st = parse_train(&r, name, version, out);
     /* version 2 may end with the vocabulary */
     bool vocab = st == CLT_OK && version >= 2 && nsections == 4 + (uint32_t)out->nstate;
     if (st == CLT_OK && !vocab && nsections != 3 + (uint32_t)out->nstate)
@@ -426,6 +429,7 @@ static void describe_train(writer *w, const clt_trainer *t, int nstate)
     put_u64(w, t->pos.index);
     put_u64(w, t->pos.seed);
     put_u32(w, (uint32_t)nstate);
+    put_u32(w, (uint32_t)p->decay);
 }
 
 typedef struct {
@@ -728,6 +732,7 @@ clt_status clt_trainer_load(clt_trainer *t, const char *path)
         t->p.clip_norm = c.p.clip_norm;
         t->p.accumulation = c.p.accumulation;
         t->p.seed = c.p.seed;
+        t->p.decay = c.p.decay;
         if (c.vocab_len) st = clt__trainer_keep_vocabulary(t, c.vocab, c.vocab_len);
     }
     for (int i = 0; i < 3; i++) free(fresh[i]);
@@ -790,6 +795,17 @@ clt_status clt_trainer_vocabulary(const clt_trainer *t, const char **vocab, size
     return CLT_OK;
 }
 
+/* A whole checkpoint read and parsed; on success free c (clt__checkpoint_free), then *buf. */
+static clt_status read_parsed(const char *path, uint8_t **buf, clt__checkpoint *c)
+{
+    size_t len = 0;
+    clt_status st = clt__file_read(path, "checkpoint", buf, &len);
+    if (st != CLT_OK) return st;
+    st = clt__checkpoint_parse(*buf, len, path, c);
+    if (st != CLT_OK) free(*buf);
+    return st;
+}
+
 clt_status clt_checkpoint_read_model(const char *path, clt_model **model, char **vocab, size_t *vocab_len)
 {
     if (model) *model = NULL;
@@ -798,12 +814,10 @@ clt_status clt_checkpoint_read_model(const char *path, clt_model **model, char *
     if (!path || !model)
         return clt__fail(CLT_ERR_INVALID_ARG, "clt_checkpoint_read_model: %s is NULL", !path ? "path" : "model");
     uint8_t *buf;
-    size_t len = 0;
-    clt_status st = clt__file_read(path, "checkpoint", &buf, &len);
-    if (st != CLT_OK) return st;
     clt__checkpoint c;
-    st = clt__checkpoint_parse(buf, len, path, &c);
-    if (st == CLT_OK && vocab && c.vocab_len) {
+    clt_status st = read_parsed(path, &buf, &c);
+    if (st != CLT_OK) return st;
+    if (vocab && c.vocab_len) {
         if (!(*vocab = malloc(c.vocab_len + 1))) {
             st = clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
         } else {
@@ -818,5 +832,28 @@ clt_status clt_checkpoint_read_model(const char *path, clt_model **model, char *
     }
     clt__checkpoint_free(&c);
     free(buf);
+    return st;
+}
+
+clt_status clt_checkpoint_read_params(const char *path, clt_train_params *out)
+{
+    if (!path || !out)
+        return clt__fail(CLT_ERR_INVALID_ARG, "clt_checkpoint_read_params: %s is NULL", !path ? "path" : "out");
+    uint8_t *buf;
+    clt__checkpoint c;
+    clt_status st = read_parsed(path, &buf, &c);
+    if (st == CLT_OK) {
+        clt_train_params p = clt_train_params_default();
+        p.loss = c.p.loss;
+        p.optim = c.p.optim;
+        p.schedule = c.p.schedule;
+        p.clip_norm = c.p.clip_norm;
+        p.accumulation = c.p.accumulation;
+        p.seed = c.p.seed;
+        p.decay = c.p.decay;
+        *out = p;
+        clt__checkpoint_free(&c);
+        free(buf);
+    }
     return st;
 }

@@ -175,7 +175,8 @@ struct clt__worker {
     clt__trace_buf *trace;          /* timeline being recorded, or NULL */
     size_t nevents, events_cap;
     clt_device_stats stats;
-    uint64_t activation_bytes;    /* what stats reports: set by the strategies that know it */
+    uint64_t activation_bytes;    /* what stats reports: the nets' act_bytes and what the
+                                   * strategies hold for them (a pipeline's gradient slots) */
     struct clt__fault_state *fault; /* the runtime's injected fault (lib/fault.c) */
     double cpu_base;                /* the thread's CPU seconds at the last stats reset */
 
@@ -586,6 +587,9 @@ typedef struct {
     size_t npartial;
     float *host_rows;             /* (2 max_batch) losses and right-class flags, or partial
                                    * sums, read back */
+    uint64_t act_bytes;           /* what it adds to its worker's activation_bytes: the input,
+                                   * every layer's output and saved state, the two gradient
+                                   * buffers and wsave */
 } clt__net;
 
 /* The flat buffers are padded with zeros to a multiple of pad_multiple elements, so that they

@@ -13,6 +13,7 @@
 void clt__net_destroy(clt__net *n)
 {
     if (!n) return;
+    if (n->w) n->w->activation_bytes -= n->act_bytes;
     cl_mem *all[] = {&n->params, &n->grads, &n->opt[0], &n->opt[1], &n->params_next,
                      &n->opt_next[0], &n->opt_next[1], &n->input, &n->saved,
                      &n->gbuf[0], &n->gbuf[1], &n->scratch, &n->labels, &n->targets,
@@ -83,6 +84,9 @@ clt_status clt__net_create(clt__worker *w, const clt_model *m, int first, int la
         clt__net_destroy(n);
         return st;
     }
+    size_t floats = L[first].in_numel * max_batch + n->saved_off[count] + 2 * n->gbuf_cap;
+    for (int i = first; i <= last; i++) floats += L[i].out_numel * max_batch;
+    w->activation_bytes += n->act_bytes = sizeof(float) * (uint64_t)floats;
     *out = n;
     return CLT_OK;
 }
@@ -200,7 +204,12 @@ clt_status clt__net_split_reserve(clt__net *n)
     size_t floats = 0;
     for (int i = n->first; i <= n->last; i++)
         if (clt__layer_splits(&n->m->layers[i])) floats += n->m->layers[i].out_numel * n->max_batch;
-    return clt__alloc(n->w, floats, "output gradients kept for the weight gradients", &n->wsave);
+    clt_status st = clt__alloc(n->w, floats, "output gradients kept for the weight gradients", &n->wsave);
+    if (st == CLT_OK) {
+        n->act_bytes += sizeof(float) * (uint64_t)floats;
+        n->w->activation_bytes += sizeof(float) * (uint64_t)floats;
+    }
+    return st;
 }
 
 /* Backward of layers last..first over rows [row, row + batch): each layer's input gradient goes

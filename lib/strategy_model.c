@@ -644,17 +644,11 @@ static clt_status warm_up(clt__worker *w, clt_trainer *t, stage *g, int first, i
     return st;
 }
 
-/* What clt_device_stats.activation_bytes counts: the input, every layer's output and saved
- * state, the backward's two gradient buffers, the output gradients a split backward keeps, and
- * gin and gout. */
+/* What a stage adds to clt_device_stats.activation_bytes beyond its net's: the gradient slots
+ * to and from its neighbours, gin and gout. */
 static uint64_t stage_activation_bytes(const stage *g, size_t mrows)
 {
-    const clt__net *n = g->net;
-    size_t floats = g->in * n->max_batch + n->saved_off[n->last - n->first + 1] + 2 * n->gbuf_cap;
-    for (int i = n->first; i <= n->last; i++) {
-        const clt__layer *l = &n->m->layers[i];
-        floats += l->out_numel * n->max_batch * (n->wsave && clt__layer_splits(l) ? 2 : 1);
-    }
+    size_t floats = 0;
     if (g->gin) floats += mrows * g->out;
     if (g->gout) floats += (size_t)g->gslots * mrows * g->in;
     return sizeof(float) * (uint64_t)floats;

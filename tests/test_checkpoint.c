@@ -580,6 +580,7 @@ static void check_gpt(void)
     p.optim = clt_adamw(0.01f, 0.1f);
     p.max_batch = 3;
     p.seed = 9;
+    p.decay = CLT_DECAY_MATRICES;
     enum { N = 3 * 6 };
     int32_t x[4][N], y[4][N];
     uint64_t r = 77;
@@ -604,6 +605,10 @@ static void check_gpt(void)
     good = good && clt_trainer_save(a, path) == CLT_OK;
     for (int i = 2; i < 4; i++) good = good && clt_trainer_step_tokens(a, x[i], y[i], 3, &la[i]) == CLT_OK;
     ok(good, "4 steps, saved after 2: %s", good ? "" : clt_last_error());
+    clt_train_params rp;
+    ok(clt_checkpoint_read_params(path, &rp) == CLT_OK && rp.decay == CLT_DECAY_MATRICES &&
+           rp.optim.kind == CLT_OPTIM_ADAMW && rp.optim.lr == 0.01f && rp.seed == 9 && rp.max_batch == 256,
+       "clt_checkpoint_read_params gives the file's settings (decay on matrices, AdamW, seed) over the defaults");
     clt_model *read = NULL;
     char *v = NULL;
     size_t vl = 0;

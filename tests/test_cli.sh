@@ -82,7 +82,7 @@ check_csv() {
 # ---- the command line: help, exit statuses, --opt=value --------------------------------------
 # Every command and bench subcommand: -h and --help print its usage on stdout and exit 0; an
 # unknown option exits 2 with one line naming it and where the usage is, on stderr only.
-commands="info selftest train tune version bench bench_dispatch bench_train bench_gemm bench_allreduce"
+commands="info selftest train train_--model_gpt generate export tune version bench bench_dispatch bench_train bench_gemm bench_allreduce"
 bad=0
 for c in "" $commands; do
     words=$(echo "$c" | tr _ ' ')
@@ -131,7 +131,7 @@ refused "train --json=1: a flag takes no value" "^cltrain train: --json takes no
 refused "train with a stray argument" "^cltrain train: unexpected argument 'extra'" "$CLTRAIN" train --epochs 1 extra
 refused "train --decay nope names the choices" "^cltrain train: --decay takes all or matrices, not 'nope'" \
     "$CLTRAIN" train --decay nope
-refused "train --model nope names the models" "^cltrain train: --model takes seed-mlp, deep-mlp or cnn, not 'nope'" \
+refused "train --model nope names the models" "^cltrain train: --model takes seed-mlp, deep-mlp, cnn or gpt, not 'nope'" \
     "$CLTRAIN" train --model nope
 refused "train --verify-replicas on one device: nothing to compare" "^cltrain train: --verify-replicas compares" \
     "$CLTRAIN" train --verify-replicas
@@ -480,6 +480,52 @@ epoch2() { grep '^epoch 2/2  train loss' "$1" | sed 's/  ([0-9]* s)$//'; }
 [ -n "$(epoch2 "$tmp/con2.out")" ] && [ "$(epoch2 "$tmp/con2.out")" = "$(epoch2 "$tmp/con2f.out")" ] &&
     ! grep -q stretched "$tmp/con2.out"
 ok $? "a constant-schedule resume is the uninterrupted run's epoch 2, digit for digit: $(epoch2 "$tmp/con2.out")"
+
+# ---- the GPT: train on a text, resume, generate ------------------------------------------------
+# A small text of its own (the suite must not depend on the fortunes package), a tiny model.
+for i in $(seq 1 60); do echo "the quick brown fox jumps over the lazy dog, line $i."; done >"$tmp/text.txt"
+G="--text $tmp/text.txt --lr 0.01 --layers 1 --heads 2 --embd 16 --block 16 --batch 4 --warmup 2 --eval-every 10 --eval-batches 2"
+# shellcheck disable=SC2086
+run_ok "train --model gpt on a text exits 0" "$tmp/gpt.out" \
+    "$CLTRAIN" train --model gpt $G --steps 20 --checkpoint "$tmp/gpt.ckpt" --metrics "$tmp/gpt.csv" \
+    --plot "$tmp/gpt.svg" --sample 30 --devices "$(spec_n 1)"
+grep -q "^step 20: train loss [0-9.]*, val loss [0-9.]*" "$tmp/gpt.out" && grep -q "a vocabulary of 40 characters" "$tmp/gpt.out" &&
+    [ "$(wc -l <"$tmp/gpt.csv")" -eq 21 ] && grep -q "<svg" "$tmp/gpt.svg" && grep -q "^cltrain: a sample" "$tmp/gpt.out"
+ok $? "  ... measures both losses at step 20, reads the text's 40 characters, writes the metrics, the curves and a sample"
+first=$(sed -n 2p "$tmp/gpt.csv" | cut -d, -f2) last=$(sed -n 21p "$tmp/gpt.csv" | cut -d, -f2)
+awk -v a="$first" -v b="$last" 'BEGIN { exit !(b < a - 0.5 && a > 3.5 && a < 3.9) }'
+ok $? "  ... its loss starts near ln 40 = 3.69 ($first) and falls ($last)"
+# shellcheck disable=SC2086
+"$CLTRAIN" generate --checkpoint "$tmp/gpt.ckpt" --prompt "the " --tokens 40 --seed 7 --devices "$(spec_n 1)" >"$tmp/gen1.out" 2>&1 &&
+    "$CLTRAIN" generate --checkpoint "$tmp/gpt.ckpt" --prompt "the " --tokens 40 --seed 7 --devices "$(spec_n 1)" >"$tmp/gen2.out" 2>&1 &&
+    "$CLTRAIN" generate --checkpoint "$tmp/gpt.ckpt" --prompt "the " --tokens 40 --seed 8 --devices "$(spec_n 1)" >"$tmp/gen3.out" 2>&1
+ok $? "generate from the checkpoint exits 0 three times"
+[ "$(head -c 4 "$tmp/gen1.out")" = "the " ] && [ "$(wc -c <"$tmp/gen1.out")" -ge 45 ] && cmp -s "$tmp/gen1.out" "$tmp/gen2.out" &&
+    ! cmp -s "$tmp/gen1.out" "$tmp/gen3.out"
+ok $? "  ... prints the prompt and 40 characters, the same for a seed, others for another: $(head -c 44 "$tmp/gen1.out" | tr '\n' ' ')"
+"$CLTRAIN" generate --checkpoint "$tmp/gpt.ckpt" --prompt "the Z" --devices "$(spec_n 1)" >"$tmp/genz.out" 2>&1
+[ $? -eq 1 ] && grep -q "'Z' (U+005A) at byte 4 is not in the vocabulary" "$tmp/genz.out"
+ok $? "generate: a prompt character outside the vocabulary fails naming it"
+"$CLTRAIN" generate --checkpoint "$tmp/con.ckpt" --devices "$(spec_n 1)" >"$tmp/genm.out" 2>&1
+[ $? -eq 1 ] && grep -q "holds no vocabulary" "$tmp/genm.out"
+ok $? "generate: a checkpoint of another model fails saying it holds no vocabulary"
+refused "generate without --checkpoint refused" "^cltrain generate: --checkpoint FILE is required" "$CLTRAIN" generate
+refused "train --model gpt --embd 30 --heads 4 refused" "must be a multiple of --heads" "$CLTRAIN" train --model gpt --embd 30 --heads 4
+refused "train --model gpt --warmup 100 --steps 50 refused" "--warmup must be below --steps" "$CLTRAIN" train --model gpt --steps 50
+# a constant schedule resumed goes on exactly as the uninterrupted run: step 30's line, digit for digit
+# shellcheck disable=SC2086
+"$CLTRAIN" train --model gpt $G --schedule constant --steps 15 --checkpoint "$tmp/gc.ckpt" --sample 0 --devices "$(spec_n 1)" >/dev/null 2>&1 &&
+    "$CLTRAIN" train --model gpt $G --schedule constant --steps 30 --checkpoint "$tmp/gc.ckpt" --resume --sample 0 \
+        --metrics "$tmp/gr.csv" --devices "$(spec_n 1)" >"$tmp/gr.out" 2>&1 &&
+    "$CLTRAIN" train --model gpt $G --schedule constant --steps 30 --sample 0 --metrics "$tmp/gf.csv" --devices "$(spec_n 1)" >/dev/null 2>&1
+ok $? "train --model gpt: 15 steps, a resume to 30, and 30 steps in one go exit 0"
+step30() { grep '^30,' "$1" | cut -d, -f1-3,5-; }
+grep -q "resumed from .* at step 15" "$tmp/gr.out" && [ -n "$(step30 "$tmp/gr.csv")" ] && [ "$(step30 "$tmp/gr.csv")" = "$(step30 "$tmp/gf.csv")" ]
+ok $? "  ... the resumed run's step 30 is the uninterrupted one's, digit for digit: $(step30 "$tmp/gr.csv")"
+run_ok "bench train --model gpt --json exits 0" "$tmp/bg.json" \
+    "$CLTRAIN" bench train --model gpt --batch 2 --steps 1 --devices "$(spec_n 1)" --json
+grep -q '"model":"gpt".*"activation_bytes":\[[1-9][0-9]*\].*"tokens_per_s":[1-9]' "$tmp/bg.json"
+ok $? "  ... reports tokens/s and the device's activation bytes"
 
 echo "1..$n"
 [ $fails -eq 0 ]

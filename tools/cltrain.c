@@ -20,7 +20,8 @@ static int cmd_version(int argc, char **argv)
 static const tool_command commands[] = {
     {"info", cmd_info, "list every OpenCL platform and device, and what a device spec selects"},
     {"selftest", cmd_selftest, "build and run a kernel on every selected device, check it"},
-    {"train", cmd_train, "train a model on Fashion-MNIST and report the test accuracy"},
+    {"train", cmd_train, "train a model on Fashion-MNIST (or a GPT on a text) and report how it does"},
+    {"generate", cmd_generate, "sample text from a GPT's checkpoint"},
     {"tune", cmd_tune, "search CLBlast's GEMM parameters per device and cache them"},
     {"export", cmd_export, "a checkpoint's parameters as safetensors for PyTorch"},
     {"bench", cmd_bench, "benchmarks: dispatch, train, gemm, allreduce (cltrain bench --help)"},

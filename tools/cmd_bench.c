@@ -9,6 +9,7 @@
 
 #include <ctype.h>
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -94,7 +95,7 @@ typedef struct {
     int devices;
     char name[160];
     size_t split[16];         /* data parallel: the last step's rows per device */
-    uint64_t act[16];         /* model parallel: activation bytes allocated per device */
+    uint64_t act[16];         /* activation bytes allocated per device */
     int buckets;              /* data parallel: gradient buckets per update */
     double overlapped;        /* and how many overlapped backward, on average */
     int slices[16];           /* tensor parallel: the first split layer's features per device */
@@ -127,12 +128,15 @@ static clt_model *train_model(const train_args *a, clt_parallel parallel)
     return st == CLT_OK ? m : NULL;
 }
 
-/* A batch of random inputs in [-0.5, 0.5) and labels 0..9, the same in every run. */
-static int train_data(const clt_model *m, size_t batch, float **x, int32_t **y)
+static bool is_gpt(const train_args *a) { return !strcmp(a->model, "gpt"); }
+
+/* A batch of random inputs in [-0.5, 0.5) and labels 0..9, the same in every run; for the GPT
+ * random token ids and a target per position (x then holds int32 ids). */
+static int train_data(const train_args *a, const clt_model *m, size_t batch, float **x, int32_t **y)
 {
-    size_t in = clt_shape_numel(clt_model_input_shape(m));
+    size_t in = clt_shape_numel(clt_model_input_shape(m)), per = is_gpt(a) ? in : 1;
     *x = malloc(batch * in * sizeof **x);
-    *y = malloc(batch * sizeof **y);
+    *y = malloc(batch * per * sizeof **y);
     if (!*x || !*y) {
         free(*x), free(*y);
         fprintf(stderr, "cltrain bench: out of host memory\n");
@@ -141,10 +145,21 @@ static int train_data(const clt_model *m, size_t batch, float **x, int32_t **y)
     uint64_t rnd = 12345;
     for (size_t i = 0; i < batch * in; i++) {
         rnd = rnd * 6364136223846793005ull + 1442695040888963407ull;
-        (*x)[i] = (float)(rnd >> 40) / 16777216.0f - 0.5f;
+        if (is_gpt(a)) ((int32_t *)(void *)*x)[i] = (int32_t)((rnd >> 33) % TOOL_GPT_VOCAB);
+        else (*x)[i] = (float)(rnd >> 40) / 16777216.0f - 0.5f;
     }
-    for (size_t i = 0; i < batch; i++) (*y)[i] = (int32_t)(i % 10);
+    for (size_t i = 0; i < batch * per; i++) (*y)[i] = (int32_t)(is_gpt(a) ? (i * 7) % TOOL_GPT_VOCAB : i % 10);
     return 1;
+}
+
+/* Tokens a sample holds: the GPT's block, else 1. */
+static double sample_tokens(const train_args *a) { return is_gpt(a) ? clt_gpt_config_default().block : 1; }
+
+/* One step on the batch train_data made. */
+static clt_status train_step(const train_args *a, clt_trainer *t, const float *x, const int32_t *y)
+{
+    return is_gpt(a) ? clt_trainer_step_tokens(t, (const int32_t *)(const void *)x, y, a->batch, NULL)
+                     : clt_trainer_step(t, x, y, a->batch, NULL);
 }
 
 static clt_train_params train_params(const train_args *a, clt_parallel parallel, int schedule, int micro)
@@ -157,6 +172,12 @@ static clt_train_params train_params(const train_args *a, clt_parallel parallel,
     if (parallel != CLT_PARALLEL_MODEL) l.pipelines = 1;
     tool_layout_params(&l, &p);
     p.optim = clt_sgd(0.01f, 0.9f, 0.0f, 0);
+    if (is_gpt(a)) {   /* nanoGPT's: AdamW, decay on matrices, clipping at 1 */
+        p.optim = clt_adamw(1e-3f, 0.1f);
+        p.optim.beta2 = 0.99f;
+        p.decay = CLT_DECAY_MATRICES;
+        p.clip_norm = 1.0f;
+    }
     p.max_batch = a->batch;
     p.rebalance_every = 5;
     if (a->bucket_given) p.bucket_bytes = a->bucket_bytes;
@@ -172,7 +193,7 @@ static int train_run(const train_args *a, clt_parallel parallel, int schedule, i
     float *x;
     int32_t *y;
     if (!m) return 2;
-    if (!train_data(m, a->batch, &x, &y)) {
+    if (!train_data(a, m, a->batch, &x, &y)) {
         clt_model_destroy(m);
         return 2;
     }
@@ -190,14 +211,14 @@ static int train_run(const train_args *a, clt_parallel parallel, int schedule, i
         clt_trainer *t = NULL;
         st = clt_runtime_create_ex(&rt, &o);
         if (st == CLT_OK) st = clt_trainer_create(&t, rt, m, &p);
-        for (int i = 0; i < 3 && st == CLT_OK; i++) st = clt_trainer_step(t, x, y, batch, NULL);
+        for (int i = 0; i < 3 && st == CLT_OK; i++) st = train_step(a, t, x, y);
         if (st == CLT_OK && profiled) st = clt_runtime_device_stats(rt, 0, &ds, 1);
         bucket_tally tally = {0, 0, 0};
         if (st == CLT_OK && !profiled) st = clt_trainer_set_progress(t, tally_buckets, &tally);
         for (int d = 0; !profiled && d < clt_runtime_device_count(rt) && d < 16 && st == CLT_OK; d++)
             st = clt_runtime_device_stats(rt, d, &ds, 1);   /* zero the worker CPU clocks */
         double t0 = now();
-        for (int i = 0; i < a->steps && st == CLT_OK; i++) st = clt_trainer_step(t, x, y, batch, NULL);
+        for (int i = 0; i < a->steps && st == CLT_OK; i++) st = train_step(a, t, x, y);
         double dt = now() - t0;
         if (st == CLT_OK && profiled) {
             st = clt_runtime_device_stats(rt, 0, &ds, 0);
@@ -274,9 +295,9 @@ static void train_print(const train_args *a, clt_parallel parallel, int schedule
     if (r->base_sps > 0)
         snprintf(vs, sizeof vs, ",\"vs_one_device\":%.3f,\"cpu_bound_vs_one_device\":%.3f", r->sps / r->base_sps,
                  busiest > 0 ? r->base_cpu / busiest : 0.0);
-    char act[400] = "";     /* model parallel: "123,456" */
+    char act[400] = "";     /* per device: "123,456" */
     len = 0;
-    for (int i = 0; parallel == CLT_PARALLEL_MODEL && i < r->devices && i < 16; i++)
+    for (int i = 0; i < r->devices && i < 16; i++)
         len += (size_t)snprintf(act + len, sizeof act - len, "%s%llu", i ? "," : "", (unsigned long long)r->act[i]);
     if (a->json) {
         printf("{\"bench\":\"train\",\"model\":\"%s\",\"batch\":%zu,\"steps\":%d,\"parallel\":\"%s\","
@@ -284,11 +305,12 @@ static void train_print(const train_args *a, clt_parallel parallel, int schedule
                "\"device\":\"%s\",\"samples_per_s\":%.1f,\"kernel_fraction\":%.3f,"
                "\"transfer_fraction\":%.3f,\"kernels_per_step\":%.1f,\"activation_bytes\":[%s],"
                "\"buckets\":%d,\"buckets_overlapped\":%.2f,"
-               "\"tensor_group\":%d,\"slices\":[%s],\"worker_cpu_s_per_step\":[%s]%s}\n",
+               "\"tensor_group\":%d,\"slices\":[%s],\"worker_cpu_s_per_step\":[%s],\"tokens_per_s\":%.1f%s}\n",
                a->model, a->batch, a->steps, parallel_name(parallel), sched,
                staged ? micro : 1, placement, split, r->devices, r->name, r->sps,
                r->kfrac, r->tfrac, r->kernels, act, r->buckets, r->overlapped,
-               parallel == CLT_PARALLEL_TENSOR ? (a->tensor_group ? a->tensor_group : r->devices) : 0, slices, cpu, vs);
+               parallel == CLT_PARALLEL_TENSOR ? (a->tensor_group ? a->tensor_group : r->devices) : 0, slices, cpu,
+               r->sps * sample_tokens(a), vs);
         return;
     }
     printf("train %s, batch %zu, %d steps on %d device%s (%s), parallel %s", a->model, a->batch, a->steps,
@@ -297,9 +319,10 @@ static void train_print(const train_args *a, clt_parallel parallel, int schedule
     if (parallel == CLT_PARALLEL_DATA)
         printf(", split %s, %d gradient bucket%s (%.2f per step began while backward ran)", split,
                r->buckets, r->buckets == 1 ? "" : "s", r->overlapped);
-    if (parallel == CLT_PARALLEL_MODEL) printf(", activation bytes per device %s", act);
+    printf(", activation bytes per device %s", act);
     if (parallel == CLT_PARALLEL_TENSOR) printf(", groups of %d, slices %s", a->tensor_group ? a->tensor_group : r->devices, slices);
     printf(":\n  %.1f samples/s", r->sps);
+    if (is_gpt(a)) printf(" (%.0f tokens/s)", r->sps * sample_tokens(a));
     if (r->base_sps > 0)
         printf(" (%.2fx one device; the workers' CPU time allows %.2fx)", r->sps / r->base_sps,
                busiest > 0 ? r->base_cpu / busiest : 0.0);
@@ -349,19 +372,19 @@ static int bench_train_rounds(const train_args *a)
     int rc = st == CLT_OK ? 0 : 1;
     for (int c = 0; c < nc && !rc; c++) {
         if (!(m[c] = train_model(a, par[c]))) rc = 2;
-        if (!rc && !x && !train_data(m[c], a->batch, &x, &y)) rc = 2;
+        if (!rc && !x && !train_data(a, m[c], a->batch, &x, &y)) rc = 2;
         clt_train_params p = train_params(a, par[c], sched[c], micro[c]);
         what = "creating a trainer";
         if (!rc) st = clt_trainer_create(&t[c], rt, m[c], &p);
         what = "training steps";
-        for (int i = 0; i < 3 && !rc && st == CLT_OK; i++) st = clt_trainer_step(t[c], x, y, a->batch, NULL);
+        for (int i = 0; i < 3 && !rc && st == CLT_OK; i++) st = train_step(a, t[c], x, y);
         if (st != CLT_OK) rc = 1;
     }
     for (int r = 0; r < a->rounds && !rc; r++)
         for (int i = 0; i < nc && !rc; i++) {
             int c = (r + i) % nc;
             double t0 = now();
-            for (int k = 0; k < a->steps && st == CLT_OK; k++) st = clt_trainer_step(t[c], x, y, a->batch, NULL);
+            for (int k = 0; k < a->steps && st == CLT_OK; k++) st = train_step(a, t[c], x, y);
             sps[c][r] = (double)a->batch * a->steps / (now() - t0);
             if (st != CLT_OK) rc = 1;
         }
@@ -386,15 +409,16 @@ static int bench_train_rounds(const train_args *a)
             printf("{\"bench\":\"train_rounds\",\"model\":\"%s\",\"batch\":%zu,\"steps\":%d,\"rounds\":%d,"
                    "\"parallel\":\"%s\",\"schedule\":\"%s\",\"micro_batches\":%d,\"placement\":\"%s\","
                    "\"devices\":%d,\"samples_per_s\":%.1f,\"samples_per_s_rounds\":[%s],"
-                   "\"vs_one_device\":%.3f,\"vs_one_device_rounds\":[%s]%s}\n",
+                   "\"vs_one_device\":%.3f,\"vs_one_device_rounds\":[%s],\"tokens_per_s\":%.1f%s}\n",
                    a->model, a->batch, a->steps, a->rounds, parallel_name(par[c]), sname, micro[c],
                    !staged ? "-" : a->seed_placement ? "seed" : "auto",
                    par[c] == CLT_PARALLEL_NONE ? 1 : clt_runtime_device_count(rt), median(sps[c], a->rounds),
-                   list[0], median(vs_one, a->rounds), list[1], vs_naive);
+                   list[0], median(vs_one, a->rounds), list[1], median(sps[c], a->rounds) * sample_tokens(a),
+                   vs_naive);
         else
-            printf("%-6s %-6s %2d micro-batch%s  median %8.1f samples/s, %.2fx one device; rounds: %s\n",
+            printf("%-6s %-6s %2d micro-batch%s  median %8.1f samples/s (%.0f tokens/s), %.2fx one device; rounds: %s\n",
                    parallel_name(par[c]), sname, micro[c], micro[c] == 1 ? "  " : "es", median(sps[c], a->rounds),
-                   median(vs_one, a->rounds), list[0]);
+                   median(sps[c], a->rounds) * sample_tokens(a), median(vs_one, a->rounds), list[0]);
         if (!a->json && base && c > base)
             printf("       %s/naive per round: %s, median %.2fx\n", sname, list[2], median(vs_base, a->rounds));
     }

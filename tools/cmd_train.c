@@ -7,6 +7,7 @@
 #include "plot.h"
 
 #include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -99,8 +100,20 @@ static const char *parse_schedule(const char *text, void *dest)
     return "constant or cosine (the learning rate's), or naive, gpipe or 1f1b (the pipeline's)";
 }
 
+/* Whether the command line asks for the GPT, whose run has options of its own (cmd_gpt.c). */
+static bool wants_gpt(int argc, char **argv)
+{
+    for (int i = 1; i < argc; i++) {
+        if (!strcmp(argv[i], "--")) break;
+        if (!strcmp(argv[i], "--model=gpt") || (!strcmp(argv[i], "--model") && i + 1 < argc && !strcmp(argv[i + 1], "gpt")))
+            return true;
+    }
+    return false;
+}
+
 int cmd_train(int argc, char **argv)
 {
+    if (wants_gpt(argc, argv)) return cmd_train_gpt(argc, argv);
     const char *spec = NULL, *data = NULL, *metrics_path = NULL, *plot_path = NULL, *ckpt = NULL;
     int model = 0, optim_kind = 1, decay = CLT_DECAY_ALL;
     long epochs = 10, batch = 128, seed = 1, limit = 0, every = 0;
@@ -112,7 +125,9 @@ int cmd_train(int argc, char **argv)
     tool_opt opts[] = {
         TOOL_CHOICE("model", tool_model_names, &model,
                     "seed-mlp (the default: 1024-512-256-128-10), deep-mlp (eight hidden\n"
-                    "Linear(1024) layers) or cnn (a small Conv-ReLU-Pool network)"),
+                    "Linear(1024) layers) or cnn (a small Conv-ReLU-Pool network); gpt, a\n"
+                    "character-level GPT on a text, has options of its own: cltrain train\n"
+                    "--model gpt --help"),
         TOOL_DEVICES(&spec),
         TOOL_STRING("data", "DIR", &data,
                     "Fashion-MNIST's IDX files (default: Debian's dataset-fashion-mnist, else a\n"

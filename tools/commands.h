@@ -14,6 +14,9 @@ int cmd_bench(int argc, char **argv);
 int cmd_train(int argc, char **argv);
 int cmd_tune(int argc, char **argv);
 int cmd_export(int argc, char **argv);
+int cmd_generate(int argc, char **argv);
+/* cltrain train --model gpt (tools/cmd_gpt.c): cmd_train hands such a command line over. */
+int cmd_train_gpt(int argc, char **argv);
 /* cltrain bench gemm (tools/cmd_tune.c). */
 int cmd_bench_gemm(int argc, char **argv);
 
@@ -69,7 +72,9 @@ extern const char *const tool_split_names[];       /* equal, auto */
                          "tensor: devices per tensor-parallel group (default 0: all)"),             \
                &(l)->tgroup_given)
 
-/* Builds a named model: seed-mlp (1024-512-256-128-10), deep-mlp or cnn; with seed_placement
+/* The vocabulary of `bench train --model gpt`'s GPT (tiny Shakespeare's 65 characters). */
+#define TOOL_GPT_VOCAB 65
+/* Builds a named model: seed-mlp (1024-512-256-128-10), deep-mlp, cnn or gpt; with seed_placement
  * (seed-mlp only) placed as the seed places it. An unknown name or a placement the model cannot
  * take: a message on stderr and CLT_ERR_INVALID_ARG. */
 clt_status tool_model_build(const char *name, int seed_placement, clt_model **out);

@@ -5,7 +5,7 @@
 #include <stdio.h>
 #include <string.h>
 
-const char *const tool_model_names[] = {"seed-mlp", "deep-mlp", "cnn", NULL};
+const char *const tool_model_names[] = {"seed-mlp", "deep-mlp", "cnn", "gpt", NULL};
 const char *const tool_parallel_names[] = {"none", "data", "model", "tensor", NULL};
 const char *const tool_placement_names[] = {"auto", "seed", NULL};
 const char *const tool_split_names[] = {"equal", "auto", NULL};
@@ -54,8 +54,13 @@ clt_status tool_model_build(const char *name, int seed_placement, clt_model **ou
                                     clt_flatten(), clt_linear(128), clt_relu(), clt_linear(10)};
         st = clt_model_create(&m, clt_shape3(1, 32, 32));
         if (st == CLT_OK) st = add_all(m, l, (int)(sizeof l / sizeof l[0]));
+    } else if (!strcmp(name, "gpt")) {
+        /* nanoGPT's CPU configuration on a 65-character vocabulary (tiny Shakespeare's) */
+        clt_gpt_config g = clt_gpt_config_default();
+        g.vocab = TOOL_GPT_VOCAB;
+        st = clt_model_create_gpt(&m, &g);
     } else {
-        fprintf(stderr, "cltrain: unknown model '%s' (known: seed-mlp, deep-mlp, cnn)\n", name);
+        fprintf(stderr, "cltrain: unknown model '%s' (known: seed-mlp, deep-mlp, cnn, gpt)\n", name);
         return CLT_ERR_INVALID_ARG;
     }
     if (st != CLT_OK) {
