@@ -60,18 +60,144 @@ def write(name, entries):
     print("wrote", path, sum(t.numel() for _, t in entries), "values")
 
 
-def layer_case(name, module, x, seed):
-    """x, params, y, upstream gradient g, and the gradients of sum(y * g)."""
+def layer_case(name, module, x, seed, flat=False):
+    """x, params, y, upstream gradient g, and the gradients of sum(y * g). Token ids (an integer
+    x) have no gradient: they are stored as floats, without dx. flat (a module of several cltrain
+    layers) also stores "params" and "dparams", all parameters flat in the module's order (cltrain's, layer
+    after layer, weight then bias)."""
     rng = SplitMix(seed)
-    x = x.clone().requires_grad_(True)
+    ids = not x.is_floating_point()
+    x = x.clone() if ids else x.clone().requires_grad_(True)
     y = module(x)
     g = rng.tensor(*y.shape)
     (y * g).sum().backward()
-    entries = [("x", x), ("y", y), ("g", g), ("dx", x.grad)]
-    for pname, p in module.named_parameters():
+    entries = [("x", x.float()), ("y", y), ("g", g)] + ([] if ids else [("dx", x.grad)])
+    params = list(module.named_parameters())
+    for pname, p in params:
         entries.append((pname, p))
         entries.append(("d" + pname, p.grad))
+    if flat:
+        entries.append(("params", torch.cat([p.detach().flatten() for _, p in params])))
+        entries.append(("dparams", torch.cat([p.grad.flatten() for _, p in params])))
     write(name, entries)
+
+
+def ids(rng, vocab, *shape):
+    """Token ids in 0..vocab-1, drawn as the tests draw them: (next >> 33) % vocab."""
+    n = 1
+    for d in shape:
+        n *= d
+    return torch.tensor([(rng.next() >> 33) % vocab for _ in range(n)]).reshape(*shape)
+
+
+class Position(nn.Module):
+    """GPT-2's wpe as cltrain's position layer: y = x + table, row t at position t."""
+
+    def __init__(self, T, C):
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(T, C))
+
+    def forward(self, x):
+        return x + self.weight
+
+
+def causal_attention(qkv, heads):
+    """nanoGPT's CausalSelfAttention between c_attn and c_proj (its non-flash path: torch 1.13
+    has no scaled_dot_product_attention): (B, T, 3C) -> (B, T, C)."""
+    B, T, C3 = qkv.shape
+    C = C3 // 3
+    q, k, v = qkv.split(C, dim=2)
+    q = q.view(B, T, heads, C // heads).transpose(1, 2)
+    k = k.view(B, T, heads, C // heads).transpose(1, 2)
+    v = v.view(B, T, heads, C // heads).transpose(1, 2)
+    att = (q @ k.transpose(-2, -1)) * (1.0 / (C // heads) ** 0.5)
+    mask = torch.tril(torch.ones(T, T, dtype=torch.bool))
+    att = F.softmax(att.masked_fill(~mask, float("-inf")), dim=-1)
+    return (att @ v).transpose(1, 2).contiguous().view(B, T, C)
+
+
+class Attention(nn.Module):
+    def __init__(self, heads):
+        super().__init__()
+        self.heads = heads
+
+    def forward(self, x):
+        return causal_attention(x, self.heads)
+
+
+class GeluTanh(nn.Module):
+    def forward(self, x):
+        return F.gelu(x, approximate="tanh")
+
+
+class ResidualBlock(nn.Module):
+    """begin, Linear(C), GELU(tanh), Linear(C), end: y = x + fc2(gelu(fc1(x)))."""
+
+    def __init__(self, C):
+        super().__init__()
+        self.fc1 = nn.Linear(C, C)
+        self.fc2 = nn.Linear(C, C)
+
+    def forward(self, x):
+        return x + self.fc2(F.gelu(self.fc1(x), approximate="tanh"))
+
+
+class TiedHead(nn.Module):
+    """embedding, GELU(tanh), the head tied to the embedding: the table's gradient has both uses."""
+
+    def __init__(self, V, C):
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(V, C))
+
+    def forward(self, ids):
+        return F.gelu(F.embedding(ids, self.weight), approximate="tanh") @ self.weight.t()
+
+
+def sequences():
+    """The transformer layers on odd sizes: batch 2, time 7, 3 heads of 5 (C = 15), vocabulary 13."""
+    B, T, H, C, V = 2, 7, 3, 15, 13
+    r = SplitMix(41)
+    emb = nn.Embedding(V, C)
+    with torch.no_grad():
+        emb.weight.copy_(r.tensor(V, C))
+    layer_case("seq_embedding", emb, ids(r, V, B, T), 121)
+
+    pos = Position(T, C)
+    with torch.no_grad():
+        pos.weight.copy_(r.tensor(T, C))
+    layer_case("seq_position", pos, r.tensor(B, T, C), 122)
+
+    layer_case("seq_attention", Attention(H), r.tensor(B, T, 3 * C, scale=2.0), 123)
+    layer_case("seq_gelu_tanh", GeluTanh(), r.tensor(B, T, C, scale=3.0), 124)
+
+    ln = nn.LayerNorm(C)
+    with torch.no_grad():
+        ln.weight.copy_(1.0 + r.tensor(C, scale=0.5))
+        ln.bias.copy_(r.tensor(C, scale=0.5))
+    layer_case("seq_layernorm_last", ln, r.tensor(B, T, C, scale=2.0), 125)
+
+    lin = nn.Linear(C, 11)
+    with torch.no_grad():
+        lin.weight.copy_(r.tensor(11, C, scale=0.5))
+        lin.bias.copy_(r.tensor(11, scale=0.5))
+    layer_case("seq_linear", lin, r.tensor(B, T, C), 126)
+
+    block = ResidualBlock(C)
+    with torch.no_grad():
+        for p in block.parameters():
+            p.copy_(r.tensor(*p.shape, scale=0.5))
+    layer_case("seq_residual", block, r.tensor(B, T, C), 127, flat=True)
+
+    tied = TiedHead(V, C)
+    with torch.no_grad():
+        tied.weight.copy_(r.tensor(V, C))
+    layer_case("seq_tied_head", tied, ids(r, V, B, T), 128, flat=True)
+
+    z = r.tensor(3, T, V, scale=4.0).requires_grad_(True)
+    y = ids(r, V, 3, T)
+    loss = F.cross_entropy(z.view(-1, V), y.view(-1))
+    loss.backward()
+    write("seq_cross_entropy", [("z", z), ("targets", y.float()), ("loss", loss.reshape(1)), ("dz", z.grad)])
 
 
 def layers():
@@ -207,6 +333,7 @@ if __name__ == "__main__":
     os.makedirs(OUT, exist_ok=True)
     print("torch", torch.__version__, file=sys.stderr)
     layers()
+    sequences()
     losses()
     optimizers()
     seed_mlp()
