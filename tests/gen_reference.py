@@ -8,6 +8,7 @@ File format (little-endian): magic b"CLTREF01", u32 entry count, then per entry:
 the name (ASCII), u32 rank, u32 dims[rank], float32 data. Inputs are drawn from splitmix64 with
 the same formula as the tests (tests/ref.h), so large inputs need not be stored.
 """
+import math
 import os
 import struct
 import sys
@@ -329,6 +330,88 @@ def seed_mlp():
     write("seed_mlp_sgd", entries)
 
 
+# The small GPT of tests/test_gpt.c: clt_model_create_gpt's layers, numbered as cltrain numbers
+# them (0 wte, 1 wpe, then 12 a block: begin, ln_1, c_attn, attention, c_proj, end, begin, ln_2,
+# c_fc, gelu, c_proj, end; then ln_f and the tied head, which has no parameter of its own).
+GPT = dict(vocab=13, block=32, layers=2, heads=4, embd=64, batch=4, steps=10)
+# Weight decay on every parameter (one param group). When the trainer decays matrices only
+# (p.decay, another branch), set this True and regenerate: nanoGPT's two groups, decay on the
+# parameters of two or more dimensions (the Linear weights and the embeddings), none on biases
+# and LayerNorm weights. tests/test_gpt.c has the matching switch (GPT_DECAY_MATRICES_ONLY).
+GPT_DECAY_MATRICES_ONLY = False
+
+
+def gpt_layout(c):
+    """(layer, name, shape, scale, offset) of every parameter in cltrain's order; the values are
+    offset + U[-scale, scale) from splitmix64, as tests/test_gpt.c draws them."""
+    C, out = c["embd"], []
+    out.append((0, "weight", (c["vocab"], C), 0.1, 0.0))
+    out.append((1, "weight", (c["block"], C), 0.1, 0.0))
+    for b in range(c["layers"]):
+        base = 2 + 12 * b
+        for ln, lins in ((base + 1, [(base + 2, 3 * C, C), (base + 4, C, C)]),
+                         (base + 7, [(base + 8, 4 * C, C), (base + 10, C, 4 * C)])):
+            out.append((ln, "weight", (C,), 0.1, 1.0))
+            out.append((ln, "bias", (C,), 0.1, 0.0))
+            for layer, fout, fin in lins:
+                out.append((layer, "weight", (fout, fin), 1.0 / math.sqrt(fin), 0.0))
+                out.append((layer, "bias", (fout,), 0.1, 0.0))
+    ln_f = 2 + 12 * c["layers"]
+    out.append((ln_f, "weight", (C,), 0.1, 1.0))
+    out.append((ln_f, "bias", (C,), 0.1, 0.0))
+    return out
+
+
+def gpt_forward(P, c, x):
+    """nanoGPT's GPT.forward with dropout 0, from the parameters P[(layer, name)]."""
+    T, C, eps = x.shape[1], c["embd"], 1e-5
+    h = F.embedding(x, P[(0, "weight")]) + P[(1, "weight")][:T]
+    for b in range(c["layers"]):
+        base = 2 + 12 * b
+        a = F.layer_norm(h, (C,), P[(base + 1, "weight")], P[(base + 1, "bias")], eps)
+        a = F.linear(a, P[(base + 2, "weight")], P[(base + 2, "bias")])
+        a = causal_attention(a, c["heads"])
+        h = h + F.linear(a, P[(base + 4, "weight")], P[(base + 4, "bias")])
+        m = F.layer_norm(h, (C,), P[(base + 7, "weight")], P[(base + 7, "bias")], eps)
+        m = F.gelu(F.linear(m, P[(base + 8, "weight")], P[(base + 8, "bias")]), approximate="tanh")
+        h = h + F.linear(m, P[(base + 10, "weight")], P[(base + 10, "bias")])
+    ln_f = 2 + 12 * c["layers"]
+    h = F.layer_norm(h, (C,), P[(ln_f, "weight")], P[(ln_f, "bias")], eps)
+    return h @ P[(0, "weight")].t()   # the head, tied to wte, no bias
+
+
+def gpt():
+    """10 AdamW steps (lr 1e-3, betas (0.9, 0.95), weight decay 0.1) of the small GPT from
+    splitmix64's weights (seed 61) on splitmix64's batches (seed 62: per step (batch, block + 1)
+    ids, inputs the first block, targets the last): the losses, and every parameter after."""
+    c = GPT
+    r = SplitMix(61)
+    P = {}
+    for layer, name, shape, scale, offset in gpt_layout(c):
+        t = r.tensor(*shape, scale=scale)
+        P[(layer, name)] = (t + offset if offset else t).requires_grad_(True)
+    if GPT_DECAY_MATRICES_ONLY:
+        groups = [{"params": [p for p in P.values() if p.dim() >= 2], "weight_decay": 0.1},
+                  {"params": [p for p in P.values() if p.dim() < 2], "weight_decay": 0.0}]
+    else:
+        groups = [{"params": list(P.values()), "weight_decay": 0.1}]
+    opt = torch.optim.AdamW(groups, lr=1e-3, betas=(0.9, 0.95), eps=1e-8)
+    data = SplitMix(62)
+    entries = []
+    V, T, B = c["vocab"], c["block"], c["batch"]
+    for step in range(c["steps"]):
+        seq = ids(data, V, B, T + 1)
+        x, y = seq[:, :T], seq[:, 1:]
+        opt.zero_grad()
+        loss = F.cross_entropy(gpt_forward(P, c, x).view(-1, V), y.reshape(-1))
+        loss.backward()
+        opt.step()
+        entries.append(("loss%d" % step, loss.detach().reshape(1)))
+    for (layer, name), p in P.items():
+        entries.append(("%d.%s" % (layer, name), p))
+    write("gpt_adamw", entries)
+
+
 if __name__ == "__main__":
     os.makedirs(OUT, exist_ok=True)
     print("torch", torch.__version__, file=sys.stderr)
@@ -337,3 +420,4 @@ if __name__ == "__main__":
     losses()
     optimizers()
     seed_mlp()
+    gpt()
