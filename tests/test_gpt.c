@@ -19,8 +19,12 @@
 /* against PyTorch: |got - ref| <= ATOL + RTOL*|ref| for the losses and every parameter */
 #define ATOL 1e-6
 #define RTOL 1e-4
-/* data parallel against one device, after DP_STEPS */
+/* data parallel against one device, after DP_STEPS: other sums of the batch's rows, rounded
+ * otherwise, which Adam's m / sqrt(v) amplifies where a gradient nearly cancels (1e-6 measured on
+ * one PoCL device kind). On devices of other implementations (PoCL and rusticl: other exp, tanh)
+ * such an element moved 1.75e-6 in 5 steps: DP_ATOL_MIXED, 1e-3 of the most 5 steps move one. */
 #define DP_ATOL 1e-6
+#define DP_ATOL_MIXED (1e-3 * DP_STEPS * 1e-3)
 #define DP_RTOL 1e-5
 
 /* Weight decay on every parameter, as the reference's one param group. When the trainer decays
@@ -247,7 +251,8 @@ static void check_reference(float *dp_base, float *dp_losses)
             params_close(got, want, ATOL, RTOL, what);
             size_t a0 = 0, a1 = 0;
             double r0 = max_rel(got_loss, want_loss, STEPS, &a0), r1 = max_rel(got, want, nparams, &a1);
-            diag("device %d: largest relative difference: losses %.3g, parameters %.3g (element %zu)", d, r0, r1, a1);
+            diag("device %d: largest relative difference: losses %.3g, parameters %.3g (element %zu, %.6g in PyTorch)",
+                 d, r0, r1, a1, want[a1]);
         }
         free(got);
     }
@@ -297,7 +302,7 @@ static void check_data_parallel(const float *base, const float *base_losses)
         snprintf(what, sizeof what, "%s: the losses match one device's", cases[c].what);
         ok_close(losses, base_losses, DP_STEPS, DP_ATOL, DP_RTOL, what);
         snprintf(what, sizeof what, "%s: the parameters match one device's", cases[c].what);
-        params_close(got, base, DP_ATOL, DP_RTOL, what);
+        params_close(got, base, test_devices_alike(cases[c].n) ? DP_ATOL : DP_ATOL_MIXED, DP_RTOL, what);
         size_t at = 0;
         double rel = max_rel(got, base, nparams, &at);
         diag("%s: split %zu/%zu/%zu, largest relative difference %.3g (element %zu)", cases[c].what, counts[0],
