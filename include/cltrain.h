@@ -759,7 +759,8 @@ typedef enum {
                              and bias, LayerNorm ones and zeros, embeddings N(0, 1) */
     CLT_INIT_GPT2 = 1     /* GPT-2's (nanoGPT's _init_weights): Linear weights and embeddings
                              N(0, 0.02), biases zero, LayerNorm ones and zeros, and the Linear
-                             that ends a residual block N(0, 0.02 / sqrt(residual blocks)) */
+                             that ends a residual block (dropouts after it aside) N(0, 0.02 /
+                             sqrt(residual blocks)) */
 } clt_init;
 /* The default is CLT_INIT_TORCH; clt_model_create_gpt sets CLT_INIT_GPT2. */
 CLT_API clt_status clt_model_set_init(clt_model *m, clt_init init);

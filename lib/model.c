@@ -548,8 +548,11 @@ void clt__model_init_params(const clt_model *m, uint64_t seed, float *params)
         case CLT_LAYER_LINEAR:
         case CLT_LAYER_CONV2D:
             if (gpt2) {
-                /* nanoGPT: c_proj (a Linear that ends a residual block) 0.02 / sqrt(2 n_layer) */
-                bool proj = i + 1 < m->nlayers && m->layers[i + 1].desc.kind == CLT_LAYER_RESIDUAL_END;
+                /* nanoGPT: c_proj (a Linear that ends a residual block, with or without a
+                 * dropout before the end) 0.02 / sqrt(2 n_layer) */
+                int next = i + 1;
+                while (next < m->nlayers && m->layers[next].desc.kind == CLT_LAYER_DROPOUT) next++;
+                bool proj = next < m->nlayers && m->layers[next].desc.kind == CLT_LAYER_RESIDUAL_END;
                 float std = proj && blocks ? 0.02f / sqrtf((float)blocks) : 0.02f;
                 for (size_t j = 0; j < l->w_count; j++) w[j] = normal(&st, std);
                 for (size_t j = 0; j < l->b_count; j++) b[j] = 0.0f;

@@ -8,6 +8,7 @@ File format (little-endian): magic b"CLTREF01", u32 entry count, then per entry:
 the name (ASCII), u32 rank, u32 dims[rank], float32 data. Inputs are drawn from splitmix64 with
 the same formula as the tests (tests/ref.h), so large inputs need not be stored.
 """
+import math
 import os
 import struct
 import sys
@@ -60,18 +61,144 @@ def write(name, entries):
     print("wrote", path, sum(t.numel() for _, t in entries), "values")
 
 
-def layer_case(name, module, x, seed):
-    """x, params, y, upstream gradient g, and the gradients of sum(y * g)."""
+def layer_case(name, module, x, seed, flat=False):
+    """x, params, y, upstream gradient g, and the gradients of sum(y * g). Token ids (an integer
+    x) have no gradient: they are stored as floats, without dx. flat (a module of several cltrain
+    layers) also stores "params" and "dparams", all parameters flat in the module's order (cltrain's, layer
+    after layer, weight then bias)."""
     rng = SplitMix(seed)
-    x = x.clone().requires_grad_(True)
+    ids = not x.is_floating_point()
+    x = x.clone() if ids else x.clone().requires_grad_(True)
     y = module(x)
     g = rng.tensor(*y.shape)
     (y * g).sum().backward()
-    entries = [("x", x), ("y", y), ("g", g), ("dx", x.grad)]
-    for pname, p in module.named_parameters():
+    entries = [("x", x.float()), ("y", y), ("g", g)] + ([] if ids else [("dx", x.grad)])
+    params = list(module.named_parameters())
+    for pname, p in params:
         entries.append((pname, p))
         entries.append(("d" + pname, p.grad))
+    if flat:
+        entries.append(("params", torch.cat([p.detach().flatten() for _, p in params])))
+        entries.append(("dparams", torch.cat([p.grad.flatten() for _, p in params])))
     write(name, entries)
+
+
+def ids(rng, vocab, *shape):
+    """Token ids in 0..vocab-1, drawn as the tests draw them: (next >> 33) % vocab."""
+    n = 1
+    for d in shape:
+        n *= d
+    return torch.tensor([(rng.next() >> 33) % vocab for _ in range(n)]).reshape(*shape)
+
+
+class Position(nn.Module):
+    """GPT-2's wpe as cltrain's position layer: y = x + table, row t at position t."""
+
+    def __init__(self, T, C):
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(T, C))
+
+    def forward(self, x):
+        return x + self.weight
+
+
+def causal_attention(qkv, heads):
+    """nanoGPT's CausalSelfAttention between c_attn and c_proj (its non-flash path: torch 1.13
+    has no scaled_dot_product_attention): (B, T, 3C) -> (B, T, C)."""
+    B, T, C3 = qkv.shape
+    C = C3 // 3
+    q, k, v = qkv.split(C, dim=2)
+    q = q.view(B, T, heads, C // heads).transpose(1, 2)
+    k = k.view(B, T, heads, C // heads).transpose(1, 2)
+    v = v.view(B, T, heads, C // heads).transpose(1, 2)
+    att = (q @ k.transpose(-2, -1)) * (1.0 / (C // heads) ** 0.5)
+    mask = torch.tril(torch.ones(T, T, dtype=torch.bool))
+    att = F.softmax(att.masked_fill(~mask, float("-inf")), dim=-1)
+    return (att @ v).transpose(1, 2).contiguous().view(B, T, C)
+
+
+class Attention(nn.Module):
+    def __init__(self, heads):
+        super().__init__()
+        self.heads = heads
+
+    def forward(self, x):
+        return causal_attention(x, self.heads)
+
+
+class GeluTanh(nn.Module):
+    def forward(self, x):
+        return F.gelu(x, approximate="tanh")
+
+
+class ResidualBlock(nn.Module):
+    """begin, Linear(C), GELU(tanh), Linear(C), end: y = x + fc2(gelu(fc1(x)))."""
+
+    def __init__(self, C):
+        super().__init__()
+        self.fc1 = nn.Linear(C, C)
+        self.fc2 = nn.Linear(C, C)
+
+    def forward(self, x):
+        return x + self.fc2(F.gelu(self.fc1(x), approximate="tanh"))
+
+
+class TiedHead(nn.Module):
+    """embedding, GELU(tanh), the head tied to the embedding: the table's gradient has both uses."""
+
+    def __init__(self, V, C):
+        super().__init__()
+        self.weight = nn.Parameter(torch.zeros(V, C))
+
+    def forward(self, ids):
+        return F.gelu(F.embedding(ids, self.weight), approximate="tanh") @ self.weight.t()
+
+
+def sequences():
+    """The transformer layers on odd sizes: batch 2, time 7, 3 heads of 5 (C = 15), vocabulary 13."""
+    B, T, H, C, V = 2, 7, 3, 15, 13
+    r = SplitMix(41)
+    emb = nn.Embedding(V, C)
+    with torch.no_grad():
+        emb.weight.copy_(r.tensor(V, C))
+    layer_case("seq_embedding", emb, ids(r, V, B, T), 121)
+
+    pos = Position(T, C)
+    with torch.no_grad():
+        pos.weight.copy_(r.tensor(T, C))
+    layer_case("seq_position", pos, r.tensor(B, T, C), 122)
+
+    layer_case("seq_attention", Attention(H), r.tensor(B, T, 3 * C, scale=2.0), 123)
+    layer_case("seq_gelu_tanh", GeluTanh(), r.tensor(B, T, C, scale=3.0), 124)
+
+    ln = nn.LayerNorm(C)
+    with torch.no_grad():
+        ln.weight.copy_(1.0 + r.tensor(C, scale=0.5))
+        ln.bias.copy_(r.tensor(C, scale=0.5))
+    layer_case("seq_layernorm_last", ln, r.tensor(B, T, C, scale=2.0), 125)
+
+    lin = nn.Linear(C, 11)
+    with torch.no_grad():
+        lin.weight.copy_(r.tensor(11, C, scale=0.5))
+        lin.bias.copy_(r.tensor(11, scale=0.5))
+    layer_case("seq_linear", lin, r.tensor(B, T, C), 126)
+
+    block = ResidualBlock(C)
+    with torch.no_grad():
+        for p in block.parameters():
+            p.copy_(r.tensor(*p.shape, scale=0.5))
+    layer_case("seq_residual", block, r.tensor(B, T, C), 127, flat=True)
+
+    tied = TiedHead(V, C)
+    with torch.no_grad():
+        tied.weight.copy_(r.tensor(V, C))
+    layer_case("seq_tied_head", tied, ids(r, V, B, T), 128, flat=True)
+
+    z = r.tensor(3, T, V, scale=4.0).requires_grad_(True)
+    y = ids(r, V, 3, T)
+    loss = F.cross_entropy(z.view(-1, V), y.view(-1))
+    loss.backward()
+    write("seq_cross_entropy", [("z", z), ("targets", y.float()), ("loss", loss.reshape(1)), ("dz", z.grad)])
 
 
 def layers():
@@ -239,11 +366,94 @@ def weight_decay():
         write("decay_" + name, entries)
 
 
+# The small GPT of tests/test_gpt.c: clt_model_create_gpt's layers, numbered as cltrain numbers
+# them (0 wte, 1 wpe, then 12 a block: begin, ln_1, c_attn, attention, c_proj, end, begin, ln_2,
+# c_fc, gelu, c_proj, end; then ln_f and the tied head, which has no parameter of its own).
+GPT = dict(vocab=13, block=32, layers=2, heads=4, embd=64, batch=4, steps=10)
+# nanoGPT's two param groups: decay on the parameters of two or more dimensions (the Linear
+# weights and the embeddings), none on biases and LayerNorm weights, as the trainer's
+# p.decay = CLT_DECAY_MATRICES in tests/test_gpt.c. False: one group, every parameter decayed.
+GPT_DECAY_MATRICES_ONLY = True
+
+
+def gpt_layout(c):
+    """(layer, name, shape, scale, offset) of every parameter in cltrain's order; the values are
+    offset + U[-scale, scale) from splitmix64, as tests/test_gpt.c draws them."""
+    C, out = c["embd"], []
+    out.append((0, "weight", (c["vocab"], C), 0.1, 0.0))
+    out.append((1, "weight", (c["block"], C), 0.1, 0.0))
+    for b in range(c["layers"]):
+        base = 2 + 12 * b
+        for ln, lins in ((base + 1, [(base + 2, 3 * C, C), (base + 4, C, C)]),
+                         (base + 7, [(base + 8, 4 * C, C), (base + 10, C, 4 * C)])):
+            out.append((ln, "weight", (C,), 0.1, 1.0))
+            out.append((ln, "bias", (C,), 0.1, 0.0))
+            for layer, fout, fin in lins:
+                out.append((layer, "weight", (fout, fin), 1.0 / math.sqrt(fin), 0.0))
+                out.append((layer, "bias", (fout,), 0.1, 0.0))
+    ln_f = 2 + 12 * c["layers"]
+    out.append((ln_f, "weight", (C,), 0.1, 1.0))
+    out.append((ln_f, "bias", (C,), 0.1, 0.0))
+    return out
+
+
+def gpt_forward(P, c, x):
+    """nanoGPT's GPT.forward with dropout 0, from the parameters P[(layer, name)]."""
+    T, C, eps = x.shape[1], c["embd"], 1e-5
+    h = F.embedding(x, P[(0, "weight")]) + P[(1, "weight")][:T]
+    for b in range(c["layers"]):
+        base = 2 + 12 * b
+        a = F.layer_norm(h, (C,), P[(base + 1, "weight")], P[(base + 1, "bias")], eps)
+        a = F.linear(a, P[(base + 2, "weight")], P[(base + 2, "bias")])
+        a = causal_attention(a, c["heads"])
+        h = h + F.linear(a, P[(base + 4, "weight")], P[(base + 4, "bias")])
+        m = F.layer_norm(h, (C,), P[(base + 7, "weight")], P[(base + 7, "bias")], eps)
+        m = F.gelu(F.linear(m, P[(base + 8, "weight")], P[(base + 8, "bias")]), approximate="tanh")
+        h = h + F.linear(m, P[(base + 10, "weight")], P[(base + 10, "bias")])
+    ln_f = 2 + 12 * c["layers"]
+    h = F.layer_norm(h, (C,), P[(ln_f, "weight")], P[(ln_f, "bias")], eps)
+    return h @ P[(0, "weight")].t()   # the head, tied to wte, no bias
+
+
+def gpt():
+    """10 AdamW steps (lr 1e-3, betas (0.9, 0.95), weight decay 0.1) of the small GPT from
+    splitmix64's weights (seed 61) on splitmix64's batches (seed 62: per step (batch, block + 1)
+    ids, inputs the first block, targets the last): the losses, and every parameter after."""
+    c = GPT
+    r = SplitMix(61)
+    P = {}
+    for layer, name, shape, scale, offset in gpt_layout(c):
+        t = r.tensor(*shape, scale=scale)
+        P[(layer, name)] = (t + offset if offset else t).requires_grad_(True)
+    if GPT_DECAY_MATRICES_ONLY:
+        groups = [{"params": [p for p in P.values() if p.dim() >= 2], "weight_decay": 0.1},
+                  {"params": [p for p in P.values() if p.dim() < 2], "weight_decay": 0.0}]
+    else:
+        groups = [{"params": list(P.values()), "weight_decay": 0.1}]
+    opt = torch.optim.AdamW(groups, lr=1e-3, betas=(0.9, 0.95), eps=1e-8)
+    data = SplitMix(62)
+    entries = []
+    V, T, B = c["vocab"], c["block"], c["batch"]
+    for step in range(c["steps"]):
+        seq = ids(data, V, B, T + 1)
+        x, y = seq[:, :T], seq[:, 1:]
+        opt.zero_grad()
+        loss = F.cross_entropy(gpt_forward(P, c, x).view(-1, V), y.reshape(-1))
+        loss.backward()
+        opt.step()
+        entries.append(("loss%d" % step, loss.detach().reshape(1)))
+    for (layer, name), p in P.items():
+        entries.append(("%d.%s" % (layer, name), p))
+    write("gpt_adamw", entries)
+
+
 if __name__ == "__main__":
     os.makedirs(OUT, exist_ok=True)
     print("torch", torch.__version__, file=sys.stderr)
     layers()
+    sequences()
     losses()
     optimizers()
     seed_mlp()
     weight_decay()
+    gpt()
