@@ -2,12 +2,14 @@
  * code path), and the sum of squares behind gradient clipping. gscale multiplies the gradient
  * first (clipping); it is 1 when clipping is off. Out of place: the parameters and state are
  * read from p, buf (m, v) and the new ones written to pn, bufn (mn, vn), which may be the same
- * buffers (an update in place); an update that fails part-way leaves the old ones intact. */
+ * buffers (an update in place); an update that fails part-way leaves the old ones intact. The
+ * state is read and written from element so: a caller that splits its range into runs (weight
+ * decay on some tensors only) launches once per run on the same state arrays. */
 #pragma OPENCL FP_CONTRACT OFF   /* the same bits on every vendor; fma() where fusing is meant */
 
 __kernel void sgd_step(const ulong n, __global const float *p, const ulong po, __global float *pn,
                        __global const float *g, const ulong go,
-                       __global const float *buf, __global float *bufn, const float lr,
+                       __global const float *buf, __global float *bufn, const ulong so, const float lr,
                        const float momentum, const float dampening, const float weight_decay,
                        const int nesterov, const int first_step, const float gscale)
 {
@@ -17,8 +19,8 @@ __kernel void sgd_step(const ulong n, __global const float *p, const ulong po, _
     float d = g[go + i] * gscale;
     if (weight_decay != 0.0f) d += weight_decay * w;
     if (momentum != 0.0f) {
-        const float b = first_step ? d : momentum * buf[i] + (1.0f - dampening) * d;
-        bufn[i] = b;
+        const float b = first_step ? d : momentum * buf[so + i] + (1.0f - dampening) * d;
+        bufn[so + i] = b;
         d = nesterov ? d + momentum * b : b;
     }
     pn[po + i] = w - lr * d;
@@ -29,7 +31,7 @@ __kernel void sgd_step(const ulong n, __global const float *p, const ulong po, _
 __kernel void adam_step(const ulong n, __global const float *p, const ulong po, __global float *pn,
                         __global const float *g, const ulong go, __global const float *m,
                         __global const float *v, __global float *mn, __global float *vn,
-                        const float lr, const float beta1,
+                        const ulong so, const float lr, const float beta1,
                         const float beta2, const float eps, const float weight_decay,
                         const int decoupled, const float bc1, const float bc2_sqrt,
                         const float gscale)
@@ -40,10 +42,10 @@ __kernel void adam_step(const ulong n, __global const float *p, const ulong po, 
     float w = p[po + i];
     if (decoupled) w *= 1.0f - lr * weight_decay;
     else if (weight_decay != 0.0f) d += weight_decay * w;
-    const float mi = beta1 * m[i] + (1.0f - beta1) * d;
-    const float vi = beta2 * v[i] + (1.0f - beta2) * d * d;
-    mn[i] = mi;
-    vn[i] = vi;
+    const float mi = beta1 * m[so + i] + (1.0f - beta1) * d;
+    const float vi = beta2 * v[so + i] + (1.0f - beta2) * d * d;
+    mn[so + i] = mi;
+    vn[so + i] = vi;
     const float denom = sqrt(vi) / bc2_sqrt + eps;
     pn[po + i] = w - (lr / bc1) * (mi / denom);
 }

@@ -818,6 +818,15 @@ typedef struct {          /* PyTorch's semantics and defaults (torch.optim) */
     float beta1, beta2, eps;   /* Adam, AdamW: 0.9, 0.999, 1e-8 */
 } clt_optimizer;
 
+/* Which parameter tensors weight_decay applies to, as nanoGPT's configure_optimizers groups
+ * them (PyTorch param groups, the undecayed one with weight_decay 0). It applies alike to SGD's
+ * and Adam's L2 term and to AdamW's decoupled decay. */
+typedef enum {
+    CLT_DECAY_ALL = 0,         /* every parameter (the default) */
+    CLT_DECAY_MATRICES = 1     /* only tensors of rank >= 2: Linear and Conv2d weights, rank-2
+                                  embeddings; not biases, not LayerNorm's weight and bias */
+} clt_decay;
+
 typedef enum {
     CLT_SCHED_CONSTANT = 0,
     CLT_SCHED_STEP = 1,        /* lr * gamma^(floor(step / step_size)) */
@@ -963,11 +972,15 @@ typedef struct {
     const float *tensor_split_weights;   /* tensor, CLT_SPLIT_WEIGHTS: one weight > 0 per runtime
                                    * device, slices in proportion, the same weights in every group
                                    * (matching slices are the same size) */
+    /* Added after this struct's first version: a caller built against a header without it
+     * gets the default. */
+    clt_decay decay;              /* which tensors optim.weight_decay applies to (default
+                                   * CLT_DECAY_ALL); every parallel mode honours it */
 } clt_train_params;
 
 /* Cross-entropy, SGD lr 0.01 without momentum, constant schedule, no clipping, max_batch 256,
  * seed 1, device 0, numerics checked, no accumulation, one device (CLT_PARALLEL_NONE), one
- * micro-batch, the naive pipeline, one pipeline. */
+ * micro-batch, the naive pipeline, one pipeline, weight decay on every parameter. */
 CLT_API clt_train_params clt_train_params_default(void);
 CLT_API clt_optimizer clt_sgd(float lr, float momentum, float weight_decay, int nesterov);
 CLT_API clt_optimizer clt_adam(float lr);

@@ -38,6 +38,7 @@ CLT_LAYER_API clt_status clt__fail_at(const char *file, int line, clt_status s, 
 #define CLT__END_OF(type, field) (offsetof(type, field) + sizeof(((type *)0)->field))
 #define CLT__RUNTIME_OPTIONS_V1 CLT__END_OF(clt_runtime_options, fault)
 #define CLT__TRAIN_PARAMS_V1 CLT__END_OF(clt_train_params, tensor_split_weights)
+#define CLT__TRAIN_PARAMS_V2 CLT__END_OF(clt_train_params, decay)   /* + decay */
 #define CLT__GPT_CONFIG_V1 CLT__END_OF(clt_gpt_config, eps)
 #define CLT__GENERATE_OPTIONS_V1 CLT__END_OF(clt_generate_options, seed)
 #define CLT__DATASET_OPTIONS_V1 CLT__END_OF(clt_dataset_options, classes)
@@ -647,9 +648,11 @@ clt_status clt__net_loss_rows(clt__net *n, clt_loss loss, size_t row, size_t bat
 /* Sum of squares of count floats of g from its offset, in a fixed order. */
 clt_status clt__net_sumsq(clt__net *n, clt__view g, size_t count, double *out);
 /* One optimizer update of params[off, off + count) from the gradients at g (step counts from
- * 1). The optimizer state covers those count elements only: every call names the same range. */
-clt_status clt__net_optimizer_step(clt__net *n, const clt_optimizer *o, float lr, long step,
-                                   float grad_scale, size_t off, size_t count, clt__view g);
+ * 1), o->weight_decay applied to the tensors `decay` names (the range may start and end inside
+ * tensors: a data-parallel shard). The optimizer state covers those count elements only: every
+ * call names the same range. */
+clt_status clt__net_optimizer_step(clt__net *n, const clt_optimizer *o, clt_decay decay, float lr,
+                                   long step, float grad_scale, size_t off, size_t count, clt__view g);
 
 /* The update is all or nothing (every strategy's second phase): after clt__net_update_begin
  * the optimizer reads params and opt and writes params_next and opt_next (no copy of the old

@@ -350,8 +350,60 @@ static clt_status ensure_zeroed(clt__worker *w, cl_mem *buf, size_t count, const
     return st;
 }
 
-clt_status clt__net_optimizer_step(clt__net *n, const clt_optimizer *o, float lr, long step,
-                                   float grad_scale, size_t off, size_t count, clt__view g)
+/* One launch of the optimizer over params[po, po + count), its state from element so, with
+ * weight decay wd (the range's share of the caller's: o->weight_decay or 0). */
+static clt_status optimizer_launch(clt__net *n, const clt_optimizer *o, float lr, long step,
+                                   float grad_scale, size_t po, size_t so, size_t count, clt__view g,
+                                   float wd)
+{
+    clt__worker *w = n->w;
+    /* inside an update the new values go to the _next buffers (clt__net_update_begin) */
+    cl_mem pn = n->updating ? n->params_next : n->params;
+    cl_mem on[2] = {n->updating ? n->opt_next[0] : n->opt[0], n->updating ? n->opt_next[1] : n->opt[1]};
+    cl_ulong cnt = count, p_off = po, s_off = so;
+    if (o->kind == CLT_OPTIM_SGD) {
+        cl_mem buf = n->opt[0] ? n->opt[0] : n->params, bufn = on[0] ? on[0] : pn;   /* unused without momentum */
+        cl_int nesterov = o->nesterov != 0, first = step == 1;
+        return CLT_LAUNCH(w, "optim", "sgd_step", count, CLT_ARG(cnt), CLT_ARG(n->params), CLT_ARG(p_off),
+                          CLT_ARG(pn), CLT_ARG(g.mem), CLT_ARG(g.off), CLT_ARG(buf), CLT_ARG(bufn),
+                          CLT_ARG(s_off), CLT_ARG(lr), CLT_ARG(o->momentum), CLT_ARG(o->dampening),
+                          CLT_ARG(wd), CLT_ARG(nesterov), CLT_ARG(first), CLT_ARG(grad_scale));
+    }
+    cl_int decoupled = o->kind == CLT_OPTIM_ADAMW;
+    cl_float bc1 = (float)(1.0 - pow((double)o->beta1, (double)step));
+    cl_float bc2s = (float)sqrt(1.0 - pow((double)o->beta2, (double)step));
+    return CLT_LAUNCH(w, "optim", "adam_step", count, CLT_ARG(cnt), CLT_ARG(n->params), CLT_ARG(p_off),
+                      CLT_ARG(pn), CLT_ARG(g.mem), CLT_ARG(g.off), CLT_ARG(n->opt[0]), CLT_ARG(n->opt[1]),
+                      CLT_ARG(on[0]), CLT_ARG(on[1]), CLT_ARG(s_off), CLT_ARG(lr), CLT_ARG(o->beta1),
+                      CLT_ARG(o->beta2), CLT_ARG(o->eps), CLT_ARG(wd), CLT_ARG(decoupled), CLT_ARG(bc1),
+                      CLT_ARG(bc2s), CLT_ARG(grad_scale));
+}
+
+/* The end (by `end`) of the run of elements from `at` (both net-local) whose tensors all take
+ * weight decay under CLT_DECAY_MATRICES, or all do not; *decayed says which. A tensor decays
+ * when its rank is 2 or more (nanoGPT's p.dim() >= 2), read from the model's shapes, so every
+ * layer kind falls out without a list. Neighbouring tensors of one kind share a run (one
+ * launch), and the zero padding past nparams joins the run before it. */
+static size_t decay_run(const clt__net *n, size_t at, size_t end, bool *decayed)
+{
+    const clt__layer *L = n->m->layers;
+    bool started = false;
+    *decayed = false;
+    for (int i = n->first; i <= n->last; i++)
+        for (int k = 0; k < 2; k++) {
+            size_t lo = L[i].param_off - n->param_base + (k ? L[i].w_count : 0);
+            size_t len = k ? L[i].b_count : L[i].w_count;
+            bool d = (k ? L[i].b_shape.rank : L[i].w_shape.rank) >= 2;
+            if (!len || lo + len <= at) continue;
+            if (lo >= end) return end;
+            if (!started) *decayed = d, started = true;
+            else if (d != *decayed) return lo;
+        }
+    return end;
+}
+
+clt_status clt__net_optimizer_step(clt__net *n, const clt_optimizer *o, clt_decay decay, float lr,
+                                   long step, float grad_scale, size_t off, size_t count, clt__view g)
 {
     clt__worker *w = n->w;
     if (count == 0) return CLT_OK;
@@ -364,27 +416,17 @@ clt_status clt__net_optimizer_step(clt__net *n, const clt_optimizer *o, float lr
         if (st != CLT_OK) return st;
     }
     n->opt_count = count;
-    /* inside an update the new values go to the _next buffers (clt__net_update_begin) */
-    cl_mem pn = n->updating ? n->params_next : n->params;
-    cl_mem on[2] = {n->updating ? n->opt_next[0] : n->opt[0], n->updating ? n->opt_next[1] : n->opt[1]};
-    cl_ulong cnt = count, po = off;
-    if (o->kind == CLT_OPTIM_SGD) {
-        cl_mem buf = n->opt[0] ? n->opt[0] : n->params, bufn = on[0] ? on[0] : pn;   /* unused without momentum */
-        cl_int nesterov = o->nesterov != 0, first = step == 1;
-        return CLT_LAUNCH(w, "optim", "sgd_step", count, CLT_ARG(cnt), CLT_ARG(n->params), CLT_ARG(po),
-                          CLT_ARG(pn), CLT_ARG(g.mem), CLT_ARG(g.off), CLT_ARG(buf), CLT_ARG(bufn),
-                          CLT_ARG(lr), CLT_ARG(o->momentum), CLT_ARG(o->dampening),
-                          CLT_ARG(o->weight_decay), CLT_ARG(nesterov), CLT_ARG(first),
-                          CLT_ARG(grad_scale));
+    if (decay == CLT_DECAY_ALL || o->weight_decay == 0.0f)
+        return optimizer_launch(n, o, lr, step, grad_scale, off, 0, count, g, o->weight_decay);
+    /* as PyTorch's param groups, the undecayed ones with weight_decay 0: one launch a run */
+    clt_status st = CLT_OK;
+    for (size_t at = off, end; at < off + count && st == CLT_OK; at = end) {
+        bool decayed;
+        end = decay_run(n, at, off + count, &decayed);
+        st = optimizer_launch(n, o, lr, step, grad_scale, at, at - off, end - at,
+                              (clt__view){g.mem, g.off + (at - off)}, decayed ? o->weight_decay : 0.0f);
     }
-    cl_int decoupled = o->kind == CLT_OPTIM_ADAMW;
-    cl_float bc1 = (float)(1.0 - pow((double)o->beta1, (double)step));
-    cl_float bc2s = (float)sqrt(1.0 - pow((double)o->beta2, (double)step));
-    return CLT_LAUNCH(w, "optim", "adam_step", count, CLT_ARG(cnt), CLT_ARG(n->params), CLT_ARG(po),
-                      CLT_ARG(pn), CLT_ARG(g.mem), CLT_ARG(g.off), CLT_ARG(n->opt[0]), CLT_ARG(n->opt[1]),
-                      CLT_ARG(on[0]), CLT_ARG(on[1]), CLT_ARG(lr), CLT_ARG(o->beta1), CLT_ARG(o->beta2),
-                      CLT_ARG(o->eps), CLT_ARG(o->weight_decay), CLT_ARG(decoupled), CLT_ARG(bc1),
-                      CLT_ARG(bc2s), CLT_ARG(grad_scale));
+    return st;
 }
 
 clt_status clt__net_update_begin(clt__net *n)
@@ -562,7 +604,7 @@ clt_status clt__net_warm_optimizer(clt__net *n, const clt_optimizer *o, size_t o
 {
     clt__worker *w = n->w;
     /* zero gradients and rate: the parameters stay as they are; the optimizer state is reset */
-    clt_status st = clt__net_optimizer_step(n, o, 0.0f, 1, 1.0f, off, count, (clt__view){n->grads, off});
+    clt_status st = clt__net_optimizer_step(n, o, CLT_DECAY_ALL, 0.0f, 1, 1.0f, off, count, (clt__view){n->grads, off});
     for (int i = 0; i < 2 && st == CLT_OK; i++)
         if (n->opt[i]) st = clt__zero(w, (clt__view){n->opt[i], 0}, n->opt_count);
     if (st == CLT_OK) {

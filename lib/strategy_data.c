@@ -394,7 +394,7 @@ static clt_status phase_b_body(clt__worker *w, rank_job *j)
     clt_status st = clt__net_update_begin(n);   /* into params_next: all or nothing */
     if (st == CLT_OK) st = clt__fault_point(w, CLT__FAULT_OPTIMIZER, 1, "the optimizer");
     if (st == CLT_OK)
-        st = clt__net_optimizer_step(n, &t->p.optim, j->lr, t->steps + 1, j->gscale, off, s->shard,
+        st = clt__net_optimizer_step(n, &t->p.optim, t->p.decay, j->lr, t->steps + 1, j->gscale, off, s->shard,
                                      (clt__view){n->grads, off});
     if (st == CLT_OK) {
         cl_int err = clFinish(w->queue);

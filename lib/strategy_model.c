@@ -258,7 +258,7 @@ static clt_status phase_b(clt__worker *w, void *arg)
         if (s->st[k].cdev == j->cdev) st = clt__net_update_begin(n);   /* all or nothing */
         if (s->st[k].cdev == j->cdev && st == CLT_OK) st = clt__fault_point(w, CLT__FAULT_OPTIMIZER, 1, "the optimizer");
         if (s->st[k].cdev == j->cdev && st == CLT_OK)
-            st = clt__net_optimizer_step(n, &t->p.optim, j->lr, t->steps + 1, j->gscale, 0, n->nparams,
+            st = clt__net_optimizer_step(n, &t->p.optim, t->p.decay, j->lr, t->steps + 1, j->gscale, 0, n->nparams,
                                          (clt__view){n->grads, 0});
     }
     stage *mine = &s->st[j->p * s->S];
@@ -637,7 +637,7 @@ static clt_status warm_up(clt__worker *w, clt_trainer *t, stage *g, int first, i
     if (st == CLT_OK && n->nparams) st = clt__net_sumsq(n, (clt__view){n->grads, 0}, n->nparams, &unused);
     /* zero gradients and rate: the parameters stay as they are; the optimizer state is reset */
     if (st == CLT_OK && n->nparams)
-        st = clt__net_optimizer_step(n, &t->p.optim, 0.0f, 1, 1.0f, 0, n->nparams, (clt__view){n->grads, 0});
+        st = clt__net_optimizer_step(n, &t->p.optim, CLT_DECAY_ALL, 0.0f, 1, 1.0f, 0, n->nparams, (clt__view){n->grads, 0});
     for (int i = 0; i < 2 && st == CLT_OK; i++)
         if (n->opt[i]) st = clt__zero(w, (clt__view){n->opt[i], 0}, n->opt_count);
     if (st == CLT_OK) st = finish(w, "warming up");

@@ -653,7 +653,7 @@ static clt_status phase_b_body(clt__worker *w, rank_job *j)
         st = clt__net_update_begin(n);   /* the update is all or nothing (tensor_step) */
         if (st == CLT_OK) st = clt__fault_point(w, CLT__FAULT_OPTIMIZER, 1, "the optimizer");
         if (st == CLT_OK)
-            st = clt__net_optimizer_step(n, &t->p.optim, j->lr, t->steps + 1, j->gscale, 0, n->nparams,
+            st = clt__net_optimizer_step(n, &t->p.optim, t->p.decay, j->lr, t->steps + 1, j->gscale, 0, n->nparams,
                                          (clt__view){n->grads, 0});
         if (st == CLT_OK) st = share_update(j, n);
     }

@@ -59,6 +59,7 @@ clt_train_params clt_train_params_default(void)
     p.micro_batches = 1;
     p.pipeline = CLT_PIPELINE_NAIVE;
     p.pipelines = 1;
+    p.decay = CLT_DECAY_ALL;
     return p;
 }
 
@@ -98,6 +99,9 @@ clt_status clt__check_hyper(const clt_train_params *p)
         !(o->beta1 >= 0.0f && o->beta1 < 1.0f && o->beta2 >= 0.0f && o->beta2 < 1.0f && o->eps > 0.0f))
         return clt__fail(CLT_ERR_INVALID_ARG, "Adam needs betas in [0, 1) and eps > 0 (got %g, %g, %g)",
                          (double)o->beta1, (double)o->beta2, (double)o->eps);
+    if (p->decay != CLT_DECAY_ALL && p->decay != CLT_DECAY_MATRICES)
+        return clt__fail(CLT_ERR_INVALID_ARG, "clt_train_params.decay %d is unknown (CLT_DECAY_ALL %d, "
+                         "CLT_DECAY_MATRICES %d)", (int)p->decay, CLT_DECAY_ALL, CLT_DECAY_MATRICES);
     clt_status st = check_schedule(&p->schedule);
     if (st != CLT_OK) return st;
     if (!(p->clip_norm >= 0.0f) || !isfinite(p->clip_norm))

@@ -203,6 +203,42 @@ def seed_mlp():
     write("seed_mlp_sgd", entries)
 
 
+def weight_decay():
+    """nanoGPT's configure_optimizers: a Linear(5, 6), LayerNorm(6), Linear(6, 6), ReLU,
+    Linear(6, 4) trained 4 steps on batches of 7, with the tensors of dim >= 2 (the Linear
+    weights) in a param group with weight decay and the rest (biases, LayerNorm) in one with
+    weight_decay 0. Initial parameters, each step's batch and loss, the parameters after."""
+    configs = {
+        "adamw": lambda groups: torch.optim.AdamW(groups, lr=0.02),
+        "adam": lambda groups: torch.optim.Adam(groups, lr=0.02),
+        "sgd": lambda groups: torch.optim.SGD(groups, lr=0.1, momentum=0.9),
+    }
+    decays = {"adamw": 0.1, "adam": 0.01, "sgd": 0.05}
+    for name, make in configs.items():
+        r = SplitMix(41)
+        model = nn.Sequential(nn.Linear(5, 6), nn.LayerNorm(6), nn.Linear(6, 6), nn.ReLU(), nn.Linear(6, 4))
+        params = dict(model.named_parameters())
+        with torch.no_grad():
+            for p in params.values():
+                p.copy_(r.tensor(*p.shape))
+        entries = [("init." + k, p.clone()) for k, p in params.items()]
+        decayed = [p for p in params.values() if p.dim() >= 2]
+        plain = [p for p in params.values() if p.dim() < 2]
+        opt = make([{"params": decayed, "weight_decay": decays[name]},
+                    {"params": plain, "weight_decay": 0.0}])
+        for step in range(4):
+            x = r.tensor(7, 5, scale=2.0)
+            labels = torch.tensor([(3 * step + i) % 4 for i in range(7)])
+            opt.zero_grad()
+            loss = F.cross_entropy(model(x), labels)
+            loss.backward()
+            opt.step()
+            entries += [("x%d" % step, x), ("labels%d" % step, labels.float()),
+                        ("loss%d" % step, loss.detach().reshape(1))]
+        entries += [("final." + k, p.clone()) for k, p in params.items()]
+        write("decay_" + name, entries)
+
+
 if __name__ == "__main__":
     os.makedirs(OUT, exist_ok=True)
     print("torch", torch.__version__, file=sys.stderr)
@@ -210,3 +246,4 @@ if __name__ == "__main__":
     losses()
     optimizers()
     seed_mlp()
+    weight_decay()

@@ -129,6 +129,8 @@ refused "train --momentum 2 refused" "^cltrain train: --momentum takes a number 
 refused "train --lr with no value: needs a value" "^cltrain train: --lr needs a value" "$CLTRAIN" train --lr
 refused "train --json=1: a flag takes no value" "^cltrain train: --json takes no value" "$CLTRAIN" train --json=1
 refused "train with a stray argument" "^cltrain train: unexpected argument 'extra'" "$CLTRAIN" train --epochs 1 extra
+refused "train --decay nope names the choices" "^cltrain train: --decay takes all or matrices, not 'nope'" \
+    "$CLTRAIN" train --decay nope
 refused "train --model nope names the models" "^cltrain train: --model takes seed-mlp, deep-mlp or cnn, not 'nope'" \
     "$CLTRAIN" train --model nope
 refused "train --verify-replicas on one device: nothing to compare" "^cltrain train: --verify-replicas compares" \
@@ -156,6 +158,14 @@ results() { sed -n 's/.*"test_accuracy":\([0-9.]*\),"test_loss":\([0-9.]*\).*/\1
     grep -q 'adam lr 0.002, cosine schedule, batch 64, 1 epochs' "$tmp/eq1.txt" &&
     [ "$(grep 'parameters, adam' "$tmp/eq1.txt")" = "$(grep 'parameters, adam' "$tmp/eq2.txt")" ]
 ok $? "--opt=value and --opt value give the same run ($(results "$tmp/eq1.txt"))"
+run_ok "cltrain train --decay all exits 0" "$tmp/dall.txt" \
+    "$CLTRAIN" train --epochs 1 --batch 64 --limit 512 --lr 0.002 --decay all --json
+[ -n "$(results "$tmp/dall.txt")" ] && [ "$(results "$tmp/dall.txt")" = "$(results "$tmp/eq2.txt")" ]
+ok $? "--decay all is the default run ($(results "$tmp/dall.txt"))"
+run_ok "cltrain train --optim adamw --decay matrices exits 0" "$tmp/dmat.txt" \
+    "$CLTRAIN" train --epochs 1 --batch 64 --limit 512 --optim adamw --weight-decay 0.5 --decay matrices --json
+[ -n "$(results "$tmp/dmat.txt")" ]
+ok $? "  ... and reports its test accuracy and loss ($(results "$tmp/dmat.txt"))"
 
 # ---- model parallelism from the command line: the seed's layout, and --verify-replicas ---------
 run_ok "cltrain train --parallel model --placement seed on 2 devices exits 0" "$tmp/mp.txt" \

@@ -84,7 +84,8 @@ for stage in "${stages[@]}"; do
         # Two PoCL devices and rusticl's: every test's devices span both implementations.
         OCL_ICD_VENDORS=$vend/mixed POCL_DEVICES="basic basic" CLT_TEST_DEVICES=all \
             run_tap mixed test_collective test_data_parallel test_pipeline test_tensor_parallel \
-            test_tensor_pipeline test_faults test_checkpoint test_trace test_runtime test_vendors
+            test_tensor_pipeline test_faults test_checkpoint test_trace test_runtime test_vendors \
+            test_weight_decay
         ;;
     three)
         # Oclgrind allows one device per process: the specs repeat PoCL's, never Oclgrind's.

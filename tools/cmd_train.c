@@ -73,6 +73,8 @@ static int load_data(const char *dir, size_t limit, clt_dataset **train, clt_dat
 }
 
 static const char *const optim_names[] = {"sgd", "adam", "adamw", NULL};
+/* --decay, in clt_decay's order */
+static const char *const decay_names[] = {"all", "matrices", NULL};
 /* --schedule: the learning rate's (constant, cosine) or the pipeline's, clt_pipeline_schedule's
  * order from PIPELINE_FIRST */
 static const char *const schedule_names[] = {"constant", "cosine", "naive", "gpipe", "1f1b", NULL};
@@ -100,7 +102,7 @@ static const char *parse_schedule(const char *text, void *dest)
 int cmd_train(int argc, char **argv)
 {
     const char *spec = NULL, *data = NULL, *metrics_path = NULL, *plot_path = NULL, *ckpt = NULL;
-    int model = 0, optim_kind = 1;
+    int model = 0, optim_kind = 1, decay = CLT_DECAY_ALL;
     long epochs = 10, batch = 128, seed = 1, limit = 0, every = 0;
     double lr = 0, momentum = 0.9, wd = 0;
     int json = 0, resume = 0;
@@ -125,6 +127,9 @@ int cmd_train(int argc, char **argv)
                                "L2 (sgd, adam) or decoupled (adamw) weight decay in 0..1000\n"
                                "(default 0; adamw 0.01)"),
                    &wd_given),
+        TOOL_CHOICE("decay", decay_names, &decay,
+                    "the tensors weight decay applies to: all (the default), or matrices: Linear\n"
+                    "and Conv2d weights only, not biases or LayerNorm (nanoGPT's AdamW groups)"),
         TOOL_CUSTOM("schedule", "constant|cosine|naive|gpipe|1f1b", &sched, parse_schedule,
                     "constant or cosine (the default): the learning rate's, from lr down to\n"
                     "0 over the run; naive, gpipe or 1f1b: the pipeline's, with --parallel\n"
@@ -180,6 +185,7 @@ int cmd_train(int argc, char **argv)
     if (optim_kind == 0) p.optim = clt_sgd(lr_given ? (float)lr : 0.05f, (float)momentum, (float)wd, 0);
     else if (optim_kind == 1) { p.optim = clt_adam(lr_given ? (float)lr : 0.001f); p.optim.weight_decay = (float)wd; }
     else p.optim = clt_adamw(lr_given ? (float)lr : 0.001f, wd_given ? (float)wd : 0.01f);
+    p.decay = (clt_decay)decay;
     tool_layout_params(&lay, &p);
 
     clt_dataset *train = NULL, *test = NULL;
