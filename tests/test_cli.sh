@@ -195,6 +195,11 @@ run_ok "cltrain train --parallel model --pipelines 2 --verify-replicas on 4 devi
 [ -n "$(results "$tmp/vr.txt")" ] && [ "$(results "$tmp/vr.txt")" = "$(results "$tmp/vr2.txt")" ] &&
     grep -q ', 2 copies of it, the batch split between them' "$tmp/vr2.txt"
 ok $? "  ... both verified replicas end where the other does ($(results "$tmp/vr.txt"), $(results "$tmp/vr2.txt"))"
+# bench train --parallel data: then every device alone in the same run, and the share of their sum.
+run_ok "cltrain bench train --parallel data --json exits 0" "$tmp/bd.json" \
+    "$CLTRAIN" bench train --parallel data --batch 32 --steps 1 --devices "$(spec_n 2)" --json
+grep -q '"bench":"train_efficiency","model":"seed-mlp","batch":32,"devices":2,"samples_per_s":[0-9.]*,"alone_samples_per_s":\[[0-9.]*,[0-9.]*\],"sum_samples_per_s":[0-9.]*,"efficiency":[0-9.]*}' "$tmp/bd.json"
+ok $? "  ... then each of the 2 devices alone, and the efficiency against their sum"
 # bench train: every schedule with the micro-batches asked for, the naive one included.
 run_ok "cltrain bench train --parallel model --schedule naive --json exits 0" "$tmp/bn.json" \
     "$CLTRAIN" bench train --parallel model --schedule naive --batch 32 --steps 1 --devices "$(spec_n 2)" --json

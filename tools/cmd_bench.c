@@ -9,6 +9,7 @@
 
 #include <ctype.h>
 #include <math.h>
+#include <pthread.h>
 #include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -88,6 +89,7 @@ typedef struct {
     int bucket_given;         /* data: bucket_bytes given, else the library's default */
     size_t bucket_bytes;      /* data: gradient bucket size */
     int rounds;               /* > 1: the configurations timed in turns (bench_train_rounds) */
+    int device;               /* parallel none: the runtime device that trains (default 0) */
 } train_args;
 
 typedef struct {
@@ -171,6 +173,7 @@ static clt_train_params train_params(const train_args *a, clt_parallel parallel,
     l.micro_batches = micro;
     if (parallel != CLT_PARALLEL_MODEL) l.pipelines = 1;
     tool_layout_params(&l, &p);
+    p.device = a->device;
     p.optim = clt_sgd(0.01f, 0.9f, 0.0f, 0);
     if (is_gpt(a)) {   /* nanoGPT's: AdamW, decay on matrices, clipping at 1 */
         p.optim = clt_adamw(1e-3f, 0.1f);
@@ -428,6 +431,36 @@ static int bench_train_rounds(const train_args *a)
     return rc;
 }
 
+/* Data parallel, then each device training alone on the whole batch, in this run: how much of
+ * the devices' summed throughput the split reaches (on unequal devices, what a split by speed
+ * is for: the sum is its ceiling). */
+static int bench_train_data(const train_args *a)
+{
+    train_result r, one;
+    int rc = train_run(a, CLT_PARALLEL_DATA, 0, 1, &r);
+    if (rc) return rc;
+    train_print(a, CLT_PARALLEL_DATA, 0, 1, &r);
+    double alone[16], sum = 0;
+    int n = r.devices < 16 ? r.devices : 16;
+    for (int d = 0; d < n && !rc; d++) {
+        train_args b = *a;
+        b.device = d;
+        if (!(rc = train_run(&b, CLT_PARALLEL_NONE, 0, 1, &one))) sum += alone[d] = one.sps;
+    }
+    if (rc) return rc;
+    char list[16 * 24];
+    size_t len = 0;
+    for (int d = 0; d < n; d++) len += (size_t)snprintf(list + len, sizeof list - len, "%s%.1f", d ? "," : "", alone[d]);
+    if (a->json)
+        printf("{\"bench\":\"train_efficiency\",\"model\":\"%s\",\"batch\":%zu,\"devices\":%d,"
+               "\"samples_per_s\":%.1f,\"alone_samples_per_s\":[%s],\"sum_samples_per_s\":%.1f,"
+               "\"efficiency\":%.3f}\n", a->model, a->batch, n, r.sps, list, sum, sum > 0 ? r.sps / sum : 0.0);
+    else
+        printf("  %.1f samples/s is %.2f of the devices' own sum, %.1f (each alone on the whole batch: %s)\n",
+               r.sps, sum > 0 ? r.sps / sum : 0.0, sum, list);
+    return 0;
+}
+
 static int bench_train(const train_args *a)
 {
     if (a->rounds > 1) return bench_train_rounds(a);
@@ -451,6 +484,7 @@ static int bench_train(const train_args *a)
         }
         return rc;
     }
+    if (a->parallel == CLT_PARALLEL_DATA) return bench_train_data(a);
     if (a->parallel != CLT_PARALLEL_MODEL || a->schedule >= 0) {
         int micro = a->parallel == CLT_PARALLEL_MODEL ? a->micro : 1;
         int rc = train_run(a, a->parallel, a->schedule < 0 ? 0 : a->schedule, micro, &r);
@@ -503,6 +537,36 @@ static double time_memcpy(char *dst, const char *src, size_t bytes, int iters)
         sink ^= dst[(size_t)i % bytes];
     }
     (void)sink;
+    return (now() - t0) / iters;
+}
+
+/* One thread's share of a parallel copy: iters copies of its bytes. */
+typedef struct {
+    char *dst;
+    const char *src;
+    size_t bytes;
+    int iters;
+} copy_share;
+
+static void *copy_thread(void *arg)
+{
+    copy_share *c = arg;
+    for (int i = 0; i < c->iters; i++) memcpy(c->dst, c->src, c->bytes);
+    return NULL;
+}
+
+/* Seconds per copy of `bytes` by two host threads at once, each its half: what a machine's
+ * memory moves when two workers copy, the ceiling of a two-device host-staged collective. */
+static double time_memcpy2(char *dst, const char *src, size_t bytes, int iters)
+{
+    size_t half = bytes / 2 / 64 * 64;
+    copy_share c[2] = {{dst, src, half, iters}, {dst + half, src + half, bytes - half, iters}};
+    memcpy(dst, src, bytes);
+    pthread_t th;
+    double t0 = now();
+    if (pthread_create(&th, NULL, copy_thread, &c[1]) != 0) return time_memcpy(dst, src, bytes, iters);
+    copy_thread(&c[0]);
+    pthread_join(th, NULL);
     return (now() - t0) / iters;
 }
 
@@ -606,9 +670,10 @@ static int bench_allreduce(const allreduce_args *a)
     if (!a->json && procs == 1) {
         printf("# cltrain bench allreduce: %d device%s (%s), %d iterations after 2 warm-up, out of place\n",
                n, n == 1 ? "" : "s", a->spec ? a->spec : "default", a->iters);
-        printf("# busbw = algbw * 2(n-1)/n; memcpy: one host thread copying the same bytes\n#\n");
-        printf("#%12s %11s %6s %11s %11s %11s %12s %6s\n", "bytes", "count", "algo", "time(us)",
-               "algbw(GB/s)", "busbw(GB/s)", "memcpy(GB/s)", "check");
+        printf("# busbw = algbw * 2(n-1)/n; memcpy: one host thread copying the same bytes; memcpy2: two\n"
+               "# threads at once, each half (the machine's ceiling for two workers); of2: busbw / memcpy2\n#\n");
+        printf("#%12s %11s %6s %11s %11s %11s %12s %13s %5s %6s\n", "bytes", "count", "algo", "time(us)",
+               "algbw(GB/s)", "busbw(GB/s)", "memcpy(GB/s)", "memcpy2(GB/s)", "of2", "check");
     } else if (!a->json) {
         printf("# cltrain bench allreduce: %d processes x %d device%s (%s) = %d devices, %d iterations "
                "after 2 warm-up, out of place, device memory to device memory\n", procs, n,
@@ -624,6 +689,7 @@ static int bench_allreduce(const allreduce_args *a)
         size_t count = bytes / sizeof(float);
         double mt = time_memcpy(mb, ma, bytes, a->iters);
         double memcpy_gbps = (double)bytes / mt / 1e9;
+        double memcpy2_gbps = (double)bytes / time_memcpy2(mb, ma, bytes, a->iters) / 1e9;
         double mpi_t = procs > 1 ? time_mpi_allreduce(mpi_send, mpi_recv, count, a->iters) : 0;
         for (int algo = CLT_ALGO_RING; algo <= CLT_ALGO_DIRECT && !bad; algo++) {
             if (!(a->algos & (1 << algo))) continue;
@@ -660,16 +726,18 @@ static int bench_allreduce(const allreduce_args *a)
             if (a->json)
                 printf("{\"bench\":\"allreduce\",\"bytes\":%zu,\"count\":%zu,\"devices\":%d,\"processes\":%d,"
                        "\"algo\":\"%s\",\"iters\":%d,\"time_us\":%.2f,\"algbw_gbps\":%.3f,\"busbw_gbps\":%.3f,"
-                       "\"memcpy_gbps\":%.3f,\"mpi_time_us\":%.2f,\"mpi_busbw_gbps\":%.3f,\"correct\":%s}\n",
+                       "\"memcpy_gbps\":%.3f,\"memcpy2_gbps\":%.3f,\"of_memcpy2\":%.3f,\"mpi_time_us\":%.2f,"
+                       "\"mpi_busbw_gbps\":%.3f,\"correct\":%s}\n",
                        bytes, count, G, procs, name, a->iters, t * 1e6, algbw, busbw, memcpy_gbps,
-                       mpi_t * 1e6, mpi_busbw, correct ? "true" : "false");
+                       memcpy2_gbps, busbw / memcpy2_gbps, mpi_t * 1e6, mpi_busbw, correct ? "true" : "false");
             else if (procs > 1)
                 printf(" %12zu %11zu %6s %11.1f %11.3f %11.3f %11.1f %11.3f %6.2f %6s\n", bytes, count,
                        name, t * 1e6, algbw, busbw, mpi_t * 1e6, mpi_busbw, mpi_t / t,
                        correct ? "OK" : "WRONG");
             else
-                printf(" %12zu %11zu %6s %11.1f %11.3f %11.3f %12.3f %6s\n", bytes, count, name,
-                       t * 1e6, algbw, busbw, memcpy_gbps, correct ? "OK" : "WRONG");
+                printf(" %12zu %11zu %6s %11.1f %11.3f %11.3f %12.3f %13.3f %5.2f %6s\n", bytes, count, name,
+                       t * 1e6, algbw, busbw, memcpy_gbps, memcpy2_gbps, busbw / memcpy2_gbps,
+                       correct ? "OK" : "WRONG");
             fflush(stdout);
             if (!correct) bad = 1;
             if (st != CLT_OK) bad = tool_fail("reading the results", st);
@@ -717,7 +785,7 @@ static const char *const schedule_names[] = {"naive", "gpipe", "1f1b", "all", NU
 
 static int cmd_bench_train(int argc, char **argv)
 {
-    train_args ta = {NULL, NULL, 256, 20, 0, TOOL_LAYOUT_DEFAULT, CLT_PARALLEL_NONE, -1, 0, 0, 0, 0, 0, 1};
+    train_args ta = {NULL, NULL, 256, 20, 0, TOOL_LAYOUT_DEFAULT, CLT_PARALLEL_NONE, -1, 0, 0, 0, 0, 0, 1, 0};
     float weights[16];
     int model = 0, schedule = 3, weights_given = 0;
     long batch = 256, steps = 20, rounds = 1;
