@@ -407,7 +407,7 @@ static clt_status tp_train(const char *spec, clt_train_params p, int ndev, float
  * same predictions and greedy text. */
 static void check_tensor_parallel(const float *base, const float *base_losses)
 {
-    static const float w31[] = {3, 1}, w124[] = {1, 2, 4}, w31x2[] = {3, 1, 3, 1};
+    static const float w31[] = {3, 1}, w124[] = {1, 2, 4}, w118[] = {1, 1, 8}, w31x2[] = {3, 1, 3, 1};
     const struct {
         int n, group;
         clt_split split;
@@ -419,6 +419,8 @@ static void check_tensor_parallel(const float *base, const float *base_losses)
         {2, 0, CLT_SPLIT_WEIGHTS, w31, {3, 1}, {192, 64}, "2 devices, weights 3:1, 3 + 1 heads"},
         {3, 0, CLT_SPLIT_EQUAL, NULL, {2, 1, 1}, {86, 85, 85}, "3 devices, 2 + 1 + 1 heads"},
         {3, 0, CLT_SPLIT_WEIGHTS, w124, {1, 1, 2}, {37, 73, 146}, "3 devices, weights 1:2:4, 1 + 1 + 2 heads"},
+        /* by the weights 0 + 0 + 4 (0.4, 0.4, 3.2): a head each, the fourth by the weights */
+        {3, 0, CLT_SPLIT_WEIGHTS, w118, {1, 1, 2}, {26, 25, 205}, "3 devices, weights 1:1:8, 1 + 1 + 2 heads"},
         {2, 0, CLT_SPLIT_AUTO, NULL, {3, 1}, {192, 64}, "2 devices, auto split, device 1 slowed 3x"},
         {4, 2, CLT_SPLIT_WEIGHTS, w31x2, {3, 1, 3, 1}, {192, 64, 192, 64},
          "4 devices = 2 groups of 2 (tensor x data), weights 3:1"},
@@ -498,6 +500,43 @@ static void check_tensor_checkpoint(void)
     close_trained(&a), close_trained(&b);
     remove(one), remove(two), remove(dir);
     free(want), free(got), free(back);
+}
+
+/* What tensor parallelism refuses in a GPT, saying what: fewer heads than devices, dropout on
+ * the attention weights, and a placement that separates the tied head from its embedding. */
+static void check_tensor_refusals(void)
+{
+    clt_runtime *rt = NULL;
+    if (!ok_status(clt_runtime_create(&rt, test_spec_n(3)), "a runtime on 3 devices")) return;
+    const struct {
+        int heads;
+        float dropout;
+        clt_status want;
+        const char *says, *what;
+    } cases[] = {
+        {2, 0.0f, CLT_ERR_UNSUPPORTED, "has 2 heads for the 3 devices", "2 heads on 3 devices"},
+        {4, 0.1f, CLT_ERR_UNSUPPORTED, "attention with dropout", "attention dropout 0.1"},
+        {4, 0.0f, CLT_ERR_INVALID_ARG, "separate the head", "a placement cutting the tied head from its embedding"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        clt_gpt_config c = clt_gpt_config_default();
+        c.vocab = VOCAB, c.block = BLOCK, c.layers = LAYERS, c.heads = cases[i].heads, c.embd = EMBD;
+        c.dropout = cases[i].dropout;
+        clt_model *m = NULL;
+        clt_trainer *t = NULL;
+        clt_train_params p = parallel_params(CLT_PARALLEL_TENSOR);
+        if (!ok_status(clt_model_create_gpt(&m, &c), "a GPT for: %s", cases[i].what)) continue;
+        if (cases[i].want == CLT_ERR_INVALID_ARG) {   /* 3 groups of one: blocks 0 and 1 on groups 0 and 1 */
+            p.tensor_group = 1;
+            clt_model_place(m, 0, 13, 0);
+            clt_model_place(m, 14, clt_model_layer_count(m) - 1, 1);
+        }
+        ok_error(clt_trainer_create(&t, rt, m, &p), cases[i].want, cases[i].says, "tensor parallel refuses %s",
+                 cases[i].what);
+        clt_trainer_destroy(t);
+        clt_model_destroy(m);
+    }
+    clt_runtime_destroy(rt);
 }
 
 /* Bad ids, sampling, and the model checks, on one device. */
@@ -693,6 +732,7 @@ int main(void)
     check_data_parallel(base, base_losses);
     check_tensor_parallel(base, base_losses);
     check_tensor_checkpoint();
+    check_tensor_refusals();
     check_inputs_and_sampling();
     check_gpt2_init();
     free(base), free(init);
