@@ -1203,7 +1203,16 @@ CLT_API clt_status clt_trainer_data_position(const clt_trainer *t, clt_data_posi
  * "layers": [...]}, each layer an object whose "type" is its torch.nn class and whose other keys
  * are that class's constructor arguments, so that
  *     nn.Sequential(*[getattr(nn, d.pop("type"))(**d) for d in json.loads(meta)["layers"]])
- * rebuilds the network. A layer nn.Sequential cannot hold is CLT_ERR_UNSUPPORTED naming it.
+ * rebuilds the network. A layer nn.Sequential cannot hold is CLT_ERR_UNSUPPORTED naming it,
+ * unless the model is a GPT: the layers clt_model_create_gpt builds (with or without the Dropout
+ * layers, tied or untied; recognised from the layers, however built). Its tensors are then those
+ * of nanoGPT's GPT state_dict: transformer.wte.weight (V, C), transformer.wpe.weight (T, C),
+ * transformer.h.{i}.ln_1, .attn.c_attn (3C, C), .attn.c_proj, .ln_2, .mlp.c_fc, .mlp.c_proj (each
+ * .weight and .bias), transformer.ln_f, and lm_head.weight (V, C). A tied head's weight is
+ * written under both wte's name and lm_head's, and on load both must be there and equal bit for
+ * bit (CLT_ERR_SHAPE naming them). "cltrain.model" is nanoGPT's GPTConfig as JSON: {"type":
+ * "gpt", "vocab_size", "block_size", "n_layer", "n_head", "n_embd", "dropout", "bias": true,
+ * "tied", "eps"}.
  */
 
 /* Writes the parameters to path, atomically as clt_trainer_save does, whatever the parallel

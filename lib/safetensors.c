@@ -512,6 +512,83 @@ clt_status clt__safetensors_write(const char *path, const clt__st_out *t, int n,
     return st;
 }
 
+/* ---- the model as nanoGPT's GPT ------------------------------------------------------------- */
+
+/* A GPT's configuration read back from its layers, in nanoGPT's GPTConfig terms. */
+typedef struct {
+    int vocab, block, layers, heads, embd;
+    float dropout, eps;
+    bool tied;
+} gpt_shape;
+
+/* One transformer block as clt_model_create_gpt lays it out: each layer's kind and, for a
+ * Linear, its width in embeddings. The Dropout layers are there when the model has dropout. */
+static const struct {
+    clt_layer_kind kind;
+    int width;
+} GPT_BLOCK[] = {
+    {CLT_LAYER_RESIDUAL_BEGIN, 0}, {CLT_LAYER_LAYERNORM_LAST, 0}, {CLT_LAYER_LINEAR, 3},
+    {CLT_LAYER_ATTENTION, 0},      {CLT_LAYER_LINEAR, 1},         {CLT_LAYER_DROPOUT, 0},
+    {CLT_LAYER_RESIDUAL_END, 0},   {CLT_LAYER_RESIDUAL_BEGIN, 0}, {CLT_LAYER_LAYERNORM_LAST, 0},
+    {CLT_LAYER_LINEAR, 4},         {CLT_LAYER_GELU_TANH, 0},      {CLT_LAYER_LINEAR, 1},
+    {CLT_LAYER_DROPOUT, 0},        {CLT_LAYER_RESIDUAL_END, 0},
+};
+
+/* Whether layer l is what a GPT of g holds where a layer of that kind and width belongs: one
+ * dropout, one eps and one head count for the whole model, as GPTConfig has. */
+static bool gpt_layer_fits(const clt__layer *l, clt_layer_kind kind, int width, const gpt_shape *g)
+{
+    const clt_layer_desc *d = &l->desc;
+    if (d->kind != kind) return false;
+    switch (kind) {
+    case CLT_LAYER_LINEAR: return d->bias && d->out == width * g->embd;
+    case CLT_LAYER_LAYERNORM_LAST: return d->alpha == g->eps;
+    case CLT_LAYER_DROPOUT: return d->alpha == g->dropout;
+    case CLT_LAYER_ATTENTION: return d->count == g->heads && d->alpha == g->dropout;
+    default: return true;
+    }
+}
+
+/* Whether m is the model clt_model_create_gpt builds, with or without its Dropout layers, with
+ * a tied or an untied head: recognised from the layer list, whoever built it. */
+static bool gpt_recognise(const clt_model *m, gpt_shape *g)
+{
+    const clt__layer *L = m->layers;
+    int n = m->nlayers, i = 2;
+    memset(g, 0, sizeof *g);
+    if (n < 3 || m->input.rank != 1 || L[0].desc.kind != CLT_LAYER_EMBEDDING ||
+        L[1].desc.kind != CLT_LAYER_POSITION)
+        return false;
+    g->vocab = L[0].desc.count, g->embd = L[0].desc.out, g->block = m->input.dims[0];
+    bool drop = L[i].desc.kind == CLT_LAYER_DROPOUT;
+    if (drop) g->dropout = L[i++].desc.alpha;
+    if (i + 3 >= n) return false;
+    g->eps = L[i + 1].desc.alpha, g->heads = L[i + 3].desc.count;
+    while (i < n - 2) {
+        for (size_t k = 0; k < sizeof GPT_BLOCK / sizeof GPT_BLOCK[0]; k++) {
+            if (GPT_BLOCK[k].kind == CLT_LAYER_DROPOUT && !drop) continue;
+            if (i >= n - 2 || !gpt_layer_fits(&L[i++], GPT_BLOCK[k].kind, GPT_BLOCK[k].width, g))
+                return false;
+        }
+        g->layers++;
+    }
+    const clt_layer_desc *head = &L[n - 1].desc;
+    g->tied = head->kind == CLT_LAYER_LM_HEAD;
+    return g->layers > 0 && gpt_layer_fits(&L[n - 2], CLT_LAYER_LAYERNORM_LAST, 0, g) &&
+           (g->tied || (head->kind == CLT_LAYER_LINEAR && !head->bias && head->out == g->vocab));
+}
+
+/* nanoGPT's module for the j-th layer with parameters of a GPT of g: the order of its
+ * state_dict is the order of cltrain's layers. */
+static void gpt_module(int j, const gpt_shape *g, char *buf, size_t cap)
+{
+    static const char *const block[6] = {"ln_1", "attn.c_attn", "attn.c_proj", "ln_2", "mlp.c_fc",
+                                         "mlp.c_proj"};
+    if (j < 2) snprintf(buf, cap, "transformer.%s", j ? "wpe" : "wte");
+    else if (j < 2 + 6 * g->layers) snprintf(buf, cap, "transformer.h.%d.%s", (j - 2) / 6, block[(j - 2) % 6]);
+    else snprintf(buf, cap, "%s", j == 2 + 6 * g->layers ? "transformer.ln_f" : "lm_head");
+}
+
 /* ---- the model as torch.nn.Sequential ------------------------------------------------------- */
 
 /* Layer l as the JSON object of its torch.nn module: the class in "type", the constructor's
@@ -583,13 +660,23 @@ static bool torch_module(const clt__layer *l, char **b, size_t *len, size_t *cap
     return false;
 }
 
-/* The model as {"input": [...], "layers": [module, ...]} (malloc'ed), or CLT_ERR_UNSUPPORTED
- * naming the layer nn.Sequential cannot hold. */
+/* The model as JSON (malloc'ed): a GPT as {"type": "gpt", GPTConfig's fields}, any other as
+ * {"input": [...], "layers": [module, ...]}, or CLT_ERR_UNSUPPORTED naming the layer
+ * nn.Sequential cannot hold. */
 static clt_status model_json(const clt_model *m, const char *path, char **out)
 {
     char *b = NULL;
     size_t len = 0, cap = 0;
-    bool good = clt__sbuf_printf(&b, &len, &cap, "{\"input\":[");
+    gpt_shape g;
+    bool good;
+    if (gpt_recognise(m, &g)) {
+        good = clt__sbuf_printf(&b, &len, &cap, "{\"type\":\"gpt\",\"vocab_size\":%d,\"block_size\":%d,"
+                                "\"n_layer\":%d,\"n_head\":%d,\"n_embd\":%d,\"dropout\":%.9g,\"bias\":true,"
+                                "\"tied\":%s,\"eps\":%.9g}", g.vocab, g.block, g.layers, g.heads, g.embd,
+                                (double)g.dropout, g.tied ? "true" : "false", (double)g.eps);
+        goto done;
+    }
+    good = clt__sbuf_printf(&b, &len, &cap, "{\"input\":[");
     for (int i = 0; i < m->input.rank; i++) good = good && clt__sbuf_printf(&b, &len, &cap, i ? ",%d" : "%d", m->input.dims[i]);
     good = good && clt__sbuf_printf(&b, &len, &cap, "],\"layers\":[");
     for (int i = 0; i < m->nlayers; i++) {
@@ -602,6 +689,7 @@ static clt_status model_json(const clt_model *m, const char *path, char **out)
         }
     }
     good = good && clt__sbuf_printf(&b, &len, &cap, "]}");
+done:
     if (!good) {
         free(b);
         return clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
@@ -610,31 +698,57 @@ static clt_status model_json(const clt_model *m, const char *path, char **out)
     return CLT_OK;
 }
 
-/* The parameter tensors, in the flat order: layer i's "i.weight" then "i.bias". */
+/* The parameter tensors, in the flat order: layer i's weight then its bias, named "i.weight"
+ * and "i.bias" as the Sequential's state_dict, or a GPT's as nanoGPT's, whose tied head adds
+ * "lm_head.weight" at the end, a second name for the token embedding. */
 typedef struct {
-    char name[24];
+    char name[48];
+    int layer;                      /* whose parameter it is */
+    const char *param;              /* "weight" or "bias" */
     clt_shape shape;
     uint64_t dims[CLT_MAX_RANK];
     size_t off, count;
+    int copy_of;                    /* the tensor this one must equal bit for bit (a tied head's
+                                     * weight: the embedding's); -1 */
 } param_tensor;
+
+static void param_tensor_set(param_tensor *p, int layer, const clt__layer *l, int bias)
+{
+    p->layer = layer;
+    p->param = bias ? "bias" : "weight";
+    p->shape = bias ? l->b_shape : l->w_shape;
+    for (int d = 0; d < p->shape.rank; d++) p->dims[d] = (uint64_t)p->shape.dims[d];
+    p->off = l->param_off + (bias ? l->w_count : 0);
+    p->count = bias ? l->b_count : l->w_count;
+    p->copy_of = -1;
+}
 
 static clt_status param_tensors(const clt_model *m, param_tensor **out, int *n)
 {
     *n = 0;
     *out = malloc((size_t)(2 * m->nlayers + 1) * sizeof **out);
     if (!*out) return clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
-    for (int i = 0; i < m->nlayers; i++) {
+    gpt_shape g;
+    bool gpt = gpt_recognise(m, &g);
+    char module[40];
+    for (int i = 0, j = 0; i < m->nlayers; i++) {
         const clt__layer *l = &m->layers[i];
+        if (!l->w_count && !l->b_count) continue;
+        if (gpt) gpt_module(j++, &g, module, sizeof module);
+        else snprintf(module, sizeof module, "%d", i);
         for (int k = 0; k < 2; k++) {
-            size_t count = k ? l->b_count : l->w_count;
-            if (!count) continue;
+            if (!(k ? l->b_count : l->w_count)) continue;
             param_tensor *p = &(*out)[(*n)++];
-            snprintf(p->name, sizeof p->name, "%d.%s", i, k ? "bias" : "weight");
-            p->shape = k ? l->b_shape : l->w_shape;
-            for (int d = 0; d < p->shape.rank; d++) p->dims[d] = (uint64_t)p->shape.dims[d];
-            p->off = l->param_off + (k ? l->w_count : 0);
-            p->count = count;
+            param_tensor_set(p, i, l, k);
+            snprintf(p->name, sizeof p->name, "%s.%s", module, p->param);
         }
+    }
+    if (gpt && g.tied) {   /* nanoGPT's state_dict holds the shared weight under both names */
+        param_tensor *p = &(*out)[(*n)++];
+        param_tensor_set(p, 0, &m->layers[0], 0);
+        p->layer = m->nlayers - 1;
+        p->copy_of = 0;
+        snprintf(p->name, sizeof p->name, "lm_head.weight");
     }
     return CLT_OK;
 }
@@ -671,6 +785,21 @@ static const char *shape_text(int rank, const uint64_t *dims, char *buf, size_t 
     return buf;
 }
 
+/* A tied head's weight and the embedding's are one: the two tensors hold the same bits (their
+ * shapes were checked), else CLT_ERR_SHAPE naming both and the first difference. */
+static clt_status same_tensor(const clt__st_tensor *a, const clt__st_tensor *b, const char *path)
+{
+    size_t n = (size_t)(a->end - a->begin) / 4, i = 0;
+    while (i < n && !memcmp(a->data + 4 * i, b->data + 4 * i, 4)) i++;
+    if (i == n) return CLT_OK;
+    float x, y;
+    clt__floats_from_le(&x, a->data + 4 * i, 1);
+    clt__floats_from_le(&y, b->data + 4 * i, 1);
+    return clt__fail(CLT_ERR_SHAPE, "safetensors %s: tensors '%s' and '%s' differ (element %zu: "
+                     "%.9g and %.9g): the model's head is tied to its token embedding, so the two "
+                     "names hold one weight", path, a->name, b->name, i, (double)x, (double)y);
+}
+
 /* The file's tensors are exactly the model's, F32 and of its shapes: the parameters into
  * params (nparams host floats). */
 static clt_status match_tensors(const clt_model *m, const clt__safetensors *s, const char *path,
@@ -682,13 +811,13 @@ static clt_status match_tensors(const clt_model *m, const clt__safetensors *s, c
     char a[96], b[96];
     for (int i = 0; i < n && st == CLT_OK; i++) {
         const clt__st_tensor *t = clt__safetensors_find(s, pt[i].name);
-        int layer = atoi(pt[i].name);
+        int layer = pt[i].layer;
         const char *kind = clt__layer_kind_name(m->layers[layer].desc.kind);
         bool same = t && t->rank == pt[i].shape.rank;
         for (int d = 0; same && d < t->rank; d++) same = t->dims[d] == pt[i].dims[d];
         if (!t)
             st = clt__fail(CLT_ERR_SHAPE, "safetensors %s: tensor '%s' (layer %d's %s %s, shape %s) "
-                           "is missing", path, pt[i].name, layer, kind, strchr(pt[i].name, '.') + 1,
+                           "is missing", path, pt[i].name, layer, kind, pt[i].param,
                            shape_text(pt[i].shape.rank, pt[i].dims, a, sizeof a));
         else if (strcmp(t->dtype, "F32"))
             st = clt__fail(CLT_ERR_FORMAT, "safetensors %s: tensor '%s' is %s; cltrain reads F32 "
@@ -697,8 +826,10 @@ static clt_status match_tensors(const clt_model *m, const clt__safetensors *s, c
             st = clt__fail(CLT_ERR_SHAPE, "safetensors %s: tensor '%s' has shape %s, the model's "
                            "(layer %d, %s) is %s", path, t->name, shape_text(t->rank, t->dims, a, sizeof a),
                            layer, kind, shape_text(pt[i].shape.rank, pt[i].dims, b, sizeof b));
-        else
+        else if (pt[i].copy_of < 0)
             clt__floats_from_le(params + pt[i].off, t->data, pt[i].count);
+        else
+            st = same_tensor(clt__safetensors_find(s, pt[pt[i].copy_of].name), t, path);
     }
     for (int i = 0; i < s->n && st == CLT_OK; i++) {
         int k = 0;

@@ -4,23 +4,32 @@
     safetensors_torch.py DIR NAME TOL
 
 DIR/NAME.ours.safetensors holds cltrain's parameters (its __metadata__ describes the model as
-torch.nn modules), DIR/NAME.io.safetensors an input "x" and cltrain's predictions "y" for it.
-This script rebuilds the nn.Sequential from the metadata, loads our file into it with
+torch.nn modules, or as nanoGPT's GPTConfig), DIR/NAME.io.safetensors an input "x" (for a GPT,
+token ids as floats) and cltrain's predictions "y" for it (a GPT's: the logits of every
+position). This script rebuilds the nn.Sequential, or nanoGPT's GPT (tools/gpt_torch.py's,
+nanoGPT's model.py written out), from the metadata, loads our file into it with
 load_state_dict(strict=True) and checks that its predictions are ours within TOL (absolute);
-then it gives a fresh Sequential random weights, writes them to DIR/NAME.torch.safetensors and
+then it gives a fresh model random weights, writes them to DIR/NAME.torch.safetensors and
 its predictions for x to DIR/NAME.torch_io.safetensors ("y"), for the C test to load and compare.
 Exit status 0 when the check passed, 1 with a message otherwise.
 
 The files are read and written with the `safetensors` package (safetensors.torch.load_file and
-save_file) when it is installed, else with the plain struct + json code below: the format is an
+save_file) when it is installed, else with plain struct + json code (the reader is
+tools/gpt_torch.py's, the writer below): the format is an
 8-byte little-endian header length, the JSON header, then the raw little-endian data.
 """
 import json
+import os
 import struct
 import sys
 
 import torch
 import torch.nn as nn
+
+# nanoGPT's GPT and the plain safetensors reader: those of the GPT's PyTorch baseline, so this
+# test checks the very model tools/gpt_torch.py trains
+sys.path.insert(0, os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "tools"))
+from gpt_torch import gpt_of, read_safetensors as read_plain  # noqa: E402
 
 torch.set_num_threads(1)
 
@@ -28,25 +37,6 @@ try:
     import safetensors.torch as st_torch
 except ImportError:
     st_torch = None
-
-
-def read_plain(path):
-    """(tensors by name, metadata) with struct and json only."""
-    with open(path, "rb") as f:
-        blob = f.read()
-    (n,) = struct.unpack("<Q", blob[:8])
-    header = json.loads(blob[8:8 + n].decode("utf-8"))
-    meta = header.pop("__metadata__", {})
-    data = blob[8 + n:]
-    out = {}
-    for name, t in header.items():
-        if t["dtype"] != "F32":
-            raise ValueError("%s: dtype %s, this reader takes F32" % (name, t["dtype"]))
-        b, e = t["data_offsets"]
-        count = (e - b) // 4
-        vals = struct.unpack("<%df" % count, data[b:e])
-        out[name] = torch.tensor(vals, dtype=torch.float32).reshape(t["shape"])
-    return out, meta
 
 
 def write_plain(path, tensors, meta):
@@ -77,20 +67,24 @@ def load(path):
 
 
 def save(path, tensors, meta):
-    if st_torch is not None:
-        st_torch.save_file({k: v.detach().contiguous() for k, v in tensors.items()}, path, metadata=meta)
+    if st_torch is not None:   # clone: a tied GPT's two names share one tensor, which save_file refuses
+        st_torch.save_file({k: v.detach().clone().contiguous() for k, v in tensors.items()}, path, metadata=meta)
     else:
         write_plain(path, tensors, meta)
 
 
 def build(meta):
-    """The nn.Sequential that cltrain.model describes: each layer's class and arguments."""
+    """The model that cltrain.model describes: nanoGPT's GPT of its config, or the nn.Sequential
+    of each layer's class and arguments. The input shape per sample, and whether it is tokens."""
+    gpt = gpt_of(meta)
+    if gpt is not None:
+        return gpt, [gpt.config.block_size], True
     desc = json.loads(meta["cltrain.model"])
     layers = []
     for d in desc["layers"]:
         d = dict(d)
         layers.append(getattr(nn, d.pop("type"))(**d))
-    return nn.Sequential(*layers), desc["input"]
+    return nn.Sequential(*layers), desc["input"], False
 
 
 def main():
@@ -101,17 +95,19 @@ def main():
     if meta.get("format") != "pt":
         print("# %s: __metadata__ format is %r, not 'pt'" % (name, meta.get("format")))
         return 1
-    net, shape = build(meta)
+    net, shape, tokens = build(meta)
     net.load_state_dict(ours, strict=True)
     net.eval()
     x, y = io["x"], io["y"]
     if list(x.shape[1:]) != shape:
         print("# %s: x is %s, the model takes %s" % (name, list(x.shape), shape))
         return 1
+    if tokens:
+        x = x.long()
     with torch.no_grad():
-        got = net(x)
+        got = net(x).reshape(y.shape)
     diff = (got - y).abs().max().item()
-    print("# %s: %s" % (name, net))
+    print("# %s: %s" % (name, "nanoGPT's GPT of %s" % meta["cltrain.model"] if tokens else net))
     print("# %s: torch's predictions from our file differ from ours by at most %.3g (tolerance %g)"
           % (name, diff, tol))
     if not diff <= tol:
@@ -120,15 +116,15 @@ def main():
     # torch's own weights: its default (random) initialisation, and noise on the LayerNorm
     # parameters so they are not all ones and zeros
     torch.manual_seed(1234)
-    fresh, _ = build(meta)
+    fresh, _, _ = build(meta)
     with torch.no_grad():
-        for mod in fresh:
+        for mod in fresh.modules():
             if isinstance(mod, nn.LayerNorm):
                 mod.weight.add_(0.2 * torch.randn_like(mod.weight))
                 mod.bias.add_(0.2 * torch.randn_like(mod.bias))
     fresh.eval()
     with torch.no_grad():
-        ty = fresh(x)
+        ty = fresh(x).reshape(y.shape)
     save(base + ".torch.safetensors", fresh.state_dict(), {"format": "pt"})
     save(base + ".torch_io.safetensors", {"y": ty}, {"format": "pt"})
     print("# %s: wrote torch's weights (%s)" % (name, "safetensors package" if st_torch else "struct + json"))

@@ -522,6 +522,33 @@ ok $? "train --model gpt: 15 steps, a resume to 30, and 30 steps in one go exit 
 step30() { grep '^30,' "$1" | cut -d, -f1-3,5-; }
 grep -q "resumed from .* at step 15" "$tmp/gr.out" && [ -n "$(step30 "$tmp/gr.csv")" ] && [ "$(step30 "$tmp/gr.csv")" = "$(step30 "$tmp/gf.csv")" ]
 ok $? "  ... the resumed run's step 30 is the uninterrupted one's, digit for digit: $(step30 "$tmp/gr.csv")"
+# The PyTorch baseline of the command (tools/gpt_torch.py): from the weights --save-init wrote,
+# on the same batches, the same losses step by step (with a python3 that has torch: CLT_PYTHON,
+# python3, /usr/bin/python3; CI sets CLT_TEST_REQUIRE_TORCH so that its absence fails).
+py=
+for c in "${CLT_PYTHON:-}" python3 /usr/bin/python3; do
+    [ -n "$c" ] && "$c" -c "import torch" >/dev/null 2>&1 && { py=$c; break; }
+done
+if [ -n "$py" ]; then
+    # shellcheck disable=SC2086
+    "$CLTRAIN" train --model gpt $G --steps 20 --sample 0 --save-init "$tmp/init.st" --metrics "$tmp/cl.csv" \
+        --devices "$(spec_n 1)" >/dev/null 2>&1 &&
+        OPENBLAS_NUM_THREADS=1 "$py" "${CLT_TEST_SRCDIR:-.}/tools/gpt_torch.py" --init "$tmp/init.st" --text "$tmp/text.txt" \
+            --lr 0.01 --batch 4 --warmup 2 --eval-every 10 --eval-batches 2 --steps 20 --lib .libs/libcltrain.so \
+            --metrics "$tmp/pt.csv" >"$tmp/pt.out" 2>&1
+    ok $? "train --model gpt --save-init, then tools/gpt_torch.py from that file, exit 0"
+    # column 2 is each step's loss, 5 and 6 the measured train and validation losses
+    paste -d, "$tmp/cl.csv" "$tmp/pt.csv" | awk -F, -v half=7 'NR > 1 {
+        for (k = 2; k <= 6; k++) { if (k == 3 || k == 4) continue; a = $k; b = $(k + half)
+            if ((a == "") != (b == "")) exit 1
+            if (a != "" && (d = a - b) * d > 1e-8 * (1 + b * b)) { print "# step " $1 ": " a " vs " b; exit 1 } }
+        n++ } END { exit n != 20 }'
+    ok $? "  ... cltrain and PyTorch agree within 1e-4 at every one of the 20 steps and measurements"
+elif [ -n "${CLT_TEST_REQUIRE_TORCH:-}" ]; then
+    ok 1 "the GPT against tools/gpt_torch.py: no python3 with torch (CLT_TEST_REQUIRE_TORCH is set)"
+else
+    skip "the GPT against tools/gpt_torch.py" "no python3 with torch"
+fi
 # shellcheck disable=SC2086
 run_ok "train --model gpt --parallel tensor on 2 devices exits 0" "$tmp/gt.out" \
     "$CLTRAIN" train --model gpt $G --steps 10 --sample 0 --parallel tensor --devices "$(spec_n 2)"

@@ -18,8 +18,10 @@
 static clt_runtime *rt;
 static char dir[256];
 
-/* Predictions PyTorch and we must agree on: |ours - torch| <= TORCH_ATOL. */
+/* Predictions PyTorch and we must agree on: |ours - torch| <= TORCH_ATOL; a GPT's logits, after
+ * attention's softmax and eleven LayerNorms, within GPT_TORCH_ATOL. */
 #define TORCH_ATOL 1e-6
+#define GPT_TORCH_ATOL 1e-5
 
 static char *path_of(const char *name) { return test_path(dir, name); }
 
@@ -114,23 +116,66 @@ static clt_train_params params(uint64_t seed)
     return p;
 }
 
+/* A GPT of odd sizes: vocabulary 13, block 7, 2 layers of 3 heads of 5. */
+static clt_gpt_config small_gpt(float dropout, int tied)
+{
+    clt_gpt_config c = clt_gpt_config_default();
+    c.vocab = 13, c.block = 7, c.layers = 2, c.heads = 3, c.embd = 15;
+    c.dropout = dropout, c.tied = tied;
+    return c;
+}
+
+static clt_model *gpt(const clt_gpt_config *c)
+{
+    clt_model *m;
+    if (clt_model_create_gpt(&m, c) == CLT_OK) return m;
+    diag("clt_model_create_gpt: %s", clt_last_error());
+    return NULL;
+}
+
+/* n inputs for m: random floats, or for a model of tokens random ids (as floats, exact). */
+static float *inputs(const clt_model *m, size_t n, uint64_t seed)
+{
+    size_t in = clt_shape_numel(clt_model_input_shape(m));
+    float *x = malloc(n * in * sizeof *x);
+    fill(x, n * in, seed);
+    if (clt__model_takes_tokens(m))
+        for (size_t i = 0; i < n * in; i++) x[i] = (float)((int)(1000.0f * (x[i] + 1.0f)) % m->layers[0].desc.count);
+    return x;
+}
+
+static clt_status predict(clt_trainer *t, const float *x, size_t n, float *out)
+{
+    if (!clt__model_takes_tokens(t->model)) return clt_trainer_predict(t, x, n, out);
+    size_t in = clt_shape_numel(clt_model_input_shape(t->model));
+    int32_t *ids = malloc(n * in * sizeof *ids);
+    for (size_t i = 0; i < n * in; i++) ids[i] = (int32_t)x[i];
+    clt_status st = clt_trainer_predict_tokens(t, ids, n, out);
+    free(ids);
+    return st;
+}
+
 /* A few SGD steps with momentum, so the parameters are not the initial ones and the optimizer
- * has state. */
+ * has state. A model of tokens learns to predict the next of random ids. */
 static bool train(clt_trainer *t, int steps)
 {
     size_t in = clt_shape_numel(clt_model_input_shape(t->model));
     clt_shape os = clt_model_output_shape(t->model, -1);
-    int classes = (int)clt_shape_numel(os);
-    float *x = malloc(8 * in * sizeof *x);
-    int32_t y[8];
+    bool tokens = clt__model_takes_tokens(t->model);
+    int classes = tokens ? os.dims[os.rank - 1] : (int)clt_shape_numel(os);
+    int32_t *y = malloc(8 * in * sizeof *y), *ids = malloc(8 * in * sizeof *ids);
     bool good = true;
     for (int s = 0; s < steps && good; s++) {
-        fill(x, 8 * in, 100 + (uint64_t)s);
-        for (int i = 0; i < 8; i++) y[i] = (s * 3 + i) % classes;
-        good = clt_trainer_step(t, x, y, 8, NULL) == CLT_OK;
+        float *x = inputs(t->model, 8, 100 + (uint64_t)s);
+        for (size_t i = 0; i < 8 * in; i++) {
+            ids[i] = (int32_t)x[i];
+            y[i] = (int32_t)((s * 3 + i) % (size_t)classes);
+        }
+        good = (tokens ? clt_trainer_step_tokens(t, ids, y, 8, NULL) : clt_trainer_step(t, x, y, 8, NULL)) == CLT_OK;
         if (!good) diag("step %d: %s", s, clt_last_error());
+        free(x);
     }
-    free(x);
+    free(y), free(ids);
     return good;
 }
 
@@ -146,7 +191,83 @@ static bool two_trainers(const char *name, clt_model *m, uint64_t seed, clt_trai
     return false;
 }
 
-static void check_round_trip(const char *name, clt_model *m)
+/* One tensor a file must hold. */
+typedef struct {
+    char name[48];
+    int rank;
+    uint64_t dims[4];
+} named;
+
+__attribute__((format(printf, 5, 6))) static void put(named *out, int *n, uint64_t d0, uint64_t d1,
+                                                      const char *fmt, ...)
+{
+    named *t = &out[(*n)++];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(t->name, sizeof t->name, fmt, ap);
+    va_end(ap);
+    t->rank = d1 ? 2 : 1, t->dims[0] = d0, t->dims[1] = d1;
+}
+
+/* The state_dict of nanoGPT's GPT of c, written out from its model.py (bias=True): names and
+ * shapes; lm_head.weight is there tied or not. Returns the count (out holds 16 + 12 layers). */
+static int gpt_state_dict(const clt_gpt_config *c, named *out)
+{
+    uint64_t V = (uint64_t)c->vocab, T = (uint64_t)c->block, C = (uint64_t)c->embd;
+    int n = 0;
+    put(out, &n, V, C, "transformer.wte.weight");
+    put(out, &n, T, C, "transformer.wpe.weight");
+    for (int i = 0; i < c->layers; i++) {
+        static const char *const ln[2] = {"ln_1", "ln_2"};
+        for (int k = 0; k < 2; k++) {
+            put(out, &n, C, 0, "transformer.h.%d.%s.weight", i, ln[k]);
+            put(out, &n, C, 0, "transformer.h.%d.%s.bias", i, ln[k]);
+        }
+        put(out, &n, 3 * C, C, "transformer.h.%d.attn.c_attn.weight", i);
+        put(out, &n, 3 * C, 0, "transformer.h.%d.attn.c_attn.bias", i);
+        put(out, &n, C, C, "transformer.h.%d.attn.c_proj.weight", i);
+        put(out, &n, C, 0, "transformer.h.%d.attn.c_proj.bias", i);
+        put(out, &n, 4 * C, C, "transformer.h.%d.mlp.c_fc.weight", i);
+        put(out, &n, 4 * C, 0, "transformer.h.%d.mlp.c_fc.bias", i);
+        put(out, &n, C, 4 * C, "transformer.h.%d.mlp.c_proj.weight", i);
+        put(out, &n, C, 0, "transformer.h.%d.mlp.c_proj.bias", i);
+    }
+    put(out, &n, C, 0, "transformer.ln_f.weight");
+    put(out, &n, C, 0, "transformer.ln_f.bias");
+    put(out, &n, V, C, "lm_head.weight");
+    return n;
+}
+
+/* What the file of m must hold: the Sequential's "i.weight" and "i.bias", or for a GPT (g not
+ * NULL) nanoGPT's names. */
+static int expected_tensors(const clt_model *m, const clt_gpt_config *g, named *out)
+{
+    if (g) return gpt_state_dict(g, out);
+    int n = 0;
+    for (int i = 0; i < m->nlayers; i++) {
+        const clt__layer *l = &m->layers[i];
+        for (int k = 0; k < 2; k++) {
+            clt_shape sh = k ? l->b_shape : l->w_shape;
+            if (!(k ? l->b_count : l->w_count)) continue;
+            named *t = &out[n++];
+            snprintf(t->name, sizeof t->name, "%d.%s", i, k ? "bias" : "weight");
+            t->rank = sh.rank;
+            for (int d = 0; d < sh.rank; d++) t->dims[d] = (uint64_t)sh.dims[d];
+        }
+    }
+    return n;
+}
+
+/* The JSON of cltrain.model a GPT's file holds: nanoGPT's GPTConfig, and eps. */
+static void gpt_json(const clt_gpt_config *c, char *buf, size_t cap)
+{
+    snprintf(buf, cap, "{\"type\":\"gpt\",\"vocab_size\":%d,\"block_size\":%d,\"n_layer\":%d,"
+             "\"n_head\":%d,\"n_embd\":%d,\"dropout\":%.9g,\"bias\":true,\"tied\":%s,\"eps\":%.9g}",
+             c->vocab, c->block, c->layers, c->heads, c->embd, (double)c->dropout,
+             c->tied ? "true" : "false", (double)c->eps);
+}
+
+static void check_round_trip(const char *name, clt_model *m, const clt_gpt_config *g)
 {
     clt_trainer *a, *b;
     if (!two_trainers(name, m, 1, &a, &b)) return;
@@ -166,11 +287,9 @@ static void check_round_trip(const char *name, clt_model *m)
     ok(same_floats(mb0, mb1, np) && clt_trainer_step_count(b) == steps,
        "%s: the optimizer state (momentum) and the step count (%ld) are untouched", name, steps);
 
-    size_t in = clt_shape_numel(clt_model_input_shape(m));
     size_t out = clt_shape_numel(clt_model_output_shape(m, -1));
-    float *x = malloc(5 * in * sizeof *x), *ya = malloc(5 * out * sizeof *ya), *yb = malloc(5 * out * sizeof *yb);
-    fill(x, 5 * in, 77);
-    ok(clt_trainer_predict(a, x, 5, ya) == CLT_OK && clt_trainer_predict(b, x, 5, yb) == CLT_OK &&
+    float *x = inputs(m, 5, 77), *ya = malloc(5 * out * sizeof *ya), *yb = malloc(5 * out * sizeof *yb);
+    ok(predict(a, x, 5, ya) == CLT_OK && predict(b, x, 5, yb) == CLT_OK &&
        same_floats(ya, yb, 5 * out), "%s: predictions after the load are bitwise the saver's", name);
 
     /* the file itself: the torch names and shapes, F32, and the model in the metadata */
@@ -179,31 +298,36 @@ static void check_round_trip(const char *name, clt_model *m)
     clt__safetensors s;
     if (ok_status(clt__safetensors_parse(buf, len, path, &s), "%s: the file parses", name)) {
         bool good = true;
-        int expect = 0;
-        for (int i = 0; i < m->nlayers; i++) {
-            const clt__layer *l = &m->layers[i];
-            for (int k = 0; k < 2; k++) {
-                clt_shape sh = k ? l->b_shape : l->w_shape;
-                if (!(k ? l->b_count : l->w_count)) continue;
-                char key[32];
-                snprintf(key, sizeof key, "%d.%s", i, k ? "bias" : "weight");
-                const clt__st_tensor *t = clt__safetensors_find(&s, key);
-                bool same = t && !strcmp(t->dtype, "F32") && t->rank == sh.rank;
-                for (int d = 0; same && d < sh.rank; d++) same = t->dims[d] == (uint64_t)sh.dims[d];
-                if (!same) diag("%s: tensor %s is not F32 of its shape", name, key);
-                good &= same;
-                expect++;
-            }
+        named *want = malloc((size_t)(2 * m->nlayers + 1) * sizeof *want);
+        int expect = expected_tensors(m, g, want);
+        for (int i = 0; i < expect; i++) {
+            const clt__st_tensor *t = clt__safetensors_find(&s, want[i].name);
+            bool same = t && !strcmp(t->dtype, "F32") && t->rank == want[i].rank;
+            for (int d = 0; same && d < t->rank; d++) same = t->dims[d] == want[i].dims[d];
+            if (!same) diag("%s: tensor %s is not F32 of its shape", name, want[i].name);
+            good &= same;
         }
+        free(want);
         const char *model = NULL, *format = NULL;
         for (int i = 0; i < s.nmeta; i++) {
             if (!strcmp(s.meta[2 * i], "cltrain.model")) model = s.meta[2 * i + 1];
             if (!strcmp(s.meta[2 * i], "format")) format = s.meta[2 * i + 1];
         }
-        ok(good && s.n == expect, "%s: %d tensors, named and shaped as the Sequential's state_dict",
-           name, s.n);
-        ok(format && !strcmp(format, "pt") && model && !strncmp(model, "{\"input\":[", 10),
-           "%s: __metadata__ has format 'pt' and the model (%.60s...)", name, model ? model : "none");
+        ok(good && s.n == expect, "%s: %d tensors, named and shaped as the %s's state_dict",
+           name, s.n, g ? "nanoGPT GPT" : "Sequential");
+        char gj[256] = "";
+        if (g) gpt_json(g, gj, sizeof gj);
+        ok(format && !strcmp(format, "pt") && model &&
+           (g ? !strcmp(model, gj) : !strncmp(model, "{\"input\":[", 10)),
+           "%s: __metadata__ has format 'pt' and the model (%.160s)", name, model ? model : "none");
+        if (g) {
+            const clt__st_tensor *wte = clt__safetensors_find(&s, "transformer.wte.weight");
+            const clt__st_tensor *head = clt__safetensors_find(&s, "lm_head.weight");
+            size_t nb = (size_t)g->vocab * (size_t)g->embd * 4;
+            bool equal = wte && head && !memcmp(wte->data, head->data, nb);
+            ok(g->tied ? equal : wte && head && !equal, "%s: lm_head.weight %s transformer.wte.weight",
+               name, g->tied ? "holds the bits of (tied)" : "is its own, unlike");
+        }
         clt__safetensors_free(&s);
     }
     free(buf);
@@ -563,6 +687,122 @@ out:
     clt_model_destroy(other);
 }
 
+/* ---- GPT files ------------------------------------------------------------------------------ */
+
+/* src's tensors and metadata again at dst, with one change: `drop` left out, `transpose` given
+ * its two dimensions the other way round, or `flip` with its first float's lowest bit changed. */
+static bool rewrite(const char *src, const char *dst, const char *drop, const char *transpose,
+                    const char *flip)
+{
+    size_t len;
+    uint8_t *buf = slurp(src, &len);
+    clt__safetensors s;
+    if (!buf || clt__safetensors_parse(buf, len, src, &s) != CLT_OK) {
+        free(buf);
+        return false;
+    }
+    clt__st_out *outs = malloc((size_t)s.n * sizeof *outs);
+    uint64_t (*dims)[CLT__ST_MAX_RANK] = malloc((size_t)s.n * sizeof *dims);
+    uint8_t *flipped = NULL;
+    int n = 0;
+    for (int i = 0; i < s.n; i++) {
+        const clt__st_tensor *t = &s.t[i];
+        if (drop && !strcmp(t->name, drop)) continue;
+        memcpy(dims[n], t->dims, sizeof dims[n]);
+        if (transpose && !strcmp(t->name, transpose)) dims[n][0] = t->dims[1], dims[n][1] = t->dims[0];
+        outs[n] = (clt__st_out){t->name, t->rank, dims[n], t->data};
+        if (flip && !strcmp(t->name, flip)) {
+            flipped = malloc((size_t)(t->end - t->begin));
+            memcpy(flipped, t->data, (size_t)(t->end - t->begin));
+            flipped[0] ^= 1;
+            outs[n].data_le = flipped;
+        }
+        n++;
+    }
+    bool good = clt__safetensors_write(dst, outs, n, (const char *const *)s.meta, s.nmeta) == CLT_OK;
+    free(flipped), free(dims), free(outs);
+    clt__safetensors_free(&s);
+    free(buf);
+    return good;
+}
+
+/* A GPT's file that lacks a tensor, holds one of another shape, or whose tied copies differ is
+ * CLT_ERR_SHAPE naming the tensors, and changes nothing; a checkpoint exports to the trainer's
+ * file; a model that is neither a Sequential nor the GPT is CLT_ERR_UNSUPPORTED. */
+static void check_gpt_files(void)
+{
+    clt_gpt_config c = small_gpt(0.0f, 1);
+    clt_model *m = gpt(&c);
+    clt_train_params p = params(12);
+    clt_trainer *t;
+    if (!m || !ok_status(clt_trainer_create(&t, rt, m, &p), "the small GPT's trainer")) {
+        clt_model_destroy(m);
+        return;
+    }
+    train(t, 2);
+    size_t np = clt_model_param_count(m);
+    float *before = params_of(t);
+    const char *orig = path_of("gpt.safetensors"), *bad = path_of("gpt-bad.safetensors");
+    ok_status(clt_trainer_save_safetensors(t, orig), "the small GPT saved");
+    /* the layers: 0 wte, 1 wpe, block 0 in 2..13, block 1 in 14..25 (c_fc 22), 26 ln_f, 27 the head */
+    static const struct {
+        const char *what, *drop, *transpose, *flip, *needle;
+    } cases[] = {
+        {"a missing bias", "transformer.h.1.mlp.c_fc.bias", NULL, NULL,
+         "tensor 'transformer.h.1.mlp.c_fc.bias' (layer 22's linear bias, shape (60,)) is missing"},
+        {"a missing lm_head.weight (tied)", "lm_head.weight", NULL, NULL,
+         "tensor 'lm_head.weight' (layer 27's lm_head weight, shape (13, 15)) is missing"},
+        {"c_attn's weight transposed", NULL, "transformer.h.0.attn.c_attn.weight", NULL,
+         "tensor 'transformer.h.0.attn.c_attn.weight' has shape (15, 45), the model's (layer 4, "
+         "linear) is (45, 15)"},
+        {"tied copies that differ", NULL, NULL, "lm_head.weight",
+         "tensors 'transformer.wte.weight' and 'lm_head.weight' differ (element 0: "},
+    };
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0]; k++) {
+        ok(rewrite(orig, bad, cases[k].drop, cases[k].transpose, cases[k].flip), "%s: the file", cases[k].what);
+        ok_error(clt_trainer_load_safetensors(t, bad), CLT_ERR_SHAPE, cases[k].needle, "%s: CLT_ERR_SHAPE",
+                 cases[k].what);
+        float *after = params_of(t);
+        ok(same_floats(before, after, np), "  ... and the parameters are bit for bit unchanged");
+        free(after);
+    }
+    ok(rewrite(orig, bad, NULL, NULL, NULL) && clt_trainer_load_safetensors(t, bad) == CLT_OK,
+       "the same file rewritten unchanged loads");
+
+    const char *ckpt = path_of("gpt.ckpt"), *exported = path_of("gpt-exported.safetensors");
+    ok_status(clt_trainer_save(t, ckpt), "a checkpoint of the GPT");
+    ok_status(clt_checkpoint_export_safetensors(ckpt, exported, m), "the GPT's checkpoint exported");
+    ok(same_file(orig, exported), "  ... gives the trainer's file byte for byte");
+    free(before);
+    clt_trainer_destroy(t);
+    clt_model_destroy(m);
+
+    /* almost a GPT: no blocks; exact GELU in the MLP. Neither is nanoGPT's, and nn.Sequential
+     * cannot hold the position table */
+    clt_model *none = BUILD(clt_shape1(7), clt_embedding(13, 15), clt_position_embedding(),
+                            clt_layernorm_last(1e-5f), clt_lm_head(13, 1));
+    clt_model *gelu = BUILD(clt_shape1(7), clt_embedding(13, 15), clt_position_embedding(),
+                            clt_residual_begin(), clt_layernorm_last(1e-5f), clt_linear(45),
+                            clt_causal_attention(3, 0.0f), clt_linear(15), clt_residual_end(),
+                            clt_residual_begin(), clt_layernorm_last(1e-5f), clt_linear(60), clt_gelu(),
+                            clt_linear(15), clt_residual_end(), clt_layernorm_last(1e-5f),
+                            clt_lm_head(13, 1));
+    clt_model *almost[2] = {none, gelu};
+    static const char *const what[2] = {"a GPT without blocks", "a GPT with exact GELU"};
+    for (int i = 0; i < 2; i++) {
+        clt_train_params q = params(13);
+        if (!almost[i] || !ok_status(clt_trainer_create(&t, rt, almost[i], &q), "%s: trainer", what[i]))
+            continue;
+        ok_error(clt_trainer_save_safetensors(t, bad), CLT_ERR_UNSUPPORTED, "layer 1 (position) has no "
+                 "torch.nn module", "%s: save is CLT_ERR_UNSUPPORTED naming the layer", what[i]);
+        ok_error(clt_trainer_load_safetensors(t, orig), CLT_ERR_UNSUPPORTED, "layer 1 (position)",
+                 "%s: load too", what[i]);
+        clt_trainer_destroy(t);
+    }
+    clt_model_destroy(none);
+    clt_model_destroy(gelu);
+}
+
 /* ---- PyTorch -------------------------------------------------------------------------------- */
 
 /* A python3 that imports torch, or NULL (*why says what was tried). */
@@ -585,7 +825,7 @@ static const char *find_python(char *why, size_t cap)
     return NULL;
 }
 
-static void check_torch(const char *python, const char *name, clt_model *m)
+static void check_torch(const char *python, const char *name, clt_model *m, double tol)
 {
     enum { NB = 6 };
     clt_trainer *t, *u;
@@ -593,15 +833,14 @@ static void check_torch(const char *python, const char *name, clt_model *m)
     train(t, 2);
     clt_shape is = clt_model_input_shape(m);
     size_t in = clt_shape_numel(is), out = clt_shape_numel(clt_model_output_shape(m, -1));
-    float *x = malloc(NB * in * sizeof *x), *y = malloc(NB * out * sizeof *y), *yu = malloc(NB * out * sizeof *yu);
-    fill(x, NB * in, 31);
+    float *x = inputs(m, NB, 31), *y = malloc(NB * out * sizeof *y), *yu = malloc(NB * out * sizeof *yu);
     char ours[64], io[64], theirs[64], their_io[64];
     snprintf(ours, sizeof ours, "%s.ours.safetensors", name);
     snprintf(io, sizeof io, "%s.io.safetensors", name);
     snprintf(theirs, sizeof theirs, "%s.torch.safetensors", name);
     snprintf(their_io, sizeof their_io, "%s.torch_io.safetensors", name);
     ok_status(clt_trainer_save_safetensors(t, path_of(ours)), "%s: saved for PyTorch", name);
-    ok_status(clt_trainer_predict(t, x, NB, y), "%s: our predictions", name);
+    ok_status(predict(t, x, NB, y), "%s: our predictions", name);
     uint64_t xd[5] = {NB}, yd[2] = {NB, out};
     for (int i = 0; i < is.rank; i++) xd[1 + i] = (uint64_t)is.dims[i];
     float *xle = malloc(NB * in * sizeof *xle);
@@ -616,10 +855,10 @@ static void check_torch(const char *python, const char *name, clt_model *m)
     char cmd[2048];
     const char *src = getenv("CLT_TEST_SRCDIR") ? getenv("CLT_TEST_SRCDIR") : ".";
     snprintf(cmd, sizeof cmd, "%s '%s/tests/safetensors_torch.py' '%s' '%s' %g", python, src, dir, name,
-             TORCH_ATOL);
+             tol);
     fflush(stdout);
-    ok(run(cmd) == 0, "%s: PyTorch loads our file into nn.Sequential (strict) and predicts ours within %g",
-       name, TORCH_ATOL);
+    ok(run(cmd) == 0, "%s: PyTorch loads our file into %s (strict) and predicts ours within %g",
+       name, clt__model_takes_tokens(m) ? "nanoGPT's GPT" : "nn.Sequential", tol);
 
     /* PyTorch's weights into a fresh trainer: its predictions */
     ok_status(clt_trainer_load_safetensors(u, path_of(theirs)), "%s: PyTorch's file loads", name);
@@ -631,12 +870,12 @@ static void check_torch(const char *python, const char *name, clt_model *m)
         float *ref = malloc(NB * out * sizeof *ref);
         bool shaped = ty && !strcmp(ty->dtype, "F32") && ty->rank == 2 && ty->dims[0] == NB && ty->dims[1] == out;
         if (shaped) clt__floats_from_le(ref, ty->data, NB * out);
-        ok(shaped && clt_trainer_predict(u, x, NB, yu) == CLT_OK, "%s: predictions with PyTorch's weights", name);
+        ok(shaped && predict(u, x, NB, yu) == CLT_OK, "%s: predictions with PyTorch's weights", name);
         if (shaped) {
             double worst = 0;
             for (size_t i = 0; i < NB * out; i++) worst = fmax(worst, fabs((double)yu[i] - ref[i]));
             diag("%s: our predictions with PyTorch's weights differ from its by at most %.3g", name, worst);
-            ok_close(yu, ref, NB * out, TORCH_ATOL, 0, "  ... are PyTorch's");
+            ok_close(yu, ref, NB * out, tol, 0, "  ... are PyTorch's");
         }
         else skip("no predictions from PyTorch", "  ... are PyTorch's");
         free(ref);
@@ -663,24 +902,28 @@ int main(void)
     snprintf(dir, sizeof dir, "%s/cltrain-st-XXXXXX", getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
     if (!ok(mkdtemp(dir) != NULL, "a scratch folder")) return tap_done();
     if (!ok_status(clt_runtime_create(&rt, test_spec_one()), "runtime on one device")) return tap_done();
-    clt_model *models[3] = {seed_mlp(), cnn(), mixed()};
-    static const char *const names[3] = {"seed-mlp", "cnn", "mixed"};
+    enum { NM = 6 };
+    clt_gpt_config gpts[3] = {small_gpt(0.0f, 1), small_gpt(0.0f, 0), small_gpt(0.1f, 1)};
+    clt_model *models[NM] = {seed_mlp(), cnn(), mixed(), gpt(&gpts[0]), gpt(&gpts[1]), gpt(&gpts[2])};
+    static const char *const names[NM] = {"seed-mlp", "cnn", "mixed", "gpt", "gpt-untied", "gpt-dropout"};
+    const clt_gpt_config *configs[NM] = {NULL, NULL, NULL, &gpts[0], &gpts[1], &gpts[2]};
     if (models[0]) check_failed_save(models[0]);   /* first: the TAP log stays under its limit */
-    for (int i = 0; i < 3; i++)
-        if (ok(models[i] != NULL, "model %s", names[i])) check_round_trip(names[i], models[i]);
+    for (int i = 0; i < NM; i++)
+        if (ok(models[i] != NULL, "model %s", names[i])) check_round_trip(names[i], models[i], configs[i]);
     check_bad_files();
+    check_gpt_files();
     check_export();
     check_parallel();
     char why[256];
     const char *python = find_python(why, sizeof why);
-    for (int i = 0; i < 3; i++) {
+    for (int i = 0; i < NM; i++) {
         if (!models[i]) continue;
-        if (python) check_torch(python, names[i], models[i]);
+        if (python) check_torch(python, names[i], models[i], configs[i] ? GPT_TORCH_ATOL : TORCH_ATOL);
         else if (getenv("CLT_TEST_REQUIRE_TORCH"))   /* CI: a skip here would hide the check */
             ok(0, "%s: the round trip through PyTorch (CLT_TEST_REQUIRE_TORCH is set): %s", names[i], why);
         else skip(why, "%s: the round trip through PyTorch", names[i]);
     }
-    for (int i = 0; i < 3; i++) clt_model_destroy(models[i]);
+    for (int i = 0; i < NM; i++) clt_model_destroy(models[i]);
     clt_runtime_destroy(rt);
     remove_dir();
     return tap_done();
