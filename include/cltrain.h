@@ -853,9 +853,16 @@ typedef enum {
                                   features on each device) then a row-parallel one (a slice of its
                                   input features; the partial outputs are all-reduced and the bias
                                   added once), one all-reduce forward and one backward per pair.
-                                  Other layers (and a Linear left without a partner) are replicated:
-                                  every device computes them on the same bits. See tensor_group;
-                                  with a placement, a pipeline of tensor groups. */
+                                  On a sequence (T, features) the pairs split every position's
+                                  features alike. An attention block (Linear(3C), causal attention,
+                                  Linear(C)) is a pair split by whole heads: each device its heads'
+                                  rows of Q, K and V, the attention on its heads, the output
+                                  projection row-parallel (fewer heads than devices, or attention
+                                  dropout, is CLT_ERR_UNSUPPORTED). Other layers (LayerNorm,
+                                  embeddings, residual adds, the head, a Linear left without a
+                                  partner) are replicated: every device computes them on the same
+                                  bits. See tensor_group; with a placement, a pipeline of tensor
+                                  groups. */
 } clt_parallel;
 
 /* How a model-parallel step moves micro-batches through the stages. Every schedule accumulates
@@ -1063,7 +1070,10 @@ typedef enum {
 /* Tensor parallel: the slice of layer `layer` that runtime device `device` holds, as
  * [*first, *first + *count) of the output features (CLT_SLICE_COLUMN, CLT_SLICE_ELEMENTWISE) or
  * of the input features (CLT_SLICE_ROW); for CLT_SLICE_REPLICATED first is 0 and count the
- * layer's output features. With a placement the layer lives on its group's devices only;
+ * layer's output features (per position on a sequence). In an attention block the QKV
+ * projection's slice is of each of Q, K and V (the device holds 3 x count of its outputs), the
+ * attention's (CLT_SLICE_ELEMENTWISE) the same features of its output: the device's heads are
+ * first / (C / heads) .. on, count / (C / heads) of them. With a placement the layer lives on its group's devices only;
  * `device` gives the slice its tensor rank (device % tensor_group) holds there.
  * CLT_ERR_UNSUPPORTED for other strategies. */
 CLT_API clt_status clt_trainer_tensor_slice(const clt_trainer *t, int layer, int device,

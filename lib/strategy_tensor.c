@@ -9,7 +9,13 @@
  *                           before, so it counts once)
  *
  * so a pair costs one all-reduce forward and one backward (none when the pair starts the model,
- * whose input gradient nobody needs). Every other layer is replicated: each rank computes it
+ * whose input gradient nobody needs). On a sequence (T, features) a Linear is one GEMM over
+ * batch x T rows, so slicing its features slices every position alike. An attention block,
+ * Linear(3C) (c_attn), causal attention, Linear(C) (c_proj), is a pair too, split by whole heads
+ * (Megatron-LM's layout): rank r's heads' rows of Q, of K and of V, three pieces of c_attn's
+ * output, lie side by side on the rank (Q_r|K_r|V_r: its copy of the weight is the rows
+ * permuted, map_layer says where each came from), its attention layer runs on those heads
+ * alone, and c_proj is row-parallel over their features. Every other layer is replicated: each rank computes it
  * from the same inputs, and after each update tensor rank 0's new parameters of it replace the
  * others' (on devices of different vendors its activations and gradients may differ by a few
  * ulps, its parameters never). Each rank runs its own sliced copy of the model (a
@@ -53,6 +59,8 @@ typedef struct {
     int nlayers;
     clt_slice_kind *part;       /* per layer: what it is to tensor parallelism */
     int *lo, *len;              /* [l * T + r]: tensor rank r's feature slice of layer l */
+    int *pieces;                /* per layer: 3 for an attention block's c_attn (the slice is of
+                                   each of Q, K and V), else 1 */
     clt_model **local;          /* per tensor rank: the model with its slices' widths */
     clt__net **nets;            /* per rank */
     clt__comm **tcomm;          /* per group, its T ranks (NULL when T == 1) */
@@ -78,7 +86,7 @@ static size_t out_numel(const clt_trainer *t) { return t->model->layers[t->model
 static bool elementwise(clt_layer_kind k)
 {
     return k == CLT_LAYER_RELU || k == CLT_LAYER_LEAKY_RELU || k == CLT_LAYER_GELU ||
-           k == CLT_LAYER_TANH || k == CLT_LAYER_SIGMOID;
+           k == CLT_LAYER_GELU_TANH || k == CLT_LAYER_TANH || k == CLT_LAYER_SIGMOID;
 }
 
 /* How many nets a rank may hold, and its k-th (NULL where it holds none). */
@@ -128,15 +136,19 @@ static clt_status stages(tensor_state *s, const clt_model *m)
         }
         s->stage_last[k] = i;
     }
-    return CLT_OK;
+    clt_status st = CLT_OK;   /* a residual block, or the tied embedding and head, in one stage */
+    for (int k = 0; k < s->S && st == CLT_OK; k++)
+        st = clt__model_check_range(m, s->stage_first[k], s->stage_last[k], "clt_trainer_create (tensor "
+                                    "parallel placement)");
+    return st;
 }
 
-/* len[r] = total * w_r / sum(w) by largest remainders (ties to the lower rank); false when a
- * slice would be empty. */
+/* len[r] = total * w_r / sum(w) by largest remainders (ties to the lower rank), lo[r] where it
+ * starts; false when a slice would be empty (or out of host memory). */
 static bool share(int total, const double *w, int T, int *lo, int *len)
 {
     double sum = 0;
-    for (int r = 0; r < T; r++) sum += w[r];
+    for (int r = 0; r < T; r++) sum += w[r], lo[r] = len[r] = 0;
     int given = 0;
     double *rem = malloc((size_t)T * sizeof *rem);
     if (!rem) return false;
@@ -153,56 +165,93 @@ static bool share(int total, const double *w, int T, int *lo, int *len)
         len[best]++, rem[best] = -1, given++;
     }
     free(rem);
-    int at = 0;
-    for (int r = 0; r < T; r++) {
-        if (len[r] < 1) return false;
+    bool full = true;
+    for (int r = 0, at = 0; r < T; r++) {
+        full &= len[r] >= 1;
         lo[r] = at;
         at += len[r];
     }
-    return true;
+    return full;
 }
 
-/* Pairs Linear layers greedily from the input: a Linear, elementwise layers, a Linear. */
+/* An attention block's heads over the T ranks, in features (lo, len of its C): by the weights,
+ * or where they would leave a rank without a head, one head each and the rest by the weights (a
+ * rank with no heads would hold empty Linear slices, which the layers do not have). Fewer heads
+ * than ranks, or dropout on the attention weights, is refused: each rank's heads would draw
+ * their dropout masks as heads 0.. of their own, not as the model's heads, unlike one device. */
+static clt_status share_heads(const clt_model *m, int a, const double *w, int T, int *lo, int *len)
+{
+    const clt__layer *l = &m->layers[a];
+    int H = l->desc.count, D = (int)l->out_feat / H;
+    if (l->desc.alpha > 0.0f)
+        return clt__fail(CLT_ERR_UNSUPPORTED, "clt_trainer_create: tensor parallelism does not split "
+                         "attention with dropout on its weights (layer %d, dropout %g) yet: use dropout 0 "
+                         "there, or tensor_group 1", a, (double)l->desc.alpha);
+    if (H < T)
+        return clt__fail(CLT_ERR_UNSUPPORTED, "clt_trainer_create: layer %d (attention) has %d head%s for "
+                         "the %d devices of a tensor group: every device needs a whole head (tensor_group "
+                         "%d at most)", a, H, H == 1 ? "" : "s", T, H);
+    if (!share(H, w, T, lo, len)) {
+        share(H - T, w, T, lo, len);
+        for (int r = 0, at = 0; r < T; r++) lo[r] = at, at += ++len[r];
+    }
+    for (int r = 0; r < T; r++) lo[r] *= D, len[r] *= D;
+    return CLT_OK;
+}
+
+/* Pairs Linear layers greedily from the input: a Linear, elementwise layers, a Linear; or a
+ * Linear, causal attention, a Linear (an attention block, split by heads). */
 static clt_status plan(tensor_state *s, const clt_model *m, const double *w)
 {
     int T = s->T;
     for (int i = 0; i < m->nlayers; i++) {
         s->part[i] = CLT_SLICE_REPLICATED;
-        for (int r = 0; r < T; r++) s->lo[i * T + r] = 0, s->len[i * T + r] = (int)m->layers[i].out_numel;
+        s->pieces[i] = 1;
+        for (int r = 0; r < T; r++) s->lo[i * T + r] = 0, s->len[i * T + r] = (int)m->layers[i].out_feat;
     }
     int *lo = malloc((size_t)T * sizeof *lo), *len = malloc((size_t)T * sizeof *len);
-    for (int i = 0; lo && len && T > 1 && i < m->nlayers; i++) {
+    clt_status st = lo && len ? CLT_OK : clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
+    for (int i = 0; st == CLT_OK && T > 1 && i < m->nlayers; i++) {
         if (m->layers[i].desc.kind != CLT_LAYER_LINEAR) continue;
         int j = i + 1;
-        while (j < m->nlayers && elementwise(m->layers[j].desc.kind)) j++;
+        bool attn = j < m->nlayers && m->layers[j].desc.kind == CLT_LAYER_ATTENTION;
+        if (attn) j++;
+        else
+            while (j < m->nlayers && elementwise(m->layers[j].desc.kind)) j++;
         if (j >= m->nlayers || m->layers[j].desc.kind != CLT_LAYER_LINEAR) continue;
         bool one_stage = true;   /* a pair never crosses a stage boundary */
         for (int k = i; k <= j; k++) one_stage &= s->layer_group[k] == s->layer_group[i];
         if (!one_stage) continue;
-        /* too narrow for a slice on every device: stays replicated */
-        if (!share((int)m->layers[i].out_numel, w, T, lo, len)) continue;
+        if (attn) {
+            if ((st = share_heads(m, i + 1, w, T, lo, len)) != CLT_OK) break;
+        } else if (!share((int)m->layers[i].out_feat, w, T, lo, len)) {
+            continue;   /* too narrow for a slice on every device: stays replicated */
+        }
         for (int k = i; k <= j; k++) {
             s->part[k] = k == i ? CLT_SLICE_COLUMN : k == j ? CLT_SLICE_ROW : CLT_SLICE_ELEMENTWISE;
             memcpy(&s->lo[k * T], lo, (size_t)T * sizeof *lo);
             memcpy(&s->len[k * T], len, (size_t)T * sizeof *len);
         }
+        s->pieces[i] = attn ? 3 : 1;
         i = j;
     }
-    clt_status st = lo && len ? CLT_OK : clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
     free(lo), free(len);
     return st;
 }
 
-/* Tensor rank r's model: column layers with len outputs, row layers with len inputs (and the
- * bias on rank 0 only), the rest as they are. */
+/* Tensor rank r's model: column layers with len outputs (of each piece), row layers with len
+ * inputs (and the bias on rank 0 only), attention with its heads, the rest as they are. */
 static clt_status local_model(const tensor_state *s, const clt_model *m, int r, clt_model **out)
 {
     clt_model *lm;
     clt_status st = clt_model_create(&lm, m->input);
     for (int i = 0; i < m->nlayers && st == CLT_OK; i++) {
         clt_layer_desc d = m->layers[i].desc;
-        if (s->part[i] == CLT_SLICE_COLUMN) d.out = s->len[i * s->T + r];
+        const clt__layer *g = &m->layers[i];
+        if (s->part[i] == CLT_SLICE_COLUMN) d.out = s->pieces[i] * s->len[i * s->T + r];
         if (s->part[i] == CLT_SLICE_ROW && r > 0) d.bias = 0;
+        if (s->part[i] == CLT_SLICE_ELEMENTWISE && d.kind == CLT_LAYER_ATTENTION)
+            d.count = s->len[i * s->T + r] / ((int)g->out_feat / d.count);
         st = clt_model_add(lm, d);
     }
     if (st != CLT_OK) {
@@ -214,18 +263,22 @@ static clt_status local_model(const tensor_state *s, const clt_model *m, int r, 
 }
 
 /* idx[k] = the element (weight then bias, within layer l's tensors) of local element k of
- * tensor rank r's copy of layer l. Returns the local count. */
+ * tensor rank r's copy of layer l. Returns the local count. A column layer's local output
+ * feature f is piece f / len's feature lo + f % len (c_attn: Q_r|K_r|V_r from Q|K|V). */
 static size_t map_layer(const tensor_state *s, const clt_model *m, int l, int r, size_t *idx)
 {
     const clt__layer *g = &m->layers[l];
     const clt__layer *loc = &s->local[r]->layers[l];
-    size_t n = loc->w_count + loc->b_count, in = g->in_numel, out = g->out_numel;
+    size_t n = loc->w_count + loc->b_count, in = g->in_feat, out = g->out_feat;
     size_t lo = (size_t)s->lo[l * s->T + r], len = (size_t)s->len[l * s->T + r];
+    size_t width = out / (size_t)s->pieces[l], lw = loc->w_count;   /* a piece's features; local weights */
     for (size_t k = 0; k < n; k++) {
         switch (s->part[l]) {
-        case CLT_SLICE_COLUMN:
-            idx[k] = k < len * in ? lo * in + k : g->w_count + lo + (k - len * in);
+        case CLT_SLICE_COLUMN: {
+            size_t f = k < lw ? k / in : k - lw, gf = (f / len) * width + lo + f % len;
+            idx[k] = k < lw ? gf * in + k % in : g->w_count + gf;
             break;
+        }
         case CLT_SLICE_ROW:
             idx[k] = k < out * len ? (k / len) * in + lo + k % len : g->w_count + (k - out * len);
             break;
@@ -1116,7 +1169,7 @@ static void tensor_destroy(clt_trainer *t)
     clt__xfer_group_destroy(s->xg);
     for (int i = 0; i < 2; i++) clt__schedule_free(s->sched[i]);
     free(s->tcomm), free(s->dcomm), free(s->nets), free(s->local);
-    free(s->part), free(s->lo), free(s->len), free(s->counts), free(s->seconds);
+    free(s->part), free(s->lo), free(s->len), free(s->pieces), free(s->counts), free(s->seconds);
     free(s->layer_group), free(s->stage_first), free(s->stage_last), free(s->stage_group), free(s->st);
     free(s);
     t->state = NULL;
@@ -1142,13 +1195,6 @@ static clt_status make_links(clt_trainer *t, tensor_state *s)
 
 static clt_status tensor_create(clt_trainer *t, const float *init)
 {
-    for (int i = 0; i < t->model->nlayers; i++) {
-        const clt__layer *l = &t->model->layers[i];
-        if (l->in.rank == 2 || l->out.rank == 2 || l->desc.kind == CLT_LAYER_EMBEDDING)
-            return clt__fail(CLT_ERR_UNSUPPORTED, "clt_trainer_create: tensor parallelism does not "
-                             "split sequence models yet: layer %d (%s) works on (time, features)",
-                             i, clt__layer_kind_name(l->desc.kind));
-    }
     tensor_state *s = calloc(1, sizeof *s);
     if (!s) return clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
     t->state = s;
@@ -1161,6 +1207,7 @@ static clt_status tensor_create(clt_trainer *t, const float *init)
     s->part = calloc((size_t)L, sizeof *s->part);
     s->lo = calloc((size_t)L * (size_t)T, sizeof *s->lo);
     s->len = calloc((size_t)L * (size_t)T, sizeof *s->len);
+    s->pieces = calloc((size_t)L, sizeof *s->pieces);
     s->local = calloc((size_t)T, sizeof *s->local);
     s->nets = calloc((size_t)s->n, sizeof *s->nets);
     s->counts = calloc((size_t)s->G, sizeof *s->counts);
@@ -1168,7 +1215,7 @@ static clt_status tensor_create(clt_trainer *t, const float *init)
     s->layer_group = calloc((size_t)L, sizeof *s->layer_group);
     s->used = s->G;
     double *w = calloc((size_t)T, sizeof *w), *secs = calloc((size_t)s->n, sizeof *secs);
-    if (!s->part || !s->lo || !s->len || !s->local || !s->nets || !s->counts || !s->seconds || !s->layer_group ||
+    if (!s->part || !s->lo || !s->len || !s->pieces || !s->local || !s->nets || !s->counts || !s->seconds || !s->layer_group ||
         !w || !secs) {
         free(w), free(secs);
         return clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
@@ -1310,7 +1357,7 @@ clt_status clt_trainer_tensor_slice(const clt_trainer *t, int layer, int device,
     int r = device % s->T;
     *kind = s->part[layer];
     *first = s->part[layer] == CLT_SLICE_REPLICATED ? 0 : s->lo[layer * s->T + r];
-    *count = s->part[layer] == CLT_SLICE_REPLICATED ? (int)t->model->layers[layer].out_numel : s->len[layer * s->T + r];
+    *count = s->part[layer] == CLT_SLICE_REPLICATED ? (int)t->model->layers[layer].out_feat : s->len[layer * s->T + r];
     if (s->part[layer] == CLT_SLICE_ROW) *first = s->lo[layer * s->T + r];
     return CLT_OK;
 }

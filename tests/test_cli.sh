@@ -554,6 +554,15 @@ elif [ -n "${CLT_TEST_REQUIRE_TORCH:-}" ]; then
 else
     skip "the GPT against tools/gpt_torch.py" "no python3 with torch"
 fi
+# shellcheck disable=SC2086
+run_ok "train --model gpt --parallel tensor on 2 devices exits 0" "$tmp/gt.out" \
+    "$CLTRAIN" train --model gpt $G --steps 10 --sample 0 --parallel tensor --devices "$(spec_n 2)"
+grep -q "^cltrain: layer 4 column-parallel, Q, K and V features 0..7 on 0, 8..15 on 1$" "$tmp/gt.out" &&
+    grep -q "^cltrain: layer 6 row-parallel, input features 0..7 on 0, 8..15 on 1$" "$tmp/gt.out" &&
+    grep -q "(tensor parallel)" "$tmp/gt.out" && grep -q "^step 10: train loss [0-9.]*, val loss [0-9.]*" "$tmp/gt.out"
+ok $? "  ... splits the attention by heads (one of 8 features each) and measures the losses"
+refused "train --model gpt --tensor-group 2 without --parallel tensor refused" "--tensor-group needs --parallel tensor" \
+    "$CLTRAIN" train --model gpt --tensor-group 2
 run_ok "bench train --model gpt --json exits 0" "$tmp/bg.json" \
     "$CLTRAIN" bench train --model gpt --batch 2 --steps 1 --devices "$(spec_n 1)" --json
 grep -q '"model":"gpt".*"activation_bytes":\[[1-9][0-9]*\].*"tokens_per_s":[1-9]' "$tmp/bg.json"

@@ -3,6 +3,7 @@
  * every test device; data parallel against one device; bad token ids and targets; sampling; and
  * the model checks that refuse bad configurations and residual blocks. */
 #include "ref.h"
+#include "scratch.h"
 #include "tap.h"
 
 #include <math.h>
@@ -56,6 +57,15 @@ static clt_train_params gpt_params(void)
     p.optim.eps = 1e-8f;
     p.max_batch = BATCH;
     p.decay = CLT_DECAY_MATRICES;
+    return p;
+}
+
+/* gpt_params for a parallel mode, with every replica checked after each step */
+static clt_train_params parallel_params(clt_parallel mode)
+{
+    clt_train_params p = gpt_params();
+    p.parallel = mode;
+    p.verify_replicas = 1;
     return p;
 }
 
@@ -140,28 +150,50 @@ static clt_status get_all(clt_trainer *t, float *params)
     return st;
 }
 
+/* A trainer on spec, with the reference's weights or (from set) a checkpoint's, and steps
+ * first..first+steps-1 of the batches, their losses in losses; the caller closes it
+ * (close_trained) whatever this returns. */
+typedef struct {
+    clt_runtime *rt;
+    clt_model *m;
+    clt_trainer *t;
+} trained;
+
+static clt_status open_trained(trained *o, const char *spec, clt_train_params p, const char *from, int first,
+                               int steps, float *losses)
+{
+    memset(o, 0, sizeof *o);
+    o->m = gpt_model();
+    clt_status st = o->m ? clt_runtime_create(&o->rt, spec) : CLT_ERR_INVALID_ARG;
+    if (st == CLT_OK) st = clt_trainer_create(&o->t, o->rt, o->m, &p);
+    if (st == CLT_OK) st = from ? clt_trainer_load(o->t, from) : set_all(o->t, init);
+    for (int s = first; s < first + steps && st == CLT_OK; s++)
+        st = clt_trainer_step_tokens(o->t, tokens + (size_t)s * BATCH * BLOCK, targets + (size_t)s * BATCH * BLOCK,
+                                     BATCH, &losses[s - first]);
+    return st;
+}
+
+static void close_trained(trained *o)
+{
+    clt_trainer_destroy(o->t);
+    clt_runtime_destroy(o->rt);
+    clt_model_destroy(o->m);
+}
+
 /* A trainer on spec with the reference's weights, trained `steps` steps; its losses and final
  * parameters (nparams floats) written out, its split of the last step in counts (3). */
 static clt_status train(const char *spec, clt_train_params p, int steps, float *losses, float *params,
                         size_t *counts)
 {
-    clt_runtime *rt = NULL;
-    clt_trainer *t = NULL;
-    clt_model *m = gpt_model();
-    clt_status st = m ? clt_runtime_create(&rt, spec) : CLT_ERR_INVALID_ARG;
-    if (st == CLT_OK) st = clt_trainer_create(&t, rt, m, &p);
-    if (st == CLT_OK) st = set_all(t, init);
-    for (int s = 0; s < steps && st == CLT_OK; s++)
-        st = clt_trainer_step_tokens(t, tokens + (size_t)s * BATCH * BLOCK, targets + (size_t)s * BATCH * BLOCK,
-                                     BATCH, &losses[s]);
+    trained o;
+    clt_status st = open_trained(&o, spec, p, NULL, 0, steps, losses);
+    clt_trainer *t = o.t;
     if (st == CLT_OK) st = get_all(t, params);
     if (st == CLT_OK && counts) {
         memset(counts, 0, 3 * sizeof *counts);
-        if (p.parallel == CLT_PARALLEL_DATA) st = clt_trainer_split(t, counts, clt_runtime_device_count(rt));
+        if (p.parallel == CLT_PARALLEL_DATA) st = clt_trainer_split(t, counts, clt_runtime_device_count(o.rt));
     }
-    clt_trainer_destroy(t);
-    clt_runtime_destroy(rt);
-    clt_model_destroy(m);
+    close_trained(&o);
     return st;
 }
 
@@ -284,9 +316,7 @@ static void check_data_parallel(const float *base, const float *base_losses)
     };
     float *got = malloc(nparams * 4), losses[DP_STEPS];
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
-        clt_train_params p = gpt_params();
-        p.parallel = CLT_PARALLEL_DATA;
-        p.verify_replicas = 1;
+        clt_train_params p = parallel_params(CLT_PARALLEL_DATA);
         p.split = cases[c].split;
         p.split_weights = cases[c].weights;
         p.rebalance_every = 1;
@@ -311,6 +341,202 @@ static void check_data_parallel(const float *base, const float *base_losses)
                cases[c].what);
     }
     free(got);
+}
+
+/* Tensor parallel against one device, after DP_STEPS: c_proj's and the MLP's row-parallel
+ * outputs are sums of partial GEMMs, added in another order than one device's, which Adam
+ * amplifies where a gradient nearly cancels, as for data parallel (1.5e-6 measured on 2 PoCL
+ * devices, 3.5e-6 on 3 with 1 + 1 + 2 heads, 4.1e-6 on 2 PoCL and a rusticl device): TP_ATOL
+ * is 1e-5 of a parameter on any devices, the losses and logits held to the same. */
+#define TP_ATOL 1e-5
+#define TP_RTOL 1e-5
+#define GEN 12
+
+/* layer numbers of block b's c_attn (the attention and c_proj follow) and c_fc (GELU, c_proj) */
+static int c_attn_of(int b) { return 4 + 12 * b; }
+static int c_fc_of(int b) { return 10 + 12 * b; }
+
+/* A tensor trainer on spec, DP_STEPS steps from the reference's weights: its losses, final
+ * parameters, logits on the first batch and a greedy continuation; heads (devices, per block 0
+ * of c_attn) its slices as counts of heads, checked to be the same in every block. */
+static clt_status tp_train(const char *spec, clt_train_params p, int ndev, float *losses, float *params,
+                           float *logits, int32_t *gen, int *heads, int *fc)
+{
+    trained tr;
+    clt_status st = open_trained(&tr, spec, p, NULL, 0, DP_STEPS, losses);
+    clt_trainer *t = tr.t;
+    if (st == CLT_OK) st = get_all(t, params);
+    if (st == CLT_OK) st = clt_trainer_predict_tokens(t, tokens, BATCH, logits);
+    int32_t prompt[3] = {1, 5, 2};
+    clt_generate_options o = clt_generate_options_default();
+    o.temperature = 0.0f;
+    if (st == CLT_OK) st = clt_trainer_generate(t, prompt, 3, GEN, &o, gen);
+    /* every block sliced alike: c_attn, attention and c_proj by the same heads, the MLP pair */
+    for (int d = 0; d < ndev && heads && st == CLT_OK; d++) {
+        heads[d] = fc[d] = -1;
+        for (int b = 0; b < LAYERS && st == CLT_OK; b++) {
+            clt_slice_kind k[6];
+            int first[6], count[6];
+            for (int i = 0; i < 6 && st == CLT_OK; i++)
+                st = clt_trainer_tensor_slice(t, i < 3 ? c_attn_of(b) + i : c_fc_of(b) + i - 3, d, &k[i], &first[i],
+                                              &count[i]);
+            bool kinds = k[0] == CLT_SLICE_COLUMN && k[1] == CLT_SLICE_ELEMENTWISE && k[2] == CLT_SLICE_ROW &&
+                         k[3] == CLT_SLICE_COLUMN && k[4] == CLT_SLICE_ELEMENTWISE && k[5] == CLT_SLICE_ROW;
+            bool same = first[0] == first[1] && first[1] == first[2] && count[0] == count[1] && count[1] == count[2] &&
+                        first[3] == first[4] && first[4] == first[5] && count[3] == count[4] && count[4] == count[5];
+            int h = count[0] % (EMBD / HEADS) || first[0] % (EMBD / HEADS) ? -2 : count[0] / (EMBD / HEADS);
+            if (st == CLT_OK && (!kinds || !same || (b && (h != heads[d] || count[3] != fc[d])))) heads[d] = -3;
+            else if (st == CLT_OK && !b) heads[d] = h, fc[d] = count[3];
+        }
+    }
+    clt_slice_kind k;
+    int first, count;
+    if (st == CLT_OK && heads) {   /* LayerNorm, embeddings and the head replicated */
+        const int rep[] = {0, 1, 3, 2 + 12 * LAYERS, 3 + 12 * LAYERS};
+        for (size_t i = 0; i < sizeof rep / sizeof rep[0] && st == CLT_OK; i++) {
+            st = clt_trainer_tensor_slice(t, rep[i], ndev - 1, &k, &first, &count);
+            if (st == CLT_OK && (k != CLT_SLICE_REPLICATED || first != 0)) heads[0] = -4;
+        }
+    }
+    close_trained(&tr);
+    return st;
+}
+
+/* Tensor parallel on 2 and 3 devices, even and uneven heads, by weights and measured, and 2
+ * groups of 2 (tensor x data): within TP_* of one device, replicas checked after every step, the
+ * same predictions and greedy text. */
+static void check_tensor_parallel(const float *base, const float *base_losses)
+{
+    static const float w31[] = {3, 1}, w124[] = {1, 2, 4}, w118[] = {1, 1, 8}, w31x2[] = {3, 1, 3, 1};
+    const struct {
+        int n, group;
+        clt_split split;
+        const float *weights;
+        int heads[4], fc[4];   /* per device: heads of each block, c_fc's outputs */
+        const char *what;
+    } cases[] = {
+        {2, 0, CLT_SPLIT_EQUAL, NULL, {2, 2}, {128, 128}, "2 devices, 2 + 2 heads"},
+        {2, 0, CLT_SPLIT_WEIGHTS, w31, {3, 1}, {192, 64}, "2 devices, weights 3:1, 3 + 1 heads"},
+        {3, 0, CLT_SPLIT_EQUAL, NULL, {2, 1, 1}, {86, 85, 85}, "3 devices, 2 + 1 + 1 heads"},
+        {3, 0, CLT_SPLIT_WEIGHTS, w124, {1, 1, 2}, {37, 73, 146}, "3 devices, weights 1:2:4, 1 + 1 + 2 heads"},
+        /* by the weights 0 + 0 + 4 (0.4, 0.4, 3.2): a head each, the fourth by the weights */
+        {3, 0, CLT_SPLIT_WEIGHTS, w118, {1, 1, 2}, {26, 25, 205}, "3 devices, weights 1:1:8, 1 + 1 + 2 heads"},
+        {2, 0, CLT_SPLIT_AUTO, NULL, {3, 1}, {192, 64}, "2 devices, auto split, device 1 slowed 3x"},
+        {4, 2, CLT_SPLIT_WEIGHTS, w31x2, {3, 1, 3, 1}, {192, 64, 192, 64},
+         "4 devices = 2 groups of 2 (tensor x data), weights 3:1"},
+    };
+    /* one device's logits and greedy text from the same parameters */
+    float *logits1 = malloc((size_t)BATCH * BLOCK * VOCAB * 4), *logits = malloc((size_t)BATCH * BLOCK * VOCAB * 4);
+    float *got = malloc(nparams * 4), losses[DP_STEPS], lbase[DP_STEPS];
+    int32_t gen1[3 + GEN], gen[3 + GEN];
+    clt_train_params p1 = gpt_params();
+    if (!ok_status(tp_train(test_spec_one(), p1, 1, lbase, got, logits1, gen1, NULL, NULL),
+                   "one device: %d steps, its logits and %d greedy tokens", DP_STEPS, GEN))
+        goto done;
+    for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
+        clt_train_params p = parallel_params(CLT_PARALLEL_TENSOR);
+        p.tensor_group = cases[c].group;
+        p.tensor_split = cases[c].split;
+        p.tensor_split_weights = cases[c].weights;
+        int heads[4], fc[4];
+        if (p.tensor_split == CLT_SPLIT_AUTO) setenv("CLT_SLOW_DEVICES", "1:3", 1), setenv("CLT_SLOW_CLOCK", "rows", 1);
+        clt_status st = tp_train(test_spec_n(cases[c].n), p, cases[c].n, losses, got, logits, gen, heads, fc);
+        unsetenv("CLT_SLOW_DEVICES"), unsetenv("CLT_SLOW_CLOCK");
+        if (!ok_status(st, "%s: %d steps, replicas verified after each", cases[c].what, DP_STEPS)) continue;
+        char what[160];
+        snprintf(what, sizeof what, "%s: the losses match one device's", cases[c].what);
+        ok_close(losses, base_losses, DP_STEPS, TP_ATOL, TP_RTOL, what);
+        snprintf(what, sizeof what, "%s: the parameters match one device's", cases[c].what);
+        params_close(got, base, TP_ATOL, TP_RTOL, what);
+        snprintf(what, sizeof what, "%s: the logits match one device's", cases[c].what);
+        ok_close(logits, logits1, (size_t)BATCH * BLOCK * VOCAB, TP_ATOL, TP_RTOL, what);
+        ok(!memcmp(gen, gen1, sizeof gen), "%s: %d greedy tokens as one device's", cases[c].what, GEN);
+        bool slices = heads[0] >= 0;
+        for (int d = 0; d < cases[c].n; d++) slices &= heads[d] == cases[c].heads[d] && fc[d] == cases[c].fc[d];
+        ok(slices, "%s: every block's attention by heads %d/%d/%d/%d, c_fc by %d/%d/%d/%d outputs; LayerNorm, "
+           "embeddings and head replicated", cases[c].what, heads[0], heads[1], cases[c].n > 2 ? heads[2] : 0,
+           cases[c].n > 3 ? heads[3] : 0, fc[0], fc[1], cases[c].n > 2 ? fc[2] : 0, cases[c].n > 3 ? fc[3] : 0);
+        size_t at = 0;
+        diag("%s: largest relative difference %.3g (element %zu)", cases[c].what, max_rel(got, base, nparams, &at), at);
+    }
+done:
+    free(logits1), free(logits), free(got);
+}
+
+/* A checkpoint of one device's DP_STEPS loaded into a tensor trainer of 2 devices (3 + 1 heads:
+ * its slices of the parameters and of Adam's moments, c_attn's rows permuted) that steps once
+ * more as one device does; its checkpoint loaded by one device holds the same bits. */
+static void check_tensor_checkpoint(void)
+{
+    static const float w31[] = {3, 1};
+    char dir[256];
+    if (!test_scratch_dir(dir, sizeof dir, "tpgpt")) return;
+    const char *one = test_path(dir, "one.ckpt"), *two = test_path(dir, "two.ckpt");
+    float losses[DP_STEPS], l1, l2;
+    float *want = malloc(nparams * 4), *got = malloc(nparams * 4), *back = malloc(nparams * 4);
+    trained a, b, c;
+    clt_status st = open_trained(&a, test_spec_one(), gpt_params(), NULL, 0, DP_STEPS, losses);
+    if (st == CLT_OK) st = clt_trainer_save(a.t, one);
+    if (st == CLT_OK) st = clt_trainer_step_tokens(a.t, tokens + DP_STEPS * BATCH * BLOCK,
+                                                   targets + DP_STEPS * BATCH * BLOCK, BATCH, &l1);
+    if (st == CLT_OK) st = get_all(a.t, want);
+    ok_status(st, "one device: %d steps, a checkpoint, one step more", DP_STEPS);
+    clt_train_params p = parallel_params(CLT_PARALLEL_TENSOR);
+    p.tensor_split = CLT_SPLIT_WEIGHTS;
+    p.tensor_split_weights = w31;
+    st = open_trained(&b, test_spec_n(2), p, one, DP_STEPS, 1, &l2);
+    if (st == CLT_OK) st = get_all(b.t, got);
+    if (st == CLT_OK) st = clt_trainer_save(b.t, two);
+    if (ok_status(st, "2 devices (3 + 1 heads): the checkpoint loaded, the step after it, a checkpoint")) {
+        ok_close(&l2, &l1, 1, TP_ATOL, TP_RTOL, "the loss of the step after the checkpoint as one device's");
+        params_close(got, want, TP_ATOL, TP_RTOL,
+                     "the parameters after it as one device's (the moments were sliced as the weights)");
+        st = open_trained(&c, test_spec_one(), gpt_params(), two, 0, 0, NULL);
+        if (st == CLT_OK) st = get_all(c.t, back);
+        if (ok_status(st, "one device loads the tensor trainer's checkpoint"))
+            ok(!memcmp(back, got, nparams * 4), "and holds the tensor trainer's parameters, bit for bit");
+        close_trained(&c);
+    }
+    close_trained(&a), close_trained(&b);
+    remove(one), remove(two), remove(dir);
+    free(want), free(got), free(back);
+}
+
+/* What tensor parallelism refuses in a GPT, saying what: fewer heads than devices, dropout on
+ * the attention weights, and a placement that separates the tied head from its embedding. */
+static void check_tensor_refusals(void)
+{
+    clt_runtime *rt = NULL;
+    if (!ok_status(clt_runtime_create(&rt, test_spec_n(3)), "a runtime on 3 devices")) return;
+    const struct {
+        int heads;
+        float dropout;
+        clt_status want;
+        const char *says, *what;
+    } cases[] = {
+        {2, 0.0f, CLT_ERR_UNSUPPORTED, "has 2 heads for the 3 devices", "2 heads on 3 devices"},
+        {4, 0.1f, CLT_ERR_UNSUPPORTED, "attention with dropout", "attention dropout 0.1"},
+        {4, 0.0f, CLT_ERR_INVALID_ARG, "separate the head", "a placement cutting the tied head from its embedding"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        clt_gpt_config c = clt_gpt_config_default();
+        c.vocab = VOCAB, c.block = BLOCK, c.layers = LAYERS, c.heads = cases[i].heads, c.embd = EMBD;
+        c.dropout = cases[i].dropout;
+        clt_model *m = NULL;
+        clt_trainer *t = NULL;
+        clt_train_params p = parallel_params(CLT_PARALLEL_TENSOR);
+        if (!ok_status(clt_model_create_gpt(&m, &c), "a GPT for: %s", cases[i].what)) continue;
+        if (cases[i].want == CLT_ERR_INVALID_ARG) {   /* 3 groups of one: blocks 0 and 1 on groups 0 and 1 */
+            p.tensor_group = 1;
+            clt_model_place(m, 0, 13, 0);
+            clt_model_place(m, 14, clt_model_layer_count(m) - 1, 1);
+        }
+        ok_error(clt_trainer_create(&t, rt, m, &p), cases[i].want, cases[i].says, "tensor parallel refuses %s",
+                 cases[i].what);
+        clt_trainer_destroy(t);
+        clt_model_destroy(m);
+    }
+    clt_runtime_destroy(rt);
 }
 
 /* Bad ids, sampling, and the model checks, on one device. */
@@ -504,6 +730,9 @@ int main(void)
     float *base = calloc(nparams, 4), base_losses[DP_STEPS];
     check_reference(base, base_losses);
     check_data_parallel(base, base_losses);
+    check_tensor_parallel(base, base_losses);
+    check_tensor_checkpoint();
+    check_tensor_refusals();
     check_inputs_and_sampling();
     check_gpt2_init();
     free(base), free(init);

@@ -294,17 +294,7 @@ int cmd_train(int argc, char **argv)
         if (lay.pipelines > 1) printf(", %ld copies of it, the batch split between them", lay.pipelines);
         printf("\n");
     }
-    /* tensor parallel: each split layer's slices, device by device */
-    for (int l = 0, f, c; p.parallel == CLT_PARALLEL_TENSOR && l < clt_model_layer_count(m); l++) {
-        clt_slice_kind k;
-        if (clt_trainer_tensor_slice(t, l, 0, &k, &f, &c) != CLT_OK || (k != CLT_SLICE_COLUMN && k != CLT_SLICE_ROW))
-            continue;
-        int col = k == CLT_SLICE_COLUMN;
-        printf("cltrain: layer %d %s-parallel, %s features", l, col ? "column" : "row", col ? "output" : "input");
-        for (int d = 0; d < nd && clt_trainer_tensor_slice(t, l, d, &k, &f, &c) == CLT_OK; d++)
-            printf("%s %d..%d on %d", d ? "," : "", f, f + c - 1, d);
-        printf("\n");
-    }
+    if (p.parallel == CLT_PARALLEL_TENSOR) tool_print_tensor_slices(t, m, nd);
     printf("cltrain: %zu training and %zu test samples from %s\n", ntrain, ntest, source);
     char lr_text[64];
     snprintf(lr_text, sizeof lr_text, resumed ? "with the checkpoint's settings" : "lr %g", (double)p.optim.lr);

@@ -82,6 +82,9 @@ clt_status tool_model_build(const char *name, int seed_placement, clt_model **ou
 void tool_layout_params(const tool_layout *l, clt_train_params *p);
 /* "layers 0..1 on 0, layers 2..5 on 1, layer 6 on 0": where a placed model's layers are. */
 const char *tool_placement_text(const clt_model *m, char *buf, size_t cap);
+/* Tensor parallel: a line per split layer on stdout, its slice on each of the nd devices (an
+ * attention block's QKV projection: the slice of each of Q, K and V). */
+void tool_print_tensor_slices(const clt_trainer *t, const clt_model *m, int nd);
 
 /* Prints "cltrain: what: <last error>" to stderr and returns 1. */
 int tool_fail(const char *what, clt_status st);

@@ -100,3 +100,21 @@ const char *tool_placement_text(const clt_model *m, char *buf, size_t cap)
     }
     return buf;
 }
+
+void tool_print_tensor_slices(const clt_trainer *t, const clt_model *m, int nd)
+{
+    for (int l = 0, f, c; l < clt_model_layer_count(m); l++) {
+        clt_slice_kind k;
+        if (clt_trainer_tensor_slice(t, l, 0, &k, &f, &c) != CLT_OK || (k != CLT_SLICE_COLUMN && k != CLT_SLICE_ROW))
+            continue;
+        int col = k == CLT_SLICE_COLUMN;
+        /* c_attn: its 3C outputs become the attention's C */
+        clt_shape o = clt_model_output_shape(m, l), next = clt_model_output_shape(m, l + 1);
+        int qkv = col && next.rank && 3 * next.dims[next.rank - 1] == o.dims[o.rank - 1];
+        printf("cltrain: layer %d %s-parallel, %s features", l, col ? "column" : "row",
+               qkv ? "Q, K and V" : col ? "output" : "input");
+        for (int d = 0; d < nd && clt_trainer_tensor_slice(t, l, d, &k, &f, &c) == CLT_OK; d++)
+            printf("%s %d..%d on %d", d ? "," : "", f, f + c - 1, d);
+        printf("\n");
+    }
+}
