@@ -449,6 +449,9 @@ typedef struct {
     int pair;                       /* residual begin / end: the other end's index; -1 */
     int tie;                        /* LM head: its embedding's index; embedding: the tied head's
                                      * (its gradient is then added to, never written); -1 */
+    int head0, heads_all;           /* attention: its heads are the model's head0 .. of heads_all
+                                     * (a tensor-parallel slice; 0 and desc.count otherwise), for
+                                     * dropout masks that follow the head, not the device */
 } clt__layer;
 
 struct clt_model {

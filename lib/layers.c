@@ -353,16 +353,17 @@ static clt_status attention_forward(const clt__layer *l, const clt__layer_io *io
                                CLT_ARG(io->in.off), CLT_ARG(io->saved.mem), CLT_ARG(io->saved.off));
     clt__view weights = io->saved;
     if (st == CLT_OK && io->training && l->desc.alpha > 0.0f) {
-        /* dropout.cl's draws, by element of the whole batch's weights */
-        cl_ulong n = rows * g.T, first = io->row0 * (cl_ulong)g.H * g.T * g.T;
+        /* dropout.cl's draws, by element of the whole batch's weights of all the model's heads */
+        cl_ulong n = rows * g.T, row0 = io->row0, TT = (cl_ulong)g.T * g.T;
+        cl_uint Hg = (cl_uint)l->heads_all, h0 = (cl_uint)l->head0;
         cl_float p = l->desc.alpha;
         cl_ulong seed = io->seed;
         clt__view mask = clt__at(io->saved, n);
         weights = io->scratch;
-        st = CLT_LAUNCH(w, "dropout", "dropout_forward", n, CLT_ARG(n), CLT_ARG(p), CLT_ARG(seed),
-                        CLT_ARG(first), CLT_ARG(io->saved.mem), CLT_ARG(io->saved.off),
-                        CLT_ARG(weights.mem), CLT_ARG(weights.off), CLT_ARG(mask.mem),
-                        CLT_ARG(mask.off));
+        st = CLT_LAUNCH(w, "dropout", "dropout_heads_forward", n, CLT_ARG(n), CLT_ARG(p), CLT_ARG(seed),
+                        CLT_ARG(row0), CLT_ARG(g.H), CLT_ARG(Hg), CLT_ARG(h0), CLT_ARG(TT),
+                        CLT_ARG(io->saved.mem), CLT_ARG(io->saved.off), CLT_ARG(weights.mem),
+                        CLT_ARG(weights.off), CLT_ARG(mask.mem), CLT_ARG(mask.off));
     }
     if (st != CLT_OK) return st;
     return CLT_LAUNCH(w, "attention", "attn_values", rows, CLT_ARG(g.B), CLT_ARG(g.T),

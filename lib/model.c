@@ -252,6 +252,7 @@ clt_status clt_model_add(clt_model *m, clt_layer_desc desc)
     l.desc = desc;
     l.in = m->nlayers ? m->layers[m->nlayers - 1].out : m->input;
     l.pair = l.tie = -1;
+    l.heads_all = desc.kind == CLT_LAYER_ATTENTION ? desc.count : 0;
     clt_status st = infer(&l, m->nlayers);
     if (st != CLT_OK) return st;
     char a[64], b[64];

@@ -177,16 +177,11 @@ static bool share(int total, const double *w, int T, int *lo, int *len)
 /* An attention block's heads over the T ranks, in features (lo, len of its C): by the weights,
  * or where they would leave a rank without a head, one head each and the rest by the weights (a
  * rank with no heads would hold empty Linear slices, which the layers do not have). Fewer heads
- * than ranks, or dropout on the attention weights, is refused: each rank's heads would draw
- * their dropout masks as heads 0.. of their own, not as the model's heads, unlike one device. */
+ * than ranks is refused. */
 static clt_status share_heads(const clt_model *m, int a, const double *w, int T, int *lo, int *len)
 {
     const clt__layer *l = &m->layers[a];
     int H = l->desc.count, D = (int)l->out_feat / H;
-    if (l->desc.alpha > 0.0f)
-        return clt__fail(CLT_ERR_UNSUPPORTED, "clt_trainer_create: tensor parallelism does not split "
-                         "attention with dropout on its weights (layer %d, dropout %g) yet: use dropout 0 "
-                         "there, or tensor_group 1", a, (double)l->desc.alpha);
     if (H < T)
         return clt__fail(CLT_ERR_UNSUPPORTED, "clt_trainer_create: layer %d (attention) has %d head%s for "
                          "the %d devices of a tensor group: every device needs a whole head (tensor_group "
@@ -253,6 +248,10 @@ static clt_status local_model(const tensor_state *s, const clt_model *m, int r, 
         if (s->part[i] == CLT_SLICE_ELEMENTWISE && d.kind == CLT_LAYER_ATTENTION)
             d.count = s->len[i * s->T + r] / ((int)g->out_feat / d.count);
         st = clt_model_add(lm, d);
+        if (st == CLT_OK && d.kind == CLT_LAYER_ATTENTION) {   /* dropout draws as the model's heads */
+            lm->layers[i].head0 = s->lo[i * s->T + r] / ((int)g->out_feat / g->desc.count);
+            lm->layers[i].heads_all = g->desc.count;
+        }
     }
     if (st != CLT_OK) {
         clt_model_destroy(lm);
