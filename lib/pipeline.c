@@ -1,6 +1,6 @@
 /* Pipeline schedules as data: each stage's instruction list from the schedule's rule (naive,
- * GPipe, 1F1B, zero bubble), merged into one list per device by simulating the run; and the automatic
- * partitioning of layers into stages. lib/strategy_model.c interprets the lists. */
+ * GPipe, 1F1B, zero bubble), merged into one list per device by simulating the run; and the
+ * automatic partitioning of layers into stages. lib/strategy_model.c interprets the lists. */
 #include "internal.h"
 
 #include <float.h>
