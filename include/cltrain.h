@@ -866,17 +866,23 @@ typedef enum {
 } clt_parallel;
 
 /* How a model-parallel step moves micro-batches through the stages. Every schedule accumulates
- * the micro-batches' gradients in micro-batch order before one update, so all three give the
- * update of the whole batch (and the same bits for the same micro_batches). */
+ * the micro-batches' gradients in micro-batch order before one update, so all of them give the
+ * update of the whole batch (and 1F1B and zero bubble the same bits for the same micro_batches). */
 typedef enum {
     CLT_PIPELINE_NAIVE = 0,    /* one micro-batch at a time, forward through every stage and back
                                   before the next: devices wait for each other, as in the seed */
     CLT_PIPELINE_GPIPE = 1,    /* every micro-batch forward, then every one backward */
-    CLT_PIPELINE_1F1B = 2      /* after a warm-up, one forward then one backward per stage: stage s
+    CLT_PIPELINE_1F1B = 2,     /* after a warm-up, one forward then one backward per stage: stage s
                                   holds at most (stages - s) micro-batches' activations at once */
+    CLT_PIPELINE_ZB = 3        /* zero bubble (ZB-H1, Qi et al., ICLR 2024): 1F1B with each
+                                  backward's weight gradients computed later, in the time the stage
+                                  would wait for the next gradient (and, in the cool-down, between
+                                  the last backwards), so the previous stage gets its gradient
+                                  sooner; 1F1B's activation memory and bits. Model parallelism
+                                  only: tensor groups with a placement refuse it */
 } clt_pipeline_schedule;
 
-/* "naive", "gpipe", "1f1b"; "unknown" for other values. */
+/* "naive", "gpipe", "1f1b", "zb"; "unknown" for other values. */
 CLT_API const char *clt_pipeline_schedule_name(clt_pipeline_schedule s);
 /* The schedule of a name (as clt_pipeline_schedule_name writes it, any case); an unknown name is
  * CLT_ERR_INVALID_ARG naming the known ones. */

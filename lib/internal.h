@@ -981,8 +981,9 @@ typedef struct {
  * gradient sent before its weight gradients are computed (WGRAD), so the previous stage starts
  * sooner; and the weight gradients of several micro-batches are one WGRAD, one pass over their
  * rows (GEMMs as thick as the group, not one thin one each): GPipe, which keeps every
- * micro-batch's activations anyway, all of them at the end; 1F1B pairs (one more slot, see
- * clt__pipeline_slots); naive (tests only) each on its own. */
+ * micro-batch's activations anyway, all of them at the end; 1F1B and zero bubble pairs (one
+ * more slot, see clt__pipeline_slots; zero bubble holds a pair's WGRAD back, see stage_list);
+ * naive (tests only) each on its own. */
 clt_status clt__schedule_build(clt__schedule **out, clt_pipeline_schedule kind, int nstages,
                                const int *stage_dev, int ndev, int micro, int train, int split);
 void clt__schedule_free(clt__schedule *s);

@@ -1,6 +1,6 @@
 /* Pipeline schedules as data: each stage's instruction list from the schedule's rule (naive,
- * GPipe, 1F1B), merged into one list per device by simulating the run; and the automatic
- * partitioning of layers into stages. lib/strategy_model.c interprets the lists. */
+ * GPipe, 1F1B, zero bubble), merged into one list per device by simulating the run; and the
+ * automatic partitioning of layers into stages. lib/strategy_model.c interprets the lists. */
 #include "internal.h"
 
 #include <float.h>
@@ -13,6 +13,7 @@ const char *clt_pipeline_schedule_name(clt_pipeline_schedule s)
     case CLT_PIPELINE_NAIVE: return "naive";
     case CLT_PIPELINE_GPIPE: return "gpipe";
     case CLT_PIPELINE_1F1B: return "1f1b";
+    case CLT_PIPELINE_ZB: return "zb";
     }
     return "unknown";
 }
@@ -21,14 +22,14 @@ clt_status clt_pipeline_schedule_parse(const char *name, clt_pipeline_schedule *
 {
     if (!name || !out)
         return clt__fail(CLT_ERR_INVALID_ARG, "clt_pipeline_schedule_parse: %s is NULL", !name ? "name" : "out");
-    for (int s = CLT_PIPELINE_NAIVE; s <= CLT_PIPELINE_1F1B; s++) {
+    for (int s = CLT_PIPELINE_NAIVE; s <= CLT_PIPELINE_ZB; s++) {
         const char *known = clt_pipeline_schedule_name((clt_pipeline_schedule)s);
         if (strlen(name) == strlen(known) && clt__contains_nocase(known, name)) {
             *out = (clt_pipeline_schedule)s;
             return CLT_OK;
         }
     }
-    return clt__fail(CLT_ERR_INVALID_ARG, "unknown pipeline schedule '%s' (known: naive, gpipe, 1f1b)", name);
+    return clt__fail(CLT_ERR_INVALID_ARG, "unknown pipeline schedule '%s' (known: naive, gpipe, 1f1b, zb)", name);
 }
 
 const char *clt__op_name(int kind)
@@ -75,12 +76,24 @@ typedef struct {
     clt__op *ops;
     size_t n;
     int wgroup;     /* split backwards: micro-batches per WGRAD; 0: whole backwards */
+    int defer;      /* zero bubble: a WGRAD waits in `held` (see stage_list) */
+    int slots;      /* zero bubble: the stage's activation slots (clt__pipeline_slots) */
+    bool holding;
+    clt__op held;
 } op_list;
 
 static void emit(op_list *l, int kind, int stage, int mb) { l->ops[l->n++] = (clt__op){kind, stage, mb, 1}; }
 
+/* Zero bubble: the held WGRAD goes out, if any (and, with at >= 0, only when micro-batch at
+ * needs its slot). */
+static void release(op_list *l, int at)
+{
+    if (l->holding && (at < 0 || l->held.mb <= at - l->slots)) l->ops[l->n++] = l->held, l->holding = false;
+}
+
 static void emit_forward(op_list *l, int s, int m, int S, int train)
 {
+    release(l, m);
     if (s > 0) emit(l, CLT__OP_RECV_ACT, s, m);
     emit(l, CLT__OP_FWD, s, m);
     if (s < S - 1) emit(l, CLT__OP_SEND_ACT, s, m);
@@ -91,15 +104,24 @@ static void emit_forward(op_list *l, int s, int m, int S, int train)
  * gradient. */
 static void emit_backward(op_list *l, int s, int m, int S, int M)
 {
+    release(l, -1);
     if (s < S - 1) emit(l, CLT__OP_RECV_GRAD, s, m);
     emit(l, CLT__OP_BWD, s, m);
     if (s > 0) emit(l, CLT__OP_SEND_GRAD, s, m);
-    if (l->wgroup && ((m + 1) % l->wgroup == 0 || m == M - 1))
-        l->ops[l->n++] = (clt__op){CLT__OP_WGRAD, s, m - m % l->wgroup, m % l->wgroup + 1};
+    if (l->wgroup && ((m + 1) % l->wgroup == 0 || m == M - 1)) {
+        clt__op w = {CLT__OP_WGRAD, s, m - m % l->wgroup, m % l->wgroup + 1};
+        if (l->defer) l->held = w, l->holding = true;
+        else l->ops[l->n++] = w;
+    }
 }
 
 /* Backwards always run in micro-batch order, so every schedule adds the micro-batches'
- * gradients in the same order and gives the same bits. */
+ * gradients in the same order and gives the same bits. Zero bubble (ZB-H1, Qi et al., ICLR
+ * 2024) is 1F1B's forwards and backwards with each WGRAD held back: it goes out before the
+ * stage's next backward, so it fills the wait for that backward's gradient (the next forward's
+ * activations leave first; in the cool-down, the waits between backwards), or before a forward
+ * that needs one of its slots. The WGRADs are 1F1B's pairs in 1F1B's order: the same bits, in
+ * 1F1B's slots. */
 static void stage_list(op_list *l, clt_pipeline_schedule kind, int s, int S, int M, int train)
 {
     if (!train) {
@@ -114,11 +136,13 @@ static void stage_list(op_list *l, clt_pipeline_schedule kind, int s, int S, int
         for (int m = 0; m < M; m++) emit_forward(l, s, m, S, 1);
         for (int m = 0; m < M; m++) emit_backward(l, s, m, S, M);
         break;
-    case CLT_PIPELINE_1F1B: {
+    case CLT_PIPELINE_1F1B:
+    case CLT_PIPELINE_ZB: {
         int warm = S - 1 - s < M ? S - 1 - s : M;
         for (int m = 0; m < warm; m++) emit_forward(l, s, m, S, 1);
         for (int i = 0; i < M - warm; i++) emit_forward(l, s, warm + i, S, 1), emit_backward(l, s, i, S, M);
         for (int m = M - warm; m < M; m++) emit_backward(l, s, m, S, M);
+        release(l, -1);
         break;
     }
     }
@@ -140,7 +164,8 @@ clt_status clt__schedule_build(clt__schedule **out, clt_pipeline_schedule kind, 
     *out = NULL;
     CLT_ASSERT(nstages > 0 && ndev > 0 && micro > 0, CLT_ERR_STATE);
     for (int s = 0; s < nstages; s++) CLT_ASSERT(stage_dev[s] >= 0 && stage_dev[s] < ndev, CLT_ERR_STATE);
-    if (kind != CLT_PIPELINE_NAIVE && kind != CLT_PIPELINE_GPIPE && kind != CLT_PIPELINE_1F1B)
+    if (kind != CLT_PIPELINE_NAIVE && kind != CLT_PIPELINE_GPIPE && kind != CLT_PIPELINE_1F1B &&
+        kind != CLT_PIPELINE_ZB)
         return clt__fail(CLT_ERR_INVALID_ARG, "unknown pipeline schedule %d", (int)kind);
     int S = nstages, M = micro;
     size_t per_stage = (size_t)7 * (size_t)M;
@@ -158,7 +183,10 @@ clt_status clt__schedule_build(clt__schedule **out, clt_pipeline_schedule kind, 
     for (int s = 0; ok && s < S; s++) ok = (lists[s].ops = malloc(per_stage * sizeof *lists[s].ops)) != NULL;
     clt_status st = ok ? CLT_OK : clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
     for (int s = 0; st == CLT_OK && s < S; s++) {
+        int gslots;
         lists[s].wgroup = sc->split ? clt__pipeline_wgroup(kind, M) : 0;
+        lists[s].defer = kind == CLT_PIPELINE_ZB && lists[s].wgroup;
+        clt__pipeline_slots(kind, S, s, M, sc->split, &lists[s].slots, &gslots);
         stage_list(&lists[s], kind, s, S, M, train);
     }
 
@@ -212,13 +240,16 @@ clt_status clt__schedule_cached(clt__schedule **cache, clt_pipeline_schedule kin
 
 int clt__pipeline_wgroup(clt_pipeline_schedule kind, int M)
 {
-    return kind == CLT_PIPELINE_GPIPE ? M : kind == CLT_PIPELINE_1F1B ? 2 : 1;
+    return kind == CLT_PIPELINE_GPIPE ? M : kind == CLT_PIPELINE_1F1B || kind == CLT_PIPELINE_ZB ? 2 : 1;
 }
 
 /* A split 1F1B keeps a pair's first micro-batch until the second's backward: one slot more,
- * rounded up to even so a pair always sits in adjacent slots (one pass over its rows). */
+ * rounded up to even so a pair always sits in adjacent slots (one pass over its rows). Zero
+ * bubble has 1F1B's slots (its WGRADs wait for no more than they allow) and forwards and
+ * backwards, so 1F1B's gout slots too. */
 void clt__pipeline_slots(clt_pipeline_schedule kind, int S, int k, int M, int split, int *slots, int *gslots)
 {
+    if (kind == CLT_PIPELINE_ZB) kind = CLT_PIPELINE_1F1B;
     int in_flight = kind == CLT_PIPELINE_NAIVE ? 1 : kind == CLT_PIPELINE_GPIPE ? M : S - k;
     int held = kind == CLT_PIPELINE_1F1B && split ? (in_flight + 2) / 2 * 2 : in_flight;
     *slots = held < M ? held : M;

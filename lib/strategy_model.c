@@ -7,11 +7,12 @@
  * there: `slots` of mrows rows each (mrows: the largest micro-batch), micro-batch m in slot
  * m % slots of every activation and saved-state buffer. Naive: 1 slot; GPipe: M; 1F1B: S - s on
  * stage s, plus one for the first of a pair of micro-batches whose weight gradients wait for the
- * second's backward (rounded up to even: a pair sits in adjacent slots). The gradient for the
- * previous stage (gout) is the source of a send, and a direct link's receiver copies it later on
- * its own queue, so it gets the slots that make a reuse wait for that copy through the
- * schedule's own dependencies: naive 2, GPipe M, 1F1B S - s + 1 (stage s - 1 sends micro-batch
- * m + slots only after receiving m's gradient). Activations are safe the same way: a stage
+ * second's backward (rounded up to even: a pair sits in adjacent slots); zero bubble: 1F1B's
+ * (its pairs' weight gradients wait, but never past a forward that needs their slot). The
+ * gradient for the previous stage (gout) is the source of a send, and a direct link's receiver
+ * copies it later on its own queue, so it gets the slots that make a reuse wait for that copy
+ * through the schedule's own dependencies: naive 2, GPipe M, 1F1B and zero bubble S - s + 1
+ * (stage s - 1 sends micro-batch m + slots only after receiving m's gradient). Activations are safe the same way: a stage
  * reuses a slot after its backward (and weight gradients), which waits for the next stage's
  * gradient, which comes after that stage's copy. A forward-only call has no backwards to order
  * reuse, so it runs in rounds of at most the fewest slots of any stage, every queue drained in
@@ -323,7 +324,7 @@ static clt_status run_devices(clt_trainer *t, model_state *s, clt__task_fn fn, d
 }
 
 /* Whether backwards split (send the input gradient, then compute the weight gradients): under
- * GPipe and 1F1B, so the previous stage starts its backward sooner; the naive schedule stays
+ * GPipe, 1F1B and zero bubble, so the previous stage starts its backward sooner; the naive schedule stays
  * the seed's, one whole backward after the other. */
 static bool split_backward(const clt_trainer *t) { return t->p.pipeline != CLT_PIPELINE_NAIVE; }
 

@@ -1224,6 +1224,12 @@ static clt_status tensor_create(clt_trainer *t, const float *init)
         st = clt__fail(CLT_ERR_UNSUPPORTED, "clt_trainer_create: copies of a pipeline of tensor groups "
                        "(pipelines %d) are not supported yet: use pipelines 1 (groups past the "
                        "placement stay idle)", t->p.pipelines);
+    /* zero bubble moves weight gradients apart from their backward; this strategy's backwards run
+     * whole, layer span by layer span between the all-reduces */
+    if (st == CLT_OK && s->S && t->p.pipeline == CLT_PIPELINE_ZB)
+        st = clt__fail(CLT_ERR_UNSUPPORTED, "clt_trainer_create: the zb pipeline schedule with tensor groups "
+                       "as stages is not supported: their backwards do not split into input and weight "
+                       "gradients (use 1f1b)");
     if (st != CLT_OK) {
         free(w), free(secs);
         return st;

@@ -185,9 +185,11 @@ static clt_status check_params(const clt_train_params *p, const clt_runtime *rt)
     if (p->rebalance_every < 0) return clt__fail(CLT_ERR_INVALID_ARG, "rebalance_every is negative");
     if (p->micro_batches < 1 || p->micro_batches > 65536)
         return clt__fail(CLT_ERR_INVALID_ARG, "micro_batches %d must be in 1..65536", p->micro_batches);
-    if (p->pipeline != CLT_PIPELINE_NAIVE && p->pipeline != CLT_PIPELINE_GPIPE && p->pipeline != CLT_PIPELINE_1F1B)
-        return clt__fail(CLT_ERR_INVALID_ARG, "unknown pipeline schedule %d (naive %d, gpipe %d, 1f1b %d)",
-                         (int)p->pipeline, CLT_PIPELINE_NAIVE, CLT_PIPELINE_GPIPE, CLT_PIPELINE_1F1B);
+    if (p->pipeline != CLT_PIPELINE_NAIVE && p->pipeline != CLT_PIPELINE_GPIPE && p->pipeline != CLT_PIPELINE_1F1B &&
+        p->pipeline != CLT_PIPELINE_ZB)
+        return clt__fail(CLT_ERR_INVALID_ARG, "unknown pipeline schedule %d (naive %d, gpipe %d, 1f1b %d, zb %d)",
+                         (int)p->pipeline, CLT_PIPELINE_NAIVE, CLT_PIPELINE_GPIPE, CLT_PIPELINE_1F1B,
+                         CLT_PIPELINE_ZB);
     if (p->pipelines < 1 || p->pipelines > rt->nworkers)
         return clt__fail(CLT_ERR_INVALID_ARG, "pipelines %d must be in 1..%d (the runtime's devices)",
                          p->pipelines, rt->nworkers);

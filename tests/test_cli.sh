@@ -187,6 +187,13 @@ run_ok "cltrain train --parallel model --schedule=naive --micro-batches=2 exits 
     "$CLTRAIN" train --parallel model --schedule=naive --micro-batches=2 --devices "$(spec_n 2)" --epochs 1 --limit 256 --batch 64
 grep -q '^cltrain: a pipeline, auto placement (the layers partitioned by their measured times), naive schedule, 2 micro-batches$' "$tmp/mpn.txt"
 ok $? "  ... the automatic placement, the naive schedule and 2 micro-batches, said"
+# zero bubble moves 1f1b's weight gradients, not what they sum: the 1f1b run's results, digit for digit
+run_ok "cltrain train --parallel model --schedule zb exits 0" "$tmp/mpz.txt" \
+    "$CLTRAIN" train --parallel model --placement seed --schedule zb --devices "$(spec_n 2)" --epochs 1 --limit 512 \
+    --batch 64 --lr 0.002 --json
+grep -q ', zb schedule, 4 micro-batches$' "$tmp/mpz.txt" && [ -n "$(results "$tmp/mpz.txt")" ] &&
+    [ "$(results "$tmp/mpz.txt")" = "$(results "$tmp/mp.txt")" ]
+ok $? "  ... says zb, and ends where 1f1b does ($(results "$tmp/mpz.txt") and $(results "$tmp/mp.txt"))"
 run_ok "cltrain train --parallel data --verify-replicas on 3 devices exits 0" "$tmp/vr.txt" \
     "$CLTRAIN" train --parallel data --verify-replicas --devices "$(spec_n 3)" --epochs 1 --limit 512 --batch 64 --json
 run_ok "cltrain train --parallel model --pipelines 2 --verify-replicas on 4 devices exits 0" "$tmp/vr2.txt" \
@@ -217,13 +224,20 @@ if [ -f "$man" ]; then
             # the man page writes --opt as \-\-opt
             grep -q -- "$(echo "$o" | sed 's/-/\\\\-/g')" "$man" || { echo "# $man lacks $words $o"; bad=1; }
         done
+        # an option's choices (--opt a|b|c), listed the same: .BR \-\-opt " a|b|c"
+        # shellcheck disable=SC2086
+        "$CLTRAIN" $words --help | sed -n 's/^  \(--[a-z-]*\) \([a-z0-9-]*|[a-z0-9|-]*\).*/\1 \2/p' >"$tmp/choices"
+        while read -r o ch; do
+            grep -qF -- "$(echo "$o" | sed 's/-/\\-/g') \" $ch\"" "$man" ||
+                { echo "# $man does not list $words $o's choices as $ch"; bad=1; }
+        done <"$tmp/choices"
         grep -q "^\.SS \"\?$words" "$man" || { echo "# $man has no section for $words"; bad=1; }
     done
 else
     echo "# $man is missing"
     bad=1
 fi
-ok $bad "docs/cltrain.1 has a section for every command and every option their --help lists"
+ok $bad "docs/cltrain.1 has a section for every command and every option their --help lists, with its choices"
 
 # ---- bash completion: commands, benchmarks, options and choices from the --help texts ----------
 if command -v bash >/dev/null 2>&1; then
@@ -393,7 +407,7 @@ if [ $have_py -eq 1 ]; then
 import json, sys, statistics
 rows = [json.loads(l) for l in open(sys.argv[1]).read().split("\n") if l]
 assert [(r["parallel"], r["schedule"], r["micro_batches"]) for r in rows] == \
-    [("none", "-", 1), ("model", "naive", 2), ("model", "gpipe", 2), ("model", "1f1b", 2)], rows
+    [("none", "-", 1), ("model", "naive", 2), ("model", "gpipe", 2), ("model", "1f1b", 2), ("model", "zb", 2)], rows
 naive = rows[1]["samples_per_s_rounds"]
 for r in rows:
     sps = r["samples_per_s_rounds"]
@@ -405,8 +419,13 @@ for r in rows[1:]:
     ratios = [a / b for a, b in zip(r["samples_per_s_rounds"], naive)]
     assert all(abs(x - y) < 2e-3 for x, y in zip(ratios, r["vs_naive_rounds"])), r
     assert abs(r["vs_naive"] - statistics.median(r["vs_naive_rounds"])) < 2e-3, r
+zb = rows[4]
+ratios = [a / b for a, b in zip(zb["samples_per_s_rounds"], rows[3]["samples_per_s_rounds"])]
+assert all(abs(x - y) < 2e-3 for x, y in zip(ratios, zb["vs_1f1b_rounds"])), zb
+assert abs(zb["vs_1f1b"] - statistics.median(zb["vs_1f1b_rounds"])) < 2e-3, zb
+assert all("vs_1f1b" not in r for r in rows[:4]), rows
 ' "$tmp/rounds.json"
-    ok $? "bench train --rounds 3: one device and the three schedules (each with the 2 micro-batches asked), each ratio taken within its round, medians"
+    ok $? "bench train --rounds 3: one device and the four schedules (each with the 2 micro-batches asked), each ratio taken within its round, medians; zb against 1f1b"
 else
     skip "bench train --rounds reports every round and the medians" "no python3"
 fi

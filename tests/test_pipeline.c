@@ -2,9 +2,10 @@
  * stage, 1F1B's bound on live micro-batches, no deadlock), the partitioner, the transfer links
  * in both context modes (chunked, out of order, timeout, abort), and the seed MLP trained with
  * the seed's placement under every schedule against one-device training: losses, parameters,
- * gradients and predictions within 1e-5 relative; activation memory per schedule (1F1B below
- * GPipe) and micro-batches in reused slots (naive gives 1f1b's bits, by pairs; GPipe one device's); hybrid
- * (two pipelines) the same way;
+ * gradients and predictions within 1e-5 relative; zero bubble with 1F1B's bits (2 and 3 stages,
+ * fewer and more micro-batches than stages, hybrid); activation memory per schedule (1F1B below
+ * GPipe, zero bubble 1F1B's) and micro-batches in reused slots (naive gives 1f1b's bits, by pairs;
+ * GPipe one device's); hybrid (two pipelines) the same way;
  * a device failing mid-step. Then placement and parameter errors. */
 #include "internal.h"
 #include "ref.h"
@@ -17,8 +18,9 @@
 /* Every stage runs each forward and backward once, backwards in order; the micro-batches alive
  * on a stage at once (from its forward to its backward, or when split to the WGRAD that covers
  * it) fit its slots, and without split reach the schedule's bound. Split: BWD, then SEND_GRAD
- * (not on stage 0); a WGRAD only right after the BWD (and send) of its group's last micro-batch;
- * the WGRADs cover every micro-batch once, in order, in groups of clt__pipeline_wgroup. */
+ * (not on stage 0); a WGRAD only right after the BWD (and send) of its group's last micro-batch,
+ * or under zero bubble anywhere after it and before the next BWD; the WGRADs cover every
+ * micro-batch once, in order, in groups of clt__pipeline_wgroup. */
 static void check_schedule_shape(clt_pipeline_schedule kind, int S, const int *stage_dev, int ndev, int M, int split)
 {
     clt__schedule *sc;
@@ -45,16 +47,22 @@ static void check_schedule_shape(clt_pipeline_schedule kind, int S, const int *s
                 if (split && s > 0 && after == 1) good &= op.kind == CLT__OP_SEND_GRAD && op.mb == next_bwd - 1;
                 if (op.kind == CLT__OP_WGRAD) {
                     int end = op.mb + op.mbs;
-                    good &= split && after == (s > 0 ? 2 : 1) && op.mb == covered && end == next_bwd &&
-                            (op.mbs == group || end == M);
+                    int right_after = s > 0 ? 2 : 1;
+                    good &= split && (kind == CLT_PIPELINE_ZB ? after >= right_after : after == right_after) &&
+                            op.mb == covered && end == next_bwd && (op.mbs == group || end == M);
                     covered = end, live -= op.mbs;
                 }
                 if (live > most) most = live;
             }
         good &= fwd == M && bwd == M && covered == (split ? M : 0);
         int bound = kind == CLT_PIPELINE_NAIVE ? 1 : kind == CLT_PIPELINE_GPIPE ? M : (S - s < M ? S - s : M);
-        int slots, gslots;
+        int slots, gslots, slots1, gslots1;
         clt__pipeline_slots(kind, S, s, M, split, &slots, &gslots);
+        clt__pipeline_slots(CLT_PIPELINE_1F1B, S, s, M, split, &slots1, &gslots1);
+        if (kind == CLT_PIPELINE_ZB && (slots > slots1 + 1 || gslots > gslots1)) {
+            diag("zb: stage %d has %d slots and %d of gout, 1f1b %d and %d", s, slots, gslots, slots1, gslots1);
+            good = false;
+        }
         if ((!split && most != bound) || most > slots) {
             diag("stage %d holds %d micro-batches at once, expected %d (slots %d)", s, most, bound, slots);
             good = false;
@@ -71,7 +79,9 @@ static void check_schedule_shape(clt_pipeline_schedule kind, int S, const int *s
 static void check_schedules(void)
 {
     const int seed[] = {0, 1, 0}, three[] = {0, 1, 2}, four[] = {0, 1, 0, 1}, one[] = {0};
-    for (int k = CLT_PIPELINE_NAIVE; k <= CLT_PIPELINE_1F1B; k++) {
+    clt__schedule *sc;
+    const int two[] = {0, 1}, four_on_four[] = {0, 1, 2, 3};
+    for (int k = CLT_PIPELINE_NAIVE; k <= CLT_PIPELINE_ZB; k++) {
         clt_pipeline_schedule kind = (clt_pipeline_schedule)k;
         for (int split = 0; split < 2; split++) {
             check_schedule_shape(kind, 3, seed, 2, 1, split);
@@ -79,10 +89,34 @@ static void check_schedules(void)
             check_schedule_shape(kind, 3, three, 3, 5, split);
             check_schedule_shape(kind, 4, four, 2, 8, split);
             check_schedule_shape(kind, 1, one, 1, 3, split);
+            check_schedule_shape(kind, 2, two, 2, 8, split);
+            check_schedule_shape(kind, 2, two, 2, 3, split);
+            check_schedule_shape(kind, 4, four_on_four, 4, 11, split);
         }
     }
+    /* zero bubble, 2 stages, 4 micro-batches: stage 0 sends forward 3 before the weight
+     * gradients of 0 and 1 (1f1b: after them), which fill the wait for 2's gradient; the last
+     * stage needs those slots for its next forward (2 of them), so runs them as 1f1b does */
+    static const char *const zb_want[2] = {
+        "FWD0 SEND_ACT0 FWD1 SEND_ACT1 RECV_GRAD0 BWD0 FWD2 SEND_ACT2 RECV_GRAD1 BWD1 FWD3 SEND_ACT3 WGRAD0+2 "
+        "RECV_GRAD2 BWD2 RECV_GRAD3 BWD3 WGRAD2+2",
+        "RECV_ACT0 FWD0 BWD0 SEND_GRAD0 RECV_ACT1 FWD1 BWD1 SEND_GRAD1 WGRAD0+2 RECV_ACT2 FWD2 BWD2 SEND_GRAD2 "
+        "RECV_ACT3 FWD3 BWD3 SEND_GRAD3 WGRAD2+2"};
+    if (ok_status(clt__schedule_build(&sc, CLT_PIPELINE_ZB, 2, two, 2, 4, 1, 1), "zb schedule")) {
+        for (int d = 0; d < 2; d++) {
+            char got[512] = "";
+            for (size_t i = 0; i < sc->nops[d]; i++) {
+                char one_op[32], mbs[8] = "";
+                clt__op op = sc->ops[d][i];
+                if (op.kind == CLT__OP_WGRAD) snprintf(mbs, sizeof mbs, "+%d", op.mbs);
+                snprintf(one_op, sizeof one_op, "%s%s%d%s", i ? " " : "", clt__op_name(op.kind), op.mb, mbs);
+                strncat(got, one_op, sizeof got - strlen(got) - 1);
+            }
+            ok(!strcmp(got, zb_want[d]), "zb, 2 stages, 4 micro-batches, stage %d: %s", d, got);
+        }
+        clt__schedule_free(sc);
+    }
     /* the seed's list on device 0 for one micro-batch, written out, whole and split */
-    clt__schedule *sc;
     static const char *const want[2] = {
         "FWD(0) SEND_ACT(0) RECV_ACT(2) FWD(2) BWD(2) SEND_GRAD(2) RECV_GRAD(0) BWD(0)",
         "FWD(0) SEND_ACT(0) RECV_ACT(2) FWD(2) BWD(2) SEND_GRAD(2) WGRAD(2) RECV_GRAD(0) BWD(0) WGRAD(0)"};
@@ -417,6 +451,22 @@ static bool same_bits(const run_result *a, const run_result *b)
     return true;
 }
 
+/* Zero bubble moves only the weight gradients' passes, never what they sum: 1F1B's bits and
+ * predictions, for any micro-batch count. */
+static void check_zb_bits(clt_runtime *rt, clt_model *m, clt_train_params p, int micro, size_t batch,
+                          const char *mode, const char *what)
+{
+    run_result f1b, zb;
+    p.micro_batches = micro;
+    p.pipeline = CLT_PIPELINE_1F1B;
+    train(rt, m, &p, batch, &f1b);
+    p.pipeline = CLT_PIPELINE_ZB;
+    train(rt, m, &p, batch, &zb);
+    ok(same_bits(&f1b, &zb) && !memcmp(f1b.pred, zb.pred, batch * 10 * sizeof(float)),
+       "%s, %s, %d micro-batches: zb gives 1f1b's bits and predictions", mode, what, micro);
+    result_free(&f1b), result_free(&zb);
+}
+
 static void check_equivalence(clt_context_mode mode)
 {
     const char *mname = mode == CLT_CONTEXT_PER_PLATFORM ? "shared context" : "context per device";
@@ -433,7 +483,7 @@ static void check_equivalence(clt_context_mode mode)
 
     p.parallel = CLT_PARALLEL_MODEL;
     char what[160];
-    for (int k = CLT_PIPELINE_NAIVE; k <= CLT_PIPELINE_1F1B; k++) {
+    for (int k = CLT_PIPELINE_NAIVE; k <= CLT_PIPELINE_ZB; k++) {
         p.pipeline = (clt_pipeline_schedule)k;
         p.micro_batches = k == CLT_PIPELINE_NAIVE ? 1 : 4;
         snprintf(what, sizeof what, "%s, seed placement, %s, %d micro-batches", mname,
@@ -442,7 +492,8 @@ static void check_equivalence(clt_context_mode mode)
         compare(&ref, &got, MAXB, what);
         /* GPipe computes the weight gradients of its 4 equal micro-batches in one pass over
          * their rows, as one device does */
-        if (k != CLT_PIPELINE_1F1B) ok(same_bits(&ref, &got), "%s: the same bits as one device", what);
+        if (k < CLT_PIPELINE_1F1B) ok(same_bits(&ref, &got), "%s: the same bits as one device", what);
+        if (k == CLT_PIPELINE_ZB) ok(same_bits(&f1b4, &got), "%s: the same bits as 1f1b", what);
         if (k == CLT_PIPELINE_1F1B) f1b4 = got;
         else result_free(&got);
     }
@@ -456,6 +507,18 @@ static void check_equivalence(clt_context_mode mode)
 
     /* 3 stages on 3 devices; micro-batches that do not divide the batch */
     check_against(rt, three, p, CLT_PIPELINE_1F1B, 5, MAXB, &ref, mname, "3 stages on 3 devices, a batch of 16");
+    check_against(rt, three, p, CLT_PIPELINE_ZB, 5, MAXB, &ref, mname, "3 stages on 3 devices, a batch of 16");
+    /* zero bubble against 1f1b: fewer, as many and more micro-batches than stages */
+    clt_model *two = seed_model(PLACE_NONE);
+    clt_model_place(two, 0, 3, 0);   /* fc1, fc2 on 0; fc3, fc4 on 1 */
+    clt_model_place(two, 4, 6, 1);
+    for (int micro = 1; micro <= 8; micro += micro < 3 ? 1 : micro == 3 ? 2 : 3)   /* 1 2 3 5 8 */
+        check_zb_bits(rt, two, p, micro, MAXB, mname, "2 stages on 2 devices");
+    for (int micro = 2; micro <= 7; micro += micro == 2 ? 2 : 3)   /* 2 4 7 */
+        check_zb_bits(rt, three, p, micro, MAXB, mname, "3 stages on 3 devices");
+    check_zb_bits(rt, seed, p, 5, MAXB, mname, "seed placement (3 stages on 2 devices)");
+    check_against(rt, two, p, CLT_PIPELINE_ZB, 8, MAXB, &ref, mname, "2 stages on 2 devices, a batch of 16");
+    clt_model_destroy(two);
     check_against(rt, plain, p, CLT_PIPELINE_GPIPE, 3, MAXB, &ref, mname, "automatic partition, a batch of 16");
     /* a stage with no parameters: its gradients pass through, it has nothing to update */
     check_against(rt, act_only, p, CLT_PIPELINE_1F1B, 4, MAXB, &ref, mname,
@@ -469,6 +532,7 @@ static void check_equivalence(clt_context_mode mode)
     p1.parallel = CLT_PARALLEL_NONE;
     train(rt, plain, &p1, 3, &ref);
     check_against(rt, seed, p, CLT_PIPELINE_1F1B, 8, 3, &ref, mname, "seed placement, a batch of 3");
+    check_against(rt, seed, p, CLT_PIPELINE_ZB, 8, 3, &ref, mname, "seed placement, a batch of 3");
     result_free(&ref);
 
     /* accumulation over calls and micro-batches within them */
@@ -497,7 +561,7 @@ static void check_memory(clt_context_mode mode)
     clt_train_params p = clt_train_params_default();
     p.optim = clt_sgd(0.05f, 0.9f, 0.0f, 0);
     p.max_batch = MAXB;
-    uint64_t bytes[3][2] = {{0}};
+    uint64_t bytes[4][2] = {{0}};
     clt_trainer *t = NULL;
     clt_device_stats ds;
     if (ok_status(clt_trainer_create(&t, rt, plain, &p), "%s: one-device trainer", mname)) {
@@ -511,7 +575,7 @@ static void check_memory(clt_context_mode mode)
     clt_trainer_destroy(t);
     p.parallel = CLT_PARALLEL_MODEL;
     p.micro_batches = 8;
-    for (int k = CLT_PIPELINE_NAIVE; k <= CLT_PIPELINE_1F1B; k++) {
+    for (int k = CLT_PIPELINE_NAIVE; k <= CLT_PIPELINE_ZB; k++) {
         p.pipeline = (clt_pipeline_schedule)k;
         t = NULL;
         if (!ok_status(clt_trainer_create(&t, rt, two, &p), "%s: 2 stages, %s, 8 micro-batches", mname,
@@ -541,6 +605,10 @@ static void check_memory(clt_context_mode mode)
                 bytes[CLT_PIPELINE_1F1B][d] < bytes[CLT_PIPELINE_GPIPE][d] && bytes[CLT_PIPELINE_NAIVE][d] > 0;
     }
     ok(less, "%s: 2 stages, 8 micro-batches: 0 < naive <= 1f1b < gpipe on each device", mname);
+    /* zero bubble may hold one micro-batch more per stage than 1f1b; it fits in 1f1b's slots */
+    ok(bytes[CLT_PIPELINE_ZB][0] == bytes[CLT_PIPELINE_1F1B][0] && bytes[CLT_PIPELINE_ZB][1] == bytes[CLT_PIPELINE_1F1B][1],
+       "%s: 2 stages, 8 micro-batches: zb holds 1f1b's activation bytes on each device (%llu and %llu)", mname,
+       (unsigned long long)bytes[CLT_PIPELINE_ZB][0], (unsigned long long)bytes[CLT_PIPELINE_ZB][1]);
 
     /* slots reused: 8 micro-batches through 2 and 1 slots (1f1b) and 1 (naive) */
     run_result ref, gpipe8, got;
@@ -586,7 +654,11 @@ static void check_hybrid(clt_context_mode mode)
     p.verify_replicas = 1;   /* the copies of every stage hold the same bits, on any vendors */
     check_against(rt, seed, p, CLT_PIPELINE_GPIPE, 2, MAXB, &ref, mname, "hybrid: 2 pipelines of the seed placement on 4 devices");
     check_against(rt, plain, p, CLT_PIPELINE_1F1B, 3, MAXB, &ref, mname, "hybrid: 2 pipelines partitioned automatically");
+    check_against(rt, seed, p, CLT_PIPELINE_ZB, 4, MAXB, &ref, mname, "hybrid: 2 pipelines of the seed placement on 4 devices");
     result_free(&ref);
+    check_zb_bits(rt, seed, p, 3, MAXB, mname, "hybrid: 2 pipelines of the seed placement on 4 devices");
+    check_zb_bits(rt, plain, p, 1, MAXB, mname, "hybrid: 2 pipelines partitioned automatically");
+    check_zb_bits(rt, plain, p, 6, MAXB, mname, "hybrid: 2 pipelines partitioned automatically");
     train(rt, plain, &p1, 1, &ref);
     check_against(rt, seed, p, CLT_PIPELINE_1F1B, 3, 1, &ref, mname, "hybrid: a batch of 1, so the second pipeline has nothing to do");
     result_free(&ref);
@@ -698,8 +770,8 @@ static void check_errors(void)
 
     m = seed_model(PLACE_SEED);
     p.parallel = CLT_PARALLEL_MODEL;
-    p.pipeline = (clt_pipeline_schedule)3;
-    ok_error(clt_trainer_create(&t, rt, m, &p), CLT_ERR_INVALID_ARG, "unknown pipeline schedule 3", "a bad schedule value");
+    p.pipeline = (clt_pipeline_schedule)4;
+    ok_error(clt_trainer_create(&t, rt, m, &p), CLT_ERR_INVALID_ARG, "unknown pipeline schedule 4", "a bad schedule value");
     p.pipeline = (clt_pipeline_schedule)-1;
     ok_error(clt_trainer_create(&t, rt, m, &p), CLT_ERR_INVALID_ARG, "unknown pipeline schedule", "a negative schedule value");
     p.pipeline = CLT_PIPELINE_GPIPE;
@@ -710,9 +782,11 @@ static void check_errors(void)
     clt_pipeline_schedule s = CLT_PIPELINE_NAIVE;
     ok(clt_pipeline_schedule_parse("GPipe", &s) == CLT_OK && s == CLT_PIPELINE_GPIPE &&
            clt_pipeline_schedule_parse("1f1b", &s) == CLT_OK && s == CLT_PIPELINE_1F1B &&
-           clt_pipeline_schedule_parse("naive", &s) == CLT_OK && s == CLT_PIPELINE_NAIVE,
+           clt_pipeline_schedule_parse("naive", &s) == CLT_OK && s == CLT_PIPELINE_NAIVE &&
+           clt_pipeline_schedule_parse("ZB", &s) == CLT_OK && s == CLT_PIPELINE_ZB &&
+           !strcmp(clt_pipeline_schedule_name(CLT_PIPELINE_ZB), "zb"),
        "schedule names parse, in any case");
-    ok_error(clt_pipeline_schedule_parse("zigzag", &s), CLT_ERR_INVALID_ARG, "known: naive, gpipe, 1f1b",
+    ok_error(clt_pipeline_schedule_parse("zigzag", &s), CLT_ERR_INVALID_ARG, "known: naive, gpipe, 1f1b, zb",
              "an unknown schedule name lists the known ones");
     ok_error(clt_pipeline_schedule_parse("gpip", &s), CLT_ERR_INVALID_ARG, "'gpip'", "a prefix is not a name");
     ok_error(clt_pipeline_schedule_parse(NULL, &s), CLT_ERR_INVALID_ARG, "NULL", "a NULL name");

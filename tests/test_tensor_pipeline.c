@@ -4,7 +4,7 @@
  * gradients gathered back in the model's numbering, predict, evaluate); 2 stages x 2-way
  * groups on 4 devices, the seed placement (group 0 holding two stages), 3 stages of 1-device
  * groups, one stage on a 3-way group; accumulation; slices sized by measured speed; dropout;
- * Adam with clipping; a checkpoint loads into a new pipeline and into one device; bad placements are refused naming the layer and the group; a device failing anywhere
+ * Adam with clipping; a checkpoint loads into a new pipeline and into one device; bad placements (and zero bubble) are refused naming the layer and the group; a device failing anywhere
  * in a step returns its error at once and leaves the parameters as the last good step left them.
  * Tolerance: |got - ref| <= 1e-6 + 1e-5*|ref|. */
 #include "seed_check.h"
@@ -292,6 +292,10 @@ int main(void)
             p.tensor_group = 2, p.pipelines = 2;
             ok_error(clt_trainer_create(&t, rt, m, &p), CLT_ERR_UNSUPPORTED, "pipelines 2",
                      "2 copies of the pipeline of groups");
+            p.pipelines = 1, p.pipeline = CLT_PIPELINE_ZB;
+            ok_error(clt_trainer_create(&t, rt, m, &p), CLT_ERR_UNSUPPORTED,
+                     "the zb pipeline schedule with tensor groups as stages is not supported",
+                     "zero bubble with groups as stages, whose backwards do not split");
             clt_model_destroy(m);
             ok(t == NULL, "no trainer made by the refused calls");
             clt_runtime_destroy(rt);

@@ -1,8 +1,9 @@
 /* Every parallel mode on devices of several OpenCL implementations in one process, on a model
  * small enough for a simulator (Oclgrind interprets every kernel): data parallelism with equal,
- * weighted and measured splits, pipelines across platforms under every schedule with hybrid
- * copies, tensor groups and tensor x data groups, each with verify_replicas on every step and
- * against one device; and a checkpoint written on all of them loaded on one.
+ * weighted and measured splits, pipelines across platforms under every schedule (zero bubble
+ * included) with hybrid copies, tensor groups and tensor x data groups, each with
+ * verify_replicas on every step and against one device; and a checkpoint written on all of them
+ * loaded on one.
  *
  * Its devices are the suite's (CLT_TEST_DEVICES, else every device). CI runs it on PoCL,
  * Oclgrind and rusticl at once (.ci/run's mixed stage); on one implementation it is the same
@@ -161,9 +162,9 @@ int main(void)
     mp.parallel = CLT_PARALLEL_MODEL;
     mp.micro_batches = 3;
     const int three[9] = {0, 0, 1, 1, 1, 1, 2, 2, 2}, two[9] = {0, 0, 0, 1, 1, 1, 1, 1, 1};
-    const clt_pipeline_schedule sched[3] = {CLT_PIPELINE_NAIVE, CLT_PIPELINE_GPIPE, CLT_PIPELINE_1F1B};
-    const char *sname[3] = {"naive", "gpipe", "1f1b"};
-    for (int k = 0; k < 3; k++) {
+    const clt_pipeline_schedule sched[4] = {CLT_PIPELINE_NAIVE, CLT_PIPELINE_GPIPE, CLT_PIPELINE_1F1B, CLT_PIPELINE_ZB};
+    const char *sname[4] = {"naive", "gpipe", "1f1b", "zb"};
+    for (int k = 0; k < 4; k++) {
         char what[96];
         mp.pipeline = sched[k];
         snprintf(what, sizeof what, "3 stages on 3 devices, %s", sname[k]);
@@ -171,6 +172,8 @@ int main(void)
     }
     mp.pipelines = 2, mp.pipeline = CLT_PIPELINE_1F1B;
     check(4, mp, two, &ref, "hybrid: 2 copies of a 2-stage 1f1b pipeline on 4 devices");
+    mp.pipeline = CLT_PIPELINE_ZB;
+    check(4, mp, two, &ref, "hybrid: 2 copies of a 2-stage zb pipeline on 4 devices");
 
     clt_train_params tp = base;
     tp.parallel = CLT_PARALLEL_TENSOR;

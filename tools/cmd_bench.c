@@ -82,7 +82,7 @@ typedef struct {
     tool_layout lay;          /* as `cltrain train` takes it (tools/commands.h); the seed
                                * placement: tensor parallel, on tensor groups, a pipeline */
     clt_parallel parallel;    /* lay.parallel */
-    int schedule;             /* clt_pipeline_schedule, or -1: one device, naive, gpipe, 1f1b */
+    int schedule;             /* clt_pipeline_schedule, or -1: one device, naive, gpipe, 1f1b, zb */
     int micro;                /* lay.micro_batches: of every schedule */
     int seed_placement;       /* lay.seed_placement */
     int tensor_group;         /* lay.tensor_group */
@@ -351,17 +351,17 @@ static double median(const double *v, int n)
 }
 
 /* --rounds R: every configuration of the comparison (one device and data parallel; or one
- * device and the three schedules) as a trainer of its own on one runtime, timed in turns,
+ * device and the four schedules) as a trainer of its own on one runtime, timed in turns,
  * `steps` steps each, R rounds, each round starting with the next one. A burst of load on a
  * shared machine then slows every configuration of a round alike, and each ratio is taken
  * within its round; the medians are what to quote. */
 static int bench_train_rounds(const train_args *a)
 {
-    enum { MAXC = 4 };
-    clt_parallel par[MAXC] = {CLT_PARALLEL_NONE, a->parallel, a->parallel, a->parallel};
-    int sched[MAXC] = {0, 0, CLT_PIPELINE_GPIPE, CLT_PIPELINE_1F1B};
-    int m1 = a->parallel == CLT_PARALLEL_MODEL ? a->micro : 1, micro[MAXC] = {1, m1, a->micro, a->micro};
-    int nc = a->parallel == CLT_PARALLEL_MODEL ? 4 : 2, base = a->parallel == CLT_PARALLEL_MODEL ? 1 : 0;
+    enum { MAXC = 5, F1B = 3, ZB = 4 };   /* F1B, ZB: the 1f1b and zb configurations */
+    clt_parallel par[MAXC] = {CLT_PARALLEL_NONE, a->parallel, a->parallel, a->parallel, a->parallel};
+    int sched[MAXC] = {0, 0, CLT_PIPELINE_GPIPE, CLT_PIPELINE_1F1B, CLT_PIPELINE_ZB};
+    int m1 = a->parallel == CLT_PARALLEL_MODEL ? a->micro : 1, micro[MAXC] = {1, m1, a->micro, a->micro, a->micro};
+    int nc = a->parallel == CLT_PARALLEL_MODEL ? MAXC : 2, base = a->parallel == CLT_PARALLEL_MODEL ? 1 : 0;
     clt_model *m[MAXC] = {NULL};
     clt_trainer *t[MAXC] = {NULL};
     double sps[MAXC][64];
@@ -393,21 +393,26 @@ static int bench_train_rounds(const train_args *a)
         }
     if (st != CLT_OK) tool_fail(what, st);
     for (int c = 0; c < nc && !rc; c++) {
-        double vs_one[64], vs_base[64];
-        char list[3][64 * 12];
-        size_t len[3] = {0, 0, 0};
+        double vs_one[64], vs_base[64], vs_f1b[64];
+        char list[4][64 * 12];
+        size_t len[4] = {0, 0, 0, 0};
         for (int r = 0; r < a->rounds; r++) {
             vs_one[r] = sps[c][r] / sps[0][r], vs_base[r] = sps[c][r] / sps[base][r];
+            vs_f1b[r] = c == ZB ? sps[c][r] / sps[F1B][r] : 0;
             len[0] += (size_t)snprintf(list[0] + len[0], sizeof list[0] - len[0], "%s%.1f", r ? "," : "", sps[c][r]);
             len[1] += (size_t)snprintf(list[1] + len[1], sizeof list[1] - len[1], "%s%.3f", r ? "," : "", vs_one[r]);
             len[2] += (size_t)snprintf(list[2] + len[2], sizeof list[2] - len[2], "%s%.3f", r ? "," : "", vs_base[r]);
+            len[3] += (size_t)snprintf(list[3] + len[3], sizeof list[3] - len[3], "%s%.3f", r ? "," : "", vs_f1b[r]);
         }
         int staged = par[c] == CLT_PARALLEL_MODEL;
         const char *sname = staged ? clt_pipeline_schedule_name((clt_pipeline_schedule)sched[c]) : "-";
-        char vs_naive[64 * 12 + 64] = "";   /* model parallel: against the naive schedule */
+        char vs_naive[2 * 64 * 12 + 128] = "";   /* model parallel: against naive; zb against 1f1b too */
         if (base)
             snprintf(vs_naive, sizeof vs_naive, ",\"vs_naive\":%.3f,\"vs_naive_rounds\":[%s]",
                      median(vs_base, a->rounds), list[2]);
+        if (base && c == ZB)
+            snprintf(vs_naive + strlen(vs_naive), sizeof vs_naive - strlen(vs_naive),
+                     ",\"vs_1f1b\":%.3f,\"vs_1f1b_rounds\":[%s]", median(vs_f1b, a->rounds), list[3]);
         if (a->json)
             printf("{\"bench\":\"train_rounds\",\"model\":\"%s\",\"batch\":%zu,\"steps\":%d,\"rounds\":%d,"
                    "\"parallel\":\"%s\",\"schedule\":\"%s\",\"micro_batches\":%d,\"placement\":\"%s\","
@@ -424,6 +429,8 @@ static int bench_train_rounds(const train_args *a)
                    median(sps[c], a->rounds) * sample_tokens(a), median(vs_one, a->rounds), list[0]);
         if (!a->json && base && c > base)
             printf("       %s/naive per round: %s, median %.2fx\n", sname, list[2], median(vs_base, a->rounds));
+        if (!a->json && base && c == ZB)
+            printf("       zb/1f1b per round: %s, median %.3fx\n", list[3], median(vs_f1b, a->rounds));
     }
     for (int c = 0; c < nc; c++) clt_trainer_destroy(t[c]), clt_model_destroy(m[c]);
     clt_runtime_destroy(rt);
@@ -495,7 +502,7 @@ static int bench_train(const train_args *a)
      * in this run */
     int rc = train_run(a, CLT_PARALLEL_NONE, 0, 1, &r);
     if (!rc) train_print(a, CLT_PARALLEL_NONE, 0, 1, &r);
-    for (int s = CLT_PIPELINE_NAIVE; s <= CLT_PIPELINE_1F1B && !rc; s++) {
+    for (int s = CLT_PIPELINE_NAIVE; s <= CLT_PIPELINE_ZB && !rc; s++) {
         rc = train_run(a, CLT_PARALLEL_MODEL, s, a->micro, &r);
         if (!rc) train_print(a, CLT_PARALLEL_MODEL, s, a->micro, &r);
     }
@@ -781,13 +788,14 @@ static int cmd_bench_dispatch(int argc, char **argv)
     return bench_dispatch(spec, (int)iters, json);
 }
 
-static const char *const schedule_names[] = {"naive", "gpipe", "1f1b", "all", NULL};   /* clt_pipeline_schedule's order */
+static const char *const schedule_names[] = {"naive", "gpipe", "1f1b", "zb", "all", NULL};   /* clt_pipeline_schedule's order */
+enum { SCHEDULE_ALL = 4 };
 
 static int cmd_bench_train(int argc, char **argv)
 {
     train_args ta = {NULL, NULL, 256, 20, 0, TOOL_LAYOUT_DEFAULT, CLT_PARALLEL_NONE, -1, 0, 0, 0, 0, 0, 1, 0};
     float weights[16];
-    int model = 0, schedule = 3, weights_given = 0;
+    int model = 0, schedule = SCHEDULE_ALL, weights_given = 0;
     long batch = 256, steps = 20, rounds = 1;
     tool_opt opts[] = {
         TOOL_CHOICE("model", tool_model_names, &model, "the model (default seed-mlp)"),
@@ -797,7 +805,7 @@ static int cmd_bench_train(int argc, char **argv)
         TOOL_LAYOUT_OPTS(&ta.lay),
         TOOL_CHOICE("schedule", schedule_names, &schedule,
                     "model (and tensor with --placement seed): the pipeline schedule; all (the default)\n"
-                    "runs one device, then naive, gpipe and 1f1b (tensor: 1f1b)"),
+                    "runs one device, then naive, gpipe, 1f1b and zb (tensor: 1f1b)"),
         TOOL_GIVEN(TOOL_CUSTOM("slices", "W,W,...", weights, tool_parse_weights,
                                "tensor: slices in proportion to these weights, one per device"),
                    &weights_given),
@@ -812,9 +820,9 @@ static int cmd_bench_train(int argc, char **argv)
     const tool_cmd cmd = {"bench train", "[OPTIONS]",
                           "Samples/s of training steps on random data, and the share of device 0's step in\n"
                           "kernels and transfers (from profiling events, in a second run of the same steps).",
-                          "--parallel model runs one device, then naive, gpipe and 1f1b in turn (--schedule all,\n"
-                          "the default), every schedule with the same M micro-batches, and reports each one's\n"
-                          "speed-up. --parallel tensor runs one device, tensor parallel (groups of T devices,\n"
+                          "--parallel model runs one device, then naive, gpipe, 1f1b and zb in turn (--schedule\n"
+                          "all, the default), every schedule with the same M micro-batches, and reports each\n"
+                          "one's speed-up (with --rounds, zb's over 1f1b too). --parallel tensor runs one device, tensor parallel (groups of T devices,\n"
                           "slices in proportion to --slices, or with --split auto to each device's speed timed\n"
                           "at create; default equal), then model parallel naive and 1f1b on the same devices;\n"
                           "with --placement seed the tensor run is a pipeline of tensor groups (fc1 on group 0,\n"
@@ -826,7 +834,7 @@ static int cmd_bench_train(int argc, char **argv)
     ta.model = tool_model_names[model], ta.batch = (size_t)batch, ta.steps = (int)steps, ta.rounds = (int)rounds;
     ta.lay.weights = weights_given ? weights : NULL;
     ta.parallel = (clt_parallel)ta.lay.parallel;
-    ta.schedule = schedule == 3 ? -1 : schedule;
+    ta.schedule = schedule == SCHEDULE_ALL ? -1 : schedule;
     ta.micro = (int)ta.lay.micro_batches;
     ta.seed_placement = ta.lay.seed_placement;
     ta.tensor_group = (int)ta.lay.tensor_group;

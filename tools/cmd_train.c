@@ -78,7 +78,7 @@ static const char *const optim_names[] = {"sgd", "adam", "adamw", NULL};
 static const char *const decay_names[] = {"all", "matrices", NULL};
 /* --schedule: the learning rate's (constant, cosine) or the pipeline's, clt_pipeline_schedule's
  * order from PIPELINE_FIRST */
-static const char *const schedule_names[] = {"constant", "cosine", "naive", "gpipe", "1f1b", NULL};
+static const char *const schedule_names[] = {"constant", "cosine", "naive", "gpipe", "1f1b", "zb", NULL};
 enum { SCHED_CONSTANT, SCHED_COSINE, PIPELINE_FIRST };
 
 typedef struct {
@@ -97,7 +97,7 @@ static const char *parse_schedule(const char *text, void *dest)
         else s->pipeline = (clt_pipeline_schedule)(k - PIPELINE_FIRST), s->pipeline_given = 1;
         return NULL;
     }
-    return "constant or cosine (the learning rate's), or naive, gpipe or 1f1b (the pipeline's)";
+    return "constant or cosine (the learning rate's), or naive, gpipe, 1f1b or zb (the pipeline's)";
 }
 
 /* Whether the command line asks for the GPT, whose run has options of its own (cmd_gpt.c). */
@@ -145,10 +145,11 @@ int cmd_train(int argc, char **argv)
         TOOL_CHOICE("decay", decay_names, &decay,
                     "the tensors weight decay applies to: all (the default), or matrices: Linear\n"
                     "and Conv2d weights only, not biases or LayerNorm (nanoGPT's AdamW groups)"),
-        TOOL_CUSTOM("schedule", "constant|cosine|naive|gpipe|1f1b", &sched, parse_schedule,
+        TOOL_CUSTOM("schedule", "constant|cosine|naive|gpipe|1f1b|zb", &sched, parse_schedule,
                     "constant or cosine (the default): the learning rate's, from lr down to\n"
-                    "0 over the run; naive, gpipe or 1f1b: the pipeline's, with --parallel\n"
-                    "model (default 1f1b); given twice, one of each"),
+                    "0 over the run; naive, gpipe, 1f1b or zb (zero bubble: 1f1b's weight\n"
+                    "gradients moved into its waits): the pipeline's, with --parallel model\n"
+                    "(default 1f1b); given twice, one of each"),
         TOOL_LONG("seed", "N", &seed, 0, 9.3e18, "parameter initialisation and shuffling (default 1)"),
         TOOL_LONG("limit", "N", &limit, 0, 1e15, "use the first N training samples (default 0: all)"),
         TOOL_LAYOUT_OPTS(&lay),
@@ -168,7 +169,7 @@ int cmd_train(int argc, char **argv)
                           "after every epoch; --json adds one JSON line with the results.",
                           "--parallel model runs the layers as a pipeline: --placement seed is the seed's\n"
                           "ModelParallelNN (fc1 on device 0, fc2 and fc3 on 1, fc4 on 0); --schedule naive,\n"
-                          "gpipe or 1f1b moves --micro-batches M through it, and --pipelines P runs P copies,\n"
+                          "gpipe, 1f1b or zb moves --micro-batches M through it, and --pipelines P runs P copies,\n"
                           "the batch split between them. Every schedule gives the update of the whole batch.",
                           opts};
     int parsed = tool_parse(&cmd, argc, argv);
@@ -181,7 +182,7 @@ int cmd_train(int argc, char **argv)
     if (lay.placement_given && lay.parallel != CLT_PARALLEL_MODEL && lay.parallel != CLT_PARALLEL_TENSOR)
         return tool_usage_error(&cmd, "--placement needs --parallel model or tensor");
     if ((lay.micro_given || sched.pipeline_given) && !piped)
-        return tool_usage_error(&cmd, "--micro-batches and --schedule naive|gpipe|1f1b need a pipeline: "
+        return tool_usage_error(&cmd, "--micro-batches and --schedule naive|gpipe|1f1b|zb need a pipeline: "
                                       "--parallel model, or tensor with --placement seed");
     if (lay.seed_placement && model != 0)
         return tool_usage_error(&cmd, "--placement seed needs --model seed-mlp (the seed's four Linear layers)");
