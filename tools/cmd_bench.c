@@ -121,11 +121,24 @@ static void tally_buckets(const clt_step_info *info, void *user)
 }
 
 /* The model of a run, placed as the arguments say (NULL after a message on error). */
+static bool is_gpt(const train_args *a);
+
 static clt_model *train_model(const train_args *a, clt_parallel parallel)
 {
     clt_model *m;
     int placed = (parallel == CLT_PARALLEL_MODEL || parallel == CLT_PARALLEL_TENSOR) && a->seed_placement;
-    clt_status st = tool_model_build(a->model, placed, &m);
+    clt_status st;
+    if (is_gpt(a) && parallel == CLT_PARALLEL_MODEL) {
+        /* a pipeline takes the GPT with a head of its own (a tied one ties the first and last
+         * stages together) */
+        clt_gpt_config g = clt_gpt_config_default();
+        g.vocab = TOOL_GPT_VOCAB;
+        g.tied = 0;
+        st = clt_model_create_gpt(&m, &g);
+        if (st != CLT_OK) tool_fail("building the model", st);
+        return st == CLT_OK ? m : NULL;
+    }
+    st = tool_model_build(a->model, placed, &m);
     if (st != CLT_OK && st != CLT_ERR_INVALID_ARG) tool_fail("building the model", st);
     return st == CLT_OK ? m : NULL;
 }
@@ -423,10 +436,13 @@ static int bench_train_rounds(const train_args *a)
                    par[c] == CLT_PARALLEL_NONE ? 1 : clt_runtime_device_count(rt), median(sps[c], a->rounds),
                    list[0], median(vs_one, a->rounds), list[1], median(sps[c], a->rounds) * sample_tokens(a),
                    vs_naive);
-        else
-            printf("%-6s %-6s %2d micro-batch%s  median %8.1f samples/s (%.0f tokens/s), %.2fx one device; rounds: %s\n",
+        else {
+            char tokens[48] = "";
+            if (is_gpt(a)) snprintf(tokens, sizeof tokens, " (%.0f tokens/s)", median(sps[c], a->rounds) * sample_tokens(a));
+            printf("%-6s %-6s %2d micro-batch%s  median %8.1f samples/s%s, %.2fx one device; rounds: %s\n",
                    parallel_name(par[c]), sname, micro[c], micro[c] == 1 ? "  " : "es", median(sps[c], a->rounds),
-                   median(sps[c], a->rounds) * sample_tokens(a), median(vs_one, a->rounds), list[0]);
+                   tokens, median(vs_one, a->rounds), list[0]);
+        }
         if (!a->json && base && c > base)
             printf("       %s/naive per round: %s, median %.2fx\n", sname, list[2], median(vs_base, a->rounds));
         if (!a->json && base && c == ZB)
