@@ -562,6 +562,96 @@ static void check_tensor_dropout(void)
     clt_model_destroy(m);
 }
 
+/* Pipelines of blocks: an untied GPT (a tied head would tie the first and last stages) as a
+ * pipeline partitioned by the trainer (never inside a residual block) under every schedule, as
+ * 3 stages placed at block boundaries, and as 2 copies of a 2-stage pipeline, against one device
+ * from the same seed after DP_STEPS steps; a placement cutting a block is refused naming it. */
+static void check_pipelines(void)
+{
+    clt_gpt_config c = clt_gpt_config_default();
+    c.vocab = VOCAB, c.block = BLOCK, c.layers = LAYERS, c.heads = HEADS, c.embd = EMBD, c.tied = 0;
+    clt_model *m = NULL, *placed = NULL;
+    if (!ok_status(clt_model_create_gpt(&m, &c), "an untied GPT") ||
+        !ok_status(clt_model_create_gpt(&placed, &c), "and one to place")) {
+        clt_model_destroy(m), clt_model_destroy(placed);
+        return;
+    }
+    int L = clt_model_layer_count(m);
+    /* embeddings and block 0 on 0, block 1 on 1, ln_f and the head on 2 (blocks are layers
+     * 2..13 and 14..25) */
+    clt_model_place(placed, 0, 13, 0);
+    clt_model_place(placed, 14, 25, 1);
+    clt_model_place(placed, 26, L - 1, 2);
+    size_t np = clt_model_param_count(m);
+    float *want = malloc(np * sizeof *want), *got = malloc(np * sizeof *got), lw[DP_STEPS], lg[DP_STEPS];
+    const struct {
+        int devices, pipelines, micro;
+        clt_pipeline_schedule schedule;
+        bool place;
+        const char *what;
+    } cases[] = {
+        {1, 1, 1, CLT_PIPELINE_NAIVE, false, "one device"},
+        {2, 1, 2, CLT_PIPELINE_NAIVE, false, "2 stages, naive, 2 micro-batches"},
+        {2, 1, 4, CLT_PIPELINE_GPIPE, false, "2 stages, gpipe, 4 micro-batches"},
+        {2, 1, 4, CLT_PIPELINE_1F1B, false, "2 stages, 1f1b, 4 micro-batches"},
+        {2, 1, 4, CLT_PIPELINE_ZB, false, "2 stages, zb, 4 micro-batches"},
+        {3, 1, 3, CLT_PIPELINE_1F1B, true, "3 stages placed at block boundaries, 1f1b, 3 micro-batches"},
+        {4, 2, 2, CLT_PIPELINE_1F1B, false, "2 copies of a 2-stage pipeline, 1f1b"},
+    };
+    bool good = want && got;
+    for (size_t k = 0; k < sizeof cases / sizeof cases[0] && good; k++) {
+        clt_runtime *rt = NULL;
+        clt_trainer *t = NULL;
+        clt_train_params p = gpt_params();
+        if (k) {
+            p.parallel = CLT_PARALLEL_MODEL;
+            p.pipeline = cases[k].schedule;
+            p.micro_batches = cases[k].micro;
+            p.pipelines = cases[k].pipelines;
+            p.verify_replicas = cases[k].pipelines > 1;
+        }
+        bool made = clt_runtime_create(&rt, cases[k].devices == 1 ? test_spec_one() : test_spec_n(cases[k].devices)) ==
+                        CLT_OK &&
+                    clt_trainer_create(&t, rt, cases[k].place ? placed : m, &p) == CLT_OK;
+        for (int i = 0; i < DP_STEPS && made; i++)
+            made = clt_trainer_step_tokens(t, tokens, targets, BATCH, k ? &lg[i] : &lw[i]) == CLT_OK;
+        made = made && all_params(t, m, k ? got : want) == CLT_OK;
+        if (!ok(made, "untied GPT, %s: %d steps", cases[k].what, DP_STEPS)) diag("%s", clt_last_error());
+        clt_trainer_destroy(t);
+        clt_runtime_destroy(rt);
+        if (!made) {
+            good = k > 0;   /* one device is every case's reference */
+            continue;
+        }
+        if (!k) continue;
+        char what[160];
+        snprintf(what, sizeof what, "untied GPT, %s: the losses match one device's", cases[k].what);
+        ok_close(lg, lw, DP_STEPS, TP_ATOL, TP_RTOL, what);
+        int bad = 0;
+        for (size_t i = 0; i < np; i++) bad += !(fabs(got[i] - want[i]) <= TP_ATOL + TP_RTOL * fabs(want[i]));
+        size_t at = 0;
+        ok(bad == 0, "untied GPT, %s: every parameter matches one device's (%d of %zu outside; largest relative "
+           "difference %.3g)", cases[k].what, bad, np, max_rel(got, want, np, &at));
+    }
+    /* a placement that cuts block 0 (layers 2..7 are its attention half) in two */
+    clt_model *cut = NULL;
+    clt_runtime *rt = NULL;
+    clt_trainer *t = NULL;
+    if (clt_model_create_gpt(&cut, &c) == CLT_OK && clt_runtime_create(&rt, test_spec_n(2)) == CLT_OK) {
+        clt_model_place(cut, 0, 4, 0);
+        clt_model_place(cut, 5, L - 1, 1);
+        clt_train_params p = gpt_params();
+        p.parallel = CLT_PARALLEL_MODEL;
+        ok_error(clt_trainer_create(&t, rt, cut, &p), CLT_ERR_INVALID_ARG, "cut the residual block of layers 2..7",
+                 "a placement cutting a residual block in two is refused naming it");
+    }
+    clt_trainer_destroy(t);
+    clt_runtime_destroy(rt);
+    clt_model_destroy(cut);
+    free(want), free(got);
+    clt_model_destroy(m), clt_model_destroy(placed);
+}
+
 /* What tensor parallelism refuses in a GPT, saying what: fewer heads than devices, and a
  * placement that separates the tied head from its embedding. */
 static void check_tensor_refusals(void)
@@ -793,6 +883,7 @@ int main(void)
     check_tensor_checkpoint();
     check_tensor_refusals();
     check_tensor_dropout();
+    check_pipelines();
     check_inputs_and_sampling();
     check_gpt2_init();
     free(base), free(init);
