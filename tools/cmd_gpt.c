@@ -88,16 +88,25 @@ int cmd_train_gpt(int argc, char **argv)
     double lr = 1e-3, min_lr = 1e-4, wd = 0.1, beta2 = 0.99, clip = 1.0, dropout = 0.0;
     int model = 0, json = 0, resume = 0, untied = 0, every_given = 0;
     static const char *const gpt_names[] = {"gpt", NULL};
-    static const char *const parallel_names[] = {"none", "data", "tensor", NULL};
+    static const char *const parallel_names[] = {"none", "data", "tensor", "model", NULL};
     static const char *const schedule_names[] = {"cosine", "constant", NULL};
-    int parallel = 0, constant = 0, tgroup_given = 0;
-    long tensor_group = 0;
+    static const char *const pipeline_names[] = {"naive", "gpipe", "1f1b", "zb", NULL};   /* clt_pipeline_schedule's */
+    enum { P_NONE, P_DATA, P_TENSOR, P_MODEL };
+    int parallel = P_NONE, constant = 0, tgroup_given = 0, pipeline = CLT_PIPELINE_1F1B, pipe_given = 0;
+    long tensor_group = 0, micro = 4, pipelines = 1;
     tool_opt opts[] = {
         TOOL_CHOICE("model", gpt_names, &model, "gpt: this command's model"),
         TOOL_DEVICES(&spec),
         TOOL_CHOICE("parallel", parallel_names, &parallel,
                     "none: one device (the default); data: a replica on every device, the batch split;\n"
-                    "tensor: attention split by heads and the MLPs by features across the devices"),
+                    "tensor: attention split by heads and the MLPs by features across the devices;\n"
+                    "model: the blocks in a pipeline of devices (needs --untied)"),
+        TOOL_GIVEN(TOOL_CHOICE("pipeline", pipeline_names, &pipeline,
+                               "model: the pipeline's schedule (default 1f1b), with --micro-batches"),
+                   &pipe_given),
+        TOOL_LONG("micro-batches", "M", &micro, 1, 65536, "model: micro-batches per step (default 4)"),
+        TOOL_LONG("pipelines", "P", &pipelines, 1, 65536,
+                  "model: P data-parallel copies of the pipeline, each on its own devices (default 1)"),
         TOOL_GIVEN(TOOL_LONG("tensor-group", "T", &tensor_group, 0, 65536,
                              "tensor: devices per tensor-parallel group, the groups data parallel\n"
                              "(default 0: all)"),
@@ -151,7 +160,12 @@ int cmd_train_gpt(int argc, char **argv)
     if ((every_given || resume) && !ckpt)
         return tool_usage_error(&cmd, "--checkpoint-every and --resume need --checkpoint PATH");
     if (embd % heads) return tool_usage_error(&cmd, "--embd must be a multiple of --heads");
-    if (tgroup_given && parallel != 2) return tool_usage_error(&cmd, "--tensor-group needs --parallel tensor");
+    if (tgroup_given && parallel != P_TENSOR) return tool_usage_error(&cmd, "--tensor-group needs --parallel tensor");
+    if ((pipe_given || micro != 4 || pipelines != 1) && parallel != P_MODEL)
+        return tool_usage_error(&cmd, "--pipeline, --micro-batches and --pipelines need --parallel model");
+    if (parallel == P_MODEL && !untied)
+        return tool_usage_error(&cmd, "--parallel model needs --untied: a head tied to the token embedding ties "
+                                      "the first and last stages together");
     if (warmup >= steps) return tool_usage_error(&cmd, "--warmup must be below --steps");
 
     int rc = 1;
@@ -188,8 +202,12 @@ int cmd_train_gpt(int argc, char **argv)
     p.schedule.min_lr = (float)min_lr;
     p.max_batch = (size_t)batch;
     p.seed = (uint64_t)seed;
-    p.parallel = parallel == 2 ? CLT_PARALLEL_TENSOR : parallel ? CLT_PARALLEL_DATA : CLT_PARALLEL_NONE;
+    p.parallel = parallel == P_TENSOR ? CLT_PARALLEL_TENSOR : parallel == P_MODEL ? CLT_PARALLEL_MODEL
+                 : parallel == P_DATA ? CLT_PARALLEL_DATA : CLT_PARALLEL_NONE;
     p.tensor_group = (int)tensor_group;
+    p.pipeline = (clt_pipeline_schedule)pipeline;
+    p.micro_batches = (int)micro;
+    p.pipelines = (int)pipelines;
     if ((st = clt_model_create_gpt(&m, &g)) != CLT_OK) { tool_fail("building the model", st); goto out; }
     if ((st = clt_runtime_create(&rt, spec)) != CLT_OK) { tool_fail(tool_opening(spec), st); goto out; }
     if ((st = clt_trainer_create(&t, rt, m, &p)) != CLT_OK) { tool_fail("creating the trainer", st); goto out; }
@@ -227,8 +245,13 @@ int cmd_train_gpt(int argc, char **argv)
     int nd = parallel ? clt_runtime_device_count(rt) : 1;
     printf("cltrain: gpt, %d layers, %d heads, %d wide, block %d, %s head, on %d device%s%s\n", g.layers,
            g.heads, g.embd, g.block, g.tied ? "tied" : "untied", nd, nd == 1 ? "" : "s",
-           nd == 1 ? "" : parallel == 2 ? " (tensor parallel)" : " (data parallel)");
-    if (parallel == 2) tool_print_tensor_slices(t, m, nd);
+           nd == 1 ? "" : parallel == P_TENSOR ? " (tensor parallel)" : parallel == P_MODEL ? " (a pipeline)"
+                    : " (data parallel)");
+    if (parallel == P_TENSOR) tool_print_tensor_slices(t, m, nd);
+    if (parallel == P_MODEL)
+        printf("cltrain: the blocks partitioned by their measured times, %s schedule, %ld micro-batch%s%s\n",
+               clt_pipeline_schedule_name(p.pipeline), micro, micro == 1 ? "" : "es",
+               pipelines > 1 ? ", copies of the pipeline the batch split between them" : "");
     printf("cltrain: %zu training and %zu validation tokens from %s, a vocabulary of %d %s\n",
            clt_text_tokens(text, CLT_TEXT_TRAIN), clt_text_tokens(text, CLT_TEXT_VAL), source, g.vocab,
            clt_text_byte_tokens(text) ? "bytes" : "characters");
