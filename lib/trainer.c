@@ -358,14 +358,15 @@ static size_t in_numel(const clt_trainer *t) { return clt_shape_numel(t->model->
 
 /* ---- a step ----------------------------------------------------------------------------- */
 
-static clt_status check_batch(const clt_trainer *t, const void *x, size_t batch, const char *fn)
+/* The inputs of a call fn that takes token ids (tokens) or floats: the kind the model takes, and
+ * batch in 1..max_batch. */
+static clt_status check_batch(const clt_trainer *t, const void *x, size_t batch, bool tokens, const char *fn)
 {
     if (!t) return clt__fail(CLT_ERR_INVALID_ARG, "%s: trainer is NULL", fn);
     if (!x) return clt__fail(CLT_ERR_INVALID_ARG, "%s: inputs are NULL", fn);
     if (batch == 0 || batch > t->p.max_batch)
         return clt__fail(CLT_ERR_INVALID_ARG, "%s: batch %zu is not in 1..max_batch (%zu)", fn,
                          batch, t->p.max_batch);
-    bool tokens = strstr(fn, "_tokens") != NULL;
     if (tokens != clt__model_takes_tokens(t->model))
         return clt__fail(CLT_ERR_INVALID_ARG, tokens ? "%s: the model takes float inputs (its first "
                          "layer is not an embedding): call %.*s" : "%s: the model takes token ids "
@@ -390,11 +391,12 @@ static clt_status check_ids(const int32_t *ids, size_t n, size_t per, int32_t li
     return CLT_OK;
 }
 
-static clt_status check_labels(const clt_trainer *t, const int32_t *labels, size_t n, const char *fn)
+static clt_status check_labels(const clt_trainer *t, const int32_t *labels, size_t n, bool tokens,
+                               const char *fn)
 {
     size_t P = clt__model_positions(t->model);
-    return check_ids(labels, n, P, (int32_t)clt__model_classes(t->model), fn,
-                     strstr(fn, "_tokens") ? "target" : "label", "the model's outputs");
+    return check_ids(labels, n, P, (int32_t)clt__model_classes(t->model), fn, tokens ? "target" : "label",
+                     "the model's outputs");
 }
 
 static clt_status check_tokens(const clt_trainer *t, const int32_t *tokens, size_t n, const char *fn)
@@ -473,11 +475,11 @@ static clt_status run_step(clt_trainer *t, const clt__batch *b, float *loss)
 
 /* A step on x (floats, or token ids carried in the float buffers bit for bit) and labels. */
 static clt_status labelled_step(clt_trainer *t, const void *x, const int32_t *labels, size_t batch,
-                                float *loss, const char *fn)
+                                float *loss, bool tokens, const char *fn)
 {
-    clt_status st = check_batch(t, x, batch, fn);
-    if (st == CLT_OK && clt__model_takes_tokens(t->model)) st = check_tokens(t, x, batch, fn);
-    if (st == CLT_OK) st = check_labels(t, labels, batch, fn);
+    clt_status st = check_batch(t, x, batch, tokens, fn);
+    if (st == CLT_OK && tokens) st = check_tokens(t, x, batch, fn);
+    if (st == CLT_OK) st = check_labels(t, labels, batch, tokens, fn);
     if (st != CLT_OK) return st;
     clt__batch b = {x, labels, NULL, batch};
     if (t->p.loss == CLT_LOSS_MSE && (st = onehot(t, labels, batch, &b.targets)) != CLT_OK) return st;
@@ -487,19 +489,19 @@ static clt_status labelled_step(clt_trainer *t, const void *x, const int32_t *la
 clt_status clt_trainer_step(clt_trainer *t, const float *x, const int32_t *labels, size_t batch,
                             float *loss)
 {
-    return labelled_step(t, x, labels, batch, loss, "clt_trainer_step");
+    return labelled_step(t, x, labels, batch, loss, false, "clt_trainer_step");
 }
 
 clt_status clt_trainer_step_tokens(clt_trainer *t, const int32_t *tokens, const int32_t *targets,
                                    size_t batch, float *loss)
 {
-    return labelled_step(t, tokens, targets, batch, loss, "clt_trainer_step_tokens");
+    return labelled_step(t, tokens, targets, batch, loss, true, "clt_trainer_step_tokens");
 }
 
 clt_status clt_trainer_step_targets(clt_trainer *t, const float *x, const float *targets,
                                     size_t batch, float *loss)
 {
-    clt_status st = check_batch(t, x, batch, "clt_trainer_step_targets");
+    clt_status st = check_batch(t, x, batch, false, "clt_trainer_step_targets");
     if (st != CLT_OK) return st;
     if (!targets) return clt__fail(CLT_ERR_INVALID_ARG, "clt_trainer_step_targets: targets are NULL");
     if (t->p.loss != CLT_LOSS_MSE)
@@ -511,10 +513,11 @@ clt_status clt_trainer_step_targets(clt_trainer *t, const float *x, const float 
 
 /* ---- forward only ------------------------------------------------------------------------- */
 
-static clt_status predict(clt_trainer *t, const void *x, size_t batch, float *out, const char *fn)
+static clt_status predict(clt_trainer *t, const void *x, size_t batch, float *out, bool tokens,
+                          const char *fn)
 {
-    clt_status st = check_batch(t, x, batch, fn);
-    if (st == CLT_OK && clt__model_takes_tokens(t->model)) st = check_tokens(t, x, batch, fn);
+    clt_status st = check_batch(t, x, batch, tokens, fn);
+    if (st == CLT_OK && tokens) st = check_tokens(t, x, batch, fn);
     if (st != CLT_OK) return st;
     if (!out) return clt__fail(CLT_ERR_INVALID_ARG, "%s: out is NULL", fn);
     clt__batch b = {x, NULL, NULL, batch};
@@ -524,12 +527,12 @@ static clt_status predict(clt_trainer *t, const void *x, size_t batch, float *ou
 
 clt_status clt_trainer_predict(clt_trainer *t, const float *x, size_t batch, float *out)
 {
-    return predict(t, x, batch, out, "clt_trainer_predict");
+    return predict(t, x, batch, out, false, "clt_trainer_predict");
 }
 
 clt_status clt_trainer_predict_tokens(clt_trainer *t, const int32_t *tokens, size_t batch, float *out)
 {
-    return predict(t, tokens, batch, out, "clt_trainer_predict_tokens");
+    return predict(t, tokens, batch, out, true, "clt_trainer_predict_tokens");
 }
 
 /* The first largest entry of a row, as torch.argmax (the first NaN is the largest). */
@@ -542,9 +545,9 @@ static size_t argmax(const float *row, size_t C)
 }
 
 static clt_status evaluate(clt_trainer *t, const void *x, const int32_t *labels, size_t n,
-                           float *loss, float *accuracy, const char *fn)
+                           float *loss, float *accuracy, bool tokens, const char *fn)
 {
-    clt_status st = check_batch(t, x, 1, fn);
+    clt_status st = check_batch(t, x, 1, tokens, fn);   /* the inputs' kind; n is checked below */
     if (st != CLT_OK) return st;
     if (n == 0) return clt__fail(CLT_ERR_INVALID_ARG, "%s: no sample (n = 0)", fn);
     /* n is checked before a label is read: a size that cannot be an array's (a negative number
@@ -552,9 +555,8 @@ static clt_status evaluate(clt_trainer *t, const void *x, const int32_t *labels,
     if (n > SIZE_MAX / (in_numel(t) * sizeof(float)) || n > UINT32_MAX)
         return clt__fail(CLT_ERR_INVALID_ARG, "%s: n = %zu samples cannot be an array's length (a "
                          "negative number as size_t?)", fn, n);
-    bool tokens = clt__model_takes_tokens(t->model);
     if (tokens) st = check_tokens(t, x, n, fn);
-    if (st == CLT_OK) st = check_labels(t, labels, n, fn);
+    if (st == CLT_OK) st = check_labels(t, labels, n, tokens, fn);
     if (st != CLT_OK) return st;
     size_t C = clt__model_classes(t->model), P = clt__model_positions(t->model);
     size_t in = in_numel(t), B = t->p.max_batch;
@@ -584,13 +586,13 @@ static clt_status evaluate(clt_trainer *t, const void *x, const int32_t *labels,
 clt_status clt_trainer_evaluate(clt_trainer *t, const float *x, const int32_t *labels, size_t n,
                                 float *loss, float *accuracy)
 {
-    return evaluate(t, x, labels, n, loss, accuracy, "clt_trainer_evaluate");
+    return evaluate(t, x, labels, n, loss, accuracy, false, "clt_trainer_evaluate");
 }
 
 clt_status clt_trainer_evaluate_tokens(clt_trainer *t, const int32_t *tokens, const int32_t *targets,
                                        size_t n, float *loss, float *accuracy)
 {
-    return evaluate(t, tokens, targets, n, loss, accuracy, "clt_trainer_evaluate_tokens");
+    return evaluate(t, tokens, targets, n, loss, accuracy, true, "clt_trainer_evaluate_tokens");
 }
 
 /* ---- sampling ------------------------------------------------------------------------------ */
