@@ -453,7 +453,11 @@ clt_status clt__layer_forward(const clt__layer *l, const clt__layer_io *io)
     return clt__fail(CLT_ERR_INVALID_ARG, "unknown layer kind %d", (int)l->desc.kind);
 }
 
-bool clt__layer_splits(const clt__layer *l) { return l->desc.kind == CLT_LAYER_LINEAR; }
+/* The head is a Linear too (linear_backward): its weight gradient waits for PARAMS like theirs. */
+bool clt__layer_splits(const clt__layer *l)
+{
+    return l->desc.kind == CLT_LAYER_LINEAR || l->desc.kind == CLT_LAYER_LM_HEAD;
+}
 
 clt_status clt__layer_backward(const clt__layer *l, const clt__layer_io *io)
 {
