@@ -475,10 +475,14 @@ size_t clt__model_classes(const clt_model *m);
 /* 1 when the model takes token ids (its first layer is an embedding). */
 bool clt__model_takes_tokens(const clt_model *m);
 /* Where a pipeline may cut the model: ok[i] (i = 0..nlayers) for the boundary before layer i,
- * false inside a residual block or between a tied head and its embedding. */
+ * false inside a residual block. A tied head may sit on a later stage than its embedding (its
+ * net keeps a copy of the weight: clt__net.tie_w). */
 void clt__model_cuts(const clt_model *m, bool *ok);
-/* Whether layers first..last can run as a net of their own: no residual block or tied head
- * reaching outside; otherwise CLT_ERR_INVALID_ARG naming what is cut (fn in the message). */
+/* Whether layers first..last can run as a net of their own: no residual block reaching
+ * outside, and unless `tie_apart`, no tied head apart from its embedding; otherwise
+ * CLT_ERR_INVALID_ARG naming what is cut (fn in the message). */
+clt_status clt__model_check_blocks(const clt_model *m, int first, int last, bool tie_apart, const char *fn);
+/* clt__model_check_blocks with a tied head and its embedding kept together. */
 clt_status clt__model_check_range(const clt_model *m, int first, int last, const char *fn);
 
 const char *clt__layer_kind_name(clt_layer_kind k);
@@ -586,6 +590,12 @@ typedef struct {
                                    * splits, max_batch rows each (rows as in the activations),
                                    * kept from INPUT to PARAMS; NULL until reserved */
     cl_mem scratch;
+    cl_mem tie_w, tie_g;          /* a tied head whose embedding lies before `first` (another
+                                   * stage's): its own copy of the embedding's weight and that
+                                   * copy's gradient, tie_count floats each; the strategy keeps
+                                   * the copy equal to the embedding's and adds the gradient to
+                                   * the embedding's. NULL otherwise */
+    size_t tie_count;
     cl_mem labels, targets, loss_rows, partial;
     size_t npartial;
     float *host_rows;             /* (2 max_batch) losses and right-class flags, or partial

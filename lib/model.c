@@ -323,13 +323,17 @@ void clt__model_cuts(const clt_model *m, bool *ok)
     for (int i = 0; i <= m->nlayers; i++) ok[i] = true;
     for (int i = 0; i < m->nlayers; i++) {
         const clt__layer *l = &m->layers[i];
-        int last = l->desc.kind == CLT_LAYER_RESIDUAL_BEGIN ? l->pair
-                   : l->desc.kind == CLT_LAYER_EMBEDDING ? l->tie : -1;
+        int last = l->desc.kind == CLT_LAYER_RESIDUAL_BEGIN ? l->pair : -1;
         for (int j = i + 1; j <= last; j++) ok[j] = false;
     }
 }
 
 clt_status clt__model_check_range(const clt_model *m, int first, int last, const char *fn)
+{
+    return clt__model_check_blocks(m, first, last, false, fn);
+}
+
+clt_status clt__model_check_blocks(const clt_model *m, int first, int last, bool tie_apart, const char *fn)
 {
     for (int i = first; i <= last; i++) {
         const clt__layer *l = &m->layers[i];
@@ -341,7 +345,7 @@ clt_status clt__model_check_range(const clt_model *m, int first, int last, const
             return clt__fail(CLT_ERR_INVALID_ARG, "%s: layers %d..%d cut the residual block of "
                              "layers %d..%d in two: a block must stay in one stage", fn, first,
                              last, l->pair < i ? l->pair : i, l->pair < i ? i : l->pair);
-        if (l->tie >= 0 && (l->tie < first || l->tie > last))
+        if (!tie_apart && l->tie >= 0 && (l->tie < first || l->tie > last))
             return clt__fail(CLT_ERR_INVALID_ARG, "%s: layers %d..%d separate the head (layer %d) "
                              "from the token embedding it shares its weight with (layer %d)", fn,
                              first, last, l->desc.kind == CLT_LAYER_LM_HEAD ? i : l->tie,

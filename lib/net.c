@@ -17,7 +17,7 @@ void clt__net_destroy(clt__net *n)
     cl_mem *all[] = {&n->params, &n->grads, &n->opt[0], &n->opt[1], &n->params_next,
                      &n->opt_next[0], &n->opt_next[1], &n->input, &n->saved,
                      &n->gbuf[0], &n->gbuf[1], &n->scratch, &n->labels, &n->targets,
-                     &n->loss_rows, &n->partial, &n->wsave};
+                     &n->loss_rows, &n->partial, &n->wsave, &n->tie_w, &n->tie_g};
     for (size_t i = 0; i < sizeof all / sizeof all[0]; i++)
         if (*all[i]) clReleaseMemObject(*all[i]);
     if (n->acts)
@@ -80,6 +80,14 @@ clt_status clt__net_create(clt__worker *w, const clt_model *m, int first, int la
     if (st == CLT_OK) st = clt__alloc(w, n->npartial, "partial sums", &n->partial);
     if (st == CLT_OK) st = clt__zero(w, (clt__view){n->grads, 0}, n->padded);
     if (st == CLT_OK) st = clt__zero(w, (clt__view){n->params, 0}, n->padded);
+    for (int i = first; i <= last && st == CLT_OK && !n->tie_w; i++) {
+        if (L[i].desc.kind != CLT_LAYER_LM_HEAD || L[i].tie < 0 || L[i].tie >= first) continue;
+        n->tie_count = L[L[i].tie].w_count;
+        st = clt__alloc(w, n->tie_count, "the tied head's copy of the embedding", &n->tie_w);
+        if (st == CLT_OK) st = clt__alloc(w, n->tie_count, "the tied head's gradient", &n->tie_g);
+        if (st == CLT_OK) st = clt__zero(w, (clt__view){n->tie_w, 0}, n->tie_count);
+        if (st == CLT_OK) st = clt__zero(w, (clt__view){n->tie_g, 0}, n->tie_count);
+    }
     if (st != CLT_OK) {
         clt__net_destroy(n);
         return st;
@@ -111,8 +119,10 @@ static clt__layer_io io_of(clt__net *n, int i, size_t row, size_t batch, int tra
     io.out = (clt__view){n->acts[k], row * l->out_numel};
     io.params = (clt__view){n->params, clt__layer_param_off(n->m, l) - n->param_base};
     io.grads = (clt__view){n->grads, clt__layer_param_off(n->m, l) - n->param_base};
+    if (l->desc.kind == CLT_LAYER_LM_HEAD && n->tie_w)   /* its embedding is another stage's */
+        io.params = (clt__view){n->tie_w, 0}, io.grads = (clt__view){n->tie_g, 0};
     /* a tied embedding adds to what its head (later in the model, so earlier in backward) wrote */
-    io.grads_fresh = n->grads_fresh && !(l->desc.kind == CLT_LAYER_EMBEDDING && l->tie >= 0);
+    io.grads_fresh = n->grads_fresh && !(l->desc.kind == CLT_LAYER_EMBEDDING && l->tie >= 0 && l->tie <= n->last);
     io.saved = (clt__view){n->saved, n->saved_off[k] + row * l->saved_per_sample};
     if (l->desc.kind == CLT_LAYER_RESIDUAL_END)   /* the block's input: its begin's copy */
         io.skip = (clt__view){n->acts[l->pair - n->first], row * l->in_numel};

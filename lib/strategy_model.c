@@ -29,6 +29,14 @@
  * other copies' (devices of other vendors may round the same update apart), so every stage has
  * one version of its parameters.
  *
+ * A head tied to the token embedding (clt_lm_head(V, 1)) may sit on a later stage than the
+ * embedding, as Megatron-LM's first and last stages share the word embeddings: the head's net
+ * keeps a copy of the weight (clt__net.tie_w). Every call, stage 0 sends the copy the current
+ * weight before the schedule runs; a training call's head writes its gradient fresh into the
+ * copy's (tie_g), which after the pipeline goes to stage 0 and is added to the embedding's
+ * gradient, before the copies' all-reduce and the norm. The optimizer updates the embedding
+ * only; the copy is never a parameter of its own.
+ *
  * A step runs in two phases on every device in use, with the host deciding in between (loss,
  * gradient norm, NaN check) so no stage updates unless all can. */
 #include "internal.h"
@@ -49,6 +57,10 @@ typedef struct {
     cl_mem gout;            /* (gslots * mrows, in): gradient for stage - 1; NULL on stage 0 */
     clt__link *act;         /* to stage + 1; NULL on the last */
     clt__link *grad;        /* to stage - 1; NULL on stage 0 */
+    clt__link *tie_link;    /* stage 0 of a pipeline whose tied head is on another device: the
+                             * embedding's weight to the head's copy; on the head's stage, its
+                             * copy's gradient back to stage 0 */
+    cl_mem tie_in;          /* stage 0, as above: (tie_count) the head's gradient received */
 } stage;
 
 typedef struct {
@@ -65,6 +77,7 @@ typedef struct {
     clt__comm **comms;      /* hybrid: comms[k], stage k's copies; NULL with one pipeline */
     uint32_t tag;           /* numbers the pipeline runs, so links never mix two runs */
     clt__schedule **sched[2];  /* [train][p]: the last built (rebuilt when the micro-batches change) */
+    int tie_stage;          /* the stage of a head tied to stage 0's embedding; 0: none apart */
 } model_state;
 
 /* ---- one device's part of a step: interpret its instruction list ---------------------------- */
@@ -189,6 +202,42 @@ static clt_status finish(clt__worker *w, const char *what)
     return err == CL_SUCCESS ? CLT_OK : clt__fail_cl(err, clt__worker_name(w), what);
 }
 
+/* The tied head's copy of the embedding's weight (see the top): from stage 0 to the head's stage
+ * of this pipeline, before its schedule; a training call's copy gradient starts at zero. */
+static clt_status tie_weight(dev_job *j, clt__worker *w, stage *mine)
+{
+    stage *e = &mine[0], *h = &mine[j->s->tie_stage];
+    size_t n = h->net->tie_count;
+    clt__view src = {e->net->params, 0};   /* the embedding is layer 0: its weight comes first */
+    clt_status st = CLT_OK;
+    if (e->cdev == j->cdev)
+        st = h->cdev == j->cdev ? clt__copy(w, src, (clt__view){h->net->tie_w, 0}, n)
+                                : clt__link_send(e->tie_link, j->tag, 0, 0, src, n);
+    if (st == CLT_OK && h->cdev == j->cdev && e->cdev != j->cdev)
+        st = clt__link_recv(e->tie_link, j->tag, 0, 0, (clt__view){h->net->tie_w, 0}, n);
+    if (st == CLT_OK && h->cdev == j->cdev && j->train) st = clt__zero(w, (clt__view){h->net->tie_g, 0}, n);
+    return st;
+}
+
+/* After the schedule of a training call: the head's gradient added to the embedding's. */
+static clt_status tie_grad(dev_job *j, clt__worker *w, stage *mine)
+{
+    stage *e = &mine[0], *h = &mine[j->s->tie_stage];
+    cl_ulong n = h->net->tie_count, off = 0;
+    clt_status st = CLT_OK;
+    if (h->cdev == j->cdev && e->cdev != j->cdev)
+        st = clt__link_send(h->tie_link, j->tag, 0, 0, (clt__view){h->net->tie_g, 0}, n);
+    if (st != CLT_OK || e->cdev != j->cdev) return st;
+    cl_mem g = h->cdev == j->cdev ? h->net->tie_g : e->tie_in;
+    if (g == e->tie_in) st = clt__link_recv(h->tie_link, j->tag, 0, 0, (clt__view){e->tie_in, 0}, n);
+    cl_mem eg = e->net->grads;
+    if (st == CLT_OK)
+        st = CLT_LAUNCH(w, "sequence", "add", n, CLT_ARG(n), CLT_ARG(eg), CLT_ARG(off), CLT_ARG(g), CLT_ARG(off),
+                        CLT_ARG(eg), CLT_ARG(off));
+    /* a call without an update ends here: the copy it read is the head's until this finishes */
+    return st == CLT_OK ? finish(w, "adding the tied head's gradient") : st;
+}
+
 /* Phase A (and forward-only calls): the device's list, then with an update coming the sum of
  * squares of its stages' gradients. */
 static clt_status phase_a_body(clt__worker *w, dev_job *j)
@@ -198,6 +247,7 @@ static clt_status phase_a_body(clt__worker *w, dev_job *j)
     clt_status st = CLT_OK;
     for (int k = 0; k < s->S && st == CLT_OK && j->first_micro; k++)
         if (mine[k].cdev == j->cdev) st = clt__zero(w, (clt__view){mine[k].net->grads, 0}, mine[k].net->padded);
+    if (st == CLT_OK && s->tie_stage && j->sched) st = tie_weight(j, w, mine);
     int cd = j->cdev % s->ndev1;   /* the schedule numbers pipeline 0's devices */
     for (size_t i = 0; j->sched && i < j->sched->nops[cd] && st == CLT_OK; i++) {
         clt__op op = j->sched->ops[cd][i];
@@ -207,6 +257,7 @@ static clt_status phase_a_body(clt__worker *w, dev_job *j)
     double t0 = clt__now();
     if (st == CLT_OK) st = finish(w, "finishing the pipeline");
     clt__worker_span(w, "finish the pipeline", t0, clt__now());
+    if (st == CLT_OK && s->tie_stage && j->sched && j->train) st = tie_grad(j, w, mine);
     t0 = clt__now();
     /* hybrid: stage by stage, in the same order on every device, the copies sum their gradients */
     for (int k = 0; k < s->S && st == CLT_OK && j->update && s->comms; k++)
@@ -529,11 +580,6 @@ static clt_status auto_place(clt_trainer *t, int N, int *device_of)
         for (int i = 0; i < L; i++) device_of[i] = 0;
         return CLT_OK;
     }
-    for (int i = 0; i < L; i++)
-        if (m->layers[i].desc.kind == CLT_LAYER_LM_HEAD)
-            return clt__fail(CLT_ERR_UNSUPPORTED, "clt_trainer_create: layer %d (lm_head) shares "
-                             "the token embedding's weight, which ties the whole model to one "
-                             "stage: a pipeline needs an untied head (clt_lm_head(vocab, 0))", i);
     size_t probe = t->p.max_batch < 256 ? t->p.max_batch : 256;
     double *cost = calloc((size_t)N * (size_t)L, sizeof *cost), *mem = calloc((size_t)L, sizeof *mem);
     double *cap = calloc((size_t)N, sizeof *cap);
@@ -558,13 +604,13 @@ static clt_status auto_place(clt_trainer *t, int N, int *device_of)
 }
 
 /* Every run of layers on one device (a stage) can be a net of its own: no residual block cut
- * in two, a tied head on its embedding's stage. */
+ * in two (a tied head may be apart from its embedding: its net keeps a copy). */
 static clt_status check_stages(const clt_model *m, const int *device_of)
 {
     clt_status st = CLT_OK;
     for (int i = 0, end; i < m->nlayers && st == CLT_OK; i = end + 1) {
         for (end = i; end + 1 < m->nlayers && device_of[end + 1] == device_of[i]; end++) continue;
-        st = clt__model_check_range(m, i, end, "clt_trainer_create (model parallel placement)");
+        st = clt__model_check_blocks(m, i, end, true, "clt_trainer_create (model parallel placement)");
     }
     return st;
 }
@@ -608,13 +654,15 @@ typedef struct {
     int first, last;
     size_t mrows;   /* rows of a slot */
     const float *init;
+    size_t tie_in;  /* stage 0 whose tied head is on another device: the head gradient's floats */
+    bool tie_add;   /* stage 0 whose tied head is on another stage */
 } create_job;
 
 /* One forward, loss, backward, sum of squares and optimizer step (learning rate 0) over `rows`
  * rows of zeros, then everything it touched back to zero. It compiles every kernel a step uses
  * (CLBlast picks kernels by size) while no other device runs: PoCL 3.1's CPU driver can abort
  * (pocl_release_dlhandle_cache) when one device compiles a kernel while another runs one. */
-static clt_status warm_up(clt__worker *w, clt_trainer *t, stage *g, int first, int last, size_t rows)
+static clt_status warm_up(clt__worker *w, clt_trainer *t, stage *g, int first, int last, size_t rows, bool tie_add)
 {
     clt__net *n = g->net;
     const clt_model *m = t->model;
@@ -633,6 +681,12 @@ static clt_status warm_up(clt__worker *w, clt_trainer *t, stage *g, int first, i
         if (st == CLT_OK) st = clt__net_backward_params_rows(n, 0, rows, 0);
     } else if (st == CLT_OK) {
         st = clt__net_backward_rows(n, 0, rows, dout, din, 0);
+    }
+    if (st == CLT_OK && tie_add) {   /* the add of the tied head's gradient (zeros) */
+        cl_ulong c = m->layers[0].w_count, off = 0;
+        cl_mem y = g->tie_in ? g->tie_in : n->grads;
+        st = CLT_LAUNCH(w, "sequence", "add", c, CLT_ARG(c), CLT_ARG(n->grads), CLT_ARG(off), CLT_ARG(y),
+                        CLT_ARG(off), CLT_ARG(n->grads), CLT_ARG(off));
     }
     if (st == CLT_OK) st = clt__zero(w, (clt__view){n->grads, 0}, n->padded);
     if (st == CLT_OK && n->nparams) st = clt__net_sumsq(n, (clt__view){n->grads, 0}, n->nparams, &unused);
@@ -670,6 +724,8 @@ static clt_status create_stage(clt__worker *w, void *arg)
     if (st == CLT_OK && j->first > 0)
         st = clt__alloc(w, (size_t)g->gslots * R * g->in, "gradients for the previous stage", &g->gout);
     if (st == CLT_OK && split_backward(j->t)) st = clt__net_split_reserve(n);
+    if (st == CLT_OK && j->tie_in) st = clt__alloc(w, j->tie_in, "the tied head's gradient", &g->tie_in);
+    if (st == CLT_OK && g->tie_in) st = clt__zero(w, (clt__view){g->tie_in, 0}, j->tie_in);
     if (st == CLT_OK) w->activation_bytes += g->act_bytes = stage_activation_bytes(g, R);
     if (st == CLT_OK && n->nparams) {
         cl_int err = clEnqueueWriteBuffer(w->queue, n->params, CL_TRUE, 0, n->nparams * sizeof(float),
@@ -677,7 +733,7 @@ static clt_status create_stage(clt__worker *w, void *arg)
         if (err != CL_SUCCESS) st = clt__fail_cl(err, clt__worker_name(w), "uploading the parameters");
     }
     /* every call runs micro-batches of at most R rows */
-    if (st == CLT_OK) st = warm_up(w, j->t, g, j->first, j->last, R);
+    if (st == CLT_OK) st = warm_up(w, j->t, g, j->first, j->last, R, j->tie_add);
     return st;
 }
 
@@ -688,8 +744,9 @@ static clt_status destroy_stage(clt__worker *w, void *arg)
     g->act_bytes = 0;
     if (g->gin) clReleaseMemObject(g->gin);
     if (g->gout) clReleaseMemObject(g->gout);
+    if (g->tie_in) clReleaseMemObject(g->tie_in);
     clt__net_destroy(g->net);
-    g->gin = g->gout = NULL;
+    g->gin = g->gout = g->tie_in = NULL;
     g->net = NULL;
     return CLT_OK;
 }
@@ -702,6 +759,7 @@ static void model_destroy(clt_trainer *t)
     for (int k = 0; s->st && k < s->P * s->S; k++) {
         clt__link_destroy(s->st[k].act);
         clt__link_destroy(s->st[k].grad);
+        clt__link_destroy(s->st[k].tie_link);
         if (s->st[k].net) clt__worker_call(&t->rt->workers[s->st[k].dev], destroy_stage, &s->st[k]);
     }
     clt__xfer_group_destroy(s->g);
@@ -783,12 +841,19 @@ static clt_status model_create(clt_trainer *t, const float *init)
         clt__pipeline_slots(t->p.pipeline, S, k % S, M, split_backward(t), &g->slots, &g->gslots);
         if (g->slots < s->round) s->round = g->slots;
     }
+    /* a head tied to the embedding (layer 0) on a later stage */
+    for (int i = 0, k = 0; i < L && st == CLT_OK; i++) {
+        k += i > 0 && device_of[i] != device_of[i - 1];
+        if (m->layers[i].desc.kind == CLT_LAYER_LM_HEAD && m->layers[i].tie >= 0 && k > 0) s->tie_stage = k;
+    }
+    size_t tie_in = s->tie_stage && s->st[s->tie_stage].dev != s->st[0].dev ? m->layers[0].w_count : 0;
     /* stages, one at a time: each allocates its own buffers, and a failure stops the rest */
     for (int k = 0, i = 0; k < P * S && st == CLT_OK; k++) {
         if (k % S == 0) i = 0;
         int last = i;
         while (last + 1 < L && device_of[last + 1] == device_of[i]) last++;
-        create_job j = {t, &s->st[k], i, last, s->mrows, init};
+        create_job j = {t, &s->st[k], i, last, s->mrows, init, k % S == 0 ? tie_in : 0,
+                        k % S == 0 && s->tie_stage};
         st = clt__worker_call(&t->rt->workers[s->st[k].dev], create_stage, &j);
         i = last + 1;
     }
@@ -798,6 +863,12 @@ static clt_status model_create(clt_trainer *t, const float *init)
         clt__worker *a = &t->rt->workers[s->st[k].dev], *b = &t->rt->workers[s->st[k + 1].dev];
         st = clt__link_create(&s->st[k].act, s->g, a, b, s->rows * s->st[k].out, slots, 0);
         if (st == CLT_OK) st = clt__link_create(&s->st[k + 1].grad, s->g, b, a, s->rows * s->st[k + 1].in, slots, 0);
+    }
+    for (int p = 0; p < P && st == CLT_OK && tie_in; p++) {   /* the tied head's two messages */
+        stage *e = &s->st[p * S], *h = &s->st[p * S + s->tie_stage];
+        clt__worker *a = &t->rt->workers[e->dev], *b = &t->rt->workers[h->dev];
+        st = clt__link_create(&e->tie_link, s->g, a, b, tie_in, 1, 0);
+        if (st == CLT_OK) st = clt__link_create(&h->tie_link, s->g, b, a, tie_in, 1, 0);
     }
     if (st == CLT_OK && P > 1 && !(s->comms = calloc((size_t)S, sizeof *s->comms)))
         st = clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");

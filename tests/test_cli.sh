@@ -533,13 +533,12 @@ ok $? "generate: a prompt character outside the vocabulary fails naming it"
 "$CLTRAIN" generate --checkpoint "$tmp/con.ckpt" --devices "$(spec_n 1)" >"$tmp/genm.out" 2>&1
 [ $? -eq 1 ] && grep -q "holds no vocabulary" "$tmp/genm.out"
 ok $? "generate: a checkpoint of another model fails saying it holds no vocabulary"
-refused "train --model gpt --parallel model without --untied refused" "needs --untied" "$CLTRAIN" train --model gpt --parallel model
 refused "train --model gpt --micro-batches without --parallel model refused" "need --parallel model" \
     "$CLTRAIN" train --model gpt --micro-batches 2
 # shellcheck disable=SC2086
-run_ok "train --model gpt --parallel model --untied --pipeline zb on 2 devices exits 0" "$tmp/gp.out" \
-    "$CLTRAIN" train --model gpt $G --steps 10 --sample 0 --untied --parallel model --pipeline zb --micro-batches 2 \
-    --devices "$(spec_n 2)"
+run_ok "train --model gpt --parallel model --pipeline zb on 2 devices (the tied head on the last stage) exits 0" \
+    "$tmp/gp.out" "$CLTRAIN" train --model gpt $G --steps 10 --sample 0 --parallel model --pipeline zb \
+    --micro-batches 2 --devices "$(spec_n 2)"
 grep -q "a pipeline" "$tmp/gp.out" && grep -q "zb schedule, 2 micro-batches" "$tmp/gp.out" && grep -q "^step 10: train loss" "$tmp/gp.out"
 ok $? "  ... says it runs a pipeline with the zb schedule and 2 micro-batches, and measures the losses"
 refused "generate without --checkpoint refused" "^cltrain generate: --checkpoint FILE is required" "$CLTRAIN" generate

@@ -503,7 +503,7 @@ static void check_tensor_checkpoint(void)
 }
 
 /* Every parameter of a trainer's model, layer by layer, weight then bias, into out. */
-static clt_status all_params(clt_trainer *t, const clt_model *m, float *out)
+static clt_status params_io(clt_trainer *t, const clt_model *m, float *host, bool write)
 {
     static const char *const names[2] = {"weight", "bias"};
     clt_status st = CLT_OK;
@@ -512,11 +512,14 @@ static clt_status all_params(clt_trainer *t, const clt_model *m, float *out)
         for (int k = 0; k < 2 && st == CLT_OK; k++) {
             clt_shape sh;
             if (clt_model_param_shape(m, l, names[k], &sh) != CLT_OK) continue;
-            st = clt_trainer_get_param(t, l, names[k], out + at, clt_shape_numel(sh));
+            st = write ? clt_trainer_set_param(t, l, names[k], host + at, clt_shape_numel(sh))
+                       : clt_trainer_get_param(t, l, names[k], host + at, clt_shape_numel(sh));
             at += clt_shape_numel(sh);
         }
     return st;
 }
+
+static clt_status all_params(clt_trainer *t, const clt_model *m, float *out) { return params_io(t, m, out, false); }
 
 /* Dropout everywhere (after the embeddings, on the attention weights, after each c_proj), tensor
  * parallel on 2 devices with 3 + 1 heads against one device from the same seed: every head draws
@@ -562,46 +565,56 @@ static void check_tensor_dropout(void)
     clt_model_destroy(m);
 }
 
-/* Pipelines of blocks: an untied GPT (a tied head would tie the first and last stages) as a
- * pipeline partitioned by the trainer (never inside a residual block) under every schedule, as
- * 3 stages placed at block boundaries, and as 2 copies of a 2-stage pipeline, against one device
- * from the same seed after DP_STEPS steps; a placement cutting a block is refused naming it. */
-static void check_pipelines(void)
+/* Pipelines of blocks, of a GPT with an untied head and of one whose head shares the token
+ * embedding's weight (the head's stage keeps a copy, its gradient added to the embedding's on
+ * stage 0): partitioned by the trainer (never inside a residual block) under every schedule, as
+ * 3 stages placed at block boundaries, with the tied head's stage on the embedding's device, and
+ * as 2 copies of a 2-stage pipeline, against one device from the same seed after DP_STEPS steps,
+ * then the predictions of the trained pipeline against one device's from the same weights; a
+ * placement cutting a block is refused naming it. */
+static void check_pipelines(int tied)
 {
+    const char *name = tied ? "tied GPT" : "untied GPT";
     clt_gpt_config c = clt_gpt_config_default();
-    c.vocab = VOCAB, c.block = BLOCK, c.layers = LAYERS, c.heads = HEADS, c.embd = EMBD, c.tied = 0;
-    clt_model *m = NULL, *placed = NULL;
-    if (!ok_status(clt_model_create_gpt(&m, &c), "an untied GPT") ||
-        !ok_status(clt_model_create_gpt(&placed, &c), "and one to place")) {
-        clt_model_destroy(m), clt_model_destroy(placed);
+    c.vocab = VOCAB, c.block = BLOCK, c.layers = LAYERS, c.heads = HEADS, c.embd = EMBD, c.tied = tied;
+    clt_model *m = NULL, *placed = NULL, *again = NULL;
+    if (!ok_status(clt_model_create_gpt(&m, &c), "a %s", name) ||
+        !ok_status(clt_model_create_gpt(&placed, &c), "and one to place") ||
+        !ok_status(clt_model_create_gpt(&again, &c), "and one to place with a device twice")) {
+        clt_model_destroy(m), clt_model_destroy(placed), clt_model_destroy(again);
         return;
     }
     int L = clt_model_layer_count(m);
     /* embeddings and block 0 on 0, block 1 on 1, ln_f and the head on 2 (blocks are layers
-     * 2..13 and 14..25) */
+     * 2..13 and 14..25); again: ln_f and the head back on device 0, a third stage */
     clt_model_place(placed, 0, 13, 0);
     clt_model_place(placed, 14, 25, 1);
     clt_model_place(placed, 26, L - 1, 2);
-    size_t np = clt_model_param_count(m);
+    clt_model_place(again, 0, 13, 0);
+    clt_model_place(again, 14, 25, 1);
+    clt_model_place(again, 26, L - 1, 0);
+    size_t np = clt_model_param_count(m), nout = (size_t)BATCH * BLOCK * VOCAB;
     float *want = malloc(np * sizeof *want), *got = malloc(np * sizeof *got), lw[DP_STEPS], lg[DP_STEPS];
+    float *pw = malloc(nout * sizeof *pw), *pg = malloc(nout * sizeof *pg);
     const struct {
         int devices, pipelines, micro;
         clt_pipeline_schedule schedule;
-        bool place;
+        const clt_model *model;
         const char *what;
     } cases[] = {
-        {1, 1, 1, CLT_PIPELINE_NAIVE, false, "one device"},
-        {2, 1, 2, CLT_PIPELINE_NAIVE, false, "2 stages, naive, 2 micro-batches"},
-        {2, 1, 4, CLT_PIPELINE_GPIPE, false, "2 stages, gpipe, 4 micro-batches"},
-        {2, 1, 4, CLT_PIPELINE_1F1B, false, "2 stages, 1f1b, 4 micro-batches"},
-        {2, 1, 4, CLT_PIPELINE_ZB, false, "2 stages, zb, 4 micro-batches"},
-        {3, 1, 3, CLT_PIPELINE_1F1B, true, "3 stages placed at block boundaries, 1f1b, 3 micro-batches"},
-        {4, 2, 2, CLT_PIPELINE_1F1B, false, "2 copies of a 2-stage pipeline, 1f1b"},
+        {1, 1, 1, CLT_PIPELINE_NAIVE, m, "one device"},
+        {2, 1, 2, CLT_PIPELINE_NAIVE, m, "2 stages, naive, 2 micro-batches"},
+        {2, 1, 4, CLT_PIPELINE_GPIPE, m, "2 stages, gpipe, 4 micro-batches"},
+        {2, 1, 4, CLT_PIPELINE_1F1B, m, "2 stages, 1f1b, 4 micro-batches"},
+        {2, 1, 4, CLT_PIPELINE_ZB, m, "2 stages, zb, 4 micro-batches"},
+        {3, 1, 3, CLT_PIPELINE_1F1B, placed, "3 stages placed at block boundaries, 1f1b, 3 micro-batches"},
+        {2, 1, 2, CLT_PIPELINE_GPIPE, again, "3 stages on 2 devices, the head's on the embedding's, gpipe"},
+        {4, 2, 2, CLT_PIPELINE_1F1B, m, "2 copies of a 2-stage pipeline, 1f1b"},
     };
-    bool good = want && got;
+    bool good = want && got && pw && pg;
     for (size_t k = 0; k < sizeof cases / sizeof cases[0] && good; k++) {
         clt_runtime *rt = NULL;
-        clt_trainer *t = NULL;
+        clt_trainer *t = NULL, *one = NULL;
         clt_train_params p = gpt_params();
         if (k) {
             p.parallel = CLT_PARALLEL_MODEL;
@@ -612,11 +625,13 @@ static void check_pipelines(void)
         }
         bool made = clt_runtime_create(&rt, cases[k].devices == 1 ? test_spec_one() : test_spec_n(cases[k].devices)) ==
                         CLT_OK &&
-                    clt_trainer_create(&t, rt, cases[k].place ? placed : m, &p) == CLT_OK;
+                    clt_trainer_create(&t, rt, cases[k].model, &p) == CLT_OK;
         for (int i = 0; i < DP_STEPS && made; i++)
             made = clt_trainer_step_tokens(t, tokens, targets, BATCH, k ? &lg[i] : &lw[i]) == CLT_OK;
         made = made && all_params(t, m, k ? got : want) == CLT_OK;
-        if (!ok(made, "untied GPT, %s: %d steps", cases[k].what, DP_STEPS)) diag("%s", clt_last_error());
+        if (!ok(made, "%s, %s: %d steps", name, cases[k].what, DP_STEPS)) diag("%s", clt_last_error());
+        /* predictions of the pipeline, and of one device given the pipeline's weights */
+        bool predicted = made && k && clt_trainer_predict_tokens(t, tokens, BATCH, pg) == CLT_OK;
         clt_trainer_destroy(t);
         clt_runtime_destroy(rt);
         if (!made) {
@@ -625,13 +640,27 @@ static void check_pipelines(void)
         }
         if (!k) continue;
         char what[160];
-        snprintf(what, sizeof what, "untied GPT, %s: the losses match one device's", cases[k].what);
+        snprintf(what, sizeof what, "%s, %s: the losses match one device's", name, cases[k].what);
         ok_close(lg, lw, DP_STEPS, TP_ATOL, TP_RTOL, what);
         int bad = 0;
         for (size_t i = 0; i < np; i++) bad += !(fabs(got[i] - want[i]) <= TP_ATOL + TP_RTOL * fabs(want[i]));
         size_t at = 0;
-        ok(bad == 0, "untied GPT, %s: every parameter matches one device's (%d of %zu outside; largest relative "
-           "difference %.3g)", cases[k].what, bad, np, max_rel(got, want, np, &at));
+        ok(bad == 0, "%s, %s: every parameter matches one device's (%d of %zu outside; largest relative "
+           "difference %.3g)", name, cases[k].what, bad, np, max_rel(got, want, np, &at));
+        rt = NULL;
+        clt_train_params p1 = gpt_params();
+        predicted = predicted && clt_runtime_create(&rt, test_spec_one()) == CLT_OK &&
+                    clt_trainer_create(&one, rt, m, &p1) == CLT_OK && params_io(one, m, got, true) == CLT_OK &&
+                    clt_trainer_predict_tokens(one, tokens, BATCH, pw) == CLT_OK;
+        if (ok(predicted, "%s, %s: predictions", name, cases[k].what)) {
+            snprintf(what, sizeof what, "%s, %s: the predictions match one device's with its weights", name,
+                     cases[k].what);
+            ok_close(pg, pw, nout, TP_ATOL, TP_RTOL, what);
+        } else {
+            diag("%s", clt_last_error());
+        }
+        clt_trainer_destroy(one);
+        clt_runtime_destroy(rt);
     }
     /* a placement that cuts block 0 (layers 2..7 are its attention half) in two */
     clt_model *cut = NULL;
@@ -643,13 +672,13 @@ static void check_pipelines(void)
         clt_train_params p = gpt_params();
         p.parallel = CLT_PARALLEL_MODEL;
         ok_error(clt_trainer_create(&t, rt, cut, &p), CLT_ERR_INVALID_ARG, "cut the residual block of layers 2..7",
-                 "a placement cutting a residual block in two is refused naming it");
+                 "%s: a placement cutting a residual block in two is refused naming it", name);
     }
     clt_trainer_destroy(t);
     clt_runtime_destroy(rt);
     clt_model_destroy(cut);
-    free(want), free(got);
-    clt_model_destroy(m), clt_model_destroy(placed);
+    free(want), free(got), free(pw), free(pg);
+    clt_model_destroy(m), clt_model_destroy(placed), clt_model_destroy(again);
 }
 
 /* What tensor parallelism refuses in a GPT, saying what: fewer heads than devices, and a
@@ -883,7 +912,8 @@ int main(void)
     check_tensor_checkpoint();
     check_tensor_refusals();
     check_tensor_dropout();
-    check_pipelines();
+    check_pipelines(0);
+    check_pipelines(1);
     check_inputs_and_sampling();
     check_gpt2_init();
     free(base), free(init);

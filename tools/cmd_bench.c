@@ -121,23 +121,12 @@ static void tally_buckets(const clt_step_info *info, void *user)
 }
 
 /* The model of a run, placed as the arguments say (NULL after a message on error). */
-static bool is_gpt(const train_args *a);
 
 static clt_model *train_model(const train_args *a, clt_parallel parallel)
 {
     clt_model *m;
     int placed = (parallel == CLT_PARALLEL_MODEL || parallel == CLT_PARALLEL_TENSOR) && a->seed_placement;
     clt_status st;
-    if (is_gpt(a) && parallel == CLT_PARALLEL_MODEL) {
-        /* a pipeline takes the GPT with a head of its own (a tied one ties the first and last
-         * stages together) */
-        clt_gpt_config g = clt_gpt_config_default();
-        g.vocab = TOOL_GPT_VOCAB;
-        g.tied = 0;
-        st = clt_model_create_gpt(&m, &g);
-        if (st != CLT_OK) tool_fail("building the model", st);
-        return st == CLT_OK ? m : NULL;
-    }
     st = tool_model_build(a->model, placed, &m);
     if (st != CLT_OK && st != CLT_ERR_INVALID_ARG) tool_fail("building the model", st);
     return st == CLT_OK ? m : NULL;

@@ -100,7 +100,7 @@ int cmd_train_gpt(int argc, char **argv)
         TOOL_CHOICE("parallel", parallel_names, &parallel,
                     "none: one device (the default); data: a replica on every device, the batch split;\n"
                     "tensor: attention split by heads and the MLPs by features across the devices;\n"
-                    "model: the blocks in a pipeline of devices (needs --untied)"),
+                    "model: the blocks in a pipeline of devices"),
         TOOL_GIVEN(TOOL_CHOICE("pipeline", pipeline_names, &pipeline,
                                "model: the pipeline's schedule (default 1f1b), with --micro-batches"),
                    &pipe_given),
@@ -163,9 +163,6 @@ int cmd_train_gpt(int argc, char **argv)
     if (tgroup_given && parallel != P_TENSOR) return tool_usage_error(&cmd, "--tensor-group needs --parallel tensor");
     if ((pipe_given || micro != 4 || pipelines != 1) && parallel != P_MODEL)
         return tool_usage_error(&cmd, "--pipeline, --micro-batches and --pipelines need --parallel model");
-    if (parallel == P_MODEL && !untied)
-        return tool_usage_error(&cmd, "--parallel model needs --untied: a head tied to the token embedding ties "
-                                      "the first and last stages together");
     if (warmup >= steps) return tool_usage_error(&cmd, "--warmup must be below --steps");
 
     int rc = 1;
