@@ -178,6 +178,7 @@ struct clt__worker {
     uint64_t activation_bytes;    /* what stats reports: the nets' act_bytes and what the
                                    * strategies hold for them (a pipeline's gradient slots) */
     struct clt__fault_state *fault; /* the runtime's injected fault (lib/fault.c) */
+    const struct clt__worker_hooks *hooks;   /* what the runtime runs at start and stop */
     double cpu_base;                /* the thread's CPU seconds at the last stats reset */
 
     pthread_t thread;
@@ -189,9 +190,27 @@ struct clt__worker {
     bool started;
 };
 
-/* Starts a worker thread that creates its queue in `context` for `dev`. */
+/* What the layer above gives a worker to run on its own thread, so that the worker needs
+ * nothing of the layers above it: init once its queue exists (the runtime: the program cache
+ * and the tuning, before any kernel compiles), fini before its queues are released (also after
+ * a failed init). Either may be NULL. */
+typedef struct clt__worker_hooks {
+    clt__task_fn init;              /* arg NULL; a failure fails the start */
+    void (*fini)(clt__worker *w);
+} clt__worker_hooks;
+
+/* Timelines (lib/trace.c), on one worker's thread: align its device clock to the host's and
+ * start recording; finish its queue and fold in what it recorded (tasks, arg NULL). Then, on any
+ * thread, write workers[0..n)'s timelines, from host time t0, as Chrome trace JSON. The runtime
+ * runs them on all its workers (trace_path, clt_runtime_trace_write). */
+clt_status clt__trace_calibrate(clt__worker *w, void *arg);
+clt_status clt__trace_drain(clt__worker *w, void *arg);
+clt_status clt__trace_write_json(const clt__worker *workers, int n, double t0, const char *path);
+
+/* Starts a worker thread that creates its queue in `context` for `dev`, then runs hooks->init
+ * (hooks NULL: none; the table must outlive the worker). */
 clt_status clt__worker_start(clt__worker *w, int index, const clt__device *dev, cl_context context,
-                             bool profiling);
+                             bool profiling, const clt__worker_hooks *hooks);
 /* Finishes queued tasks, releases the worker's objects and joins its thread. */
 void clt__worker_stop(clt__worker *w);
 /* Queues a task (the caller keeps *t alive until clt__worker_wait returns). */
@@ -1034,11 +1053,6 @@ struct clt_runtime {
     const clt__mpi_ops *mpi_ops; /* how the core calls that layer: set with mpi */
     clt__fault_state fault;      /* opts.fault / CLT_FAULT, this runtime's alone */
 };
-
-/* Timelines (lib/trace.c): start recording on every worker (clocks aligned), and write what
- * was recorded as Chrome trace JSON. */
-clt_status clt__trace_start(clt_runtime *rt);
-clt_status clt__trace_write(clt_runtime *rt, const char *path);
 
 /* Runs fn on the workers devs[0..n) (NULL: 0..n-1) at once with args[i] = (char *)args +
  * i * stride; waits for all. Returns CLT_OK or the first failing device's error, a device's own

@@ -77,6 +77,52 @@ static clt_status make_contexts(clt_runtime *rt, const int *sel, cl_context *ctx
     return st;
 }
 
+/* What each worker runs on its thread at start and stop: its program cache, and the tuning
+ * applied before the first GEMM compiles its kernels. */
+static clt_status worker_init(clt__worker *w, void *arg)
+{
+    (void)arg;
+    w->programs = clt__program_cache_create();
+    if (!w->programs) return clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
+    int tuned;
+    return clt__tuning_load(w, &tuned);
+}
+
+static void worker_fini(clt__worker *w)
+{
+    clt__program_cache_destroy(w->programs);
+    w->programs = NULL;
+}
+
+static const clt__worker_hooks worker_hooks = {worker_init, worker_fini};
+
+/* ---- timelines: recorded by the workers, written by lib/trace.c ----------------------------- */
+
+static clt_status trace_start(clt_runtime *rt)
+{
+    if (!rt->opts.profiling)
+        return clt__fail(CLT_ERR_STATE, "a timeline needs a runtime created with profiling on");
+    rt->trace_t0 = clt__now();
+    return clt__runtime_parallel(rt, clt__trace_calibrate, NULL, 0);
+}
+
+static clt_status trace_write(clt_runtime *rt, const char *path)
+{
+    clt_status st = clt__runtime_parallel(rt, clt__trace_drain, NULL, 0);
+    if (st != CLT_OK) return st;
+    return clt__trace_write_json(rt->workers, rt->nworkers, rt->trace_t0, path);
+}
+
+clt_status clt_runtime_trace_write(clt_runtime *rt, const char *path)
+{
+    if (!rt || !path) return clt__fail(CLT_ERR_INVALID_ARG, "clt_runtime_trace_write: %s is NULL", !rt ? "runtime" : "path");
+    for (int d = 0; d < rt->nworkers; d++)
+        if (!rt->workers[d].trace)
+            return clt__fail(CLT_ERR_STATE, "clt_runtime_trace_write: no timeline is being recorded "
+                             "(set trace_path in clt_runtime_options, or CLT_TRACE)");
+    return trace_write(rt, path);
+}
+
 /* ---- MPI: the layer in libcltrain-mpi ------------------------------------------------------ */
 
 int clt_have_mpi(void)
@@ -227,7 +273,8 @@ clt_status clt_runtime_create_ex(clt_runtime **out, const clt_runtime_options *o
     st = make_contexts(rt, sel, ctx_of);
     if (st != CLT_OK) goto fail;
     for (int i = 0; i < rt->nworkers; i++) {
-        st = clt__worker_start(&rt->workers[i], i, &rt->devs[sel[i]], ctx_of[i], o.profiling != 0);
+        st = clt__worker_start(&rt->workers[i], i, &rt->devs[sel[i]], ctx_of[i], o.profiling != 0,
+                               &worker_hooks);
         if (st != CLT_OK) goto fail;
         clt__log(CLT_LOG_INFO, "device %d: %d:%d %s (%s, %s)", i, rt->devs[sel[i]].info.platform,
                  rt->devs[sel[i]].info.device, rt->devs[sel[i]].info.name,
@@ -236,7 +283,7 @@ clt_status clt_runtime_create_ex(clt_runtime **out, const clt_runtime_options *o
     }
     if ((st = clt__fault_check(&rt->fault, rt->nworkers)) != CLT_OK) goto fail;
     for (int i = 0; i < rt->nworkers; i++) rt->workers[i].fault = &rt->fault;
-    if (rt->trace_path && (st = clt__trace_start(rt)) != CLT_OK) goto fail;
+    if (rt->trace_path && (st = trace_start(rt)) != CLT_OK) goto fail;
     if (mpi && (st = mpi->attach_world(rt)) != CLT_OK) goto fail;
     free(sel);
     free(ctx_of);
@@ -263,7 +310,7 @@ void clt_runtime_destroy(clt_runtime *rt)
     if (rt->trace_path && rt->workers && rt->workers[0].trace) {
         char keep[512];   /* destroy does not fail: a timeline that cannot be written is logged */
         snprintf(keep, sizeof keep, "%s", clt_last_error());
-        if (clt__trace_write(rt, rt->trace_path) != CLT_OK)
+        if (trace_write(rt, rt->trace_path) != CLT_OK)
             clt__log(CLT_LOG_ERROR, "timeline not written: %s", clt_last_error());
         else
             clt__log(CLT_LOG_INFO, "timeline written to %s", rt->trace_path);
