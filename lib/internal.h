@@ -1049,6 +1049,8 @@ struct clt_runtime {
     clt_runtime_options opts;
     pthread_mutex_t comm_lock;   /* held through each public collective: one at a time */
     clt__comm *comm;             /* the public collectives' group, made on first use */
+    void (*comm_destroy)(clt__comm *c);   /* set with comm by lib/collective.c, which sits
+                                           * above the runtime: destroy calls it */
     clt__mpi *mpi;               /* the processes the runtime spans (lib/mpi.c), or NULL */
     const clt__mpi_ops *mpi_ops; /* how the core calls that layer: set with mpi */
     clt__fault_state fault;      /* opts.fault / CLT_FAULT, this runtime's alone */

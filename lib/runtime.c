@@ -317,7 +317,7 @@ void clt_runtime_destroy(clt_runtime *rt)
         clt__error_set_message(keep);
     }
     free(rt->trace_path);
-    clt__comm_destroy(rt->comm);   /* its staging is unmapped on the workers' threads */
+    if (rt->comm) rt->comm_destroy(rt->comm);   /* its staging is unmapped on the workers' threads */
     if (rt->mpi) rt->mpi_ops->close(rt->mpi);
     for (int i = 0; i < rt->nworkers && rt->workers; i++) clt__worker_stop(&rt->workers[i]);
     pthread_mutex_destroy(&rt->comm_lock);
