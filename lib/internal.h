@@ -403,6 +403,10 @@ clt_status clt__cache_write(const char *dir, const char *name, const void *data,
 
 #define CLT__XGEMM_NPARAMS 16
 extern const char *const clt__xgemm_names[CLT__XGEMM_NPARAMS];
+/* Where each Xgemm parameter sits in a set (clt__xgemm_names order). */
+enum { CLT__XG_GEMMK, CLT__XG_KREG, CLT__XG_KWG, CLT__XG_KWI, CLT__XG_MDIMA, CLT__XG_MDIMC,
+       CLT__XG_MWG, CLT__XG_NDIMB, CLT__XG_NDIMC, CLT__XG_NWG, CLT__XG_SA, CLT__XG_SB,
+       CLT__XG_STRM, CLT__XG_STRN, CLT__XG_VWM, CLT__XG_VWN };
 
 /* One device's tuning: CLBlast parameters to override, each part optional. */
 typedef struct {
