@@ -808,9 +808,9 @@ extern const clt__strategy_ops clt__strategy_data;   /* one device, or a replica
 extern const clt__strategy_ops clt__strategy_model;  /* layers in stages on devices, a pipeline */
 extern const clt__strategy_ops clt__strategy_tensor; /* Linear layers split across devices */
 
-/* The numbers every strategy shares: the loss gradient's scale for a global batch and the mean
- * of a loss sum; the clipping factor for a gradient sum of squares (CLT_ERR_NUMERIC when the
- * loss or the gradients are not finite and the trainer checks). */
+/* The numbers every strategy shares (lib/step.c): the loss gradient's scale for a global batch
+ * and the mean of a loss sum; the clipping factor for a gradient sum of squares (CLT_ERR_NUMERIC
+ * when the loss or the gradients are not finite and the trainer checks). */
 float clt__loss_grad_scale(const clt_trainer *t, size_t global_batch);
 double clt__loss_mean(const clt_trainer *t, double sum, size_t global_batch);
 clt_status clt__grad_scale(const clt_trainer *t, double loss, double sumsq, float *gscale);
@@ -819,7 +819,8 @@ uint64_t clt__step_seed(const clt_trainer *t);
 /* The checks of the run's hyper-parameters that need no runtime: loss, optimizer, schedule,
  * clipping, accumulation (a checkpoint's are checked with them too). */
 clt_status clt__check_hyper(const clt_train_params *p);
-/* Optimizer state arrays an optimizer keeps: 0 (SGD without momentum), 1 (SGD) or 2 (Adam). */
+/* Optimizer state arrays an optimizer keeps: 0 (SGD without momentum), 1 (SGD) or 2 (Adam)
+ * (lib/net.c, where the update keeps them). */
 int clt__optim_state_arrays(const clt_optimizer *o);
 
 /* ---- checkpoints (lib/checkpoint.c) -------------------------------------------------------- */
