@@ -1124,7 +1124,8 @@ clt_status clt__comm_all_gather(clt__comm *c, clt__worker *w, cl_mem send, size_
  * program that never asks for MPI never loads it. The core reaches the layer only through this
  * table, which lib/mpi.c fills: a runtime under MPI holds it beside its clt__mpi handle
  * (rt->mpi_ops, rt->mpi). clt_runtime_create_mpi (libcltrain-mpi) sets both itself; opts.mpi
- * finds the table through clt__mpi_layer, linked in or loaded with dlopen (lib/runtime.c).
+ * finds the table registered by the layer (clt__mpi_register) when it is linked in, else loads
+ * the layer with dlopen and asks clt__mpi_layer (lib/runtime.c).
  *
  * A runtime spans the processes of an MPI communicator: lane r joins local device r of every
  * process (each process has the same device count). Every call is bounded by its timeout and
@@ -1159,8 +1160,12 @@ struct clt__mpi_ops {
     clt_status (*sum_floats)(clt__mpi *m, float *buf, size_t count);
 };
 
-/* libcltrain-mpi's one entry point for the core (exported, looked up by dlsym): its table. */
+/* libcltrain-mpi's entry point for the core when opts.mpi loads it (exported, looked up by
+ * dlsym): its table. */
 #define CLT_MPI_LAYER_SYMBOL "clt__mpi_layer"
 CLT_API const clt__mpi_ops *clt__mpi_layer(void);
+/* lib/runtime.c keeps the table lib/mpi.c's constructor hands it, once the layer is in the
+ * process (linked in or loaded): opts.mpi uses it, and loads the layer only when it is NULL. */
+CLT_LAYER_API void clt__mpi_register(const clt__mpi_ops *ops);
 
 #endif /* CLT_INTERNAL_H */

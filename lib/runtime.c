@@ -3,6 +3,7 @@
 #define _GNU_SOURCE   /* dladdr */
 #include "internal.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -144,10 +145,14 @@ int clt_runtime_process_rank(const clt_runtime *rt)
     return rt && rt->mpi ? rt->mpi_ops->rank(rt->mpi) : 0;
 }
 
+/* The MPI layer's table once lib/mpi.c is in the process: linked in (a static build, a program
+ * linked with libcltrain-mpi, the tests) or loaded, its constructor hands it down here, so that
+ * the runtime names no symbol of the layer above it. NULL until then: opts.mpi loads the layer. */
+static _Atomic(const clt__mpi_ops *) linked_layer;
+
+void clt__mpi_register(const clt__mpi_ops *ops) { atomic_store(&linked_layer, ops); }
+
 #ifdef CLT_HAVE_MPI
-/* Linked in (a static build, a program linked with libcltrain-mpi, the tests) the layer's entry
- * point is there already; otherwise this stays NULL and the layer is loaded. */
-#pragma weak clt__mpi_layer
 
 /* Opens libcltrain-mpi: by its soname first (LD_LIBRARY_PATH, ldconfig's cache, the system
  * folders), then from the folder this library was loaded from, where make install puts both (a
@@ -185,8 +190,8 @@ static clt_status mpi_layer(const clt__mpi_ops **out)
                      "without it (install Open MPI, e.g. Debian's libopenmpi-dev openmpi-bin, and "
                      "run configure --with-mpi)");
 #else
-    const clt__mpi_ops *(*entry)(void) = clt__mpi_layer;
-    if (!entry) {
+    const clt__mpi_ops *ops = atomic_load(&linked_layer);
+    if (!ops) {
         char why[1024] = "";
         void *h = open_layer(why, sizeof why);
         if (!h)
@@ -195,12 +200,12 @@ static clt_status mpi_layer(const clt__mpi_ops **out)
                              "%s, which cannot be loaded (%s): install it beside libcltrain, or "
                              "link the program with it (pkg-config cltrain-mpi)",
                              CLT_MPI_LAYER_SONAME, why);
-        entry = (const clt__mpi_ops *(*)(void))dlsym(h, CLT_MPI_LAYER_SYMBOL);
+        const clt__mpi_ops *(*entry)(void) = (const clt__mpi_ops *(*)(void))dlsym(h, CLT_MPI_LAYER_SYMBOL);
         if (!entry)
             return clt__fail(CLT_ERR_UNSUPPORTED, "clt_runtime_create: opts.mpi: %s has no %s: "
                              "not cltrain's MPI layer", CLT_MPI_LAYER_SONAME, CLT_MPI_LAYER_SYMBOL);
+        ops = entry();
     }
-    const clt__mpi_ops *ops = entry();
     if (strcmp(ops->version, PACKAGE_VERSION) != 0)
         return clt__fail(CLT_ERR_UNSUPPORTED,
                          "clt_runtime_create: opts.mpi: %s comes from cltrain %s, this libcltrain "
