@@ -159,6 +159,7 @@ clt_status clt__runtime_comm(clt_runtime *rt, clt__comm **out)
     if (!rt->comm) {
         clt_status st = clt__comm_create(&rt->comm, rt);
         if (st != CLT_OK) return st;
+        rt->comm_destroy = clt__comm_destroy;
     }
     *out = rt->comm;
     return CLT_OK;

@@ -178,6 +178,7 @@ struct clt__worker {
     uint64_t activation_bytes;    /* what stats reports: the nets' act_bytes and what the
                                    * strategies hold for them (a pipeline's gradient slots) */
     struct clt__fault_state *fault; /* the runtime's injected fault (lib/fault.c) */
+    const struct clt__worker_hooks *hooks;   /* what the runtime runs at start and stop */
     double cpu_base;                /* the thread's CPU seconds at the last stats reset */
 
     pthread_t thread;
@@ -189,9 +190,27 @@ struct clt__worker {
     bool started;
 };
 
-/* Starts a worker thread that creates its queue in `context` for `dev`. */
+/* What the layer above gives a worker to run on its own thread, so that the worker needs
+ * nothing of the layers above it: init once its queue exists (the runtime: the program cache
+ * and the tuning, before any kernel compiles), fini before its queues are released (also after
+ * a failed init). Either may be NULL. */
+typedef struct clt__worker_hooks {
+    clt__task_fn init;              /* arg NULL; a failure fails the start */
+    void (*fini)(clt__worker *w);
+} clt__worker_hooks;
+
+/* Timelines (lib/trace.c), on one worker's thread: align its device clock to the host's and
+ * start recording; finish its queue and fold in what it recorded (tasks, arg NULL). Then, on any
+ * thread, write workers[0..n)'s timelines, from host time t0, as Chrome trace JSON. The runtime
+ * runs them on all its workers (trace_path, clt_runtime_trace_write). */
+clt_status clt__trace_calibrate(clt__worker *w, void *arg);
+clt_status clt__trace_drain(clt__worker *w, void *arg);
+clt_status clt__trace_write_json(const clt__worker *workers, int n, double t0, const char *path);
+
+/* Starts a worker thread that creates its queue in `context` for `dev`, then runs hooks->init
+ * (hooks NULL: none; the table must outlive the worker). */
 clt_status clt__worker_start(clt__worker *w, int index, const clt__device *dev, cl_context context,
-                             bool profiling);
+                             bool profiling, const clt__worker_hooks *hooks);
 /* Finishes queued tasks, releases the worker's objects and joins its thread. */
 void clt__worker_stop(clt__worker *w);
 /* Queues a task (the caller keeps *t alive until clt__worker_wait returns). */
@@ -384,6 +403,10 @@ clt_status clt__cache_write(const char *dir, const char *name, const void *data,
 
 #define CLT__XGEMM_NPARAMS 16
 extern const char *const clt__xgemm_names[CLT__XGEMM_NPARAMS];
+/* Where each Xgemm parameter sits in a set (clt__xgemm_names order). */
+enum { CLT__XG_GEMMK, CLT__XG_KREG, CLT__XG_KWG, CLT__XG_KWI, CLT__XG_MDIMA, CLT__XG_MDIMC,
+       CLT__XG_MWG, CLT__XG_NDIMB, CLT__XG_NDIMC, CLT__XG_NWG, CLT__XG_SA, CLT__XG_SB,
+       CLT__XG_STRM, CLT__XG_STRN, CLT__XG_VWM, CLT__XG_VWN };
 
 /* One device's tuning: CLBlast parameters to override, each part optional. */
 typedef struct {
@@ -795,9 +818,9 @@ extern const clt__strategy_ops clt__strategy_data;   /* one device, or a replica
 extern const clt__strategy_ops clt__strategy_model;  /* layers in stages on devices, a pipeline */
 extern const clt__strategy_ops clt__strategy_tensor; /* Linear layers split across devices */
 
-/* The numbers every strategy shares: the loss gradient's scale for a global batch and the mean
- * of a loss sum; the clipping factor for a gradient sum of squares (CLT_ERR_NUMERIC when the
- * loss or the gradients are not finite and the trainer checks). */
+/* The numbers every strategy shares (lib/step.c): the loss gradient's scale for a global batch
+ * and the mean of a loss sum; the clipping factor for a gradient sum of squares (CLT_ERR_NUMERIC
+ * when the loss or the gradients are not finite and the trainer checks). */
 float clt__loss_grad_scale(const clt_trainer *t, size_t global_batch);
 double clt__loss_mean(const clt_trainer *t, double sum, size_t global_batch);
 clt_status clt__grad_scale(const clt_trainer *t, double loss, double sumsq, float *gscale);
@@ -806,7 +829,8 @@ uint64_t clt__step_seed(const clt_trainer *t);
 /* The checks of the run's hyper-parameters that need no runtime: loss, optimizer, schedule,
  * clipping, accumulation (a checkpoint's are checked with them too). */
 clt_status clt__check_hyper(const clt_train_params *p);
-/* Optimizer state arrays an optimizer keeps: 0 (SGD without momentum), 1 (SGD) or 2 (Adam). */
+/* Optimizer state arrays an optimizer keeps: 0 (SGD without momentum), 1 (SGD) or 2 (Adam)
+ * (lib/net.c, where the update keeps them). */
 int clt__optim_state_arrays(const clt_optimizer *o);
 
 /* ---- checkpoints (lib/checkpoint.c) -------------------------------------------------------- */
@@ -1040,15 +1064,12 @@ struct clt_runtime {
     clt_runtime_options opts;
     pthread_mutex_t comm_lock;   /* held through each public collective: one at a time */
     clt__comm *comm;             /* the public collectives' group, made on first use */
+    void (*comm_destroy)(clt__comm *c);   /* set with comm by lib/collective.c, which sits
+                                           * above the runtime: destroy calls it */
     clt__mpi *mpi;               /* the processes the runtime spans (lib/mpi.c), or NULL */
     const clt__mpi_ops *mpi_ops; /* how the core calls that layer: set with mpi */
     clt__fault_state fault;      /* opts.fault / CLT_FAULT, this runtime's alone */
 };
-
-/* Timelines (lib/trace.c): start recording on every worker (clocks aligned), and write what
- * was recorded as Chrome trace JSON. */
-clt_status clt__trace_start(clt_runtime *rt);
-clt_status clt__trace_write(clt_runtime *rt, const char *path);
 
 /* Runs fn on the workers devs[0..n) (NULL: 0..n-1) at once with args[i] = (char *)args +
  * i * stride; waits for all. Returns CLT_OK or the first failing device's error, a device's own
@@ -1113,7 +1134,8 @@ clt_status clt__comm_all_gather(clt__comm *c, clt__worker *w, cl_mem send, size_
  * program that never asks for MPI never loads it. The core reaches the layer only through this
  * table, which lib/mpi.c fills: a runtime under MPI holds it beside its clt__mpi handle
  * (rt->mpi_ops, rt->mpi). clt_runtime_create_mpi (libcltrain-mpi) sets both itself; opts.mpi
- * finds the table through clt__mpi_layer, linked in or loaded with dlopen (lib/runtime.c).
+ * finds the table registered by the layer (clt__mpi_register) when it is linked in, else loads
+ * the layer with dlopen and asks clt__mpi_layer (lib/runtime.c).
  *
  * A runtime spans the processes of an MPI communicator: lane r joins local device r of every
  * process (each process has the same device count). Every call is bounded by its timeout and
@@ -1148,8 +1170,12 @@ struct clt__mpi_ops {
     clt_status (*sum_floats)(clt__mpi *m, float *buf, size_t count);
 };
 
-/* libcltrain-mpi's one entry point for the core (exported, looked up by dlsym): its table. */
+/* libcltrain-mpi's entry point for the core when opts.mpi loads it (exported, looked up by
+ * dlsym): its table. */
 #define CLT_MPI_LAYER_SYMBOL "clt__mpi_layer"
 CLT_API const clt__mpi_ops *clt__mpi_layer(void);
+/* lib/runtime.c keeps the table lib/mpi.c's constructor hands it, once the layer is in the
+ * process (linked in or loaded): opts.mpi uses it, and loads the layer only when it is NULL. */
+CLT_LAYER_API void clt__mpi_register(const clt__mpi_ops *ops);
 
 #endif /* CLT_INTERNAL_H */

@@ -711,3 +711,7 @@ static const clt__mpi_ops layer_ops = {
 };
 
 const clt__mpi_ops *clt__mpi_layer(void) { return &layer_ops; }
+
+/* Hands the table down to the runtime as soon as the layer is in the process, linked in or
+ * loaded: the runtime, a layer below, never names a symbol of this one. */
+__attribute__((constructor)) static void register_layer(void) { clt__mpi_register(&layer_ops); }

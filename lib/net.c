@@ -421,6 +421,12 @@ static size_t decay_run(const clt__net *n, size_t at, size_t end, bool *decayed)
     return end;
 }
 
+/* Here, beside the update that keeps them: the trainer, the strategies and checkpoints ask. */
+int clt__optim_state_arrays(const clt_optimizer *o)
+{
+    return o->kind == CLT_OPTIM_SGD ? (o->momentum != 0.0f) : 2;
+}
+
 clt_status clt__net_optimizer_step(clt__net *n, const clt_optimizer *o, clt_decay decay, float lr,
                                    long step, float grad_scale, size_t off, size_t count, clt__view g)
 {

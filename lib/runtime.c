@@ -3,6 +3,7 @@
 #define _GNU_SOURCE   /* dladdr */
 #include "internal.h"
 
+#include <stdatomic.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -77,6 +78,52 @@ static clt_status make_contexts(clt_runtime *rt, const int *sel, cl_context *ctx
     return st;
 }
 
+/* What each worker runs on its thread at start and stop: its program cache, and the tuning
+ * applied before the first GEMM compiles its kernels. */
+static clt_status worker_init(clt__worker *w, void *arg)
+{
+    (void)arg;
+    w->programs = clt__program_cache_create();
+    if (!w->programs) return clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
+    int tuned;
+    return clt__tuning_load(w, &tuned);
+}
+
+static void worker_fini(clt__worker *w)
+{
+    clt__program_cache_destroy(w->programs);
+    w->programs = NULL;
+}
+
+static const clt__worker_hooks worker_hooks = {worker_init, worker_fini};
+
+/* ---- timelines: recorded by the workers, written by lib/trace.c ----------------------------- */
+
+static clt_status trace_start(clt_runtime *rt)
+{
+    if (!rt->opts.profiling)
+        return clt__fail(CLT_ERR_STATE, "a timeline needs a runtime created with profiling on");
+    rt->trace_t0 = clt__now();
+    return clt__runtime_parallel(rt, clt__trace_calibrate, NULL, 0);
+}
+
+static clt_status trace_write(clt_runtime *rt, const char *path)
+{
+    clt_status st = clt__runtime_parallel(rt, clt__trace_drain, NULL, 0);
+    if (st != CLT_OK) return st;
+    return clt__trace_write_json(rt->workers, rt->nworkers, rt->trace_t0, path);
+}
+
+clt_status clt_runtime_trace_write(clt_runtime *rt, const char *path)
+{
+    if (!rt || !path) return clt__fail(CLT_ERR_INVALID_ARG, "clt_runtime_trace_write: %s is NULL", !rt ? "runtime" : "path");
+    for (int d = 0; d < rt->nworkers; d++)
+        if (!rt->workers[d].trace)
+            return clt__fail(CLT_ERR_STATE, "clt_runtime_trace_write: no timeline is being recorded "
+                             "(set trace_path in clt_runtime_options, or CLT_TRACE)");
+    return trace_write(rt, path);
+}
+
 /* ---- MPI: the layer in libcltrain-mpi ------------------------------------------------------ */
 
 int clt_have_mpi(void)
@@ -98,10 +145,14 @@ int clt_runtime_process_rank(const clt_runtime *rt)
     return rt && rt->mpi ? rt->mpi_ops->rank(rt->mpi) : 0;
 }
 
+/* The MPI layer's table once lib/mpi.c is in the process: linked in (a static build, a program
+ * linked with libcltrain-mpi, the tests) or loaded, its constructor hands it down here, so that
+ * the runtime names no symbol of the layer above it. NULL until then: opts.mpi loads the layer. */
+static _Atomic(const clt__mpi_ops *) linked_layer;
+
+void clt__mpi_register(const clt__mpi_ops *ops) { atomic_store(&linked_layer, ops); }
+
 #ifdef CLT_HAVE_MPI
-/* Linked in (a static build, a program linked with libcltrain-mpi, the tests) the layer's entry
- * point is there already; otherwise this stays NULL and the layer is loaded. */
-#pragma weak clt__mpi_layer
 
 /* Opens libcltrain-mpi: by its soname first (LD_LIBRARY_PATH, ldconfig's cache, the system
  * folders), then from the folder this library was loaded from, where make install puts both (a
@@ -139,8 +190,8 @@ static clt_status mpi_layer(const clt__mpi_ops **out)
                      "without it (install Open MPI, e.g. Debian's libopenmpi-dev openmpi-bin, and "
                      "run configure --with-mpi)");
 #else
-    const clt__mpi_ops *(*entry)(void) = clt__mpi_layer;
-    if (!entry) {
+    const clt__mpi_ops *ops = atomic_load(&linked_layer);
+    if (!ops) {
         char why[1024] = "";
         void *h = open_layer(why, sizeof why);
         if (!h)
@@ -149,12 +200,12 @@ static clt_status mpi_layer(const clt__mpi_ops **out)
                              "%s, which cannot be loaded (%s): install it beside libcltrain, or "
                              "link the program with it (pkg-config cltrain-mpi)",
                              CLT_MPI_LAYER_SONAME, why);
-        entry = (const clt__mpi_ops *(*)(void))dlsym(h, CLT_MPI_LAYER_SYMBOL);
+        const clt__mpi_ops *(*entry)(void) = (const clt__mpi_ops *(*)(void))dlsym(h, CLT_MPI_LAYER_SYMBOL);
         if (!entry)
             return clt__fail(CLT_ERR_UNSUPPORTED, "clt_runtime_create: opts.mpi: %s has no %s: "
                              "not cltrain's MPI layer", CLT_MPI_LAYER_SONAME, CLT_MPI_LAYER_SYMBOL);
+        ops = entry();
     }
-    const clt__mpi_ops *ops = entry();
     if (strcmp(ops->version, PACKAGE_VERSION) != 0)
         return clt__fail(CLT_ERR_UNSUPPORTED,
                          "clt_runtime_create: opts.mpi: %s comes from cltrain %s, this libcltrain "
@@ -227,7 +278,8 @@ clt_status clt_runtime_create_ex(clt_runtime **out, const clt_runtime_options *o
     st = make_contexts(rt, sel, ctx_of);
     if (st != CLT_OK) goto fail;
     for (int i = 0; i < rt->nworkers; i++) {
-        st = clt__worker_start(&rt->workers[i], i, &rt->devs[sel[i]], ctx_of[i], o.profiling != 0);
+        st = clt__worker_start(&rt->workers[i], i, &rt->devs[sel[i]], ctx_of[i], o.profiling != 0,
+                               &worker_hooks);
         if (st != CLT_OK) goto fail;
         clt__log(CLT_LOG_INFO, "device %d: %d:%d %s (%s, %s)", i, rt->devs[sel[i]].info.platform,
                  rt->devs[sel[i]].info.device, rt->devs[sel[i]].info.name,
@@ -236,7 +288,7 @@ clt_status clt_runtime_create_ex(clt_runtime **out, const clt_runtime_options *o
     }
     if ((st = clt__fault_check(&rt->fault, rt->nworkers)) != CLT_OK) goto fail;
     for (int i = 0; i < rt->nworkers; i++) rt->workers[i].fault = &rt->fault;
-    if (rt->trace_path && (st = clt__trace_start(rt)) != CLT_OK) goto fail;
+    if (rt->trace_path && (st = trace_start(rt)) != CLT_OK) goto fail;
     if (mpi && (st = mpi->attach_world(rt)) != CLT_OK) goto fail;
     free(sel);
     free(ctx_of);
@@ -263,14 +315,14 @@ void clt_runtime_destroy(clt_runtime *rt)
     if (rt->trace_path && rt->workers && rt->workers[0].trace) {
         char keep[512];   /* destroy does not fail: a timeline that cannot be written is logged */
         snprintf(keep, sizeof keep, "%s", clt_last_error());
-        if (clt__trace_write(rt, rt->trace_path) != CLT_OK)
+        if (trace_write(rt, rt->trace_path) != CLT_OK)
             clt__log(CLT_LOG_ERROR, "timeline not written: %s", clt_last_error());
         else
             clt__log(CLT_LOG_INFO, "timeline written to %s", rt->trace_path);
         clt__error_set_message(keep);
     }
     free(rt->trace_path);
-    clt__comm_destroy(rt->comm);   /* its staging is unmapped on the workers' threads */
+    if (rt->comm) rt->comm_destroy(rt->comm);   /* its staging is unmapped on the workers' threads */
     if (rt->mpi) rt->mpi_ops->close(rt->mpi);
     for (int i = 0; i < rt->nworkers && rt->workers; i++) clt__worker_stop(&rt->workers[i]);
     pthread_mutex_destroy(&rt->comm_lock);

@@ -11,7 +11,7 @@
 /* On the worker: device-clock to host-clock offset. A marker's end lies between the host times
  * before its enqueue and after clFinish; the midpoint is the estimate (error under half that
  * window, microseconds on a CPU device). The best of a few tries is kept. */
-static clt_status calibrate(clt__worker *w, void *arg)
+clt_status clt__trace_calibrate(clt__worker *w, void *arg)
 {
     (void)arg;
     double best_window = 1e9, offset = 0;
@@ -42,15 +42,7 @@ static clt_status calibrate(clt__worker *w, void *arg)
     return CLT_OK;
 }
 
-clt_status clt__trace_start(clt_runtime *rt)
-{
-    if (!rt->opts.profiling)
-        return clt__fail(CLT_ERR_STATE, "a timeline needs a runtime created with profiling on");
-    rt->trace_t0 = clt__now();
-    return clt__runtime_parallel(rt, calibrate, NULL, 0);
-}
-
-static clt_status drain(clt__worker *w, void *arg)
+clt_status clt__trace_drain(clt__worker *w, void *arg)
 {
     (void)arg;
     cl_int err = clFinish(w->queue);
@@ -70,18 +62,16 @@ static void json_string(FILE *f, const char *s)
     fputc('"', f);
 }
 
-clt_status clt__trace_write(clt_runtime *rt, const char *path)
+clt_status clt__trace_write_json(const clt__worker *workers, int n, double t0, const char *path)
 {
-    clt_status st = clt__runtime_parallel(rt, drain, NULL, 0);
-    if (st != CLT_OK) return st;
     FILE *f = fopen(path, "w");
     if (!f) return clt__fail(CLT_ERR_IO, "cannot write the timeline %s: %s", path, strerror(errno));
     static const char *const cats[] = {"kernel", "transfer", "mark", "host"};
     fprintf(f, "{\"displayTimeUnit\":\"ms\",\"traceEvents\":[\n");
     fprintf(f, "{\"ph\":\"M\",\"pid\":1,\"name\":\"process_name\",\"args\":{\"name\":\"cltrain\"}}");
     size_t dropped = 0;
-    for (int d = 0; d < rt->nworkers; d++) {
-        clt__worker *w = &rt->workers[d];
+    for (int d = 0; d < n; d++) {
+        const clt__worker *w = &workers[d];
         /* each device: its queue on one row, its worker thread's host phases on the next */
         char label[256];
         snprintf(label, sizeof label, "device %d: %s", d, w->dev->info.name);
@@ -99,7 +89,7 @@ clt_status clt__trace_write(clt_runtime *rt, const char *path)
             fprintf(f, ",\n{\"ph\":\"X\",\"pid\":1,\"tid\":%d,\"cat\":\"%s\",\"name\":", 2 * d + (e->cat == CLT__EV_HOST),
                     cats[e->cat]);
             json_string(f, e->name);
-            fprintf(f, ",\"ts\":%.3f,\"dur\":%.3f}", 1e6 * (e->ts - rt->trace_t0), 1e6 * e->dur);
+            fprintf(f, ",\"ts\":%.3f,\"dur\":%.3f}", 1e6 * (e->ts - t0), 1e6 * e->dur);
         }
     }
     fprintf(f, "\n]}\n");
@@ -109,14 +99,4 @@ clt_status clt__trace_write(clt_runtime *rt, const char *path)
     if (dropped)
         clt__log(CLT_LOG_WARN, "trace: %zu events past the limit of 2^20 a device were dropped", dropped);
     return CLT_OK;
-}
-
-clt_status clt_runtime_trace_write(clt_runtime *rt, const char *path)
-{
-    if (!rt || !path) return clt__fail(CLT_ERR_INVALID_ARG, "clt_runtime_trace_write: %s is NULL", !rt ? "runtime" : "path");
-    for (int d = 0; d < rt->nworkers; d++)
-        if (!rt->workers[d].trace)
-            return clt__fail(CLT_ERR_STATE, "clt_runtime_trace_write: no timeline is being recorded "
-                             "(set trace_path in clt_runtime_options, or CLT_TRACE)");
-    return clt__trace_write(rt, path);
 }

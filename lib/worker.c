@@ -131,10 +131,7 @@ static clt_status worker_init(clt__worker *w, void *arg)
     w->slowdown = slowdown_for(w->index);
     const char *clock = getenv("CLT_SLOW_CLOCK");
     w->row_clock = clock && !strcmp(clock, "rows");
-    w->programs = clt__program_cache_create();
-    if (!w->programs) return clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
-    int tuned;
-    return clt__tuning_load(w, &tuned);   /* before the first GEMM compiles its kernels */
+    return w->hooks && w->hooks->init ? w->hooks->init(w, NULL) : CLT_OK;
 }
 
 /* Profiled commands: an event slot is handed out, then kept with its kind until collected. */
@@ -285,8 +282,7 @@ static clt_status worker_fini(clt__worker *w, void *arg)
     free(w->trace);
     w->trace = NULL;
     w->events = NULL;
-    clt__program_cache_destroy(w->programs);
-    w->programs = NULL;
+    if (w->hooks && w->hooks->fini) w->hooks->fini(w);
     w->comm_queue = NULL;
     if (w->side) {
         clFinish(w->side);
@@ -304,11 +300,12 @@ static clt_status worker_fini(clt__worker *w, void *arg)
 }
 
 clt_status clt__worker_start(clt__worker *w, int index, const clt__device *dev, cl_context context,
-                             bool profiling)
+                             bool profiling, const clt__worker_hooks *hooks)
 {
     memset(w, 0, sizeof *w);
     w->index = index;
     w->dev = dev;
+    w->hooks = hooks;
     if (pthread_mutex_init(&w->lock, NULL)) goto fail_mutex;
     if (pthread_cond_init(&w->wake, NULL)) goto fail_wake;
     if (pthread_cond_init(&w->done, NULL)) goto fail_done;

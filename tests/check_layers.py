@@ -1,13 +1,15 @@
 #!/usr/bin/env python3
 """The layers of lib/ (tests/layers.txt) checked from the objects' symbols, as TAP.
 
-For every object of lib/, the global symbols it defines and the ones it leaves undefined (nm);
-an undefined symbol that another file of lib/ defines is a reference from the one file to the
-other. Two rules: no reference runs from a layer to a higher one, and no files form a circle
-(a strongly connected group of more than one file). Where the code does not keep to them yet,
-tests/layers-known.txt lists each upward reference ("FILE -> FILE: SYMBOL") and each circle
-("circle: FILE FILE ..."): anything new fails, and so does a listed entry that is gone (take it
-off the list), so the list only shrinks as the layers come true (issue 18).
+For every object of lib/, the global symbols it defines and the ones it leaves undefined (nm;
+weak undefined ones too: a weak reference is still a reference); an undefined symbol that another
+file of lib/ defines is a reference from the one file to the other. Two rules: no reference runs
+from a layer to a higher one, and no files form a circle (a strongly connected group of more than
+one file, in one layer or across several). Each failure names the files, their layers and the
+symbols. There is no list of exceptions: a lower layer that needs a higher one gets a hook (a
+function pointer the higher one sets), or the call moves up. Last, the check checks itself on
+the same objects: a reference planted up from the lowest layer, and one planted back along a
+reference inside a layer, must fail it.
 Usage: check_layers.py [--nm NM] OBJECT.o...   (the library's objects, libcltrain_*la-NAME.o;
 make check passes them through CLT_LAYER_OBJECTS, tests/check_layers.sh)."""
 import os, re, subprocess, sys
@@ -67,68 +69,86 @@ for name, path in objs.items():
         if len(parts) < 2:
             continue
         sym, kind = parts[0], parts[1]
-        if kind == "U":
+        if kind in ("U", "w", "v"):   # undefined, and weak undefined (no value)
             undef[name].add(sym)
         elif kind in "TDBRVW" and kind.isupper():
             defs.setdefault(sym, name)
 
-refs = {}   # (from, to) -> symbols
-for name, syms in undef.items():
-    for s in syms:
-        d = defs.get(s)
-        if d and d != name:
-            refs.setdefault((name, d), set()).add(s)
+def where(f):
+    return "%s.c (%s)" % (f, order[layer_of[f]])
 
-found = set()
-for (a, b), syms in sorted(refs.items()):
-    if layer_of[b] > layer_of[a]:
-        for s in sorted(syms):
-            found.add("%s.c -> %s.c: %s" % (a, b, s))
+def check(undef):
+    """The upward references and the circles (each with the references that tie it), as lines."""
+    refs = {}   # (from, to) -> symbols
+    for name, syms in undef.items():
+        for s in syms:
+            d = defs.get(s)
+            if d and d != name:
+                refs.setdefault((name, d), set()).add(s)
+    upward = []
+    for (a, b), syms in sorted(refs.items()):
+        if layer_of[b] > layer_of[a]:
+            for s in sorted(syms):
+                upward.append("%s -> %s: %s" % (where(a), where(b), s))
+    # circles: strongly connected groups of files (Tarjan)
+    graph = {}
+    for (a, b) in refs:
+        graph.setdefault(a, set()).add(b)
+    index, low, stack, on, sccs = {}, {}, [], set(), []
+    def visit(v):
+        index[v] = low[v] = len(index)
+        stack.append(v); on.add(v)
+        for w in sorted(graph.get(v, ())):
+            if w not in index:
+                visit(w)
+                low[v] = min(low[v], low[w])
+            elif w in on:
+                low[v] = min(low[v], index[w])
+        if low[v] == index[v]:
+            group = []
+            while True:
+                w = stack.pop(); on.discard(w); group.append(w)
+                if w == v:
+                    break
+            if len(group) > 1:
+                sccs.append(sorted(group))
+    for v in sorted(undef):
+        if v not in index:
+            visit(v)
+    circles = []
+    for g in sccs:
+        circles.append("circle of %d files: %s" % (len(g), " ".join(where(x) for x in g)))
+        for a in g:
+            for b in g:
+                if (a, b) in refs:
+                    circles.append("  %s -> %s: %s" % (a + ".c", b + ".c", " ".join(sorted(refs[(a, b)]))))
+    return upward, circles, refs
 
-# circles: strongly connected groups of files (Tarjan)
-graph = {}
-for (a, b) in refs:
-    graph.setdefault(a, set()).add(b)
-index, low, stack, on, sccs = {}, {}, [], set(), []
-def visit(v, counter=[0]):
-    index[v] = low[v] = counter[0]; counter[0] += 1
-    stack.append(v); on.add(v)
-    for w in graph.get(v, ()):
-        if w not in index:
-            visit(w)
-            low[v] = min(low[v], low[w])
-        elif w in on:
-            low[v] = min(low[v], index[w])
-    if low[v] == index[v]:
-        group = []
-        while True:
-            w = stack.pop(); on.discard(w); group.append(w)
-            if w == v:
-                break
-        if len(group) > 1:
-            sccs.append(group)
 sys.setrecursionlimit(10000)
-for v in sorted(objs):
-    if v not in index:
-        visit(v)
-for g in sccs:
-    found.add("circle: " + " ".join(sorted(x + ".c" for x in g)))
+upward, circles, refs = check(undef)
+ok(not upward, "no file references a symbol of a higher layer's file", upward)
+ok(not circles, "no files of lib/ form a circle", circles)
 
-known = set()
-kpath = os.path.join(here, "layers-known.txt")
-if os.path.exists(kpath):
-    for line in open(kpath):
-        line = line.split("#", 1)[0].strip()
-        if line:
-            known.add(line)
-
-new = sorted(found - known)
-gone = sorted(known - found)
-ok(not new, "no reference from a layer to a higher one and no circle beyond tests/layers-known.txt",
-   ["new: " + x for x in new])
-ok(not gone, "every entry of tests/layers-known.txt still holds (fixed ones come off the list)",
-   ["gone: " + x for x in gone])
-print("# %d upward references and %d circles known, to be removed as issue 18 lands" %
-      (sum(1 for k in known if not k.startswith("circle:")), sum(1 for k in known if k.startswith("circle:"))))
+# The check checks itself on these objects: a reference planted from the lowest layer's first
+# file to a symbol of the highest layer's must be reported as upward, and one planted back
+# along an existing reference between two files of one layer as a circle.
+low_f = min(undef, key=lambda f: (layer_of[f], f))
+high_syms = sorted(s for s, f in defs.items() if layer_of[f] == max(layer_of[x] for x in undef))
+if high_syms:
+    planted = {f: set(syms) for f, syms in undef.items()}
+    planted[low_f].add(high_syms[0])
+    up, _, _ = check(planted)
+    want = "%s -> %s: %s" % (where(low_f), where(defs[high_syms[0]]), high_syms[0])
+    ok(want in up, "a planted upward reference is reported: " + want, () if want in up else up)
+same = sorted((a, b) for (a, b) in refs if layer_of[a] == layer_of[b])
+if same:
+    a, b = same[0]
+    back = sorted(s for s, f in defs.items() if f == a)[0]
+    planted = {f: set(syms) for f, syms in undef.items()}
+    planted[b].add(back)
+    _, circ, _ = check(planted)
+    seen = any(c.startswith("circle") and where(a) in c and where(b) in c for c in circ)
+    ok(seen, "a planted circle is reported: %s.c -> %s.c and back (%s)" % (a, b, back),
+       () if seen else circ)
 print("1..%d" % n)
 sys.exit(1 if failed else 0)
