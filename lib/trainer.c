@@ -256,8 +256,8 @@ uint64_t clt__step_seed(const clt_trainer *t)
     return t->p.seed ^ (0x9E3779B97F4A7C15ull * (uint64_t)(t->steps * t->p.accumulation + t->micro + 1));
 }
 
-clt_status clt_trainer_create(clt_trainer **out, clt_runtime *rt, const clt_model *m,
-                              const clt_train_params *params)
+clt_status clt__trainer_create_mode(clt_trainer **out, clt_runtime *rt, const clt_model *m,
+                                    const clt_train_params *params)
 {
     if (!out) return clt__fail(CLT_ERR_INVALID_ARG, "clt_trainer_create: out is NULL");
     *out = NULL;
@@ -325,6 +325,7 @@ int clt_trainer_dropped_devices(const clt_trainer *t, int *devices, int cap)
 }
 
 long clt_trainer_step_count(const clt_trainer *t) { return t ? t->steps : 0; }
+clt_parallel clt_trainer_parallel(const clt_trainer *t) { return t ? t->p.parallel : CLT_PARALLEL_NONE; }
 float clt_trainer_lr(const clt_trainer *t) { return t ? schedule_lr(&t->p, t->steps) : 0.0f; }
 
 clt_status clt_trainer_schedule(const clt_trainer *t, clt_schedule *out)
