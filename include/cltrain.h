@@ -847,7 +847,7 @@ typedef enum {
     CLT_PARALLEL_NONE = 0,     /* one device: `device` */
     CLT_PARALLEL_DATA = 1,     /* a replica on every runtime device, the batch split between them */
     CLT_PARALLEL_MODEL = 2,    /* layers placed on devices (clt_model_place), a pipeline */
-    CLT_PARALLEL_TENSOR = 3    /* Linear layers split across devices (Megatron-LM's MLP): each
+    CLT_PARALLEL_TENSOR = 3,   /* Linear layers split across devices (Megatron-LM's MLP): each
                                   pair of Linear layers with only elementwise activations between
                                   them becomes a column-parallel layer (a slice of the output
                                   features on each device) then a row-parallel one (a slice of its
@@ -863,6 +863,12 @@ typedef enum {
                                   partner) are replicated: every device computes them on the same
                                   bits. See tensor_group; with a placement, a pipeline of tensor
                                   groups. */
+    CLT_PARALLEL_AUTO = 4      /* clt_trainer_create chooses, by running each candidate (one device,
+                                  data parallel with equal and measured splits, tensor parallel
+                                  groups, pipelines and their copies) for a few steps of
+                                  max_batch on the runtime's devices: see clt_plan_parallel. The
+                                  trainer is then the fastest candidate's, created as if asked
+                                  for (clt_trainer_parallel says which) */
 } clt_parallel;
 
 /* How a model-parallel step moves micro-batches through the stages. Every schedule accumulates
@@ -1007,6 +1013,37 @@ typedef struct clt_trainer clt_trainer;
  * afterwards: the trainer keeps its own copy. */
 CLT_API clt_status clt_trainer_create(clt_trainer **out, clt_runtime *rt, const clt_model *m,
                                       const clt_train_params *params);
+
+/* ---- choosing the parallel mode (CLT_PARALLEL_AUTO) -------------------------------------- */
+
+/* One way to train a model on a runtime, as clt_plan_parallel tried it. */
+typedef struct {
+    char what[96];                /* e.g. "data parallel, split by measured speed" */
+    clt_train_params params;      /* the caller's, with the mode's fields set: pass it to
+                                   * clt_trainer_create to get this candidate's trainer */
+    double step_seconds;          /* the fastest of its timed steps; 0 when it could not run */
+    clt_status status;            /* CLT_OK, or why it could not run (for instance
+                                   * CLT_ERR_OUT_OF_DEVICE_MEMORY, or CLT_ERR_UNSUPPORTED for a
+                                   * model tensor parallelism cannot split) */
+} clt_plan_option;
+
+/* The candidates for m on rt under params (whose `parallel` is ignored), each created and run
+ * for 1 untimed and 5 timed steps of params->max_batch samples of random data, in this order:
+ * every device alone; with two devices or more, data parallel with equal shares and with shares
+ * by measured speed, tensor parallel over all the devices (and with four or more, in groups of
+ * two), a pipeline over all the devices (1F1B, 2 and 4 micro-batches per stage), and with four
+ * or more, two copies of a pipeline over half of them. Under MPI, or with elastic set, only data
+ * parallelism and one device are candidates; a placed model (clt_model_place) is refused:
+ * placements are the planner's to choose. Writes up to cap options, *count (how many were
+ * tried) and *chosen (the fastest that ran; -1 when none did, then returns the first one's
+ * error). A candidate that cannot be created (memory, a model the mode cannot split) is listed
+ * with its status and skipped; a device failure stops the plan with its error. Every candidate
+ * starts from the same initial parameters, and its trainer is destroyed after the trial. With
+ * CLT_LOG=info each candidate's time is logged beside the choice. */
+CLT_API clt_status clt_plan_parallel(clt_runtime *rt, const clt_model *m, const clt_train_params *params,
+                                     clt_plan_option *options, int cap, int *count, int *chosen);
+/* The mode a trainer runs (never CLT_PARALLEL_AUTO: what the plan chose). */
+CLT_API clt_parallel clt_trainer_parallel(const clt_trainer *t);
 CLT_API void clt_trainer_destroy(clt_trainer *t);
 
 /* One training step on a batch: x (batch, input numel), labels (batch) in [0, classes).

@@ -781,6 +781,10 @@ struct clt_trainer {
     size_t vocab_len;
 };
 
+/* clt_trainer_create for a concrete mode (lib/plan.c resolves CLT_PARALLEL_AUTO, then calls it). */
+clt_status clt__trainer_create_mode(clt_trainer **out, clt_runtime *rt, const clt_model *m,
+                                    const clt_train_params *params);
+
 /* How a strategy trains: where the model lives and how a step runs. The facade validates
  * arguments, computes the learning rate and counts steps; a strategy never checks user input. */
 struct clt__strategy_ops {

@@ -208,8 +208,8 @@ static float schedule_lr(const clt_train_params *p, long step)
     }
 }
 
-clt_status clt_trainer_create(clt_trainer **out, clt_runtime *rt, const clt_model *m,
-                              const clt_train_params *params)
+clt_status clt__trainer_create_mode(clt_trainer **out, clt_runtime *rt, const clt_model *m,
+                                    const clt_train_params *params)
 {
     if (!out) return clt__fail(CLT_ERR_INVALID_ARG, "clt_trainer_create: out is NULL");
     *out = NULL;
@@ -277,6 +277,7 @@ int clt_trainer_dropped_devices(const clt_trainer *t, int *devices, int cap)
 }
 
 long clt_trainer_step_count(const clt_trainer *t) { return t ? t->steps : 0; }
+clt_parallel clt_trainer_parallel(const clt_trainer *t) { return t ? t->p.parallel : CLT_PARALLEL_NONE; }
 float clt_trainer_lr(const clt_trainer *t) { return t ? schedule_lr(&t->p, t->steps) : 0.0f; }
 
 clt_status clt_trainer_schedule(const clt_trainer *t, clt_schedule *out)

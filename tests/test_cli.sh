@@ -82,7 +82,7 @@ check_csv() {
 # ---- the command line: help, exit statuses, --opt=value --------------------------------------
 # Every command and bench subcommand: -h and --help print its usage on stdout and exit 0; an
 # unknown option exits 2 with one line naming it and where the usage is, on stderr only.
-commands="info selftest train train_--model_gpt generate export tune version bench bench_dispatch bench_train bench_gemm bench_allreduce"
+commands="info selftest train train_--model_gpt generate export tune version bench bench_dispatch bench_train bench_plan bench_gemm bench_allreduce"
 bad=0
 for c in "" $commands; do
     words=$(echo "$c" | tr _ ' ')
@@ -146,7 +146,7 @@ refused "bench train --micro-batches 0 refused" "^cltrain bench train: --micro-b
 refused "bench allreduce --min-bytes 3 refused" "^cltrain bench allreduce: --min-bytes takes a size >= 4 " \
     "$CLTRAIN" bench allreduce --min-bytes 3
 refused "bench gemm --iters=-2 refused" "^cltrain bench gemm: --iters takes an integer" "$CLTRAIN" bench gemm --iters=-2
-refused "bench with an unknown benchmark" "^cltrain bench: unknown benchmark 'nope' (known: dispatch, train, gemm, allreduce)" \
+refused "bench with an unknown benchmark" "^cltrain bench: unknown benchmark 'nope' (known: dispatch, train, plan, gemm, allreduce)" \
     "$CLTRAIN" bench nope
 # --opt=value is --opt value: the same run, to the bit (the same test loss and accuracy).
 run_ok "cltrain train --epochs=1 --batch=64 --limit=512 --json exits 0" "$tmp/eq1.txt" \
@@ -213,6 +213,20 @@ run_ok "cltrain bench train --parallel model --schedule naive --json exits 0" "$
 grep -q '"parallel":"model","schedule":"naive","micro_batches":4,' "$tmp/bn.json"
 ok $? "  ... naive runs the default 4 micro-batches, as gpipe and 1f1b do, and says so"
 
+# --parallel auto: a line per candidate with its time or why it cannot run, one chosen, then the
+# training as that mode; bench plan: every candidate run for real, the pick against the fastest.
+run_ok "cltrain train --parallel auto on 3 devices exits 0" "$tmp/auto.txt" \
+    "$CLTRAIN" train --parallel auto --devices "$(spec_n 3)" --epochs 1 --limit 512 --batch 64
+[ "$(grep -c 'ms a step' "$tmp/auto.txt")" -eq 8 ] && [ "$(grep -c '<- chosen' "$tmp/auto.txt")" -eq 1 ] &&
+    grep -q '^cltrain: seed-mlp, \(one device\|data parallel\|tensor parallel\|model parallel\)' "$tmp/auto.txt" &&
+    grep -q 'test accuracy' "$tmp/auto.txt"
+ok $? "  ... times 8 candidates, chooses one, and trains with it"
+run_ok "cltrain bench plan --json on 2 devices exits 0" "$tmp/plan.json" \
+    "$CLTRAIN" bench plan --batch 32 --steps 1 --rounds 1 --devices "$(spec_n 2)" --json
+grep -q '"bench":"plan","model":"seed-mlp","batch":32,"steps":1,"rounds":1,"devices":2,"chosen":[0-9],"fastest":[0-9],"chosen_of_fastest":[0-9.]*,"candidates":\[{"what":"one device (0)","status":"CLT_OK","plan_step_ms":[0-9.]*,"samples_per_s":[0-9.]*}' "$tmp/plan.json" &&
+    [ "$(grep -o '"what"' "$tmp/plan.json" | wc -l)" -eq 7 ]
+ok $? "  ... lists the 7 candidates of 2 devices with the plan's time and the measured samples/s"
+
 # ---- the man page: every option of every --help is in docs/cltrain.1 ---------------------------
 man=${CLT_TEST_SRCDIR:-.}/docs/cltrain.1
 bad=0
@@ -244,8 +258,8 @@ if command -v bash >/dev/null 2>&1; then
     bash -c '
 . "$1"
 complete_words() { COMP_WORDS=("$@"); COMP_CWORD=$((${#COMP_WORDS[@]} - 1)); COMPREPLY=(); _cltrain; echo "${COMPREPLY[*]}"; }
-[ "$(complete_words "$2" bench "")" = "dispatch train gemm allreduce" ] &&
-[ "$(complete_words "$2" train --parallel "")" = "none data model tensor" ] &&
+[ "$(complete_words "$2" bench "")" = "dispatch train plan gemm allreduce" ] &&
+[ "$(complete_words "$2" train --parallel "")" = "none data model tensor auto" ] &&
 [ "$(complete_words "$2" bench train --micro)" = "--micro-batches" ] &&
 [ "$(complete_words "$2" tr)" = "train" ]' sh "${CLT_TEST_SRCDIR:-.}/tools/bash-completion/cltrain" "$CLTRAIN"
     ok $? "bash completion offers the benchmarks, --parallel's choices, options and commands"

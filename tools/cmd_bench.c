@@ -771,6 +771,77 @@ out:
     return bad ? 1 : 0;
 }
 
+/* ---- bench plan: the planner's pick against every candidate run for real -------------------- */
+
+/* clt_plan_parallel once (its short trials pick one candidate), then every candidate that ran as
+ * a trainer of its own, `steps` timed steps after 3 untimed, in turns for R rounds (each round a
+ * trainer per candidate, created and destroyed in turn so that no two hold the devices' memory at
+ * once); the medians of the rounds' samples/s, and the pick's fraction of the fastest. */
+static int bench_plan(const train_args *a)
+{
+    enum { MAXO = 64 };
+    clt_plan_option o[MAXO];
+    double sps[MAXO][64] = {{0}}, med[MAXO] = {0};
+    int n = 0, chosen = -1, rc = 0;
+    clt_runtime *rt = NULL;
+    clt_model *m = train_model(a, CLT_PARALLEL_NONE);
+    float *x = NULL;
+    int32_t *y = NULL;
+    clt_status st = m ? clt_runtime_create(&rt, a->spec) : CLT_ERR_INVALID_ARG;
+    if (!m) rc = 2;
+    else if (st != CLT_OK) rc = tool_fail(tool_opening(a->spec), st);
+    else if (!train_data(a, m, a->batch, &x, &y)) rc = 2;
+    clt_train_params p = train_params(a, CLT_PARALLEL_NONE, -1, 1);
+    if (!rc && (st = clt_plan_parallel(rt, m, &p, o, MAXO, &n, &chosen)) != CLT_OK)
+        rc = tool_fail("planning the parallel mode", st);
+    if (n > MAXO) n = MAXO;
+    for (int r = 0; r < a->rounds && !rc; r++)
+        for (int i = 0; i < n && !rc; i++) {
+            if (o[i].status != CLT_OK) continue;
+            clt_trainer *t = NULL;
+            st = clt_trainer_create(&t, rt, m, &o[i].params);
+            for (int k = 0; k < 3 && st == CLT_OK; k++) st = train_step(a, t, x, y);
+            double t0 = now();
+            for (int k = 0; k < a->steps && st == CLT_OK; k++) st = train_step(a, t, x, y);
+            sps[i][r] = (double)a->batch * a->steps / (now() - t0);
+            clt_trainer_destroy(t);
+            if (st != CLT_OK) rc = tool_fail(o[i].what, st);
+        }
+    int best = -1;
+    for (int i = 0; i < n && !rc; i++) {
+        if (o[i].status != CLT_OK) continue;
+        med[i] = median(sps[i], a->rounds);
+        if (best < 0 || med[i] > med[best]) best = i;
+    }
+    double frac = !rc && best >= 0 && chosen >= 0 ? med[chosen] / med[best] : 0;
+    if (!rc && a->json) {
+        printf("{\"bench\":\"plan\",\"model\":\"%s\",\"batch\":%zu,\"steps\":%d,\"rounds\":%d,\"devices\":%d,"
+               "\"chosen\":%d,\"fastest\":%d,\"chosen_of_fastest\":%.4f,\"candidates\":[", a->model, a->batch,
+               a->steps, a->rounds, clt_runtime_device_count(rt), chosen, best, frac);
+        for (int i = 0; i < n; i++)
+            printf("%s{\"what\":\"%s\",\"status\":\"%s\",\"plan_step_ms\":%.3f,\"samples_per_s\":%.1f}", i ? "," : "",
+                   o[i].what, clt_status_name(o[i].status), 1e3 * o[i].step_seconds, med[i]);
+        printf("]}\n");
+    } else if (!rc) {
+        printf("bench plan: %s, batch %zu, %d devices: the planner's trials (6 steps each), then each candidate "
+               "%d steps x %d rounds (medians)\n", a->model, a->batch, clt_runtime_device_count(rt), a->steps,
+               a->rounds);
+        for (int i = 0; i < n; i++) {
+            if (o[i].status != CLT_OK) {
+                printf("  %-58s cannot run (%s)\n", o[i].what, clt_status_name(o[i].status));
+                continue;
+            }
+            printf("  %-58s trial %8.2f ms/step   %10.1f samples/s%s%s\n", o[i].what, 1e3 * o[i].step_seconds,
+                   med[i], i == chosen ? "  <- chosen" : "", i == best ? "  (fastest)" : "");
+        }
+        printf("bench plan: the pick (%s) runs at %.3f of the fastest (%s)\n", o[chosen].what, frac, o[best].what);
+    }
+    free(x), free(y);
+    clt_model_destroy(m);
+    clt_runtime_destroy(rt);
+    return rc;
+}
+
 /* ---- the subcommands' options ------------------------------------------------------------ */
 
 static int cmd_bench_dispatch(int argc, char **argv)
@@ -849,6 +920,30 @@ static int cmd_bench_train(int argc, char **argv)
     return bench_train(&ta);
 }
 
+static int cmd_bench_plan(int argc, char **argv)
+{
+    train_args ta = {NULL, NULL, 256, 20, 0, TOOL_LAYOUT_DEFAULT, CLT_PARALLEL_NONE, -1, 0, 0, 0, 0, 0, 3, 0};
+    int model = 0;
+    long batch = 256, steps = 20, rounds = 3;
+    tool_opt opts[] = {
+        TOOL_CHOICE("model", tool_model_names, &model, "the model (default seed-mlp)"),
+        TOOL_LONG("batch", "N", &batch, 1, 65536, "samples per step (default 256)"),
+        TOOL_LONG("steps", "N", &steps, 1, 1000000, "timed steps per candidate and round, after 3 untimed (default 20)"),
+        TOOL_LONG("rounds", "R", &rounds, 1, 64, "rounds of every candidate in turn; medians reported (default 3)"),
+        TOOL_DEVICES(&ta.spec),
+        TOOL_JSON(&ta.json),
+        TOOL_END};
+    const tool_cmd cmd = {"bench plan", "[OPTIONS]",
+                          "The parallel mode --parallel auto picks (clt_plan_parallel: every candidate tried for\n"
+                          "6 steps) against every candidate run for real, R rounds in turns: the pick's\n"
+                          "samples/s as a fraction of the fastest's.",
+                          "CLT_SLOW_DEVICES=D:F slows device D F times, to stand for unequal devices.\n", opts};
+    int rc = tool_parse(&cmd, argc, argv);
+    if (rc >= 0) return rc;
+    ta.model = tool_model_names[model], ta.batch = (size_t)batch, ta.steps = (int)steps, ta.rounds = (int)rounds;
+    return bench_plan(&ta);
+}
+
 static int cmd_bench_allreduce(int argc, char **argv)
 {
     /* Started by mpirun (Open MPI, MPICH or PMIx): the allreduce spans the job. */
@@ -890,6 +985,7 @@ static int cmd_bench_allreduce(int argc, char **argv)
 static const tool_command benchmarks[] = {
     {"dispatch", cmd_bench_dispatch, "host cost of handing work to the device threads"},
     {"train", cmd_bench_train, "samples/s of training steps, and the share in kernels"},
+    {"plan", cmd_bench_plan, "--parallel auto's pick against every candidate it tried, run for real"},
     {"gemm", cmd_bench_gemm, "GFLOPS of the seed MLP's GEMMs: CLBlast's, tuned, OpenBLAS"},
     {"allreduce", cmd_bench_allreduce, "clt_allreduce per size (nccl-tests style), every result checked"},
     {NULL, NULL, NULL}};

@@ -88,10 +88,10 @@ int cmd_train_gpt(int argc, char **argv)
     double lr = 1e-3, min_lr = 1e-4, wd = 0.1, beta2 = 0.99, clip = 1.0, dropout = 0.0;
     int model = 0, json = 0, resume = 0, untied = 0, every_given = 0;
     static const char *const gpt_names[] = {"gpt", NULL};
-    static const char *const parallel_names[] = {"none", "data", "tensor", "model", NULL};
+    static const char *const parallel_names[] = {"none", "data", "tensor", "model", "auto", NULL};
     static const char *const schedule_names[] = {"cosine", "constant", NULL};
     static const char *const pipeline_names[] = {"naive", "gpipe", "1f1b", "zb", NULL};   /* clt_pipeline_schedule's */
-    enum { P_NONE, P_DATA, P_TENSOR, P_MODEL };
+    enum { P_NONE, P_DATA, P_TENSOR, P_MODEL, P_AUTO };
     int parallel = P_NONE, constant = 0, tgroup_given = 0, pipeline = CLT_PIPELINE_1F1B, pipe_given = 0;
     long tensor_group = 0, micro = 4, pipelines = 1;
     tool_opt opts[] = {
@@ -100,7 +100,8 @@ int cmd_train_gpt(int argc, char **argv)
         TOOL_CHOICE("parallel", parallel_names, &parallel,
                     "none: one device (the default); data: a replica on every device, the batch split;\n"
                     "tensor: attention split by heads and the MLPs by features across the devices;\n"
-                    "model: the blocks in a pipeline of devices"),
+                    "model: the blocks in a pipeline of devices; auto: the fastest of those, each\n"
+                    "tried for a few steps"),
         TOOL_GIVEN(TOOL_CHOICE("pipeline", pipeline_names, &pipeline,
                                "model: the pipeline's schedule (default 1f1b), with --micro-batches"),
                    &pipe_given),
@@ -200,13 +201,20 @@ int cmd_train_gpt(int argc, char **argv)
     p.max_batch = (size_t)batch;
     p.seed = (uint64_t)seed;
     p.parallel = parallel == P_TENSOR ? CLT_PARALLEL_TENSOR : parallel == P_MODEL ? CLT_PARALLEL_MODEL
-                 : parallel == P_DATA ? CLT_PARALLEL_DATA : CLT_PARALLEL_NONE;
+                 : parallel == P_DATA ? CLT_PARALLEL_DATA : parallel == P_AUTO ? CLT_PARALLEL_AUTO
+                 : CLT_PARALLEL_NONE;
     p.tensor_group = (int)tensor_group;
     p.pipeline = (clt_pipeline_schedule)pipeline;
     p.micro_batches = (int)micro;
     p.pipelines = (int)pipelines;
     if ((st = clt_model_create_gpt(&m, &g)) != CLT_OK) { tool_fail("building the model", st); goto out; }
     if ((st = clt_runtime_create(&rt, spec)) != CLT_OK) { tool_fail(tool_opening(spec), st); goto out; }
+    if (parallel == P_AUTO) {   /* then as if the chosen mode had been asked for */
+        if ((st = tool_plan(rt, m, &p)) != CLT_OK) goto out;
+        parallel = p.parallel == CLT_PARALLEL_TENSOR ? P_TENSOR : p.parallel == CLT_PARALLEL_MODEL ? P_MODEL
+                   : p.parallel == CLT_PARALLEL_DATA ? P_DATA : P_NONE;
+        micro = p.micro_batches, pipelines = p.pipelines;
+    }
     if ((st = clt_trainer_create(&t, rt, m, &p)) != CLT_OK) { tool_fail("creating the trainer", st); goto out; }
     {   /* the vocabulary travels with every checkpoint, for generate */
         size_t vlen, hl = strlen(VOCAB_UTF8);

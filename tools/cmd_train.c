@@ -196,7 +196,7 @@ int cmd_train(int argc, char **argv)
         return tool_usage_error(&cmd, "--verify-replicas compares copies of the parameters: it needs --parallel "
                                       "data or tensor, or model with --pipelines 2 or more");
     const char *model_name = tool_model_names[model], *optim = optim_names[optim_kind];
-    const char *sched_name = schedule_names[sched.lr], *parallel = tool_parallel_names[lay.parallel];
+    const char *sched_name = schedule_names[sched.lr];
     clt_train_params p = clt_train_params_default();
     if (optim_kind == 0) p.optim = clt_sgd(lr_given ? (float)lr : 0.05f, (float)momentum, (float)wd, 0);
     else if (optim_kind == 1) { p.optim = clt_adam(lr_given ? (float)lr : 0.001f); p.optim.weight_decay = (float)wd; }
@@ -235,6 +235,13 @@ int cmd_train(int argc, char **argv)
         if (st != CLT_ERR_INVALID_ARG) tool_fail("building the model", st);
         goto out;
     }
+    if (p.parallel == CLT_PARALLEL_AUTO) {   /* then as if the chosen mode had been asked for */
+        if ((st = tool_plan(rt, m, &p)) != CLT_OK) goto out;
+        lay.parallel = (int)p.parallel, lay.schedule = p.pipeline, lay.micro_batches = p.micro_batches;
+        lay.pipelines = p.pipelines;
+        piped = lay.parallel == CLT_PARALLEL_MODEL;
+    }
+    const char *parallel = tool_parallel_names[lay.parallel];
     if ((st = clt_trainer_create(&t, rt, m, &p)) != CLT_OK) { tool_fail("creating the trainer", st); goto out; }
     progress_seen seen = {0, {0}, {0}, 0};
     clt_trainer_set_progress(t, on_progress, &seen);

@@ -39,7 +39,7 @@ typedef struct {
 } tool_layout;
 
 extern const char *const tool_model_names[];       /* what tool_model_build builds */
-extern const char *const tool_parallel_names[];    /* none, data, model, tensor: clt_parallel's order */
+extern const char *const tool_parallel_names[];    /* none, data, model, tensor, auto: clt_parallel's order */
 extern const char *const tool_placement_names[];   /* auto, seed */
 extern const char *const tool_split_names[];       /* equal, auto */
 
@@ -50,7 +50,7 @@ extern const char *const tool_split_names[];       /* equal, auto */
     TOOL_CHOICE("parallel", tool_parallel_names, &(l)->parallel,                                    \
                 "none: one device (the default); data: a replica on every device, the batch\n"      \
                 "split; model: the layers in a pipeline of devices; tensor: Linear layers split\n"   \
-                "across the devices"),                                                              \
+                "across the devices; auto: the fastest of those, each tried for a few steps"),      \
     TOOL_GIVEN(TOOL_CHOICE("placement", tool_placement_names, &(l)->seed_placement,                 \
                            "model, tensor: auto (the default) partitions by measured layer\n"      \
                            "times; seed is the seed's layout, fc1 on device 0, fc2 and fc3 on\n"   \
@@ -71,6 +71,10 @@ extern const char *const tool_split_names[];       /* equal, auto */
     TOOL_GIVEN(TOOL_LONG("tensor-group", "T", &(l)->tensor_group, 0, 65536,                         \
                          "tensor: devices per tensor-parallel group (default 0: all)"),             \
                &(l)->tgroup_given)
+
+/* --parallel auto: clt_plan_parallel's candidates and times on stdout, then *p the chosen one's
+ * parameters (a message on stderr and the status when nothing could run). */
+clt_status tool_plan(clt_runtime *rt, const clt_model *m, clt_train_params *p);
 
 /* The vocabulary of `bench train --model gpt`'s GPT (tiny Shakespeare's 65 characters). */
 #define TOOL_GPT_VOCAB 65

@@ -6,7 +6,7 @@
 #include <string.h>
 
 const char *const tool_model_names[] = {"seed-mlp", "deep-mlp", "cnn", "gpt", NULL};
-const char *const tool_parallel_names[] = {"none", "data", "model", "tensor", NULL};
+const char *const tool_parallel_names[] = {"none", "data", "model", "tensor", "auto", NULL};
 const char *const tool_placement_names[] = {"auto", "seed", NULL};
 const char *const tool_split_names[] = {"equal", "auto", NULL};
 
@@ -117,4 +117,26 @@ void tool_print_tensor_slices(const clt_trainer *t, const clt_model *m, int nd)
             printf("%s %d..%d on %d", d ? "," : "", f, f + c - 1, d);
         printf("\n");
     }
+}
+
+clt_status tool_plan(clt_runtime *rt, const clt_model *m, clt_train_params *p)
+{
+    clt_plan_option o[64];
+    int n = 0, chosen = -1;
+    printf("cltrain: --parallel auto: trying each way to train on these devices (%zu samples a step)\n",
+           p->max_batch);
+    clt_status st = clt_plan_parallel(rt, m, p, o, 64, &n, &chosen);
+    for (int i = 0; i < n && i < 64; i++) {
+        if (o[i].status == CLT_OK)
+            printf("cltrain:   %-58s %9.2f ms a step%s\n", o[i].what, 1e3 * o[i].step_seconds,
+                   i == chosen ? "  <- chosen" : "");
+        else
+            printf("cltrain:   %-58s cannot run (%s)\n", o[i].what, clt_status_name(o[i].status));
+    }
+    if (st != CLT_OK) {
+        tool_fail("planning the parallel mode", st);
+        return st;
+    }
+    *p = o[chosen].params;
+    return CLT_OK;
 }
