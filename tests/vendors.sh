@@ -50,12 +50,13 @@ run_tap() {
     local stage=$1 log=tests/vendors-$1.log
     shift
     : > "$log"
-    local pass=0 fail=0 t
+    local pass=0 fail=0 t times=
     for t in "$@"; do
         local out rc t0=$SECONDS
         out=$(timeout 1200 "tests/$t" 2>&1)
         rc=$?
         echo "== $t ($((SECONDS - t0)) s)" >> "$log"
+        times+=" $t $((SECONDS - t0)) s,"
         printf '%s\n' "$out" >> "$log"
         local p f planned
         p=$(printf '%s\n' "$out" | grep -c '^ok ')
@@ -73,7 +74,7 @@ run_tap() {
     done
     echo "# $stage PASS: $pass" >> "$summary"
     echo "# $stage FAIL: $fail" >> "$summary"
-    echo "vendors: $stage: $pass passed, $fail failed ($log)"
+    echo "vendors: $stage: $pass passed, $fail failed ($log):${times%,}"
     [ "$fail" -eq 0 ] || failed=1
 }
 
