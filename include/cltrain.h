@@ -1021,18 +1021,22 @@ typedef struct {
     char what[96];                /* e.g. "data parallel, split by measured speed" */
     clt_train_params params;      /* the caller's, with the mode's fields set: pass it to
                                    * clt_trainer_create to get this candidate's trainer */
-    double step_seconds;          /* the fastest of its timed steps; 0 when it could not run */
+    double step_seconds;          /* seconds a step (the mean of its timed steps, the faster of two
+                                   * tries for the close ones); 0 when it could not run */
     clt_status status;            /* CLT_OK, or why it could not run (for instance
                                    * CLT_ERR_OUT_OF_DEVICE_MEMORY, or CLT_ERR_UNSUPPORTED for a
                                    * model tensor parallelism cannot split) */
 } clt_plan_option;
 
 /* The candidates for m on rt under params (whose `parallel` is ignored), each created and run
- * for 1 untimed and 5 timed steps of params->max_batch samples of random data, in this order:
+ * for 1 untimed step and at least 5 timed ones (and a quarter of a second of them) of
+ * params->max_batch samples of random data, the mean step its time, in this order:
  * every device alone; with two devices or more, data parallel with equal shares and with shares
  * by measured speed, tensor parallel over all the devices (and with four or more, in groups of
  * two), a pipeline over all the devices (1F1B, 2 and 4 micro-batches per stage), and with four
- * or more, two copies of a pipeline over half of them. Under MPI, or with elastic set, only data
+ * or more, two copies of a pipeline over half of them; then the candidates within 25% of the
+ * fastest are tried again, each keeping its faster time (load from elsewhere only slows a try).
+ * Under MPI, or with elastic set, only data
  * parallelism and one device are candidates; a placed model (clt_model_place) is refused:
  * placements are the planner's to choose. Writes up to cap options, *count (how many were
  * tried) and *chosen (the fastest that ran; -1 when none did, then returns the first one's

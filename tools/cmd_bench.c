@@ -823,7 +823,7 @@ static int bench_plan(const train_args *a)
                    o[i].what, clt_status_name(o[i].status), 1e3 * o[i].step_seconds, med[i]);
         printf("]}\n");
     } else if (!rc) {
-        printf("bench plan: %s, batch %zu, %d devices: the planner's trials (6 steps each), then each candidate "
+        printf("bench plan: %s, batch %zu, %d devices: the planner's trials (mean step), then each candidate "
                "%d steps x %d rounds (medians)\n", a->model, a->batch, clt_runtime_device_count(rt), a->steps,
                a->rounds);
         for (int i = 0; i < n; i++) {
@@ -935,7 +935,7 @@ static int cmd_bench_plan(int argc, char **argv)
         TOOL_END};
     const tool_cmd cmd = {"bench plan", "[OPTIONS]",
                           "The parallel mode --parallel auto picks (clt_plan_parallel: every candidate tried for\n"
-                          "6 steps) against every candidate run for real, R rounds in turns: the pick's\n"
+                          "a few steps) against every candidate run for real, R rounds in turns: the pick's\n"
                           "samples/s as a fraction of the fastest's.",
                           "CLT_SLOW_DEVICES=D:F slows device D F times, to stand for unequal devices.\n", opts};
     int rc = tool_parse(&cmd, argc, argv);
