@@ -1029,7 +1029,7 @@ typedef struct {
 } clt_plan_option;
 
 /* The candidates for m on rt under params (whose `parallel` is ignored), each created and run
- * for 1 untimed step and at least 5 timed ones (and a quarter of a second of them) of
+ * for 3 untimed steps and at least 5 timed ones (and a quarter of a second of them) of
  * params->max_batch samples of random data, the mean step its time, in this order:
  * every device alone; with two devices or more, data parallel with equal shares and with shares
  * by measured speed, tensor parallel over all the devices (and with four or more, in groups of

@@ -16,6 +16,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#define UNTIMED_STEPS 3    /* first-use costs; a measured split's first re-measure (after its
+                            * second step) and the warm-up of the shares it then takes */
 #define MIN_STEPS 5        /* timed steps of a try, at least */
 #define MIN_SECONDS 0.25   /* and at least this long */
 #define MAX_STEPS 200
@@ -82,7 +84,7 @@ static clt_status time_steps(clt_trainer *t, const clt_model *m, const clt_train
     return st;
 }
 
-/* Creates o's trainer, runs one step untimed (first-use costs), then time_steps; o->step_seconds
+/* Creates o's trainer, runs UNTIMED_STEPS, then time_steps; o->step_seconds
  * keeps the faster of that and what an earlier try found (a try is slowed by load from elsewhere,
  * never sped up). Statuses that say the mode does not
  * fit this model or these devices go to o->status and return CLT_OK; anything else (a device
@@ -92,7 +94,7 @@ static clt_status try_option(clt_runtime *rt, const clt_model *m, const trial_da
     clt_trainer *t = NULL;
     double mean = 0;
     clt_status st = clt__trainer_create_mode(&t, rt, m, &o->params);
-    if (st == CLT_OK) st = trial_step(t, m, &o->params, d);
+    for (int i = 0; i < UNTIMED_STEPS && st == CLT_OK; i++) st = trial_step(t, m, &o->params, d);
     if (st == CLT_OK) st = time_steps(t, m, &o->params, d, &mean);
     clt_trainer_destroy(t);
     o->status = st;
