@@ -114,7 +114,7 @@ static clt_status exec_op(dev_job *j, clt__worker *w, clt__op op)
     size_t b0 = (size_t)(op.mb % g->slots) * s->mrows, gb0 = (size_t)(op.mb % g->gslots) * s->mrows;
     bool last = op.stage == s->S - 1;
     clt_status st = CLT_OK;
-    n->row0 = r0 - b0;   /* dropout: buffer row b0 is row r0 (wraps around, and back, when b0 > r0) */
+    n->row0 = g0 - b0;   /* dropout: buffer row b0 is batch row g0 (wraps around, and back, when b0 > g0) */
     switch ((clt__op_kind)op.kind) {
     case CLT__OP_FWD:
         if (op.stage == 0) st = clt__net_upload_input(n, j->b, g0, cnt, b0);

@@ -244,6 +244,12 @@ int main(void)
             p.tensor_group = 2, p.micro_batches = 4, p.pipeline = CLT_PIPELINE_GPIPE;
             if (ok_status(train(four, p, 0.25f, &dropout_two, &r), "dropout in 2 stages x 2-way groups, gpipe, 4 micro-batches"))
                 seed_compare(&d1, &r, "dropout, 2 stages x 2-way groups", ATOL);
+            /* the model strategy's copies too: copy 1's rows are rows of the batch, not of its share */
+            p = base;
+            p.parallel = CLT_PARALLEL_MODEL, p.pipelines = 2, p.micro_batches = 2, p.pipeline = CLT_PIPELINE_1F1B;
+            p.verify_replicas = 1;
+            if (ok_status(train(four, p, 0.25f, &dropout_two, &r), "dropout in 2 copies of a 2-device pipeline (model parallel)"))
+                seed_compare(&d1, &r, "dropout, 2 copies of a 2-device pipeline", ATOL);
         }
     }
 
