@@ -564,16 +564,19 @@ static void check_tensor_dropout(void)
 
 /* Pipelines of blocks: an untied GPT (a tied head would tie the first and last stages) as a
  * pipeline partitioned by the trainer (never inside a residual block) under every schedule, as
- * 3 stages placed at block boundaries, and as 2 copies of a 2-stage pipeline, against one device
- * from the same seed after DP_STEPS steps; a placement cutting a block is refused naming it. */
+ * 3 stages placed at block boundaries, and as 2 copies of a 2-stage pipeline; with tensor
+ * parallelism as 2 stages of 2-way groups (attention split by heads) under every schedule and as
+ * 2 copies of 2 stages of 1-device groups; each against one device from the same seed after
+ * DP_STEPS steps; a placement cutting a block is refused naming it. */
 static void check_pipelines(void)
 {
     clt_gpt_config c = clt_gpt_config_default();
     c.vocab = VOCAB, c.block = BLOCK, c.layers = LAYERS, c.heads = HEADS, c.embd = EMBD, c.tied = 0;
-    clt_model *m = NULL, *placed = NULL;
+    clt_model *m = NULL, *placed = NULL, *halves = NULL;
     if (!ok_status(clt_model_create_gpt(&m, &c), "an untied GPT") ||
-        !ok_status(clt_model_create_gpt(&placed, &c), "and one to place")) {
-        clt_model_destroy(m), clt_model_destroy(placed);
+        !ok_status(clt_model_create_gpt(&placed, &c), "and one to place") ||
+        !ok_status(clt_model_create_gpt(&halves, &c), "and one to place in halves")) {
+        clt_model_destroy(m), clt_model_destroy(placed), clt_model_destroy(halves);
         return;
     }
     int L = clt_model_layer_count(m);
@@ -582,6 +585,9 @@ static void check_pipelines(void)
     clt_model_place(placed, 0, 13, 0);
     clt_model_place(placed, 14, 25, 1);
     clt_model_place(placed, 26, L - 1, 2);
+    /* tensor groups: the embeddings and block 0 on group 0, the rest on group 1 */
+    clt_model_place(halves, 0, 13, 0);
+    clt_model_place(halves, 14, L - 1, 1);
     size_t np = clt_model_param_count(m);
     float *want = malloc(np * sizeof *want), *got = malloc(np * sizeof *got), lw[DP_STEPS], lg[DP_STEPS];
     const struct {
@@ -589,14 +595,20 @@ static void check_pipelines(void)
         clt_pipeline_schedule schedule;
         bool place;
         const char *what;
+        int tensor_group;   /* 0: model parallel; else tensor parallel, the stages placed in halves */
     } cases[] = {
-        {1, 1, 1, CLT_PIPELINE_NAIVE, false, "one device"},
-        {2, 1, 2, CLT_PIPELINE_NAIVE, false, "2 stages, naive, 2 micro-batches"},
-        {2, 1, 4, CLT_PIPELINE_GPIPE, false, "2 stages, gpipe, 4 micro-batches"},
-        {2, 1, 4, CLT_PIPELINE_1F1B, false, "2 stages, 1f1b, 4 micro-batches"},
-        {2, 1, 4, CLT_PIPELINE_ZB, false, "2 stages, zb, 4 micro-batches"},
-        {3, 1, 3, CLT_PIPELINE_1F1B, true, "3 stages placed at block boundaries, 1f1b, 3 micro-batches"},
-        {4, 2, 2, CLT_PIPELINE_1F1B, false, "2 copies of a 2-stage pipeline, 1f1b"},
+        {1, 1, 1, CLT_PIPELINE_NAIVE, false, "one device", 0},
+        {2, 1, 2, CLT_PIPELINE_NAIVE, false, "2 stages, naive, 2 micro-batches", 0},
+        {2, 1, 4, CLT_PIPELINE_GPIPE, false, "2 stages, gpipe, 4 micro-batches", 0},
+        {2, 1, 4, CLT_PIPELINE_1F1B, false, "2 stages, 1f1b, 4 micro-batches", 0},
+        {2, 1, 4, CLT_PIPELINE_ZB, false, "2 stages, zb, 4 micro-batches", 0},
+        {3, 1, 3, CLT_PIPELINE_1F1B, true, "3 stages placed at block boundaries, 1f1b, 3 micro-batches", 0},
+        {4, 2, 2, CLT_PIPELINE_1F1B, false, "2 copies of a 2-stage pipeline, 1f1b", 0},
+        {4, 1, 2, CLT_PIPELINE_NAIVE, false, "2 stages of 2-way tensor groups, naive, 2 micro-batches", 2},
+        {4, 1, 4, CLT_PIPELINE_GPIPE, false, "2 stages of 2-way tensor groups, gpipe, 4 micro-batches", 2},
+        {4, 1, 4, CLT_PIPELINE_1F1B, false, "2 stages of 2-way tensor groups, 1f1b, 4 micro-batches", 2},
+        {4, 1, 4, CLT_PIPELINE_ZB, false, "2 stages of 2-way tensor groups, zb, 4 micro-batches", 2},
+        {4, 2, 2, CLT_PIPELINE_ZB, false, "2 copies of 2 stages of 1-device tensor groups, zb, 2 micro-batches", 1},
     };
     bool good = want && got;
     for (size_t k = 0; k < sizeof cases / sizeof cases[0] && good; k++) {
@@ -608,11 +620,13 @@ static void check_pipelines(void)
             p.pipeline = cases[k].schedule;
             p.micro_batches = cases[k].micro;
             p.pipelines = cases[k].pipelines;
-            p.verify_replicas = cases[k].pipelines > 1;
+            p.verify_replicas = cases[k].pipelines > 1 || cases[k].tensor_group > 1;
         }
+        if (cases[k].tensor_group) p.parallel = CLT_PARALLEL_TENSOR, p.tensor_group = cases[k].tensor_group;
+        clt_model *which = cases[k].tensor_group ? halves : cases[k].place ? placed : m;
         bool made = clt_runtime_create(&rt, cases[k].devices == 1 ? test_spec_one() : test_spec_n(cases[k].devices)) ==
                         CLT_OK &&
-                    clt_trainer_create(&t, rt, cases[k].place ? placed : m, &p) == CLT_OK;
+                    clt_trainer_create(&t, rt, which, &p) == CLT_OK;
         for (int i = 0; i < DP_STEPS && made; i++)
             made = clt_trainer_step_tokens(t, tokens, targets, BATCH, k ? &lg[i] : &lw[i]) == CLT_OK;
         made = made && all_params(t, m, k ? got : want) == CLT_OK;
@@ -649,7 +663,7 @@ static void check_pipelines(void)
     clt_runtime_destroy(rt);
     clt_model_destroy(cut);
     free(want), free(got);
-    clt_model_destroy(m), clt_model_destroy(placed);
+    clt_model_destroy(m), clt_model_destroy(placed), clt_model_destroy(halves);
 }
 
 /* What tensor parallelism refuses in a GPT, saying what: fewer heads than devices, and a
