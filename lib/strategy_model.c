@@ -60,7 +60,6 @@ typedef struct {
     clt__pipe_job pj;               /* the executor's part */
     clt_trainer *t;
     model_state *s;
-    int cdev;
     int p;                          /* the pipeline */
     int first_micro, update;
     float lr, gscale;
@@ -231,7 +230,7 @@ static clt_status run_pipeline(clt_trainer *t, const clt__batch *b, int train, s
                                 .split = split_backward(t), .loss = t->p.loss,
                                 .loss_scale = clt__loss_grad_scale(t, b->batch), .seed = clt__step_seed(t),
                                 .read_out = true};
-            jobs[p * s->ndev1 + c] = (dev_job){.pj = pj, .t = t, .s = s, .cdev = p * s->ndev1 + c, .p = p, .gscale = 1.0f};
+            jobs[p * s->ndev1 + c] = (dev_job){.pj = pj, .t = t, .s = s, .p = p, .gscale = 1.0f};
         }
     }
     return st;
