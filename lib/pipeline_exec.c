@@ -24,7 +24,7 @@ static clt_status net_backward(void *user, clt__worker *w, clt__net *n, size_t r
                                   : clt__net_backward_rows(n, row, count, dout, din, seed);
 }
 
-const clt__stage_kind clt__stage_net = {net_forward, net_backward};
+const clt__stage_kind clt__stage_net = {net_forward, net_backward, NULL};
 
 bool clt__pipe_split(clt_pipeline_schedule kind) { return kind != CLT_PIPELINE_NAIVE; }
 
@@ -218,5 +218,46 @@ clt_status clt__pipe_run(clt__worker *w, clt__pipe_job *j)
         if (err != CL_SUCCESS) st = clt__fail_cl(err, clt__worker_name(w), "finishing the pipeline");
     }
     clt__worker_span(w, "finish the pipeline", t0, clt__now());
+    return st;
+}
+
+/* ---- around the runs: the stages' gradients -------------------------------------------------- */
+
+/* Whether device w holds (its part of) stage g. */
+static bool held(const clt__pipe_stage *g, const clt__worker *w) { return g->net && g->dev == w->index; }
+
+clt_status clt__pipe_zero_grads(clt__worker *w, const clt__pipe_job *j)
+{
+    clt_status st = CLT_OK;
+    for (int k = 0; k < j->S && st == CLT_OK; k++)
+        if (held(&j->st[k], w)) st = clt__zero(w, (clt__view){j->st[k].net->grads, 0}, j->st[k].net->padded);
+    return st;
+}
+
+clt_status clt__pipe_reduce(clt__worker *w, const clt__pipe_job *j, bool norm, const clt_collective_options *o,
+                            double *sumsq)
+{
+    clt_status st = CLT_OK;
+    bool copies = false;
+    double t0 = clt__now();
+    for (int k = 0; k < j->S && st == CLT_OK; k++) {
+        clt__net *n = j->st[k].net;
+        if (!held(&j->st[k], w) || !j->st[k].copies) continue;
+        copies = true;
+        if (n->nparams)
+            st = clt__comm_allreduce(j->st[k].copies, w, n->grads, 0, n->grads, 0, n->nparams, CLT_OP_SUM, o);
+    }
+    if (copies) clt__worker_span(w, "all-reduce gradients (copies)", t0, clt__now());
+    if (st != CLT_OK || !norm) return st;
+    t0 = clt__now();
+    for (int k = 0; k < j->S && st == CLT_OK; k++) {
+        clt__net *n = j->st[k].net;
+        double part = 0;
+        if (!held(&j->st[k], w)) continue;
+        if (j->kind->sumsq) st = j->kind->sumsq(j->user, n, &part);
+        else if (n->nparams) st = clt__net_sumsq(n, (clt__view){n->grads, 0}, n->nparams, &part);
+        *sumsq += part;
+    }
+    clt__worker_span(w, "gradient norm", t0, clt__now());
     return st;
 }

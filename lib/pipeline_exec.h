@@ -19,6 +19,8 @@ typedef struct {
     cl_mem gout;                /* (gslots * mrows, in): gradient for stage - 1; NULL on stage 0 */
     clt__link *act, *grad;      /* sends: to stage + 1, to stage - 1 (NULL at the ends) */
     clt__link *act_in, *grad_in;   /* receives: stage - 1's act, stage + 1's grad (not owned) */
+    clt__comm *copies;          /* the same part of the stage in the pipeline's copies (not
+                                 * owned); NULL without copies */
 } clt__pipe_stage;
 
 /* What a kind of stage does itself: the forward and the backward (in part `part`) of its net's
@@ -28,6 +30,9 @@ typedef struct {
                           uint64_t seed);
     clt_status (*backward)(void *user, clt__worker *w, clt__net *n, size_t row, size_t count, clt__view dout,
                            clt__view din, clt__bwd_part part, uint64_t seed);
+    /* optional: the sum of squares of the gradients of n this device alone answers for; NULL:
+     * all of them */
+    clt_status (*sumsq)(void *user, clt__net *n, double *out);
 } clt__stage_kind;
 
 /* A stage that is one net on one device. */
@@ -87,5 +92,12 @@ typedef struct {
     size_t correct;             /* the last stage's rows whose largest output is right */
 } clt__pipe_job;
 clt_status clt__pipe_run(clt__worker *w, clt__pipe_job *j);
+/* Before a step's first run: the gradients of the stages the device holds to zero. */
+clt_status clt__pipe_zero_grads(clt__worker *w, const clt__pipe_job *j);
+/* After the runs, with an update coming: the copies of each stage the device holds sum their
+ * gradients (stage by stage, the same order in every copy); with `norm` (copy 0) the sum of
+ * squares of its stages' gradients is added to *sumsq. */
+clt_status clt__pipe_reduce(clt__worker *w, const clt__pipe_job *j, bool norm, const clt_collective_options *o,
+                            double *sumsq);
 
 #endif

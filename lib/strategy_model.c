@@ -76,29 +76,10 @@ static clt_status finish(clt__worker *w, const char *what)
  * squares of its stages' gradients. */
 static clt_status phase_a_body(clt__worker *w, dev_job *j)
 {
-    model_state *s = j->s;
-    clt__pipe_stage *mine = j->pj.st;   /* this pipeline's stages */
-    clt_status st = CLT_OK;
-    for (int k = 0; k < s->S && st == CLT_OK && j->first_micro; k++)
-        if (mine[k].dev == w->index) st = clt__zero(w, (clt__view){mine[k].net->grads, 0}, mine[k].net->padded);
+    clt_status st = j->first_micro ? clt__pipe_zero_grads(w, &j->pj) : CLT_OK;
     if (st == CLT_OK) st = clt__pipe_run(w, &j->pj);
-    double t0 = clt__now();
-    /* hybrid: stage by stage, in the same order on every device, the copies sum their gradients */
-    for (int k = 0; k < s->S && st == CLT_OK && j->update && s->comms; k++)
-        if (mine[k].dev == w->index && mine[k].net->nparams)
-            st = clt__comm_allreduce(s->comms[k], w, mine[k].net->grads, 0, mine[k].net->grads, 0,
-                                     mine[k].net->nparams, CLT_OP_SUM, NULL);
-    if (s->comms && j->update) clt__worker_span(w, "all-reduce gradients (copies)", t0, clt__now());
-    if (st != CLT_OK || !j->update || !(j->t->p.clip_norm > 0.0f || j->t->p.check_numerics) || j->p) return st;
-    t0 = clt__now();
-    for (int k = 0; k < s->S && st == CLT_OK; k++) {
-        clt__net *n = mine[k].net;
-        double part = 0;
-        if (mine[k].dev != w->index || !n->nparams) continue;
-        st = clt__net_sumsq(n, (clt__view){n->grads, 0}, n->nparams, &part);
-        j->sumsq += part;
-    }
-    clt__worker_span(w, "gradient norm", t0, clt__now());
+    bool norm = j->t->p.clip_norm > 0.0f || j->t->p.check_numerics;
+    if (st == CLT_OK && j->update) st = clt__pipe_reduce(w, &j->pj, norm && !j->p, NULL, &j->sumsq);
     return st;
 }
 
@@ -138,9 +119,9 @@ static clt_status phase_b(clt__worker *w, void *arg)
                                          (clt__view){n->grads, 0});
     }
     clt__pipe_stage *mine = j->pj.st;
-    for (int k = 0; k < s->S && st == CLT_OK && s->comms; k++)
-        if (mine[k].dev == w->index)
-            st = clt__net_share_update(mine[k].net, s->comms[k], 0, mine[k].net->nparams, 0, NULL);
+    for (int k = 0; k < s->S && st == CLT_OK; k++)
+        if (mine[k].dev == w->index && mine[k].copies)
+            st = clt__net_share_update(mine[k].net, mine[k].copies, 0, mine[k].net->nparams, 0, NULL);
     if (st == CLT_OK) st = finish(w, "finishing the update");
     clt__worker_span(w, "optimizer", t0, clt__now());
     clt__worker_collect(w);
@@ -200,14 +181,6 @@ static clt_status run_devices(clt_trainer *t, model_state *s, clt__task_fn fn, d
 
 static bool split_backward(const clt_trainer *t) { return clt__pipe_split(t->p.pipeline); }
 
-/* Pipeline p's schedule for `micro` micro-batches, built once per count. */
-static clt_status schedule_for(clt_trainer *t, model_state *s, int p, int micro, int train,
-                               const clt__schedule **out)
-{
-    return clt__schedule_cached(&s->sched[train ? 1 : 0][p], t->p.pipeline, s->S, s->stage_cdev, s->ndev1, micro,
-                                train, split_backward(t), out);
-}
-
 /* One pipeline run over a batch: the batch split between the pipelines, each share into
  * micro-batches, a schedule per pipeline, one job per device. The run takes each share's
  * micro-batches [m0, m0 + mcap); *more says whether any pipeline has some after those. */
@@ -223,7 +196,9 @@ static clt_status run_pipeline(clt_trainer *t, const clt__batch *b, int train, s
     uint32_t tag = ++s->tag;
     for (int p = 0; p < s->P && st == CLT_OK; p++) {
         const clt__schedule *sched = NULL;
-        if (sh[p].M) st = schedule_for(t, s, p, sh[p].M, train, &sched);
+        if (sh[p].M)   /* built once per micro-batch count */
+            st = clt__schedule_cached(&s->sched[train ? 1 : 0][p], t->p.pipeline, s->S, s->stage_cdev, s->ndev1,
+                                      sh[p].M, train, split_backward(t), &sched);
         for (int c = 0; c < s->ndev1; c++) {
             clt__pipe_job pj = {.kind = &clt__stage_net, .st = &s->st[p * s->S], .S = s->S, .sched = sched,
                                 .sdev = c, .b = b, .share = sh[p], .mrows = s->mrows, .tag = tag, .train = train,
@@ -607,6 +582,7 @@ static clt_status model_create(clt_trainer *t, const float *init)
     for (int k = 0; k < S && st == CLT_OK && P > 1; k++) {
         for (int p = 0; p < P; p++) members[p] = s->st[p * S + k].dev;
         st = clt__comm_create_group(&s->comms[k], t->rt, members, P);
+        for (int p = 0; p < P && st == CLT_OK; p++) s->st[p * S + k].copies = s->comms[k];
     }
     free(members);
     if (st == CLT_OK) log_stages(t, s);

@@ -531,8 +531,10 @@ static clt_status stage_backward(void *user, clt__worker *w, clt__net *n, size_t
     return span_backward(j, w, n, row, count, dout, din, part, seed, &j->t0);
 }
 
+static clt_status stage_sumsq(void *user, clt__net *n, double *out) { return owned_sumsq(user, n, out); }
+
 /* A tensor rank's slice of a stage: its spans between the group's all-reduces. */
-static const clt__stage_kind tensor_stage = {stage_forward, stage_backward};
+static const clt__stage_kind tensor_stage = {stage_forward, stage_backward, stage_sumsq};
 
 /* Phase A with stages (and forward-only runs): the group's instruction list; with an update
  * coming, the copies of each of its stages sum their gradients (stage by stage, in the same
@@ -540,34 +542,15 @@ static const clt__stage_kind tensor_stage = {stage_forward, stage_backward};
  * each holds its layers). */
 static clt_status pipe_a_body(clt__worker *w, rank_job *j)
 {
-    tensor_state *s = j->s;
     clt_trainer *t = j->t;
-    clt_status st = CLT_OK;
     j->t0 = clt__now();
     j->seconds = 0;
-    for (int k = 0; k < s->S && st == CLT_OK && j->pj.train && j->first_micro; k++) {
-        clt__net *n = rank_net(s, j->rank, k);
-        if (n) st = clt__zero(w, (clt__view){n->grads, 0}, n->padded);
-    }
+    clt_status st = j->pj.train && j->first_micro ? clt__pipe_zero_grads(w, &j->pj) : CLT_OK;
     if (st == CLT_OK) st = clt__pipe_run(w, &j->pj);
     if (j->pj.sched) clt__worker_throttle(w, clt__now() - j->t0);
     j->seconds += clt__now() - j->t0;
-    clt__comm *c = copies_comm(s, j->rank);
-    double t1 = clt__now();
-    for (int k = 0; k < s->S && st == CLT_OK && j->update && c; k++) {
-        clt__net *n = rank_net(s, j->rank, k);
-        if (n && n->nparams)
-            st = clt__comm_allreduce(c, w, n->grads, 0, n->grads, 0, n->nparams, CLT_OP_SUM, &s->copts);
-    }
-    if (c && j->update) clt__worker_span(w, "all-reduce gradients (copies)", t1, clt__now());
-    if (st != CLT_OK || !j->update || !(t->p.clip_norm > 0.0f || t->p.check_numerics) || copy_of(s, j->rank))
-        return st;
-    for (int k = 0; k < s->S && st == CLT_OK; k++) {
-        clt__net *n = rank_net(s, j->rank, k);
-        double part = 0;
-        if (n) st = owned_sumsq(j, n, &part);
-        j->sumsq += part;
-    }
+    bool norm = (t->p.clip_norm > 0.0f || t->p.check_numerics) && copy_of(j->s, j->rank) == 0;
+    if (st == CLT_OK && j->update) st = clt__pipe_reduce(w, &j->pj, norm, &j->s->copts, &j->sumsq);
     return st;
 }
 
@@ -1236,6 +1219,7 @@ static clt_status tensor_create(clt_trainer *t, const float *init)
             st = clt__comm_create_group(&s->dcomm[c], t->rt, devs, copies);
         }
         free(devs);
+        for (int i = 0; i < s->n * s->S; i++) s->st[i].copies = copies_comm(s, i / s->S);
     }
     if (st == CLT_OK && s->S) st = make_links(t, s);
     if (st == CLT_OK && clt__log_enabled(CLT_LOG_INFO)) {
