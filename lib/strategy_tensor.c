@@ -517,6 +517,12 @@ static clt_status owned_sumsq(rank_job *j, clt__net *n, double *out)
 
 /* ---- a tensor group's stage (lib/pipeline_exec.c runs the instructions) ---------------------- */
 
+/* Whether a tensor stage's backward splits into the input gradient and WGRAD: under zero bubble
+ * only, which needs it. Under GPipe and 1F1B the model strategy splits too, but here the split's
+ * copies of the output gradients (wsave) and its extra slot measured slower on the seed
+ * placement (cltrain bench train, 0.59x one device against 0.70x whole), so they stay whole. */
+static bool split_backward(const clt_trainer *t) { return t->p.pipeline == CLT_PIPELINE_ZB; }
+
 static clt_status stage_forward(void *user, clt__worker *w, clt__net *n, size_t row, size_t count, int training,
                                 uint64_t seed)
 {
@@ -741,7 +747,7 @@ static clt_status pipe_jobs(clt_trainer *t, const clt__batch *b, int train, size
     clt_status st = clt__pipe_shares(b->batch, s->P, t->p.micro_batches, m0, mcap, &sh, more);
     *out = jobs, *rows_out = sh;
     if (st == CLT_OK && !jobs) st = clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
-    bool split = clt__pipe_split(t->p.pipeline);
+    bool split = split_backward(t);
     uint32_t tag = ++s->tag;
     for (int q = 0; q < s->n && st == CLT_OK; q++) {
         int p = copy_of(s, q);
@@ -960,7 +966,7 @@ static clt_status make_stages(clt__worker *w, clt_trainer *t, int q)
         x->in = lm->layers[first].in_numel, x->out = lm->layers[last].out_numel;
         st = clt__net_create(w, lm, first, last, (size_t)x->slots * s->mrows, 1, &x->net);
         if (st == CLT_OK)
-            st = clt__pipe_stage_buffers(w, x, k == 0, k == s->S - 1, s->mrows, clt__pipe_split(t->p.pipeline));
+            st = clt__pipe_stage_buffers(w, x, k == 0, k == s->S - 1, s->mrows, split_backward(t));
     }
     return st;
 }
@@ -974,7 +980,7 @@ static clt_status stage_warm_up(clt__worker *w, clt_trainer *t, int q, int k)
     rank_job j = {.t = t, .s = s, .rank = q, .gscale = 1.0f};   /* comm false: no all-reduces */
     double unused;
     clt_status st = clt__pipe_warm_up(w, &tensor_stage, &j, x, k == 0, k == s->S - 1, s->mrows,
-                                      clt__pipe_split(t->p.pipeline), t->p.loss);
+                                      split_backward(t), t->p.loss);
     if (st == CLT_OK) st = owned_sumsq(&j, n, &unused);
     if (st == CLT_OK) st = clt__net_warm_optimizer(n, &t->p.optim, 0, n->nparams);
     return st;
@@ -1161,7 +1167,7 @@ static clt_status tensor_create(clt_trainer *t, const float *init)
         s->round = M;
         for (int k = 0; k < S; k++) {
             int slots, gslots;
-            clt__pipeline_slots(t->p.pipeline, S, k, M, clt__pipe_split(t->p.pipeline), &slots, &gslots);
+            clt__pipeline_slots(t->p.pipeline, S, k, M, split_backward(t), &slots, &gslots);
             for (int q = 0; q < s->n; q++) s->st[q * S + k].slots = slots, s->st[q * S + k].gslots = gslots;
             if (slots < s->round) s->round = slots;
         }
