@@ -661,20 +661,18 @@ clt_status clt__net_backward_input_rows(clt__net *n, size_t row, size_t batch, c
                                         clt__view din, uint64_t seed);
 clt_status clt__net_backward_params_rows(clt__net *n, size_t row, size_t batch, uint64_t seed);
 /* Tensor parallelism's pieces: forward of layers [first, last] only (rows from 0), the output
- * of one layer, and backward of layers last..first from dout, each input gradient going to the
- * ping-pong buffer dout is not in; *din is where layer first's went (mem NULL without
- * want_din), so a caller can all-reduce it and go on below. */
+ * of one layer, and backward of layers last..first over rows [row, row + batch) of the
+ * activation buffers (a pipeline slot) from dout, in part `part` (clt__bwd_part: INPUT keeps
+ * the output gradients for a later clt__net_backward_params_rows). Each input gradient goes to
+ * the ping-pong buffer dout is not in (rows from 0), or with INPUT to where the layer below keeps
+ * it; layer first's goes to din_to when its mem is set, and *din says where it went (mem NULL
+ * without want_din), so a caller can all-reduce it and go on below. */
 clt_status clt__net_forward_span(clt__net *n, int first, int last, size_t row, size_t batch,
                                  int training, uint64_t seed);
 clt__view clt__net_act(const clt__net *n, int layer);
-clt_status clt__net_backward_span(clt__net *n, int first, int last, size_t batch, clt__view dout,
-                                  int want_din, clt__view *din, uint64_t seed);
-/* The same over rows [row, row + batch) of the activation buffers (a pipeline slot; the
- * gradients between layers still use rows from 0 of the ping-pong buffers), layer first's input
- * gradient going to din_to when its mem is set. */
 clt_status clt__net_backward_span_rows(clt__net *n, int first, int last, size_t row, size_t batch,
                                        clt__view dout, clt__view din_to, int want_din, clt__view *din,
-                                       uint64_t seed);
+                                       uint64_t seed, clt__bwd_part part);
 /* Loss of the last forward against labels/targets already in n->labels / n->targets. Writes
  * the loss gradient (scaled by grad_scale per row) into n->gbuf[0] when want_grad; *sum is
  * the plain sum of the per-row losses, added in row order in double; *correct (when not NULL)

@@ -173,32 +173,6 @@ clt__view clt__net_act(const clt__net *n, int layer)
     return (clt__view){n->acts[layer - n->first], 0};
 }
 
-clt_status clt__net_backward_span(clt__net *n, int first, int last, size_t batch, clt__view dout,
-                                  int want_din, clt__view *din, uint64_t seed)
-{
-    return clt__net_backward_span_rows(n, first, last, 0, batch, dout, (clt__view){NULL, 0}, want_din, din, seed);
-}
-
-clt_status clt__net_backward_span_rows(clt__net *n, int first, int last, size_t row, size_t batch,
-                                       clt__view dout, clt__view din_to, int want_din, clt__view *din,
-                                       uint64_t seed)
-{
-    CLT_ASSERT(row + batch <= n->max_batch && first >= n->first && last <= n->last, CLT_ERR_STATE);
-    for (int i = last; i >= first; i--) {
-        clt__layer_io io = io_of(n, i, row, batch, 1, seed);
-        io.dout = dout;
-        /* the ping-pong buffer dout is not in */
-        io.din = (clt__view){n->gbuf[dout.mem == n->gbuf[0] ? 1 : 0], 0};
-        if (i == first && !want_din) io.din = (clt__view){NULL, 0};
-        else if (i == first && din_to.mem) io.din = din_to;
-        clt_status st = clt__layer_backward(&n->m->layers[i], &io);
-        if (st != CLT_OK) return st;
-        dout = io.din;
-    }
-    *din = dout;
-    return CLT_OK;
-}
-
 /* Layer i's output gradient at `row` in wsave. */
 static clt__view wsave_of(const clt__net *n, int i, size_t row)
 {
@@ -224,14 +198,18 @@ clt_status clt__net_split_reserve(clt__net *n)
 
 /* Backward of layers last..first over rows [row, row + batch): each layer's input gradient goes
  * to the ping-pong buffer its output gradient is not in (rows from 0), or with part INPUT where
- * the layer below keeps it for PARAMS (wsave, at `row`); layer first's goes to din. done (when
- * set) is called after each layer's. */
-static clt_status backward_layers(clt__net *n, size_t row, size_t batch, clt__view dout, clt__view din,
-                                  uint64_t seed, clt__bwd_part part, clt__layer_done_fn done, void *user)
+ * the layer below keeps it for PARAMS (wsave, at `row`); layer first's goes to din_to when its
+ * mem is set, nowhere without want_din, and *din (when set) says where it went. done (when set)
+ * is called after each layer's. */
+static clt_status backward_layers(clt__net *n, int first, int last, size_t row, size_t batch, clt__view dout,
+                                  clt__view din_to, int want_din, clt__view *din, uint64_t seed,
+                                  clt__bwd_part part, clt__layer_done_fn done, void *user)
 {
+    CLT_ASSERT(row + batch <= n->max_batch && first >= n->first && last <= n->last &&
+               (part == CLT__BWD_ALL || n->wsave), CLT_ERR_STATE);
     const clt__layer *L = n->m->layers;
     bool keep = part == CLT__BWD_INPUT;
-    for (int i = n->last; i >= n->first; i--) {
+    for (int i = last; i >= first; i--) {
         clt__layer_io io = io_of(n, i, row, batch, 1, seed);
         io.part = part;
         if (keep && clt__layer_splits(&L[i]) && dout.mem != n->wsave) {
@@ -241,9 +219,11 @@ static clt_status backward_layers(clt__net *n, size_t row, size_t batch, clt__vi
             dout = wsave_of(n, i, row);
         }
         io.dout = dout;
-        if (i == n->first)
-            io.din = din;
-        else if (keep && clt__layer_splits(&L[i - 1]))
+        if (i == first && !want_din)
+            io.din = (clt__view){NULL, 0};
+        else if (i == first && din_to.mem)
+            io.din = din_to;
+        else if (keep && i > n->first && clt__layer_splits(&L[i - 1]))
             io.din = wsave_of(n, i - 1, row);
         else
             io.din = (clt__view){n->gbuf[dout.mem == n->gbuf[0] ? 1 : 0], 0};
@@ -252,14 +232,22 @@ static clt_status backward_layers(clt__net *n, size_t row, size_t batch, clt__vi
         if (st != CLT_OK) return st;
         dout = io.din;
     }
+    if (din) *din = dout;
     return CLT_OK;
+}
+
+clt_status clt__net_backward_span_rows(clt__net *n, int first, int last, size_t row, size_t batch,
+                                       clt__view dout, clt__view din_to, int want_din, clt__view *din,
+                                       uint64_t seed, clt__bwd_part part)
+{
+    return backward_layers(n, first, last, row, batch, dout, din_to, want_din, din, seed, part, NULL, NULL);
 }
 
 clt_status clt__net_backward_input_rows(clt__net *n, size_t row, size_t batch, clt__view dout,
                                         clt__view din, uint64_t seed)
 {
-    CLT_ASSERT(row + batch <= n->max_batch && n->wsave, CLT_ERR_STATE);
-    return backward_layers(n, row, batch, dout, din, seed, CLT__BWD_INPUT, NULL, NULL);
+    return backward_layers(n, n->first, n->last, row, batch, dout, din, din.mem != NULL, NULL, seed, CLT__BWD_INPUT,
+                           NULL, NULL);
 }
 
 clt_status clt__net_backward_params_rows(clt__net *n, size_t row, size_t batch, uint64_t seed)
@@ -291,8 +279,8 @@ clt_status clt__net_backward_rows(clt__net *n, size_t row, size_t batch, clt__vi
 clt_status clt__net_backward_hook(clt__net *n, size_t row, size_t batch, clt__view dout,
                                   clt__view din, uint64_t seed, clt__layer_done_fn done, void *user)
 {
-    CLT_ASSERT(row + batch <= n->max_batch, CLT_ERR_STATE);
-    return backward_layers(n, row, batch, dout, din, seed, CLT__BWD_ALL, done, user);
+    return backward_layers(n, n->first, n->last, row, batch, dout, din, din.mem != NULL, NULL, seed, CLT__BWD_ALL,
+                           done, user);
 }
 
 clt_status clt__net_loss(clt__net *n, clt_loss loss, size_t batch, float grad_scale,

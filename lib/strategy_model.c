@@ -32,14 +32,14 @@
  * A head tied to the token embedding (clt_lm_head(V, 1)) may sit on a later stage than the
  * embedding, as Megatron-LM's first and last stages share the word embeddings: the head's net
  * keeps a copy of the weight (clt__net.tie_w). Every call, stage 0 sends the copy the current
- * weight before the schedule runs; a training call's head writes its gradient fresh into the
- * copy's (tie_g), which after the pipeline goes to stage 0 and is added to the embedding's
- * gradient, before the copies' all-reduce and the norm. The optimizer updates the embedding
- * only; the copy is never a parameter of its own.
+ * weight before the schedule runs; a training call's head writes its gradient into the copy's
+ * (tie_g, zeroed first), which after the pipeline goes to stage 0 and is added to the
+ * embedding's gradient, before the copies' all-reduce and the norm. The optimizer updates the
+ * embedding only; the copy is never a parameter of its own.
  *
  * A step runs in two phases on every device in use, with the host deciding in between (loss,
  * gradient norm, NaN check) so no stage updates unless all can. */
-#include "internal.h"
+#include "pipeline_exec.h"
 
 #include <math.h>
 #include <stdio.h>
@@ -47,25 +47,8 @@
 #include <string.h>
 
 typedef struct {
-    int dev;                /* runtime device */
-    int cdev;               /* index among the devices in use (the schedule's device) */
-    clt__net *net;          /* layers first..last, rows rows */
-    size_t in, out;         /* numel per sample of the stage's input and output */
-    int slots, gslots;      /* micro-batches the net's buffers hold; gout's */
-    uint64_t act_bytes;     /* the stage's part of its worker's activation_bytes */
-    cl_mem gin;             /* (mrows, out): gradient from stage + 1; NULL on the last */
-    cl_mem gout;            /* (gslots * mrows, in): gradient for stage - 1; NULL on stage 0 */
-    clt__link *act;         /* to stage + 1; NULL on the last */
-    clt__link *grad;        /* to stage - 1; NULL on stage 0 */
-    clt__link *tie_link;    /* stage 0 of a pipeline whose tied head is on another device: the
-                             * embedding's weight to the head's copy; on the head's stage, its
-                             * copy's gradient back to stage 0 */
-    cl_mem tie_in;          /* stage 0, as above: (tie_count) the head's gradient received */
-} stage;
-
-typedef struct {
     int S, P;               /* stages of a pipeline; pipelines (hybrid: P > 1) */
-    stage *st;              /* st[p * S + k]: stage k of pipeline p */
+    clt__pipe_stage *st;    /* st[p * S + k]: stage k of pipeline p */
     size_t rows;            /* rows of a pipeline's share of the batch: max_batch / P, rounded up */
     size_t mrows;           /* rows of its largest micro-batch: rows / micro_batches, rounded up */
     int round;              /* forward only: micro-batches per round, the fewest slots of a stage */
@@ -78,123 +61,23 @@ typedef struct {
     uint32_t tag;           /* numbers the pipeline runs, so links never mix two runs */
     clt__schedule **sched[2];  /* [train][p]: the last built (rebuilt when the micro-batches change) */
     int tie_stage;          /* the stage of a head tied to stage 0's embedding; 0: none apart */
+    clt__link **tie_fwd;    /* per pipeline, when the tied head's stage is on another device than
+                             * stage 0: the embedding's weight to the head's copy */
+    clt__link **tie_back;   /* and the copy's gradient back to stage 0 */
+    cl_mem *tie_in;         /* per pipeline, on stage 0's device: the gradient received */
 } model_state;
 
-/* ---- one device's part of a step: interpret its instruction list ---------------------------- */
+/* ---- one device's part of a step: its instruction list (lib/pipeline_exec.c) ---------------- */
 
 typedef struct {
+    clt__pipe_job pj;               /* the executor's part */
     clt_trainer *t;
     model_state *s;
-    int cdev;
     int p;                          /* the pipeline */
-    const clt__batch *b;
-    size_t base;                    /* the pipeline's first row of the batch */
-    const size_t *start, *count;    /* rows of each micro-batch, from base */
-    const clt__schedule *sched;     /* the pipeline's; NULL when it has no rows */
-    uint32_t tag;
-    int train, first_micro, update;
+    int first_micro, update;
     float lr, gscale;
-    double loss_sum, sumsq;
-    float *out;                     /* forward only: the caller's (batch, outputs) */
-    size_t correct;                 /* the last stage's rows whose largest output is right */
+    double sumsq;
 } dev_job;
-
-/* The weight gradients of micro-batches [m, end) at once: one pass over each run of adjacent
- * slots (a single one when the micro-batches are the same size: GPipe then computes them over
- * the rows of the whole share, as one device does). */
-static clt_status wgrad(dev_job *j, stage *g, int m, int end)
-{
-    size_t mrows = j->s->mrows;
-    clt_status st = CLT_OK;
-    while (m < end && st == CLT_OK) {
-        size_t row = (size_t)(m % g->slots) * mrows, rows = j->count[m++];
-        for (; m < end && (size_t)(m % g->slots) * mrows == row + rows; m++) rows += j->count[m];
-        st = clt__net_backward_params_rows(g->net, row, rows, clt__step_seed(j->t));
-    }
-    return st;
-}
-
-static clt_status exec_op(dev_job *j, clt__worker *w, clt__op op)
-{
-    model_state *s = j->s;
-    clt_trainer *t = j->t;
-    int k = j->p * s->S + op.stage;   /* op.stage of this pipeline */
-    stage *g = &s->st[k];
-    clt__net *n = g->net;
-    /* r0: the micro-batch's first row in the pipeline's share (links stage messages there);
-     * b0: in the stage's buffers, its slot; gb0: in gout */
-    size_t r0 = j->start[op.mb], cnt = j->count[op.mb], g0 = j->base + r0;
-    size_t b0 = (size_t)(op.mb % g->slots) * s->mrows, gb0 = (size_t)(op.mb % g->gslots) * s->mrows;
-    bool last = op.stage == s->S - 1;
-    clt_status st = CLT_OK;
-    n->row0 = r0 - b0;   /* dropout: buffer row b0 is row r0 (wraps around, and back, when b0 > r0) */
-    switch ((clt__op_kind)op.kind) {
-    case CLT__OP_FWD:
-        if (op.stage == 0) st = clt__net_upload_input(n, j->b, g0, cnt, b0);
-        if (st == CLT_OK) st = clt__net_forward_rows(n, b0, cnt, j->train, clt__step_seed(t));
-        return st;
-    case CLT__OP_SEND_ACT:
-        return clt__link_send(g->act, j->tag, op.mb, r0 * g->out, clt__at(clt__net_output(n), b0 * g->out),
-                              cnt * g->out);
-    case CLT__OP_RECV_ACT:
-        return clt__link_recv(s->st[k - 1].act, j->tag, op.mb, r0 * g->in,
-                              (clt__view){n->input, b0 * g->in}, cnt * g->in);
-    case CLT__OP_BWD: {
-        clt__view dout = {g->gin, 0};
-        if (last) {
-            double sum = 0;
-            size_t hits = 0;
-            st = clt__net_upload_truth(n, j->b, g0, cnt);
-            if (st == CLT_OK)
-                st = clt__net_loss_rows(n, t->p.loss, b0, cnt, clt__loss_grad_scale(t, j->b->batch), 1, &sum,
-                                        &hits);
-            j->loss_sum += sum;
-            j->correct += hits;
-            dout = (clt__view){n->gbuf[0], 0};
-        }
-        clt__view din = {op.stage > 0 ? g->gout : NULL, op.stage > 0 ? gb0 * g->in : 0};
-        if (st == CLT_OK)
-            st = j->sched->split ? clt__net_backward_input_rows(n, b0, cnt, dout, din, clt__step_seed(t))
-                                 : clt__net_backward_rows(n, b0, cnt, dout, din, clt__step_seed(t));
-        return st;
-    }
-    case CLT__OP_WGRAD:
-        return wgrad(j, g, op.mb, op.mb + op.mbs);
-    case CLT__OP_SEND_GRAD:
-        return clt__link_send(g->grad, j->tag, op.mb, r0 * g->in, (clt__view){g->gout, gb0 * g->in},
-                              cnt * g->in);
-    case CLT__OP_RECV_GRAD:   /* the backward right after it on this queue consumes it: one slot */
-        return clt__link_recv(s->st[k + 1].grad, j->tag, op.mb, r0 * g->out, (clt__view){g->gin, 0},
-                              cnt * g->out);
-    case CLT__OP_OUTPUT: {
-        if (j->b->labels || j->b->targets) {
-            double sum = 0;
-            st = clt__net_upload_truth(n, j->b, g0, cnt);
-            if (st == CLT_OK) st = clt__net_loss_rows(n, t->p.loss, b0, cnt, 1.0f, 0, &sum, NULL);
-            j->loss_sum += sum;
-        }
-        clt__view o = clt__at(clt__net_output(n), b0 * g->out);
-        cl_int err = st == CLT_OK ? clEnqueueReadBuffer(w->queue, o.mem, CL_TRUE, o.off * sizeof(float),
-                                                        cnt * g->out * sizeof(float), j->out + g0 * g->out,
-                                                        0, NULL, NULL)
-                                  : CL_SUCCESS;
-        if (err != CL_SUCCESS) st = clt__fail_cl(err, clt__worker_name(w), "reading the outputs");
-        return st;
-    }
-    }
-    return clt__fail(CLT_ERR_STATE, "internal error: unknown pipeline instruction %d", op.kind);
-}
-
-/* One instruction, as a host phase on the timeline: the time the device's thread spent on it
- * (enqueueing, or waiting for a neighbour's rows), so pipeline bubbles show on the host rows. */
-static clt_status exec_op_traced(dev_job *j, clt__worker *w, clt__op op)
-{
-    if (!w->trace) return exec_op(j, w, op);
-    double t0 = clt__now();
-    clt_status st = exec_op(j, w, op);
-    if (clt__op_span_name(op)) clt__worker_span(w, clt__op_span_name(op), t0, clt__now());
-    return st;
-}
 
 static clt_status finish(clt__worker *w, const char *what)
 {
@@ -204,32 +87,34 @@ static clt_status finish(clt__worker *w, const char *what)
 
 /* The tied head's copy of the embedding's weight (see the top): from stage 0 to the head's stage
  * of this pipeline, before its schedule; a training call's copy gradient starts at zero. */
-static clt_status tie_weight(dev_job *j, clt__worker *w, stage *mine)
+static clt_status tie_weight(clt__worker *w, dev_job *j)
 {
-    stage *e = &mine[0], *h = &mine[j->s->tie_stage];
+    model_state *s = j->s;
+    clt__pipe_stage *e = &j->pj.st[0], *h = &j->pj.st[s->tie_stage];
     size_t n = h->net->tie_count;
     clt__view src = {e->net->params, 0};   /* the embedding is layer 0: its weight comes first */
     clt_status st = CLT_OK;
-    if (e->cdev == j->cdev)
-        st = h->cdev == j->cdev ? clt__copy(w, src, (clt__view){h->net->tie_w, 0}, n)
-                                : clt__link_send(e->tie_link, j->tag, 0, 0, src, n);
-    if (st == CLT_OK && h->cdev == j->cdev && e->cdev != j->cdev)
-        st = clt__link_recv(e->tie_link, j->tag, 0, 0, (clt__view){h->net->tie_w, 0}, n);
-    if (st == CLT_OK && h->cdev == j->cdev && j->train) st = clt__zero(w, (clt__view){h->net->tie_g, 0}, n);
+    if (e->dev == w->index)
+        st = h->dev == w->index ? clt__copy(w, src, (clt__view){h->net->tie_w, 0}, n)
+                                : clt__link_send(s->tie_fwd[j->p], j->pj.tag, 0, 0, src, n);
+    if (st == CLT_OK && h->dev == w->index && e->dev != w->index)
+        st = clt__link_recv(s->tie_fwd[j->p], j->pj.tag, 0, 0, (clt__view){h->net->tie_w, 0}, n);
+    if (st == CLT_OK && h->dev == w->index && j->pj.train) st = clt__zero(w, (clt__view){h->net->tie_g, 0}, n);
     return st;
 }
 
 /* After the schedule of a training call: the head's gradient added to the embedding's. */
-static clt_status tie_grad(dev_job *j, clt__worker *w, stage *mine)
+static clt_status tie_grad(clt__worker *w, dev_job *j)
 {
-    stage *e = &mine[0], *h = &mine[j->s->tie_stage];
+    model_state *s = j->s;
+    clt__pipe_stage *e = &j->pj.st[0], *h = &j->pj.st[s->tie_stage];
     cl_ulong n = h->net->tie_count, off = 0;
     clt_status st = CLT_OK;
-    if (h->cdev == j->cdev && e->cdev != j->cdev)
-        st = clt__link_send(h->tie_link, j->tag, 0, 0, (clt__view){h->net->tie_g, 0}, n);
-    if (st != CLT_OK || e->cdev != j->cdev) return st;
-    cl_mem g = h->cdev == j->cdev ? h->net->tie_g : e->tie_in;
-    if (g == e->tie_in) st = clt__link_recv(h->tie_link, j->tag, 0, 0, (clt__view){e->tie_in, 0}, n);
+    if (h->dev == w->index && e->dev != w->index)
+        st = clt__link_send(s->tie_back[j->p], j->pj.tag, 0, 0, (clt__view){h->net->tie_g, 0}, n);
+    if (st != CLT_OK || e->dev != w->index) return st;
+    cl_mem g = h->dev == w->index ? h->net->tie_g : s->tie_in[j->p];
+    if (h->dev != w->index) st = clt__link_recv(s->tie_back[j->p], j->pj.tag, 0, 0, (clt__view){g, 0}, n);
     cl_mem eg = e->net->grads;
     if (st == CLT_OK)
         st = CLT_LAUNCH(w, "sequence", "add", n, CLT_ARG(n), CLT_ARG(eg), CLT_ARG(off), CLT_ARG(g), CLT_ARG(off),
@@ -242,39 +127,13 @@ static clt_status tie_grad(dev_job *j, clt__worker *w, stage *mine)
  * squares of its stages' gradients. */
 static clt_status phase_a_body(clt__worker *w, dev_job *j)
 {
-    model_state *s = j->s;
-    stage *mine = &s->st[j->p * s->S];   /* this pipeline's stages */
-    clt_status st = CLT_OK;
-    for (int k = 0; k < s->S && st == CLT_OK && j->first_micro; k++)
-        if (mine[k].cdev == j->cdev) st = clt__zero(w, (clt__view){mine[k].net->grads, 0}, mine[k].net->padded);
-    if (st == CLT_OK && s->tie_stage && j->sched) st = tie_weight(j, w, mine);
-    int cd = j->cdev % s->ndev1;   /* the schedule numbers pipeline 0's devices */
-    for (size_t i = 0; j->sched && i < j->sched->nops[cd] && st == CLT_OK; i++) {
-        clt__op op = j->sched->ops[cd][i];
-        st = clt__fault_point(w, clt__op_fault_kind(op.kind), (unsigned)i + 1, clt__op_name(op.kind));
-        if (st == CLT_OK) st = exec_op_traced(j, w, op);
-    }
-    double t0 = clt__now();
-    if (st == CLT_OK) st = finish(w, "finishing the pipeline");
-    clt__worker_span(w, "finish the pipeline", t0, clt__now());
-    if (st == CLT_OK && s->tie_stage && j->sched && j->train) st = tie_grad(j, w, mine);
-    t0 = clt__now();
-    /* hybrid: stage by stage, in the same order on every device, the copies sum their gradients */
-    for (int k = 0; k < s->S && st == CLT_OK && j->update && s->comms; k++)
-        if (mine[k].cdev == j->cdev && mine[k].net->nparams)
-            st = clt__comm_allreduce(s->comms[k], w, mine[k].net->grads, 0, mine[k].net->grads, 0,
-                                     mine[k].net->nparams, CLT_OP_SUM, NULL);
-    if (s->comms && j->update) clt__worker_span(w, "all-reduce gradients (copies)", t0, clt__now());
-    if (st != CLT_OK || !j->update || !(j->t->p.clip_norm > 0.0f || j->t->p.check_numerics) || j->p) return st;
-    t0 = clt__now();
-    for (int k = 0; k < s->S && st == CLT_OK; k++) {
-        clt__net *n = mine[k].net;
-        double part = 0;
-        if (mine[k].cdev != j->cdev || !n->nparams) continue;
-        st = clt__net_sumsq(n, (clt__view){n->grads, 0}, n->nparams, &part);
-        j->sumsq += part;
-    }
-    clt__worker_span(w, "gradient norm", t0, clt__now());
+    clt_status st = j->first_micro ? clt__pipe_zero_grads(w, &j->pj) : CLT_OK;
+    bool tie = j->s->tie_stage && j->pj.sched;
+    if (st == CLT_OK && tie) st = tie_weight(w, j);
+    if (st == CLT_OK) st = clt__pipe_run(w, &j->pj);
+    if (st == CLT_OK && tie && j->pj.train) st = tie_grad(w, j);
+    bool norm = j->t->p.clip_norm > 0.0f || j->t->p.check_numerics;
+    if (st == CLT_OK && j->update) st = clt__pipe_reduce(w, &j->pj, norm && !j->p, NULL, &j->sumsq);
     return st;
 }
 
@@ -307,16 +166,16 @@ static clt_status phase_b(clt__worker *w, void *arg)
     double t0 = clt__now();
     for (int k = 0; k < s->P * s->S && st == CLT_OK; k++) {
         clt__net *n = s->st[k].net;
-        if (s->st[k].cdev == j->cdev) st = clt__net_update_begin(n);   /* all or nothing */
-        if (s->st[k].cdev == j->cdev && st == CLT_OK) st = clt__fault_point(w, CLT__FAULT_OPTIMIZER, 1, "the optimizer");
-        if (s->st[k].cdev == j->cdev && st == CLT_OK)
+        if (s->st[k].dev == w->index) st = clt__net_update_begin(n);   /* all or nothing */
+        if (s->st[k].dev == w->index && st == CLT_OK) st = clt__fault_point(w, CLT__FAULT_OPTIMIZER, 1, "the optimizer");
+        if (s->st[k].dev == w->index && st == CLT_OK)
             st = clt__net_optimizer_step(n, &t->p.optim, t->p.decay, j->lr, t->steps + 1, j->gscale, 0, n->nparams,
                                          (clt__view){n->grads, 0});
     }
-    stage *mine = &s->st[j->p * s->S];
-    for (int k = 0; k < s->S && st == CLT_OK && s->comms; k++)
-        if (mine[k].cdev == j->cdev)
-            st = clt__net_share_update(mine[k].net, s->comms[k], 0, mine[k].net->nparams, 0, NULL);
+    clt__pipe_stage *mine = j->pj.st;
+    for (int k = 0; k < s->S && st == CLT_OK; k++)
+        if (mine[k].dev == w->index && mine[k].copies)
+            st = clt__net_share_update(mine[k].net, mine[k].copies, 0, mine[k].net->nparams, 0, NULL);
     if (st == CLT_OK) st = finish(w, "finishing the update");
     clt__worker_span(w, "optimizer", t0, clt__now());
     clt__worker_collect(w);
@@ -328,20 +187,20 @@ static clt_status verify(clt_trainer *t, model_state *s)
 {
     clt_status st = CLT_OK;
     for (int k = 0; k < s->S && st == CLT_OK; k++) {
-        const stage *a = &s->st[k];
+        const clt__pipe_stage *a = &s->st[k];
         size_t np = a->net->nparams;
         float *ref = malloc((np ? np : 1) * sizeof *ref), *got = malloc((np ? np : 1) * sizeof *got);
         st = ref && got ? CLT_OK : clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
-        if (st == CLT_OK) st = clt__buffer_io(&t->rt->workers[s->devs[a->cdev]], a->net->params, 0, np, ref, 0);
+        if (st == CLT_OK) st = clt__buffer_io(&t->rt->workers[a->dev], a->net->params, 0, np, ref, 0);
         for (int p = 1; p < s->P && st == CLT_OK; p++) {
-            const stage *b = &s->st[p * s->S + k];
-            st = clt__buffer_io(&t->rt->workers[s->devs[b->cdev]], b->net->params, 0, np, got, 0);
+            const clt__pipe_stage *b = &s->st[p * s->S + k];
+            st = clt__buffer_io(&t->rt->workers[b->dev], b->net->params, 0, np, got, 0);
             for (size_t i = 0; i < np && st == CLT_OK; i++)
                 if (memcmp(&ref[i], &got[i], sizeof(float)))
                     st = clt__fail(CLT_ERR_STATE, "replica check after step %ld: stage %d's parameter %zu is "
                                    "%.9g on device %d (pipeline %d), %.9g on device %d (pipeline 0)",
-                                   t->steps + 1, k, i, (double)got[i], s->devs[b->cdev], p, (double)ref[i],
-                                   s->devs[a->cdev]);
+                                   t->steps + 1, k, i, (double)got[i], b->dev, p, (double)ref[i],
+                                   a->dev);
         }
         free(ref), free(got);
     }
@@ -354,7 +213,7 @@ static clt_status undo(clt__worker *w, void *arg)
     dev_job *j = arg;
     clt_status st = CLT_OK;
     for (int k = 0; k < j->s->P * j->s->S; k++)
-        if (j->s->st[k].cdev == j->cdev) {
+        if (j->s->st[k].dev == w->index) {
             clt_status one = clt__net_discard(j->s->st[k].net);
             if (st == CLT_OK) st = one;
         }
@@ -374,60 +233,34 @@ static clt_status run_devices(clt_trainer *t, model_state *s, clt__task_fn fn, d
     return st;
 }
 
-/* Whether backwards split (send the input gradient, then compute the weight gradients): under
- * GPipe, 1F1B and zero bubble, so the previous stage starts its backward sooner; the naive schedule stays
- * the seed's, one whole backward after the other. */
-static bool split_backward(const clt_trainer *t) { return t->p.pipeline != CLT_PIPELINE_NAIVE; }
-
-/* Pipeline p's schedule for `micro` micro-batches, built once per count. */
-static clt_status schedule_for(clt_trainer *t, model_state *s, int p, int micro, int train,
-                               const clt__schedule **out)
-{
-    return clt__schedule_cached(&s->sched[train ? 1 : 0][p], t->p.pipeline, s->S, s->stage_cdev, s->ndev1, micro,
-                                train, split_backward(t), out);
-}
-
-/* n rows in k shares as equal as can be, the first ones one more. */
-static void split_rows(size_t n, size_t k, size_t *start, size_t *count)
-{
-    for (size_t i = 0, at = 0; i < k; i++) {
-        count[i] = n / k + (i < n % k);
-        start[i] = at;
-        at += count[i];
-    }
-}
+static bool split_backward(const clt_trainer *t) { return clt__pipe_split(t->p.pipeline); }
 
 /* One pipeline run over a batch: the batch split between the pipelines, each share into
  * micro-batches, a schedule per pipeline, one job per device. The run takes each share's
  * micro-batches [m0, m0 + mcap); *more says whether any pipeline has some after those. */
 static clt_status run_pipeline(clt_trainer *t, const clt__batch *b, int train, size_t m0, size_t mcap,
-                               dev_job **jobs_out, size_t **rows_out, bool *more)
+                               dev_job **jobs_out, clt__pipe_share **rows_out, bool *more)
 {
     model_state *s = t->state;
-    size_t P = (size_t)s->P, Mmax = (size_t)t->p.micro_batches;
-    size_t *rows = malloc((2 * P * Mmax + 2 * P) * sizeof *rows);
     dev_job *jobs = calloc((size_t)s->ndev, sizeof *jobs);
-    *jobs_out = jobs, *rows_out = rows;
-    if (!rows || !jobs) return clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
-    size_t *pstart = rows + 2 * P * Mmax, *pcount = pstart + P;
-    split_rows(b->batch, P, pstart, pcount);
+    clt__pipe_share *sh = NULL;
+    clt_status st = clt__pipe_shares(b->batch, s->P, t->p.micro_batches, m0, mcap, &sh, more);
+    *jobs_out = jobs, *rows_out = sh;
+    if (st == CLT_OK && !jobs) st = clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
     uint32_t tag = ++s->tag;
-    clt_status st = CLT_OK;
-    *more = false;
-    for (size_t p = 0; p < P && st == CLT_OK; p++) {
-        size_t all = Mmax < pcount[p] ? Mmax : pcount[p];
-        size_t *start = rows + 2 * p * Mmax, *count = start + Mmax;
-        split_rows(pcount[p], all, start, count);
-        size_t M = all > m0 ? (all - m0 < mcap ? all - m0 : mcap) : 0;
-        start += all > m0 ? m0 : 0, count += all > m0 ? m0 : 0;
-        *more = *more || m0 + M < all;
+    for (int p = 0; p < s->P && st == CLT_OK; p++) {
         const clt__schedule *sched = NULL;
-        if (M) st = schedule_for(t, s, (int)p, (int)M, train, &sched);
-        for (int c = 0; c < s->ndev1; c++)
-            jobs[p * (size_t)s->ndev1 + (size_t)c] =
-                (dev_job){.t = t, .s = s, .cdev = (int)p * s->ndev1 + c, .p = (int)p, .b = b,
-                          .base = pstart[p], .start = start, .count = count, .sched = sched,
-                          .tag = tag, .train = train, .gscale = 1.0f};
+        if (sh[p].M)   /* built once per micro-batch count */
+            st = clt__schedule_cached(&s->sched[train ? 1 : 0][p], t->p.pipeline, s->S, s->stage_cdev, s->ndev1,
+                                      sh[p].M, train, split_backward(t), &sched);
+        for (int c = 0; c < s->ndev1; c++) {
+            clt__pipe_job pj = {.kind = &clt__stage_net, .st = &s->st[p * s->S], .S = s->S, .sched = sched,
+                                .sdev = c, .b = b, .share = sh[p], .mrows = s->mrows, .tag = tag, .train = train,
+                                .split = split_backward(t), .loss = t->p.loss,
+                                .loss_scale = clt__loss_grad_scale(t, b->batch), .seed = clt__step_seed(t),
+                                .read_out = true};
+            jobs[p * s->ndev1 + c] = (dev_job){.pj = pj, .t = t, .s = s, .p = p, .gscale = 1.0f};
+        }
     }
     return st;
 }
@@ -437,7 +270,7 @@ static clt_status model_step(clt_trainer *t, const clt__batch *b, int update, fl
 {
     model_state *s = t->state;
     dev_job *jobs;
-    size_t *rows;
+    clt__pipe_share *rows;
     bool more;
     clt_status st = run_pipeline(t, b, 1, 0, (size_t)t->p.micro_batches, &jobs, &rows, &more);
     for (int d = 0; d < s->ndev && st == CLT_OK; d++)
@@ -446,7 +279,7 @@ static clt_status model_step(clt_trainer *t, const clt__batch *b, int update, fl
     double loss_sum = 0, sumsq = 0;
     *correct = 0;
     for (int d = 0; jobs && d < s->ndev; d++)
-        loss_sum += jobs[d].loss_sum, sumsq += jobs[d].sumsq, *correct += jobs[d].correct;
+        loss_sum += jobs[d].pj.loss_sum, sumsq += jobs[d].sumsq, *correct += jobs[d].pj.correct;
     *loss = clt__loss_mean(t, loss_sum, b->batch);
     float gscale = 1.0f;
     if (st == CLT_OK && t->p.check_numerics && !isfinite(*loss))
@@ -478,11 +311,11 @@ static clt_status model_forward(clt_trainer *t, const clt__batch *b, float *out,
     bool more = true;
     for (size_t m0 = 0; more && st == CLT_OK; m0 += (size_t)s->round) {
         dev_job *jobs;
-        size_t *rows;
+        clt__pipe_share *rows;
         st = run_pipeline(t, b, 0, m0, (size_t)s->round, &jobs, &rows, &more);
-        for (int d = 0; d < s->ndev && st == CLT_OK; d++) jobs[d].out = out, jobs[d].loss_sum = sums[d];
+        for (int d = 0; d < s->ndev && st == CLT_OK; d++) jobs[d].pj.out = out, jobs[d].pj.loss_sum = sums[d];
         if (st == CLT_OK) st = run_devices(t, s, phase_a, jobs);
-        for (int d = 0; jobs && d < s->ndev && st == CLT_OK; d++) sums[d] = jobs[d].loss_sum;
+        for (int d = 0; jobs && d < s->ndev && st == CLT_OK; d++) sums[d] = jobs[d].pj.loss_sum;
         free(jobs), free(rows);
     }
     *loss_sum = 0;
@@ -650,63 +483,35 @@ static clt_status placement(clt_trainer *t, int *device_of, int *span)
 
 typedef struct {
     clt_trainer *t;
-    stage *g;
+    clt__pipe_stage *g;
     int first, last;
     size_t mrows;   /* rows of a slot */
     const float *init;
-    size_t tie_in;  /* stage 0 whose tied head is on another device: the head gradient's floats */
-    bool tie_add;   /* stage 0 whose tied head is on another stage */
+    size_t tie_floats;   /* stage 0 whose tied head is on another device: the gradient's floats */
+    cl_mem *tie_in;      /* where that buffer goes */
+    bool tie_add;        /* stage 0 whose tied head is on another stage */
 } create_job;
 
 /* One forward, loss, backward, sum of squares and optimizer step (learning rate 0) over `rows`
  * rows of zeros, then everything it touched back to zero. It compiles every kernel a step uses
  * (CLBlast picks kernels by size) while no other device runs: PoCL 3.1's CPU driver can abort
  * (pocl_release_dlhandle_cache) when one device compiles a kernel while another runs one. */
-static clt_status warm_up(clt__worker *w, clt_trainer *t, stage *g, int first, int last, size_t rows, bool tie_add)
+static clt_status warm_up(clt__worker *w, clt_trainer *t, clt__pipe_stage *g, int first, int last, size_t rows,
+                          const create_job *j)
 {
     clt__net *n = g->net;
-    const clt_model *m = t->model;
-    bool is_last = last == m->nlayers - 1;
-    clt_status st = clt__zero(w, (clt__view){n->input, 0}, rows * g->in);
-    if (st == CLT_OK && g->gin) st = clt__zero(w, (clt__view){g->gin, 0}, rows * g->out);
-    if (st == CLT_OK && is_last) st = clt__zero(w, (clt__view){n->labels, 0}, rows);   /* class 0 */
-    if (st == CLT_OK && is_last) st = clt__zero(w, (clt__view){n->targets, 0}, rows * g->out);
-    if (st == CLT_OK) st = clt__net_forward_rows(n, 0, rows, 1, 0);
     double unused;
-    if (st == CLT_OK && is_last) st = clt__net_loss_rows(n, t->p.loss, 0, rows, 1.0f, 1, &unused, NULL);
-    clt__view dout = is_last ? (clt__view){n->gbuf[0], 0} : (clt__view){g->gin, 0};
-    clt__view din = {first > 0 ? g->gout : NULL, 0};
-    if (st == CLT_OK && split_backward(t)) {
-        st = clt__net_backward_input_rows(n, 0, rows, dout, din, 0);
-        if (st == CLT_OK) st = clt__net_backward_params_rows(n, 0, rows, 0);
-    } else if (st == CLT_OK) {
-        st = clt__net_backward_rows(n, 0, rows, dout, din, 0);
-    }
-    if (st == CLT_OK && tie_add) {   /* the add of the tied head's gradient (zeros) */
-        cl_ulong c = m->layers[0].w_count, off = 0;
-        cl_mem y = g->tie_in ? g->tie_in : n->grads;
+    clt_status st = clt__pipe_warm_up(w, &clt__stage_net, NULL, g, first == 0, last == t->model->nlayers - 1, rows,
+                                      split_backward(t), t->p.loss);
+    if (st == CLT_OK && j->tie_add) {   /* the add of the tied head's gradient, on zeros */
+        cl_ulong c = t->model->layers[0].w_count, off = 0;
+        cl_mem y = j->tie_in && *j->tie_in ? *j->tie_in : n->grads;
         st = CLT_LAUNCH(w, "sequence", "add", c, CLT_ARG(c), CLT_ARG(n->grads), CLT_ARG(off), CLT_ARG(y),
                         CLT_ARG(off), CLT_ARG(n->grads), CLT_ARG(off));
     }
-    if (st == CLT_OK) st = clt__zero(w, (clt__view){n->grads, 0}, n->padded);
     if (st == CLT_OK && n->nparams) st = clt__net_sumsq(n, (clt__view){n->grads, 0}, n->nparams, &unused);
-    /* zero gradients and rate: the parameters stay as they are; the optimizer state is reset */
-    if (st == CLT_OK && n->nparams)
-        st = clt__net_optimizer_step(n, &t->p.optim, CLT_DECAY_ALL, 0.0f, 1, 1.0f, 0, n->nparams, (clt__view){n->grads, 0});
-    for (int i = 0; i < 2 && st == CLT_OK; i++)
-        if (n->opt[i]) st = clt__zero(w, (clt__view){n->opt[i], 0}, n->opt_count);
-    if (st == CLT_OK) st = finish(w, "warming up");
-    return st;
-}
-
-/* What a stage adds to clt_device_stats.activation_bytes beyond its net's: the gradient slots
- * to and from its neighbours, gin and gout. */
-static uint64_t stage_activation_bytes(const stage *g, size_t mrows)
-{
-    size_t floats = 0;
-    if (g->gin) floats += mrows * g->out;
-    if (g->gout) floats += (size_t)g->gslots * mrows * g->in;
-    return sizeof(float) * (uint64_t)floats;
+    if (st == CLT_OK && n->nparams) return clt__net_warm_optimizer(n, &t->p.optim, 0, n->nparams);
+    return st == CLT_OK ? finish(w, "warming up") : st;
 }
 
 static clt_status create_stage(clt__worker *w, void *arg)
@@ -714,41 +519,23 @@ static clt_status create_stage(clt__worker *w, void *arg)
     create_job *j = arg;
     const clt_model *m = j->t->model;
     size_t R = j->mrows;
-    stage *g = j->g;
+    clt__pipe_stage *g = j->g;
     clt_status st = clt__net_create(w, m, j->first, j->last, (size_t)g->slots * R, 1, &g->net);
     if (st != CLT_OK) return st;
     clt__net *n = g->net;
     g->in = m->layers[j->first].in_numel;
     g->out = m->layers[j->last].out_numel;
-    if (j->last < m->nlayers - 1) st = clt__alloc(w, R * g->out, "gradients from the next stage", &g->gin);
-    if (st == CLT_OK && j->first > 0)
-        st = clt__alloc(w, (size_t)g->gslots * R * g->in, "gradients for the previous stage", &g->gout);
-    if (st == CLT_OK && split_backward(j->t)) st = clt__net_split_reserve(n);
-    if (st == CLT_OK && j->tie_in) st = clt__alloc(w, j->tie_in, "the tied head's gradient", &g->tie_in);
-    if (st == CLT_OK && g->tie_in) st = clt__zero(w, (clt__view){g->tie_in, 0}, j->tie_in);
-    if (st == CLT_OK) w->activation_bytes += g->act_bytes = stage_activation_bytes(g, R);
+    st = clt__pipe_stage_buffers(w, g, j->first == 0, j->last == m->nlayers - 1, R, split_backward(j->t));
+    if (st == CLT_OK && j->tie_floats) st = clt__alloc(w, j->tie_floats, "the tied head's gradient", j->tie_in);
+    if (st == CLT_OK && j->tie_floats) st = clt__zero(w, (clt__view){*j->tie_in, 0}, j->tie_floats);
     if (st == CLT_OK && n->nparams) {
         cl_int err = clEnqueueWriteBuffer(w->queue, n->params, CL_TRUE, 0, n->nparams * sizeof(float),
                                           j->init + n->param_base, 0, NULL, NULL);
         if (err != CL_SUCCESS) st = clt__fail_cl(err, clt__worker_name(w), "uploading the parameters");
     }
     /* every call runs micro-batches of at most R rows */
-    if (st == CLT_OK) st = warm_up(w, j->t, g, j->first, j->last, R, j->tie_add);
+    if (st == CLT_OK) st = warm_up(w, j->t, g, j->first, j->last, R, j);
     return st;
-}
-
-static clt_status destroy_stage(clt__worker *w, void *arg)
-{
-    stage *g = arg;
-    w->activation_bytes -= g->act_bytes;
-    g->act_bytes = 0;
-    if (g->gin) clReleaseMemObject(g->gin);
-    if (g->gout) clReleaseMemObject(g->gout);
-    if (g->tie_in) clReleaseMemObject(g->tie_in);
-    clt__net_destroy(g->net);
-    g->gin = g->gout = g->tie_in = NULL;
-    g->net = NULL;
-    return CLT_OK;
 }
 
 static void model_destroy(clt_trainer *t)
@@ -757,11 +544,15 @@ static void model_destroy(clt_trainer *t)
     if (!s) return;
     for (int k = 0; s->comms && k < s->S; k++) clt__comm_destroy(s->comms[k]);
     for (int k = 0; s->st && k < s->P * s->S; k++) {
-        clt__link_destroy(s->st[k].act);
-        clt__link_destroy(s->st[k].grad);
-        clt__link_destroy(s->st[k].tie_link);
-        if (s->st[k].net) clt__worker_call(&t->rt->workers[s->st[k].dev], destroy_stage, &s->st[k]);
+        clt__pipe_unlink(&s->st[k]);
+        if (s->st[k].net) clt__worker_call(&t->rt->workers[s->st[k].dev], clt__pipe_stage_free, &s->st[k]);
     }
+    for (int p = 0; p < s->P; p++) {
+        if (s->tie_fwd) clt__link_destroy(s->tie_fwd[p]);
+        if (s->tie_back) clt__link_destroy(s->tie_back[p]);
+        if (s->tie_in && s->tie_in[p]) clReleaseMemObject(s->tie_in[p]);
+    }
+    free(s->tie_fwd), free(s->tie_back), free(s->tie_in);
     clt__xfer_group_destroy(s->g);
     for (int i = 0; i < 2; i++) {
         for (int p = 0; s->sched[i] && p < s->P; p++) clt__schedule_free(s->sched[i][p]);
@@ -815,29 +606,26 @@ static clt_status model_create(clt_trainer *t, const float *init)
     for (int i = 0, k = 0; i < L && st == CLT_OK; k++) {
         int last = i;
         while (last + 1 < L && device_of[last + 1] == device_of[i]) last++;
-        stage *g = &s->st[k];
+        clt__pipe_stage *g = &s->st[k];
+        int cdev = -1;
         g->dev = device_of[i];
-        g->cdev = -1;
         for (int d = 0; d < s->ndev1; d++)
-            if (s->devs[d] == g->dev) g->cdev = d;
-        if (g->cdev < 0) s->devs[g->cdev = s->ndev1++] = g->dev;
-        s->stage_cdev[k] = g->cdev;
+            if (s->devs[d] == g->dev) cdev = d;
+        if (cdev < 0) s->devs[cdev = s->ndev1++] = g->dev;
+        s->stage_cdev[k] = cdev;
         i = last + 1;
     }
     s->ndev = P * s->ndev1;
     for (int p = 1; p < P && st == CLT_OK; p++) {
         for (int c = 0; c < s->ndev1; c++) s->devs[p * s->ndev1 + c] = s->devs[c] + p * span;
-        for (int k = 0; k < S; k++) {
-            s->st[p * S + k].dev = s->st[k].dev + p * span;
-            s->st[p * S + k].cdev = p * s->ndev1 + s->st[k].cdev;
-        }
+        for (int k = 0; k < S; k++) s->st[p * S + k].dev = s->st[k].dev + p * span;
     }
     /* the slots of each stage (see the top), the same in every pipeline */
     int M = t->p.micro_batches;
     s->mrows = (s->rows + (size_t)M - 1) / (size_t)M;
     s->round = M;
     for (int k = 0; k < P * S && st == CLT_OK; k++) {
-        stage *g = &s->st[k];
+        clt__pipe_stage *g = &s->st[k];
         clt__pipeline_slots(t->p.pipeline, S, k % S, M, split_backward(t), &g->slots, &g->gslots);
         if (g->slots < s->round) s->round = g->slots;
     }
@@ -846,29 +634,30 @@ static clt_status model_create(clt_trainer *t, const float *init)
         k += i > 0 && device_of[i] != device_of[i - 1];
         if (m->layers[i].desc.kind == CLT_LAYER_LM_HEAD && m->layers[i].tie >= 0 && k > 0) s->tie_stage = k;
     }
-    size_t tie_in = s->tie_stage && s->st[s->tie_stage].dev != s->st[0].dev ? m->layers[0].w_count : 0;
+    size_t tie_floats = s->tie_stage && s->st[s->tie_stage].dev != s->st[0].dev ? m->layers[0].w_count : 0;
+    if (st == CLT_OK && tie_floats &&
+        (!(s->tie_fwd = calloc((size_t)P, sizeof *s->tie_fwd)) || !(s->tie_back = calloc((size_t)P, sizeof *s->tie_back)) ||
+         !(s->tie_in = calloc((size_t)P, sizeof *s->tie_in))))
+        st = clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
     /* stages, one at a time: each allocates its own buffers, and a failure stops the rest */
     for (int k = 0, i = 0; k < P * S && st == CLT_OK; k++) {
         if (k % S == 0) i = 0;
         int last = i;
         while (last + 1 < L && device_of[last + 1] == device_of[i]) last++;
-        create_job j = {t, &s->st[k], i, last, s->mrows, init, k % S == 0 ? tie_in : 0,
-                        k % S == 0 && s->tie_stage};
+        bool first_of_tie = k % S == 0 && s->tie_stage;
+        create_job j = {t, &s->st[k], i, last, s->mrows, init, first_of_tie ? tie_floats : 0,
+                        first_of_tie && tie_floats ? &s->tie_in[k / S] : NULL, first_of_tie};
         st = clt__worker_call(&t->rt->workers[s->st[k].dev], create_stage, &j);
         i = last + 1;
     }
-    int slots = s->rows < 65536 ? (int)s->rows : 65536;
-    for (int k = 0; k < P * S && st == CLT_OK; k++) {
-        if (k % S == S - 1) continue;   /* a pipeline's last stage sends nothing forward */
-        clt__worker *a = &t->rt->workers[s->st[k].dev], *b = &t->rt->workers[s->st[k + 1].dev];
-        st = clt__link_create(&s->st[k].act, s->g, a, b, s->rows * s->st[k].out, slots, 0);
-        if (st == CLT_OK) st = clt__link_create(&s->st[k + 1].grad, s->g, b, a, s->rows * s->st[k + 1].in, slots, 0);
-    }
-    for (int p = 0; p < P && st == CLT_OK && tie_in; p++) {   /* the tied head's two messages */
-        stage *e = &s->st[p * S], *h = &s->st[p * S + s->tie_stage];
-        clt__worker *a = &t->rt->workers[e->dev], *b = &t->rt->workers[h->dev];
-        st = clt__link_create(&e->tie_link, s->g, a, b, tie_in, 1, 0);
-        if (st == CLT_OK) st = clt__link_create(&h->tie_link, s->g, b, a, tie_in, 1, 0);
+    for (int k = 0; k < P * S && st == CLT_OK; k++)
+        if (k % S != S - 1)   /* a pipeline's last stage sends nothing forward */
+            st = clt__pipe_link(&s->st[k], &s->st[k + 1], s->g, &t->rt->workers[s->st[k].dev],
+                                &t->rt->workers[s->st[k + 1].dev], s->rows);
+    for (int p = 0; p < P && st == CLT_OK && tie_floats; p++) {   /* the tied head's two messages */
+        clt__worker *a = &t->rt->workers[s->st[p * S].dev], *b = &t->rt->workers[s->st[p * S + s->tie_stage].dev];
+        st = clt__link_create(&s->tie_fwd[p], s->g, a, b, tie_floats, 1, 0);
+        if (st == CLT_OK) st = clt__link_create(&s->tie_back[p], s->g, b, a, tie_floats, 1, 0);
     }
     if (st == CLT_OK && P > 1 && !(s->comms = calloc((size_t)S, sizeof *s->comms)))
         st = clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
@@ -877,6 +666,7 @@ static clt_status model_create(clt_trainer *t, const float *init)
     for (int k = 0; k < S && st == CLT_OK && P > 1; k++) {
         for (int p = 0; p < P; p++) members[p] = s->st[p * S + k].dev;
         st = clt__comm_create_group(&s->comms[k], t->rt, members, P);
+        for (int p = 0; p < P && st == CLT_OK; p++) s->st[p * S + k].copies = s->comms[k];
     }
     free(members);
     if (st == CLT_OK) log_stages(t, s);

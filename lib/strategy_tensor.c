@@ -35,24 +35,13 @@
  * gradient are the same bits on every rank of its group, so tensor rank r sends them to tensor
  * rank r of the next (previous) stage's group through its own lib/transfer.c link. Micro-batch
  * slots are the model strategy's (lib/strategy_model.c says why they suffice). */
-#include "internal.h"
+#include "pipeline_exec.h"
 
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-
-/* A pipeline stage on one rank: layers first..last of the rank's sliced model. */
-typedef struct {
-    clt__net *net;              /* NULL on ranks outside the stage's group */
-    size_t in, out;             /* numel per sample of the stage's input and output */
-    int slots, gslots;          /* micro-batches the net's buffers hold; gout's */
-    cl_mem gin;                 /* (mrows, out): gradient from the next stage; NULL on the last */
-    cl_mem gout;                /* (gslots * mrows, in): gradient for the previous; NULL on stage 0 */
-    clt__link *act;             /* to the same tensor rank of the next stage's group */
-    clt__link *grad;            /* to the same tensor rank of the previous stage's group */
-} tstage;
 
 typedef struct {
     int T, G, n;                /* devices per group, groups, ranks; rank g*T + r is device g*T + r */
@@ -64,21 +53,26 @@ typedef struct {
     clt_model **local;          /* per tensor rank: the model with its slices' widths */
     clt__net **nets;            /* per rank */
     clt__comm **tcomm;          /* per group, its T ranks (NULL when T == 1) */
-    clt__comm **dcomm;          /* per tensor rank, its G copies (NULL when G == 1) */
+    clt__comm **dcomm;          /* the copies of a rank's slice (NULL without copies): per tensor
+                                 * rank, its G groups; with stages, per group of a copy and
+                                 * tensor rank (g * T + r), its P pipelines (copies_comm) */
+    int ndcomm;
     size_t *counts;             /* per group: rows of the last step */
     double *seconds;            /* per rank: compute seconds of the last step */
     clt_collective_options copts;
     /* pipeline stages (a placement); S == 0 without one */
     int S;
-    int used;                   /* groups up to the last one placed (the schedule's devices) */
+    int used;                   /* groups up to the last one placed (the schedule's devices): a
+                                 * copy of the pipeline; copy p on groups p * used .. */
+    int P;                      /* copies of the pipeline (pipelines; 1 without stages) */
     int *layer_group;           /* per layer: its group (0 without a placement) */
     int *stage_first, *stage_last, *stage_group;   /* per stage */
-    tstage *st;                 /* st[q * S + k]: stage k on rank q */
+    clt__pipe_stage *st;        /* st[q * S + k]: stage k on rank q */
     size_t mrows;               /* rows of the largest micro-batch */
     int round;                  /* forward only: micro-batches per run, the fewest slots */
     clt__xfer_group *xg;
     uint32_t tag;               /* numbers the pipeline runs, so links never mix two */
-    clt__schedule *sched[2];    /* [train]: the last built */
+    clt__schedule **sched[2];   /* [train][p]: the last built */
 } tensor_state;
 
 static size_t out_numel(const clt_trainer *t) { return t->model->layers[t->model->nlayers - 1].out_numel; }
@@ -96,8 +90,23 @@ static clt__net *rank_net(const tensor_state *s, int q, int k)
     return s->S ? s->st[q * s->S + k].net : s->nets[q];
 }
 
+/* The copy of the pipeline rank q works in (-1: its group is past the copies, idle), and its
+ * group within the copy (the schedule's device). Without stages: copy 0, its group. */
+static int copy_of(const tensor_state *s, int q) { return q / s->T < s->P * s->used ? q / s->T / s->used : -1; }
+static int sgroup_of(const tensor_state *s, int q) { return (q / s->T) % s->used; }
+
 /* Whether rank q holds layer l. */
-static bool holds(const tensor_state *s, int q, int l) { return !s->S || q / s->T == s->layer_group[l]; }
+static bool holds(const tensor_state *s, int q, int l)
+{
+    return !s->S || (copy_of(s, q) >= 0 && sgroup_of(s, q) == s->layer_group[l]);
+}
+
+/* The group of rank q's copies of what it holds (NULL: none). */
+static clt__comm *copies_comm(const tensor_state *s, int q)
+{
+    if (!s->dcomm || copy_of(s, q) < 0) return NULL;
+    return s->dcomm[s->S ? sgroup_of(s, q) * s->T + q % s->T : q % s->T];
+}
 
 /* ---- the plan: which layers split, and the slices --------------------------------------------- */
 
@@ -108,6 +117,7 @@ static clt_status stages(tensor_state *s, const clt_model *m)
     int placed = 0, L = m->nlayers;
     for (int i = 0; i < L; i++) placed += m->layers[i].device >= 0;
     if (!placed) return CLT_OK;
+    s->used = 0;
     for (int i = 0; i < L; i++) {
         const clt__layer *l = &m->layers[i];
         if (l->device < 0)
@@ -370,6 +380,7 @@ static clt_status flat_io(clt_trainer *t, int which, size_t off, size_t count, f
 /* ---- a step on one rank ----------------------------------------------------------------------- */
 
 typedef struct {
+    clt__pipe_job pj;           /* with stages: the executor's part (user: this job) */
     clt_trainer *t;
     tensor_state *s;
     int rank;
@@ -381,11 +392,7 @@ typedef struct {
     size_t correct;
     float *out;                 /* forward: the caller's outputs */
     bool comm;                  /* false while warming up alone */
-    /* pipeline stages */
-    const size_t *mstart, *mcount;   /* rows of each micro-batch of this run */
-    const clt__schedule *sched;      /* NULL: nothing to run (a group past the placement) */
-    uint32_t tag;
-    int train;
+    double t0;                  /* with stages: when the compute being timed started */
 } rank_job;
 
 static int tensor_rank(const rank_job *j) { return j->rank % j->s->T; }
@@ -435,7 +442,7 @@ static clt_status span_forward(rank_job *j, clt__worker *w, clt__net *n, size_t 
  * column-parallel layers; layer n->first's input gradient (computed above the model's first
  * layer only) goes to din_to when its mem is set. */
 static clt_status span_backward(rank_job *j, clt__worker *w, clt__net *n, size_t row, size_t B, clt__view dout,
-                                clt__view din_to, uint64_t seed, double *t0)
+                                clt__view din_to, clt__bwd_part part, uint64_t seed, double *t0)
 {
     tensor_state *s = j->s;
     clt__view din;
@@ -443,7 +450,7 @@ static clt_status span_backward(rank_job *j, clt__worker *w, clt__net *n, size_t
     for (int i = n->last, last = n->last; i >= n->first && st == CLT_OK; i--) {
         if (i > n->first && !cut_after(s, i - 1)) continue;
         clt__view to = i == n->first ? din_to : (clt__view){NULL, 0};
-        st = clt__net_backward_span_rows(n, i, last, row, B, dout, to, i > 0, &din, seed);
+        st = clt__net_backward_span_rows(n, i, last, row, B, dout, to, i > 0, &din, seed, part);
         if (st == CLT_OK && i > 0 && s->part[i] == CLT_SLICE_COLUMN)
             st = group_sum(j, w, din, B * n->m->layers[i].in_numel, t0);
         dout = din;
@@ -476,7 +483,8 @@ static clt_status rank_backward(rank_job *j, clt__worker *w, double *t0)
 {
     clt__net *n = j->s->nets[j->rank];
     uint64_t seed = j->b ? clt__step_seed(j->t) : 0;
-    return span_backward(j, w, n, 0, j->count, (clt__view){n->gbuf[0], 0}, (clt__view){NULL, 0}, seed, t0);
+    return span_backward(j, w, n, 0, j->count, (clt__view){n->gbuf[0], 0}, (clt__view){NULL, 0}, CLT__BWD_ALL, seed,
+                         t0);
 }
 
 /* The sum of squares of the gradients of net n this rank alone holds: its slices, and on tensor
@@ -507,110 +515,48 @@ static clt_status owned_sumsq(rank_job *j, clt__net *n, double *out)
     return st;
 }
 
-/* ---- a pipeline stage's instructions on one rank -------------------------------------------- */
+/* ---- a tensor group's stage (lib/pipeline_exec.c runs the instructions) ---------------------- */
 
-/* Tensor rank r's copy of stage k: where its links are. */
-static tstage *stage_at(tensor_state *s, int k, int r) { return &s->st[(s->stage_group[k] * s->T + r) * s->S + k]; }
+/* Whether a tensor stage's backward splits into the input gradient and WGRAD: under zero bubble
+ * only, which needs it. Under GPipe and 1F1B the model strategy splits too, but here the split's
+ * copies of the output gradients (wsave) and its extra slot measured slower on the seed
+ * placement (cltrain bench train, 0.59x one device against 0.70x whole), so they stay whole. */
+static bool split_backward(const clt_trainer *t) { return t->p.pipeline == CLT_PIPELINE_ZB; }
 
-static clt_status pipe_op(rank_job *j, clt__worker *w, clt__op op, double *t0)
+static clt_status stage_forward(void *user, clt__worker *w, clt__net *n, size_t row, size_t count, int training,
+                                uint64_t seed)
 {
-    tensor_state *s = j->s;
-    clt_trainer *t = j->t;
-    const clt__batch *b = j->b;
-    int r = tensor_rank(j);
-    tstage *g = &s->st[j->rank * s->S + op.stage];
-    clt__net *n = g->net;
-    /* r0: the micro-batch's first row in the batch; b0: in the stage's buffers, its slot; gb0: in gout */
-    size_t r0 = j->mstart[op.mb], cnt = j->mcount[op.mb];
-    size_t b0 = (size_t)(op.mb % g->slots) * s->mrows, gb0 = (size_t)(op.mb % g->gslots) * s->mrows;
-    uint64_t seed = clt__step_seed(t);
-    clt_status st = CLT_OK;
-    n->row0 = r0 - b0;   /* dropout: buffer row b0 is row r0 (wraps around, and back, when b0 > r0) */
-    switch ((clt__op_kind)op.kind) {
-    case CLT__OP_FWD:
-        if (op.stage == 0) st = clt__net_upload_input(n, b, r0, cnt, b0);
-        if (st == CLT_OK) st = span_forward(j, w, n, b0, cnt, j->train, seed, t0);
-        return st;
-    case CLT__OP_SEND_ACT:
-        return clt__link_send(g->act, j->tag, op.mb, r0 * g->out, clt__at(clt__net_output(n), b0 * g->out),
-                              cnt * g->out);
-    case CLT__OP_RECV_ACT:
-        return clt__link_recv(stage_at(s, op.stage - 1, r)->act, j->tag, op.mb, r0 * g->in,
-                              (clt__view){n->input, b0 * g->in}, cnt * g->in);
-    case CLT__OP_BWD: {
-        clt__view dout = {g->gin, 0};
-        if (op.stage == s->S - 1) {   /* every rank of the group computes the same loss */
-            double sum = 0;
-            size_t hits = 0;
-            st = clt__net_upload_truth(n, b, r0, cnt);
-            if (st == CLT_OK)
-                st = clt__net_loss_rows(n, t->p.loss, b0, cnt, clt__loss_grad_scale(t, b->batch), 1, &sum, &hits);
-            j->loss_sum += sum;
-            j->correct += hits;
-            dout = (clt__view){n->gbuf[0], 0};
-        }
-        if (st == CLT_OK) st = span_backward(j, w, n, b0, cnt, dout, (clt__view){g->gout, gb0 * g->in}, seed, t0);
-        return st;
-    }
-    case CLT__OP_SEND_GRAD:
-        return clt__link_send(g->grad, j->tag, op.mb, r0 * g->in, (clt__view){g->gout, gb0 * g->in}, cnt * g->in);
-    case CLT__OP_RECV_GRAD:   /* the backward after it on this queue consumes it: one slot */
-        return clt__link_recv(stage_at(s, op.stage + 1, r)->grad, j->tag, op.mb, r0 * g->out,
-                              (clt__view){g->gin, 0}, cnt * g->out);
-    case CLT__OP_OUTPUT: {
-        if (b->labels || b->targets) {
-            double sum = 0;
-            st = clt__net_upload_truth(n, b, r0, cnt);
-            if (st == CLT_OK) st = clt__net_loss_rows(n, t->p.loss, b0, cnt, 1.0f, 0, &sum, NULL);
-            j->loss_sum += sum;
-        }
-        if (st != CLT_OK || r) return st;   /* tensor rank 0 reads the outputs */
-        clt__view o = clt__at(clt__net_output(n), b0 * g->out);
-        cl_int err = clEnqueueReadBuffer(w->queue, o.mem, CL_TRUE, o.off * sizeof(float), cnt * g->out * sizeof(float),
-                                         j->out + r0 * g->out, 0, NULL, NULL);
-        return err == CL_SUCCESS ? CLT_OK : clt__fail_cl(err, clt__worker_name(w), "reading the outputs");
-    }
-    case CLT__OP_WGRAD:   /* not in this strategy's schedules: its backwards do not split */
-        break;
-    }
-    return clt__fail(CLT_ERR_STATE, "internal error: unknown pipeline instruction %d", op.kind);
+    rank_job *j = user;
+    return span_forward(j, w, n, row, count, training, seed, &j->t0);
 }
 
-/* Phase A with stages (and forward-only runs): the group's instruction list, then with an
- * update coming this rank's share of the sum of squares (every group's: each holds its layers). */
+static clt_status stage_backward(void *user, clt__worker *w, clt__net *n, size_t row, size_t count, clt__view dout,
+                                 clt__view din, clt__bwd_part part, uint64_t seed)
+{
+    rank_job *j = user;
+    return span_backward(j, w, n, row, count, dout, din, part, seed, &j->t0);
+}
+
+static clt_status stage_sumsq(void *user, clt__net *n, double *out) { return owned_sumsq(user, n, out); }
+
+/* A tensor rank's slice of a stage: its spans between the group's all-reduces. */
+static const clt__stage_kind tensor_stage = {stage_forward, stage_backward, stage_sumsq};
+
+/* Phase A with stages (and forward-only runs): the group's instruction list; with an update
+ * coming, the copies of each of its stages sum their gradients (stage by stage, in the same
+ * order on every copy), and copy 0's ranks their share of the sum of squares (every group's:
+ * each holds its layers). */
 static clt_status pipe_a_body(clt__worker *w, rank_job *j)
 {
-    tensor_state *s = j->s;
     clt_trainer *t = j->t;
-    clt_status st = CLT_OK;
-    double t0 = clt__now();
+    j->t0 = clt__now();
     j->seconds = 0;
-    for (int k = 0; k < s->S && st == CLT_OK && j->train && j->first_micro; k++) {
-        clt__net *n = rank_net(s, j->rank, k);
-        if (n) st = clt__zero(w, (clt__view){n->grads, 0}, n->padded);
-    }
-    int g = group_of(j);
-    for (size_t i = 0; j->sched && i < j->sched->nops[g] && st == CLT_OK; i++) {
-        clt__op op = j->sched->ops[g][i];
-        st = clt__fault_point(w, clt__op_fault_kind(op.kind), (unsigned)i + 1, clt__op_name(op.kind));
-        double t1 = clt__now();
-        if (st == CLT_OK) st = pipe_op(j, w, op, &t0);
-        /* the timeline shows each instruction, waits for a neighbour's rows included */
-        if (w->trace && clt__op_span_name(op)) clt__worker_span(w, clt__op_span_name(op), t1, clt__now());
-    }
-    if (st == CLT_OK) {
-        cl_int err = clFinish(w->queue);
-        if (err != CL_SUCCESS) st = clt__fail_cl(err, clt__worker_name(w), "finishing the pipeline");
-    }
-    if (j->sched) clt__worker_throttle(w, clt__now() - t0);
-    j->seconds += clt__now() - t0;
-    if (st != CLT_OK || !j->update || !(t->p.clip_norm > 0.0f || t->p.check_numerics)) return st;
-    for (int k = 0; k < s->S && st == CLT_OK; k++) {
-        clt__net *n = rank_net(s, j->rank, k);
-        double part = 0;
-        if (n) st = owned_sumsq(j, n, &part);
-        j->sumsq += part;
-    }
+    clt_status st = j->pj.train && j->first_micro ? clt__pipe_zero_grads(w, &j->pj) : CLT_OK;
+    if (st == CLT_OK) st = clt__pipe_run(w, &j->pj);
+    if (j->pj.sched) clt__worker_throttle(w, clt__now() - j->t0);
+    j->seconds += clt__now() - j->t0;
+    bool norm = (t->p.clip_norm > 0.0f || t->p.check_numerics) && copy_of(j->s, j->rank) == 0;
+    if (st == CLT_OK && j->update) st = clt__pipe_reduce(w, &j->pj, norm, &j->s->copts, &j->sumsq);
     return st;
 }
 
@@ -624,7 +570,8 @@ static void abort_peers(rank_job *j, clt_status st)
     int dev = j->rank;
     for (int g = 0; s->tcomm && g < s->G; g++)
         if (s->S || g == group_of(j)) clt__comm_abort(s->tcomm[g], dev, st, clt_last_error());
-    if (s->dcomm) clt__comm_abort(s->dcomm[tensor_rank(j)], dev, st, clt_last_error());
+    for (int c = 0; s->dcomm && c < s->ndcomm; c++)
+        if (s->S || s->dcomm[c] == copies_comm(s, dev)) clt__comm_abort(s->dcomm[c], dev, st, clt_last_error());
     if (s->xg) clt__xfer_group_abort(s->xg, dev, st, clt_last_error());
 }
 
@@ -655,8 +602,8 @@ static clt_status phase_a_body(clt__worker *w, rank_job *j)
     if (st != CLT_OK || !j->update) return st;
     double t1 = clt__now();
     if (s->dcomm)
-        st = clt__comm_allreduce(s->dcomm[tensor_rank(j)], w, n->grads, 0, n->grads, 0, n->nparams,
-                                 CLT_OP_SUM, &s->copts);
+        st = clt__comm_allreduce(copies_comm(s, j->rank), w, n->grads, 0, n->grads, 0, n->nparams, CLT_OP_SUM,
+                                 &s->copts);
     if (s->dcomm) clt__worker_span(w, "all-reduce gradients across groups", t1, clt__now());
     if (st == CLT_OK && group_of(j) == 0 && (t->p.clip_norm > 0.0f || t->p.check_numerics))
         st = owned_sumsq(j, n, &j->sumsq);
@@ -686,8 +633,8 @@ static clt_status share_update(rank_job *j, clt__net *n)
         a = b = hi;
     }
     if (st == CLT_OK && s->tcomm) st = clt__net_share_update(n, s->tcomm[group_of(j)], a, b - a, 0, &s->copts);
-    if (st == CLT_OK && s->dcomm)
-        st = clt__net_share_update(n, s->dcomm[tensor_rank(j)], 0, n->nparams, 0, &s->copts);
+    if (st == CLT_OK && copies_comm(s, j->rank))
+        st = clt__net_share_update(n, copies_comm(s, j->rank), 0, n->nparams, 0, &s->copts);
     return st;
 }
 
@@ -754,7 +701,7 @@ static clt_status forward_task(clt__worker *w, void *arg)
 static void reset_comms(tensor_state *s)
 {
     for (int g = 0; s->tcomm && g < s->G; g++) clt__comm_reset(s->tcomm[g]);
-    for (int r = 0; s->dcomm && r < s->T; r++) clt__comm_reset(s->dcomm[r]);
+    for (int c = 0; s->dcomm && c < s->ndcomm; c++) clt__comm_reset(s->dcomm[c]);
     if (s->xg) clt__xfer_group_reset(s->xg);
 }
 
@@ -788,38 +735,35 @@ static clt_status make_jobs(clt_trainer *t, const clt__batch *b, size_t *counts,
     return CLT_OK;
 }
 
-/* With stages: one run of the pipeline over micro-batches [m0, m0 + mcap) of the batch's
- * min(batch, micro_batches), as equal as can be; *more says whether some come after. *rows
- * holds the micro-batches' rows (the caller frees it with the jobs). */
+/* With stages: one run of the pipelines over micro-batches [m0, m0 + mcap) of their shares
+ * (clt__pipe_shares); *more says whether some come after. *rows holds the shares (the caller
+ * frees it with the jobs). */
 static clt_status pipe_jobs(clt_trainer *t, const clt__batch *b, int train, size_t m0, size_t mcap,
-                            rank_job **out, size_t **rows_out, bool *more)
+                            rank_job **out, clt__pipe_share **rows_out, bool *more)
 {
     tensor_state *s = t->state;
-    size_t Mmax = (size_t)t->p.micro_batches, all = Mmax < b->batch ? Mmax : b->batch;
-    size_t *rows = malloc(2 * Mmax * sizeof *rows);
     rank_job *jobs = calloc((size_t)s->n, sizeof *jobs);
-    *out = jobs, *rows_out = rows;
-    if (!rows || !jobs) return clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
-    size_t *start = rows, *count = rows + Mmax;
-    for (size_t i = 0, at = 0; i < all; i++) {
-        count[i] = b->batch / all + (i < b->batch % all);
-        start[i] = at;
-        at += count[i];
-    }
-    size_t M = all > m0 ? (all - m0 < mcap ? all - m0 : mcap) : 0;
-    *more = m0 + M < all;
-    const clt__schedule *sched = NULL;
-    clt_status st = M ? clt__schedule_cached(&s->sched[train ? 1 : 0], t->p.pipeline, s->S, s->stage_group, s->used,
-                                             (int)M, train, 0, &sched)
-                      : CLT_OK;
+    clt__pipe_share *sh = NULL;
+    clt_status st = clt__pipe_shares(b->batch, s->P, t->p.micro_batches, m0, mcap, &sh, more);
+    *out = jobs, *rows_out = sh;
+    if (st == CLT_OK && !jobs) st = clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
+    bool split = split_backward(t);
     uint32_t tag = ++s->tag;
-    for (int g = 0; g < s->G && train; g++) s->counts[g] = g < s->used ? b->batch : 0;   /* the step's split */
-    for (int q = 0; q < s->n; q++) {
-        bool in = q / s->T < s->used;
-        jobs[q] = (rank_job){.t = t, .s = s, .rank = q, .b = b, .count = in ? b->batch : 0,
-                             .first_micro = t->micro == 0, .gscale = 1.0f, .comm = true,
-                             .mstart = start + (M ? m0 : 0), .mcount = count + (M ? m0 : 0),
-                             .sched = in ? sched : NULL, .tag = tag, .train = train};
+    for (int q = 0; q < s->n && st == CLT_OK; q++) {
+        int p = copy_of(s, q);
+        const clt__schedule *sched = NULL;
+        if (p >= 0 && sh[p].M)
+            st = clt__schedule_cached(&s->sched[train ? 1 : 0][p], t->p.pipeline, s->S, s->stage_group, s->used,
+                                      sh[p].M, train, split, &sched);
+        size_t rows = p >= 0 ? sh[p].rows : 0;
+        if (train) s->counts[q / s->T] = rows;   /* the step's split */
+        jobs[q] = (rank_job){.t = t, .s = s, .rank = q, .b = b, .count = rows, .first_micro = t->micro == 0,
+                             .gscale = 1.0f, .comm = true};
+        jobs[q].pj = (clt__pipe_job){.kind = &tensor_stage, .user = &jobs[q], .st = &s->st[q * s->S], .S = s->S,
+                                     .sched = sched, .sdev = sgroup_of(s, q), .b = b, .share = p >= 0 ? sh[p] : sh[0],
+                                     .mrows = s->mrows, .tag = tag, .train = train, .split = split,
+                                     .loss = t->p.loss, .loss_scale = clt__loss_grad_scale(t, b->batch),
+                                     .seed = clt__step_seed(t), .read_out = q % s->T == 0};
     }
     return st;
 }
@@ -897,7 +841,7 @@ static clt_status tensor_step(clt_trainer *t, const clt__batch *b, int update, f
 {
     tensor_state *s = t->state;
     rank_job *jobs;
-    size_t *rows = NULL;
+    clt__pipe_share *rows = NULL;
     bool more;
     clt_status st = s->S ? pipe_jobs(t, b, 1, 0, (size_t)t->p.micro_batches, &jobs, &rows, &more)
                          : make_jobs(t, b, s->counts, &jobs);
@@ -911,7 +855,8 @@ static clt_status tensor_step(clt_trainer *t, const clt__batch *b, int update, f
     *correct = 0;
     for (int q = 0; q < s->n; q++) {
         if (q % s->T) continue;   /* the group's ranks computed the same loss */
-        loss_sum += jobs[q].loss_sum, *correct += jobs[q].correct;
+        loss_sum += s->S ? jobs[q].pj.loss_sum : jobs[q].loss_sum;
+        *correct += s->S ? jobs[q].pj.correct : jobs[q].correct;
     }
     for (int q = 0; q < s->n; q++) sumsq += jobs[q].sumsq;   /* group 0's, or every stage's */
     *loss = clt__loss_mean(t, loss_sum, b->batch);
@@ -943,11 +888,11 @@ static clt_status pipe_forward(clt_trainer *t, const clt__batch *b, float *out, 
     bool more = true;
     for (size_t m0 = 0; more && st == CLT_OK; m0 += (size_t)s->round) {
         rank_job *jobs;
-        size_t *rows;
+        clt__pipe_share *rows;
         st = pipe_jobs(t, b, 0, m0, (size_t)s->round, &jobs, &rows, &more);
-        for (int q = 0; q < s->n && st == CLT_OK; q++) jobs[q].out = out, jobs[q].loss_sum = sums[q];
+        for (int q = 0; q < s->n && st == CLT_OK; q++) jobs[q].pj.out = out, jobs[q].pj.loss_sum = sums[q];
         if (st == CLT_OK) st = run_ranks(t, s, phase_a, jobs);
-        for (int q = 0; jobs && q < s->n && st == CLT_OK; q++) sums[q] = jobs[q].loss_sum;
+        for (int q = 0; jobs && q < s->n && st == CLT_OK; q++) sums[q] = jobs[q].pj.loss_sum;
         free(jobs), free(rows);
     }
     *loss_sum = 0;
@@ -1014,48 +959,28 @@ static clt_status make_stages(clt__worker *w, clt_trainer *t, int q)
     const clt_model *lm = s->local[q % s->T];
     clt_status st = CLT_OK;
     for (int k = 0; k < s->S && st == CLT_OK; k++) {
-        tstage *x = &s->st[q * s->S + k];
+        clt__pipe_stage *x = &s->st[q * s->S + k];
         int first = s->stage_first[k], last = s->stage_last[k];
-        if (s->stage_group[k] != q / s->T) continue;
+        x->dev = q;
+        if (copy_of(s, q) < 0 || s->stage_group[k] != sgroup_of(s, q)) continue;
         x->in = lm->layers[first].in_numel, x->out = lm->layers[last].out_numel;
         st = clt__net_create(w, lm, first, last, (size_t)x->slots * s->mrows, 1, &x->net);
-        if (st == CLT_OK && k < s->S - 1)
-            st = clt__alloc(w, s->mrows * x->out, "gradients from the next stage", &x->gin);
-        if (st == CLT_OK && k > 0)
-            st = clt__alloc(w, (size_t)x->gslots * s->mrows * x->in, "gradients for the previous stage", &x->gout);
+        if (st == CLT_OK)
+            st = clt__pipe_stage_buffers(w, x, k == 0, k == s->S - 1, s->mrows, split_backward(t));
     }
     return st;
-}
-
-static clt_status destroy_stage(clt__worker *w, void *arg)
-{
-    tstage *x = arg;
-    (void)w;
-    if (x->gin) clReleaseMemObject(x->gin);
-    if (x->gout) clReleaseMemObject(x->gout);
-    clt__net_destroy(x->net);
-    x->gin = x->gout = NULL;
-    x->net = NULL;
-    return CLT_OK;
 }
 
 /* warm_up for stage k on rank q: a micro-batch of zeros through the stage alone. */
 static clt_status stage_warm_up(clt__worker *w, clt_trainer *t, int q, int k)
 {
     tensor_state *s = t->state;
-    tstage *x = &s->st[q * s->S + k];
+    clt__pipe_stage *x = &s->st[q * s->S + k];
     clt__net *n = x->net;
-    size_t R = s->mrows;
-    bool last = k == s->S - 1;
     rank_job j = {.t = t, .s = s, .rank = q, .gscale = 1.0f};   /* comm false: no all-reduces */
-    double t0 = clt__now(), unused;
-    clt_status st = clt__net_zero_batch(n, R);
-    if (st == CLT_OK && x->gin) st = clt__zero(w, (clt__view){x->gin, 0}, R * x->out);
-    if (st == CLT_OK) st = span_forward(&j, w, n, 0, R, 1, 0, &t0);
-    if (st == CLT_OK && last) st = clt__net_loss_rows(n, t->p.loss, 0, R, 1.0f, 1, &unused, NULL);
-    clt__view dout = last ? (clt__view){n->gbuf[0], 0} : (clt__view){x->gin, 0};
-    if (st == CLT_OK) st = span_backward(&j, w, n, 0, R, dout, (clt__view){x->gout, 0}, 0, &t0);
-    if (st == CLT_OK) st = clt__zero(w, (clt__view){n->grads, 0}, n->padded);
+    double unused;
+    clt_status st = clt__pipe_warm_up(w, &tensor_stage, &j, x, k == 0, k == s->S - 1, s->mrows,
+                                      split_backward(t), t->p.loss);
     if (st == CLT_OK) st = owned_sumsq(&j, n, &unused);
     if (st == CLT_OK) st = clt__net_warm_optimizer(n, &t->p.optim, 0, n->nparams);
     return st;
@@ -1149,10 +1074,9 @@ static void free_ranks(clt_trainer *t)
     for (int q = 0; s->nets && q < s->n; q++)
         if (s->nets[q]) clt__worker_call(&t->rt->workers[q], clt__net_destroy_task, s->nets[q]);
     for (int i = 0; s->st && i < s->n * s->S; i++) {
-        tstage *x = &s->st[i];
-        clt__link_destroy(x->act), clt__link_destroy(x->grad);
-        x->act = x->grad = NULL;
-        if (x->net || x->gin || x->gout) clt__worker_call(&t->rt->workers[i / s->S], destroy_stage, x);
+        clt__pipe_stage *x = &s->st[i];
+        clt__pipe_unlink(x);
+        if (x->net || x->gin || x->gout) clt__worker_call(&t->rt->workers[i / s->S], clt__pipe_stage_free, x);
     }
     for (int r = 0; s->local && r < s->T; r++) clt_model_destroy(s->local[r]), s->local[r] = NULL;
     if (s->nets) memset(s->nets, 0, (size_t)s->n * sizeof *s->nets);
@@ -1163,10 +1087,13 @@ static void tensor_destroy(clt_trainer *t)
     tensor_state *s = t->state;
     if (!s) return;
     for (int g = 0; s->tcomm && g < s->G; g++) clt__comm_destroy(s->tcomm[g]);
-    for (int r = 0; s->dcomm && r < s->T; r++) clt__comm_destroy(s->dcomm[r]);
+    for (int c = 0; s->dcomm && c < s->ndcomm; c++) clt__comm_destroy(s->dcomm[c]);
     free_ranks(t);
     clt__xfer_group_destroy(s->xg);
-    for (int i = 0; i < 2; i++) clt__schedule_free(s->sched[i]);
+    for (int i = 0; i < 2; i++) {
+        for (int p = 0; s->sched[i] && p < s->P; p++) clt__schedule_free(s->sched[i][p]);
+        free(s->sched[i]);
+    }
     free(s->tcomm), free(s->dcomm), free(s->nets), free(s->local);
     free(s->part), free(s->lo), free(s->len), free(s->pieces), free(s->counts), free(s->seconds);
     free(s->layer_group), free(s->stage_first), free(s->stage_last), free(s->stage_group), free(s->st);
@@ -1174,21 +1101,20 @@ static void tensor_destroy(clt_trainer *t)
     t->state = NULL;
 }
 
-/* With stages: tensor rank r of each stage's group to tensor rank r of the next, activations
- * forward and their gradients back, each link with room for a whole batch. */
+/* With stages: in each copy, tensor rank r of each stage's group to tensor rank r of the next,
+ * activations forward and their gradients back, each link with room for a copy's share. */
 static clt_status make_links(clt_trainer *t, tensor_state *s)
 {
-    size_t rows = t->p.max_batch;
-    int slots = rows < 65536 ? (int)rows : 65536;
+    size_t rows = (t->p.max_batch + (size_t)s->P - 1) / (size_t)s->P;   /* a copy's share */
     clt_status st = clt__xfer_group_create(&s->xg, 0);
-    for (int k = 0; k + 1 < s->S && st == CLT_OK; k++)
-        for (int r = 0; r < s->T && st == CLT_OK; r++) {
-            tstage *a = stage_at(s, k, r), *b = stage_at(s, k + 1, r);
-            clt__worker *wa = &t->rt->workers[s->stage_group[k] * s->T + r];
-            clt__worker *wb = &t->rt->workers[s->stage_group[k + 1] * s->T + r];
-            st = clt__link_create(&a->act, s->xg, wa, wb, rows * a->out, slots, 0);
-            if (st == CLT_OK) st = clt__link_create(&b->grad, s->xg, wb, wa, rows * b->in, slots, 0);
-        }
+    for (int p = 0; p < s->P && st == CLT_OK; p++)
+        for (int k = 0; k + 1 < s->S && st == CLT_OK; k++)
+            for (int r = 0; r < s->T && st == CLT_OK; r++) {
+                int qa = (p * s->used + s->stage_group[k]) * s->T + r;
+                int qb = (p * s->used + s->stage_group[k + 1]) * s->T + r;
+                st = clt__pipe_link(&s->st[qa * s->S + k], &s->st[qb * s->S + k + 1], s->xg, &t->rt->workers[qa],
+                                    &t->rt->workers[qb], rows);
+            }
     return st;
 }
 
@@ -1220,27 +1146,28 @@ static clt_status tensor_create(clt_trainer *t, const float *init)
         return clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
     }
     clt_status st = stages(s, m);
-    if (st == CLT_OK && s->S && t->p.pipelines > 1)
-        st = clt__fail(CLT_ERR_UNSUPPORTED, "clt_trainer_create: copies of a pipeline of tensor groups "
-                       "(pipelines %d) are not supported yet: use pipelines 1 (groups past the "
-                       "placement stay idle)", t->p.pipelines);
-    /* zero bubble moves weight gradients apart from their backward; this strategy's backwards run
-     * whole, layer span by layer span between the all-reduces */
-    if (st == CLT_OK && s->S && t->p.pipeline == CLT_PIPELINE_ZB)
-        st = clt__fail(CLT_ERR_UNSUPPORTED, "clt_trainer_create: the zb pipeline schedule with tensor groups "
-                       "as stages is not supported: their backwards do not split into input and weight "
-                       "gradients (use 1f1b)");
+    s->P = s->S ? t->p.pipelines : 1;
+    if (st == CLT_OK && s->P * s->used > s->G)
+        st = clt__fail(CLT_ERR_INVALID_ARG, "clt_trainer_create: %d copies of a placement on tensor groups 0..%d "
+                       "need %d groups, but the runtime's %d devices in groups of %d (tensor_group) make %d",
+                       s->P, s->used - 1, s->P * s->used, s->n, s->T, s->G);
+    if (st == CLT_OK && s->S) {
+        s->sched[0] = calloc((size_t)s->P, sizeof *s->sched[0]);
+        s->sched[1] = calloc((size_t)s->P, sizeof *s->sched[1]);
+        if (!s->sched[0] || !s->sched[1]) st = clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
+    }
     if (st != CLT_OK) {
         free(w), free(secs);
         return st;
     }
     if (s->S) {   /* the model strategy's slots, the same on every rank (lib/strategy_model.c) */
         int M = t->p.micro_batches, S = s->S;
-        s->mrows = (t->p.max_batch + (size_t)M - 1) / (size_t)M;
+        size_t rows = (t->p.max_batch + (size_t)s->P - 1) / (size_t)s->P;   /* a copy's share */
+        s->mrows = (rows + (size_t)M - 1) / (size_t)M;
         s->round = M;
         for (int k = 0; k < S; k++) {
             int slots, gslots;
-            clt__pipeline_slots(t->p.pipeline, S, k, M, 0, &slots, &gslots);
+            clt__pipeline_slots(t->p.pipeline, S, k, M, split_backward(t), &slots, &gslots);
             for (int q = 0; q < s->n; q++) s->st[q * S + k].slots = slots, s->st[q * S + k].gslots = gslots;
             if (slots < s->round) s->round = slots;
         }
@@ -1284,16 +1211,21 @@ static clt_status tensor_create(clt_trainer *t, const float *init)
         }
         free(devs);
     }
-    if (st == CLT_OK && s->G > 1 && !s->S) {
-        if (!(s->dcomm = calloc((size_t)T, sizeof *s->dcomm)))
+    /* the copies of each slice: of the whole net in every group, or of each group's stages in
+     * every copy of the pipeline */
+    int copies = s->S ? s->P : s->G;
+    if (st == CLT_OK && copies > 1) {
+        s->ndcomm = s->S ? s->used * T : T;
+        if (!(s->dcomm = calloc((size_t)s->ndcomm, sizeof *s->dcomm)))
             return clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
         int *devs = malloc((size_t)s->n * sizeof *devs);
         if (!devs) return clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "out of host memory");
-        for (int r = 0; r < T && st == CLT_OK; r++) {
-            for (int g = 0; g < s->G; g++) devs[g] = g * T + r;
-            st = clt__comm_create_group(&s->dcomm[r], t->rt, devs, s->G);
+        for (int c = 0; c < s->ndcomm && st == CLT_OK; c++) {
+            for (int i = 0; i < copies; i++) devs[i] = s->S ? (i * s->used + c / T) * T + c % T : i * T + c;
+            st = clt__comm_create_group(&s->dcomm[c], t->rt, devs, copies);
         }
         free(devs);
+        for (int i = 0; i < s->n * s->S; i++) s->st[i].copies = copies_comm(s, i / s->S);
     }
     if (st == CLT_OK && s->S) st = make_links(t, s);
     if (st == CLT_OK && clt__log_enabled(CLT_LOG_INFO)) {
@@ -1308,6 +1240,9 @@ static clt_status tensor_create(clt_trainer *t, const float *init)
                      s->stage_group[k] * T, s->stage_group[k] * T + T - 1,
                      clt_pipeline_schedule_name(t->p.pipeline), t->p.micro_batches,
                      t->p.micro_batches == 1 ? "" : "es");
+        if (s->P > 1)
+            clt__log(CLT_LOG_INFO, "tensor parallel: %d copies of the pipeline, copy p on groups p * %d ..", s->P,
+                     s->used);
     }
     return st;
 }

@@ -569,19 +569,22 @@ static void check_tensor_dropout(void)
  * embedding's weight (the head's stage keeps a copy, its gradient added to the embedding's on
  * stage 0): partitioned by the trainer (never inside a residual block) under every schedule, as
  * 3 stages placed at block boundaries, with the tied head's stage on the embedding's device, and
- * as 2 copies of a 2-stage pipeline, against one device from the same seed after DP_STEPS steps,
- * then the predictions of the trained pipeline against one device's from the same weights; a
- * placement cutting a block is refused naming it. */
+ * as 2 copies of a 2-stage pipeline; untied, with tensor parallelism too, as 2 stages of 2-way
+ * groups (attention split by heads) under every schedule and as 2 copies of 2 stages of 1-device
+ * groups (tensor parallelism keeps a tied head with its embedding); each against one device from
+ * the same seed after DP_STEPS steps, then the trained pipeline's predictions against one
+ * device's from the same weights; a placement cutting a block is refused naming it. */
 static void check_pipelines(int tied)
 {
     const char *name = tied ? "tied GPT" : "untied GPT";
     clt_gpt_config c = clt_gpt_config_default();
     c.vocab = VOCAB, c.block = BLOCK, c.layers = LAYERS, c.heads = HEADS, c.embd = EMBD, c.tied = tied;
-    clt_model *m = NULL, *placed = NULL, *again = NULL;
+    clt_model *m = NULL, *placed = NULL, *again = NULL, *halves = NULL;
     if (!ok_status(clt_model_create_gpt(&m, &c), "a %s", name) ||
         !ok_status(clt_model_create_gpt(&placed, &c), "and one to place") ||
-        !ok_status(clt_model_create_gpt(&again, &c), "and one to place with a device twice")) {
-        clt_model_destroy(m), clt_model_destroy(placed), clt_model_destroy(again);
+        !ok_status(clt_model_create_gpt(&again, &c), "and one to place with a device twice") ||
+        !ok_status(clt_model_create_gpt(&halves, &c), "and one to place in halves")) {
+        clt_model_destroy(m), clt_model_destroy(placed), clt_model_destroy(again), clt_model_destroy(halves);
         return;
     }
     int L = clt_model_layer_count(m);
@@ -593,6 +596,9 @@ static void check_pipelines(int tied)
     clt_model_place(again, 0, 13, 0);
     clt_model_place(again, 14, 25, 1);
     clt_model_place(again, 26, L - 1, 0);
+    /* tensor groups: the embeddings and block 0 on group 0, the rest on group 1 */
+    clt_model_place(halves, 0, 13, 0);
+    clt_model_place(halves, 14, L - 1, 1);
     size_t np = clt_model_param_count(m), nout = (size_t)BATCH * BLOCK * VOCAB;
     float *want = malloc(np * sizeof *want), *got = malloc(np * sizeof *got), lw[DP_STEPS], lg[DP_STEPS];
     float *pw = malloc(nout * sizeof *pw), *pg = malloc(nout * sizeof *pg);
@@ -601,18 +607,25 @@ static void check_pipelines(int tied)
         clt_pipeline_schedule schedule;
         const clt_model *model;
         const char *what;
+        int tensor_group;   /* 0: model parallel; else tensor parallel (untied only) */
     } cases[] = {
-        {1, 1, 1, CLT_PIPELINE_NAIVE, m, "one device"},
-        {2, 1, 2, CLT_PIPELINE_NAIVE, m, "2 stages, naive, 2 micro-batches"},
-        {2, 1, 4, CLT_PIPELINE_GPIPE, m, "2 stages, gpipe, 4 micro-batches"},
-        {2, 1, 4, CLT_PIPELINE_1F1B, m, "2 stages, 1f1b, 4 micro-batches"},
-        {2, 1, 4, CLT_PIPELINE_ZB, m, "2 stages, zb, 4 micro-batches"},
-        {3, 1, 3, CLT_PIPELINE_1F1B, placed, "3 stages placed at block boundaries, 1f1b, 3 micro-batches"},
-        {2, 1, 2, CLT_PIPELINE_GPIPE, again, "3 stages on 2 devices, the head's on the embedding's, gpipe"},
-        {4, 2, 2, CLT_PIPELINE_1F1B, m, "2 copies of a 2-stage pipeline, 1f1b"},
+        {1, 1, 1, CLT_PIPELINE_NAIVE, m, "one device", 0},
+        {2, 1, 2, CLT_PIPELINE_NAIVE, m, "2 stages, naive, 2 micro-batches", 0},
+        {2, 1, 4, CLT_PIPELINE_GPIPE, m, "2 stages, gpipe, 4 micro-batches", 0},
+        {2, 1, 4, CLT_PIPELINE_1F1B, m, "2 stages, 1f1b, 4 micro-batches", 0},
+        {2, 1, 4, CLT_PIPELINE_ZB, m, "2 stages, zb, 4 micro-batches", 0},
+        {3, 1, 3, CLT_PIPELINE_1F1B, placed, "3 stages placed at block boundaries, 1f1b, 3 micro-batches", 0},
+        {2, 1, 2, CLT_PIPELINE_GPIPE, again, "3 stages on 2 devices, the head's on the embedding's, gpipe", 0},
+        {4, 2, 2, CLT_PIPELINE_1F1B, m, "2 copies of a 2-stage pipeline, 1f1b", 0},
+        {4, 1, 2, CLT_PIPELINE_NAIVE, halves, "2 stages of 2-way tensor groups, naive, 2 micro-batches", 2},
+        {4, 1, 4, CLT_PIPELINE_GPIPE, halves, "2 stages of 2-way tensor groups, gpipe, 4 micro-batches", 2},
+        {4, 1, 4, CLT_PIPELINE_1F1B, halves, "2 stages of 2-way tensor groups, 1f1b, 4 micro-batches", 2},
+        {4, 1, 4, CLT_PIPELINE_ZB, halves, "2 stages of 2-way tensor groups, zb, 4 micro-batches", 2},
+        {4, 2, 2, CLT_PIPELINE_ZB, halves, "2 copies of 2 stages of 1-device tensor groups, zb, 2 micro-batches", 1},
     };
     bool good = want && got && pw && pg;
     for (size_t k = 0; k < sizeof cases / sizeof cases[0] && good; k++) {
+        if (tied && cases[k].tensor_group) continue;
         clt_runtime *rt = NULL;
         clt_trainer *t = NULL, *one = NULL;
         clt_train_params p = gpt_params();
@@ -621,8 +634,9 @@ static void check_pipelines(int tied)
             p.pipeline = cases[k].schedule;
             p.micro_batches = cases[k].micro;
             p.pipelines = cases[k].pipelines;
-            p.verify_replicas = cases[k].pipelines > 1;
+            p.verify_replicas = cases[k].pipelines > 1 || cases[k].tensor_group > 1;
         }
+        if (cases[k].tensor_group) p.parallel = CLT_PARALLEL_TENSOR, p.tensor_group = cases[k].tensor_group;
         bool made = clt_runtime_create(&rt, cases[k].devices == 1 ? test_spec_one() : test_spec_n(cases[k].devices)) ==
                         CLT_OK &&
                     clt_trainer_create(&t, rt, cases[k].model, &p) == CLT_OK;
@@ -678,7 +692,7 @@ static void check_pipelines(int tied)
     clt_runtime_destroy(rt);
     clt_model_destroy(cut);
     free(want), free(got), free(pw), free(pg);
-    clt_model_destroy(m), clt_model_destroy(placed), clt_model_destroy(again);
+    clt_model_destroy(m), clt_model_destroy(placed), clt_model_destroy(again), clt_model_destroy(halves);
 }
 
 /* What tensor parallelism refuses in a GPT, saying what: fewer heads than devices, and a

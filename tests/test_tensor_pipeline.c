@@ -1,10 +1,15 @@
 /* Tensor parallelism with pipeline stages: a placement names tensor groups, each stage runs
- * tensor-parallel inside its group, micro-batches go through the stages by the naive, GPipe and
- * 1F1B schedules. 5 steps of the seed MLP train like one device (losses, parameters and
- * gradients gathered back in the model's numbering, predict, evaluate); 2 stages x 2-way
- * groups on 4 devices, the seed placement (group 0 holding two stages), 3 stages of 1-device
- * groups, one stage on a 3-way group; accumulation; slices sized by measured speed; dropout;
- * Adam with clipping; a checkpoint loads into a new pipeline and into one device; bad placements (and zero bubble) are refused naming the layer and the group; a device failing anywhere
+ * tensor-parallel inside its group, micro-batches go through the stages by the naive, GPipe,
+ * 1F1B and zero-bubble schedules (lib/pipeline_exec.c, the model strategy's executor). 5 steps
+ * of the seed MLP train like one device (losses, parameters and gradients gathered back in the
+ * model's numbering, predict, evaluate); 2 stages x 2-way groups on 4 devices, the seed
+ * placement (group 0 holding two stages), 3 stages of 1-device groups, one stage on a 3-way
+ * group; copies of a pipeline of groups (pipelines 2: 2 x 2 stages of 1-device groups on 4
+ * devices under every schedule, 2 x 2 stages x 2-way groups on 8), their replicas checked every
+ * step; accumulation; slices sized by measured speed; dropout (also in copies of a model
+ * pipeline); Adam with clipping; a checkpoint loads into a new pipeline and into one device; bad
+ * placements (and copies needing more groups than there are) are refused naming the layer and
+ * the group; a device failing anywhere
  * in a step returns its error at once and leaves the parameters as the last good step left them.
  * Tolerance: |got - ref| <= 1e-6 + 1e-5*|ref|. */
 #include "seed_check.h"
@@ -147,7 +152,7 @@ int main(void)
 {
     tap_require_device();
     ref_seed_batches(xs[0], ys[0], STEPS, BATCH);
-    const char *four = test_spec_n(4), *three = test_spec_n(3);
+    const char *four = test_spec_n(4), *three = test_spec_n(3), *eight = test_spec_n(8);
 
     clt_train_params base = clt_train_params_default();
     base.optim = clt_sgd(0.05f, 0.9f, 1e-4f, 0);
@@ -163,24 +168,36 @@ int main(void)
         const char *spec;
         int group, micro;
         clt_pipeline_schedule sched;
+        int pipelines;
         const placement *pl;
         const char *what;
     } cases[] = {
-        {four, 2, 2, CLT_PIPELINE_NAIVE, &two_stages, "2 stages x 2-way groups, naive, 2 micro-batches"},
-        {four, 2, 4, CLT_PIPELINE_NAIVE, &two_stages, "2 stages x 2-way groups, naive, 4 micro-batches"},
-        {four, 2, 2, CLT_PIPELINE_GPIPE, &two_stages, "2 stages x 2-way groups, gpipe, 2 micro-batches"},
-        {four, 2, 4, CLT_PIPELINE_GPIPE, &two_stages, "2 stages x 2-way groups, gpipe, 4 micro-batches"},
-        {four, 2, 2, CLT_PIPELINE_1F1B, &two_stages, "2 stages x 2-way groups, 1f1b, 2 micro-batches"},
-        {four, 2, 4, CLT_PIPELINE_1F1B, &two_stages, "2 stages x 2-way groups, 1f1b, 4 micro-batches"},
-        {four, 2, 3, CLT_PIPELINE_1F1B, &seed_place, "the seed placement on 2-way groups (group 0 holds 2 stages), 1f1b, 3 micro-batches"},
-        {three, 1, 4, CLT_PIPELINE_GPIPE, &three_stages, "3 stages of 1-device groups, gpipe, 4 micro-batches"},
-        {three, 3, 4, CLT_PIPELINE_1F1B, &one_stage, "one stage on a 3-way group, 1f1b, 4 micro-batches"},
+        {four, 2, 2, CLT_PIPELINE_NAIVE, 1, &two_stages, "2 stages x 2-way groups, naive, 2 micro-batches"},
+        {four, 2, 4, CLT_PIPELINE_NAIVE, 1, &two_stages, "2 stages x 2-way groups, naive, 4 micro-batches"},
+        {four, 2, 2, CLT_PIPELINE_GPIPE, 1, &two_stages, "2 stages x 2-way groups, gpipe, 2 micro-batches"},
+        {four, 2, 4, CLT_PIPELINE_GPIPE, 1, &two_stages, "2 stages x 2-way groups, gpipe, 4 micro-batches"},
+        {four, 2, 2, CLT_PIPELINE_1F1B, 1, &two_stages, "2 stages x 2-way groups, 1f1b, 2 micro-batches"},
+        {four, 2, 4, CLT_PIPELINE_1F1B, 1, &two_stages, "2 stages x 2-way groups, 1f1b, 4 micro-batches"},
+        {four, 2, 3, CLT_PIPELINE_1F1B, 1, &seed_place, "the seed placement on 2-way groups (group 0 holds 2 stages), 1f1b, 3 micro-batches"},
+        {three, 1, 4, CLT_PIPELINE_GPIPE, 1, &three_stages, "3 stages of 1-device groups, gpipe, 4 micro-batches"},
+        {three, 3, 4, CLT_PIPELINE_1F1B, 1, &one_stage, "one stage on a 3-way group, 1f1b, 4 micro-batches"},
+        {four, 2, 2, CLT_PIPELINE_ZB, 1, &two_stages, "2 stages x 2-way groups, zb, 2 micro-batches"},
+        {four, 2, 4, CLT_PIPELINE_ZB, 1, &two_stages, "2 stages x 2-way groups, zb, 4 micro-batches"},
+        {four, 2, 3, CLT_PIPELINE_ZB, 1, &seed_place, "the seed placement on 2-way groups (group 0 holds 2 stages), zb, 3 micro-batches"},
+        {three, 1, 6, CLT_PIPELINE_ZB, 1, &three_stages, "3 stages of 1-device groups, zb, 6 micro-batches"},
+        {four, 1, 2, CLT_PIPELINE_NAIVE, 2, &two_stages, "2 copies of 2 stages of 1-device groups, naive, 2 micro-batches"},
+        {four, 1, 4, CLT_PIPELINE_GPIPE, 2, &two_stages, "2 copies of 2 stages of 1-device groups, gpipe, 4 micro-batches"},
+        {four, 1, 3, CLT_PIPELINE_1F1B, 2, &two_stages, "2 copies of 2 stages of 1-device groups, 1f1b, 3 micro-batches"},
+        {four, 1, 4, CLT_PIPELINE_ZB, 2, &two_stages, "2 copies of 2 stages of 1-device groups, zb, 4 micro-batches"},
+        {eight, 2, 4, CLT_PIPELINE_1F1B, 2, &two_stages, "2 copies of 2 stages x 2-way groups on 8 devices, 1f1b, 4 micro-batches"},
+        {eight, 2, 3, CLT_PIPELINE_ZB, 2, &seed_place, "2 copies of the seed placement on 2-way groups on 8 devices, zb, 3 micro-batches"},
     };
     for (size_t c = 0; c < sizeof cases / sizeof cases[0]; c++) {
         clt_train_params p = tp;
         p.tensor_group = cases[c].group;
         p.micro_batches = cases[c].micro;
         p.pipeline = cases[c].sched;
+        p.pipelines = cases[c].pipelines;
         if (ok_status(train(cases[c].spec, p, 0.0f, cases[c].pl, &r), "%s: %d steps", cases[c].what, STEPS))
             seed_compare(&single, &r, cases[c].what, ATOL);
     }
@@ -244,6 +261,12 @@ int main(void)
             p.tensor_group = 2, p.micro_batches = 4, p.pipeline = CLT_PIPELINE_GPIPE;
             if (ok_status(train(four, p, 0.25f, &dropout_two, &r), "dropout in 2 stages x 2-way groups, gpipe, 4 micro-batches"))
                 seed_compare(&d1, &r, "dropout, 2 stages x 2-way groups", ATOL);
+            /* the model strategy's copies too: copy 1's rows are rows of the batch, not of its share */
+            p = base;
+            p.parallel = CLT_PARALLEL_MODEL, p.pipelines = 2, p.micro_batches = 2, p.pipeline = CLT_PIPELINE_1F1B;
+            p.verify_replicas = 1;
+            if (ok_status(train(four, p, 0.25f, &dropout_two, &r), "dropout in 2 copies of a 2-device pipeline (model parallel)"))
+                seed_compare(&d1, &r, "dropout, 2 copies of a 2-device pipeline", ATOL);
         }
     }
 
@@ -290,12 +313,9 @@ int main(void)
             ok_error(clt_trainer_create(&t, rt, m, &p), CLT_ERR_INVALID_ARG, "make 1 group",
                      "2 stages when all 4 devices form one group");
             p.tensor_group = 2, p.pipelines = 2;
-            ok_error(clt_trainer_create(&t, rt, m, &p), CLT_ERR_UNSUPPORTED, "pipelines 2",
-                     "2 copies of the pipeline of groups");
-            p.pipelines = 1, p.pipeline = CLT_PIPELINE_ZB;
-            ok_error(clt_trainer_create(&t, rt, m, &p), CLT_ERR_UNSUPPORTED,
-                     "the zb pipeline schedule with tensor groups as stages is not supported",
-                     "zero bubble with groups as stages, whose backwards do not split");
+            ok_error(clt_trainer_create(&t, rt, m, &p), CLT_ERR_INVALID_ARG,
+                     "2 copies of a placement on tensor groups 0..1 need 4 groups, but the runtime's 4 devices "
+                     "in groups of 2 (tensor_group) make 2", "2 copies of a pipeline of 2 groups on 2 groups");
             clt_model_destroy(m);
             ok(t == NULL, "no trainer made by the refused calls");
             clt_runtime_destroy(rt);
