@@ -884,8 +884,8 @@ typedef enum {
                                   backward's weight gradients computed later, in the time the stage
                                   would wait for the next gradient (and, in the cool-down, between
                                   the last backwards), so the previous stage gets its gradient
-                                  sooner; 1F1B's activation memory and bits. Model parallelism
-                                  only: tensor groups with a placement refuse it */
+                                  sooner; 1F1B's activation memory and bits. Pipelines of tensor
+                                  groups take it too (their stages split backward under it only) */
 } clt_pipeline_schedule;
 
 /* "naive", "gpipe", "1f1b", "zb"; "unknown" for other values. */
@@ -924,8 +924,8 @@ typedef struct {
      *                        verify_replicas.
      *   CLT_PARALLEL_MODEL   micro_batches, pipeline, pipelines, verify_replicas.
      *   CLT_PARALLEL_TENSOR  tensor_group, tensor_split, tensor_split_weights, verify_replicas;
-     *                        with a placement also micro_batches and pipeline (pipelines > 1
-     *                        is then CLT_ERR_UNSUPPORTED).
+     *                        with a placement also micro_batches, pipeline and pipelines
+     *                        (copies of the pipeline of groups).
      * Fields read by several modes mean the same in each: micro_batches and pipeline the
      * micro-batches of a step and their schedule through the stages (only the model pipeline
      * also splits backward into input- and weight-gradient passes under GPIPE and 1F1B, the
@@ -965,8 +965,9 @@ typedef struct {
                                    * of B splits into min(B, micro_batches) as equal as can be */
     clt_pipeline_schedule pipeline;   /* model, and tensor with a placement: the schedule
                                        * (default CLT_PIPELINE_NAIVE) */
-    int pipelines;                /* model, hybrid: P data-parallel copies of the pipeline (default
-                                   * 1). With a placement on devices 0..D-1, copy p runs on devices
+    int pipelines;                /* model (and tensor with a placement), hybrid: P data-parallel
+                                   * copies of the pipeline (default 1). Model parallelism: with
+                                   * a placement on devices 0..D-1, copy p runs on devices
                                    * p*D .. p*D+D-1 (the runtime needs P*D); without one, each copy
                                    * gets runtime devices / P, partitioned alike. The batch is split
                                    * between the copies and matching stages all-reduce their
@@ -983,8 +984,10 @@ typedef struct {
                                    * split only within one stage), run by `pipeline` with
                                    * `micro_batches`; every device of the next group receives
                                    * the whole activation, and gradients come back the same way.
-                                   * Groups past the highest one placed stay idle, and copies of
-                                   * such a pipeline (pipelines > 1) are not supported. */
+                                   * With pipelines = P, copy p of that pipeline runs on the
+                                   * groups after copy p - 1's (the runtime needs P times the
+                                   * groups placed, else CLT_ERR_INVALID_ARG); other groups past
+                                   * the highest one placed stay idle. */
     clt_split tensor_split;       /* tensor: how the features of split layers are shared between
                                    * the devices of a group (CLT_SPLIT_AUTO: by each device's
                                    * speed, timed at create: the fastest of 3 steps); the batch is
