@@ -132,7 +132,10 @@ static clt_plan_option *add(clt_plan_option *all, int *n, const clt_train_params
     return o;
 }
 
-/* Every candidate for N devices (see cltrain.h), into all (room for 2 N + 8). */
+/* The most candidates() lists for rt: N alone, 2 data, 2 tensor, 2 pipelines, 1 of copies. */
+static int max_candidates(const clt_runtime *rt) { return 2 * rt->nworkers + 8; }
+
+/* Every candidate for N devices (see cltrain.h), into all (room for max_candidates). */
 static int candidates(const clt_runtime *rt, const clt_train_params *p, clt_plan_option *all)
 {
     int N = rt->nworkers, n = 0;
@@ -180,7 +183,7 @@ clt_status clt_plan_parallel(clt_runtime *rt, const clt_model *m, const clt_trai
     clt_status st = clt__options_read(&p, params, sizeof p, CLT__TRAIN_PARAMS_V1, "clt_plan_parallel",
                                       "clt_train_params");
     if (st != CLT_OK) return st;
-    clt_plan_option *all = calloc((size_t)(2 * rt->nworkers + 8), sizeof *all);
+    clt_plan_option *all = calloc((size_t)max_candidates(rt), sizeof *all);
     trial_data d;
     if (!all) return clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "clt_plan_parallel: out of host memory");
     st = make_data(m, &p, &d);
@@ -220,7 +223,7 @@ clt_status clt_trainer_create(clt_trainer **out, clt_runtime *rt, const clt_mode
         return clt__trainer_create_mode(out, rt, m, params);
     if (!out) return clt__fail(CLT_ERR_INVALID_ARG, "clt_trainer_create: out is NULL");
     *out = NULL;
-    int count, chosen, cap = rt ? 2 * rt->nworkers + 8 : 0;
+    int count, chosen, cap = rt ? max_candidates(rt) : 0;
     clt_plan_option *o = calloc((size_t)(cap ? cap : 1), sizeof *o);
     if (!o) return clt__fail(CLT_ERR_OUT_OF_HOST_MEMORY, "clt_trainer_create: out of host memory");
     clt_status st = clt_plan_parallel(rt, m, params, o, cap, &count, &chosen);
