@@ -213,7 +213,7 @@ static void check_cnn(void)
  * (rebalance_every 1), so nearly every step gives each device a share it has not run before:
  * the trainer must train as one device does on the whole batches, follow the factors, and
  * build, create or first launch nothing while both devices run (t->late_kernels, what PoCL
- * 3.1 aborts on: README, Limits). The factors cycle twice: the second cycle's shares are all
+ * 3.1 aborts on: docs/DEVICES.md). The factors cycle twice: the second cycle's shares are all
  * known, so it makes nothing at all, not even a warm-up. */
 #define MOVE_BATCH 128
 #define MOVE_CYCLE 10
